@@ -1,0 +1,50 @@
+//! The builder's one error type.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Everything the Dockerfile front end can refuse.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A Dockerfile BuildKit would reject; the diagnostic names the place.
+    #[error("{0}")]
+    Syntax(Box<Diagnostic>),
+    /// A `${VAR...}` that cannot be expanded (bad syntax, or `${VAR:?msg}` on an unset VAR).
+    #[error("{0}")]
+    Expand(String),
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A message tied to a place in a Dockerfile, shown as `PATH:LINE:COL: message`, then the
+/// line and a caret under the column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// The file as the user named it (`-` or `<stdin>` for standard input).
+    pub path: String,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+    /// The text of the offending line, without its line break.
+    pub source_line: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{}:{}:{}: {}", self.path, self.line, self.column, self.message)?;
+        let gutter = self.line.to_string();
+        writeln!(f, "{gutter} | {}", self.source_line)?;
+        // Tabs stay tabs under the caret so it lines up in a terminal.
+        let pad: String = self
+            .source_line
+            .chars()
+            .take(self.column.saturating_sub(1))
+            .map(|c| if c == '\t' { '\t' } else { ' ' })
+            .collect();
+        write!(f, "{} | {pad}^", " ".repeat(gutter.len()))
+    }
+}

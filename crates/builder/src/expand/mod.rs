@@ -1,0 +1,1 @@
+//! Variable expansion (placeholder while the lexer lands).

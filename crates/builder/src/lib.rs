@@ -1,0 +1,19 @@
+//! kiln's Dockerfile front end: the pest grammar (`grammar/dockerfile.pest`), a typed
+//! syntax tree with source spans, and BuildKit's variable expansion. The build graph and
+//! executor will grow here too.
+
+pub mod ast;
+mod error;
+pub mod expand;
+pub mod json;
+mod parse;
+
+pub use error::{Diagnostic, Error};
+pub use parse::parse;
+
+/// The generated pest parser. Its rules are an implementation detail of [`parse`].
+mod grammar {
+    #[derive(pest_derive::Parser)]
+    #[grammar = "../../../grammar/dockerfile.pest"]
+    pub(crate) struct DockerfileGrammar;
+}
