@@ -1,5 +1,6 @@
 //! `kiln parse [-f PATH|-] [--json]`
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
@@ -14,6 +15,13 @@ pub struct Args {
     /// Print the syntax tree as JSON (schema in the README).
     #[arg(long)]
     json: bool,
+    /// Expand variables as a build would (ARG defaults, --build-arg, ENV), in the
+    /// instructions that BuildKit expands.
+    #[arg(long)]
+    expand: bool,
+    /// A build argument for --expand: NAME=VALUE, or NAME to take it from the environment.
+    #[arg(long = "build-arg", value_name = "NAME[=VALUE]", requires = "expand")]
+    build_args: Vec<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -27,13 +35,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     // BuildKit reads bytes; invalid UTF-8 becomes U+FFFD rather than a refusal.
     let text = String::from_utf8_lossy(&bytes);
-    let df = match kiln_builder::parse(&name, &text) {
+    let mut df = match kiln_builder::parse(&name, &text) {
         Ok(df) => df,
         Err(err) => {
             eprintln!("{err}");
             return Ok(ExitCode::FAILURE);
         }
     };
+    if args.expand {
+        let build_args = build_args(&args.build_args);
+        match kiln_builder::expand::dockerfile(&df, &build_args) {
+            Ok(expanded) => df.instructions = expanded,
+            Err(err) => {
+                eprintln!("{name}:{err}");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &kiln_builder::json::dockerfile(&df))?;
@@ -45,6 +63,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("{name}:{}:{}: warning: {}", w.span.start.line, w.span.start.column, w.message);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `NAME=VALUE`, or `NAME` alone to take the value from kiln's environment (as docker).
+fn build_args(specs: &[String]) -> BTreeMap<String, String> {
+    specs
+        .iter()
+        .filter_map(|spec| match spec.split_once('=') {
+            Some((k, v)) => Some((k.to_string(), v.to_string())),
+            None => std::env::var(spec).ok().map(|v| (spec.clone(), v)),
+        })
+        .collect()
 }
 
 /// One line per instruction: its lines, keyword, flags and arguments; heredocs beneath.

@@ -65,7 +65,7 @@ pub struct Instruction {
 pub struct Heredoc {
     /// The delimiter with its quotes removed.
     pub name: String,
-    /// The body, one `\n`-terminated line per body line; with `<<-` leading tabs removed.
+    /// The body as written, line breaks included; with `<<-` leading tabs are removed.
     pub content: String,
     /// False when any part of the delimiter was quoted: the body is then taken literally.
     pub expand: bool,
@@ -219,10 +219,19 @@ pub struct ArgDecl {
     pub default: Option<String>,
 }
 
+/// Whether a COPY/ADD source word is a heredoc marker (`<<EOF`, `<<-EOF`, `3<<"EOF"`)
+/// rather than a path, as the grammar reads it.
+pub fn is_heredoc_word(word: &str) -> bool {
+    let rest = word.trim_start_matches(|c: char| c.is_ascii_digit());
+    let name = rest.strip_prefix("<<").map(|r| r.strip_prefix('-').unwrap_or(r));
+    name.is_some_and(|n| !n.is_empty() && !n.contains('<'))
+}
+
 /// What COPY and ADD share.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CopySpec {
-    /// Sources as written; a heredoc source is its delimiter name.
+    /// Sources as written; a heredoc source stays as its marker (`<<EOF`, see
+    /// [`is_heredoc_word`]) and its body is in [`Instruction::heredocs`], in order.
     pub sources: Vec<String>,
     pub dest: String,
     pub chown: Option<String>,

@@ -11,6 +11,9 @@ mod parse;
 pub use error::{Diagnostic, Error};
 pub use parse::parse;
 
+// pest_derive without its `std` feature (see Cargo.toml) generates `::alloc` paths.
+extern crate alloc;
+
 /// The generated pest parser. Its rules are an implementation detail of [`parse`].
 mod grammar {
     #[derive(pest_derive::Parser)]

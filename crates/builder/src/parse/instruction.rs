@@ -143,12 +143,12 @@ fn convert(pair: Pair<'_, Rule>) -> Result<Parsed, Fail> {
                 return Err((start, "ONBUILD requires at least one argument".into()));
             };
             let trigger_start = trigger.as_span().start();
+            if trigger.as_rule() == Rule::nested_onbuild {
+                return Err((trigger_start, "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".into()));
+            }
             let text = trigger.as_str().to_string();
             let parsed = convert(trigger)?;
             match parsed.command {
-                Command::Onbuild(_) => {
-                    return Err((trigger_start, "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".into()))
-                }
                 Command::From(_) | Command::Maintainer(_) => {
                     let kw = parsed.command.keyword().to_uppercase();
                     return Err((trigger_start, format!("{kw} isn't allowed as an ONBUILD trigger")));
@@ -213,8 +213,23 @@ fn command_line(args: Option<Pair<'_, Rule>>, heredocs: &mut Vec<HeredocMarker>)
             heredoc_markers(args, heredocs);
             Ok(CommandLine::Shell(text))
         }
-        _ => Ok(CommandLine::Shell(args.as_str().to_string())),
+        _ => {
+            refuse_json_of_other_values(&args)?;
+            Ok(CommandLine::Shell(args.as_str().to_string()))
+        }
     }
+}
+
+/// A JSON array that is not all strings is an error, not a shell command (BuildKit).
+fn refuse_json_of_other_values(args: &Pair<'_, Rule>) -> Result<(), Fail> {
+    let text = args.as_str();
+    if text.starts_with('[') && serde_json::from_str::<Vec<serde_json::Value>>(text).is_ok() {
+        return Err((
+            args.as_span().start(),
+            "when using JSON array syntax, arrays must be comprised of strings only".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Exec form or whitespace-separated fields (COPY, ADD, VOLUME, EXPOSE).
@@ -223,6 +238,7 @@ fn list(args: Option<Pair<'_, Rule>>, heredocs: &mut Vec<HeredocMarker>) -> Resu
     if args.as_rule() == Rule::exec_form {
         return json_strings(args);
     }
+    refuse_json_of_other_values(&args)?;
     let mut out = Vec::new();
     for part in args.into_inner() {
         if part.as_rule() == Rule::heredoc {
@@ -237,13 +253,9 @@ fn json_strings(exec_form: Pair<'_, Rule>) -> Result<Vec<String>, Fail> {
     let array = exec_form.into_inner().next().expect("exec_form holds json_array");
     array
         .into_inner()
-        .map(|value| match value.as_rule() {
-            Rule::json_string => serde_json::from_str::<String>(value.as_str())
-                .map_err(|e| (value.as_span().start(), format!("invalid JSON string: {e}"))),
-            _ => Err((
-                value.as_span().start(),
-                "when using JSON array syntax, arrays must be comprised of strings only".to_string(),
-            )),
+        .map(|value| {
+            serde_json::from_str::<String>(value.as_str())
+                .map_err(|e| (value.as_span().start(), format!("invalid JSON string: {e}")))
         })
         .collect()
 }

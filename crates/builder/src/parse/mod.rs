@@ -43,20 +43,26 @@ impl<'a> Parser_<'a> {
         let mut instructions = Vec::new();
         let mut warnings = Vec::new();
         while self.offset < self.src.len() {
-            let rule = if self.escape == '`' { Rule::item_backtick } else { Rule::item_backslash };
-            let rest = &self.src[self.offset..];
-            let item = DockerfileGrammar::parse(rule, rest)
-                .ok()
-                .and_then(|mut pairs| pairs.next())
-                .ok_or_else(|| self.error_at(self.offset, "cannot read this line".into()))?;
-            let consumed = item.as_span().end();
-            if item.as_rule() == Rule::instruction_lines {
-                let start = self.offset;
-                self.offset += consumed;
-                let instr = self.instruction(start, item, &mut warnings)?;
+            let rule = if self.escape == '`' { Rule::items_backtick } else { Rule::items_backslash };
+            let batch_start = self.offset;
+            let items = DockerfileGrammar::parse(rule, &self.src[batch_start..])
+                .map_err(|_| self.error_at(batch_start, "cannot read this line".into()))?;
+            self.offset = self.src.len();
+            for item in items {
+                if item.as_rule() != Rule::instruction_lines {
+                    continue;
+                }
+                let start = batch_start + item.as_span().start();
+                let after = batch_start + item.as_span().end();
+                let instr = self.instruction(batch_start, start, after, item, &mut warnings)?;
+                let has_heredocs = !instr.heredocs.is_empty()
+                    || matches!(&instr.command, crate::ast::Command::Onbuild(t) if !t.heredocs.is_empty());
                 instructions.push(instr);
-            } else {
-                self.offset += consumed;
+                if has_heredocs {
+                    // The rest of this batch read heredoc bodies as instructions; the
+                    // next batch starts after the last body.
+                    break;
+                }
             }
         }
         self.check_stages(&instructions)?;
@@ -111,7 +117,9 @@ impl<'a> Parser_<'a> {
 
     fn instruction(
         &mut self,
+        base: usize,
         start: usize,
+        after: usize,
         item: pest::iterators::Pair<'a, Rule>,
         warnings: &mut Vec<Warning>,
     ) -> Result<Instruction, Error> {
@@ -119,7 +127,7 @@ impl<'a> Parser_<'a> {
         let mut empty_continuation = false;
         for part in item.into_inner() {
             match part.as_rule() {
-                Rule::segment => logical.push(part.as_str(), start + part.as_span().start()),
+                Rule::segment | Rule::first_segment => logical.push(part.as_str(), base + part.as_span().start()),
                 Rule::empty_continuation => empty_continuation = true,
                 _ => {}
             }
@@ -130,7 +138,12 @@ impl<'a> Parser_<'a> {
         })?;
         let mut end = self.end_of_text(start, &logical);
         let Parsed { mut command, flags, heredocs } = parsed;
-        let heredocs = self.heredoc_bodies(start, &heredocs, &mut end)?;
+        let heredocs = if heredocs.is_empty() {
+            Vec::new()
+        } else {
+            self.offset = after;
+            self.heredoc_bodies(start, &heredocs, &mut end)?
+        };
         let span = Span { start: self.lines.position(start), end: self.lines.position(end.max(start + 1) - 1) };
         let original = self.src[start..end].to_string();
         if empty_continuation {
