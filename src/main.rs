@@ -17,9 +17,21 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli::run(cli.command) {
         Ok(code) => code,
+        // A reader that stops early (`kiln parse | head`) is not an error.
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("kiln: {err:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        let io = cause
+            .downcast_ref::<std::io::Error>()
+            .map(std::io::Error::kind)
+            .or_else(|| cause.downcast_ref::<serde_json::Error>().and_then(|e| e.io_error_kind()));
+        io == Some(std::io::ErrorKind::BrokenPipe)
+    })
 }

@@ -46,10 +46,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let build_args = build_args(&args.build_args);
         match kiln_builder::expand::dockerfile(&df, &build_args) {
             Ok(expanded) => df.instructions = expanded,
-            Err(err) => {
-                eprintln!("{name}:{err}");
+            Err(kiln_builder::Error::Expand { at, message }) => {
+                eprintln!("{}", kiln_builder::Diagnostic::new(&name, &text, at, message));
                 return Ok(ExitCode::FAILURE);
             }
+            Err(err) => return Err(err.into()),
         }
     }
     let mut out = std::io::stdout().lock();

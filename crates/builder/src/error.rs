@@ -9,9 +9,10 @@ pub enum Error {
     /// A Dockerfile BuildKit would reject; the diagnostic names the place.
     #[error("{0}")]
     Syntax(Box<Diagnostic>),
-    /// A `${VAR...}` that cannot be expanded (bad syntax, or `${VAR:?msg}` on an unset VAR).
-    #[error("{0}")]
-    Expand(String),
+    /// A `${VAR...}` that cannot be expanded (bad syntax, or `${VAR:?msg}` on an unset
+    /// VAR), at the start of the instruction that holds it.
+    #[error("{}:{}: {message}", at.line, at.column)]
+    Expand { at: crate::ast::Position, message: String },
     #[error("cannot read {}: {source}", path.display())]
     Read {
         path: PathBuf,
@@ -31,6 +32,21 @@ pub struct Diagnostic {
     pub message: String,
     /// The text of the offending line, without its line break.
     pub source_line: String,
+}
+
+impl Diagnostic {
+    /// A diagnostic at `at` in `source`, quoting the line.
+    pub fn new(path: &str, source: &str, at: crate::ast::Position, message: String) -> Self {
+        let line = source.split('\n').nth(at.line.saturating_sub(1)).unwrap_or_default();
+        let line = line.strip_prefix('\u{feff}').unwrap_or(line);
+        Diagnostic {
+            path: path.to_string(),
+            line: at.line,
+            column: at.column,
+            message,
+            source_line: line.strip_suffix('\r').unwrap_or(line).to_string(),
+        }
+    }
 }
 
 impl fmt::Display for Diagnostic {

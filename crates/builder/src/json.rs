@@ -85,6 +85,7 @@ fn args(command: &Command) -> (Value, bool) {
 fn command_line(c: &CommandLine) -> (Value, bool) {
     match c {
         CommandLine::Exec(argv) => (json!(argv), true),
+        CommandLine::Shell(text) if text.is_empty() => (json!([]), false),
         CommandLine::Shell(text) => (json!([text]), false),
     }
 }

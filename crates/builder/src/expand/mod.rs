@@ -33,7 +33,7 @@ impl Variables for BTreeMap<String, String> {
 /// Returns `instr` with its expandable arguments expanded against `vars`, using the
 /// Dockerfile's escape character. Errors name the instruction's line.
 pub fn instruction(instr: &Instruction, escape: char, vars: &dyn Variables) -> Result<Instruction, Error> {
-    let fail = |message: String| Error::Expand(format!("{}:{}: {message}", instr.span.start.line, instr.span.start.column));
+    let fail = |message: String| Error::Expand { at: instr.span.start, message };
     let one = |s: &str| word(s, escape, vars).map_err(fail);
     let opt = |s: &Option<String>| s.as_deref().map(one).transpose();
     let mut out = instr.clone();
