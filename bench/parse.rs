@@ -5,14 +5,24 @@ use std::time::Instant;
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let dir = args.next().unwrap_or_else(|| "../shared/corpus/dockerfiles".into());
+    let dir = args
+        .next()
+        .unwrap_or_else(|| "../shared/corpus/dockerfiles".into());
     let rounds: usize = args.next().and_then(|r| r.parse().ok()).unwrap_or(20);
     let mut files: Vec<(String, String)> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("cannot read the corpus at {dir}: {e}"))
         .filter_map(|e| e.ok())
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "Dockerfile") || p.file_name().is_some_and(|n| n == "Containerfile"))
-        .map(|p| (p.display().to_string(), String::from_utf8_lossy(&std::fs::read(&p).expect("read")).into_owned()))
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "Dockerfile")
+                || p.file_name().is_some_and(|n| n == "Containerfile")
+        })
+        .map(|p| {
+            (
+                p.display().to_string(),
+                String::from_utf8_lossy(&std::fs::read(&p).expect("read")).into_owned(),
+            )
+        })
         .collect();
     files.sort();
     let bytes: usize = files.iter().map(|(_, t)| t.len()).sum();

@@ -7,7 +7,11 @@ use std::process::ExitCode;
 use clap::Parser;
 
 #[derive(Parser)]
-#[command(name = "kiln", version, about = "Build, store, serve and run container images")]
+#[command(
+    name = "kiln",
+    version,
+    about = "Build, store, serve and run container images"
+)]
 struct Cli {
     #[command(subcommand)]
     command: cli::Command,
@@ -31,7 +35,11 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
         let io = cause
             .downcast_ref::<std::io::Error>()
             .map(std::io::Error::kind)
-            .or_else(|| cause.downcast_ref::<serde_json::Error>().and_then(|e| e.io_error_kind()));
+            .or_else(|| {
+                cause
+                    .downcast_ref::<serde_json::Error>()
+                    .and_then(|e| e.io_error_kind())
+            });
         io == Some(std::io::ErrorKind::BrokenPipe)
     })
 }

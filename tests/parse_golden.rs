@@ -40,7 +40,12 @@ fn check(case: &Path, file: &str, actual: &str) -> Option<String> {
         return None;
     }
     let expected = std::fs::read_to_string(&path).unwrap_or_default();
-    (expected != actual).then(|| format!("{}:\n--- expected\n{expected}\n--- actual\n{actual}", path.display()))
+    (expected != actual).then(|| {
+        format!(
+            "{}:\n--- expected\n{expected}\n--- actual\n{actual}",
+            path.display()
+        )
+    })
 }
 
 fn root() -> PathBuf {
@@ -55,13 +60,31 @@ fn valid_dockerfiles_parse_to_the_expected_tree() {
         let text = kiln_parse(&case, &[]);
         for out in [&json, &text] {
             if !out.status.success() {
-                failures.push(format!("{}: exit {}: {}", case.display(), out.status, String::from_utf8_lossy(&out.stderr)));
+                failures.push(format!(
+                    "{}: exit {}: {}",
+                    case.display(),
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr)
+                ));
             }
         }
-        failures.extend(check(&case, "expected.json", &String::from_utf8_lossy(&json.stdout)));
-        failures.extend(check(&case, "expected.txt", &String::from_utf8_lossy(&text.stdout)));
+        failures.extend(check(
+            &case,
+            "expected.json",
+            &String::from_utf8_lossy(&json.stdout),
+        ));
+        failures.extend(check(
+            &case,
+            "expected.txt",
+            &String::from_utf8_lossy(&text.stdout),
+        ));
     }
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -70,16 +93,31 @@ fn invalid_dockerfiles_are_refused_with_location() {
     for case in cases(&root().join("invalid")) {
         let out = kiln_parse(&case, &["--json"]);
         if out.status.code() != Some(1) {
-            failures.push(format!("{}: expected exit code 1, got {}", case.display(), out.status));
+            failures.push(format!(
+                "{}: expected exit code 1, got {}",
+                case.display(),
+                out.status
+            ));
         }
         if !out.stdout.is_empty() {
-            failures.push(format!("{}: printed a tree for a refused file", case.display()));
+            failures.push(format!(
+                "{}: printed a tree for a refused file",
+                case.display()
+            ));
         }
         let err = String::from_utf8_lossy(&out.stderr);
         if !err.starts_with("Dockerfile:") {
-            failures.push(format!("{}: error does not start with PATH:LINE:COL: {err}", case.display()));
+            failures.push(format!(
+                "{}: error does not start with PATH:LINE:COL: {err}",
+                case.display()
+            ));
         }
         failures.extend(check(&case, "expected.err", &err));
     }
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -27,7 +27,9 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (name, bytes) = if args.file == "-" {
         let mut buf = Vec::new();
-        std::io::stdin().read_to_end(&mut buf).context("reading the Dockerfile from standard input")?;
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .context("reading the Dockerfile from standard input")?;
         ("<stdin>".to_string(), buf)
     } else {
         let bytes = std::fs::read(&args.file).with_context(|| format!("reading {}", args.file))?;
@@ -47,7 +49,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         match kiln_builder::expand::dockerfile(&df, &build_args) {
             Ok(expanded) => df.instructions = expanded,
             Err(kiln_builder::Error::Expand { at, message }) => {
-                eprintln!("{}", kiln_builder::Diagnostic::new(&name, &text, at, message));
+                eprintln!(
+                    "{}",
+                    kiln_builder::Diagnostic::new(&name, &text, at, message)
+                );
                 return Ok(ExitCode::FAILURE);
             }
             Err(err) => return Err(err.into()),
@@ -61,7 +66,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         write_readable(&mut out, &df)?;
     }
     for w in &df.warnings {
-        eprintln!("{name}:{}:{}: warning: {}", w.span.start.line, w.span.start.column, w.message);
+        eprintln!(
+            "{name}:{}:{}: warning: {}",
+            w.span.start.line, w.span.start.column, w.message
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -88,7 +96,11 @@ fn write_readable(out: &mut impl Write, df: &Dockerfile) -> std::io::Result<()> 
     Ok(())
 }
 
-fn write_instruction(out: &mut impl Write, instr: &Instruction, depth: usize) -> std::io::Result<()> {
+fn write_instruction(
+    out: &mut impl Write,
+    instr: &Instruction,
+    depth: usize,
+) -> std::io::Result<()> {
     let lines = if instr.span.start.line == instr.span.end.line {
         instr.span.start.line.to_string()
     } else {
@@ -96,7 +108,10 @@ fn write_instruction(out: &mut impl Write, instr: &Instruction, depth: usize) ->
     };
     let indent = "  ".repeat(depth);
     let value = kiln_builder::json::instruction(instr);
-    let mut head = format!("{lines:>7}  {indent}{}", instr.command.keyword().to_uppercase());
+    let mut head = format!(
+        "{lines:>7}  {indent}{}",
+        instr.command.keyword().to_uppercase()
+    );
     for flag in &instr.flags {
         head.push(' ');
         head.push_str(flag);
@@ -107,13 +122,21 @@ fn write_instruction(out: &mut impl Write, instr: &Instruction, depth: usize) ->
             return write_instruction(out, trigger, depth + 1);
         }
         Command::Run(r) if matches!(r.command, CommandLine::Exec(_)) => head.push_str(" [exec]"),
-        Command::Cmd(CommandLine::Exec(_)) | Command::Entrypoint(CommandLine::Exec(_)) => head.push_str(" [exec]"),
+        Command::Cmd(CommandLine::Exec(_)) | Command::Entrypoint(CommandLine::Exec(_)) => {
+            head.push_str(" [exec]")
+        }
         _ => {}
     }
     writeln!(out, "{head} {}", value["args"])?;
     for h in &instr.heredocs {
         let mode = if h.expand { "expands" } else { "literal" };
-        writeln!(out, "{:>7}  {indent}  <<{} ({mode}, {} lines)", "", h.name, h.content.lines().count())?;
+        writeln!(
+            out,
+            "{:>7}  {indent}  <<{} ({mode}, {} lines)",
+            "",
+            h.name,
+            h.content.lines().count()
+        )?;
     }
     Ok(())
 }

@@ -223,7 +223,9 @@ pub struct ArgDecl {
 /// rather than a path, as the grammar reads it.
 pub fn is_heredoc_word(word: &str) -> bool {
     let rest = word.trim_start_matches(|c: char| c.is_ascii_digit());
-    let name = rest.strip_prefix("<<").map(|r| r.strip_prefix('-').unwrap_or(r));
+    let name = rest
+        .strip_prefix("<<")
+        .map(|r| r.strip_prefix('-').unwrap_or(r));
     name.is_some_and(|n| !n.is_empty() && !n.contains('<'))
 }
 

@@ -12,7 +12,10 @@ pub enum Error {
     /// A `${VAR...}` that cannot be expanded (bad syntax, or `${VAR:?msg}` on an unset
     /// VAR), at the start of the instruction that holds it.
     #[error("{}:{}: {message}", at.line, at.column)]
-    Expand { at: crate::ast::Position, message: String },
+    Expand {
+        at: crate::ast::Position,
+        message: String,
+    },
     #[error("cannot read {}: {source}", path.display())]
     Read {
         path: PathBuf,
@@ -37,7 +40,10 @@ pub struct Diagnostic {
 impl Diagnostic {
     /// A diagnostic at `at` in `source`, quoting the line.
     pub fn new(path: &str, source: &str, at: crate::ast::Position, message: String) -> Self {
-        let line = source.split('\n').nth(at.line.saturating_sub(1)).unwrap_or_default();
+        let line = source
+            .split('\n')
+            .nth(at.line.saturating_sub(1))
+            .unwrap_or_default();
         let line = line.strip_prefix('\u{feff}').unwrap_or(line);
         Diagnostic {
             path: path.to_string(),
@@ -51,7 +57,11 @@ impl Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{}:{}:{}: {}", self.path, self.line, self.column, self.message)?;
+        writeln!(
+            f,
+            "{}:{}:{}: {}",
+            self.path, self.line, self.column, self.message
+        )?;
         let gutter = self.line.to_string();
         writeln!(f, "{gutter} | {}", self.source_line)?;
         // Tabs stay tabs under the caret so it lines up in a terminal.

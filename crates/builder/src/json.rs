@@ -48,7 +48,12 @@ fn position(p: Position) -> Value {
 /// The arguments after continuation joining, and whether they were in exec (JSON) form.
 fn args(command: &Command) -> (Value, bool) {
     let strings = |v: &[String]| json!(v);
-    let pairs = |kvs: &[KeyValue]| json!(kvs.iter().map(|kv| json!({"key": kv.key, "value": kv.value})).collect::<Vec<_>>());
+    let pairs = |kvs: &[KeyValue]| {
+        json!(kvs
+            .iter()
+            .map(|kv| json!({"key": kv.key, "value": kv.value}))
+            .collect::<Vec<_>>())
+    };
     match command {
         Command::From(f) => {
             let mut v = vec![f.image.clone()];
@@ -62,10 +67,16 @@ fn args(command: &Command) -> (Value, bool) {
         Command::Shell(argv) => (strings(argv), true),
         Command::Label(kvs) | Command::Env(kvs) => (pairs(kvs), false),
         Command::Arg(decls) => (
-            json!(decls.iter().map(|d| json!({"key": d.name, "value": d.default})).collect::<Vec<_>>()),
+            json!(decls
+                .iter()
+                .map(|d| json!({"key": d.name, "value": d.default}))
+                .collect::<Vec<_>>()),
             false,
         ),
-        Command::Maintainer(s) | Command::User(s) | Command::Workdir(s) | Command::StopSignal(s) => (json!([s]), false),
+        Command::Maintainer(s)
+        | Command::User(s)
+        | Command::Workdir(s)
+        | Command::StopSignal(s) => (json!([s]), false),
         Command::Expose(v) => (strings(v), false),
         // VOLUME keeps no record of its form; a list is a list either way.
         Command::Volume(v) => (strings(v), false),

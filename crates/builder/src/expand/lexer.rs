@@ -83,11 +83,25 @@ struct Lexer<'a> {
     vars: &'a dyn Variables,
     mode: Mode,
     split: bool,
+    /// How many `${` enclose the current position; bounded so that no input can exhaust
+    /// the stack.
+    depth: usize,
 }
+
+/// Deeper than any real Dockerfile nests `${...}`; refused past that.
+const MAX_DEPTH: usize = 64;
 
 impl<'a> Lexer<'a> {
     fn new(text: &str, escape: char, vars: &'a dyn Variables, mode: Mode, split: bool) -> Self {
-        Lexer { chars: text.chars().collect(), pos: 0, escape, vars, mode, split }
+        Lexer {
+            chars: text.chars().collect(),
+            pos: 0,
+            escape,
+            vars,
+            mode,
+            split,
+            depth: 0,
+        }
     }
 
     fn peek(&self) -> Option<char> {
@@ -101,7 +115,12 @@ impl<'a> Lexer<'a> {
     }
 
     fn run(&mut self) -> Result<Vec<String>, String> {
-        let mut out = Output { split: self.split, words: Vec::new(), current: String::new(), started: false };
+        let mut out = Output {
+            split: self.split,
+            words: Vec::new(),
+            current: String::new(),
+            started: false,
+        };
         self.process(&mut out, None)?;
         out.finish();
         if !self.split && out.words.is_empty() {
@@ -197,6 +216,19 @@ impl<'a> Lexer<'a> {
             return Ok(self.vars.lookup(&name).unwrap_or_default().to_string());
         }
         self.pos += 1;
+        if self.depth == MAX_DEPTH {
+            return Err(format!(
+                "variable substitutions nested more than {MAX_DEPTH} deep"
+            ));
+        }
+        self.depth += 1;
+        let result = self.braced();
+        self.depth -= 1;
+        result
+    }
+
+    /// After `${`: the name, then `}` or a modifier.
+    fn braced(&mut self) -> Result<String, String> {
         let name = self.name();
         if name.is_empty() {
             return Err("bad substitution: ${} needs a variable name".into());
@@ -252,14 +284,26 @@ impl<'a> Lexer<'a> {
 
     /// The word after a modifier, up to the closing brace, itself expanded.
     fn modifier_word(&mut self, name: &str) -> Result<String, String> {
-        let mut word = Output { split: false, words: Vec::new(), current: String::new(), started: false };
+        let mut word = Output {
+            split: false,
+            words: Vec::new(),
+            current: String::new(),
+            started: false,
+        };
         if !self.process(&mut word, Some('}'))? {
             return Err(format!("syntax error: missing '}}' in ${{{name}...}}"));
         }
         Ok(word.current)
     }
 
-    fn apply_default(&self, name: &str, op: char, value: Option<&str>, word: String, unset: &str) -> Result<String, String> {
+    fn apply_default(
+        &self,
+        name: &str,
+        op: char,
+        value: Option<&str>,
+        word: String,
+        unset: &str,
+    ) -> Result<String, String> {
         match op {
             '-' => Ok(value.map_or(word, str::to_string)),
             '+' => Ok(if value.is_some() { word } else { String::new() }),
@@ -359,7 +403,9 @@ fn glob(pattern: &[char], text: &[char]) -> bool {
             (None, Some(&c)) => c == '[' && glob(&pattern[1..], &text[1..]),
             (_, None) => false,
         },
-        Some('\\') if pattern.len() > 1 => text.first() == Some(&pattern[1]) && glob(&pattern[2..], &text[1..]),
+        Some('\\') if pattern.len() > 1 => {
+            text.first() == Some(&pattern[1]) && glob(&pattern[2..], &text[1..])
+        }
         Some(p) => text.first() == Some(p) && glob(&pattern[1..], &text[1..]),
     }
 }

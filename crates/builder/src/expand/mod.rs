@@ -31,53 +31,61 @@ impl Variables for BTreeMap<String, String> {
 }
 
 /// Returns `instr` with its expandable arguments expanded against `vars`, using the
-/// Dockerfile's escape character. Errors name the instruction's line.
-pub fn instruction(instr: &Instruction, escape: char, vars: &dyn Variables) -> Result<Instruction, Error> {
-    let fail = |message: String| Error::Expand { at: instr.span.start, message };
-    let one = |s: &str| word(s, escape, vars).map_err(fail);
-    let opt = |s: &Option<String>| s.as_deref().map(one).transpose();
+/// Dockerfile's escape character. Errors name the instruction's position.
+pub fn instruction(
+    instr: &Instruction,
+    escape: char,
+    vars: &dyn Variables,
+) -> Result<Instruction, Error> {
+    let x = Expander {
+        escape,
+        vars,
+        at: instr.span.start,
+    };
     let mut out = instr.clone();
     match &mut out.command {
         Command::From(f) => {
-            f.image = one(&f.image)?;
-            f.platform = opt(&f.platform)?;
+            x.one(&mut f.image)?;
+            x.opt(&mut f.platform)?;
         }
         Command::Env(kvs) | Command::Label(kvs) => {
             for kv in kvs {
-                kv.key = one(&kv.key)?;
-                kv.value = one(&kv.value)?;
+                x.one(&mut kv.key)?;
+                x.one(&mut kv.value)?;
             }
         }
         Command::Arg(decls) => {
             for d in decls {
-                d.default = opt(&d.default)?;
+                x.opt(&mut d.default)?;
             }
         }
         Command::Expose(ports) => {
             let mut expanded = Vec::new();
             for p in ports.iter() {
-                expanded.extend(words(p, escape, vars).map_err(fail)?);
+                expanded.extend(words(p, escape, vars).map_err(|m| x.fail(m))?);
             }
             *ports = expanded;
         }
-        Command::Volume(paths) => {
-            for p in paths {
-                *p = one(p)?;
-            }
-        }
-        Command::User(s) | Command::Workdir(s) | Command::StopSignal(s) => *s = one(s)?,
+        Command::Volume(paths) => x.all(paths)?,
+        Command::User(s) | Command::Workdir(s) | Command::StopSignal(s) => x.one(s)?,
         Command::Copy(c) => {
-            c.from = opt(&c.from)?;
-            expand_copy(&mut c.spec, &one, &opt)?;
+            x.opt(&mut c.from)?;
+            x.copy(&mut c.spec)?;
         }
         Command::Add(a) => {
-            a.checksum = opt(&a.checksum)?;
-            expand_copy(&mut a.spec, &one, &opt)?;
+            x.opt(&mut a.checksum)?;
+            x.copy(&mut a.spec)?;
         }
         Command::Run(r) => {
             for m in &mut r.mounts {
-                for field in [&mut m.target, &mut m.source, &mut m.from, &mut m.id, &mut m.env] {
-                    *field = opt(field)?;
+                for field in [
+                    &mut m.target,
+                    &mut m.source,
+                    &mut m.from,
+                    &mut m.id,
+                    &mut m.env,
+                ] {
+                    x.opt(field)?;
                 }
             }
         }
@@ -90,39 +98,66 @@ pub fn instruction(instr: &Instruction, escape: char, vars: &dyn Variables) -> R
     }
     // Flag values are expanded where BuildKit expands them; the flag words shown to tools
     // follow, so they agree with the typed fields.
-    if matches!(out.command, Command::From(_) | Command::Copy(_) | Command::Add(_) | Command::Run(_)) {
+    if matches!(
+        out.command,
+        Command::From(_) | Command::Copy(_) | Command::Add(_) | Command::Run(_)
+    ) {
         for flag in &mut out.flags {
             if let Some((name, value)) = flag.split_once('=') {
-                *flag = format!("{name}={}", one(value)?);
+                let mut value = value.to_string();
+                x.one(&mut value)?;
+                *flag = format!("{name}={value}");
             }
         }
     }
     if matches!(out.command, Command::Copy(_) | Command::Add(_)) {
         for h in out.heredocs.iter_mut().filter(|h| h.expand) {
-            h.content = heredoc(&h.content, vars).map_err(fail)?;
+            h.content = heredoc(&h.content, vars).map_err(|m| x.fail(m))?;
         }
     }
     Ok(out)
 }
 
-fn expand_copy(
-    spec: &mut crate::ast::CopySpec,
-    one: &dyn Fn(&str) -> Result<String, Error>,
-    opt: &dyn Fn(&Option<String>) -> Result<Option<String>, Error>,
-) -> Result<(), Error> {
-    for src in &mut spec.sources {
-        // A heredoc source names its body; it is not a path to expand.
-        if !(!spec.json && crate::ast::is_heredoc_word(src)) {
-            *src = one(src)?;
+/// Expands fields in place, failing at one instruction's position.
+struct Expander<'a> {
+    escape: char,
+    vars: &'a dyn Variables,
+    at: crate::ast::Position,
+}
+
+impl Expander<'_> {
+    fn fail(&self, message: String) -> Error {
+        Error::Expand {
+            at: self.at,
+            message,
         }
     }
-    spec.dest = one(&spec.dest)?;
-    spec.chown = opt(&spec.chown)?;
-    spec.chmod = opt(&spec.chmod)?;
-    for e in &mut spec.exclude {
-        *e = one(e)?;
+
+    fn one(&self, s: &mut String) -> Result<(), Error> {
+        *s = word(s, self.escape, self.vars).map_err(|m| self.fail(m))?;
+        Ok(())
     }
-    Ok(())
+
+    fn opt(&self, s: &mut Option<String>) -> Result<(), Error> {
+        s.as_mut().map_or(Ok(()), |s| self.one(s))
+    }
+
+    fn all(&self, list: &mut [String]) -> Result<(), Error> {
+        list.iter_mut().try_for_each(|s| self.one(s))
+    }
+
+    fn copy(&self, spec: &mut crate::ast::CopySpec) -> Result<(), Error> {
+        for src in &mut spec.sources {
+            // A heredoc source names its body; it is not a path to expand.
+            if spec.json || !crate::ast::is_heredoc_word(src) {
+                self.one(src)?;
+            }
+        }
+        self.one(&mut spec.dest)?;
+        self.opt(&mut spec.chown)?;
+        self.opt(&mut spec.chmod)?;
+        self.all(&mut spec.exclude)
+    }
 }
 
 /// Expands a whole Dockerfile the way a build walks it, for `kiln parse --expand`:
@@ -130,7 +165,10 @@ fn expand_copy(
 /// takes its value from `build_args`, else its default, else the global ARG of the same
 /// name; ENV values are visible to the instructions after them. The base image's own
 /// environment is not known here (no image is read), so it is taken as empty.
-pub fn dockerfile(df: &Dockerfile, build_args: &BTreeMap<String, String>) -> Result<Vec<Instruction>, Error> {
+pub fn dockerfile(
+    df: &Dockerfile,
+    build_args: &BTreeMap<String, String>,
+) -> Result<Vec<Instruction>, Error> {
     let mut global: BTreeMap<String, String> = BTreeMap::new();
     let mut stage: Option<BTreeMap<String, String>> = None;
     let mut out = Vec::with_capacity(df.instructions.len());
@@ -141,9 +179,16 @@ pub fn dockerfile(df: &Dockerfile, build_args: &BTreeMap<String, String>) -> Res
             Command::Arg(decls) => {
                 for d in decls {
                     let inherited = stage.as_ref().and_then(|_| global.get(&d.name)).cloned();
-                    let value = build_args.get(&d.name).cloned().or_else(|| d.default.clone()).or(inherited);
+                    let value = build_args
+                        .get(&d.name)
+                        .cloned()
+                        .or_else(|| d.default.clone())
+                        .or(inherited);
                     if let Some(v) = value {
-                        stage.as_mut().unwrap_or(&mut global).insert(d.name.clone(), v);
+                        stage
+                            .as_mut()
+                            .unwrap_or(&mut global)
+                            .insert(d.name.clone(), v);
                     }
                 }
             }

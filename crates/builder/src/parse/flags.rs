@@ -83,7 +83,8 @@ impl Flags {
                 let takes = if allowed.is_empty() {
                     format!("{} takes no flags", keyword.to_uppercase())
                 } else {
-                    let names: Vec<String> = allowed.iter().map(|(n, _)| format!("--{n}")).collect();
+                    let names: Vec<String> =
+                        allowed.iter().map(|(n, _)| format!("--{n}")).collect();
                     format!("{} takes {}", keyword.to_uppercase(), names.join(", "))
                 };
                 return Err((offset, format!("unknown flag: --{name} ({takes})")));
@@ -92,15 +93,28 @@ impl Flags {
                 return Err((offset, format!("duplicate flag specified: --{name}")));
             }
             match (kind, value.as_deref()) {
-                (Kind::Bool, Some(v)) if !v.eq_ignore_ascii_case("true") && !v.eq_ignore_ascii_case("false") => {
-                    return Err((offset, format!("expecting boolean value for flag --{name}, not: {v}")))
+                (Kind::Bool, Some(v))
+                    if !v.eq_ignore_ascii_case("true") && !v.eq_ignore_ascii_case("false") =>
+                {
+                    return Err((
+                        offset,
+                        format!("expecting boolean value for flag --{name}, not: {v}"),
+                    ))
                 }
                 (Kind::Text | Kind::List, None) => {
-                    return Err((offset, format!("missing a value on flag: --{name} (write --{name}=VALUE)")))
+                    return Err((
+                        offset,
+                        format!("missing a value on flag: --{name} (write --{name}=VALUE)"),
+                    ))
                 }
                 _ => {}
             }
-            flags.push(Flag { name, value, word, offset });
+            flags.push(Flag {
+                name,
+                value,
+                word,
+                offset,
+            });
         }
         Ok(Flags { flags })
     }
@@ -110,14 +124,18 @@ impl Flags {
     }
 
     pub(super) fn text(&self, name: &str) -> Option<String> {
-        self.flags.iter().find(|f| f.name == name).and_then(|f| f.value.clone())
-    }
-
-    pub(super) fn bool(&self, name: &str) -> bool {
         self.flags
             .iter()
             .find(|f| f.name == name)
-            .is_some_and(|f| f.value.as_deref().is_none_or(|v| v.eq_ignore_ascii_case("true")))
+            .and_then(|f| f.value.clone())
+    }
+
+    pub(super) fn bool(&self, name: &str) -> bool {
+        self.flags.iter().find(|f| f.name == name).is_some_and(|f| {
+            f.value
+                .as_deref()
+                .is_none_or(|v| v.eq_ignore_ascii_case("true"))
+        })
     }
 
     fn all<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s Flag> + 's {
@@ -138,7 +156,10 @@ impl Flags {
                 "default" => Ok(NetworkMode::Default),
                 "none" => Ok(NetworkMode::None),
                 "host" => Ok(NetworkMode::Host),
-                _ => Err((self.offset("network"), format!("unsupported network mode {v:?} (use default, none or host)"))),
+                _ => Err((
+                    self.offset("network"),
+                    format!("unsupported network mode {v:?} (use default, none or host)"),
+                )),
             })
             .transpose()
     }
@@ -148,7 +169,10 @@ impl Flags {
             .map(|v| match v.as_str() {
                 "sandbox" => Ok(Security::Sandbox),
                 "insecure" => Ok(Security::Insecure),
-                _ => Err((self.offset("security"), format!("unsupported security mode {v:?} (use sandbox or insecure)"))),
+                _ => Err((
+                    self.offset("security"),
+                    format!("unsupported security mode {v:?} (use sandbox or insecure)"),
+                )),
             })
             .transpose()
     }
@@ -160,10 +184,16 @@ impl Flags {
     }
 
     pub(super) fn duration(&self, name: &str) -> Result<Option<Duration>, Fail> {
-        let Some(v) = self.text(name) else { return Ok(None) };
+        let Some(v) = self.text(name) else {
+            return Ok(None);
+        };
         let at = self.offset(name);
-        let d = parse_go_duration(&v)
-            .ok_or_else(|| (at, format!("--{name}: invalid duration {v:?} (write e.g. 30s, 1m30s, 500ms)")))?;
+        let d = parse_go_duration(&v).ok_or_else(|| {
+            (
+                at,
+                format!("--{name}: invalid duration {v:?} (write e.g. 30s, 1m30s, 500ms)"),
+            )
+        })?;
         if !d.is_zero() && d < Duration::from_millis(1) {
             return Err((at, format!("--{name} cannot be less than 1ms")));
         }
@@ -173,8 +203,12 @@ impl Flags {
     pub(super) fn retries(&self) -> Result<Option<u32>, Fail> {
         self.text("retries")
             .map(|v| {
-                v.parse::<u32>()
-                    .map_err(|_| (self.offset("retries"), format!("--retries must be a whole number 0 or more, not {v:?}")))
+                v.parse::<u32>().map_err(|_| {
+                    (
+                        self.offset("retries"),
+                        format!("--retries must be a whole number 0 or more, not {v:?}"),
+                    )
+                })
             })
             .transpose()
     }
@@ -224,7 +258,11 @@ fn parse_mount(spec: &str) -> Result<Mount, String> {
         .map(|p| csv_unquote(p.as_str()))
         .collect();
     // The type decides which keys are valid, so read it first wherever it stands.
-    if let Some(i) = fields.iter().position(|f| f.split('=').next().is_some_and(|k| k.eq_ignore_ascii_case("type"))) {
+    if let Some(i) = fields.iter().position(|f| {
+        f.split('=')
+            .next()
+            .is_some_and(|k| k.eq_ignore_ascii_case("type"))
+    }) {
         let field = fields.remove(i);
         let value = field.split_once('=').map_or("", |(_, v)| v);
         mount.kind = match value.to_ascii_lowercase().as_str() {
@@ -233,7 +271,11 @@ fn parse_mount(spec: &str) -> Result<Mount, String> {
             "tmpfs" => MountKind::Tmpfs,
             "secret" => MountKind::Secret,
             "ssh" => MountKind::Ssh,
-            _ => return Err(format!("unsupported mount type {value:?} (use bind, cache, tmpfs, secret or ssh)")),
+            _ => {
+                return Err(format!(
+                    "unsupported mount type {value:?} (use bind, cache, tmpfs, secret or ssh)"
+                ))
+            }
         };
     }
     for field in fields.iter().filter(|f| !f.is_empty()) {
@@ -241,15 +283,21 @@ fn parse_mount(spec: &str) -> Result<Mount, String> {
             Some((k, v)) => (k.to_ascii_lowercase(), Some(v)),
             None => (field.to_ascii_lowercase(), None),
         };
-        let need = |v: Option<&str>| v.map(str::to_string).ok_or_else(|| format!("mount option {key} needs a value: {key}=..."));
+        let need = |v: Option<&str>| {
+            v.map(str::to_string)
+                .ok_or_else(|| format!("mount option {key} needs a value: {key}=..."))
+        };
         let flag = |v: Option<&str>| match v.map(str::to_ascii_lowercase).as_deref() {
             None | Some("true") => Ok(true),
             Some("false") => Ok(false),
-            Some(other) => Err(format!("mount option {key}: expected true or false, not {other:?}")),
+            Some(other) => Err(format!(
+                "mount option {key}: expected true or false, not {other:?}"
+            )),
         };
         let number = |v: Option<&str>, radix: u32| -> Result<u64, String> {
             let v = v.ok_or_else(|| format!("mount option {key} needs a value"))?;
-            u64::from_str_radix(v, radix).map_err(|_| format!("mount option {key}: invalid number {v:?}"))
+            u64::from_str_radix(v, radix)
+                .map_err(|_| format!("mount option {key}: invalid number {v:?}"))
         };
         let kind = mount.kind;
         let valid = match key.as_str() {
@@ -283,17 +331,29 @@ fn parse_mount(spec: &str) -> Result<Mount, String> {
                     "shared" => CacheSharing::Shared,
                     "private" => CacheSharing::Private,
                     "locked" => CacheSharing::Locked,
-                    _ => return Err(format!("unsupported sharing value {v:?} (use shared, private or locked)")),
+                    _ => {
+                        return Err(format!(
+                            "unsupported sharing value {v:?} (use shared, private or locked)"
+                        ))
+                    }
                 });
                 kind == MountKind::Cache
             }
             "mode" => {
-                mount.mode = Some(u32::try_from(number(value, 8)?).map_err(|_| "mount mode out of range".to_string())?);
+                mount.mode = Some(
+                    u32::try_from(number(value, 8)?)
+                        .map_err(|_| "mount mode out of range".to_string())?,
+                );
                 matches!(kind, MountKind::Cache | MountKind::Secret | MountKind::Ssh)
             }
             "uid" | "gid" => {
-                let n = u32::try_from(number(value, 10)?).map_err(|_| format!("mount {key} out of range"))?;
-                if key == "uid" { mount.uid = Some(n) } else { mount.gid = Some(n) }
+                let n = u32::try_from(number(value, 10)?)
+                    .map_err(|_| format!("mount {key} out of range"))?;
+                if key == "uid" {
+                    mount.uid = Some(n)
+                } else {
+                    mount.gid = Some(n)
+                }
                 matches!(kind, MountKind::Cache | MountKind::Secret | MountKind::Ssh)
             }
             "required" => {
@@ -301,7 +361,10 @@ fn parse_mount(spec: &str) -> Result<Mount, String> {
                 matches!(kind, MountKind::Secret | MountKind::Ssh)
             }
             "size" => {
-                mount.size = Some(parse_size(&need(value)?).ok_or_else(|| format!("mount size: invalid size {field:?}"))?);
+                mount.size = Some(
+                    parse_size(&need(value)?)
+                        .ok_or_else(|| format!("mount size: invalid size {field:?}"))?,
+                );
                 kind == MountKind::Tmpfs
             }
             "env" => {
@@ -311,7 +374,10 @@ fn parse_mount(spec: &str) -> Result<Mount, String> {
             _ => return Err(format!("unexpected key '{key}' in '{field}'")),
         };
         if !valid {
-            return Err(format!("mount option {key} does not apply to type={}", kind_name(kind)));
+            return Err(format!(
+                "mount option {key} does not apply to type={}",
+                kind_name(kind)
+            ));
         }
     }
     Ok(mount)
@@ -364,13 +430,17 @@ fn parse_go_duration(s: &str) -> Option<Duration> {
         return None;
     }
     while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         if num_len == 0 {
             return None;
         }
         let value: f64 = rest[..num_len].parse().ok()?;
         rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let nanos = match &rest[..unit_len] {
             "ns" => 1.0,
             "us" | "µs" | "μs" => 1e3,

@@ -5,8 +5,8 @@ use pest::Parser;
 
 use super::flags::Flags;
 use crate::ast::{
-    Add, ArgDecl, Command, CommandLine, Copy, CopySpec, From, Healthcheck, Instruction, KeyValue, Run,
-    Span,
+    Add, ArgDecl, Command, CommandLine, Copy, CopySpec, From, Healthcheck, Instruction, KeyValue,
+    Run, Span,
 };
 use crate::grammar::{DockerfileGrammar, Rule};
 
@@ -28,19 +28,42 @@ pub(super) struct Parsed {
 }
 
 const KEYWORDS: [&str; 18] = [
-    "FROM", "RUN", "CMD", "LABEL", "MAINTAINER", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT", "VOLUME",
-    "USER", "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK", "SHELL",
+    "FROM",
+    "RUN",
+    "CMD",
+    "LABEL",
+    "MAINTAINER",
+    "EXPOSE",
+    "ENV",
+    "ADD",
+    "COPY",
+    "ENTRYPOINT",
+    "VOLUME",
+    "USER",
+    "WORKDIR",
+    "ARG",
+    "ONBUILD",
+    "STOPSIGNAL",
+    "HEALTHCHECK",
+    "SHELL",
 ];
 
 pub(super) fn parse_logical(text: &str, escape: char) -> Result<Parsed, Fail> {
-    let rule = if escape == '`' { Rule::instruction_backtick } else { Rule::instruction_backslash };
+    let rule = if escape == '`' {
+        Rule::instruction_backtick
+    } else {
+        Rule::instruction_backslash
+    };
     let pair = DockerfileGrammar::parse(rule, text)
         .map_err(|e| {
             let at = match e.location {
                 pest::error::InputLocation::Pos(p) => p,
                 pest::error::InputLocation::Span((p, _)) => p,
             };
-            (at, format!("cannot parse this instruction ({})", e.variant.message()))
+            (
+                at,
+                format!("cannot parse this instruction ({})", e.variant.message()),
+            )
         })?
         .next()
         .ok_or((0, "empty instruction".to_string()))?;
@@ -50,13 +73,23 @@ pub(super) fn parse_logical(text: &str, escape: char) -> Result<Parsed, Fail> {
 fn convert(pair: Pair<'_, Rule>) -> Result<Parsed, Fail> {
     let rule = pair.as_rule();
     let start = pair.as_span().start();
-    let keyword_text = pair.as_str().split_whitespace().next().unwrap_or_default().to_string();
+    let keyword_text = pair
+        .as_str()
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
     let mut inner = pair.into_inner();
     if rule == Rule::unknown {
         return Err((start, unknown_instruction(&keyword_text)));
     }
     let keyword = keyword_text.to_ascii_lowercase();
-    let flags = Flags::read(inner.next().expect("every instruction rule starts with flags"), &keyword)?;
+    let flags = Flags::read(
+        inner
+            .next()
+            .expect("every instruction rule starts with flags"),
+        &keyword,
+    )?;
     let args = inner.next();
     let mut heredocs = Vec::new();
     let upper = keyword.to_uppercase();
@@ -73,13 +106,19 @@ fn convert(pair: Pair<'_, Rule>) -> Result<Parsed, Fail> {
         }
         Rule::cmd => Command::Cmd(command_line(args, &mut heredocs)?),
         Rule::entrypoint => Command::Entrypoint(command_line(args, &mut heredocs)?),
-        Rule::shell => match command_line(args, &mut heredocs)? {
-            CommandLine::Exec(argv) if !argv.is_empty() => Command::Shell(argv),
-            CommandLine::Exec(_) => return Err((start, "SHELL requires at least one argument".into())),
-            CommandLine::Shell(_) => {
-                return Err((start, "SHELL requires the arguments to be in JSON form: SHELL [\"/bin/sh\", \"-c\"]".into()))
+        Rule::shell => {
+            match command_line(args, &mut heredocs)? {
+                CommandLine::Exec(argv) if !argv.is_empty() => Command::Shell(argv),
+                CommandLine::Exec(_) => {
+                    return Err((start, "SHELL requires at least one argument".into()))
+                }
+                CommandLine::Shell(_) => return Err((
+                    start,
+                    "SHELL requires the arguments to be in JSON form: SHELL [\"/bin/sh\", \"-c\"]"
+                        .into(),
+                )),
             }
-        },
+        }
         Rule::label => Command::Label(name_values(args, &upper, start)?),
         Rule::env => Command::Env(name_values(args, &upper, start)?),
         Rule::arg => Command::Arg(arg_decls(args, start)?),
@@ -113,7 +152,9 @@ fn convert(pair: Pair<'_, Rule>) -> Result<Parsed, Fail> {
             Command::Volume(paths)
         }
         Rule::copy | Rule::add => {
-            let json = args.as_ref().is_some_and(|a| a.as_rule() == Rule::exec_form);
+            let json = args
+                .as_ref()
+                .is_some_and(|a| a.as_rule() == Rule::exec_form);
             let mut sources = list(args, &mut heredocs)?;
             if sources.len() < 2 {
                 return Err((
@@ -132,9 +173,17 @@ fn convert(pair: Pair<'_, Rule>) -> Result<Parsed, Fail> {
                 json,
             };
             if rule == Rule::copy {
-                Command::Copy(Copy { spec, from: flags.text("from"), parents: flags.bool("parents") })
+                Command::Copy(Copy {
+                    spec,
+                    from: flags.text("from"),
+                    parents: flags.bool("parents"),
+                })
             } else {
-                Command::Add(Add { spec, checksum: flags.text("checksum"), keep_git_dir: flags.bool("keep-git-dir") })
+                Command::Add(Add {
+                    spec,
+                    checksum: flags.text("checksum"),
+                    keep_git_dir: flags.bool("keep-git-dir"),
+                })
             }
         }
         Rule::healthcheck => healthcheck(args, &flags, start, &mut heredocs)?,
@@ -144,14 +193,20 @@ fn convert(pair: Pair<'_, Rule>) -> Result<Parsed, Fail> {
             };
             let trigger_start = trigger.as_span().start();
             if trigger.as_rule() == Rule::nested_onbuild {
-                return Err((trigger_start, "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".into()));
+                return Err((
+                    trigger_start,
+                    "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".into(),
+                ));
             }
             let text = trigger.as_str().to_string();
             let parsed = convert(trigger)?;
             match parsed.command {
                 Command::From(_) | Command::Maintainer(_) => {
                     let kw = parsed.command.keyword().to_uppercase();
-                    return Err((trigger_start, format!("{kw} isn't allowed as an ONBUILD trigger")));
+                    return Err((
+                        trigger_start,
+                        format!("{kw} isn't allowed as an ONBUILD trigger"),
+                    ));
                 }
                 _ => {}
             }
@@ -159,7 +214,10 @@ fn convert(pair: Pair<'_, Rule>) -> Result<Parsed, Fail> {
             let zero = crate::ast::Position { line: 0, column: 0 };
             Command::Onbuild(Box::new(Instruction {
                 // The caller places the trigger at its ONBUILD's span.
-                span: Span { start: zero, end: zero },
+                span: Span {
+                    start: zero,
+                    end: zero,
+                },
                 original: text,
                 flags: parsed.flags,
                 heredocs: Vec::new(),
@@ -168,7 +226,11 @@ fn convert(pair: Pair<'_, Rule>) -> Result<Parsed, Fail> {
         }
         _ => unreachable!("grammar rule {rule:?} is not an instruction"),
     };
-    Ok(Parsed { command, flags: flags.words(), heredocs })
+    Ok(Parsed {
+        command,
+        flags: flags.words(),
+        heredocs,
+    })
 }
 
 fn from(args: Option<Pair<'_, Rule>>, flags: &Flags, start: usize) -> Result<Command, Fail> {
@@ -188,24 +250,36 @@ fn from(args: Option<Pair<'_, Rule>>, flags: &Flags, start: usize) -> Result<Com
                 }
                 stage = Some(name);
             }
-            Rule::bad_args => {
-                return Err((start, "FROM requires either one or three arguments: FROM [--platform=P] IMAGE [AS NAME]".into()))
-            }
+            Rule::bad_args => return Err((
+                start,
+                "FROM requires either one or three arguments: FROM [--platform=P] IMAGE [AS NAME]"
+                    .into(),
+            )),
             _ => {}
         }
     }
-    Ok(Command::From(From { image: image.unwrap_or_default(), stage, platform: flags.text("platform") }))
+    Ok(Command::From(From {
+        image: image.unwrap_or_default(),
+        stage,
+        platform: flags.text("platform"),
+    }))
 }
 
 /// BuildKit's `^[a-z][a-z0-9-_.]*$`, applied after lower-casing.
 fn valid_stage_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_lowercase())
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
+        && chars
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
 }
 
-fn command_line(args: Option<Pair<'_, Rule>>, heredocs: &mut Vec<HeredocMarker>) -> Result<CommandLine, Fail> {
-    let Some(args) = args else { return Ok(CommandLine::Shell(String::new())) };
+fn command_line(
+    args: Option<Pair<'_, Rule>>,
+    heredocs: &mut Vec<HeredocMarker>,
+) -> Result<CommandLine, Fail> {
+    let Some(args) = args else {
+        return Ok(CommandLine::Shell(String::new()));
+    };
     match args.as_rule() {
         Rule::exec_form => Ok(CommandLine::Exec(json_strings(args)?)),
         Rule::heredoc_shell_form => {
@@ -233,8 +307,13 @@ fn refuse_json_of_other_values(args: &Pair<'_, Rule>) -> Result<(), Fail> {
 }
 
 /// Exec form or whitespace-separated fields (COPY, ADD, VOLUME, EXPOSE).
-fn list(args: Option<Pair<'_, Rule>>, heredocs: &mut Vec<HeredocMarker>) -> Result<Vec<String>, Fail> {
-    let Some(args) = args else { return Ok(Vec::new()) };
+fn list(
+    args: Option<Pair<'_, Rule>>,
+    heredocs: &mut Vec<HeredocMarker>,
+) -> Result<Vec<String>, Fail> {
+    let Some(args) = args else {
+        return Ok(Vec::new());
+    };
     if args.as_rule() == Rule::exec_form {
         return json_strings(args);
     }
@@ -250,7 +329,10 @@ fn list(args: Option<Pair<'_, Rule>>, heredocs: &mut Vec<HeredocMarker>) -> Resu
 }
 
 fn json_strings(exec_form: Pair<'_, Rule>) -> Result<Vec<String>, Fail> {
-    let array = exec_form.into_inner().next().expect("exec_form holds json_array");
+    let array = exec_form
+        .into_inner()
+        .next()
+        .expect("exec_form holds json_array");
     array
         .into_inner()
         .map(|value| {
@@ -261,11 +343,20 @@ fn json_strings(exec_form: Pair<'_, Rule>) -> Result<Vec<String>, Fail> {
 }
 
 fn heredoc_markers(args: Pair<'_, Rule>, heredocs: &mut Vec<HeredocMarker>) {
-    heredocs.extend(args.into_inner().filter(|p| p.as_rule() == Rule::heredoc).map(heredoc_marker));
+    heredocs.extend(
+        args.into_inner()
+            .filter(|p| p.as_rule() == Rule::heredoc)
+            .map(heredoc_marker),
+    );
 }
 
 fn heredoc_marker(pair: Pair<'_, Rule>) -> HeredocMarker {
-    let mut marker = HeredocMarker { name: String::new(), expand: true, chomp: false, fd: None };
+    let mut marker = HeredocMarker {
+        name: String::new(),
+        expand: true,
+        chomp: false,
+        fd: None,
+    };
     for part in pair.into_inner() {
         match part.as_rule() {
             Rule::heredoc_fd => marker.fd = part.as_str().parse().ok(),
@@ -302,7 +393,9 @@ fn unquote_shell_word(raw: &str) -> (String, bool) {
                 while let Some(c) = chars.next() {
                     match c {
                         '"' => break,
-                        '\\' if matches!(chars.peek(), Some('"' | '\\' | '$')) => out.extend(chars.next()),
+                        '\\' if matches!(chars.peek(), Some('"' | '\\' | '$')) => {
+                            out.extend(chars.next())
+                        }
                         c => out.push(c),
                     }
                 }
@@ -314,7 +407,11 @@ fn unquote_shell_word(raw: &str) -> (String, bool) {
     (out, quoted)
 }
 
-fn name_values(args: Option<Pair<'_, Rule>>, upper: &str, start: usize) -> Result<Vec<KeyValue>, Fail> {
+fn name_values(
+    args: Option<Pair<'_, Rule>>,
+    upper: &str,
+    start: usize,
+) -> Result<Vec<KeyValue>, Fail> {
     let args = args.expect("name_values");
     let Some(form) = args.into_inner().next() else {
         return Err((start, format!("{upper} requires at least one argument")));
@@ -326,13 +423,22 @@ fn name_values(args: Option<Pair<'_, Rule>>, upper: &str, start: usize) -> Resul
                 if part.as_rule() == Rule::word_without_eq {
                     return Err((
                         part.as_span().start(),
-                        format!("Syntax error - can't find = in {:?}. Must be of the form: name=value", part.as_str()),
+                        format!(
+                            "Syntax error - can't find = in {:?}. Must be of the form: name=value",
+                            part.as_str()
+                        ),
                     ));
                 }
                 let at = part.as_span().start();
                 let mut kv = part.into_inner();
-                let key = kv.next().map(|p| p.as_str().to_string()).unwrap_or_default();
-                let value = kv.next().map(|p| p.as_str().to_string()).unwrap_or_default();
+                let key = kv
+                    .next()
+                    .map(|p| p.as_str().to_string())
+                    .unwrap_or_default();
+                let value = kv
+                    .next()
+                    .map(|p| p.as_str().to_string())
+                    .unwrap_or_default();
                 if key.is_empty() {
                     return Err((at, format!("{upper} names can not be blank")));
                 }
@@ -341,11 +447,17 @@ fn name_values(args: Option<Pair<'_, Rule>>, upper: &str, start: usize) -> Resul
         }
         _ => {
             let mut kv = form.into_inner().filter(|p| p.as_rule() != Rule::EOI);
-            let key = kv.next().map(|p| p.as_str().to_string()).unwrap_or_default();
+            let key = kv
+                .next()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_default();
             let Some(value) = kv.next() else {
                 return Err((start, format!("{upper} must have two arguments: {upper} KEY=VALUE (or the legacy {upper} KEY VALUE)")));
             };
-            out.push(KeyValue { key, value: value.as_str().to_string() });
+            out.push(KeyValue {
+                key,
+                value: value.as_str().to_string(),
+            });
         }
     }
     Ok(out)
@@ -357,11 +469,12 @@ fn arg_decls(args: Option<Pair<'_, Rule>>, start: usize) -> Result<Vec<ArgDecl>,
         .flat_map(|a| a.into_inner())
         .map(|decl| {
             let mut parts = decl.into_inner();
-            let name = parts.next().map(|p| p.as_str().to_string()).unwrap_or_default();
-            let default = parts.next().map(|p| p.as_str().to_string()).or_else(|| {
-                // `ARG NAME=` declares an empty default, not a missing one.
-                None
-            });
+            let name = parts
+                .next()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_default();
+            // `ARG NAME=` declares an empty default, not a missing one.
+            let default = parts.next().map(|p| p.as_str().to_string());
             ArgDecl { name, default }
         })
         .collect();
@@ -377,7 +490,9 @@ fn healthcheck(
     start: usize,
     heredocs: &mut Vec<HeredocMarker>,
 ) -> Result<Command, Fail> {
-    let form = args.and_then(|a| a.into_inner().next()).expect("health_args");
+    let form = args
+        .and_then(|a| a.into_inner().next())
+        .expect("health_args");
     match form.as_rule() {
         Rule::health_none => Ok(Command::Healthcheck(Healthcheck::None)),
         Rule::health_cmd => {

@@ -35,7 +35,13 @@ struct Parser_<'a> {
 impl<'a> Parser_<'a> {
     fn new(path: &'a str, src: &'a str) -> Self {
         let offset = if src.starts_with(BOM) { BOM.len() } else { 0 };
-        Parser_ { path, src, lines: LineIndex::new(src, offset), offset, escape: '\\' }
+        Parser_ {
+            path,
+            src,
+            lines: LineIndex::new(src, offset),
+            offset,
+            escape: '\\',
+        }
     }
 
     fn run(mut self) -> Result<Dockerfile, Error> {
@@ -43,7 +49,11 @@ impl<'a> Parser_<'a> {
         let mut instructions = Vec::new();
         let mut warnings = Vec::new();
         while self.offset < self.src.len() {
-            let rule = if self.escape == '`' { Rule::items_backtick } else { Rule::items_backslash };
+            let rule = if self.escape == '`' {
+                Rule::items_backtick
+            } else {
+                Rule::items_backslash
+            };
             let batch_start = self.offset;
             let items = DockerfileGrammar::parse(rule, &self.src[batch_start..])
                 .map_err(|_| self.error_at(batch_start, "cannot read this line".into()))?;
@@ -66,7 +76,12 @@ impl<'a> Parser_<'a> {
             }
         }
         self.check_stages(&instructions)?;
-        Ok(Dockerfile { directives, escape: self.escape, instructions, warnings })
+        Ok(Dockerfile {
+            directives,
+            escape: self.escape,
+            instructions,
+            warnings,
+        })
     }
 
     /// Reads parser directives: only at the very top, each name once; the first line that
@@ -82,14 +97,22 @@ impl<'a> Parser_<'a> {
                 break;
             };
             let mut inner = pair.clone().into_inner();
-            let name = inner.next().map(|p| p.as_str().to_ascii_lowercase()).unwrap_or_default();
-            let value = inner.next().map(|p| p.as_str().to_string()).unwrap_or_default();
+            let name = inner
+                .next()
+                .map(|p| p.as_str().to_ascii_lowercase())
+                .unwrap_or_default();
+            let value = inner
+                .next()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_default();
             if !matches!(name.as_str(), "syntax" | "escape" | "check") {
                 break;
             }
             let at = self.offset;
             if found.iter().any(|d| d.name == name) {
-                return Err(self.error_at(at, format!("only one {name} parser directive can be used")));
+                return Err(
+                    self.error_at(at, format!("only one {name} parser directive can be used"))
+                );
             }
             match name.as_str() {
                 "escape" => match value.as_str() {
@@ -109,7 +132,11 @@ impl<'a> Parser_<'a> {
                 }
                 _ => {}
             }
-            found.push(Directive { name, value, line: self.lines.position(at).line });
+            found.push(Directive {
+                name,
+                value,
+                line: self.lines.position(at).line,
+            });
             self.offset += pair.as_span().end();
         }
         Ok(found)
@@ -127,7 +154,9 @@ impl<'a> Parser_<'a> {
         let mut empty_continuation = false;
         for part in item.into_inner() {
             match part.as_rule() {
-                Rule::segment | Rule::first_segment => logical.push(part.as_str(), base + part.as_span().start()),
+                Rule::segment | Rule::first_segment => {
+                    logical.push(part.as_str(), base + part.as_span().start())
+                }
                 Rule::empty_continuation => empty_continuation = true,
                 _ => {}
             }
@@ -137,14 +166,21 @@ impl<'a> Parser_<'a> {
             self.error_at(logical.source_offset(text_start + at), message)
         })?;
         let mut end = self.end_of_text(start, &logical);
-        let Parsed { mut command, flags, heredocs } = parsed;
+        let Parsed {
+            mut command,
+            flags,
+            heredocs,
+        } = parsed;
         let heredocs = if heredocs.is_empty() {
             Vec::new()
         } else {
             self.offset = after;
             self.heredoc_bodies(start, &heredocs, &mut end)?
         };
-        let span = Span { start: self.lines.position(start), end: self.lines.position(end.max(start + 1) - 1) };
+        let span = Span {
+            start: self.lines.position(start),
+            end: self.lines.position(end.max(start + 1) - 1),
+        };
         let original = self.src[start..end].to_string();
         if empty_continuation {
             warnings.push(Warning {
@@ -156,9 +192,21 @@ impl<'a> Parser_<'a> {
         if let crate::ast::Command::Onbuild(trigger) = &mut command {
             trigger.span = span;
             trigger.heredocs = heredocs;
-            return Ok(Instruction { span, original, flags, heredocs: Vec::new(), command });
+            return Ok(Instruction {
+                span,
+                original,
+                flags,
+                heredocs: Vec::new(),
+                command,
+            });
         }
-        Ok(Instruction { span, original, flags, heredocs, command })
+        Ok(Instruction {
+            span,
+            original,
+            flags,
+            heredocs,
+            command,
+        })
     }
 
     /// The end (exclusive) of the instruction's own text: the last segment, without the
@@ -186,7 +234,11 @@ impl<'a> Parser_<'a> {
                 self.offset += len;
                 let bare = line.strip_suffix('\n').unwrap_or(line);
                 let bare = bare.strip_suffix('\r').unwrap_or(bare);
-                let candidate = if marker.chomp { bare.trim_start_matches('\t') } else { bare };
+                let candidate = if marker.chomp {
+                    bare.trim_start_matches('\t')
+                } else {
+                    bare
+                };
                 if candidate == marker.name {
                     *end = self.offset - (line.len() - bare.len());
                     terminated = true;
@@ -201,7 +253,10 @@ impl<'a> Parser_<'a> {
             if !terminated {
                 return Err(self.error_at(
                     start,
-                    format!("unterminated heredoc: no line reads `{}` to end it", marker.name),
+                    format!(
+                        "unterminated heredoc: no line reads `{}` to end it",
+                        marker.name
+                    ),
                 ));
             }
             docs.push(Heredoc {
@@ -234,7 +289,9 @@ impl<'a> Parser_<'a> {
             }
         }
         let message = "no FROM instruction: a Dockerfile needs at least one build stage";
-        let pos = instructions.last().map_or_else(|| self.lines.position(self.offset), |i| i.span.start);
+        let pos = instructions
+            .last()
+            .map_or_else(|| self.lines.position(self.offset), |i| i.span.start);
         Err(self.error_at_position(pos, message.into()))
     }
 
@@ -261,11 +318,15 @@ fn check_directive(value: &str) -> Result<(), String> {
             "skip" => {}
             "error" => {
                 if !matches!(val.trim().to_ascii_lowercase().as_str(), "true" | "false") {
-                    return Err(format!("check directive: error must be true or false, not {val:?}"));
+                    return Err(format!(
+                        "check directive: error must be true or false, not {val:?}"
+                    ));
                 }
             }
             other => {
-                return Err(format!("check directive: unknown option {other:?} (expected skip= or error=)"))
+                return Err(format!(
+                    "check directive: unknown option {other:?} (expected skip= or error=)"
+                ))
             }
         }
     }

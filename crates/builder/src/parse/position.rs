@@ -31,13 +31,21 @@ impl<'a> LineIndex<'a> {
         let offset = offset.min(self.src.len());
         let line = self.starts.partition_point(|&s| s <= offset).max(1);
         let start = self.line_start(line).min(offset);
-        let column = self.src.get(start..offset).map_or(offset - start, |t| t.chars().count()) + 1;
+        let column = self
+            .src
+            .get(start..offset)
+            .map_or(offset - start, |t| t.chars().count())
+            + 1;
         Position { line, column }
     }
 
     pub(super) fn line_text(&self, line: usize) -> &'a str {
         let start = self.line_start(line);
-        let end = self.starts.get(line).map_or(self.src.len(), |&e| e - 1).max(start);
+        let end = self
+            .starts
+            .get(line)
+            .map_or(self.src.len(), |&e| e - 1)
+            .max(start);
         let text = &self.src[start..end];
         text.strip_suffix('\r').unwrap_or(text)
     }

@@ -1,0 +1,68 @@
+//! The workspace's dependency direction, from `cargo metadata`: kiln → builder, registry,
+//! runtime → image; image depends on no workspace crate, the registry never on the builder
+//! or the runtime, the builder never on the runtime (except as a dev-dependency).
+
+use std::process::Command;
+
+#[test]
+fn workspace_dependencies_point_one_way() {
+    let out = Command::new(env!("CARGO"))
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run cargo metadata");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let deps = |name: &str| -> Vec<(String, bool)> {
+        let pkg = meta["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no package {name}"));
+        pkg["dependencies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["name"].as_str().is_some_and(|n| n.starts_with("kiln")))
+            .map(|d| (d["name"].as_str().unwrap().to_string(), d["kind"] == "dev"))
+            .collect()
+    };
+    let forbidden = [
+        (
+            "kiln-image",
+            vec!["kiln", "kiln-builder", "kiln-registry", "kiln-runtime"],
+        ),
+        (
+            "kiln-registry",
+            vec!["kiln", "kiln-builder", "kiln-runtime"],
+        ),
+        (
+            "kiln-runtime",
+            vec!["kiln", "kiln-builder", "kiln-registry"],
+        ),
+        (
+            "kiln-builder",
+            vec!["kiln", "kiln-registry", "kiln-runtime"],
+        ),
+    ];
+    for (crate_name, never) in forbidden {
+        for (dep, dev) in deps(crate_name) {
+            let allowed_dev = crate_name == "kiln-builder" && dep == "kiln-runtime" && dev;
+            assert!(
+                !never.contains(&dep.as_str()) || allowed_dev,
+                "{crate_name} must not depend on {dep}"
+            );
+        }
+    }
+}
