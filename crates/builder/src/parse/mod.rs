@@ -162,6 +162,12 @@ impl<'a> Parser_<'a> {
             }
         }
         let (text, text_start) = logical.trimmed();
+        // The span starts at the keyword, past any indentation.
+        let start = if text.is_empty() {
+            start
+        } else {
+            logical.source_offset(text_start)
+        };
         let parsed = instruction::parse_logical(text, self.escape).map_err(|(at, message)| {
             self.error_at(logical.source_offset(text_start + at), message)
         })?;
