@@ -88,7 +88,7 @@ pub enum Command {
     Add(Add),
     Copy(Copy),
     Entrypoint(CommandLine),
-    Volume(Vec<String>),
+    Volume(Volume),
     User(String),
     Workdir(String),
     Arg(Vec<ArgDecl>),
@@ -132,6 +132,14 @@ pub struct From {
     /// The stage name, lower-cased as BuildKit does.
     pub stage: Option<String>,
     pub platform: Option<String>,
+}
+
+/// `VOLUME ["/a", "/b"]` or `VOLUME /a /b`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volume {
+    pub paths: Vec<String>,
+    /// True when written in the JSON form.
+    pub json: bool,
 }
 
 /// A command in exec form (JSON array, run without a shell) or shell form.

@@ -78,8 +78,7 @@ fn args(command: &Command) -> (Value, bool) {
         | Command::Workdir(s)
         | Command::StopSignal(s) => (json!([s]), false),
         Command::Expose(v) => (strings(v), false),
-        // VOLUME keeps no record of its form; a list is a list either way.
-        Command::Volume(v) => (strings(v), false),
+        Command::Volume(v) => (strings(&v.paths), v.json),
         Command::Copy(c) => copy_args(&c.spec),
         Command::Add(a) => copy_args(&a.spec),
         Command::Onbuild(trigger) => (json!([trigger.original]), false),

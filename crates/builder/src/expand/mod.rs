@@ -66,7 +66,7 @@ pub fn instruction(
             }
             *ports = expanded;
         }
-        Command::Volume(paths) => x.all(paths)?,
+        Command::Volume(v) => x.all(&mut v.paths)?,
         Command::User(s) | Command::Workdir(s) | Command::StopSignal(s) => x.one(s)?,
         Command::Copy(c) => {
             x.opt(&mut c.from)?;

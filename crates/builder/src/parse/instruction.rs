@@ -6,7 +6,7 @@ use pest::Parser;
 use super::flags::Flags;
 use crate::ast::{
     Add, ArgDecl, Command, CommandLine, Copy, CopySpec, From, Healthcheck, Instruction, KeyValue,
-    Run, Span,
+    Run, Span, Volume,
 };
 use crate::grammar::{DockerfileGrammar, Rule};
 
@@ -142,6 +142,9 @@ fn convert(pair: Pair<'_, Rule>) -> Result<Parsed, Fail> {
             Command::Expose(ports)
         }
         Rule::volume => {
+            let json = args
+                .as_ref()
+                .is_some_and(|a| a.as_rule() == Rule::exec_form);
             let paths = list(args, &mut heredocs)?;
             if paths.is_empty() {
                 return Err((start, "VOLUME requires at least one argument".into()));
@@ -149,7 +152,7 @@ fn convert(pair: Pair<'_, Rule>) -> Result<Parsed, Fail> {
             if paths.iter().any(|p| p.trim().is_empty()) {
                 return Err((start, "VOLUME specified can not be an empty string".into()));
             }
-            Command::Volume(paths)
+            Command::Volume(Volume { paths, json })
         }
         Rule::copy | Rule::add => {
             let json = args
