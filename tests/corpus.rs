@@ -4,30 +4,12 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+#[path = "support/corpus.rs"]
+mod support;
+
 #[test]
 fn every_corpus_dockerfile_parses_the_same_twice() {
-    let dir = std::env::var_os("KILN_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/dockerfiles")
-        });
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| {
-            panic!(
-                "the corpus must be at {} (or set KILN_CORPUS): {e}",
-                dir.display()
-            )
-        })
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "Dockerfile"))
-        .collect();
-    files.sort();
-    assert!(
-        files.len() >= 300,
-        "expected the whole corpus, found {} files in {}",
-        files.len(),
-        dir.display()
-    );
+    let files = support::corpus_files();
     let parse = |file: &PathBuf| {
         Command::new(env!("CARGO_BIN_EXE_kiln"))
             .args(["parse", "--json", "-f"])

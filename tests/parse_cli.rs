@@ -7,6 +7,21 @@ fn kiln() -> Command {
     Command::new(env!("CARGO_BIN_EXE_kiln"))
 }
 
+/// Runs `kiln parse ARGS` in a fresh directory holding `Dockerfile` with `text`.
+fn parse_in_dir(name: &str, text: &str, args: &[&str]) -> std::process::Output {
+    let dir = std::env::temp_dir().join(format!("kiln-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("Dockerfile"), text).unwrap();
+    let out = kiln()
+        .arg("parse")
+        .args(args)
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    out
+}
+
 #[test]
 fn reads_standard_input_and_names_it_in_errors() {
     let run = |text: &str| {
@@ -37,11 +52,7 @@ fn reads_standard_input_and_names_it_in_errors() {
 
 #[test]
 fn reads_dockerfile_in_the_current_directory_by_default() {
-    let dir = std::env::temp_dir().join(format!("kiln-parse-default-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("Dockerfile"), "FROM scratch\n").unwrap();
-    let out = kiln().arg("parse").current_dir(&dir).output().unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
+    let out = parse_in_dir("default", "FROM scratch\n", &[]);
     assert!(
         out.status.success(),
         "{}",
@@ -69,15 +80,7 @@ fn a_missing_file_is_named() {
 
 #[test]
 fn warnings_go_to_standard_error_and_do_not_fail() {
-    let dir = std::env::temp_dir().join(format!("kiln-parse-warn-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("Dockerfile"), "FROM a\nRUN a \\\n\n  b\n").unwrap();
-    let out = kiln()
-        .args(["parse", "--json"])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
+    let out = parse_in_dir("warn", "FROM a\nRUN a \\\n\n  b\n", &["--json"]);
     assert!(out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -3,33 +3,21 @@
 //! Dockerfiles in the shared corpus. Whatever parses must also expand without panicking.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use proptest::prelude::*;
 
+#[path = "../../../tests/support/corpus.rs"]
+mod support;
+
 fn corpus() -> &'static [String] {
     static FILES: OnceLock<Vec<String>> = OnceLock::new();
     FILES.get_or_init(|| {
-        let dir = std::env::var_os("KILN_CORPUS")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/dockerfiles")
-            });
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .unwrap_or_else(|e| {
-                panic!(
-                    "the corpus must be at {} (or set KILN_CORPUS): {e}",
-                    dir.display()
-                )
-            })
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "Dockerfile"))
-            .collect();
-        files.sort();
-        files
+        support::corpus_files()
             .iter()
-            .map(|p| String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned())
+            .map(|p| {
+                String::from_utf8_lossy(&std::fs::read(p).expect("read corpus file")).into_owned()
+            })
             .collect()
     })
 }
