@@ -1,6 +1,6 @@
 //! From Dockerfile text to [`Dockerfile`]: the physical-line pass (directives, comments,
-//! continuations, heredoc bodies) drives the grammar one item at a time, then hands each
-//! joined logical line to [`instruction`].
+//! continuations, heredoc bodies) runs the grammar over the file, from the top and again
+//! after each heredoc body, and hands each joined logical line to [`instruction`].
 
 mod flags;
 mod instruction;
@@ -8,7 +8,7 @@ mod position;
 
 use pest::Parser;
 
-use crate::ast::{Directive, Dockerfile, Heredoc, Instruction, Span, Warning};
+use crate::ast::{Command, Directive, Dockerfile, Heredoc, Instruction, Span, Warning};
 use crate::error::{Diagnostic, Error};
 use crate::grammar::{DockerfileGrammar, Rule};
 use instruction::{HeredocMarker, Parsed};
@@ -21,10 +21,10 @@ const BOM: &str = "\u{feff}";
 /// Accepts what BuildKit's Dockerfile parser accepts and rejects, with a
 /// [`Diagnostic`] naming the line and column, what BuildKit rejects.
 pub fn parse(path: &str, source: &str) -> Result<Dockerfile, Error> {
-    Parser_::new(path, source).run()
+    FileParser::new(path, source).run()
 }
 
-struct Parser_<'a> {
+struct FileParser<'a> {
     path: &'a str,
     src: &'a str,
     lines: LineIndex<'a>,
@@ -32,10 +32,10 @@ struct Parser_<'a> {
     escape: char,
 }
 
-impl<'a> Parser_<'a> {
+impl<'a> FileParser<'a> {
     fn new(path: &'a str, src: &'a str) -> Self {
         let offset = if src.starts_with(BOM) { BOM.len() } else { 0 };
-        Parser_ {
+        FileParser {
             path,
             src,
             lines: LineIndex::new(src, offset),
@@ -66,7 +66,7 @@ impl<'a> Parser_<'a> {
                 let after = batch_start + item.as_span().end();
                 let instr = self.instruction(batch_start, start, after, item, &mut warnings)?;
                 let has_heredocs = !instr.heredocs.is_empty()
-                    || matches!(&instr.command, crate::ast::Command::Onbuild(t) if !t.heredocs.is_empty());
+                    || matches!(&instr.command, Command::Onbuild(t) if !t.heredocs.is_empty());
                 instructions.push(instr);
                 if has_heredocs {
                     // The rest of this batch read heredoc bodies as instructions; the
@@ -171,9 +171,10 @@ impl<'a> Parser_<'a> {
         let parsed = instruction::parse_logical(text, self.escape).map_err(|(at, message)| {
             self.error_at(logical.source_offset(text_start + at), message)
         })?;
-        let mut end = self.end_of_text(start, &logical);
+        // The instruction's own text ends with its last segment, before the line break.
+        let mut end = logical.source_end().max(start);
         let Parsed {
-            mut command,
+            command,
             flags,
             heredocs,
         } = parsed;
@@ -195,17 +196,14 @@ impl<'a> Parser_<'a> {
             });
         }
         // An ONBUILD trigger's heredocs belong to the trigger.
-        if let crate::ast::Command::Onbuild(trigger) = &mut command {
-            trigger.span = span;
-            trigger.heredocs = heredocs;
-            return Ok(Instruction {
-                span,
-                original,
-                flags,
-                heredocs: Vec::new(),
-                command,
-            });
-        }
+        let (command, heredocs) = match command {
+            Command::Onbuild(mut trigger) => {
+                trigger.span = span;
+                trigger.heredocs = heredocs;
+                (Command::Onbuild(trigger), Vec::new())
+            }
+            command => (command, heredocs),
+        };
         Ok(Instruction {
             span,
             original,
@@ -213,12 +211,6 @@ impl<'a> Parser_<'a> {
             heredocs,
             command,
         })
-    }
-
-    /// The end (exclusive) of the instruction's own text: the last segment, without the
-    /// line break.
-    fn end_of_text(&self, start: usize, logical: &LogicalLine) -> usize {
-        logical.source_end().max(start)
     }
 
     /// Reads each heredoc's body, in order, from the lines after the instruction; a body
@@ -278,7 +270,6 @@ impl<'a> Parser_<'a> {
 
     /// BuildKit needs a build stage before any instruction but ARG.
     fn check_stages(&self, instructions: &[Instruction]) -> Result<(), Error> {
-        use crate::ast::Command;
         for instr in instructions {
             match instr.command {
                 Command::From(_) => return Ok(()),
