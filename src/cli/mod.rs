@@ -1,17 +1,65 @@
 //! One module per subcommand.
 
+mod history;
+mod image;
+mod images;
+mod import;
+mod load;
+mod output;
 mod parse;
+mod rmi;
+mod save;
+mod tag;
 
 use std::process::ExitCode;
+
+use anyhow::Context;
+use kiln_image::store::Store;
 
 #[derive(clap::Subcommand)]
 pub enum Command {
     /// Parse a Dockerfile and print its syntax tree.
     Parse(parse::Args),
+    /// List images.
+    Images(images::Args),
+    /// Manage images (inspect, prune, ls).
+    #[command(subcommand)]
+    Image(image::Command),
+    /// Give an image another name.
+    Tag(tag::Args),
+    /// Remove images.
+    Rmi(rmi::Args),
+    /// Show how an image was made.
+    History(history::Args),
+    /// Write images to a tar (an OCI layout and a docker-archive at once).
+    Save(save::Args),
+    /// Read images from a tar written by kiln, docker, podman or skopeo.
+    Load(load::Args),
+    /// Make a one-layer image from a root filesystem tarball.
+    Import(import::Args),
 }
 
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Parse(args) => parse::run(args),
+        Command::Images(args) => images::run(args),
+        Command::Image(command) => image::run(command),
+        Command::Tag(args) => tag::run(args),
+        Command::Rmi(args) => rmi::run(args),
+        Command::History(args) => history::run(args),
+        Command::Save(args) => save::run(args),
+        Command::Load(args) => load::run(args),
+        Command::Import(args) => import::run(args),
     }
+}
+
+/// The store at `KILN_ROOT` (or the default root).
+fn store() -> anyhow::Result<Store> {
+    let root = Store::default_root();
+    Store::open(&root).with_context(|| {
+        format!(
+            "opening the image store at {} (set KILN_ROOT to use another)",
+            root.display()
+        )
+    })
 }

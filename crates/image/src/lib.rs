@@ -1,3 +1,15 @@
-//! kiln's image layer: OCI model, digests, the content store, layer tar/diff and the
-//! registry client. Empty until the store lands (issue 3); the workspace and dependency
-//! direction (cli → builder/registry/runtime → image) are fixed now.
+//! kiln's image layer: digests, media types, references, the OCI-layout content store,
+//! layer tar writing and applying, and image archives (save/load/import).
+//!
+//! Depends on no other workspace crate; everything else in kiln stands on it.
+
+pub mod archive;
+pub mod digest;
+mod error;
+pub mod layer;
+pub mod media;
+pub mod reference;
+pub mod store;
+
+pub use error::{Error, Result};
+pub use reference::Reference;

@@ -1,0 +1,55 @@
+//! The image crate's one error type.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid digest {digest:?}: {reason}")]
+    InvalidDigest { digest: String, reason: String },
+    #[error("digest mismatch for {what}: expected {expected}, got {actual}; the data is corrupt or was changed while being read, nothing was stored")]
+    DigestMismatch {
+        what: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("invalid reference {reference:?}: {reason}")]
+    InvalidReference { reference: String, reason: String },
+    #[error("no such image: {0} (see `kiln images`)")]
+    ImageNotFound(String),
+    #[error("blob {0} is missing from the store")]
+    BlobMissing(String),
+    #[error("{what}: {reason}")]
+    InvalidImage { what: String, reason: String },
+    #[error("layer entry {path:?}: {reason}; nothing was written outside the target")]
+    UnsafeLayerEntry { path: String, reason: String },
+    #[error("{what}: not valid JSON: {source}")]
+    Json {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{0}")]
+    Conflict(String),
+}
+
+impl Error {
+    /// An io error with the operation and the path it concerned.
+    pub fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { op, path, source }
+    }
+
+    pub fn json(what: impl Into<String>) -> impl FnOnce(serde_json::Error) -> Error {
+        let what = what.into();
+        move |source| Error::Json { what, source }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

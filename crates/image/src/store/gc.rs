@@ -1,0 +1,106 @@
+//! Garbage collection: blobs that no index entry reaches are removed.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use oci_spec::image::{ImageIndex, ImageManifest};
+
+use super::Store;
+use crate::error::{Error, Result};
+use crate::media;
+
+/// What a collection removed.
+#[derive(Debug, Default)]
+pub struct GcReport {
+    pub removed_blobs: Vec<String>,
+    pub freed_bytes: u64,
+}
+
+impl Store {
+    /// Removes every blob no index entry reaches, every remembered compression whose
+    /// source layer is gone, and what killed writers left in `ingest/`. Waits for writers
+    /// to finish (it takes `gc.lock` exclusively).
+    pub fn gc(&self) -> Result<GcReport> {
+        let _exclusive = self.lock("gc.lock", true)?;
+        let reachable = self.reachable()?;
+        let mut report = GcReport::default();
+        let blobs = self.root.join("blobs");
+        for alg in read_dir(&blobs)? {
+            for blob in read_dir(&alg)? {
+                let name = format!(
+                    "{}:{}",
+                    alg.file_name().unwrap_or_default().to_string_lossy(),
+                    blob.file_name().unwrap_or_default().to_string_lossy()
+                );
+                if !reachable.contains(&name) {
+                    report.freed_bytes += std::fs::metadata(&blob).map(|m| m.len()).unwrap_or(0);
+                    std::fs::remove_file(&blob).map_err(Error::io("remove blob", &blob))?;
+                    report.removed_blobs.push(name);
+                }
+            }
+        }
+        // No writer holds the lock, so anything in ingest/ is a leftover of a killed one.
+        for leftover in read_dir(&self.ingest_dir())? {
+            std::fs::remove_file(&leftover).map_err(Error::io("remove", &leftover))?;
+        }
+        Ok(report)
+    }
+
+    /// Every blob an index entry reaches: manifests, indexes, configs, layers, and the
+    /// remembered compressed forms of reachable layers.
+    fn reachable(&self) -> Result<HashSet<String>> {
+        let mut seen = HashSet::new();
+        let mut stack: Vec<(String, String)> = self
+            .index()?
+            .manifests()
+            .iter()
+            .map(|d| (d.digest().to_string(), d.media_type().to_string()))
+            .collect();
+        while let Some((digest, media_type)) = stack.pop() {
+            if !seen.insert(digest.clone()) {
+                continue;
+            }
+            let Ok(d) = super::images::parse_digest(&digest) else {
+                continue;
+            };
+            if !(media::is_index(&media_type) || media::is_manifest(&media_type))
+                || !self.has_blob(&d)
+            {
+                continue;
+            }
+            let bytes = self.read_blob(&d)?;
+            if media::is_index(&media_type) {
+                if let Ok(index) = serde_json::from_slice::<ImageIndex>(&bytes) {
+                    stack.extend(
+                        index
+                            .manifests()
+                            .iter()
+                            .map(|m| (m.digest().to_string(), m.media_type().to_string())),
+                    );
+                }
+            } else if let Ok(manifest) = serde_json::from_slice::<ImageManifest>(&bytes) {
+                seen.insert(manifest.config().digest().to_string());
+                seen.extend(manifest.layers().iter().map(|l| l.digest().to_string()));
+            }
+        }
+        seen.extend(self.compressed_reachable(&seen)?);
+        Ok(seen)
+    }
+}
+
+pub(super) fn read_dir(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .map(|e| {
+                e.map(|e| e.path())
+                    .map_err(Error::io("read directory", dir))
+            })
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(Error::Io {
+            op: "read directory",
+            path: dir.to_path_buf(),
+            source: e,
+        }),
+    }
+}

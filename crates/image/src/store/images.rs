@@ -1,0 +1,283 @@
+//! Images in the store: tags, lookup by name or ID, and what an image is made of.
+
+use std::collections::HashMap;
+
+use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest};
+
+use super::Store;
+use crate::digest::{self, Digest};
+use crate::error::{Error, Result};
+use crate::media;
+use crate::reference::Reference;
+
+/// The OCI annotation that names a tag in an image layout; kiln stores the familiar form
+/// (`app:1`) so `skopeo copy oci:STORE:app:1` finds it.
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// The full normalised name (`docker.io/library/app:1`), as containerd records it.
+pub const IMAGE_NAME: &str = "io.containerd.image.name";
+
+/// One entry of the index: a tagged image, or an untagged one kept until pruned.
+#[derive(Debug, Clone)]
+pub struct ImageRecord {
+    pub reference: Option<Reference>,
+    pub descriptor: Descriptor,
+}
+
+/// An image read from the store: its manifest and config, parsed and as stored.
+#[derive(Debug, Clone)]
+pub struct ResolvedImage {
+    /// The digest of the manifest (for a multi-platform image, of the platform's manifest).
+    pub manifest_digest: Digest,
+    pub manifest: ImageManifest,
+    pub manifest_bytes: Vec<u8>,
+    pub config: ImageConfiguration,
+    pub config_bytes: Vec<u8>,
+    /// The index entry the image was found through (its manifest or index).
+    pub top: Descriptor,
+    /// Every tag that names the same top-level manifest or index.
+    pub tags: Vec<Reference>,
+}
+
+impl ResolvedImage {
+    /// Docker's image ID: the config digest.
+    pub fn id(&self) -> &Digest {
+        self.manifest.config().digest()
+    }
+}
+
+impl Store {
+    pub fn records(&self) -> Result<Vec<ImageRecord>> {
+        Ok(self.index()?.manifests().iter().map(record).collect())
+    }
+
+    /// Points `reference` at `descriptor` (a manifest or index whose blobs are all in the
+    /// store). An image that loses its last tag stays as an untagged entry, as in Docker.
+    pub fn tag(&self, reference: &Reference, descriptor: &Descriptor) -> Result<()> {
+        let mut entry = Descriptor::new(
+            descriptor.media_type().clone(),
+            descriptor.size(),
+            descriptor.digest().clone(),
+        );
+        entry.set_annotations(Some(HashMap::from([
+            (REF_NAME.to_string(), reference.familiar()),
+            (IMAGE_NAME.to_string(), reference.to_string()),
+        ])));
+        self.update_index(|index| {
+            let mut entries = index.manifests().clone();
+            entries.retain(|d| ref_name(d).as_deref() != Some(reference.familiar().as_str()));
+            // The new tag replaces an untagged entry of the same image.
+            entries.retain(|d| ref_name(d).is_some() || d.digest() != descriptor.digest());
+            entries.push(entry);
+            keep_untagged(index, &mut entries);
+            index.set_manifests(entries);
+            Ok(())
+        })
+    }
+
+    /// Keeps `descriptor` as an untagged image (a `kiln load` of an image without a name),
+    /// unless an entry for it exists already.
+    pub fn keep_untagged(&self, descriptor: &Descriptor) -> Result<()> {
+        self.update_index(|index| {
+            let mut entries = index.manifests().clone();
+            if !entries.iter().any(|d| d.digest() == descriptor.digest()) {
+                entries.push(Descriptor::new(
+                    descriptor.media_type().clone(),
+                    descriptor.size(),
+                    descriptor.digest().clone(),
+                ));
+            }
+            index.set_manifests(entries);
+            Ok(())
+        })
+    }
+
+    /// Removes a tag; returns the descriptor it named. The image stays as an untagged entry
+    /// unless `drop_untagged`.
+    pub fn untag(&self, reference: &Reference, drop_untagged: bool) -> Result<Option<Descriptor>> {
+        self.update_index(|index| {
+            let mut entries = index.manifests().clone();
+            let found = entries
+                .iter()
+                .position(|d| ref_name(d).as_deref() == Some(reference.familiar().as_str()));
+            let removed = found.map(|i| entries.remove(i));
+            if !drop_untagged {
+                keep_untagged(index, &mut entries);
+            }
+            index.set_manifests(entries);
+            Ok(removed)
+        })
+    }
+
+    /// Drops index entries for which `drop` is true (their blobs go at the next `gc`).
+    pub fn remove_records(&self, drop: impl Fn(&ImageRecord) -> bool) -> Result<Vec<ImageRecord>> {
+        self.update_index(|index| {
+            let (gone, kept): (Vec<Descriptor>, Vec<Descriptor>) = index
+                .manifests()
+                .iter()
+                .cloned()
+                .partition(|d| drop(&record(d)));
+            index.set_manifests(kept);
+            Ok(gone.iter().map(record).collect())
+        })
+    }
+
+    /// Finds an image by tag (`app`, `app:1`, `docker.io/library/app:1`), by
+    /// `name@digest`, by manifest digest, or by image ID (config digest, full or a
+    /// unique prefix of at least 4 hex digits, with or without `sha256:`).
+    pub fn resolve(&self, name: &str) -> Result<ResolvedImage> {
+        let records = self.records()?;
+        let by_tag = Reference::parse(name).ok().and_then(|r| {
+            if let Some(d) = &r.digest {
+                return records
+                    .iter()
+                    .find(|rec| rec.descriptor.digest() == d)
+                    .cloned();
+            }
+            records
+                .iter()
+                .find(|rec| {
+                    rec.reference
+                        .as_ref()
+                        .is_some_and(|t| t.familiar() == r.familiar())
+                })
+                .cloned()
+        });
+        if let Some(rec) = by_tag {
+            return self.read_image(&rec.descriptor, &records);
+        }
+        let hex = name.strip_prefix("sha256:").unwrap_or(name);
+        if hex.len() >= 4 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            let mut found: Vec<ResolvedImage> = Vec::new();
+            for rec in &records {
+                let Ok(image) = self.read_image(&rec.descriptor, &records) else {
+                    continue;
+                };
+                let matches = image.id().digest().starts_with(hex)
+                    || rec.descriptor.digest().digest().starts_with(hex);
+                if matches && !found.iter().any(|f| f.top.digest() == image.top.digest()) {
+                    found.push(image);
+                }
+            }
+            match found.len() {
+                0 => {}
+                1 => return Ok(found.remove(0)),
+                _ => {
+                    return Err(Error::Conflict(format!(
+                        "{name} matches more than one image: give more of the ID"
+                    )))
+                }
+            }
+        }
+        Err(Error::ImageNotFound(name.to_string()))
+    }
+
+    /// Reads the manifest (choosing this host's platform from an index) and config.
+    pub fn read_image(&self, top: &Descriptor, records: &[ImageRecord]) -> Result<ResolvedImage> {
+        let mut manifest_digest = top.digest().clone();
+        let mut bytes = self.read_blob(&manifest_digest)?;
+        if media::is_index(top.media_type().as_ref()) {
+            let index: ImageIndex = serde_json::from_slice(&bytes)
+                .map_err(Error::json(format!("index {manifest_digest}")))?;
+            let chosen =
+                choose_platform(&index, |d| self.has_blob(d.digest())).ok_or_else(|| {
+                    Error::InvalidImage {
+                        what: format!("image index {manifest_digest}"),
+                        reason: format!("no manifest for {} in the store", host_platform()),
+                    }
+                })?;
+            manifest_digest = chosen.digest().clone();
+            bytes = self.read_blob(&manifest_digest)?;
+        }
+        let manifest: ImageManifest = serde_json::from_slice(&bytes)
+            .map_err(Error::json(format!("manifest {manifest_digest}")))?;
+        let config_bytes = self.read_blob(manifest.config().digest())?;
+        let config: ImageConfiguration = serde_json::from_slice(&config_bytes).map_err(
+            Error::json(format!("config {}", manifest.config().digest())),
+        )?;
+        let tags = records
+            .iter()
+            .filter(|r| r.descriptor.digest() == top.digest())
+            .filter_map(|r| r.reference.clone())
+            .collect();
+        Ok(ResolvedImage {
+            manifest_digest,
+            manifest,
+            manifest_bytes: bytes,
+            config,
+            config_bytes,
+            top: top.clone(),
+            tags,
+        })
+    }
+}
+
+fn record(d: &Descriptor) -> ImageRecord {
+    let reference = d
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(IMAGE_NAME).or_else(|| a.get(REF_NAME)))
+        .and_then(|name| Reference::parse(name).ok());
+    ImageRecord {
+        reference,
+        descriptor: d.clone(),
+    }
+}
+
+fn ref_name(d: &Descriptor) -> Option<String> {
+    d.annotations()
+        .as_ref()
+        .and_then(|a| a.get(REF_NAME))
+        .cloned()
+}
+
+/// Any image the old index had that `entries` no longer names at all is kept untagged.
+fn keep_untagged(old: &ImageIndex, entries: &mut Vec<Descriptor>) {
+    for d in old.manifests() {
+        if !entries.iter().any(|e| e.digest() == d.digest()) {
+            entries.push(Descriptor::new(
+                d.media_type().clone(),
+                d.size(),
+                d.digest().clone(),
+            ));
+        }
+    }
+}
+
+/// `linux/amd64`, `linux/arm64`, ... in Go's names, as image platforms use them.
+pub fn host_platform() -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        other => other,
+    };
+    format!("linux/{arch}")
+}
+
+/// The manifest for this host's platform, else the first one present.
+pub(crate) fn choose_platform(
+    index: &ImageIndex,
+    present: impl Fn(&Descriptor) -> bool,
+) -> Option<&Descriptor> {
+    let host = host_platform();
+    let candidates: Vec<&Descriptor> = index
+        .manifests()
+        .iter()
+        .filter(|d| media::is_manifest(d.media_type().as_ref()) && present(d))
+        .collect();
+    candidates
+        .iter()
+        .find(|d| {
+            d.platform()
+                .as_ref()
+                .is_some_and(|p| format!("{}/{}", p.os(), p.architecture()) == host)
+        })
+        .or(candidates.first())
+        .copied()
+}
+
+/// A digest string from the index, checked.
+pub(crate) fn parse_digest(s: &str) -> Result<Digest> {
+    digest::parse(s)
+}

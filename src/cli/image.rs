@@ -1,0 +1,94 @@
+//! `kiln image inspect|prune|ls`
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use serde_json::{json, Map, Value};
+
+use super::output::human_size;
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Show images as JSON (as `docker image inspect`).
+    Inspect { images: Vec<String> },
+    /// Remove untagged images (`-a`: every image) and the blobs nothing needs any more.
+    Prune {
+        #[arg(short, long)]
+        all: bool,
+        /// Accepted for docker compatibility; kiln never asks.
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// List images (as `kiln images`).
+    #[command(alias = "list")]
+    Ls(super::images::Args),
+}
+
+pub fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Inspect { images } => inspect(&images),
+        Command::Prune { all, force: _ } => prune(all),
+        Command::Ls(args) => super::images::run(args),
+    }
+}
+
+fn inspect(names: &[String]) -> anyhow::Result<ExitCode> {
+    let store = super::store()?;
+    let mut out = Vec::new();
+    let mut failed = false;
+    for name in names {
+        match store.resolve(name) {
+            Ok(image) => {
+                let config: Map<String, Value> =
+                    serde_json::from_slice(&image.config_bytes).context("image config")?;
+                let get = |k: &str| config.get(k).cloned().unwrap_or(Value::Null);
+                let rootfs = config.get("rootfs").cloned().unwrap_or_default();
+                out.push(json!({
+                    "Id": image.id().to_string(),
+                    "RepoTags": image.tags.iter().filter(|t| t.tag.is_some()).map(|t| t.familiar()).collect::<Vec<_>>(),
+                    "RepoDigests": image.tags.iter().map(|t| format!("{}@{}", t.familiar_name(), image.top.digest())).collect::<Vec<_>>(),
+                    "Created": get("created"),
+                    "Author": get("author"),
+                    "Architecture": get("architecture"),
+                    "Variant": get("variant"),
+                    "Os": get("os"),
+                    "Config": get("config"),
+                    "RootFS": { "Type": rootfs.get("type").cloned().unwrap_or_default(), "Layers": rootfs.get("diff_ids").cloned().unwrap_or_default() },
+                    "Size": image.manifest.layers().iter().map(|l| l.size()).sum::<u64>(),
+                    "Descriptor": { "mediaType": image.top.media_type().to_string(), "digest": image.top.digest().to_string(), "size": image.top.size() },
+                }));
+            }
+            Err(e) => {
+                eprintln!("kiln: {e}");
+                failed = true;
+            }
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn prune(all: bool) -> anyhow::Result<ExitCode> {
+    let store = super::store()?;
+    let removed = store.remove_records(|r| all || r.reference.is_none())?;
+    let report = store.gc()?;
+    if !removed.is_empty() || !report.removed_blobs.is_empty() {
+        println!("Deleted Images:");
+        for r in &removed {
+            match &r.reference {
+                Some(reference) => println!("untagged: {}", reference.familiar()),
+                None => println!("deleted: {}", r.descriptor.digest()),
+            }
+        }
+        for blob in &report.removed_blobs {
+            println!("deleted: {blob}");
+        }
+        println!();
+    }
+    println!("Total reclaimed space: {}", human_size(report.freed_bytes));
+    Ok(ExitCode::SUCCESS)
+}
