@@ -1,0 +1,135 @@
+//! Running the kiln binary against a store of a test's own, and making base images.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A kiln store in a temporary directory, removed with the value.
+pub struct Kiln {
+    pub dir: tempfile::TempDir,
+}
+
+impl Kiln {
+    pub fn new() -> Kiln {
+        Kiln {
+            dir: tempfile::tempdir().expect("temporary directory"),
+        }
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kiln"));
+        cmd.env("KILN_ROOT", self.root()).args(args);
+        cmd
+    }
+
+    /// Runs kiln; panics with its output when it fails.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.cmd(args).output().expect("run kiln");
+        assert!(
+            out.status.success(),
+            "kiln {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("run kiln")
+    }
+}
+
+/// A root filesystem tarball with a static busybox and a few of its links (from Debian's
+/// busybox-static), plus `extra_bytes` of incompressible data in `/data` when asked.
+pub fn busybox_rootfs(dir: &Path, extra_bytes: usize) -> PathBuf {
+    let root = dir.join("rootfs");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::copy(busybox(), root.join("bin/busybox")).unwrap();
+    for link in ["sh", "ls", "cat", "echo"] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(link)).unwrap();
+    }
+    if extra_bytes > 0 {
+        let mut state = 0x9e3779b97f4a7c15u64;
+        let data: Vec<u8> = (0..extra_bytes)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        std::fs::write(root.join("data"), data).unwrap();
+    }
+    let tarball = dir.join("rootfs.tar");
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .args(["-cf"])
+        .arg(&tarball)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    tarball
+}
+
+pub fn busybox() -> PathBuf {
+    let path = PathBuf::from("/bin/busybox");
+    assert!(
+        path.exists(),
+        "/bin/busybox is missing: install busybox-static (scripts/setup does)"
+    );
+    path
+}
+
+/// Whether a peer tool is installed. Off CI a missing tool skips the test, loudly; on CI
+/// (`CI` set) it is a failure, since scripts/setup installs every one.
+pub fn have(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{tool} is not installed, and CI must run every test"
+        );
+        eprintln!("skipped: {tool} is not installed (scripts/setup installs it)");
+    }
+    found
+}
+
+pub fn run_tool(tool: &str, args: &[&str]) -> String {
+    let out = Command::new(tool)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {tool}: {e}"));
+    assert!(
+        out.status.success(),
+        "{tool} {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Every blob in the store hashes to its name: nothing partial is visible.
+pub fn assert_blobs_intact(root: &Path) {
+    use sha2::Digest;
+    for entry in std::fs::read_dir(root.join("blobs/sha256")).unwrap() {
+        let path = entry.unwrap().path();
+        let data = std::fs::read(&path).unwrap();
+        let hex = format!("{:x}", sha2::Sha256::digest(&data));
+        assert_eq!(
+            path.file_name().unwrap().to_string_lossy(),
+            hex,
+            "blob {} does not match its name",
+            path.display()
+        );
+    }
+}
