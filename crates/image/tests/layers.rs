@@ -314,8 +314,11 @@ fn whiteouts_hide_lower_files_and_opaque_directories_hide_their_contents() {
     assert_eq!(left, ["a", "a/y", "b", "b/new"]);
 }
 
+/// (path, type, link target) of one crafted tar entry.
+type Entry<'a> = (&'a str, tar::EntryType, &'a str);
+
 /// A tar built byte by byte, so it can hold what `tar::Builder` refuses to write.
-fn crafted(entries: &[(&str, tar::EntryType, &str)]) -> Vec<u8> {
+fn crafted(entries: &[Entry]) -> Vec<u8> {
     let mut out = Vec::new();
     for (path, kind, link) in entries {
         let mut h = tar::Header::new_ustar();
@@ -344,7 +347,7 @@ fn entries_that_would_escape_the_target_are_refused() {
     let base = tempfile::tempdir().unwrap();
     let outside = base.path().join("outside");
     fs::create_dir(&outside).unwrap();
-    let cases: Vec<(&str, Vec<(&str, tar::EntryType, &str)>, &str)> = vec![
+    let cases: Vec<(&str, Vec<Entry>, &str)> = vec![
         ("dot-dot", vec![("../outside/pwned", Regular, "")], "`..`"),
         (
             "dot-dot-inside",
