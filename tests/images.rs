@@ -383,3 +383,38 @@ fn a_load_that_runs_out_of_disk_stores_nothing_partial() {
     assert_eq!(images, "", "no tag");
     assert_eq!(ingest, 0, "the failed blob's temporary file is removed");
 }
+
+#[test]
+fn compressed_rootfs_tarballs_import_to_the_same_image() {
+    let k = Kiln::new();
+    let tarball = busybox_rootfs(k.dir.path(), 0);
+    let mut ids = Vec::new();
+    for (tool, suffix) in [
+        ("cat", "plain.tar"),
+        ("gzip", "tar.gz"),
+        ("zstd", "tar.zst"),
+    ] {
+        let file = k.dir.path().join(format!("rootfs.{suffix}"));
+        let script = if tool == "cat" {
+            format!("cp {} {}", tarball.display(), file.display())
+        } else {
+            format!("{tool} -c {} > {}", tarball.display(), file.display())
+        };
+        run_tool("sh", &["-c", &script]);
+        let name = format!("base:{}", suffix.replace('.', "-"));
+        k.ok(&["import", file.to_str().unwrap(), &name]);
+        let inspect: serde_json::Value =
+            serde_json::from_str(&k.ok(&["image", "inspect", &name])).unwrap();
+        ids.push(inspect[0]["RootFS"]["Layers"].clone());
+    }
+    // The layer is stored uncompressed, so its diffID is the same whatever the tarball was.
+    assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
+    let not_tar = k.dir.path().join("not.tar");
+    std::fs::write(&not_tar, "hello").unwrap();
+    let out = k.run(&["import", not_tar.to_str().unwrap(), "bad"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a tar archive"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
