@@ -388,7 +388,7 @@ fn a_load_that_runs_out_of_disk_stores_nothing_partial() {
 fn compressed_rootfs_tarballs_import_to_the_same_image() {
     let k = Kiln::new();
     let tarball = busybox_rootfs(k.dir.path(), 0);
-    let mut ids = Vec::new();
+    let mut layers = Vec::new();
     for (tool, suffix) in [
         ("cat", "plain.tar"),
         ("gzip", "tar.gz"),
@@ -405,10 +405,10 @@ fn compressed_rootfs_tarballs_import_to_the_same_image() {
         k.ok(&["import", file.to_str().unwrap(), &name]);
         let inspect: serde_json::Value =
             serde_json::from_str(&k.ok(&["image", "inspect", &name])).unwrap();
-        ids.push(inspect[0]["RootFS"]["Layers"].clone());
+        layers.push(inspect[0]["RootFS"]["Layers"].clone());
     }
     // The layer is stored uncompressed, so its diffID is the same whatever the tarball was.
-    assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
+    assert!(layers.windows(2).all(|w| w[0] == w[1]), "{layers:?}");
     let not_tar = k.dir.path().join("not.tar");
     std::fs::write(&not_tar, "hello").unwrap();
     let out = k.run(&["import", not_tar.to_str().unwrap(), "bad"]);
@@ -416,5 +416,108 @@ fn compressed_rootfs_tarballs_import_to_the_same_image() {
         String::from_utf8_lossy(&out.stderr).contains("not a tar archive"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn compressed_saves_are_read_everywhere_and_each_layer_is_compressed_once() {
+    if !have("skopeo") {
+        return;
+    }
+    let k = Kiln::new();
+    let tarball = busybox_rootfs(k.dir.path(), 3 << 20);
+    let id = k
+        .ok(&["import", tarball.to_str().unwrap(), "app:1"])
+        .trim()
+        .to_string();
+    let inspect: serde_json::Value =
+        serde_json::from_str(&k.ok(&["image", "inspect", "app:1"])).unwrap();
+    let diff_id = inspect[0]["RootFS"]["Layers"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for compression in ["gzip", "zstd"] {
+        let file = k.dir.path().join(format!("{compression}.tar"));
+        k.ok(&[
+            "save",
+            "--compression",
+            compression,
+            "-o",
+            file.to_str().unwrap(),
+            "app:1",
+        ]);
+        let remembered = k
+            .root()
+            .join("compressed")
+            .join(compression)
+            .join(&diff_id[7..]);
+        let first: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&remembered).unwrap()).unwrap();
+        let blob = k
+            .root()
+            .join("blobs/sha256")
+            .join(&first["digest"].as_str().unwrap()[7..]);
+        let made = std::fs::metadata(&blob).unwrap().modified().unwrap();
+        let raw = run_tool(
+            "skopeo",
+            &[
+                "inspect",
+                "--raw",
+                &format!("oci-archive:{}", file.display()),
+            ],
+        );
+        assert!(
+            raw.contains(&format!(
+                "application/vnd.oci.image.layer.v1.tar+{compression}"
+            )),
+            "{raw}"
+        );
+        let config: serde_json::Value = serde_json::from_str(&run_tool(
+            "skopeo",
+            &[
+                "inspect",
+                "--config",
+                &format!("docker-archive:{}", file.display()),
+            ],
+        ))
+        .unwrap();
+        assert_eq!(config["rootfs"]["diff_ids"][0], diff_id.as_str());
+        let fresh = Kiln::new();
+        fresh.ok(&["load", "-i", file.to_str().unwrap()]);
+        assert_eq!(
+            fresh.ok(&["images", "-q", "--no-trunc"]).trim(),
+            id,
+            "{compression}: same image ID after a round trip"
+        );
+
+        // Saving again finds the compressed layer instead of making it again.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        k.ok(&[
+            "save",
+            "--compression",
+            compression,
+            "-o",
+            file.to_str().unwrap(),
+            "app:1",
+        ]);
+        assert_eq!(
+            std::fs::metadata(&blob).unwrap().modified().unwrap(),
+            made,
+            "{compression}: compressed once"
+        );
+    }
+    // Compressed layers outlive a prune while their image lives, and go with it.
+    k.ok(&["image", "prune", "-f"]);
+    assert!(k
+        .root()
+        .join("compressed/gzip")
+        .join(&diff_id[7..])
+        .exists());
+    k.ok(&["rmi", "app:1"]);
+    assert_eq!(
+        std::fs::read_dir(k.root().join("blobs/sha256"))
+            .unwrap()
+            .count(),
+        0
     );
 }

@@ -11,6 +11,9 @@ pub struct Args {
     /// Write to this file (atomically) instead of standard output.
     #[arg(short, long)]
     output: Option<PathBuf>,
+    /// Compress uncompressed layers: gzip, zstd, or none (the default, as docker save).
+    #[arg(long, default_value = "none")]
+    compression: kiln_image::layer::Compression,
     #[arg(required = true)]
     images: Vec<String>,
 }
@@ -38,11 +41,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .tempfile_in(dir)
                 .with_context(|| format!("creating a file in {}", dir.display()))?;
             let out = std::io::BufWriter::with_capacity(1 << 20, tmp);
-            let out = kiln_image::archive::save(&store, &images, out)?;
+            let out = kiln_image::archive::save(&store, &images, args.compression, out)?;
             let tmp = out
                 .into_inner()
                 .map_err(|e| e.into_error())
                 .with_context(|| format!("writing {}", path.display()))?;
+            // Temporary files are private; the archive gets the usual mode.
+            std::fs::set_permissions(
+                tmp.path(),
+                std::os::unix::fs::PermissionsExt::from_mode(0o644),
+            )?;
             tmp.as_file().sync_all()?;
             tmp.persist(path)
                 .with_context(|| format!("writing {}", path.display()))?;
@@ -54,8 +62,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     "cowardly refusing to save to a terminal: use -o FILE or redirect the output"
                 );
             }
-            let mut out =
-                kiln_image::archive::save(&store, &images, std::io::BufWriter::new(stdout.lock()))?;
+            let mut out = kiln_image::archive::save(
+                &store,
+                &images,
+                args.compression,
+                std::io::BufWriter::new(stdout.lock()),
+            )?;
             out.flush()?;
         }
     }

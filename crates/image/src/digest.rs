@@ -85,10 +85,6 @@ impl<W: Write> HashingWriter<W> {
         }
     }
 
-    pub fn get_ref(&self) -> &W {
-        &self.inner
-    }
-
     /// The inner writer, the digest and the byte count.
     pub fn finish(self) -> (W, Digest, u64) {
         (self.inner, self.hasher.finish(), self.written)
@@ -105,35 +101,5 @@ impl<W: Write> Write for HashingWriter<W> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
-    }
-}
-
-/// A reader that hashes and counts what passes through it.
-pub struct HashingReader<R> {
-    inner: R,
-    hasher: Hasher,
-    read: u64,
-}
-
-impl<R: io::Read> HashingReader<R> {
-    pub fn new(inner: R, hasher: Hasher) -> Self {
-        HashingReader {
-            inner,
-            hasher,
-            read: 0,
-        }
-    }
-
-    pub fn finish(self) -> (R, Digest, u64) {
-        (self.inner, self.hasher.finish(), self.read)
-    }
-}
-
-impl<R: io::Read> io::Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.read += n as u64;
-        Ok(n)
     }
 }

@@ -53,14 +53,6 @@ impl<W: Write + Send + 'static> Compressor<W> {
             Inner::Zstd(z) => z.finish(),
         }
     }
-
-    pub fn get_ref(&self) -> Option<&W> {
-        match &self.inner {
-            Inner::Plain(w) => Some(w),
-            Inner::Gzip(g) => Some(&g.out),
-            Inner::Zstd(z) => Some(z.get_ref()),
-        }
-    }
 }
 
 impl<W: Write + Send + 'static> Write for Compressor<W> {

@@ -87,10 +87,6 @@ impl Store {
         Ok(store)
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     fn index_path(&self) -> PathBuf {
         self.root.join("index.json")
     }
