@@ -4,10 +4,12 @@
 
 mod apply;
 mod compress;
+mod overlay;
 mod write;
 
 pub use apply::{apply, ApplyStats};
 pub use compress::{Compressor, Decompressor};
+pub use overlay::overlay_changes;
 pub use write::{write_changes, write_dir, Change, LayerInfo, LayerOptions};
 
 /// How a layer blob is compressed.
