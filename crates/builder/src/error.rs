@@ -16,6 +16,9 @@ pub enum Error {
         at: crate::ast::Position,
         message: String,
     },
+    /// The build context: a bad `.dockerignore`, a source that is not there.
+    #[error("{0}")]
+    Context(String),
     #[error("cannot read {}: {source}", path.display())]
     Read {
         path: PathBuf,

@@ -3,6 +3,7 @@
 //! executor will grow here too.
 
 pub mod ast;
+pub mod context;
 mod error;
 pub mod expand;
 pub mod json;
