@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod build;
 mod history;
 mod image;
 mod images;
@@ -20,6 +21,8 @@ use kiln_image::store::Store;
 pub enum Command {
     /// Parse a Dockerfile and print its syntax tree.
     Parse(parse::Args),
+    /// Build an image from a Dockerfile.
+    Build(build::Args),
     /// List images.
     Images(images::Args),
     /// Manage images (inspect, prune, ls).
@@ -42,6 +45,7 @@ pub enum Command {
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Parse(args) => parse::run(args),
+        Command::Build(args) => build::run(args),
         Command::Images(args) => images::run(args),
         Command::Image(command) => image::run(command),
         Command::Tag(args) => tag::run(args),

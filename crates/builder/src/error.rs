@@ -19,6 +19,11 @@ pub enum Error {
     /// The build context: a bad `.dockerignore`, a source that is not there.
     #[error("{0}")]
     Context(String),
+    /// A step that failed: which one, and why (for RUN: the exit code and the output's tail).
+    #[error("{step}: {message}")]
+    Step { step: String, message: String },
+    #[error(transparent)]
+    Image(#[from] kiln_image::Error),
     #[error("cannot read {}: {source}", path.display())]
     Read {
         path: PathBuf,

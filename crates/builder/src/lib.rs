@@ -3,6 +3,7 @@
 //! executor will grow here too.
 
 pub mod ast;
+pub mod build;
 pub mod context;
 mod error;
 pub mod expand;

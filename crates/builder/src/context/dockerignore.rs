@@ -112,8 +112,9 @@ fn clean(path: &str) -> String {
     }
 }
 
-/// The pattern as an anchored regular expression, as patternmatcher compiles it.
-fn to_regex(pattern: &str) -> String {
+/// The pattern as an anchored regular expression, as patternmatcher compiles it (COPY's
+/// wildcards use the same rules).
+pub(crate) fn to_regex(pattern: &str) -> String {
     let mut re = String::from("^");
     let chars: Vec<char> = pattern.chars().collect();
     let mut i = 0;

@@ -1,5 +1,5 @@
 //! The build context: what `.dockerignore` leaves in, and (later) hashing of sources.
 
-mod dockerignore;
+pub(crate) mod dockerignore;
 
 pub use dockerignore::Dockerignore;

@@ -30,8 +30,27 @@ pub struct ApplyStats {
     pub whiteouts: u64,
 }
 
+/// What whiteouts become.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whiteouts {
+    /// Remove what they hide: `target` is a flattened root filesystem.
+    Remove,
+    /// Keep them as overlayfs does (a 0/0 character device; an opaque directory's
+    /// `trusted.overlay.opaque` attribute): `target` is one layer of an overlay stack.
+    Overlay,
+}
+
 /// Applies the layer in `reader` (plain, gzip or zstd) on top of `target`.
 pub fn apply(reader: impl Read, target: &Path) -> Result<ApplyStats> {
+    apply_with(reader, target, Whiteouts::Remove)
+}
+
+/// Unpacks the layer in `reader` into an empty `target` as an overlayfs lower directory.
+pub fn apply_snapshot(reader: impl Read, target: &Path) -> Result<ApplyStats> {
+    apply_with(reader, target, Whiteouts::Overlay)
+}
+
+fn apply_with(reader: impl Read, target: &Path, whiteouts: Whiteouts) -> Result<ApplyStats> {
     let (data, _) = Decompressor::new(reader).map_err(Error::io("read layer for", target))?;
     let mut archive = tar::Archive::new(data);
     let is_root = nix::unistd::geteuid().is_root();
@@ -53,14 +72,37 @@ pub fn apply(reader: impl Read, target: &Path) -> Result<ApplyStats> {
         stats.entries += 1;
         if name == OPAQUE.as_bytes() {
             stats.whiteouts += 1;
-            make_opaque(&parent, &parent_rel, &created)?;
+            match whiteouts {
+                Whiteouts::Remove => make_opaque(&parent, &parent_rel, &created)?,
+                Whiteouts::Overlay => {
+                    fs::create_dir_all(&parent).map_err(Error::io("create directory", &parent))?;
+                    xattr::set(&parent, "trusted.overlay.opaque", b"y")
+                        .map_err(Error::io("mark opaque", &parent))?;
+                }
+            }
             continue;
         }
         if let Some(hidden) = name.strip_prefix(WHITEOUT.as_bytes()) {
             stats.whiteouts += 1;
-            let victim_rel = parent_rel.join(OsStr::from_bytes(hidden));
-            if !created.contains(&victim_rel) {
-                remove_any(&parent.join(OsStr::from_bytes(hidden)))?;
+            let victim = parent.join(OsStr::from_bytes(hidden));
+            match whiteouts {
+                Whiteouts::Remove
+                    if !created.contains(&parent_rel.join(OsStr::from_bytes(hidden))) =>
+                {
+                    remove_any(&victim)?
+                }
+                Whiteouts::Remove => {}
+                Whiteouts::Overlay => {
+                    fs::create_dir_all(&parent).map_err(Error::io("create directory", &parent))?;
+                    remove_any(&victim)?;
+                    nix::sys::stat::mknod(&victim, SFlag::S_IFCHR, Mode::empty(), 0).map_err(
+                        |e| Error::Io {
+                            op: "create whiteout",
+                            path: victim.clone(),
+                            source: e.into(),
+                        },
+                    )?;
+                }
             }
             continue;
         }

@@ -7,7 +7,7 @@ mod compress;
 mod overlay;
 mod write;
 
-pub use apply::{apply, ApplyStats};
+pub use apply::{apply, apply_snapshot, ApplyStats};
 pub use compress::{Compressor, Decompressor};
 pub use overlay::overlay_changes;
 pub use write::{write_changes, write_dir, Change, LayerInfo, LayerOptions};

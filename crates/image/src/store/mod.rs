@@ -22,7 +22,7 @@
 mod blobs;
 mod compressed;
 mod gc;
-pub(crate) mod images;
+pub mod images;
 mod index;
 
 use std::fs::File;

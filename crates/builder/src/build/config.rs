@@ -1,0 +1,191 @@
+//! The image config a build writes: Docker's format (which OCI readers accept), kept as
+//! JSON so fields kiln does not model (from a base image) pass through untouched.
+
+use serde_json::{json, Map, Value};
+
+use crate::ast::{CommandLine, Healthcheck};
+
+/// The config being built, and the history entries that go with it.
+pub struct ImageConfig {
+    pub root: Map<String, Value>,
+}
+
+impl ImageConfig {
+    /// A config for `FROM scratch`.
+    pub fn scratch(os: &str, arch: &str) -> ImageConfig {
+        let root = json!({"architecture": arch, "os": os, "config": {}, "rootfs": {"type": "layers", "diff_ids": []}, "history": []});
+        ImageConfig {
+            root: root.as_object().cloned().unwrap_or_default(),
+        }
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Option<ImageConfig> {
+        serde_json::from_slice::<Map<String, Value>>(bytes)
+            .ok()
+            .map(|root| ImageConfig { root })
+    }
+
+    fn config(&mut self) -> &mut Map<String, Value> {
+        let c = self.root.entry("config").or_insert_with(|| json!({}));
+        if !c.is_object() {
+            *c = json!({});
+        }
+        c.as_object_mut().expect("object")
+    }
+
+    fn get(&self, key: &str) -> Option<&Value> {
+        self.root.get("config").and_then(|c| c.get(key))
+    }
+
+    /// `KEY=VALUE` entries, in order.
+    pub fn env(&self) -> Vec<(String, String)> {
+        self.get("Env")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(|kv| {
+                        kv.split_once('=')
+                            .map_or((kv.to_string(), String::new()), |(k, v)| {
+                                (k.to_string(), v.to_string())
+                            })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        let mut env = self.env();
+        match env.iter_mut().find(|(k, _)| k == key) {
+            Some(entry) => entry.1 = value.to_string(),
+            None => env.push((key.to_string(), value.to_string())),
+        }
+        self.config().insert(
+            "Env".into(),
+            json!(env
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()),
+        );
+    }
+
+    pub fn str(&self, key: &str) -> Option<String> {
+        self.get(key)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .filter(|s| !s.is_empty())
+    }
+
+    pub fn set(&mut self, key: &str, value: Value) {
+        self.config().insert(key.into(), value);
+    }
+
+    pub fn shell(&self) -> Vec<String> {
+        self.get("Shell")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .filter(|v: &Vec<String>| !v.is_empty())
+            .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
+    }
+
+    /// Adds to a map-valued field (`Labels`, `ExposedPorts`, `Volumes`).
+    pub fn insert(&mut self, field: &str, key: &str, value: Value) {
+        let map = self.config().entry(field).or_insert_with(|| json!({}));
+        if !map.is_object() {
+            *map = json!({});
+        }
+        map.as_object_mut()
+            .expect("object")
+            .insert(key.into(), value);
+    }
+
+    pub fn command_line(&self, c: &CommandLine) -> Value {
+        match c {
+            CommandLine::Exec(argv) => json!(argv),
+            CommandLine::Shell(s) => {
+                let mut v = self.shell();
+                v.push(s.clone());
+                json!(v)
+            }
+        }
+    }
+
+    pub fn set_healthcheck(&mut self, h: &Healthcheck) {
+        let value = match h {
+            Healthcheck::None => json!({"Test": ["NONE"]}),
+            Healthcheck::Cmd {
+                command,
+                interval,
+                timeout,
+                start_period,
+                start_interval,
+                retries,
+            } => {
+                let test = match command {
+                    CommandLine::Exec(argv) => std::iter::once("CMD".to_string())
+                        .chain(argv.iter().cloned())
+                        .collect::<Vec<_>>(),
+                    CommandLine::Shell(s) => vec!["CMD-SHELL".into(), s.clone()],
+                };
+                let mut v = json!({"Test": test});
+                let nanos = |d: &Option<std::time::Duration>| d.map(|d| d.as_nanos() as u64);
+                for (k, d) in [
+                    ("Interval", nanos(interval)),
+                    ("Timeout", nanos(timeout)),
+                    ("StartPeriod", nanos(start_period)),
+                    ("StartInterval", nanos(start_interval)),
+                ] {
+                    if let Some(d) = d {
+                        v[k] = json!(d);
+                    }
+                }
+                if let Some(r) = retries {
+                    v["Retries"] = json!(r);
+                }
+                v
+            }
+        };
+        self.set("Healthcheck", value);
+    }
+
+    pub fn push_onbuild(&mut self, text: &str) {
+        let list = self.config().entry("OnBuild").or_insert_with(|| json!([]));
+        if !list.is_array() {
+            *list = json!([]);
+        }
+        list.as_array_mut().expect("array").push(json!(text));
+    }
+
+    /// Records a step: a history entry, and the layer's diffID when it made one.
+    pub fn add_history(&mut self, created: &str, created_by: &str, diff_id: Option<&str>) {
+        let mut entry = json!({"created": created, "created_by": created_by, "comment": "buildkit.dockerfile.v0"});
+        match diff_id {
+            Some(d) => {
+                let rootfs = self
+                    .root
+                    .entry("rootfs")
+                    .or_insert_with(|| json!({"type": "layers", "diff_ids": []}));
+                if let Some(ids) = rootfs.get_mut("diff_ids").and_then(Value::as_array_mut) {
+                    ids.push(json!(d));
+                }
+            }
+            None => entry["empty_layer"] = json!(true),
+        }
+        let history = self.root.entry("history").or_insert_with(|| json!([]));
+        if let Some(h) = history.as_array_mut() {
+            h.push(entry);
+        }
+    }
+
+    pub fn to_bytes(&self, created: &str) -> Vec<u8> {
+        let mut root = self.root.clone();
+        root.insert("created".into(), json!(created));
+        serde_json::to_vec(&Value::Object(root)).expect("a JSON map serialises")
+    }
+}

@@ -1,0 +1,349 @@
+//! COPY and ADD of local files: choosing the sources (wildcards, `.dockerignore`, never
+//! outside the source root), hashing them for the cache, and copying them into a step's
+//! upper directory with Docker's destination rules.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use regex::Regex;
+use sha2::{Digest as _, Sha256};
+
+use crate::context::Dockerignore;
+use crate::Error;
+
+/// One chosen source: its path under the source root and the name it is copied as.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub path: PathBuf,
+}
+
+fn context_error(message: String) -> Error {
+    Error::Context(message)
+}
+
+/// A relative path with `.` removed; `..` that would leave the root is refused.
+fn clean_relative(p: &str) -> Result<PathBuf, Error> {
+    let mut out = PathBuf::new();
+    for c in Path::new(p).components() {
+        match c {
+            Component::Normal(x) => out.push(x),
+            Component::ParentDir if !out.pop() => {
+                return Err(context_error(format!("{p}: outside the build context")));
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// The sources `patterns` name under `root`. `ignore` applies to the build context only.
+pub fn select(
+    root: &Path,
+    patterns: &[String],
+    ignore: Option<&Dockerignore>,
+) -> Result<Vec<Source>, Error> {
+    let mut out = Vec::new();
+    for pattern in patterns {
+        let rel = clean_relative(pattern)?;
+        let rel_str = rel.to_string_lossy().replace('\\', "/");
+        if pattern.contains(['*', '?', '[']) {
+            let re = Regex::new(&crate::context::dockerignore::to_regex(&rel_str))
+                .map_err(|e| context_error(format!("{pattern}: {e}")))?;
+            let mut found = false;
+            for entry in walkdir::WalkDir::new(root).min_depth(1).sort_by_file_name() {
+                let entry =
+                    entry.map_err(|e| context_error(format!("reading the context: {e}")))?;
+                let r = entry
+                    .path()
+                    .strip_prefix(root)
+                    .expect("under root")
+                    .to_string_lossy()
+                    .into_owned();
+                if re.is_match(&r) && !ignore.is_some_and(|i| i.excludes(&r)) {
+                    out.push(Source {
+                        path: PathBuf::from(r),
+                    });
+                    found = true;
+                }
+            }
+            if !found {
+                return Err(context_error(format!("no source files were specified: {pattern} matches nothing in the build context")));
+            }
+            continue;
+        }
+        let full = resolve_in(root, &rel)?;
+        if fs::symlink_metadata(&full).is_err()
+            || (!rel_str.is_empty() && ignore.is_some_and(|i| i.excludes(&rel_str)))
+        {
+            return Err(context_error(format!(
+                "{pattern}: not found in the build context (is it in .dockerignore?)"
+            )));
+        }
+        out.push(Source {
+            path: full
+                .strip_prefix(root)
+                .expect("resolved inside")
+                .to_path_buf(),
+        });
+    }
+    Ok(out)
+}
+
+/// `rel` under `root`, following symlinks inside `root`; one that leads out is refused.
+fn resolve_in(root: &Path, rel: &Path) -> Result<PathBuf, Error> {
+    let mut current = PathBuf::new();
+    let mut todo: Vec<PathBuf> = rel
+        .components()
+        .rev()
+        .map(|c| PathBuf::from(c.as_os_str()))
+        .collect();
+    let mut hops = 0;
+    while let Some(part) = todo.pop() {
+        if part == Path::new("..") {
+            if !current.pop() {
+                return Err(context_error(format!(
+                    "{}: a symlink points out of the build context",
+                    rel.display()
+                )));
+            }
+            continue;
+        }
+        let candidate = current.join(&part);
+        match fs::read_link(root.join(&candidate)) {
+            Ok(target) => {
+                hops += 1;
+                if hops > 40 || target.is_absolute() {
+                    return Err(context_error(format!(
+                        "{}: a symlink points out of the build context",
+                        rel.display()
+                    )));
+                }
+                todo.extend(
+                    target
+                        .components()
+                        .rev()
+                        .map(|c| PathBuf::from(c.as_os_str())),
+                );
+            }
+            Err(_) => current = candidate,
+        }
+    }
+    Ok(root.join(current))
+}
+
+/// A digest of the sources' content, modes and names (not their times): the cache key
+/// part of COPY. `hashes` remembers file digests by (path, size, mtime, inode), so an
+/// unchanged file is not read again.
+pub fn content_key(
+    root: &Path,
+    sources: &[Source],
+    ignore: Option<&Dockerignore>,
+    hashes: &mut BTreeMap<String, String>,
+) -> Result<String, Error> {
+    let mut h = Sha256::new();
+    for source in sources {
+        let top = root.join(&source.path);
+        let walker = walkdir::WalkDir::new(&top)
+            .follow_root_links(true)
+            .sort_by_file_name();
+        for entry in walker {
+            let entry =
+                entry.map_err(|e| context_error(format!("reading {}: {e}", top.display())))?;
+            let rel = entry
+                .path()
+                .strip_prefix(root)
+                .unwrap_or(entry.path())
+                .to_string_lossy()
+                .into_owned();
+            if ignore.is_some_and(|i| i.excludes(&rel)) && entry.depth() > 0 {
+                continue;
+            }
+            let m = entry.path().symlink_metadata().map_err(|e| Error::Read {
+                path: entry.path().to_path_buf(),
+                source: e,
+            })?;
+            let within = entry
+                .path()
+                .strip_prefix(&top)
+                .unwrap_or(Path::new(""))
+                .to_string_lossy()
+                .into_owned();
+            h.update(format!("{}\0{}\0{:o}\0", source.path.display(), within, m.mode()).as_bytes());
+            if m.file_type().is_symlink() {
+                h.update(
+                    fs::read_link(entry.path())
+                        .unwrap_or_default()
+                        .as_os_str()
+                        .as_encoded_bytes(),
+                );
+            } else if m.is_file() {
+                let meta_key = format!(
+                    "{}|{}|{}|{}",
+                    entry.path().display(),
+                    m.len(),
+                    m.mtime_nsec() + m.mtime() * 1_000_000_000,
+                    m.ino()
+                );
+                let digest = match hashes.get(&meta_key) {
+                    Some(d) => d.clone(),
+                    None => {
+                        let mut f = fs::File::open(entry.path()).map_err(|e| Error::Read {
+                            path: entry.path().to_path_buf(),
+                            source: e,
+                        })?;
+                        let mut fh = Sha256::new();
+                        std::io::copy(&mut f, &mut fh).map_err(|e| Error::Read {
+                            path: entry.path().to_path_buf(),
+                            source: e,
+                        })?;
+                        let d = hex::encode(fh.finalize());
+                        hashes.insert(meta_key, d.clone());
+                        d
+                    }
+                };
+                h.update(digest.as_bytes());
+            }
+            h.update(b"\n");
+        }
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Ownership and mode for copied files (`--chown`, `--chmod`).
+#[derive(Debug, Clone, Copy)]
+pub struct Attrs {
+    pub uid: u32,
+    pub gid: u32,
+    pub chmod: Option<u32>,
+}
+
+/// Copies `sources` from `root` into `upper` at `dest` (absolute in the image), as Docker
+/// does: a directory's contents go into the destination; a file goes to `dest/NAME` when
+/// the destination is a directory (it ends with `/`, or there are several sources).
+pub fn copy(
+    root: &Path,
+    sources: &[Source],
+    dest: &str,
+    ignore: Option<&Dockerignore>,
+    attrs: Attrs,
+    upper: &Path,
+) -> Result<(), Error> {
+    let dest_is_dir = dest.ends_with('/') || sources.len() > 1;
+    let dest_rel = clean_relative(dest)?;
+    for source in sources {
+        let from = root.join(&source.path);
+        let meta = fs::metadata(&from).map_err(|e| Error::Read {
+            path: from.clone(),
+            source: e,
+        })?;
+        let target = if meta.is_dir() || !dest_is_dir {
+            upper.join(&dest_rel)
+        } else {
+            upper
+                .join(&dest_rel)
+                .join(source.path.file_name().unwrap_or_default())
+        };
+        make_parents(upper, &target)?;
+        if meta.is_dir() {
+            for entry in walkdir::WalkDir::new(&from)
+                .follow_root_links(true)
+                .sort_by_file_name()
+            {
+                let entry =
+                    entry.map_err(|e| context_error(format!("reading {}: {e}", from.display())))?;
+                let rel_ctx = entry
+                    .path()
+                    .strip_prefix(root)
+                    .unwrap_or(entry.path())
+                    .to_string_lossy()
+                    .into_owned();
+                if entry.depth() > 0 && ignore.is_some_and(|i| i.excludes(&rel_ctx)) {
+                    continue;
+                }
+                let within = entry.path().strip_prefix(&from).unwrap_or(Path::new(""));
+                copy_one(
+                    entry.path(),
+                    &target.join(within),
+                    attrs,
+                    entry.depth() == 0,
+                )?;
+            }
+        } else {
+            copy_one(&from, &target, attrs, true)?;
+        }
+    }
+    Ok(())
+}
+
+/// Parent directories of a destination are made as root with mode 755.
+fn make_parents(upper: &Path, target: &Path) -> Result<(), Error> {
+    if let Some(parent) = target.parent() {
+        if !parent.exists() {
+            fs::create_dir_all(parent).map_err(|e| Error::Read {
+                path: parent.to_path_buf(),
+                source: e,
+            })?;
+            let mut p = parent;
+            while p != upper {
+                let _ = fs::set_permissions(p, fs::Permissions::from_mode(0o755));
+                p = match p.parent() {
+                    Some(q) => q,
+                    None => break,
+                };
+            }
+        }
+    }
+    Ok(())
+}
+
+fn copy_one(from: &Path, to: &Path, attrs: Attrs, follow: bool) -> Result<(), Error> {
+    let io = |e: std::io::Error| Error::Read {
+        path: from.to_path_buf(),
+        source: e,
+    };
+    let meta = if follow {
+        fs::metadata(from)
+    } else {
+        fs::symlink_metadata(from)
+    }
+    .map_err(io)?;
+    let ft = meta.file_type();
+    if ft.is_dir() {
+        fs::create_dir_all(to).map_err(io)?;
+    } else if ft.is_symlink() {
+        let _ = fs::remove_file(to);
+        std::os::unix::fs::symlink(fs::read_link(from).map_err(io)?, to).map_err(io)?;
+    } else if ft.is_file() {
+        let _ = fs::remove_file(to);
+        fs::copy(from, to).map_err(io)?;
+    } else {
+        // Sockets, devices and fifos in a build context are not copied, as in Docker.
+        return Ok(());
+    }
+    nix::unistd::fchownat(
+        nix::fcntl::AT_FDCWD,
+        to,
+        Some(attrs.uid.into()),
+        Some(attrs.gid.into()),
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| Error::Read {
+        path: to.to_path_buf(),
+        source: e.into(),
+    })?;
+    if !ft.is_symlink() {
+        let mode = attrs.chmod.unwrap_or(meta.mode() & 0o7777);
+        fs::set_permissions(to, fs::Permissions::from_mode(mode)).map_err(io)?;
+        let t = nix::sys::time::TimeSpec::new(meta.mtime(), meta.mtime_nsec());
+        let _ = nix::sys::stat::utimensat(
+            nix::fcntl::AT_FDCWD,
+            to,
+            &t,
+            &t,
+            nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+        );
+    }
+    Ok(())
+}

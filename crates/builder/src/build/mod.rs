@@ -1,0 +1,124 @@
+//! `kiln build`: stages in dependency order, each instruction a step; RUN through the
+//! [`Executor`] the caller supplies (the kiln binary plugs in `kiln-runtime`), COPY/ADD
+//! from the context or another stage; every step that makes a layer is cached.
+
+mod cache;
+mod config;
+mod copy;
+mod snapshots;
+mod stages;
+mod steps;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use kiln_image::digest::Digest;
+use kiln_image::store::Store;
+use kiln_image::Reference;
+
+pub use stages::{Base, Plan};
+
+use crate::ast::{Dockerfile, NetworkMode};
+use crate::context::Dockerignore;
+use crate::Error;
+
+/// What to build.
+pub struct BuildOptions {
+    pub dockerfile: Dockerfile,
+    /// The build context directory.
+    pub context: PathBuf,
+    pub ignore: Dockerignore,
+    pub tags: Vec<Reference>,
+    pub target: Option<String>,
+    pub build_args: BTreeMap<String, String>,
+    pub no_cache: bool,
+    pub labels: BTreeMap<String, String>,
+    pub network: NetworkMode,
+}
+
+/// One RUN step, ready for an executor: what to run, as whom, on which layers.
+#[derive(Debug, Clone)]
+pub struct RunStep {
+    pub argv: Vec<String>,
+    pub env: Vec<String>,
+    pub uid: u32,
+    pub gid: u32,
+    pub cwd: String,
+    /// Snapshot directories, topmost first.
+    pub lowers: Vec<PathBuf>,
+    /// Empty directories for overlayfs on one filesystem: `upper` collects the changes.
+    pub upper: PathBuf,
+    pub work: PathBuf,
+    pub merged: PathBuf,
+    pub network: NetworkMode,
+    pub hostname: String,
+    pub mounts: Vec<RunMount>,
+}
+
+/// A mount for a RUN step: a host path (bind) or, without a source, a tmpfs.
+#[derive(Debug, Clone)]
+pub struct RunMount {
+    pub destination: PathBuf,
+    pub source: Option<PathBuf>,
+    pub readonly: bool,
+}
+
+/// Runs RUN steps and shows stages' file systems; the builder owns this seam so it never
+/// depends on the runtime.
+pub trait Executor: Sync {
+    /// Runs the step; `output` receives each line it prints (stdout and stderr).
+    /// Returns the exit code.
+    fn run(&self, step: &RunStep, output: &mut dyn FnMut(&str)) -> Result<i32, Error>;
+    /// Mounts a read-only union of `lowers` (topmost first) on the empty directory `at`.
+    fn view(&self, lowers: &[PathBuf], at: &Path) -> Result<(), Error>;
+    /// Undoes [`Executor::view`].
+    fn unview(&self, at: &Path);
+}
+
+/// What the build reports as it goes.
+#[derive(Debug)]
+pub enum Event<'a> {
+    Step {
+        id: usize,
+        stage: &'a str,
+        index: usize,
+        total: usize,
+        text: &'a str,
+    },
+    Cached {
+        id: usize,
+    },
+    /// Why a step could not come from the cache.
+    Miss {
+        id: usize,
+        reason: &'a str,
+    },
+    Output {
+        id: usize,
+        line: &'a str,
+    },
+    Done {
+        id: usize,
+        seconds: f64,
+    },
+}
+
+/// The image a build made.
+#[derive(Debug)]
+pub struct Built {
+    pub manifest: Digest,
+    pub id: Digest,
+    pub tags: Vec<Reference>,
+}
+
+/// Builds `opts` into `store` (at `root`, the store's directory).
+pub fn build(
+    store: &Store,
+    root: &Path,
+    exec: &dyn Executor,
+    opts: &BuildOptions,
+    progress: &mut dyn FnMut(Event),
+) -> Result<Built, Error> {
+    let _guard = store.write_guard()?;
+    steps::Builder::new(store, root, exec, opts)?.run(progress)
+}

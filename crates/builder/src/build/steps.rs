@@ -1,0 +1,923 @@
+//! The build itself: stage by stage, step by step.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use kiln_image::layer::{overlay_changes, write_changes, Compression, LayerOptions};
+use kiln_image::store::{BlobWriter, Store};
+use oci_spec::image::{Descriptor, ImageManifestBuilder, MediaType};
+use serde_json::json;
+
+use super::cache::{self, Cache, Record};
+use super::config::ImageConfig;
+use super::copy::{self, Attrs};
+use super::snapshots::Snapshots;
+use super::stages::{Base, Plan};
+use super::{BuildOptions, Built, Event, Executor, RunMount, RunStep};
+use crate::ast::{Command, CommandLine, Instruction, MountKind};
+use crate::expand;
+use crate::Error;
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Stage index → the stages it needs.
+type Edges = BTreeMap<usize, Vec<usize>>;
+
+#[derive(Clone)]
+struct Layer {
+    diff_id: String,
+    snapshot: PathBuf,
+    size: u64,
+}
+
+/// A stage's file system and config, as far as it has been built.
+#[derive(Clone)]
+struct State {
+    config_bytes: Vec<u8>,
+    layers: Vec<Layer>,
+    key: String,
+}
+
+pub(super) struct Builder<'a> {
+    store: &'a Store,
+    root: &'a Path,
+    exec: &'a dyn Executor,
+    opts: &'a BuildOptions,
+    plan: Plan,
+    snapshots: Snapshots,
+    cache: Cache,
+    hashes: BTreeMap<String, String>,
+    created: String,
+    step_id: usize,
+    global: BTreeMap<String, String>,
+}
+
+fn step_error(instr: &Instruction, message: impl Into<String>) -> Error {
+    let first = instr.original.lines().next().unwrap_or_default();
+    Error::Step {
+        step: format!("line {}: {first}", instr.span.start.line),
+        message: message.into(),
+    }
+}
+
+impl<'a> Builder<'a> {
+    pub(super) fn new(
+        store: &'a Store,
+        root: &'a Path,
+        exec: &'a dyn Executor,
+        opts: &'a BuildOptions,
+    ) -> Result<Self, Error> {
+        let created = match std::env::var("SOURCE_DATE_EPOCH")
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+        {
+            Some(secs) => humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs),
+            )
+            .to_string(),
+            None => humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        };
+        let hashes = std::fs::read(root.join("context-hashes.json"))
+            .ok()
+            .and_then(|d| serde_json::from_slice(&d).ok())
+            .unwrap_or_default();
+        Ok(Builder {
+            store,
+            root,
+            exec,
+            opts,
+            plan: Plan::new(&opts.dockerfile),
+            snapshots: Snapshots::new(root)?,
+            cache: Cache::new(root)?,
+            hashes,
+            created,
+            step_id: 0,
+            global: BTreeMap::new(),
+        })
+    }
+
+    pub(super) fn run(mut self, progress: &mut dyn FnMut(Event)) -> Result<Built, Error> {
+        let escape = self.opts.dockerfile.escape;
+        for instr in &self.plan.global_args.clone() {
+            let expanded = expand::instruction(instr, escape, &self.global)?;
+            if let Command::Arg(decls) = &expanded.command {
+                for d in decls {
+                    if let Some(v) = self
+                        .opts
+                        .build_args
+                        .get(&d.name)
+                        .cloned()
+                        .or_else(|| d.default.clone())
+                    {
+                        self.global.insert(d.name.clone(), v);
+                    }
+                }
+            }
+        }
+        let (bases, deps) = self.resolve_edges()?;
+        let target = match &self.opts.target {
+            Some(t) => self.plan.find(t).ok_or_else(|| {
+                Error::Context(format!(
+                    "target stage {t:?} could not be found in the Dockerfile"
+                ))
+            })?,
+            None => self.plan.stages.len() - 1,
+        };
+        let order = self.plan.order(target, &deps)?;
+        let mut results: BTreeMap<usize, State> = BTreeMap::new();
+        for i in order {
+            let state = self.stage(i, &bases[i], &results, progress)?;
+            results.insert(i, state);
+        }
+        let _ = std::fs::write(
+            self.root.join("context-hashes.json"),
+            serde_json::to_vec(&self.hashes).unwrap_or_default(),
+        );
+        self.finish(results.remove(&target).expect("the target was built"))
+    }
+
+    /// Each stage's base and the stages each one needs (FROM, COPY --from, RUN --mount from).
+    fn resolve_edges(&self) -> Result<(Vec<Base>, Edges), Error> {
+        let mut bases = Vec::new();
+        let mut deps: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for stage in &self.plan.stages {
+            let from = expand::instruction(&stage.from, self.opts.dockerfile.escape, &self.global)?;
+            let Command::From(f) = &from.command else {
+                unreachable!("a stage starts with FROM")
+            };
+            let base = if f.image == "scratch" {
+                Base::Scratch
+            } else {
+                match self
+                    .plan
+                    .find(&f.image)
+                    .filter(|j| self.plan.stages[*j].name.is_some() && *j != stage.index)
+                {
+                    Some(j) => Base::Stage(j),
+                    None if self
+                        .plan
+                        .stages
+                        .iter()
+                        .any(|s| s.name.as_deref() == Some(f.image.as_str())) =>
+                    {
+                        return Err(step_error(
+                            &stage.from,
+                            format!("stage {} is built FROM itself", f.image),
+                        ));
+                    }
+                    None => Base::Image(f.image.clone()),
+                }
+            };
+            let mut d = Vec::new();
+            if let Base::Stage(j) = base {
+                d.push(j);
+            }
+            for instr in &stage.instructions {
+                let refs: Vec<String> = match &instr.command {
+                    Command::Copy(c) => c.from.iter().cloned().collect(),
+                    Command::Run(r) => r.mounts.iter().filter_map(|m| m.from.clone()).collect(),
+                    _ => Vec::new(),
+                };
+                for r in refs {
+                    let r =
+                        expand::word(&r, self.opts.dockerfile.escape, &self.global).unwrap_or(r);
+                    if let Some(j) = self.plan.find(&r) {
+                        d.push(j);
+                    }
+                }
+            }
+            deps.insert(stage.index, d);
+            bases.push(base);
+        }
+        Ok((bases, deps))
+    }
+
+    fn stage(
+        &mut self,
+        i: usize,
+        base: &Base,
+        done: &BTreeMap<usize, State>,
+        progress: &mut dyn FnMut(Event),
+    ) -> Result<State, Error> {
+        let stage = self.plan.stages[i].clone();
+        let label = self.plan.label(i);
+        let total = stage.instructions.len() + 1;
+        let id = self.next_id();
+        progress(Event::Step {
+            id,
+            stage: &label,
+            index: 1,
+            total,
+            text: stage.from.original.lines().next().unwrap_or_default(),
+        });
+        let start = Instant::now();
+        let mut state = match base {
+            Base::Scratch => {
+                let (os, arch) = kiln_image::store::images::host_platform()
+                    .split_once('/')
+                    .map(|(o, a)| (o.to_string(), a.to_string()))
+                    .unwrap_or_default();
+                State {
+                    config_bytes: ImageConfig::scratch(&os, &arch).to_bytes(""),
+                    layers: Vec::new(),
+                    key: cache::key(&["scratch"]),
+                }
+            }
+            Base::Stage(j) => done.get(j).cloned().expect("dependencies are built first"),
+            Base::Image(name) => self
+                .image_state(name)
+                .map_err(|e| step_error(&stage.from, e.to_string()))?,
+        };
+        progress(Event::Done {
+            id,
+            seconds: start.elapsed().as_secs_f64(),
+        });
+        let mut config = ImageConfig::from_bytes(&state.config_bytes)
+            .unwrap_or_else(|| ImageConfig::scratch("linux", "amd64"));
+        let mut args: BTreeMap<String, String> = BTreeMap::new();
+        let mut cmd_set = false;
+        for (n, instr) in stage.instructions.iter().enumerate() {
+            let mut scope = args.clone();
+            scope.extend(config.env());
+            let expanded = expand::instruction(instr, self.opts.dockerfile.escape, &scope)?;
+            let text = instr
+                .original
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            let id = self.next_id();
+            progress(Event::Step {
+                id,
+                stage: &label,
+                index: n + 2,
+                total,
+                text: &text,
+            });
+            let start = Instant::now();
+            let created_by = instr.original.replace('\n', " ");
+            match &expanded.command {
+                Command::Env(kvs) => {
+                    for kv in kvs {
+                        config.set_env(&kv.key, &kv.value);
+                    }
+                }
+                Command::Arg(decls) => {
+                    for d in decls {
+                        let value = self
+                            .opts
+                            .build_args
+                            .get(&d.name)
+                            .cloned()
+                            .or_else(|| d.default.clone())
+                            .or_else(|| self.global.get(&d.name).cloned());
+                        if let Some(v) = value {
+                            args.insert(d.name.clone(), v);
+                        }
+                    }
+                }
+                Command::Workdir(dir) => {
+                    let cwd = config.str("WorkingDir").unwrap_or_else(|| "/".into());
+                    let joined = if dir.starts_with('/') {
+                        PathBuf::from(dir)
+                    } else {
+                        Path::new(&cwd).join(dir)
+                    };
+                    config.set("WorkingDir", json!(joined.to_string_lossy()));
+                }
+                Command::User(u) => config.set("User", json!(u)),
+                Command::Cmd(c) => {
+                    config.set("Cmd", config.command_line(c));
+                    cmd_set = true;
+                }
+                Command::Entrypoint(c) => {
+                    config.set("Entrypoint", config.command_line(c));
+                    if !cmd_set {
+                        config.set("Cmd", serde_json::Value::Null);
+                    }
+                }
+                Command::Label(kvs) => kvs
+                    .iter()
+                    .for_each(|kv| config.insert("Labels", &kv.key, json!(kv.value))),
+                Command::Maintainer(m) => {
+                    config.root.insert("author".into(), json!(m));
+                }
+                Command::Expose(ports) => {
+                    for p in ports {
+                        let port = if p.contains('/') {
+                            p.to_ascii_lowercase()
+                        } else {
+                            format!("{p}/tcp")
+                        };
+                        config.insert("ExposedPorts", &port, json!({}));
+                    }
+                }
+                Command::Volume(v) => v
+                    .paths
+                    .iter()
+                    .for_each(|p| config.insert("Volumes", p, json!({}))),
+                Command::StopSignal(s) => config.set("StopSignal", json!(s)),
+                Command::Healthcheck(h) => config.set_healthcheck(h),
+                Command::Shell(argv) => config.set("Shell", json!(argv)),
+                Command::Onbuild(trigger) => config.push_onbuild(&trigger.original),
+                Command::Run(_) | Command::Copy(_) | Command::Add(_) => {
+                    let record = self.layer_step(
+                        instr, &expanded, &config, &args, &mut state, done, id, progress,
+                    )?;
+                    config.add_history(&self.created, &created_by, record.diff_id.as_deref());
+                    progress(Event::Done {
+                        id,
+                        seconds: start.elapsed().as_secs_f64(),
+                    });
+                    continue;
+                }
+                Command::From(_) => unreachable!("FROM starts a stage"),
+            }
+            config.add_history(&self.created, &created_by, None);
+            progress(Event::Done {
+                id,
+                seconds: start.elapsed().as_secs_f64(),
+            });
+        }
+        state.config_bytes = config.to_bytes(&self.created);
+        Ok(state)
+    }
+
+    fn next_id(&mut self) -> usize {
+        self.step_id += 1;
+        self.step_id
+    }
+
+    /// A base image from the store: its config and its layers' snapshots.
+    fn image_state(&self, name: &str) -> Result<State, Error> {
+        let image = self.store.resolve(name).map_err(|e| {
+            Error::Context(format!(
+                "{e} (kiln builds FROM images in its store: kiln load or kiln import them first)"
+            ))
+        })?;
+        let diff_ids: Vec<String> = image.config.rootfs().diff_ids().clone();
+        let mut layers = Vec::new();
+        for (layer, diff_id) in image.manifest.layers().iter().zip(&diff_ids) {
+            let snapshot = self.snapshots.ensure(self.store, diff_id, layer.digest())?;
+            layers.push(Layer {
+                diff_id: diff_id.clone(),
+                snapshot,
+                size: layer.size(),
+            });
+        }
+        Ok(State {
+            config_bytes: image.config_bytes.clone(),
+            layers,
+            key: cache::key(&["image", image.manifest_digest.as_ref()]),
+        })
+    }
+
+    /// RUN, COPY or ADD: from the cache, or made now.
+    #[allow(clippy::too_many_arguments)]
+    fn layer_step(
+        &mut self,
+        instr: &Instruction,
+        expanded: &Instruction,
+        config: &ImageConfig,
+        args: &BTreeMap<String, String>,
+        state: &mut State,
+        done: &BTreeMap<usize, State>,
+        id: usize,
+        progress: &mut dyn FnMut(Event),
+    ) -> Result<Record, Error> {
+        let text = format!(
+            "{:?}|{:?}|{:?}",
+            expanded.command, expanded.flags, expanded.heredocs
+        );
+        let env_key = format!(
+            "{:?}|{:?}|{}|{}",
+            args,
+            config.env(),
+            config.str("User").unwrap_or_default(),
+            config.str("WorkingDir").unwrap_or_default()
+        );
+        let content = match &expanded.command {
+            Command::Copy(_) | Command::Add(_) => Some(self.copy_sources(instr, expanded, done)?),
+            _ => None,
+        };
+        let content_key = content.as_ref().map(|c| c.2.clone()).unwrap_or_default();
+        let key = cache::key(&[&state.key, &text, &env_key, &content_key]);
+        if !self.opts.no_cache {
+            if let Some(record) = self.cache.get(&key) {
+                let present = match &record.diff_id {
+                    Some(d) => {
+                        self.snapshots.path(d).is_dir()
+                            && kiln_image::digest::parse(d).is_ok_and(|d| self.store.has_blob(&d))
+                    }
+                    None => true,
+                };
+                if present {
+                    if let Some(d) = &record.diff_id {
+                        let size = kiln_image::digest::parse(d)
+                            .ok()
+                            .and_then(|d| self.store.blob_size(&d).ok())
+                            .unwrap_or(0);
+                        state.layers.push(Layer {
+                            diff_id: d.clone(),
+                            snapshot: self.snapshots.path(d),
+                            size,
+                        });
+                    }
+                    state.key = key;
+                    progress(Event::Cached { id });
+                    return Ok(record);
+                }
+            }
+            progress(Event::Miss {
+                id,
+                reason: "no cached result for this instruction, its inputs and its parent",
+            });
+        }
+        let scratch = self.snapshots.scratch()?;
+        let upper = scratch.path().join("upper");
+        std::fs::create_dir(&upper).map_err(|e| Error::Read {
+            path: upper.clone(),
+            source: e,
+        })?;
+        let changes_dir = match &expanded.command {
+            Command::Run(run) => {
+                self.run_step(
+                    instr,
+                    run,
+                    config,
+                    args,
+                    state,
+                    scratch.path(),
+                    &upper,
+                    id,
+                    progress,
+                )?;
+                overlay_changes(&upper)?
+            }
+            _ => {
+                let (root, sources, _, view) = content.expect("COPY has sources");
+                let dest = copy_dest(expanded, config);
+                let attrs = copy_attrs(expanded).map_err(|m| step_error(instr, m))?;
+                let ignore = if view.is_none() {
+                    Some(&self.opts.ignore)
+                } else {
+                    None
+                };
+                let copied = copy::copy(&root, &sources, &dest, ignore, attrs, &upper);
+                if let Some(v) = &view {
+                    self.exec.unview(v);
+                }
+                copied.map_err(|e| step_error(instr, e.to_string()))?;
+                write_heredocs(expanded, &dest, &upper)
+                    .map_err(|e| step_error(instr, e.to_string()))?;
+                let mut all = Vec::new();
+                for e in walkdir::WalkDir::new(&upper)
+                    .min_depth(1)
+                    .sort_by_file_name()
+                {
+                    let e = e.map_err(|e| Error::Context(e.to_string()))?;
+                    all.push(kiln_image::layer::Change::Upsert(
+                        e.path().strip_prefix(&upper).expect("under").to_path_buf(),
+                    ));
+                }
+                all
+            }
+        };
+        let record = if changes_dir.is_empty() {
+            Record { diff_id: None }
+        } else {
+            let opts = LayerOptions::from_env(Compression::None);
+            let (info, writer) =
+                write_changes(&upper, &changes_dir, opts, BlobWriter::new(self.store)?)?;
+            let (digest, size) = writer.commit(None)?;
+            let diff_id = info.diff_id.to_string();
+            debug_assert_eq!(digest, info.diff_id);
+            let snapshot = self.snapshots.adopt(&upper, &diff_id)?;
+            state.layers.push(Layer {
+                diff_id: diff_id.clone(),
+                snapshot,
+                size,
+            });
+            Record {
+                diff_id: Some(diff_id),
+            }
+        };
+        self.cache.put(&key, &record)?;
+        state.key = key;
+        Ok(record)
+    }
+
+    /// The source root, the chosen sources and their content key for COPY/ADD; for
+    /// `--from`, the mounted view of that stage or image (to be unmounted after the copy).
+    fn copy_sources(
+        &mut self,
+        instr: &Instruction,
+        expanded: &Instruction,
+        done: &BTreeMap<usize, State>,
+    ) -> Result<(PathBuf, Vec<copy::Source>, String, Option<PathBuf>), Error> {
+        let (spec, from) = match &expanded.command {
+            Command::Copy(c) => (&c.spec, c.from.clone()),
+            Command::Add(a) => (&a.spec, None),
+            _ => unreachable!("only COPY and ADD have sources"),
+        };
+        let sources: Vec<String> = spec
+            .sources
+            .iter()
+            .filter(|s| spec.json || !crate::ast::is_heredoc_word(s))
+            .cloned()
+            .collect();
+        if let Command::Add(_) = &expanded.command {
+            if let Some(url) = sources.iter().find(|s| {
+                s.starts_with("http://") || s.starts_with("https://") || s.starts_with("git@")
+            }) {
+                return Err(step_error(instr, format!("ADD of a URL ({url}) is not supported yet; download it in a RUN step or COPY it from the context")));
+            }
+        }
+        let (root, view) = match &from {
+            None => (self.opts.context.clone(), None),
+            Some(name) => {
+                let lowers: Vec<PathBuf> = match self.plan.find(name) {
+                    Some(j) => done
+                        .get(&j)
+                        .map(|s| s.layers.iter().rev().map(|l| l.snapshot.clone()).collect())
+                        .unwrap_or_default(),
+                    None => self
+                        .image_state(name)
+                        .map_err(|e| step_error(instr, e.to_string()))?
+                        .layers
+                        .iter()
+                        .rev()
+                        .map(|l| l.snapshot.clone())
+                        .collect(),
+                };
+                let at = self.root.join("tmp").join(format!(
+                    "view-{}-{}",
+                    std::process::id(),
+                    self.step_id
+                ));
+                std::fs::create_dir_all(&at).map_err(|e| Error::Read {
+                    path: at.clone(),
+                    source: e,
+                })?;
+                self.exec.view(&lowers, &at)?;
+                (at.clone(), Some(at))
+            }
+        };
+        let ignore = if from.is_none() {
+            Some(&self.opts.ignore)
+        } else {
+            None
+        };
+        let chosen = copy::select(&root, &sources, ignore).and_then(|s| {
+            let key = copy::content_key(&root, &s, ignore, &mut self.hashes)?;
+            Ok((s, key))
+        });
+        match chosen {
+            Ok((s, key)) => Ok((root, s, key, view)),
+            Err(e) => {
+                if let Some(v) = &view {
+                    self.exec.unview(v);
+                }
+                Err(step_error(instr, e.to_string()))
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run_step(
+        &self,
+        instr: &Instruction,
+        run: &crate::ast::Run,
+        config: &ImageConfig,
+        args: &BTreeMap<String, String>,
+        state: &State,
+        scratch: &Path,
+        upper: &Path,
+        id: usize,
+        progress: &mut dyn FnMut(Event),
+    ) -> Result<(), Error> {
+        let mut argv = match &run.command {
+            CommandLine::Exec(argv) => argv.clone(),
+            CommandLine::Shell(s) => {
+                let mut v = config.shell();
+                v.push(s.clone());
+                v
+            }
+        };
+        // A RUN that is only a heredoc runs its body as a script with the shell.
+        if let (CommandLine::Shell(s), Some(doc)) = (&run.command, instr.heredocs.first()) {
+            if s.trim_start().starts_with("<<") {
+                argv = config.shell();
+                argv.push(doc.content.clone());
+            }
+        }
+        let mut env: Vec<(String, String)> = config.env();
+        for (k, v) in args {
+            if !env.iter().any(|(ek, _)| ek == k) {
+                env.push((k.clone(), v.clone()));
+            }
+        }
+        if !env.iter().any(|(k, _)| k == "PATH") {
+            env.push(("PATH".into(), DEFAULT_PATH.into()));
+        }
+        let (uid, gid) = resolve_user(&config.str("User").unwrap_or_default(), &state.layers)
+            .map_err(|m| step_error(instr, m))?;
+        let mut mounts = Vec::new();
+        for m in &run.mounts {
+            let destination = PathBuf::from(
+                m.target
+                    .clone()
+                    .unwrap_or_else(|| config.str("WorkingDir").unwrap_or_else(|| "/".into())),
+            );
+            match m.kind {
+                MountKind::Cache => {
+                    let id_name =
+                        m.id.clone()
+                            .unwrap_or_else(|| destination.display().to_string());
+                    let dir = self.root.join("cachemounts").join(cache::key(&[&id_name]));
+                    std::fs::create_dir_all(&dir).map_err(|e| Error::Read {
+                        path: dir.clone(),
+                        source: e,
+                    })?;
+                    mounts.push(RunMount {
+                        destination,
+                        source: Some(dir),
+                        readonly: false,
+                    });
+                }
+                MountKind::Tmpfs => mounts.push(RunMount {
+                    destination,
+                    source: None,
+                    readonly: false,
+                }),
+                MountKind::Bind if m.from.is_none() => {
+                    let source = self
+                        .opts
+                        .context
+                        .join(m.source.clone().unwrap_or_default().trim_start_matches('/'));
+                    mounts.push(RunMount {
+                        destination,
+                        source: Some(source),
+                        readonly: m.readonly != Some(false),
+                    });
+                }
+                _ => {
+                    return Err(step_error(
+                        instr,
+                        "this RUN --mount (secret, ssh, or bind from a stage) is not supported yet",
+                    ))
+                }
+            }
+        }
+        let etc = scratch.join("etc");
+        std::fs::create_dir_all(&etc).map_err(|e| Error::Read {
+            path: etc.clone(),
+            source: e,
+        })?;
+        let hostname = "buildkitsandbox".to_string();
+        let files = [
+            (
+                "hosts",
+                format!(
+                    "127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                ),
+            ),
+            ("hostname", format!("{hostname}\n")),
+            (
+                "resolv.conf",
+                std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+            ),
+        ];
+        for (name, content) in files {
+            let path = etc.join(name);
+            std::fs::write(&path, content).map_err(|e| Error::Read {
+                path: path.clone(),
+                source: e,
+            })?;
+            mounts.push(RunMount {
+                destination: Path::new("/etc").join(name),
+                source: Some(path),
+                readonly: false,
+            });
+        }
+        let network = run.network.unwrap_or(self.opts.network);
+        let step = RunStep {
+            argv,
+            env: env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            uid,
+            gid,
+            cwd: config.str("WorkingDir").unwrap_or_else(|| "/".into()),
+            lowers: state
+                .layers
+                .iter()
+                .rev()
+                .map(|l| l.snapshot.clone())
+                .collect(),
+            upper: upper.to_path_buf(),
+            work: scratch.join("work"),
+            merged: scratch.join("merged"),
+            network,
+            hostname,
+            mounts,
+        };
+        let mut tail: Vec<String> = Vec::new();
+        let code = self.exec.run(&step, &mut |line| {
+            progress(Event::Output { id, line });
+            tail.push(line.to_string());
+            if tail.len() > 20 {
+                tail.remove(0);
+            }
+        })?;
+        if code != 0 {
+            return Err(step_error(
+                instr,
+                format!(
+                    "the command exited with code {code}; its last output:\n{}",
+                    tail.join("\n")
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn finish(&self, state: State) -> Result<Built, Error> {
+        let mut config =
+            ImageConfig::from_bytes(&state.config_bytes).expect("the builder wrote it");
+        for (k, v) in &self.opts.labels {
+            config.insert("Labels", k, json!(v));
+        }
+        let config_bytes = config.to_bytes(&self.created);
+        let config_digest = self.store.write_blob_bytes(&config_bytes)?;
+        let layers: Vec<Descriptor> = state
+            .layers
+            .iter()
+            .map(|l| {
+                Descriptor::new(
+                    MediaType::ImageLayer,
+                    l.size,
+                    kiln_image::digest::parse(&l.diff_id).expect("a digest"),
+                )
+            })
+            .collect();
+        let manifest = ImageManifestBuilder::default()
+            .schema_version(2u32)
+            .media_type(MediaType::ImageManifest)
+            .config(Descriptor::new(
+                MediaType::ImageConfig,
+                config_bytes.len() as u64,
+                config_digest.clone(),
+            ))
+            .layers(layers)
+            .build()
+            .map_err(|e| Error::Context(format!("manifest: {e}")))?;
+        let bytes =
+            serde_json::to_vec(&manifest).map_err(|e| Error::Context(format!("manifest: {e}")))?;
+        let digest = self.store.write_blob_bytes(&bytes)?;
+        let desc = Descriptor::new(MediaType::ImageManifest, bytes.len() as u64, digest.clone());
+        if self.opts.tags.is_empty() {
+            self.store.keep_untagged(&desc)?;
+        }
+        for tag in &self.opts.tags {
+            self.store.tag(tag, &desc)?;
+        }
+        Ok(Built {
+            manifest: digest,
+            id: config_digest,
+            tags: self.opts.tags.clone(),
+        })
+    }
+}
+
+/// COPY's destination, absolute: relative ones are under WORKDIR.
+fn copy_dest(expanded: &Instruction, config: &ImageConfig) -> String {
+    let dest = match &expanded.command {
+        Command::Copy(c) => c.spec.dest.clone(),
+        Command::Add(a) => a.spec.dest.clone(),
+        _ => String::new(),
+    };
+    if dest.starts_with('/') {
+        dest
+    } else {
+        let cwd = config.str("WorkingDir").unwrap_or_else(|| "/".into());
+        let joined = Path::new(&cwd).join(&dest).to_string_lossy().into_owned();
+        if dest.ends_with('/') || dest == "." {
+            format!("{}/", joined.trim_end_matches('/'))
+        } else {
+            joined
+        }
+    }
+}
+
+fn copy_attrs(expanded: &Instruction) -> Result<Attrs, String> {
+    let spec = match &expanded.command {
+        Command::Copy(c) => &c.spec,
+        Command::Add(a) => &a.spec,
+        _ => unreachable!(),
+    };
+    let (uid, gid) = match &spec.chown {
+        Some(c) => {
+            let (u, g) = c.split_once(':').unwrap_or((c, c));
+            let num = |s: &str| {
+                s.parse::<u32>()
+                    .map_err(|_| format!("--chown={c}: kiln takes numeric ids here for now"))
+            };
+            (num(u)?, num(g)?)
+        }
+        None => (0, 0),
+    };
+    let chmod = spec
+        .chmod
+        .as_deref()
+        .map(|m| {
+            u32::from_str_radix(m, 8).map_err(|_| format!("--chmod={m}: an octal mode, like 0755"))
+        })
+        .transpose()?;
+    Ok(Attrs { uid, gid, chmod })
+}
+
+/// COPY <<EOF /dest: each heredoc becomes a file (expanded already when it should be).
+fn write_heredocs(expanded: &Instruction, dest: &str, upper: &Path) -> std::io::Result<()> {
+    let sources = match &expanded.command {
+        Command::Copy(c) => &c.spec.sources,
+        Command::Add(a) => &a.spec.sources,
+        _ => return Ok(()),
+    };
+    let docs: Vec<_> = expanded.heredocs.iter().collect();
+    if docs.is_empty() {
+        return Ok(());
+    }
+    let dest_is_dir = dest.ends_with('/') || sources.len() > 1;
+    for doc in docs {
+        let rel = dest.trim_start_matches('/');
+        let path = if dest_is_dir {
+            upper.join(rel).join(&doc.name)
+        } else {
+            upper.join(rel)
+        };
+        if let Some(p) = path.parent() {
+            std::fs::create_dir_all(p)?;
+        }
+        std::fs::write(&path, &doc.content)?;
+    }
+    Ok(())
+}
+
+/// `USER` as uid and gid: numbers, or names from the image's `/etc/passwd` and
+/// `/etc/group` (read from the topmost layer that has them).
+fn resolve_user(user: &str, layers: &[Layer]) -> Result<(u32, u32), String> {
+    if user.is_empty() {
+        return Ok((0, 0));
+    }
+    let (u, g) = match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
+    };
+    let read = |file: &str| {
+        layers
+            .iter()
+            .rev()
+            .find_map(|l| std::fs::read_to_string(l.snapshot.join(file)).ok())
+            .unwrap_or_default()
+    };
+    let passwd = read("etc/passwd");
+    let (uid, primary) = match u.parse::<u32>() {
+        Ok(n) => (
+            n,
+            passwd
+                .lines()
+                .map(|l| l.split(':').collect::<Vec<_>>())
+                .find(|f| f.get(2) == Some(&u))
+                .and_then(|f| f.get(3)?.parse().ok())
+                .unwrap_or(0),
+        ),
+        Err(_) => {
+            let fields: Vec<&str> = passwd
+                .lines()
+                .map(|l| l.split(':').collect::<Vec<_>>())
+                .find(|f| f.first() == Some(&u))
+                .ok_or(format!(
+                    "unable to find user {u}: no matching entries in passwd file"
+                ))?;
+            (
+                fields.get(2).and_then(|s| s.parse().ok()).unwrap_or(0),
+                fields.get(3).and_then(|s| s.parse().ok()).unwrap_or(0),
+            )
+        }
+    };
+    let gid = match g {
+        None => primary,
+        Some(g) => match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => read("etc/group")
+                .lines()
+                .map(|l| l.split(':').collect::<Vec<_>>())
+                .find(|f| f.first() == Some(&g))
+                .and_then(|f| f.get(2)?.parse().ok())
+                .ok_or(format!(
+                    "unable to find group {g}: no matching entries in group file"
+                ))?,
+        },
+    };
+    Ok((uid, gid))
+}

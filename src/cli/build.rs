@@ -1,0 +1,298 @@
+//! `kiln build [-t NAME]... [-f FILE] [--target STAGE] [--build-arg K[=V]]... [--no-cache]
+//! [--label K=V]... [--progress plain] [--iidfile F] [--network default|none|host] CONTEXT`
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{ExitCode, Stdio};
+
+use anyhow::{bail, Context};
+use kiln_builder::ast::NetworkMode;
+use kiln_builder::build::{BuildOptions, Event, Executor, RunStep};
+use kiln_builder::Error;
+use kiln_runtime::{Mount, MountKind, Network, Process, Root, SandboxConfig, User};
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Name and tag the image (repeatable).
+    #[arg(short, long = "tag")]
+    tags: Vec<String>,
+    /// The Dockerfile (default: CONTEXT/Dockerfile).
+    #[arg(short, long = "file")]
+    file: Option<PathBuf>,
+    #[arg(long)]
+    target: Option<String>,
+    #[arg(long = "build-arg", value_name = "NAME[=VALUE]")]
+    build_args: Vec<String>,
+    #[arg(long)]
+    no_cache: bool,
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    labels: Vec<String>,
+    /// Only `plain` for now: one line per step, RUN output, CACHED for hits.
+    #[arg(long, default_value = "plain")]
+    progress: String,
+    /// Write the image ID to this file.
+    #[arg(long)]
+    iidfile: Option<PathBuf>,
+    /// The network for RUN steps: default (the host's), host, or none (loopback only).
+    #[arg(long, default_value = "default")]
+    network: String,
+    context: PathBuf,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!("kiln build runs RUN steps in namespaces on overlayfs and needs root for now");
+    }
+    // Mounts made for the build (stage views) vanish with this process.
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .context("a private mount namespace for the build")?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .context("making mounts private")?;
+
+    let store = super::store()?;
+    let root = kiln_image::store::Store::default_root();
+    let dockerfile_path = args
+        .file
+        .clone()
+        .unwrap_or_else(|| args.context.join("Dockerfile"));
+    let text = std::fs::read(&dockerfile_path)
+        .with_context(|| format!("reading {}", dockerfile_path.display()))?;
+    let name = dockerfile_path.display().to_string();
+    let dockerfile = match kiln_builder::parse(&name, &String::from_utf8_lossy(&text)) {
+        Ok(df) => df,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    // FILE.dockerignore beside a custom Dockerfile wins over the context's .dockerignore.
+    let specific = PathBuf::from(format!("{}.dockerignore", dockerfile_path.display()));
+    let ignore_file = if specific.exists() {
+        specific
+    } else {
+        args.context.join(".dockerignore")
+    };
+    let ignore = match std::fs::read_to_string(&ignore_file) {
+        Ok(t) => kiln_builder::context::Dockerignore::parse(&t)?,
+        Err(_) => kiln_builder::context::Dockerignore::default(),
+    };
+    let network = match args.network.as_str() {
+        "default" => NetworkMode::Default,
+        "host" => NetworkMode::Host,
+        "none" => NetworkMode::None,
+        other => bail!("--network {other}: use default, host or none"),
+    };
+    let mut build_args = BTreeMap::new();
+    for spec in &args.build_args {
+        match spec.split_once('=') {
+            Some((k, v)) => {
+                build_args.insert(k.to_string(), v.to_string());
+            }
+            None => {
+                if let Ok(v) = std::env::var(spec) {
+                    build_args.insert(spec.clone(), v);
+                }
+            }
+        }
+    }
+    let labels = args
+        .labels
+        .iter()
+        .map(|l| {
+            l.split_once('=')
+                .map_or((l.clone(), String::new()), |(k, v)| (k.into(), v.into()))
+        })
+        .collect();
+    let tags = args
+        .tags
+        .iter()
+        .map(|t| kiln_image::Reference::parse(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    let opts = BuildOptions {
+        dockerfile,
+        context: args.context.clone(),
+        ignore,
+        tags,
+        target: args.target.clone(),
+        build_args,
+        no_cache: args.no_cache,
+        labels,
+        network,
+    };
+    if args.progress != "plain" && args.progress != "auto" {
+        bail!(
+            "--progress {}: kiln prints plain progress for now",
+            args.progress
+        );
+    }
+    let start = std::time::Instant::now();
+    let mut progress = |event: Event| match event {
+        Event::Step {
+            id,
+            stage,
+            index,
+            total,
+            text,
+        } => println!("#{id} [{stage} {index}/{total}] {text}"),
+        Event::Cached { id } => println!("#{id} CACHED"),
+        Event::Miss { id, reason } => println!("#{id} cache miss: {reason}"),
+        Event::Output { id, line } => println!("#{id} {:.3} {line}", start.elapsed().as_secs_f64()),
+        Event::Done { id, seconds } => println!("#{id} DONE {seconds:.1}s"),
+    };
+    match kiln_builder::build::build(&store, &root, &SandboxExecutor, &opts, &mut progress) {
+        Ok(built) => {
+            println!("writing image {} done", built.id);
+            for t in &built.tags {
+                println!("naming to {} done", t.to_string());
+            }
+            if let Some(f) = &args.iidfile {
+                std::fs::write(f, built.id.to_string())
+                    .with_context(|| format!("writing {}", f.display()))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("kiln build: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// RUN steps in `kiln-runtime`'s sandbox; stage views as read-only overlays.
+struct SandboxExecutor;
+
+impl Executor for SandboxExecutor {
+    fn run(&self, step: &RunStep, output: &mut dyn FnMut(&str)) -> Result<i32, Error> {
+        let mut mounts: Vec<Mount> = step
+            .mounts
+            .iter()
+            .map(|m| Mount {
+                destination: m.destination.clone(),
+                kind: match &m.source {
+                    Some(source) => MountKind::Bind {
+                        source: source.clone(),
+                        readonly: m.readonly,
+                    },
+                    None => MountKind::Tmpfs { size: None },
+                },
+            })
+            .collect();
+        mounts.sort_by_key(|m| m.destination.components().count());
+        let mut lower = step.lowers.clone();
+        // overlayfs needs a lower directory; FROM scratch has none.
+        if lower.is_empty() {
+            let empty = step.work.with_file_name("empty-lower");
+            std::fs::create_dir_all(&empty).map_err(|e| Error::Read {
+                path: empty.clone(),
+                source: e,
+            })?;
+            lower.push(empty);
+        }
+        let config = SandboxConfig {
+            process: Process {
+                args: step.argv.clone(),
+                env: step.env.clone(),
+                cwd: step.cwd.clone().into(),
+                user: User {
+                    uid: step.uid,
+                    gid: step.gid,
+                },
+            },
+            root: Root {
+                lower,
+                upper: step.upper.clone(),
+                work: step.work.clone(),
+                merged: step.merged.clone(),
+            },
+            hostname: step.hostname.clone(),
+            mounts,
+            network: if step.network == NetworkMode::None {
+                Network::Loopback
+            } else {
+                Network::Host
+            },
+        };
+        let (reader, writer) = std::io::pipe().map_err(|e| Error::Read {
+            path: step.upper.clone(),
+            source: e,
+        })?;
+        let writer2 = writer.try_clone().map_err(|e| Error::Read {
+            path: step.upper.clone(),
+            source: e,
+        })?;
+        let sandboxed = kiln_runtime::spawn(
+            &config,
+            Stdio::null(),
+            Stdio::from(writer),
+            Stdio::from(writer2),
+        )
+        .map_err(|e| Error::Step {
+            step: step.argv.join(" "),
+            message: e.to_string(),
+        })?;
+        for line in BufReader::new(reader).lines() {
+            match line {
+                Ok(l) => output(&l),
+                Err(_) => break,
+            }
+        }
+        let status = sandboxed.wait().map_err(|e| Error::Step {
+            step: step.argv.join(" "),
+            message: e.to_string(),
+        })?;
+        Ok(status.code().unwrap_or(255))
+    }
+
+    fn view(&self, lowers: &[PathBuf], at: &Path) -> Result<(), Error> {
+        let fail = |e: nix::Error| Error::Read {
+            path: at.to_path_buf(),
+            source: e.into(),
+        };
+        match lowers {
+            [] => Ok(()),
+            [one] => {
+                mount(
+                    Some(one.as_path()),
+                    at,
+                    None::<&str>,
+                    MsFlags::MS_BIND,
+                    None::<&str>,
+                )
+                .map_err(fail)?;
+                mount(
+                    None::<&str>,
+                    at,
+                    None::<&str>,
+                    MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+                    None::<&str>,
+                )
+                .map_err(fail)
+            }
+            many => {
+                let dirs: Vec<String> = many.iter().map(|p| p.display().to_string()).collect();
+                let options = format!("lowerdir={}", dirs.join(":"));
+                mount(
+                    Some("overlay"),
+                    at,
+                    Some("overlay"),
+                    MsFlags::MS_RDONLY,
+                    Some(options.as_str()),
+                )
+                .map_err(fail)
+            }
+        }
+    }
+
+    fn unview(&self, at: &Path) {
+        let _ = umount2(at, MntFlags::MNT_DETACH);
+        let _ = std::fs::remove_dir(at);
+    }
+}
