@@ -151,7 +151,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(built) => {
             println!("writing image {} done", built.id);
             for t in &built.tags {
-                println!("naming to {} done", t.to_string());
+                println!("naming to {t} done");
             }
             if let Some(f) = &args.iidfile {
                 std::fs::write(f, built.id.to_string())
