@@ -469,7 +469,7 @@ impl<'a> Builder<'a> {
                     self.exec.unview(v);
                 }
                 copied.map_err(|e| step_error(instr, e.to_string()))?;
-                write_heredocs(expanded, &dest, &upper)
+                write_heredocs(expanded, &dest, &upper, attrs)
                     .map_err(|e| step_error(instr, e.to_string()))?;
                 let mut all = Vec::new();
                 for e in walkdir::WalkDir::new(&upper)
@@ -836,8 +836,14 @@ fn copy_attrs(expanded: &Instruction) -> Result<Attrs, String> {
     Ok(Attrs { uid, gid, chmod })
 }
 
-/// COPY <<EOF /dest: each heredoc becomes a file (expanded already when it should be).
-fn write_heredocs(expanded: &Instruction, dest: &str, upper: &Path) -> std::io::Result<()> {
+/// COPY <<EOF /dest: each heredoc becomes a file (expanded already when it should be),
+/// owned and moded as `--chown`/`--chmod` say (root and 0644 otherwise).
+fn write_heredocs(
+    expanded: &Instruction,
+    dest: &str,
+    upper: &Path,
+    attrs: Attrs,
+) -> std::io::Result<()> {
     let sources = match &expanded.command {
         Command::Copy(c) => &c.spec.sources,
         Command::Add(a) => &a.spec.sources,
@@ -859,6 +865,11 @@ fn write_heredocs(expanded: &Instruction, dest: &str, upper: &Path) -> std::io::
             std::fs::create_dir_all(p)?;
         }
         std::fs::write(&path, &doc.content)?;
+        std::os::unix::fs::chown(&path, Some(attrs.uid), Some(attrs.gid))?;
+        std::fs::set_permissions(
+            &path,
+            std::os::unix::fs::PermissionsExt::from_mode(attrs.chmod.unwrap_or(0o644)),
+        )?;
     }
     Ok(())
 }

@@ -1,0 +1,219 @@
+//! `kiln build` end to end: a busybox base built from Debian's busybox-static, a
+//! multi-stage image checked file by file, the cache, and builds that must fail cleanly.
+
+#[path = "support/kiln.rs"]
+mod support;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use support::{busybox, Kiln};
+
+fn root_or_skip() -> bool {
+    let root = nix::unistd::geteuid().is_root();
+    if !root {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs as root and must run the build tests"
+        );
+        eprintln!("skipped: kiln build needs root");
+    }
+    root
+}
+
+fn context(dir: &Path, files: &[(&str, &str)]) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    for (name, content) in files {
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+    dir.to_path_buf()
+}
+
+/// `FROM scratch`, `COPY busybox`, `RUN busybox --install`: the base the other tests use.
+fn build_busybox(k: &Kiln) {
+    let ctx = context(&k.dir.path().join("base"), &[("Dockerfile", "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n")]);
+    std::fs::copy(busybox(), ctx.join("busybox")).unwrap();
+    k.ok(&["build", "-t", "busybox:kiln", ctx.to_str().unwrap()]);
+}
+
+/// The image's layers applied in order onto a fresh directory.
+fn flatten(k: &Kiln, image: &str) -> PathBuf {
+    let store = kiln_image::store::Store::open(k.root()).unwrap();
+    let resolved = store.resolve(image).unwrap();
+    let out = k
+        .dir
+        .path()
+        .join(format!("flat-{}", image.replace([':', '/'], "-")));
+    std::fs::create_dir_all(&out).unwrap();
+    for layer in resolved.manifest.layers() {
+        kiln_image::layer::apply(store.open_blob(layer.digest()).unwrap(), &out).unwrap();
+    }
+    out
+}
+
+#[test]
+fn a_multi_stage_build_gives_the_files_and_config_it_describes() {
+    if !root_or_skip() {
+        return;
+    }
+    let k = Kiln::new();
+    build_busybox(&k);
+    let base = flatten(&k, "busybox:kiln");
+    assert!(base.join("bin/busybox").is_file());
+    assert_eq!(
+        std::fs::read_link(base.join("bin/sh")).unwrap(),
+        Path::new("/bin/busybox")
+    );
+
+    let ctx = context(&k.dir.path().join("app"), &[
+        ("Dockerfile", "FROM busybox:kiln AS build\nARG MSG=default\nWORKDIR /src\nCOPY app/ ./\nRUN echo \"$MSG\" > /src/msg && rm /bin/vi && chmod 750 /src/run.sh\nFROM busybox:kiln\nENV GREETING=hi\nCOPY --from=build /src /app\nCOPY --chown=1000:1000 <<EOF /etc/motd\nhello $GREETING\nEOF\nUSER 1000:1000\nEXPOSE 8080\nLABEL org.example=yes\nWORKDIR /app\nCMD [\"sh\", \"/app/run.sh\"]\n"),
+        ("app/run.sh", "echo run\n"),
+        ("app/secret.key", "do not copy"),
+        (".dockerignore", "**/*.key\n"),
+    ]);
+    let out = k.ok(&[
+        "build",
+        "-t",
+        "app:1",
+        "--build-arg",
+        "MSG=from-arg",
+        ctx.to_str().unwrap(),
+    ]);
+    assert!(
+        out.contains("naming to docker.io/library/app:1 done"),
+        "{out}"
+    );
+    let app = flatten(&k, "app:1");
+    assert_eq!(
+        std::fs::read_to_string(app.join("app/msg")).unwrap(),
+        "from-arg\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(app.join("app/run.sh")).unwrap(),
+        "echo run\n"
+    );
+    assert_eq!(
+        std::fs::metadata(app.join("app/run.sh"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o750
+    );
+    assert!(
+        !app.join("app/secret.key").exists(),
+        ".dockerignore keeps the key out"
+    );
+    assert!(
+        app.join("bin/vi").exists(),
+        "the deletion happened in the build stage only"
+    );
+    assert_eq!(
+        std::fs::read_to_string(app.join("etc/motd")).unwrap(),
+        "hello hi\n"
+    );
+    assert_eq!(std::fs::metadata(app.join("etc/motd")).unwrap().uid(), 1000);
+
+    let build_stage = {
+        k.ok(&[
+            "build",
+            "--target",
+            "build",
+            "-t",
+            "app:build",
+            ctx.to_str().unwrap(),
+        ]);
+        flatten(&k, "app:build")
+    };
+    assert!(
+        !build_stage.join("bin/vi").exists(),
+        "RUN rm became a whiteout"
+    );
+
+    let inspect: serde_json::Value =
+        serde_json::from_str(&k.ok(&["image", "inspect", "app:1"])).unwrap();
+    let config = &inspect[0]["Config"];
+    assert_eq!(config["Cmd"], serde_json::json!(["sh", "/app/run.sh"]));
+    assert_eq!(config["User"], "1000:1000");
+    assert_eq!(config["WorkingDir"], "/app");
+    assert_eq!(config["Env"], serde_json::json!(["GREETING=hi"]));
+    assert_eq!(config["ExposedPorts"], serde_json::json!({"8080/tcp": {}}));
+    assert_eq!(config["Labels"], serde_json::json!({"org.example": "yes"}));
+}
+
+#[test]
+fn an_unchanged_context_runs_nothing_and_one_change_reruns_only_what_depends_on_it() {
+    if !root_or_skip() {
+        return;
+    }
+    let k = Kiln::new();
+    build_busybox(&k);
+    let ctx = context(&k.dir.path().join("app"), &[
+        ("Dockerfile", "FROM busybox:kiln\nCOPY a.txt /a.txt\nRUN cat /a.txt > /a.copy\nCOPY b.txt /b.txt\nRUN cat /b.txt > /b.copy\n"),
+        ("a.txt", "a1"),
+        ("b.txt", "b1"),
+    ]);
+    let first = k.ok(&["build", "-t", "c:1", ctx.to_str().unwrap()]);
+    assert_eq!(first.matches("CACHED").count(), 0, "{first}");
+    let second = k.ok(&["build", "-t", "c:1", ctx.to_str().unwrap()]);
+    assert_eq!(
+        second.matches("CACHED").count(),
+        4,
+        "every step comes from the cache:\n{second}"
+    );
+    std::fs::write(ctx.join("b.txt"), "b2").unwrap();
+    let third = k.ok(&["build", "-t", "c:1", ctx.to_str().unwrap()]);
+    assert_eq!(
+        third.matches("CACHED").count(),
+        2,
+        "the steps before b.txt are cached:\n{third}"
+    );
+    assert_eq!(third.matches("cache miss").count(), 2, "{third}");
+    assert_eq!(
+        std::fs::read_to_string(flatten(&k, "c:1").join("b.copy")).unwrap(),
+        "b2"
+    );
+    let no_cache = k.ok(&["build", "--no-cache", "-t", "c:1", ctx.to_str().unwrap()]);
+    assert_eq!(no_cache.matches("CACHED").count(), 0);
+}
+
+#[test]
+fn bad_builds_fail_clearly_and_leave_no_tag() {
+    if !root_or_skip() {
+        return;
+    }
+    let k = Kiln::new();
+    build_busybox(&k);
+    let outside = k.dir.path().join("outside-secret");
+    std::fs::write(&outside, "secret").unwrap();
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("failing-run", "FROM busybox:kiln\nRUN echo about to fail && exit 3\n".into(), "exited with code 3"),
+        ("missing-source", "FROM busybox:kiln\nCOPY nope.txt /\n".into(), "nope.txt: not found in the build context"),
+        ("unknown-base", "FROM no-such-image:1\n".into(), "no such image"),
+        ("cycle", "FROM busybox:kiln AS a\nCOPY --from=b /x /x\nFROM busybox:kiln AS b\nCOPY --from=a /y /y\n".into(), "circular dependency"),
+        ("symlink-out", "FROM busybox:kiln\nCOPY link /x\n".into(), "points out of the build context"),
+        ("parse-error", "FROM busybox:kiln\nRUNN x\n".into(), "unknown instruction: RUNN"),
+    ];
+    for (name, dockerfile, why) in cases {
+        let ctx = context(&k.dir.path().join(name), &[("Dockerfile", &dockerfile)]);
+        std::os::unix::fs::symlink(&outside, ctx.join("link")).unwrap();
+        let out = k.run(&["build", "-t", &format!("bad:{name}"), ctx.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success(), "{name} succeeded");
+        assert!(
+            stderr.contains(why),
+            "{name}: expected {why:?} in:\n{stderr}"
+        );
+        assert!(!k.ok(&["images"]).contains("bad "), "{name} left a tag");
+        if name == "failing-run" {
+            assert!(
+                stderr.contains("line 2") && stderr.contains("about to fail"),
+                "the step and its output tail: {stderr}"
+            );
+            assert!(stdout.contains("about to fail"), "{stdout}");
+        }
+    }
+}
