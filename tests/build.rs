@@ -217,3 +217,36 @@ fn bad_builds_fail_clearly_and_leave_no_tag() {
         }
     }
 }
+
+#[test]
+fn independent_stages_run_at_the_same_time() {
+    if !root_or_skip() {
+        return;
+    }
+    let k = Kiln::new();
+    build_busybox(&k);
+    // Each stage records when its sleep started and ended (system uptime, shared by all
+    // namespaces); the intervals overlap only if the stages ran at once.
+    let stage = |name: &str| {
+        format!("FROM busybox:kiln AS {name}\nRUN cut -d' ' -f1 /proc/uptime > /start && sleep 1 && cut -d' ' -f1 /proc/uptime > /end\n")
+    };
+    let dockerfile = format!("{}{}FROM busybox:kiln\nCOPY --from=a /start /a.start\nCOPY --from=a /end /a.end\nCOPY --from=b /start /b.start\nCOPY --from=b /end /b.end\n", stage("a"), stage("b"));
+    let ctx = context(
+        &k.dir.path().join("parallel"),
+        &[("Dockerfile", &dockerfile)],
+    );
+    k.ok(&["build", "-t", "par:1", ctx.to_str().unwrap()]);
+    let flat = flatten(&k, "par:1");
+    let t = |f: &str| {
+        std::fs::read_to_string(flat.join(f))
+            .unwrap()
+            .trim()
+            .parse::<f64>()
+            .unwrap()
+    };
+    let (a0, a1, b0, b1) = (t("a.start"), t("a.end"), t("b.start"), t("b.end"));
+    assert!(
+        a0 < b1 && b0 < a1,
+        "stage a ran {a0}..{a1}, stage b {b0}..{b1}: they did not overlap"
+    );
+}

@@ -134,7 +134,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     let start = std::time::Instant::now();
-    let mut progress = |event: Event| match event {
+    let progress = |event: Event| match event {
         Event::Step {
             id,
             stage,
@@ -147,7 +147,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Event::Output { id, line } => println!("#{id} {:.3} {line}", start.elapsed().as_secs_f64()),
         Event::Done { id, seconds } => println!("#{id} DONE {seconds:.1}s"),
     };
-    match kiln_builder::build::build(&store, &root, &SandboxExecutor, &opts, &mut progress) {
+    match kiln_builder::build::build(&store, &root, &SandboxExecutor, &opts, &progress) {
         Ok(built) => {
             println!("writing image {} done", built.id);
             for t in &built.tags {

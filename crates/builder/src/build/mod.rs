@@ -117,7 +117,7 @@ pub fn build(
     root: &Path,
     exec: &dyn Executor,
     opts: &BuildOptions,
-    progress: &mut dyn FnMut(Event),
+    progress: &(dyn Fn(Event) + Sync),
 ) -> Result<Built, Error> {
     let _guard = store.write_guard()?;
     steps::Builder::new(store, root, exec, opts)?.run(progress)

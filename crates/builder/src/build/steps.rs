@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
 use kiln_image::layer::{overlay_changes, write_changes, Compression, LayerOptions};
@@ -47,9 +49,10 @@ pub(super) struct Builder<'a> {
     plan: Plan,
     snapshots: Snapshots,
     cache: Cache,
-    hashes: BTreeMap<String, String>,
+    /// File digests by (path, size, mtime, inode), shared by the stages being built.
+    hashes: Mutex<BTreeMap<String, String>>,
     created: String,
-    step_id: usize,
+    step_id: AtomicUsize,
     global: BTreeMap<String, String>,
 }
 
@@ -90,14 +93,14 @@ impl<'a> Builder<'a> {
             plan: Plan::new(&opts.dockerfile),
             snapshots: Snapshots::new(root)?,
             cache: Cache::new(root)?,
-            hashes,
+            hashes: Mutex::new(hashes),
             created,
-            step_id: 0,
+            step_id: AtomicUsize::new(0),
             global: BTreeMap::new(),
         })
     }
 
-    pub(super) fn run(mut self, progress: &mut dyn FnMut(Event)) -> Result<Built, Error> {
+    pub(super) fn run(mut self, progress: &(dyn Fn(Event) + Sync)) -> Result<Built, Error> {
         let escape = self.opts.dockerfile.escape;
         for instr in &self.plan.global_args.clone() {
             let expanded = expand::instruction(instr, escape, &self.global)?;
@@ -125,16 +128,62 @@ impl<'a> Builder<'a> {
             None => self.plan.stages.len() - 1,
         };
         let order = self.plan.order(target, &deps)?;
-        let mut results: BTreeMap<usize, State> = BTreeMap::new();
-        for i in order {
-            let state = self.stage(i, &bases[i], &results, progress)?;
-            results.insert(i, state);
-        }
-        let _ = std::fs::write(
-            self.root.join("context-hashes.json"),
-            serde_json::to_vec(&self.hashes).unwrap_or_default(),
-        );
+        let mut results = self.run_stages(&order, &bases, &deps, progress)?;
+        let hashes = self
+            .hashes
+            .lock()
+            .map(|h| serde_json::to_vec(&*h).unwrap_or_default())
+            .unwrap_or_default();
+        let _ = std::fs::write(self.root.join("context-hashes.json"), hashes);
         self.finish(results.remove(&target).expect("the target was built"))
+    }
+
+    /// Builds the stages at once, each as soon as the stages it needs are done: two
+    /// independent stages take as long as the longer one.
+    fn run_stages(
+        &self,
+        order: &[usize],
+        bases: &[Base],
+        deps: &Edges,
+        progress: &(dyn Fn(Event) + Sync),
+    ) -> Result<BTreeMap<usize, State>, Error> {
+        let results: Mutex<BTreeMap<usize, State>> = Mutex::new(BTreeMap::new());
+        let failed: Mutex<Option<Error>> = Mutex::new(None);
+        let changed = Condvar::new();
+        std::thread::scope(|scope| {
+            for &i in order {
+                let (results, failed, changed) = (&results, &failed, &changed);
+                scope.spawn(move || {
+                    let needs = deps.get(&i).cloned().unwrap_or_default();
+                    let done = {
+                        let mut guard = results.lock().expect("results lock");
+                        loop {
+                            if failed.lock().expect("failure lock").is_some() {
+                                return;
+                            }
+                            if needs.iter().all(|d| guard.contains_key(d)) {
+                                break guard.clone();
+                            }
+                            guard = changed.wait(guard).expect("results lock");
+                        }
+                    };
+                    match self.stage(i, &bases[i], &done, progress) {
+                        Ok(state) => {
+                            results.lock().expect("results lock").insert(i, state);
+                        }
+                        Err(e) => {
+                            failed.lock().expect("failure lock").get_or_insert(e);
+                        }
+                    }
+                    let _guard = results.lock().expect("results lock");
+                    changed.notify_all();
+                });
+            }
+        });
+        match failed.into_inner().expect("failure lock") {
+            Some(e) => Err(e),
+            None => Ok(results.into_inner().expect("results lock")),
+        }
     }
 
     /// Each stage's base and the stages each one needs (FROM, COPY --from, RUN --mount from).
@@ -194,11 +243,11 @@ impl<'a> Builder<'a> {
     }
 
     fn stage(
-        &mut self,
+        &self,
         i: usize,
         base: &Base,
         done: &BTreeMap<usize, State>,
-        progress: &mut dyn FnMut(Event),
+        progress: &(dyn Fn(Event) + Sync),
     ) -> Result<State, Error> {
         let stage = self.plan.stages[i].clone();
         let label = self.plan.label(i);
@@ -344,9 +393,8 @@ impl<'a> Builder<'a> {
         Ok(state)
     }
 
-    fn next_id(&mut self) -> usize {
-        self.step_id += 1;
-        self.step_id
+    fn next_id(&self) -> usize {
+        self.step_id.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// A base image from the store: its config and its layers' snapshots.
@@ -376,7 +424,7 @@ impl<'a> Builder<'a> {
     /// RUN, COPY or ADD: from the cache, or made now.
     #[allow(clippy::too_many_arguments)]
     fn layer_step(
-        &mut self,
+        &self,
         instr: &Instruction,
         expanded: &Instruction,
         config: &ImageConfig,
@@ -384,7 +432,7 @@ impl<'a> Builder<'a> {
         state: &mut State,
         done: &BTreeMap<usize, State>,
         id: usize,
-        progress: &mut dyn FnMut(Event),
+        progress: &(dyn Fn(Event) + Sync),
     ) -> Result<Record, Error> {
         let text = format!(
             "{:?}|{:?}|{:?}",
@@ -511,7 +559,7 @@ impl<'a> Builder<'a> {
     /// The source root, the chosen sources and their content key for COPY/ADD; for
     /// `--from`, the mounted view of that stage or image (to be unmounted after the copy).
     fn copy_sources(
-        &mut self,
+        &self,
         instr: &Instruction,
         expanded: &Instruction,
         done: &BTreeMap<usize, State>,
@@ -554,7 +602,7 @@ impl<'a> Builder<'a> {
                 let at = self.root.join("tmp").join(format!(
                     "view-{}-{}",
                     std::process::id(),
-                    self.step_id
+                    self.next_id()
                 ));
                 std::fs::create_dir_all(&at).map_err(|e| Error::Read {
                     path: at.clone(),
@@ -570,7 +618,12 @@ impl<'a> Builder<'a> {
             None
         };
         let chosen = copy::select(&root, &sources, ignore).and_then(|s| {
-            let key = copy::content_key(&root, &s, ignore, &mut self.hashes)?;
+            let key = copy::content_key(
+                &root,
+                &s,
+                ignore,
+                &mut self.hashes.lock().expect("hashes lock"),
+            )?;
             Ok((s, key))
         });
         match chosen {
@@ -595,7 +648,7 @@ impl<'a> Builder<'a> {
         scratch: &Path,
         upper: &Path,
         id: usize,
-        progress: &mut dyn FnMut(Event),
+        progress: &(dyn Fn(Event) + Sync),
     ) -> Result<(), Error> {
         let mut argv = match &run.command {
             CommandLine::Exec(argv) => argv.clone(),
