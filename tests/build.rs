@@ -171,6 +171,15 @@ fn an_unchanged_context_runs_nothing_and_one_change_reruns_only_what_depends_on_
         "the steps before b.txt are cached:\n{third}"
     );
     assert_eq!(third.matches("cache miss").count(), 2, "{third}");
+    assert!(
+        third.contains("cache miss: source file changed: b.txt"),
+        "the miss names the file:\n{third}"
+    );
+    assert!(
+        third.contains("cache miss: an earlier step changed"),
+        "{third}"
+    );
+    assert!(first.contains("cache miss: not built before"), "{first}");
     assert_eq!(
         std::fs::read_to_string(flatten(&k, "c:1").join("b.copy")).unwrap(),
         "b2"
@@ -249,4 +258,53 @@ fn independent_stages_run_at_the_same_time() {
         a0 < b1 && b0 < a1,
         "stage a ran {a0}..{a1}, stage b {b0}..{b1}: they did not overlap"
     );
+}
+
+#[test]
+fn output_writes_an_archive_peers_read() {
+    if !root_or_skip() || !support::have("skopeo") {
+        return;
+    }
+    let k = Kiln::new();
+    build_busybox(&k);
+    let ctx = context(
+        &k.dir.path().join("out"),
+        &[("Dockerfile", "FROM busybox:kiln\nRUN echo hi > /hi\n")],
+    );
+    let tar = k.dir.path().join("image.tar");
+    let iid = k.dir.path().join("iid");
+    k.ok(&[
+        "build",
+        "-t",
+        "out:1",
+        "--iidfile",
+        iid.to_str().unwrap(),
+        "--output",
+        &format!("type=oci,dest={}", tar.display()),
+        ctx.to_str().unwrap(),
+    ]);
+    let raw = support::run_tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            &format!("oci-archive:{}", tar.display()),
+        ],
+    );
+    assert!(
+        raw.contains("tar+gzip"),
+        "layers are compressed for export: {raw}"
+    );
+    let config: serde_json::Value = serde_json::from_str(&support::run_tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--config",
+            &format!("docker-archive:{}", tar.display()),
+        ],
+    ))
+    .unwrap();
+    assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 3);
+    let id = std::fs::read_to_string(&iid).unwrap();
+    assert_eq!(k.ok(&["images", "-q", "--no-trunc", "out:1"]).trim(), id);
 }

@@ -35,6 +35,13 @@ pub struct Args {
     /// Write the image ID to this file.
     #[arg(long)]
     iidfile: Option<PathBuf>,
+    /// Also write the image to a tar: `type=oci,dest=FILE` or `type=docker,dest=FILE` (kiln
+    /// writes one tar that is both an OCI layout and a docker-archive).
+    #[arg(short, long, value_name = "type=oci|docker,dest=FILE")]
+    output: Option<String>,
+    /// Layer compression for --output.
+    #[arg(long, default_value = "gzip")]
+    compression: kiln_image::layer::Compression,
     /// The network for RUN steps: default (the host's), host, or none (loopback only).
     #[arg(long, default_value = "default")]
     network: String,
@@ -153,6 +160,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             for t in &built.tags {
                 println!("naming to {t} done");
             }
+            if let Some(spec) = &args.output {
+                let dest = output_dest(spec)?;
+                let image = store.resolve(built.manifest.as_ref())?;
+                let file = std::fs::File::create(&dest)
+                    .with_context(|| format!("creating {}", dest.display()))?;
+                let mut out = kiln_image::archive::save(
+                    &store,
+                    &[(image, built.tags.clone())],
+                    args.compression,
+                    std::io::BufWriter::new(file),
+                )?;
+                std::io::Write::flush(&mut out)?;
+                println!("exporting to {} done", dest.display());
+            }
             if let Some(f) = &args.iidfile {
                 std::fs::write(f, built.id.to_string())
                     .with_context(|| format!("writing {}", f.display()))?;
@@ -163,6 +184,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             eprintln!("kiln build: {e}");
             Ok(ExitCode::FAILURE)
         }
+    }
+}
+
+/// The file of `--output type=oci|docker,dest=FILE`.
+fn output_dest(spec: &str) -> anyhow::Result<PathBuf> {
+    let mut kind = None;
+    let mut dest = None;
+    for part in spec.split(',') {
+        match part.split_once('=') {
+            Some(("type", t)) => kind = Some(t.to_string()),
+            Some(("dest", d)) => dest = Some(PathBuf::from(d)),
+            _ => bail!("--output {spec}: write type=oci|docker,dest=FILE"),
+        }
+    }
+    match (kind.as_deref(), dest) {
+        (Some("oci" | "docker" | "tar"), Some(d)) => Ok(d),
+        _ => bail!("--output {spec}: kiln writes type=oci or type=docker with dest=FILE"),
     }
 }
 

@@ -20,6 +20,50 @@ pub struct Cache {
     dir: PathBuf,
 }
 
+/// What a step was built from last time, to say why it misses the cache now.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Inputs {
+    pub parent: String,
+    pub instruction: String,
+    pub environment: String,
+    /// COPY/ADD sources: path → mode and content digest.
+    pub files: std::collections::BTreeMap<String, String>,
+}
+
+impl Inputs {
+    /// Why `self` (now) misses where `before` was built.
+    pub fn why_not(&self, before: Option<&Inputs>) -> String {
+        let Some(before) = before else {
+            return "not built before".into();
+        };
+        if before.parent != self.parent {
+            return "an earlier step changed".into();
+        }
+        if before.instruction != self.instruction {
+            return "the instruction changed (after expansion)".into();
+        }
+        if before.environment != self.environment {
+            return "a build argument, ENV, USER or WORKDIR it sees changed".into();
+        }
+        let changed = self
+            .files
+            .iter()
+            .find(|(p, d)| before.files.get(*p) != Some(*d))
+            .map(|(p, _)| p.clone());
+        let removed = before
+            .files
+            .keys()
+            .find(|p| !self.files.contains_key(*p))
+            .cloned();
+        match (changed, removed) {
+            (Some(p), _) if before.files.contains_key(&p) => format!("source file changed: {p}"),
+            (Some(p), _) => format!("source file added: {p}"),
+            (None, Some(p)) => format!("source file removed: {p}"),
+            (None, None) => "its cached result is gone (pruned)".into(),
+        }
+    }
+}
+
 pub fn key(parts: &[&str]) -> String {
     let mut h = Sha256::new();
     for p in parts {
@@ -37,6 +81,25 @@ impl Cache {
             source: e,
         })?;
         Ok(Cache { dir })
+    }
+
+    fn inputs_path(&self, slot: &str) -> PathBuf {
+        self.dir.join("inputs").join(slot)
+    }
+
+    /// The inputs a step at `slot` (a Dockerfile position) had when it last ran.
+    pub fn last_inputs(&self, slot: &str) -> Option<Inputs> {
+        serde_json::from_slice(&std::fs::read(self.inputs_path(slot)).ok()?).ok()
+    }
+
+    pub fn remember_inputs(&self, slot: &str, inputs: &Inputs) {
+        let path = self.inputs_path(slot);
+        let _ = std::fs::create_dir_all(self.dir.join("inputs"));
+        if let Ok(tmp) = tempfile::NamedTempFile::new_in(self.dir.join("inputs")) {
+            if serde_json::to_writer(tmp.as_file(), inputs).is_ok() {
+                let _ = tmp.persist(path);
+            }
+        }
     }
 
     pub fn get(&self, key: &str) -> Option<Record> {

@@ -134,15 +134,17 @@ fn resolve_in(root: &Path, rel: &Path) -> Result<PathBuf, Error> {
 }
 
 /// A digest of the sources' content, modes and names (not their times): the cache key
-/// part of COPY. `hashes` remembers file digests by (path, size, mtime, inode), so an
-/// unchanged file is not read again.
+/// part of COPY; and each entry's own digest, by path, to tell which file changed.
+/// `hashes` remembers file digests by (path, size, mtime, inode), so an unchanged file is
+/// not read again.
 pub fn content_key(
     root: &Path,
     sources: &[Source],
     ignore: Option<&Dockerignore>,
     hashes: &mut BTreeMap<String, String>,
-) -> Result<String, Error> {
+) -> Result<(String, BTreeMap<String, String>), Error> {
     let mut h = Sha256::new();
+    let mut entries = BTreeMap::new();
     for source in sources {
         let top = root.join(&source.path);
         let walker = walkdir::WalkDir::new(&top)
@@ -170,14 +172,11 @@ pub fn content_key(
                 .unwrap_or(Path::new(""))
                 .to_string_lossy()
                 .into_owned();
-            h.update(format!("{}\0{}\0{:o}\0", source.path.display(), within, m.mode()).as_bytes());
-            if m.file_type().is_symlink() {
-                h.update(
-                    fs::read_link(entry.path())
-                        .unwrap_or_default()
-                        .as_os_str()
-                        .as_encoded_bytes(),
-                );
+            let what = if m.file_type().is_symlink() {
+                format!(
+                    "link:{}",
+                    fs::read_link(entry.path()).unwrap_or_default().display()
+                )
             } else if m.is_file() {
                 let meta_key = format!(
                     "{}|{}|{}|{}",
@@ -189,26 +188,28 @@ pub fn content_key(
                 let digest = match hashes.get(&meta_key) {
                     Some(d) => d.clone(),
                     None => {
-                        let mut f = fs::File::open(entry.path()).map_err(|e| Error::Read {
+                        let read_err = |e| Error::Read {
                             path: entry.path().to_path_buf(),
                             source: e,
-                        })?;
+                        };
+                        let mut f = fs::File::open(entry.path()).map_err(read_err)?;
                         let mut fh = Sha256::new();
-                        std::io::copy(&mut f, &mut fh).map_err(|e| Error::Read {
-                            path: entry.path().to_path_buf(),
-                            source: e,
-                        })?;
+                        std::io::copy(&mut f, &mut fh).map_err(read_err)?;
                         let d = hex::encode(fh.finalize());
                         hashes.insert(meta_key, d.clone());
                         d
                     }
                 };
-                h.update(digest.as_bytes());
-            }
-            h.update(b"\n");
+                format!("file:{digest}")
+            } else {
+                "dir".to_string()
+            };
+            let entry_key = format!("{:o}:{what}", m.mode());
+            h.update(format!("{}\0{}\0{entry_key}\n", source.path.display(), within).as_bytes());
+            entries.insert(rel, entry_key);
         }
     }
-    Ok(hex::encode(h.finalize()))
+    Ok((hex::encode(h.finalize()), entries))
 }
 
 /// Ownership and mode for copied files (`--chown`, `--chmod`).

@@ -23,6 +23,16 @@ use crate::Error;
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// What COPY/ADD reads: the source root (the context, or a mounted view of a stage to
+/// unmount after the copy), the chosen sources, and their content key and digests.
+struct CopyInput {
+    root: PathBuf,
+    sources: Vec<copy::Source>,
+    key: String,
+    files: BTreeMap<String, String>,
+    view: Option<PathBuf>,
+}
+
 /// Stage index → the stages it needs.
 type Edges = BTreeMap<usize, Vec<usize>>;
 
@@ -449,8 +459,22 @@ impl<'a> Builder<'a> {
             Command::Copy(_) | Command::Add(_) => Some(self.copy_sources(instr, expanded, done)?),
             _ => None,
         };
-        let content_key = content.as_ref().map(|c| c.2.clone()).unwrap_or_default();
+        let (content_key, files) = content
+            .as_ref()
+            .map(|c| (c.key.clone(), c.files.clone()))
+            .unwrap_or_default();
         let key = cache::key(&[&state.key, &text, &env_key, &content_key]);
+        let inputs = cache::Inputs {
+            parent: state.key.clone(),
+            instruction: text.clone(),
+            environment: env_key.clone(),
+            files,
+        };
+        let slot = cache::key(&[
+            &self.opts.context.display().to_string(),
+            &instr.span.start.line.to_string(),
+            &instr.original,
+        ]);
         if !self.opts.no_cache {
             if let Some(record) = self.cache.get(&key) {
                 let present = match &record.diff_id {
@@ -477,9 +501,10 @@ impl<'a> Builder<'a> {
                     return Ok(record);
                 }
             }
+            let reason = inputs.why_not(self.cache.last_inputs(&slot).as_ref());
             progress(Event::Miss {
                 id,
-                reason: "no cached result for this instruction, its inputs and its parent",
+                reason: &reason,
             });
         }
         let scratch = self.snapshots.scratch()?;
@@ -504,7 +529,12 @@ impl<'a> Builder<'a> {
                 overlay_changes(&upper)?
             }
             _ => {
-                let (root, sources, _, view) = content.expect("COPY has sources");
+                let CopyInput {
+                    root,
+                    sources,
+                    view,
+                    ..
+                } = content.expect("COPY has sources");
                 let dest = copy_dest(expanded, config);
                 let attrs = copy_attrs(expanded).map_err(|m| step_error(instr, m))?;
                 let ignore = if view.is_none() {
@@ -552,6 +582,7 @@ impl<'a> Builder<'a> {
             }
         };
         self.cache.put(&key, &record)?;
+        self.cache.remember_inputs(&slot, &inputs);
         state.key = key;
         Ok(record)
     }
@@ -563,7 +594,7 @@ impl<'a> Builder<'a> {
         instr: &Instruction,
         expanded: &Instruction,
         done: &BTreeMap<usize, State>,
-    ) -> Result<(PathBuf, Vec<copy::Source>, String, Option<PathBuf>), Error> {
+    ) -> Result<CopyInput, Error> {
         let (spec, from) = match &expanded.command {
             Command::Copy(c) => (&c.spec, c.from.clone()),
             Command::Add(a) => (&a.spec, None),
@@ -627,7 +658,13 @@ impl<'a> Builder<'a> {
             Ok((s, key))
         });
         match chosen {
-            Ok((s, key)) => Ok((root, s, key, view)),
+            Ok((sources, (key, files))) => Ok(CopyInput {
+                root,
+                sources,
+                key,
+                files,
+                view,
+            }),
             Err(e) => {
                 if let Some(v) = &view {
                     self.exec.unview(v);
