@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use kiln_image::layer::{overlay_changes, write_changes, Compression, LayerOptions};
 use kiln_image::store::{BlobWriter, Store};
-use oci_spec::image::{Descriptor, ImageManifestBuilder, MediaType};
+use oci_spec::image::{Descriptor, MediaType};
 use serde_json::json;
 
 use super::cache::{self, Cache, Record};
@@ -850,21 +850,13 @@ impl<'a> Builder<'a> {
                 )
             })
             .collect();
-        let manifest = ImageManifestBuilder::default()
-            .schema_version(2u32)
-            .media_type(MediaType::ImageManifest)
-            .config(Descriptor::new(
-                MediaType::ImageConfig,
-                config_bytes.len() as u64,
-                config_digest.clone(),
-            ))
-            .layers(layers)
-            .build()
-            .map_err(|e| Error::Context(format!("manifest: {e}")))?;
-        let bytes =
-            serde_json::to_vec(&manifest).map_err(|e| Error::Context(format!("manifest: {e}")))?;
-        let digest = self.store.write_blob_bytes(&bytes)?;
-        let desc = Descriptor::new(MediaType::ImageManifest, bytes.len() as u64, digest.clone());
+        let config = Descriptor::new(
+            MediaType::ImageConfig,
+            config_bytes.len() as u64,
+            config_digest.clone(),
+        );
+        let desc = self.store.write_manifest(config, layers)?;
+        let digest = desc.digest().clone();
         if self.opts.tags.is_empty() {
             self.store.keep_untagged(&desc)?;
         }

@@ -2,7 +2,7 @@
 
 use std::io::{Cursor, Read};
 
-use oci_spec::image::{Descriptor, ImageManifestBuilder, MediaType};
+use oci_spec::image::{Descriptor, MediaType};
 use serde_json::json;
 
 use crate::error::{Error, Result};
@@ -63,27 +63,14 @@ pub fn import(
     });
     let config_bytes = serde_json::to_vec(&config).map_err(Error::json("config"))?;
     let config_digest = store.write_blob_bytes(&config_bytes)?;
-    let manifest = ImageManifestBuilder::default()
-        .schema_version(2u32)
-        .media_type(MediaType::ImageManifest)
-        .config(Descriptor::new(
+    let desc = store.write_manifest(
+        Descriptor::new(
             MediaType::ImageConfig,
             config_bytes.len() as u64,
             config_digest,
-        ))
-        .layers(vec![Descriptor::new(
-            MediaType::ImageLayer,
-            layer_size,
-            layer,
-        )])
-        .build()
-        .map_err(|e| Error::InvalidImage {
-            what: "manifest".into(),
-            reason: e.to_string(),
-        })?;
-    let bytes = serde_json::to_vec(&manifest).map_err(Error::json("manifest"))?;
-    let digest = store.write_blob_bytes(&bytes)?;
-    let desc = Descriptor::new(MediaType::ImageManifest, bytes.len() as u64, digest);
+        ),
+        vec![Descriptor::new(MediaType::ImageLayer, layer_size, layer)],
+    )?;
     match reference {
         Some(r) => store.tag(r, &desc)?,
         None => store.keep_untagged(&desc)?,

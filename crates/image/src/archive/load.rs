@@ -232,19 +232,7 @@ fn load_docker(store: &Store, contents: &Contents, manifest_bytes: &[u8]) -> Res
             ));
         }
         let config_desc = Descriptor::new(MediaType::ImageConfig, config_size, config_digest);
-        let manifest = oci_spec::image::ImageManifestBuilder::default()
-            .schema_version(2u32)
-            .media_type(MediaType::ImageManifest)
-            .config(config_desc)
-            .layers(layers)
-            .build()
-            .map_err(|e| Error::InvalidImage {
-                what: "manifest".into(),
-                reason: e.to_string(),
-            })?;
-        let bytes = serde_json::to_vec(&manifest).map_err(Error::json("manifest"))?;
-        let digest = store.write_blob_bytes(&bytes)?;
-        let desc = Descriptor::new(MediaType::ImageManifest, bytes.len() as u64, digest);
+        let desc = store.write_manifest(config_desc, layers)?;
         let names: Vec<Reference> = entry
             .repo_tags
             .iter()

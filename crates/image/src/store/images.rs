@@ -74,6 +74,32 @@ impl Store {
         })
     }
 
+    /// Writes an OCI image manifest for `config` and `layers` (all in the store already)
+    /// and returns its descriptor, ready to tag.
+    pub fn write_manifest(
+        &self,
+        config: Descriptor,
+        layers: Vec<Descriptor>,
+    ) -> Result<Descriptor> {
+        let manifest = oci_spec::image::ImageManifestBuilder::default()
+            .schema_version(2u32)
+            .media_type(oci_spec::image::MediaType::ImageManifest)
+            .config(config)
+            .layers(layers)
+            .build()
+            .map_err(|e| Error::InvalidImage {
+                what: "manifest".into(),
+                reason: e.to_string(),
+            })?;
+        let bytes = serde_json::to_vec(&manifest).map_err(Error::json("manifest"))?;
+        let digest = self.write_blob_bytes(&bytes)?;
+        Ok(Descriptor::new(
+            oci_spec::image::MediaType::ImageManifest,
+            bytes.len() as u64,
+            digest,
+        ))
+    }
+
     /// Keeps `descriptor` as an untagged image (a `kiln load` of an image without a name),
     /// unless an entry for it exists already.
     pub fn keep_untagged(&self, descriptor: &Descriptor) -> Result<()> {
