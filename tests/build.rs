@@ -308,3 +308,41 @@ fn output_writes_an_archive_peers_read() {
     let id = std::fs::read_to_string(&iid).unwrap();
     assert_eq!(k.ok(&["images", "-q", "--no-trunc", "out:1"]).trim(), id);
 }
+
+#[test]
+fn with_source_date_epoch_two_builds_give_the_same_image() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut digests = Vec::new();
+    for _ in 0..2 {
+        // A fresh store and a fresh copy of the context each time (new inodes and times).
+        let k = Kiln::new();
+        let ctx = context(&k.dir.path().join("ctx"), &[
+            ("Dockerfile", "FROM scratch AS base\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nFROM base\nCOPY app/ /app/\nRUN echo made > /app/made && mkdir -p /var/x\n"),
+            ("app/a", "a"),
+        ]);
+        std::fs::copy(busybox(), ctx.join("busybox")).unwrap();
+        let out = k
+            .cmd(&["build", "-t", "repro:1", ctx.to_str().unwrap()])
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let inspect: serde_json::Value =
+            serde_json::from_str(&k.ok(&["image", "inspect", "repro:1"])).unwrap();
+        digests.push((
+            inspect[0]["Id"].clone(),
+            inspect[0]["Descriptor"]["digest"].clone(),
+        ));
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+    assert_eq!(
+        digests[0], digests[1],
+        "the same image ID and manifest digest"
+    );
+}
