@@ -346,3 +346,73 @@ fn with_source_date_epoch_two_builds_give_the_same_image() {
         "the same image ID and manifest digest"
     );
 }
+
+#[test]
+fn a_context_tar_or_a_lone_dockerfile_comes_on_stdin_and_json_progress_describes_the_steps() {
+    if !root_or_skip() {
+        return;
+    }
+    let k = Kiln::new();
+    build_busybox(&k);
+    let ctx = context(
+        &k.dir.path().join("ctx"),
+        &[
+            ("Dockerfile", "FROM busybox:kiln\nCOPY f /f\nRUN cat /f\n"),
+            ("f", "from the tar\n"),
+        ],
+    );
+    let tar = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&ctx)
+        .args(["-czf", "-", "."])
+        .output()
+        .unwrap()
+        .stdout;
+    let run = |args: &[&str], input: &[u8]| {
+        use std::io::Write;
+        let mut child = k
+            .cmd(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let out = run(&["build", "--progress", "json", "-t", "stdin:1", "-"], &tar);
+    let events: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "output" && e["line"] == "from the tar"),
+        "{out}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "miss" && e["reason"] == "not built before"),
+        "{out}"
+    );
+    let last = events.last().unwrap();
+    assert_eq!(last["type"], "image");
+    assert_eq!(
+        last["tags"],
+        serde_json::json!(["docker.io/library/stdin:1"])
+    );
+
+    let out = run(
+        &["build", "-t", "stdin:2", "-"],
+        b"FROM busybox:kiln\nRUN echo no context\n",
+    );
+    assert!(out.contains("no context"), "{out}");
+}

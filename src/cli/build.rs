@@ -45,6 +45,7 @@ pub struct Args {
     /// The network for RUN steps: default (the host's), host, or none (loopback only).
     #[arg(long, default_value = "default")]
     network: String,
+    /// The context directory, or `-` for a tar (or a lone Dockerfile) on standard input.
     context: PathBuf,
 }
 
@@ -66,10 +67,42 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let store = super::store()?;
     let root = kiln_image::store::Store::default_root();
-    let dockerfile_path = args
-        .file
-        .clone()
-        .unwrap_or_else(|| args.context.join("Dockerfile"));
+    // `-`: a context tar (plain or compressed) on standard input, unpacked as a layer is
+    // (nothing may land outside it); or, when it is not a tar, a Dockerfile alone.
+    let stdin_context;
+    let mut args = args;
+    if args.context == Path::new("-") {
+        stdin_context = tempfile::Builder::new()
+            .prefix("kiln-context-")
+            .tempdir()
+            .context("a directory for the context")?;
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut data)
+            .context("reading the context from standard input")?;
+        let (mut plain, _) =
+            kiln_image::layer::Decompressor::new(data.as_slice()).context("reading the context")?;
+        let mut head = vec![0u8; 512];
+        let mut n = 0;
+        while n < head.len() {
+            match std::io::Read::read(&mut plain, &mut head[n..]) {
+                Ok(0) | Err(_) => break,
+                Ok(k) => n += k,
+            }
+        }
+        if n == 512 && head[257..262] == *b"ustar" {
+            kiln_image::layer::apply(data.as_slice(), stdin_context.path())
+                .context("unpacking the context from standard input")?;
+        } else {
+            std::fs::write(stdin_context.path().join("Dockerfile"), &data)
+                .context("writing the Dockerfile")?;
+        }
+        args.context = stdin_context.path().to_path_buf();
+    }
+    let dockerfile_path = match &args.file {
+        Some(f) if f.is_relative() && !f.exists() => args.context.join(f),
+        Some(f) => f.clone(),
+        None => args.context.join("Dockerfile"),
+    };
     let text = std::fs::read(&dockerfile_path)
         .with_context(|| format!("reading {}", dockerfile_path.display()))?;
     let name = dockerfile_path.display().to_string();
@@ -134,31 +167,46 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         labels,
         network,
     };
-    if args.progress != "plain" && args.progress != "auto" {
-        bail!(
-            "--progress {}: kiln prints plain progress for now",
-            args.progress
-        );
-    }
+    let json = match args.progress.as_str() {
+        "plain" | "auto" | "tty" => false,
+        "json" => true,
+        other => bail!("--progress {other}: use plain or json (tty shows plain lines for now)"),
+    };
     let start = std::time::Instant::now();
-    let progress = |event: Event| match event {
-        Event::Step {
-            id,
-            stage,
-            index,
-            total,
-            text,
-        } => println!("#{id} [{stage} {index}/{total}] {text}"),
-        Event::Cached { id } => println!("#{id} CACHED"),
-        Event::Miss { id, reason } => println!("#{id} cache miss: {reason}"),
-        Event::Output { id, line } => println!("#{id} {:.3} {line}", start.elapsed().as_secs_f64()),
-        Event::Done { id, seconds } => println!("#{id} DONE {seconds:.1}s"),
+    let progress = |event: Event| {
+        if json {
+            println!("{}", event_json(&event));
+            return;
+        }
+        match event {
+            Event::Step {
+                id,
+                stage,
+                index,
+                total,
+                text,
+            } => println!("#{id} [{stage} {index}/{total}] {text}"),
+            Event::Cached { id } => println!("#{id} CACHED"),
+            Event::Miss { id, reason } => println!("#{id} cache miss: {reason}"),
+            Event::Output { id, line } => {
+                println!("#{id} {:.3} {line}", start.elapsed().as_secs_f64())
+            }
+            Event::Done { id, seconds } => println!("#{id} DONE {seconds:.1}s"),
+        }
     };
     match kiln_builder::build::build(&store, &root, &SandboxExecutor, &opts, &progress) {
         Ok(built) => {
-            println!("writing image {} done", built.id);
-            for t in &built.tags {
-                println!("naming to {t} done");
+            if json {
+                let tags: Vec<String> = built.tags.iter().map(|t| t.to_string()).collect();
+                println!(
+                    "{}",
+                    serde_json::json!({"type": "image", "id": built.id.to_string(), "manifest": built.manifest.to_string(), "tags": tags})
+                );
+            } else {
+                println!("writing image {} done", built.id);
+                for t in &built.tags {
+                    println!("naming to {t} done");
+                }
             }
             if let Some(spec) = &args.output {
                 let dest = output_dest(spec)?;
@@ -181,9 +229,35 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"type": "error", "message": e.to_string()})
+                );
+            }
             eprintln!("kiln build: {e}");
             Ok(ExitCode::FAILURE)
         }
+    }
+}
+
+/// One line of `--progress json`.
+fn event_json(event: &Event) -> serde_json::Value {
+    use serde_json::json;
+    match event {
+        Event::Step {
+            id,
+            stage,
+            index,
+            total,
+            text,
+        } => {
+            json!({"type": "step", "id": id, "stage": stage, "index": index, "total": total, "instruction": text})
+        }
+        Event::Cached { id } => json!({"type": "cached", "id": id}),
+        Event::Miss { id, reason } => json!({"type": "miss", "id": id, "reason": reason}),
+        Event::Output { id, line } => json!({"type": "output", "id": id, "line": line}),
+        Event::Done { id, seconds } => json!({"type": "done", "id": id, "seconds": seconds}),
     }
 }
 
