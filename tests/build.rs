@@ -416,3 +416,42 @@ fn a_context_tar_or_a_lone_dockerfile_comes_on_stdin_and_json_progress_describes
     );
     assert!(out.contains("no context"), "{out}");
 }
+
+#[test]
+fn users_and_groups_are_resolved_by_name_from_the_image() {
+    if !root_or_skip() {
+        return;
+    }
+    let k = Kiln::new();
+    build_busybox(&k);
+    let dockerfile = "FROM busybox:kiln\nCOPY <<EOF /etc/passwd\nroot:x:0:0:root:/root:/bin/sh\napp:x:1500:1600:app:/home/app:/bin/sh\nEOF\nCOPY <<EOF /etc/group\nroot:x:0:\nstaff:x:1700:\napp:x:1600:\nEOF\nCOPY --chown=app:staff f /owned\nCOPY --chown=app f /user-only\nUSER app\nRUN echo uid=$(id -u) gid=$(id -g)\n";
+    let ctx = context(
+        &k.dir.path().join("users"),
+        &[("Dockerfile", dockerfile), ("f", "x")],
+    );
+    let out = k.ok(&["build", "-t", "users:1", ctx.to_str().unwrap()]);
+    assert!(
+        out.contains("uid=1500 gid=1600"),
+        "USER app runs as app with its primary group:\n{out}"
+    );
+    let flat = flatten(&k, "users:1");
+    let owner = |p: &str| {
+        let m = std::fs::metadata(flat.join(p)).unwrap();
+        (m.uid(), m.gid())
+    };
+    assert_eq!(owner("owned"), (1500, 1700));
+    assert_eq!(
+        owner("user-only"),
+        (1500, 1500),
+        "a user without a group: gid = uid, as Docker"
+    );
+    let ctx = context(
+        &k.dir.path().join("nouser"),
+        &[
+            ("Dockerfile", "FROM busybox:kiln\nCOPY --chown=ghost f /f\n"),
+            ("f", "x"),
+        ],
+    );
+    let out = k.run(&["build", ctx.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unable to find user ghost"));
+}

@@ -536,7 +536,8 @@ impl<'a> Builder<'a> {
                     ..
                 } = content.expect("COPY has sources");
                 let dest = copy_dest(expanded, config);
-                let attrs = copy_attrs(expanded).map_err(|m| step_error(instr, m))?;
+                let attrs =
+                    copy_attrs(expanded, &state.layers).map_err(|m| step_error(instr, m))?;
                 let ignore = if view.is_none() {
                     Some(&self.opts.ignore)
                 } else {
@@ -891,7 +892,9 @@ fn copy_dest(expanded: &Instruction, config: &ImageConfig) -> String {
     }
 }
 
-fn copy_attrs(expanded: &Instruction) -> Result<Attrs, String> {
+/// `--chown` and `--chmod`: owners by number or by name from the image's `/etc/passwd`
+/// and `/etc/group`; a user without a group gets its uid as gid, as Docker does.
+fn copy_attrs(expanded: &Instruction, layers: &[Layer]) -> Result<Attrs, String> {
     let spec = match &expanded.command {
         Command::Copy(c) => &c.spec,
         Command::Add(a) => &a.spec,
@@ -899,12 +902,20 @@ fn copy_attrs(expanded: &Instruction) -> Result<Attrs, String> {
     };
     let (uid, gid) = match &spec.chown {
         Some(c) => {
-            let (u, g) = c.split_once(':').unwrap_or((c, c));
-            let num = |s: &str| {
-                s.parse::<u32>()
-                    .map_err(|_| format!("--chown={c}: kiln takes numeric ids here for now"))
+            let (u, g) = match c.split_once(':') {
+                Some((u, g)) => (u, Some(g)),
+                None => (c.as_str(), None),
             };
-            (num(u)?, num(g)?)
+            let uid = id_of(layers, "etc/passwd", u).ok_or(format!(
+                "--chown={c}: unable to find user {u} in the image's /etc/passwd"
+            ))?;
+            let gid = match g {
+                Some(g) => id_of(layers, "etc/group", g).ok_or(format!(
+                    "--chown={c}: unable to find group {g} in the image's /etc/group"
+                ))?,
+                None => uid,
+            };
+            (uid, gid)
         }
         None => (0, 0),
     };
@@ -956,6 +967,27 @@ fn write_heredocs(
     Ok(())
 }
 
+/// A number, or the id of `name` in a passwd- or group-format file of the image (read
+/// from the topmost layer that has it).
+fn id_of(layers: &[Layer], file: &str, name: &str) -> Option<u32> {
+    if let Ok(n) = name.parse::<u32>() {
+        return Some(n);
+    }
+    image_file(layers, file)
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.first() == Some(&name))
+        .and_then(|f| f.get(2)?.parse().ok())
+}
+
+fn image_file(layers: &[Layer], file: &str) -> String {
+    layers
+        .iter()
+        .rev()
+        .find_map(|l| std::fs::read_to_string(l.snapshot.join(file)).ok())
+        .unwrap_or_default()
+}
+
 /// `USER` as uid and gid: numbers, or names from the image's `/etc/passwd` and
 /// `/etc/group` (read from the topmost layer that has them).
 fn resolve_user(user: &str, layers: &[Layer]) -> Result<(u32, u32), String> {
@@ -966,51 +998,20 @@ fn resolve_user(user: &str, layers: &[Layer]) -> Result<(u32, u32), String> {
         Some((u, g)) => (u, Some(g)),
         None => (user, None),
     };
-    let read = |file: &str| {
-        layers
-            .iter()
-            .rev()
-            .find_map(|l| std::fs::read_to_string(l.snapshot.join(file)).ok())
-            .unwrap_or_default()
-    };
-    let passwd = read("etc/passwd");
-    let (uid, primary) = match u.parse::<u32>() {
-        Ok(n) => (
-            n,
-            passwd
-                .lines()
-                .map(|l| l.split(':').collect::<Vec<_>>())
-                .find(|f| f.get(2) == Some(&u))
-                .and_then(|f| f.get(3)?.parse().ok())
-                .unwrap_or(0),
-        ),
-        Err(_) => {
-            let fields: Vec<&str> = passwd
-                .lines()
-                .map(|l| l.split(':').collect::<Vec<_>>())
-                .find(|f| f.first() == Some(&u))
-                .ok_or(format!(
-                    "unable to find user {u}: no matching entries in passwd file"
-                ))?;
-            (
-                fields.get(2).and_then(|s| s.parse().ok()).unwrap_or(0),
-                fields.get(3).and_then(|s| s.parse().ok()).unwrap_or(0),
-            )
-        }
-    };
+    let uid = id_of(layers, "etc/passwd", u).ok_or(format!(
+        "unable to find user {u}: no matching entries in passwd file"
+    ))?;
     let gid = match g {
-        None => primary,
-        Some(g) => match g.parse::<u32>() {
-            Ok(n) => n,
-            Err(_) => read("etc/group")
-                .lines()
-                .map(|l| l.split(':').collect::<Vec<_>>())
-                .find(|f| f.first() == Some(&g))
-                .and_then(|f| f.get(2)?.parse().ok())
-                .ok_or(format!(
-                    "unable to find group {g}: no matching entries in group file"
-                ))?,
-        },
+        Some(g) => id_of(layers, "etc/group", g).ok_or(format!(
+            "unable to find group {g}: no matching entries in group file"
+        ))?,
+        // The user's primary group from passwd, or 0.
+        None => image_file(layers, "etc/passwd")
+            .lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .find(|f| f.get(2).and_then(|s| s.parse::<u32>().ok()) == Some(uid))
+            .and_then(|f| f.get(3)?.parse().ok())
+            .unwrap_or(0),
     };
     Ok((uid, gid))
 }
