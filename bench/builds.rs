@@ -1,0 +1,227 @@
+//! Build benchmark: `kiln build` against `buildah bud` (Debian's buildah, overlay storage,
+//! chroot isolation, `--layers` so it caches) on the same contexts in the same run, cold,
+//! fully cached, and after a one-file change. Prints times and ratios (buildah / kiln), and
+//! kiln's peak memory. Needs root, buildah and Debian's busybox-static.
+//! Usage: build-bench [SCALE]   (1 = the full sizes: 20,000 files / 200 MB, a 1 GiB file)
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+struct Scenario {
+    name: &'static str,
+    dockerfile: String,
+    /// Writes the context's files.
+    files: Box<dyn Fn(&Path)>,
+    /// The file to change for the one-file-change run.
+    change: &'static str,
+}
+
+fn write_random(path: &Path, size: usize, seed: u64) {
+    let mut state = seed | 1;
+    let mut data = Vec::with_capacity(size);
+    while data.len() < size {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        data.extend_from_slice(&state.to_le_bytes());
+    }
+    data.truncate(size);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, data).unwrap();
+}
+
+fn scenarios(scale: f64) -> Vec<Scenario> {
+    let small_files = ((20_000.0 * scale) as usize).max(10);
+    let big = ((1u64 << 30) as f64 * scale) as usize;
+    let thirty_runs: String = (0..30)
+        .map(|i| format!("RUN echo {i} > /layer{i}\n"))
+        .collect();
+    vec![
+        Scenario {
+            name: "small RUN steps",
+            dockerfile: "FROM localhost/busybox:bench\nCOPY marker /marker\nRUN echo one > /one\nRUN echo two > /two\nRUN cat /one /two > /three\n".into(),
+            files: Box::new(|d| std::fs::write(d.join("marker"), "1").unwrap()),
+            change: "marker",
+        },
+        Scenario {
+            name: "two parallel stages",
+            dockerfile: "FROM localhost/busybox:bench AS a\nCOPY marker /m\nRUN sleep 1 && echo a > /a\nFROM localhost/busybox:bench AS b\nRUN sleep 1 && echo b > /b\nFROM localhost/busybox:bench\nCOPY --from=a /a /a\nCOPY --from=b /b /b\n".into(),
+            files: Box::new(|d| std::fs::write(d.join("marker"), "1").unwrap()),
+            change: "marker",
+        },
+        Scenario {
+            name: "20,000 small files",
+            dockerfile: "FROM localhost/busybox:bench\nCOPY . /app\nRUN ls /app | wc -l\n".into(),
+            files: Box::new(move |d| {
+                for i in 0..small_files {
+                    write_random(&d.join(format!("src/{:03}/f{i}", i / 500)), 10_240, i as u64);
+                }
+            }),
+            change: "src/000/f0",
+        },
+        Scenario {
+            name: "one 1 GiB file",
+            dockerfile: "FROM localhost/busybox:bench\nCOPY big /big\nCOPY marker /marker\n".into(),
+            files: Box::new(move |d| {
+                write_random(&d.join("big"), big, 7);
+                std::fs::write(d.join("marker"), "1").unwrap();
+            }),
+            change: "marker",
+        },
+        Scenario {
+            name: "30 layers",
+            dockerfile: format!("FROM localhost/busybox:bench\nCOPY marker /marker\n{thirty_runs}"),
+            files: Box::new(|d| std::fs::write(d.join("marker"), "1").unwrap()),
+            change: "marker",
+        },
+    ]
+}
+
+fn timed(cmd: &mut Command) -> f64 {
+    let start = Instant::now();
+    let out = cmd.output().expect("run");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    start.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let scale: f64 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
+    let kiln = std::env::current_exe().unwrap().with_file_name("kiln");
+    assert!(
+        kiln.exists(),
+        "build kiln first: cargo build --release (looked for {})",
+        kiln.display()
+    );
+    let work = tempfile::tempdir_in("/tmp").unwrap();
+    let w = work.path();
+
+    // The base both builders start from: busybox, built by kiln FROM scratch.
+    let base_ctx = w.join("base");
+    std::fs::create_dir_all(&base_ctx).unwrap();
+    std::fs::copy("/bin/busybox", base_ctx.join("busybox")).expect("/bin/busybox (busybox-static)");
+    std::fs::write(base_ctx.join("Dockerfile"), "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n").unwrap();
+    let base_store = w.join("base-store");
+    timed(
+        Command::new(&kiln)
+            .env("KILN_ROOT", &base_store)
+            .args(["build", "-t", "localhost/busybox:bench"])
+            .arg(&base_ctx),
+    );
+    let base_tar = w.join("base.tar");
+    timed(
+        Command::new(&kiln)
+            .env("KILN_ROOT", &base_store)
+            .args(["save", "-o"])
+            .arg(&base_tar)
+            .arg("localhost/busybox:bench"),
+    );
+
+    println!(
+        "{:<22} {:>28} {:>28} {:>28}",
+        "scenario",
+        "cold kiln/buildah (x)",
+        "cached kiln/buildah (x)",
+        "one change kiln/buildah (x)"
+    );
+    let mut peak_note = String::new();
+    for s in scenarios(scale) {
+        let ctx = w.join(format!("ctx-{}", s.name.replace([' ', ','], "-")));
+        std::fs::create_dir_all(&ctx).unwrap();
+        (s.files)(&ctx);
+        std::fs::write(ctx.join("Dockerfile"), &s.dockerfile).unwrap();
+
+        let store = w.join(format!("kiln-{}", s.name.replace([' ', ','], "-")));
+        timed(
+            Command::new(&kiln)
+                .env("KILN_ROOT", &store)
+                .args(["load", "-q", "-i"])
+                .arg(&base_tar),
+        );
+        let kiln_build = || {
+            timed(
+                Command::new(&kiln)
+                    .env("KILN_ROOT", &store)
+                    .args(["build", "-t", "bench:1"])
+                    .arg(&ctx),
+            )
+        };
+
+        let broot = w.join(format!("buildah-{}", s.name.replace([' ', ','], "-")));
+        let buildah = |args: &[&str]| {
+            let mut c = Command::new("buildah");
+            c.args(["--storage-driver", "overlay", "--root"])
+                .arg(broot.join("root"))
+                .arg("--runroot")
+                .arg(broot.join("run"))
+                .args(args);
+            c
+        };
+        timed(&mut buildah(&[
+            "pull",
+            "-q",
+            &format!("docker-archive:{}", base_tar.display()),
+        ]));
+        let buildah_build = || {
+            timed(&mut buildah(&[
+                "bud",
+                "--isolation",
+                "chroot",
+                "--layers",
+                "-q",
+                "-t",
+                "bench:1",
+                ctx.to_str().unwrap(),
+            ]))
+        };
+
+        let k_cold = kiln_build();
+        if s.name.starts_with("one 1 GiB") {
+            let usage =
+                nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
+                    .unwrap();
+            peak_note = format!(
+                "kiln peak memory (largest process so far, after the 1 GiB build): {} MB",
+                usage.max_rss() / 1024
+            );
+        }
+        let b_cold = buildah_build();
+        let k_cached = kiln_build();
+        let b_cached = buildah_build();
+        std::fs::write(ctx.join(s.change), "changed").unwrap();
+        let k_change = kiln_build();
+        let b_change = buildah_build();
+        let cell = |k: f64, b: f64| format!("{k:.2}s / {b:.2}s ({:.1}x)", b / k);
+        println!(
+            "{:<22} {:>28} {:>28} {:>28}",
+            s.name,
+            cell(k_cold, b_cold),
+            cell(k_cached, b_cached),
+            cell(k_change, b_change)
+        );
+        let _ = std::fs::remove_dir_all(&ctx);
+        let _ = std::fs::remove_dir_all(&store);
+        let _ = Command::new("buildah")
+            .args(["--storage-driver", "overlay", "--root"])
+            .arg(broot.join("root"))
+            .arg("--runroot")
+            .arg(broot.join("run"))
+            .args(["rmi", "-a", "-f"])
+            .output();
+        let _ = Command::new("umount")
+            .arg("-R")
+            .arg(broot.join("root/overlay"))
+            .output();
+        let _ = std::fs::remove_dir_all(&broot);
+    }
+    println!("{peak_note}");
+    println!("goals: cached >= 5x, one-file change in the 20,000-file context >= 3x, cold >= 1x buildah; peak memory < 200 MB");
+}
