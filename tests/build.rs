@@ -455,3 +455,58 @@ fn users_and_groups_are_resolved_by_name_from_the_image() {
     let out = k.run(&["build", ctx.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("unable to find user ghost"));
 }
+
+#[test]
+fn a_changed_copy_starts_from_its_previous_result_without_touching_it() {
+    if !root_or_skip() {
+        return;
+    }
+    let k = Kiln::new();
+    build_busybox(&k);
+    let ctx = context(&k.dir.path().join("inc"), &[
+        ("Dockerfile", "FROM busybox:kiln\nCOPY src/ /app/\nCOPY <<EOF /app/note\nfrom a heredoc\nEOF\nRUN cat /app/a /app/b > /app/ab\n"),
+        ("src/a", "a1"),
+        ("src/b", "b1"),
+        ("src/sub/c", "c1"),
+    ]);
+    k.ok(&["build", "-t", "inc:1", ctx.to_str().unwrap()]);
+    std::fs::write(ctx.join("src/b"), "b2").unwrap();
+    std::fs::write(ctx.join("src/sub/d"), "d1").unwrap();
+    let out = k.ok(&["build", "-t", "inc:2", ctx.to_str().unwrap()]);
+    assert!(
+        out.contains("cache miss: source file changed: src/b"),
+        "{out}"
+    );
+    let new = flatten(&k, "inc:2");
+    let read = |root: &Path, p: &str| std::fs::read_to_string(root.join(p)).unwrap();
+    assert_eq!(
+        (
+            read(&new, "app/a"),
+            read(&new, "app/b"),
+            read(&new, "app/sub/c"),
+            read(&new, "app/sub/d"),
+            read(&new, "app/ab")
+        ),
+        (
+            "a1".into(),
+            "b2".into(),
+            "c1".into(),
+            "d1".into(),
+            "a1b2".into()
+        )
+    );
+    let old = flatten(&k, "inc:1");
+    assert_eq!(read(&old, "app/b"), "b1", "the earlier image is untouched");
+    assert!(!old.join("app/sub/d").exists());
+    // A removed source means a fresh copy, and the file is gone.
+    std::fs::remove_file(ctx.join("src/a")).unwrap();
+    let out = k.run(&["build", "-t", "inc:3", ctx.to_str().unwrap()]);
+    assert!(!out.status.success(), "the RUN needs /app/a");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox:kiln\nCOPY src/ /app/\n",
+    )
+    .unwrap();
+    k.ok(&["build", "-t", "inc:4", ctx.to_str().unwrap()]);
+    assert!(!flatten(&k, "inc:4").join("app/a").exists());
+}

@@ -28,9 +28,21 @@ pub struct Inputs {
     pub environment: String,
     /// COPY/ADD sources: path → mode and content digest.
     pub files: std::collections::BTreeMap<String, String>,
+    /// The layer the step made from these inputs (its diffID), if any.
+    #[serde(default)]
+    pub result: Option<String>,
 }
 
 impl Inputs {
+    /// Whether only the sources' content differs from `before` (nothing removed): the
+    /// step can start from its previous result and copy just what changed.
+    pub fn only_files_changed_from(&self, before: &Inputs) -> bool {
+        before.parent == self.parent
+            && before.instruction == self.instruction
+            && before.environment == self.environment
+            && before.files.keys().all(|k| self.files.contains_key(k))
+    }
+
     /// Why `self` (now) misses where `before` was built.
     pub fn why_not(&self, before: Option<&Inputs>) -> String {
         let Some(before) = before else {
@@ -44,6 +56,9 @@ impl Inputs {
         }
         if before.environment != self.environment {
             return "a build argument, ENV, USER or WORKDIR it sees changed".into();
+        }
+        if before.files == self.files {
+            return "its cached result is gone (pruned)".into();
         }
         let changed = self
             .files
@@ -59,7 +74,7 @@ impl Inputs {
             (Some(p), _) if before.files.contains_key(&p) => format!("source file changed: {p}"),
             (Some(p), _) => format!("source file added: {p}"),
             (None, Some(p)) => format!("source file removed: {p}"),
-            (None, None) => "its cached result is gone (pruned)".into(),
+            (None, None) => "its sources changed".into(),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! outside the source root), hashing them for the cache, and copying them into a step's
 //! upper directory with Docker's destination rules.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
@@ -223,12 +223,16 @@ pub struct Attrs {
 /// Copies `sources` from `root` into `upper` at `dest` (absolute in the image), as Docker
 /// does: a directory's contents go into the destination; a file goes to `dest/NAME` when
 /// the destination is a directory (it ends with `/`, or there are several sources).
+///
+/// `linked` names sources (by path in the context) already in `upper`, hard-linked from
+/// the previous result of the same step by [`link_tree`]: they are left as they are.
 pub fn copy(
     root: &Path,
     sources: &[Source],
     dest: &str,
     ignore: Option<&Dockerignore>,
     attrs: Attrs,
+    linked: &HashSet<String>,
     upper: &Path,
 ) -> Result<(), Error> {
     let dest_is_dir = dest.ends_with('/') || sources.len() > 1;
@@ -263,6 +267,9 @@ pub fn copy(
                 if entry.depth() > 0 && ignore.is_some_and(|i| i.excludes(&rel_ctx)) {
                     continue;
                 }
+                if !entry.file_type().is_dir() && linked.contains(&rel_ctx) {
+                    continue;
+                }
                 let within = entry.path().strip_prefix(&from).unwrap_or(Path::new(""));
                 copy_one(
                     entry.path(),
@@ -271,9 +278,72 @@ pub fn copy(
                     entry.depth() == 0,
                 )?;
             }
-        } else {
+        } else if !linked.contains(&source.path.to_string_lossy().into_owned()) {
             copy_one(&from, &target, attrs, true)?;
         }
+    }
+    Ok(())
+}
+
+/// Recreates the tree `from` (a snapshot) in the empty `to`: directories and symlinks
+/// afresh with the same owner, mode and time, regular files as hard links. Snapshots are
+/// never changed in place (a changed file is removed and written anew), so sharing their
+/// files is safe; it makes an unchanged file cost a link instead of a copy.
+pub fn link_tree(from: &Path, to: &Path) -> Result<(), Error> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |e: std::io::Error| Error::Read { path, source: e }
+    };
+    for entry in walkdir::WalkDir::new(from).min_depth(1) {
+        let entry = entry.map_err(|e| context_error(format!("reading {}: {e}", from.display())))?;
+        let target = to.join(entry.path().strip_prefix(from).expect("under from"));
+        let meta = entry.path().symlink_metadata().map_err(io(entry.path()))?;
+        let ft = meta.file_type();
+        if ft.is_file() {
+            fs::hard_link(entry.path(), &target).map_err(io(&target))?;
+            continue;
+        }
+        if ft.is_dir() {
+            fs::create_dir(&target).map_err(io(&target))?;
+            fs::set_permissions(&target, fs::Permissions::from_mode(meta.mode() & 0o7777))
+                .map_err(io(&target))?;
+        } else if ft.is_symlink() {
+            std::os::unix::fs::symlink(
+                fs::read_link(entry.path()).map_err(io(entry.path()))?,
+                &target,
+            )
+            .map_err(io(&target))?;
+        } else {
+            continue;
+        }
+        nix::unistd::fchownat(
+            nix::fcntl::AT_FDCWD,
+            &target,
+            Some(meta.uid().into()),
+            Some(meta.gid().into()),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| Error::Read {
+            path: target.clone(),
+            source: e.into(),
+        })?;
+    }
+    // Directory times last: linking into them changed them.
+    for entry in walkdir::WalkDir::new(from).contents_first(true) {
+        let entry = entry.map_err(|e| context_error(format!("reading {}: {e}", from.display())))?;
+        if entry.file_type().is_file() {
+            continue;
+        }
+        let meta = entry.path().symlink_metadata().map_err(io(entry.path()))?;
+        let target = to.join(entry.path().strip_prefix(from).expect("under from"));
+        let t = nix::sys::time::TimeSpec::new(meta.mtime(), meta.mtime_nsec());
+        let _ = nix::sys::stat::utimensat(
+            nix::fcntl::AT_FDCWD,
+            &target,
+            &t,
+            &t,
+            nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+        );
     }
     Ok(())
 }

@@ -469,6 +469,7 @@ impl<'a> Builder<'a> {
             instruction: text.clone(),
             environment: env_key.clone(),
             files,
+            result: None,
         };
         let slot = cache::key(&[
             &self.opts.context.display().to_string(),
@@ -543,7 +544,27 @@ impl<'a> Builder<'a> {
                 } else {
                     None
                 };
-                let copied = copy::copy(&root, &sources, &dest, ignore, attrs, &upper);
+                // Only some sources changed since this step last ran: start from its
+                // previous result (hard links) and copy just those.
+                let previous = self
+                    .cache
+                    .last_inputs(&slot)
+                    .filter(|last| view.is_none() && inputs.only_files_changed_from(last));
+                let previous = previous
+                    .and_then(|last| Some((self.snapshots.path(last.result.as_ref()?), last.files)))
+                    .filter(|(p, _)| p.is_dir());
+                let mut linked = std::collections::HashSet::new();
+                if let Some((snapshot, before)) = previous {
+                    copy::link_tree(&snapshot, &upper)
+                        .map_err(|e| step_error(instr, e.to_string()))?;
+                    linked = inputs
+                        .files
+                        .iter()
+                        .filter(|(k, v)| before.get(*k) == Some(*v))
+                        .map(|(k, _)| k.clone())
+                        .collect();
+                }
+                let copied = copy::copy(&root, &sources, &dest, ignore, attrs, &linked, &upper);
                 if let Some(v) = &view {
                     self.exec.unview(v);
                 }
@@ -583,6 +604,10 @@ impl<'a> Builder<'a> {
             }
         };
         self.cache.put(&key, &record)?;
+        let inputs = cache::Inputs {
+            result: record.diff_id.clone(),
+            ..inputs
+        };
         self.cache.remember_inputs(&slot, &inputs);
         state.key = key;
         Ok(record)
@@ -957,6 +982,8 @@ fn write_heredocs(
         if let Some(p) = path.parent() {
             std::fs::create_dir_all(p)?;
         }
+        // Never write through: the path may be a hard link into an earlier snapshot.
+        let _ = std::fs::remove_file(&path);
         std::fs::write(&path, &doc.content)?;
         std::os::unix::fs::chown(&path, Some(attrs.uid), Some(attrs.gid))?;
         std::fs::set_permissions(
