@@ -510,3 +510,54 @@ fn a_changed_copy_starts_from_its_previous_result_without_touching_it() {
     k.ok(&["build", "-t", "inc:4", ctx.to_str().unwrap()]);
     assert!(!flatten(&k, "inc:4").join("app/a").exists());
 }
+
+#[test]
+fn add_unpacks_local_tar_archives_and_copy_does_not() {
+    if !root_or_skip() {
+        return;
+    }
+    let k = Kiln::new();
+    build_busybox(&k);
+    let ctx = context(&k.dir.path().join("add"), &[("Dockerfile", "FROM busybox:kiln\nADD plain.tar /x/\nADD packed.tar.gz /y/\nADD packed.tar.zst /z/\nCOPY plain.tar /copied/\nADD notes.txt /n/\n"), ("notes.txt", "just text")]);
+    let payload = k.dir.path().join("payload");
+    std::fs::create_dir_all(payload.join("dir")).unwrap();
+    std::fs::write(payload.join("dir/file"), "inside").unwrap();
+    for (name, flag) in [
+        ("plain.tar", ""),
+        ("packed.tar.gz", "z"),
+        ("packed.tar.zst", "--zstd"),
+    ] {
+        let mut cmd = std::process::Command::new("tar");
+        cmd.arg("-C").arg(&payload);
+        if flag == "z" {
+            cmd.arg("-czf");
+        } else if flag.is_empty() {
+            cmd.arg("-cf");
+        } else {
+            cmd.args([flag, "-cf"]);
+        }
+        assert!(cmd
+            .arg(ctx.join(name))
+            .arg("dir")
+            .status()
+            .unwrap()
+            .success());
+    }
+    k.ok(&["build", "-t", "add:1", ctx.to_str().unwrap()]);
+    let flat = flatten(&k, "add:1");
+    for d in ["x", "y", "z"] {
+        assert_eq!(
+            std::fs::read_to_string(flat.join(d).join("dir/file")).unwrap(),
+            "inside",
+            "ADD into /{d}"
+        );
+    }
+    assert!(
+        flat.join("copied/plain.tar").is_file(),
+        "COPY keeps the archive as it is"
+    );
+    assert_eq!(
+        std::fs::read_to_string(flat.join("n/notes.txt")).unwrap(),
+        "just text"
+    );
+}

@@ -220,21 +220,36 @@ pub struct Attrs {
     pub chmod: Option<u32>,
 }
 
+/// One COPY or ADD: what to copy from where, and how.
+#[derive(Clone, Copy)]
+pub struct CopyJob<'a> {
+    pub root: &'a Path,
+    pub sources: &'a [Source],
+    /// Absolute in the image.
+    pub dest: &'a str,
+    /// The context's `.dockerignore` (None when copying from a stage or image).
+    pub ignore: Option<&'a Dockerignore>,
+    pub attrs: Attrs,
+    /// Sources (by path in the context) already in `upper`, hard-linked from the previous
+    /// result of the same step by [`link_tree`]: they are left as they are.
+    pub linked: &'a HashSet<String>,
+    /// ADD: unpack local tar archives into the destination.
+    pub extract_archives: bool,
+}
+
 /// Copies `sources` from `root` into `upper` at `dest` (absolute in the image), as Docker
 /// does: a directory's contents go into the destination; a file goes to `dest/NAME` when
 /// the destination is a directory (it ends with `/`, or there are several sources).
-///
-/// `linked` names sources (by path in the context) already in `upper`, hard-linked from
-/// the previous result of the same step by [`link_tree`]: they are left as they are.
-pub fn copy(
-    root: &Path,
-    sources: &[Source],
-    dest: &str,
-    ignore: Option<&Dockerignore>,
-    attrs: Attrs,
-    linked: &HashSet<String>,
-    upper: &Path,
-) -> Result<(), Error> {
+pub fn copy(job: &CopyJob, upper: &Path) -> Result<(), Error> {
+    let CopyJob {
+        root,
+        sources,
+        dest,
+        ignore,
+        attrs,
+        linked,
+        extract_archives,
+    } = *job;
     let dest_is_dir = dest.ends_with('/') || sources.len() > 1;
     let dest_rel = clean_relative(dest)?;
     for source in sources {
@@ -278,11 +293,45 @@ pub fn copy(
                     entry.depth() == 0,
                 )?;
             }
-        } else if !linked.contains(&source.path.to_string_lossy().into_owned()) {
+        } else if linked.contains(&source.path.to_string_lossy().into_owned()) {
+            // Already there from the previous result.
+        } else if extract_archives && is_tar_archive(&from) {
+            // ADD unpacks a local tar (plain, gzip or zstd) into the destination directory,
+            // with the layer applier's refusal of anything that would land outside it.
+            let dir = upper.join(&dest_rel);
+            fs::create_dir_all(&dir).map_err(|e| Error::Read {
+                path: dir.clone(),
+                source: e,
+            })?;
+            let file = fs::File::open(&from).map_err(|e| Error::Read {
+                path: from.clone(),
+                source: e,
+            })?;
+            kiln_image::layer::apply(file, &dir)?;
+        } else {
             copy_one(&from, &target, attrs, true)?;
         }
     }
     Ok(())
+}
+
+/// Whether `path` holds a tar archive, plain or compressed (gzip, zstd).
+fn is_tar_archive(path: &Path) -> bool {
+    let Ok(file) = fs::File::open(path) else {
+        return false;
+    };
+    let Ok((mut data, _)) = kiln_image::layer::Decompressor::new(file) else {
+        return false;
+    };
+    let mut head = [0u8; 512];
+    let mut n = 0;
+    while n < head.len() {
+        match std::io::Read::read(&mut data, &mut head[n..]) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => n += k,
+        }
+    }
+    n == 512 && &head[257..262] == b"ustar"
 }
 
 /// Recreates the tree `from` (a snapshot) in the empty `to`: directories and symlinks

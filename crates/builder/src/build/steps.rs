@@ -564,7 +564,17 @@ impl<'a> Builder<'a> {
                         .map(|(k, _)| k.clone())
                         .collect();
                 }
-                let copied = copy::copy(&root, &sources, &dest, ignore, attrs, &linked, &upper);
+                let add = matches!(expanded.command, Command::Add(_));
+                let job = copy::CopyJob {
+                    root: &root,
+                    sources: &sources,
+                    dest: &dest,
+                    ignore,
+                    attrs,
+                    linked: &linked,
+                    extract_archives: add,
+                };
+                let copied = copy::copy(&job, &upper);
                 if let Some(v) = &view {
                     self.exec.unview(v);
                 }
