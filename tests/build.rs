@@ -561,3 +561,32 @@ fn add_unpacks_local_tar_archives_and_copy_does_not() {
         "just text"
     );
 }
+
+#[test]
+fn builder_prune_empties_the_cache_and_the_next_build_runs_again() {
+    if !root_or_skip() {
+        return;
+    }
+    let k = Kiln::new();
+    build_busybox(&k);
+    let ctx = context(
+        &k.dir.path().join("p"),
+        &[("Dockerfile", "FROM busybox:kiln\nRUN echo x > /x\n")],
+    );
+    k.ok(&["build", "-t", "p:1", ctx.to_str().unwrap()]);
+    assert!(k
+        .ok(&["build", "-t", "p:1", ctx.to_str().unwrap()])
+        .contains("CACHED"));
+    let out = k.ok(&["builder", "prune", "-a", "-f"]);
+    assert!(out.contains("Total reclaimed space:"), "{out}");
+    assert!(!k.root().join("snapshots").exists() && !k.root().join("buildcache").exists());
+    let again = k.ok(&["build", "-t", "p:1", ctx.to_str().unwrap()]);
+    assert!(
+        !again.contains("CACHED") && again.contains("cache miss"),
+        "{again}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(flatten(&k, "p:1").join("x")).unwrap(),
+        "x\n"
+    );
+}

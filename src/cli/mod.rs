@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 mod build;
+mod builder;
 mod history;
 mod image;
 mod images;
@@ -23,6 +24,9 @@ pub enum Command {
     Parse(parse::Args),
     /// Build an image from a Dockerfile.
     Build(build::Args),
+    /// Manage the build cache.
+    #[command(subcommand)]
+    Builder(builder::Command),
     /// List images.
     Images(images::Args),
     /// Manage images (inspect, prune, ls).
@@ -46,6 +50,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Parse(args) => parse::run(args),
         Command::Build(args) => build::run(args),
+        Command::Builder(command) => builder::run(command),
         Command::Images(args) => images::run(args),
         Command::Image(command) => image::run(command),
         Command::Tag(args) => tag::run(args),

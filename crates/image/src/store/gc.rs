@@ -21,7 +21,14 @@ impl Store {
     /// source layer is gone, and what killed writers left in `ingest/`. Waits for writers
     /// to finish (it takes `gc.lock` exclusively).
     pub fn gc(&self) -> Result<GcReport> {
+        self.gc_after(|| Ok(()))
+    }
+
+    /// [`Store::gc`], with `cleanup` run first under the same exclusive lock: for caches
+    /// beside the store (a builder's snapshots) that no writer may be using meanwhile.
+    pub fn gc_after(&self, cleanup: impl FnOnce() -> Result<()>) -> Result<GcReport> {
         let _exclusive = self.lock("gc.lock", true)?;
+        cleanup()?;
         let reachable = self.reachable()?;
         let mut report = GcReport::default();
         let blobs = self.root.join("blobs");

@@ -1,0 +1,70 @@
+//! `kiln builder prune [-a]`
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use super::output::human_size;
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Remove the build cache: cached step results, unpacked layer snapshots, scratch
+    /// directories and source hashes (`-a`: RUN --mount=type=cache contents too), then
+    /// the layers no image needs. Waits for running builds.
+    Prune {
+        #[arg(short, long)]
+        all: bool,
+        /// Accepted for docker compatibility; kiln never asks.
+        #[arg(short, long)]
+        force: bool,
+    },
+}
+
+pub fn run(command: Command) -> anyhow::Result<ExitCode> {
+    let Command::Prune { all, force: _ } = command;
+    let store = super::store()?;
+    let root = kiln_image::store::Store::default_root();
+    let mut freed = 0u64;
+    let mut targets = vec!["buildcache", "snapshots", "tmp", "context-hashes.json"];
+    if all {
+        targets.push("cachemounts");
+    }
+    let report = store.gc_after(|| {
+        for t in &targets {
+            let path = root.join(t);
+            freed += size_of(&path);
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            match removed {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(kiln_image::Error::Io {
+                        op: "remove",
+                        path,
+                        source: e,
+                    })
+                }
+            }
+        }
+        Ok(())
+    })?;
+    println!(
+        "Total reclaimed space: {}",
+        human_size(freed + report.freed_bytes)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Bytes in a file or tree; hard-linked files count once per link (an upper bound).
+fn size_of(path: &Path) -> u64 {
+    walkdir::WalkDir::new(path)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file())
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}
