@@ -590,3 +590,62 @@ fn builder_prune_empties_the_cache_and_the_next_build_runs_again() {
         "x\n"
     );
 }
+
+#[test]
+fn onbuild_triggers_run_in_the_child_and_proxy_args_need_no_declaration() {
+    if !root_or_skip() {
+        return;
+    }
+    let k = Kiln::new();
+    build_busybox(&k);
+    let parent = context(
+        &k.dir.path().join("parent"),
+        &[(
+            "Dockerfile",
+            "FROM busybox:kiln\nONBUILD COPY note /note\nONBUILD RUN echo triggered > /t\n",
+        )],
+    );
+    k.ok(&["build", "-t", "parent:1", parent.to_str().unwrap()]);
+    let inspect: serde_json::Value =
+        serde_json::from_str(&k.ok(&["image", "inspect", "parent:1"])).unwrap();
+    assert_eq!(
+        inspect[0]["Config"]["OnBuild"],
+        serde_json::json!(["COPY note /note", "RUN echo triggered > /t"])
+    );
+    let child = context(
+        &k.dir.path().join("child"),
+        &[
+            ("Dockerfile", "FROM parent:1\nRUN echo proxy=$HTTP_PROXY\n"),
+            ("note", "from the child's context"),
+        ],
+    );
+    let out = k.ok(&[
+        "build",
+        "-t",
+        "child:1",
+        "--build-arg",
+        "HTTP_PROXY=http://proxy.invalid:3128",
+        child.to_str().unwrap(),
+    ]);
+    assert!(out.contains("proxy=http://proxy.invalid:3128"), "{out}");
+    let flat = flatten(&k, "child:1");
+    assert_eq!(
+        std::fs::read_to_string(flat.join("t")).unwrap(),
+        "triggered\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(flat.join("note")).unwrap(),
+        "from the child's context"
+    );
+    let inspect: serde_json::Value =
+        serde_json::from_str(&k.ok(&["image", "inspect", "child:1"])).unwrap();
+    assert!(
+        inspect[0]["Config"]["OnBuild"].is_null(),
+        "triggers are not inherited by grandchildren"
+    );
+    let history = k.ok(&["history", "--no-trunc", "child:1"]);
+    assert!(
+        !history.contains("proxy.invalid"),
+        "proxy values stay out of the history"
+    );
+}

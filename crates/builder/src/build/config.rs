@@ -154,6 +154,19 @@ impl ImageConfig {
         self.set("Healthcheck", value);
     }
 
+    /// The ONBUILD triggers this image passes to images built from it.
+    pub fn onbuild(&self) -> Vec<String> {
+        self.get("OnBuild")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     pub fn push_onbuild(&mut self, text: &str) {
         let list = self.config().entry("OnBuild").or_insert_with(|| json!([]));
         if !list.is_array() {

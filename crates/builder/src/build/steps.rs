@@ -21,6 +21,18 @@ use crate::ast::{Command, CommandLine, Instruction, MountKind};
 use crate::expand;
 use crate::Error;
 
+const PROXY_ARGS: [&str; 10] = [
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// What COPY/ADD reads: the source root (the context, or a mounted view of a stage to
@@ -261,15 +273,7 @@ impl<'a> Builder<'a> {
     ) -> Result<State, Error> {
         let stage = self.plan.stages[i].clone();
         let label = self.plan.label(i);
-        let total = stage.instructions.len() + 1;
         let id = self.next_id();
-        progress(Event::Step {
-            id,
-            stage: &label,
-            index: 1,
-            total,
-            text: stage.from.original.lines().next().unwrap_or_default(),
-        });
         let start = Instant::now();
         let mut state = match base {
             Base::Scratch => {
@@ -288,15 +292,29 @@ impl<'a> Builder<'a> {
                 .image_state(name)
                 .map_err(|e| step_error(&stage.from, e.to_string()))?,
         };
+        let mut config = ImageConfig::from_bytes(&state.config_bytes)
+            .unwrap_or_else(|| ImageConfig::scratch("linux", "amd64"));
+        // ONBUILD triggers of the base run first, and are not inherited further.
+        let mut instructions = onbuild_triggers(&config).map_err(|e| step_error(&stage.from, e))?;
+        if !instructions.is_empty() {
+            config.set("OnBuild", serde_json::Value::Null);
+        }
+        instructions.extend(stage.instructions.iter().cloned());
+        let total = instructions.len() + 1;
+        progress(Event::Step {
+            id,
+            stage: &label,
+            index: 1,
+            total,
+            text: stage.from.original.lines().next().unwrap_or_default(),
+        });
         progress(Event::Done {
             id,
             seconds: start.elapsed().as_secs_f64(),
         });
-        let mut config = ImageConfig::from_bytes(&state.config_bytes)
-            .unwrap_or_else(|| ImageConfig::scratch("linux", "amd64"));
         let mut args: BTreeMap<String, String> = BTreeMap::new();
         let mut cmd_set = false;
-        for (n, instr) in stage.instructions.iter().enumerate() {
+        for (n, instr) in instructions.iter().enumerate() {
             let mut scope = args.clone();
             scope.extend(config.env());
             let expanded = expand::instruction(instr, self.opts.dockerfile.escape, &scope)?;
@@ -744,6 +762,15 @@ impl<'a> Builder<'a> {
                 env.push((k.clone(), v.clone()));
             }
         }
+        // Docker's predefined proxy ARGs reach RUN without a declaration, and stay out of
+        // the cache key and the history.
+        for name in PROXY_ARGS {
+            if let Some(v) = self.opts.build_args.get(name) {
+                if !env.iter().any(|(k, _)| k == name) {
+                    env.push((name.to_string(), v.clone()));
+                }
+            }
+        }
         if !env.iter().any(|(k, _)| k == "PATH") {
             env.push(("PATH".into(), DEFAULT_PATH.into()));
         }
@@ -905,6 +932,20 @@ impl<'a> Builder<'a> {
             tags: self.opts.tags.clone(),
         })
     }
+}
+
+/// The base image's ONBUILD triggers, parsed as the instructions they are.
+fn onbuild_triggers(config: &ImageConfig) -> Result<Vec<Instruction>, String> {
+    let texts: Vec<String> = config.onbuild();
+    let mut out = Vec::new();
+    for text in texts {
+        let df =
+            crate::parse("ONBUILD trigger", &format!("FROM scratch\n{text}\n")).map_err(|e| {
+                format!("the base image's ONBUILD trigger {text:?} does not parse: {e}")
+            })?;
+        out.extend(df.instructions.into_iter().skip(1));
+    }
+    Ok(out)
 }
 
 /// COPY's destination, absolute: relative ones are under WORKDIR.
