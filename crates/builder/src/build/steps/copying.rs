@@ -1,0 +1,207 @@
+//! COPY and ADD: where the sources come from, where they go, and as whom.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::run::id_of;
+use super::{step_error, Builder, Layer, State};
+use crate::ast::{Command, Instruction};
+use crate::build::config::ImageConfig;
+use crate::build::copy::{self, Attrs};
+use crate::Error;
+
+/// What COPY/ADD reads: the source root (the context, or a mounted view of a stage to
+/// unmount after the copy), the chosen sources, and their content key and digests.
+pub(super) struct CopyInput {
+    pub(super) root: PathBuf,
+    pub(super) sources: Vec<copy::Source>,
+    pub(super) key: String,
+    pub(super) files: BTreeMap<String, String>,
+    pub(super) view: Option<PathBuf>,
+}
+
+impl Builder<'_> {
+    /// The source root, the chosen sources and their content key for COPY/ADD; for
+    /// `--from`, the mounted view of that stage or image (to be unmounted after the copy).
+    pub(super) fn copy_sources(
+        &self,
+        instr: &Instruction,
+        expanded: &Instruction,
+        done: &BTreeMap<usize, State>,
+    ) -> Result<CopyInput, Error> {
+        let (spec, from) = match &expanded.command {
+            Command::Copy(c) => (&c.spec, c.from.clone()),
+            Command::Add(a) => (&a.spec, None),
+            _ => unreachable!("only COPY and ADD have sources"),
+        };
+        let sources: Vec<String> = spec
+            .sources
+            .iter()
+            .filter(|s| spec.json || !crate::ast::is_heredoc_word(s))
+            .cloned()
+            .collect();
+        if let Command::Add(_) = &expanded.command {
+            if let Some(url) = sources.iter().find(|s| {
+                s.starts_with("http://") || s.starts_with("https://") || s.starts_with("git@")
+            }) {
+                return Err(step_error(instr, format!("ADD of a URL ({url}) is not supported yet; download it in a RUN step or COPY it from the context")));
+            }
+        }
+        let (root, view) = match &from {
+            None => (self.opts.context.clone(), None),
+            Some(name) => {
+                let lowers: Vec<PathBuf> = match self.plan.find(name) {
+                    Some(j) => done
+                        .get(&j)
+                        .map(|s| s.layers.iter().rev().map(|l| l.snapshot.clone()).collect())
+                        .unwrap_or_default(),
+                    None => self
+                        .image_state(name)
+                        .map_err(|e| step_error(instr, e.to_string()))?
+                        .layers
+                        .iter()
+                        .rev()
+                        .map(|l| l.snapshot.clone())
+                        .collect(),
+                };
+                let at = self.root.join("tmp").join(format!(
+                    "view-{}-{}",
+                    std::process::id(),
+                    self.next_id()
+                ));
+                std::fs::create_dir_all(&at).map_err(|e| Error::Read {
+                    path: at.clone(),
+                    source: e,
+                })?;
+                self.exec.view(&lowers, &at)?;
+                (at.clone(), Some(at))
+            }
+        };
+        let ignore = if from.is_none() {
+            Some(&self.opts.ignore)
+        } else {
+            None
+        };
+        let chosen = copy::select(&root, &sources, ignore).and_then(|s| {
+            let key = copy::content_key(
+                &root,
+                &s,
+                ignore,
+                &mut self.hashes.lock().expect("hashes lock"),
+            )?;
+            Ok((s, key))
+        });
+        match chosen {
+            Ok((sources, (key, files))) => Ok(CopyInput {
+                root,
+                sources,
+                key,
+                files,
+                view,
+            }),
+            Err(e) => {
+                if let Some(v) = &view {
+                    self.exec.unview(v);
+                }
+                Err(step_error(instr, e.to_string()))
+            }
+        }
+    }
+}
+
+/// COPY's destination, absolute: relative ones are under WORKDIR.
+pub(super) fn copy_dest(expanded: &Instruction, config: &ImageConfig) -> String {
+    let dest = match &expanded.command {
+        Command::Copy(c) => c.spec.dest.clone(),
+        Command::Add(a) => a.spec.dest.clone(),
+        _ => String::new(),
+    };
+    if dest.starts_with('/') {
+        dest
+    } else {
+        let cwd = config.str("WorkingDir").unwrap_or_else(|| "/".into());
+        let joined = Path::new(&cwd).join(&dest).to_string_lossy().into_owned();
+        if dest.ends_with('/') || dest == "." {
+            format!("{}/", joined.trim_end_matches('/'))
+        } else {
+            joined
+        }
+    }
+}
+
+/// `--chown` and `--chmod`: owners by number or by name from the image's `/etc/passwd`
+/// and `/etc/group`; a user without a group gets its uid as gid, as Docker does.
+pub(super) fn copy_attrs(expanded: &Instruction, layers: &[Layer]) -> Result<Attrs, String> {
+    let spec = match &expanded.command {
+        Command::Copy(c) => &c.spec,
+        Command::Add(a) => &a.spec,
+        _ => unreachable!(),
+    };
+    let (uid, gid) = match &spec.chown {
+        Some(c) => {
+            let (u, g) = match c.split_once(':') {
+                Some((u, g)) => (u, Some(g)),
+                None => (c.as_str(), None),
+            };
+            let uid = id_of(layers, "etc/passwd", u).ok_or(format!(
+                "--chown={c}: unable to find user {u} in the image's /etc/passwd"
+            ))?;
+            let gid = match g {
+                Some(g) => id_of(layers, "etc/group", g).ok_or(format!(
+                    "--chown={c}: unable to find group {g} in the image's /etc/group"
+                ))?,
+                None => uid,
+            };
+            (uid, gid)
+        }
+        None => (0, 0),
+    };
+    let chmod = spec
+        .chmod
+        .as_deref()
+        .map(|m| {
+            u32::from_str_radix(m, 8).map_err(|_| format!("--chmod={m}: an octal mode, like 0755"))
+        })
+        .transpose()?;
+    Ok(Attrs { uid, gid, chmod })
+}
+
+/// COPY <<EOF /dest: each heredoc becomes a file (expanded already when it should be),
+/// owned and moded as `--chown`/`--chmod` say (root and 0644 otherwise).
+pub(super) fn write_heredocs(
+    expanded: &Instruction,
+    dest: &str,
+    upper: &Path,
+    attrs: Attrs,
+) -> std::io::Result<()> {
+    let sources = match &expanded.command {
+        Command::Copy(c) => &c.spec.sources,
+        Command::Add(a) => &a.spec.sources,
+        _ => return Ok(()),
+    };
+    let docs: Vec<_> = expanded.heredocs.iter().collect();
+    if docs.is_empty() {
+        return Ok(());
+    }
+    let dest_is_dir = dest.ends_with('/') || sources.len() > 1;
+    for doc in docs {
+        let rel = dest.trim_start_matches('/');
+        let path = if dest_is_dir {
+            upper.join(rel).join(&doc.name)
+        } else {
+            upper.join(rel)
+        };
+        if let Some(p) = path.parent() {
+            std::fs::create_dir_all(p)?;
+        }
+        // Never write through: the path may be a hard link into an earlier snapshot.
+        let _ = std::fs::remove_file(&path);
+        std::fs::write(&path, &doc.content)?;
+        std::os::unix::fs::chown(&path, Some(attrs.uid), Some(attrs.gid))?;
+        std::fs::set_permissions(
+            &path,
+            std::os::unix::fs::PermissionsExt::from_mode(attrs.chmod.unwrap_or(0o644)),
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,241 @@
+//! RUN: the step handed to the executor, and users resolved in the image.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::{cache, step_error, Builder, Event, Layer, State};
+use crate::ast::{CommandLine, Instruction, MountKind};
+use crate::build::config::ImageConfig;
+use crate::build::{RunMount, RunStep};
+use crate::Error;
+
+const PROXY_ARGS: [&str; 10] = [
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+impl Builder<'_> {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn run_step(
+        &self,
+        instr: &Instruction,
+        run: &crate::ast::Run,
+        config: &ImageConfig,
+        args: &BTreeMap<String, String>,
+        state: &State,
+        scratch: &Path,
+        upper: &Path,
+        id: usize,
+        progress: &(dyn Fn(Event) + Sync),
+    ) -> Result<(), Error> {
+        let mut argv = match &run.command {
+            CommandLine::Exec(argv) => argv.clone(),
+            CommandLine::Shell(s) => {
+                let mut v = config.shell();
+                v.push(s.clone());
+                v
+            }
+        };
+        // A RUN that is only a heredoc runs its body as a script with the shell.
+        if let (CommandLine::Shell(s), Some(doc)) = (&run.command, instr.heredocs.first()) {
+            if s.trim_start().starts_with("<<") {
+                argv = config.shell();
+                argv.push(doc.content.clone());
+            }
+        }
+        let mut env: Vec<(String, String)> = config.env();
+        for (k, v) in args {
+            if !env.iter().any(|(ek, _)| ek == k) {
+                env.push((k.clone(), v.clone()));
+            }
+        }
+        // Docker's predefined proxy ARGs reach RUN without a declaration, and stay out of
+        // the cache key and the history.
+        for name in PROXY_ARGS {
+            if let Some(v) = self.opts.build_args.get(name) {
+                if !env.iter().any(|(k, _)| k == name) {
+                    env.push((name.to_string(), v.clone()));
+                }
+            }
+        }
+        if !env.iter().any(|(k, _)| k == "PATH") {
+            env.push(("PATH".into(), DEFAULT_PATH.into()));
+        }
+        let (uid, gid) = resolve_user(&config.str("User").unwrap_or_default(), &state.layers)
+            .map_err(|m| step_error(instr, m))?;
+        let mut mounts = Vec::new();
+        for m in &run.mounts {
+            let destination = PathBuf::from(
+                m.target
+                    .clone()
+                    .unwrap_or_else(|| config.str("WorkingDir").unwrap_or_else(|| "/".into())),
+            );
+            match m.kind {
+                MountKind::Cache => {
+                    let id_name =
+                        m.id.clone()
+                            .unwrap_or_else(|| destination.display().to_string());
+                    let dir = self.root.join("cachemounts").join(cache::key(&[&id_name]));
+                    std::fs::create_dir_all(&dir).map_err(|e| Error::Read {
+                        path: dir.clone(),
+                        source: e,
+                    })?;
+                    mounts.push(RunMount {
+                        destination,
+                        source: Some(dir),
+                        readonly: false,
+                    });
+                }
+                MountKind::Tmpfs => mounts.push(RunMount {
+                    destination,
+                    source: None,
+                    readonly: false,
+                }),
+                MountKind::Bind if m.from.is_none() => {
+                    let source = self
+                        .opts
+                        .context
+                        .join(m.source.clone().unwrap_or_default().trim_start_matches('/'));
+                    mounts.push(RunMount {
+                        destination,
+                        source: Some(source),
+                        readonly: m.readonly != Some(false),
+                    });
+                }
+                _ => {
+                    return Err(step_error(
+                        instr,
+                        "this RUN --mount (secret, ssh, or bind from a stage) is not supported yet",
+                    ))
+                }
+            }
+        }
+        let etc = scratch.join("etc");
+        std::fs::create_dir_all(&etc).map_err(|e| Error::Read {
+            path: etc.clone(),
+            source: e,
+        })?;
+        let hostname = "buildkitsandbox".to_string();
+        let files = [
+            (
+                "hosts",
+                format!(
+                    "127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                ),
+            ),
+            ("hostname", format!("{hostname}\n")),
+            (
+                "resolv.conf",
+                std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+            ),
+        ];
+        for (name, content) in files {
+            let path = etc.join(name);
+            std::fs::write(&path, content).map_err(|e| Error::Read {
+                path: path.clone(),
+                source: e,
+            })?;
+            mounts.push(RunMount {
+                destination: Path::new("/etc").join(name),
+                source: Some(path),
+                readonly: false,
+            });
+        }
+        let network = run.network.unwrap_or(self.opts.network);
+        let step = RunStep {
+            argv,
+            env: env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            uid,
+            gid,
+            cwd: config.str("WorkingDir").unwrap_or_else(|| "/".into()),
+            lowers: state
+                .layers
+                .iter()
+                .rev()
+                .map(|l| l.snapshot.clone())
+                .collect(),
+            upper: upper.to_path_buf(),
+            work: scratch.join("work"),
+            merged: scratch.join("merged"),
+            network,
+            hostname,
+            mounts,
+        };
+        let mut tail: Vec<String> = Vec::new();
+        let code = self.exec.run(&step, &mut |line| {
+            progress(Event::Output { id, line });
+            tail.push(line.to_string());
+            if tail.len() > 20 {
+                tail.remove(0);
+            }
+        })?;
+        if code != 0 {
+            return Err(step_error(
+                instr,
+                format!(
+                    "the command exited with code {code}; its last output:\n{}",
+                    tail.join("\n")
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A number, or the id of `name` in a passwd- or group-format file of the image (read
+/// from the topmost layer that has it).
+pub(super) fn id_of(layers: &[Layer], file: &str, name: &str) -> Option<u32> {
+    if let Ok(n) = name.parse::<u32>() {
+        return Some(n);
+    }
+    image_file(layers, file)
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.first() == Some(&name))
+        .and_then(|f| f.get(2)?.parse().ok())
+}
+
+fn image_file(layers: &[Layer], file: &str) -> String {
+    layers
+        .iter()
+        .rev()
+        .find_map(|l| std::fs::read_to_string(l.snapshot.join(file)).ok())
+        .unwrap_or_default()
+}
+
+/// `USER` as uid and gid: numbers, or names from the image's `/etc/passwd` and
+/// `/etc/group` (read from the topmost layer that has them).
+fn resolve_user(user: &str, layers: &[Layer]) -> Result<(u32, u32), String> {
+    if user.is_empty() {
+        return Ok((0, 0));
+    }
+    let (u, g) = match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
+    };
+    let uid = id_of(layers, "etc/passwd", u).ok_or(format!(
+        "unable to find user {u}: no matching entries in passwd file"
+    ))?;
+    let gid = match g {
+        Some(g) => id_of(layers, "etc/group", g).ok_or(format!(
+            "unable to find group {g}: no matching entries in group file"
+        ))?,
+        // The user's primary group from passwd, or 0.
+        None => image_file(layers, "etc/passwd")
+            .lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .find(|f| f.get(2).and_then(|s| s.parse::<u32>().ok()) == Some(uid))
+            .and_then(|f| f.get(3)?.parse().ok())
+            .unwrap_or(0),
+    };
+    Ok((uid, gid))
+}
