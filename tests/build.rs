@@ -649,3 +649,49 @@ fn onbuild_triggers_run_in_the_child_and_proxy_args_need_no_declaration() {
         "proxy values stay out of the history"
     );
 }
+
+#[test]
+fn secrets_reach_run_steps_and_nothing_else() {
+    if !root_or_skip() {
+        return;
+    }
+    let k = Kiln::new();
+    build_busybox(&k);
+    let secret = k.dir.path().join("token");
+    std::fs::write(&secret, "s3cr3t-value").unwrap();
+    let dockerfile = "FROM busybox:kiln\nRUN --mount=type=secret,id=token cat /run/secrets/token > /used-file\nRUN --mount=type=secret,id=token,env=TOKEN echo \"$TOKEN\" > /used-env\nRUN --mount=type=secret,id=absent echo optional\n";
+    let ctx = context(&k.dir.path().join("s"), &[("Dockerfile", dockerfile)]);
+    let out = k.ok(&[
+        "build",
+        "-t",
+        "s:1",
+        "--secret",
+        &format!("id=token,src={}", secret.display()),
+        ctx.to_str().unwrap(),
+    ]);
+    assert!(
+        !out.contains("s3cr3t-value"),
+        "the value is not printed: {out}"
+    );
+    let flat = flatten(&k, "s:1");
+    assert_eq!(
+        std::fs::read_to_string(flat.join("used-file")).unwrap(),
+        "s3cr3t-value"
+    );
+    assert_eq!(
+        std::fs::read_to_string(flat.join("used-env")).unwrap(),
+        "s3cr3t-value\n"
+    );
+    assert!(
+        !flat.join("run").exists(),
+        "no mount point is left in a layer"
+    );
+    assert!(!k.ok(&["history", "--no-trunc", "s:1"]).contains("s3cr3t"));
+    let required = context(&k.dir.path().join("r"), &[("Dockerfile", "FROM busybox:kiln\nRUN --mount=type=secret,id=missing,required cat /run/secrets/missing\n")]);
+    let out = k.run(&["build", required.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("secret \"missing\" is required"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

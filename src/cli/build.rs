@@ -35,6 +35,9 @@ pub struct Args {
     /// Write the image ID to this file.
     #[arg(long)]
     iidfile: Option<PathBuf>,
+    /// A secret for `RUN --mount=type=secret`: `id=ID,src=FILE` (repeatable).
+    #[arg(long = "secret", value_name = "id=ID,src=FILE")]
+    secrets: Vec<String>,
     /// Also write the image to a tar: `type=oci,dest=FILE` or `type=docker,dest=FILE` (kiln
     /// writes one tar that is both an OCI layout and a docker-archive).
     #[arg(short, long, value_name = "type=oci|docker,dest=FILE")]
@@ -166,6 +169,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         no_cache: args.no_cache,
         labels,
         network,
+        secrets: secrets(&args.secrets)?,
     };
     let json = match args.progress.as_str() {
         "plain" | "auto" | "tty" => false,
@@ -259,6 +263,31 @@ fn event_json(event: &Event) -> serde_json::Value {
         Event::Output { id, line } => json!({"type": "output", "id": id, "line": line}),
         Event::Done { id, seconds } => json!({"type": "done", "id": id, "seconds": seconds}),
     }
+}
+
+/// `--secret id=ID,src=FILE` (also `source=`; `type=file` is the only type).
+fn secrets(specs: &[String]) -> anyhow::Result<BTreeMap<String, PathBuf>> {
+    let mut out = BTreeMap::new();
+    for spec in specs {
+        let mut id = None;
+        let mut src = None;
+        for part in spec.split(',') {
+            match part.split_once('=') {
+                Some(("id", v)) => id = Some(v.to_string()),
+                Some(("src" | "source", v)) => src = Some(PathBuf::from(v)),
+                Some(("type", "file")) => {}
+                _ => bail!("--secret {spec}: write id=ID,src=FILE"),
+            }
+        }
+        let (Some(id), Some(src)) = (id, src) else {
+            bail!("--secret {spec}: write id=ID,src=FILE")
+        };
+        if !src.is_file() {
+            bail!("--secret {spec}: {} is not a file", src.display());
+        }
+        out.insert(id, src);
+    }
+    Ok(out)
 }
 
 /// The file of `--output type=oci|docker,dest=FILE`.

@@ -34,6 +34,8 @@ pub struct BuildOptions {
     pub no_cache: bool,
     pub labels: BTreeMap<String, String>,
     pub network: NetworkMode,
+    /// `--secret id=ID,src=FILE`: files RUN steps may mount with `--mount=type=secret`.
+    pub secrets: BTreeMap<String, PathBuf>,
 }
 
 /// One RUN step, ready for an executor: what to run, as whom, on which layers.

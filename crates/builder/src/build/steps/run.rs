@@ -111,10 +111,48 @@ impl Builder<'_> {
                         readonly: m.readonly != Some(false),
                     });
                 }
+                MountKind::Secret => {
+                    // The secret's id defaults to its target's name, as in BuildKit. It is
+                    // mounted read-only (or put in an environment variable) for this step
+                    // only: never in a layer, the cache key or the history.
+                    let id =
+                        m.id.clone()
+                            .or_else(|| {
+                                m.target
+                                    .as_deref()
+                                    .and_then(|t| Path::new(t).file_name())
+                                    .map(|n| n.to_string_lossy().into_owned())
+                            })
+                            .unwrap_or_default();
+                    let Some(source) = self.opts.secrets.get(&id) else {
+                        if m.required == Some(true) {
+                            return Err(step_error(instr, format!("secret {id:?} is required but was not given: kiln build --secret id={id},src=FILE")));
+                        }
+                        continue;
+                    };
+                    if let Some(var) = &m.env {
+                        let value = std::fs::read_to_string(source).map_err(|e| Error::Read {
+                            path: source.clone(),
+                            source: e,
+                        })?;
+                        env.push((var.clone(), value));
+                    }
+                    if m.env.is_none() || m.target.is_some() {
+                        let target = m
+                            .target
+                            .clone()
+                            .unwrap_or_else(|| format!("/run/secrets/{id}"));
+                        mounts.push(RunMount {
+                            destination: PathBuf::from(target),
+                            source: Some(source.clone()),
+                            readonly: true,
+                        });
+                    }
+                }
                 _ => {
                     return Err(step_error(
                         instr,
-                        "this RUN --mount (secret, ssh, or bind from a stage) is not supported yet",
+                        "this RUN --mount (ssh, or bind from a stage) is not supported yet",
                     ))
                 }
             }
