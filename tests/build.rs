@@ -695,3 +695,33 @@ fn secrets_reach_run_steps_and_nothing_else() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn copy_follows_the_images_symlinks_in_the_destination() {
+    if !root_or_skip() {
+        return;
+    }
+    let k = Kiln::new();
+    build_busybox(&k);
+    let dockerfile = "FROM busybox:kiln\nRUN mkdir -p /srv/data /usr/local && ln -s /srv /app && ln -s ../../srv/data /usr/local/data\nCOPY f /app/\nCOPY f /usr/local/data/g\nCOPY f /app/new/\n";
+    let ctx = context(
+        &k.dir.path().join("links"),
+        &[("Dockerfile", dockerfile), ("f", "file")],
+    );
+    k.ok(&["build", "-t", "links:1", ctx.to_str().unwrap()]);
+    let flat = flatten(&k, "links:1");
+    assert_eq!(
+        std::fs::read_link(flat.join("app")).unwrap(),
+        Path::new("/srv"),
+        "the link survives"
+    );
+    assert_eq!(std::fs::read_to_string(flat.join("srv/f")).unwrap(), "file");
+    assert_eq!(
+        std::fs::read_to_string(flat.join("srv/data/g")).unwrap(),
+        "file"
+    );
+    assert_eq!(
+        std::fs::read_to_string(flat.join("srv/new/f")).unwrap(),
+        "file"
+    );
+}

@@ -14,7 +14,7 @@ use serde_json::json;
 mod copying;
 mod run;
 
-use copying::{copy_attrs, copy_dest, write_heredocs, CopyInput};
+use copying::{copy_attrs, copy_dest, resolve_dest, write_heredocs, CopyInput};
 
 use super::cache::{self, Cache, Record};
 use super::config::ImageConfig;
@@ -535,7 +535,7 @@ impl<'a> Builder<'a> {
                     view,
                     ..
                 } = content.expect("COPY has sources");
-                let dest = copy_dest(expanded, config);
+                let dest = resolve_dest(&state.layers, &copy_dest(expanded, config));
                 let attrs =
                     copy_attrs(expanded, &state.layers).map_err(|m| step_error(instr, m))?;
                 let ignore = if view.is_none() {

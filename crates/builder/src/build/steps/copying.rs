@@ -129,6 +129,83 @@ pub(super) fn copy_dest(expanded: &Instruction, config: &ImageConfig) -> String 
     }
 }
 
+/// The destination with the image's symlinks in it resolved, as Docker resolves them (in
+/// the image's root: an absolute link target starts from the image's `/`, `..` stops at
+/// it): `COPY f /app/` where `/app -> /srv` writes `/srv/f` and keeps the link. Without
+/// this, the copied directory would hide the link (and on a usr-merged base, `/bin`).
+/// A final component without `/` is a name and stays as it is.
+pub(super) fn resolve_dest(layers: &[Layer], dest: &str) -> String {
+    let trailing = dest.ends_with('/');
+    let mut todo: Vec<String> = dest
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .map(str::to_string)
+        .collect();
+    let last = if trailing { None } else { todo.pop() };
+    todo.reverse();
+    let mut resolved: Vec<String> = Vec::new();
+    let mut hops = 0;
+    while let Some(part) = todo.pop() {
+        if part == ".." {
+            resolved.pop();
+            continue;
+        }
+        let rel: PathBuf = resolved.iter().chain([&part]).collect();
+        match lookup(layers, &rel) {
+            Some(target) if hops < 40 => {
+                hops += 1;
+                if target.starts_with('/') {
+                    resolved.clear();
+                }
+                todo.extend(
+                    target
+                        .split('/')
+                        .filter(|p| !p.is_empty() && *p != ".")
+                        .rev()
+                        .map(str::to_string),
+                );
+            }
+            _ => resolved.push(part),
+        }
+    }
+    let mut out = format!("/{}", resolved.join("/"));
+    match last {
+        Some(name) => {
+            if !out.ends_with('/') {
+                out.push('/');
+            }
+            out.push_str(&name);
+        }
+        None if out != "/" => out.push('/'),
+        None => {}
+    }
+    out
+}
+
+/// The symlink target at `rel` in the topmost layer that has `rel` (a whiteout there
+/// means it is gone), or None when it is not a symlink.
+fn lookup(layers: &[Layer], rel: &Path) -> Option<String> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    for layer in layers.iter().rev() {
+        let path = layer.snapshot.join(rel);
+        if let Ok(meta) = std::fs::symlink_metadata(&path) {
+            if meta.file_type().is_char_device() && meta.rdev() == 0 {
+                return None;
+            }
+            return meta
+                .file_type()
+                .is_symlink()
+                .then(|| {
+                    std::fs::read_link(&path)
+                        .ok()
+                        .map(|t| t.to_string_lossy().into_owned())
+                })
+                .flatten();
+        }
+    }
+    None
+}
+
 /// `--chown` and `--chmod`: owners by number or by name from the image's `/etc/passwd`
 /// and `/etc/group`; a user without a group gets its uid as gid, as Docker does.
 pub(super) fn copy_attrs(expanded: &Instruction, layers: &[Layer]) -> Result<Attrs, String> {
