@@ -725,3 +725,58 @@ fn copy_follows_the_images_symlinks_in_the_destination() {
         "file"
     );
 }
+
+#[test]
+fn copy_exclude_parents_and_link() {
+    if !root_or_skip() {
+        return;
+    }
+    let k = Kiln::new();
+    build_busybox(&k);
+    let files = [
+        ("a/keep.txt", "k"),
+        ("a/skip.md", "s"),
+        ("b/deep/x.txt", "x"),
+    ];
+    let mut all: Vec<(&str, &str)> = files.to_vec();
+    let dockerfile = "FROM busybox:kiln\nCOPY --exclude=*.md a /ex/\nCOPY --parents a/keep.txt b/deep/x.txt /par/\nCOPY --link b /linked/\n";
+    all.push(("Dockerfile", dockerfile));
+    let ctx = context(&k.dir.path().join("flags"), &all);
+    k.ok(&["build", "-t", "flags:1", ctx.to_str().unwrap()]);
+    let flat = flatten(&k, "flags:1");
+    assert!(
+        flat.join("ex/keep.txt").exists() && !flat.join("ex/skip.md").exists(),
+        "--exclude"
+    );
+    assert!(
+        flat.join("par/a/keep.txt").exists() && flat.join("par/b/deep/x.txt").exists(),
+        "--parents"
+    );
+    assert!(flat.join("linked/deep/x.txt").exists());
+
+    // A changed excluded file does not miss the cache; a linked COPY survives a new base.
+    std::fs::write(ctx.join("a/skip.md"), "changed").unwrap();
+    let again = k.ok(&["build", "-t", "flags:1", ctx.to_str().unwrap()]);
+    assert_eq!(again.matches("CACHED").count(), 3, "{again}");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM busybox:kiln\nRUN echo new-base > /nb\n{}",
+            &dockerfile["FROM busybox:kiln\n".len()..]
+        ),
+    )
+    .unwrap();
+    let rebased = k.ok(&["build", "-t", "flags:2", ctx.to_str().unwrap()]);
+    let linked_step = rebased
+        .lines()
+        .find(|l| l.contains("COPY --link"))
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        rebased.contains(&format!("{linked_step} CACHED")),
+        "the --link COPY is cached on the new base:\n{rebased}"
+    );
+}

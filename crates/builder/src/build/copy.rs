@@ -141,6 +141,7 @@ pub fn content_key(
     root: &Path,
     sources: &[Source],
     ignore: Option<&Dockerignore>,
+    exclude: Option<&Dockerignore>,
     hashes: &mut BTreeMap<String, String>,
 ) -> Result<(String, BTreeMap<String, String>), Error> {
     let mut h = Sha256::new();
@@ -172,6 +173,9 @@ pub fn content_key(
                 .unwrap_or(Path::new(""))
                 .to_string_lossy()
                 .into_owned();
+            if excluded(exclude, &rel, &within) && (entry.depth() > 0 || !rel.is_empty()) {
+                continue;
+            }
             let what = if m.file_type().is_symlink() {
                 format!(
                     "link:{}",
@@ -235,6 +239,16 @@ pub struct CopyJob<'a> {
     pub linked: &'a HashSet<String>,
     /// ADD: unpack local tar archives into the destination.
     pub extract_archives: bool,
+    /// `--exclude` patterns (matched against paths in the context and within the source).
+    pub exclude: Option<&'a Dockerignore>,
+    /// `--parents`: keep each source's path under the destination.
+    pub parents: bool,
+}
+
+/// Whether `--exclude` leaves an entry out.
+pub fn excluded(exclude: Option<&Dockerignore>, in_context: &str, in_source: &str) -> bool {
+    exclude
+        .is_some_and(|x| x.excludes(in_context) || (!in_source.is_empty() && x.excludes(in_source)))
 }
 
 /// Copies `sources` from `root` into `upper` at `dest` (absolute in the image), as Docker
@@ -249,6 +263,8 @@ pub fn copy(job: &CopyJob, upper: &Path) -> Result<(), Error> {
         attrs,
         linked,
         extract_archives,
+        exclude,
+        parents,
     } = *job;
     let dest_is_dir = dest.ends_with('/') || sources.len() > 1;
     let dest_rel = clean_relative(dest)?;
@@ -258,7 +274,13 @@ pub fn copy(job: &CopyJob, upper: &Path) -> Result<(), Error> {
             path: from.clone(),
             source: e,
         })?;
-        let target = if meta.is_dir() || !dest_is_dir {
+        let source_rel = source.path.to_string_lossy().into_owned();
+        if excluded(exclude, &source_rel, "") && !source_rel.is_empty() {
+            continue;
+        }
+        let target = if parents {
+            upper.join(&dest_rel).join(&source.path)
+        } else if meta.is_dir() || !dest_is_dir {
             upper.join(&dest_rel)
         } else {
             upper
@@ -286,6 +308,9 @@ pub fn copy(job: &CopyJob, upper: &Path) -> Result<(), Error> {
                     continue;
                 }
                 let within = entry.path().strip_prefix(&from).unwrap_or(Path::new(""));
+                if entry.depth() > 0 && excluded(exclude, &rel_ctx, &within.to_string_lossy()) {
+                    continue;
+                }
                 copy_one(
                     entry.path(),
                     &target.join(within),

@@ -462,7 +462,19 @@ impl<'a> Builder<'a> {
             .as_ref()
             .map(|c| (c.key.clone(), c.files.clone()))
             .unwrap_or_default();
-        let key = cache::key(&[&state.key, &text, &env_key, &content_key]);
+        // COPY --link makes a layer that does not depend on what is below it: its cache key
+        // leaves the parent out, so it survives a change of base.
+        let linked_copy = match &expanded.command {
+            Command::Copy(c) => c.spec.link,
+            Command::Add(a) => a.spec.link,
+            _ => false,
+        };
+        let parent_key = if linked_copy {
+            "link"
+        } else {
+            state.key.as_str()
+        };
+        let key = cache::key(&[parent_key, &text, &env_key, &content_key]);
         let inputs = cache::Inputs {
             parent: state.key.clone(),
             instruction: text.clone(),
@@ -533,9 +545,17 @@ impl<'a> Builder<'a> {
                     root,
                     sources,
                     view,
+                    exclude,
                     ..
                 } = content.expect("COPY has sources");
-                let dest = resolve_dest(&state.layers, &copy_dest(expanded, config));
+                // With --link the destination is not looked up in the layers below (they may
+                // change under a linked layer), as BuildKit does.
+                let dest = copy_dest(expanded, config);
+                let dest = if linked_copy {
+                    dest
+                } else {
+                    resolve_dest(&state.layers, &dest)
+                };
                 let attrs =
                     copy_attrs(expanded, &state.layers).map_err(|m| step_error(instr, m))?;
                 let ignore = if view.is_none() {
@@ -572,6 +592,8 @@ impl<'a> Builder<'a> {
                     attrs,
                     linked: &linked,
                     extract_archives: add,
+                    exclude: exclude.as_ref(),
+                    parents: matches!(&expanded.command, Command::Copy(c) if c.parents),
                 };
                 let copied = copy::copy(&job, &upper);
                 if let Some(v) = &view {

@@ -8,6 +8,7 @@ use super::{step_error, Builder, Layer, State};
 use crate::ast::{Command, Instruction};
 use crate::build::config::ImageConfig;
 use crate::build::copy::{self, Attrs};
+use crate::context::Dockerignore;
 use crate::Error;
 
 /// What COPY/ADD reads: the source root (the context, or a mounted view of a stage to
@@ -18,6 +19,8 @@ pub(super) struct CopyInput {
     pub(super) key: String,
     pub(super) files: BTreeMap<String, String>,
     pub(super) view: Option<PathBuf>,
+    /// `--exclude` patterns.
+    pub(super) exclude: Option<Dockerignore>,
 }
 
 impl Builder<'_> {
@@ -82,11 +85,19 @@ impl Builder<'_> {
         } else {
             None
         };
+        let exclude = match spec.exclude.is_empty() {
+            true => None,
+            false => Some(
+                Dockerignore::parse(&spec.exclude.join("\n"))
+                    .map_err(|e| step_error(instr, e.to_string()))?,
+            ),
+        };
         let chosen = copy::select(&root, &sources, ignore).and_then(|s| {
             let key = copy::content_key(
                 &root,
                 &s,
                 ignore,
+                exclude.as_ref(),
                 &mut self.hashes.lock().expect("hashes lock"),
             )?;
             Ok((s, key))
@@ -98,6 +109,7 @@ impl Builder<'_> {
                 key,
                 files,
                 view,
+                exclude,
             }),
             Err(e) => {
                 if let Some(v) = &view {
