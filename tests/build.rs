@@ -780,3 +780,36 @@ fn copy_exclude_parents_and_link() {
         "the --link COPY is cached on the new base:\n{rebased}"
     );
 }
+
+#[test]
+fn cache_mounts_live_in_a_directory_ci_can_carry_between_runners() {
+    if !root_or_skip() {
+        return;
+    }
+    let carried = tempfile::tempdir().unwrap();
+    let dockerfile = "FROM busybox:kiln\nRUN --mount=type=cache,target=/cache,id=deps ls /cache; echo run >> /cache/log; wc -l < /cache/log\n";
+    let mut counts = Vec::new();
+    for _ in 0..2 {
+        // Each run on a fresh store, as on a fresh CI runner; only the directory is kept.
+        let k = Kiln::new();
+        build_busybox(&k);
+        let ctx = context(&k.dir.path().join("cm"), &[("Dockerfile", dockerfile)]);
+        let out = k.ok(&[
+            "build",
+            "--cache-mount-dir",
+            carried.path().to_str().unwrap(),
+            ctx.to_str().unwrap(),
+        ]);
+        counts.push(
+            out.lines()
+                .filter_map(|l| l.split_whitespace().last()?.parse::<u32>().ok())
+                .last()
+                .unwrap_or(0),
+        );
+    }
+    assert_eq!(
+        counts,
+        [1, 2],
+        "the second runner sees what the first left in the cache mount"
+    );
+}

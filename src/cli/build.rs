@@ -35,6 +35,10 @@ pub struct Args {
     /// Write the image ID to this file.
     #[arg(long)]
     iidfile: Option<PathBuf>,
+    /// Keep `RUN --mount=type=cache` directories here instead of in KILN_ROOT, so a CI
+    /// runner can save and restore them between jobs.
+    #[arg(long, value_name = "DIR")]
+    cache_mount_dir: Option<PathBuf>,
     /// A secret for `RUN --mount=type=secret`: `id=ID,src=FILE` (repeatable).
     #[arg(long = "secret", value_name = "id=ID,src=FILE")]
     secrets: Vec<String>,
@@ -170,6 +174,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         labels,
         network,
         secrets: secrets(&args.secrets)?,
+        cache_mount_dir: args.cache_mount_dir.clone(),
     };
     let json = match args.progress.as_str() {
         "plain" | "auto" | "tty" => false,

@@ -36,6 +36,9 @@ pub struct BuildOptions {
     pub network: NetworkMode,
     /// `--secret id=ID,src=FILE`: files RUN steps may mount with `--mount=type=secret`.
     pub secrets: BTreeMap<String, PathBuf>,
+    /// Where `RUN --mount=type=cache` directories live (default `KILN_ROOT/cachemounts`):
+    /// a directory a CI system saves and restores between jobs keeps them warm.
+    pub cache_mount_dir: Option<PathBuf>,
 }
 
 /// One RUN step, ready for an executor: what to run, as whom, on which layers.

@@ -84,7 +84,12 @@ impl Builder<'_> {
                     let id_name =
                         m.id.clone()
                             .unwrap_or_else(|| destination.display().to_string());
-                    let dir = self.root.join("cachemounts").join(cache::key(&[&id_name]));
+                    let base = self
+                        .opts
+                        .cache_mount_dir
+                        .clone()
+                        .unwrap_or_else(|| self.root.join("cachemounts"));
+                    let dir = base.join(cache::key(&[&id_name]));
                     std::fs::create_dir_all(&dir).map_err(|e| Error::Read {
                         path: dir.clone(),
                         source: e,
