@@ -23,7 +23,7 @@ pub enum Command {
     /// Parse a Dockerfile and print its syntax tree.
     Parse(parse::Args),
     /// Build an image from a Dockerfile.
-    Build(build::Args),
+    Build(Box<build::Args>),
     /// Manage the build cache.
     #[command(subcommand)]
     Builder(builder::Command),
@@ -49,7 +49,7 @@ pub enum Command {
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Parse(args) => parse::run(args),
-        Command::Build(args) => build::run(args),
+        Command::Build(args) => build::run(*args),
         Command::Builder(command) => builder::run(command),
         Command::Images(args) => images::run(args),
         Command::Image(command) => image::run(command),
