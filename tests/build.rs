@@ -802,8 +802,8 @@ fn cache_mounts_live_in_a_directory_ci_can_carry_between_runners() {
         ]);
         counts.push(
             out.lines()
-                .filter_map(|l| l.split_whitespace().last()?.parse::<u32>().ok())
-                .last()
+                .filter_map(|l| l.split_whitespace().next_back()?.parse::<u32>().ok())
+                .next_back()
                 .unwrap_or(0),
         );
     }
