@@ -81,8 +81,9 @@ impl ImageConfig {
         self.config().insert(key.into(), value);
     }
 
-    pub fn shell(&self) -> Vec<String> {
-        self.get("Shell")
+    /// A string-array field of the config (`Shell`, `OnBuild`), empty when absent.
+    fn strings(&self, key: &str) -> Vec<String> {
+        self.get(key)
             .and_then(Value::as_array)
             .map(|a| {
                 a.iter()
@@ -90,8 +91,16 @@ impl ImageConfig {
                     .map(str::to_string)
                     .collect()
             })
-            .filter(|v: &Vec<String>| !v.is_empty())
-            .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
+            .unwrap_or_default()
+    }
+
+    pub fn shell(&self) -> Vec<String> {
+        let shell = self.strings("Shell");
+        if shell.is_empty() {
+            vec!["/bin/sh".into(), "-c".into()]
+        } else {
+            shell
+        }
     }
 
     /// Adds to a map-valued field (`Labels`, `ExposedPorts`, `Volumes`).
@@ -156,15 +165,7 @@ impl ImageConfig {
 
     /// The ONBUILD triggers this image passes to images built from it.
     pub fn onbuild(&self) -> Vec<String> {
-        self.get("OnBuild")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.strings("OnBuild")
     }
 
     pub fn push_onbuild(&mut self, text: &str) {
