@@ -813,3 +813,74 @@ fn cache_mounts_live_in_a_directory_ci_can_carry_between_runners() {
         "the second runner sees what the first left in the cache mount"
     );
 }
+
+/// A one-file HTTP server on 127.0.0.1 for as many requests as asked; returns its address.
+fn serve(body: &'static [u8], requests: usize) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(requests) {
+            let mut stream = stream.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(body);
+        }
+    });
+    addr
+}
+
+#[test]
+fn add_downloads_urls_and_checks_their_checksum() {
+    if !root_or_skip() {
+        return;
+    }
+    let k = Kiln::new();
+    build_busybox(&k);
+    let body: &'static [u8] = b"downloaded content\n";
+    let good = format!("sha256:{}", {
+        use sha2::Digest;
+        format!("{:x}", sha2::Sha256::digest(body))
+    });
+    let addr = serve(body, 8);
+    let dockerfile = format!("FROM busybox:kiln\nADD --checksum={good} http://{addr}/files/tool.txt /opt/\nADD http://{addr}/files/other.txt /opt/renamed\n");
+    let ctx = context(&k.dir.path().join("url"), &[("Dockerfile", &dockerfile)]);
+    k.ok(&["build", "-t", "url:1", ctx.to_str().unwrap()]);
+    let flat = flatten(&k, "url:1");
+    assert_eq!(std::fs::read(flat.join("opt/tool.txt")).unwrap(), body);
+    assert_eq!(std::fs::read(flat.join("opt/renamed")).unwrap(), body);
+    assert_eq!(
+        std::fs::metadata(flat.join("opt/tool.txt"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    // The same content again: the steps are cached.
+    let again = k.ok(&["build", "-t", "url:1", ctx.to_str().unwrap()]);
+    assert_eq!(again.matches("CACHED").count(), 2, "{again}");
+
+    let bad = "sha256:".to_string() + &"0".repeat(64);
+    let ctx = context(
+        &k.dir.path().join("badsum"),
+        &[(
+            "Dockerfile",
+            &format!(
+                "FROM busybox:kiln\nADD --checksum={bad} http://{addr}/files/tool.txt /opt/\n"
+            ),
+        )],
+    );
+    let out = k.run(&["build", "-t", "badsum:1", ctx.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("checksum mismatch"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!k.ok(&["images"]).contains("badsum"));
+}

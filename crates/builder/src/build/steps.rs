@@ -546,6 +546,7 @@ impl<'a> Builder<'a> {
                     sources,
                     view,
                     exclude,
+                    downloads,
                     ..
                 } = content.expect("COPY has sources");
                 // With --link the destination is not looked up in the layers below (they may
@@ -558,7 +559,7 @@ impl<'a> Builder<'a> {
                 };
                 let attrs =
                     copy_attrs(expanded, &state.layers).map_err(|m| step_error(instr, m))?;
-                let ignore = if view.is_none() {
+                let ignore = if view.is_none() && downloads.is_none() {
                     Some(&self.opts.ignore)
                 } else {
                     None
@@ -583,7 +584,7 @@ impl<'a> Builder<'a> {
                         .map(|(k, _)| k.clone())
                         .collect();
                 }
-                let add = matches!(expanded.command, Command::Add(_));
+                let add = matches!(expanded.command, Command::Add(_)) && downloads.is_none();
                 let job = copy::CopyJob {
                     root: &root,
                     sources: &sources,

@@ -21,6 +21,8 @@ pub(super) struct CopyInput {
     pub(super) view: Option<PathBuf>,
     /// `--exclude` patterns.
     pub(super) exclude: Option<Dockerignore>,
+    /// ADD of URLs: the directory the files were downloaded to (removed when dropped).
+    pub(super) downloads: Option<tempfile::TempDir>,
 }
 
 impl Builder<'_> {
@@ -43,12 +45,52 @@ impl Builder<'_> {
             .filter(|s| spec.json || !crate::ast::is_heredoc_word(s))
             .cloned()
             .collect();
-        if let Command::Add(_) = &expanded.command {
-            if let Some(url) = sources.iter().find(|s| {
-                s.starts_with("http://") || s.starts_with("https://") || s.starts_with("git@")
-            }) {
-                return Err(step_error(instr, format!("ADD of a URL ({url}) is not supported yet; download it in a RUN step or COPY it from the context")));
+        let is_url = |s: &String| s.starts_with("http://") || s.starts_with("https://");
+        let mut downloads = None;
+        if let Command::Add(add) = &expanded.command {
+            if let Some(git) = sources
+                .iter()
+                .find(|s| s.starts_with("git@") || s.ends_with(".git"))
+            {
+                return Err(step_error(instr, format!("ADD of a git repository ({git}) is not supported yet; clone it in a RUN step")));
             }
+            if sources.iter().any(is_url) {
+                if !sources.iter().all(is_url) {
+                    return Err(step_error(instr, "ADD mixing URLs and local files is not supported yet: use one ADD for each"));
+                }
+                downloads = Some(
+                    download(&sources, add.checksum.as_deref())
+                        .map_err(|m| step_error(instr, m))?,
+                );
+            }
+        }
+        if let Some((dir, names)) = downloads {
+            // Downloaded files are read from a directory of their own, with no
+            // .dockerignore, and are not unpacked (Docker unpacks local archives only).
+            let root = dir.path().to_path_buf();
+            let sources: Vec<copy::Source> = names
+                .iter()
+                .map(|n| copy::Source {
+                    path: PathBuf::from(n),
+                })
+                .collect();
+            let (key, files) = copy::content_key(
+                &root,
+                &sources,
+                None,
+                None,
+                &mut self.hashes.lock().expect("hashes lock"),
+            )
+            .map_err(|e| step_error(instr, e.to_string()))?;
+            return Ok(CopyInput {
+                root,
+                sources,
+                key,
+                files,
+                view: None,
+                exclude: None,
+                downloads: Some(dir),
+            });
         }
         let (root, view) = match &from {
             None => (self.opts.context.clone(), None),
@@ -110,6 +152,7 @@ impl Builder<'_> {
                 files,
                 view,
                 exclude,
+                downloads: None,
             }),
             Err(e) => {
                 if let Some(v) = &view {
@@ -139,6 +182,75 @@ pub(super) fn copy_dest(expanded: &Instruction, config: &ImageConfig) -> String 
             joined
         }
     }
+}
+
+/// ADD's URLs, downloaded into a fresh directory (named after each URL's last path
+/// segment, mode 600 as Docker makes them), checked against `--checksum` when given.
+fn download(
+    urls: &[String],
+    checksum: Option<&str>,
+) -> Result<(tempfile::TempDir, Vec<String>), String> {
+    use sha2::Digest as _;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().map_err(|e| format!("a directory for downloads: {e}"))?;
+    if checksum.is_some() && urls.len() != 1 {
+        return Err("--checksum takes one URL".into());
+    }
+    let client = reqwest::blocking::Client::builder()
+        .build()
+        .map_err(|e| format!("an HTTP client: {e}"))?;
+    let mut names = Vec::new();
+    for url in urls {
+        let name = url
+            .split(['?', '#'])
+            .next()
+            .unwrap_or(url)
+            .rsplit('/')
+            .find(|p| !p.is_empty() && !p.contains(':'))
+            .unwrap_or("download")
+            .to_string();
+        let mut response = client
+            .get(url)
+            .send()
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| format!("downloading {url}: {e}"))?;
+        let path = dir.path().join(&name);
+        let mut file =
+            std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut hasher = sha2::Sha256::new();
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = std::io::Read::read(&mut response, &mut buf)
+                .map_err(|e| format!("downloading {url}: {e}"))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            std::io::Write::write_all(&mut file, &buf[..n])
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        let got = format!("sha256:{}", hex::encode(hasher.finalize()));
+        if let Some(want) = checksum {
+            if want != got {
+                return Err(format!(
+                    "{url}: checksum mismatch: --checksum says {want}, the download is {got}"
+                ));
+            }
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        // A fixed time, so the layer depends on the content only.
+        let t = nix::sys::time::TimeSpec::new(0, 0);
+        let _ = nix::sys::stat::utimensat(
+            nix::fcntl::AT_FDCWD,
+            &path,
+            &t,
+            &t,
+            nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+        );
+        names.push(name);
+    }
+    Ok((dir, names))
 }
 
 /// The destination with the image's symlinks in it resolved, as Docker resolves them (in
