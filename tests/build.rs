@@ -138,7 +138,14 @@ fn a_multi_stage_build_gives_the_files_and_config_it_describes() {
     assert_eq!(config["Cmd"], serde_json::json!(["sh", "/app/run.sh"]));
     assert_eq!(config["User"], "1000:1000");
     assert_eq!(config["WorkingDir"], "/app");
-    assert_eq!(config["Env"], serde_json::json!(["GREETING=hi"]));
+    assert_eq!(
+        config["Env"],
+        serde_json::json!([
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "GREETING=hi"
+        ]),
+        "the default PATH, as BuildKit sets it"
+    );
     assert_eq!(config["ExposedPorts"], serde_json::json!({"8080/tcp": {}}));
     assert_eq!(config["Labels"], serde_json::json!({"org.example": "yes"}));
 }

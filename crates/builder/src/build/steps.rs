@@ -275,6 +275,10 @@ impl<'a> Builder<'a> {
         };
         let mut config = ImageConfig::from_bytes(&state.config_bytes)
             .unwrap_or_else(|| ImageConfig::scratch("linux", "amd64"));
+        // As BuildKit does, an image whose base sets no PATH gets the default one.
+        if !config.env().iter().any(|(k, _)| k == "PATH") {
+            config.set_env("PATH", run::DEFAULT_PATH);
+        }
         // ONBUILD triggers of the base run first, and are not inherited further.
         let mut instructions = onbuild_triggers(&config).map_err(|e| step_error(&stage.from, e))?;
         if !instructions.is_empty() {
