@@ -61,16 +61,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         bail!("kiln build runs RUN steps in namespaces on overlayfs and needs root for now");
     }
     // Mounts made for the build (stage views) vanish with this process.
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
-        .context("a private mount namespace for the build")?;
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .context("making mounts private")?;
+    kiln_runtime::isolate_mounts().context("a private mount namespace for the build")?;
 
     let store = super::store()?;
     let root = kiln_image::store::Store::default_root();

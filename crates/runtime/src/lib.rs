@@ -12,5 +12,6 @@ mod sandbox;
 mod spec;
 
 pub use error::Error;
+pub use mounts::isolate_mounts;
 pub use sandbox::{spawn, Sandboxed};
 pub use spec::{Mount, MountKind, Network, Process, Root, SandboxConfig, User};

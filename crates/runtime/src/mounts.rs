@@ -102,9 +102,9 @@ fn mount_point(target: &Path, is_dir: bool) -> io::Result<()> {
     }
 }
 
-/// Builds the root and moves into it. Runs as the sandbox's PID 1, before the program.
-pub(crate) fn enter_root(config: &SandboxConfig) -> io::Result<()> {
-    let root = &config.root.merged;
+/// Stops mount events propagating between this mount namespace and its peers, so what is
+/// mounted here stays here.
+fn make_mounts_private() -> io::Result<()> {
     mount(
         None::<&str>,
         "/",
@@ -112,7 +112,20 @@ pub(crate) fn enter_root(config: &SandboxConfig) -> io::Result<()> {
         MsFlags::MS_REC | MsFlags::MS_PRIVATE,
         None::<&str>,
     )
-    .map_err(errno)?;
+    .map_err(errno)
+}
+
+/// Moves the calling process into a mount namespace of its own: the mounts it makes
+/// (a builder's views of stages) vanish when it exits, whatever way it exits.
+pub fn isolate_mounts() -> io::Result<()> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(io::Error::from)?;
+    make_mounts_private()
+}
+
+/// Builds the root and moves into it. Runs as the sandbox's PID 1, before the program.
+pub(crate) fn enter_root(config: &SandboxConfig) -> io::Result<()> {
+    let root = &config.root.merged;
+    make_mounts_private()?;
     let lower: Vec<String> = config
         .root
         .lower

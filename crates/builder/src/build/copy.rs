@@ -19,10 +19,6 @@ pub struct Source {
     pub path: PathBuf,
 }
 
-fn context_error(message: String) -> Error {
-    Error::Context(message)
-}
-
 /// A relative path with `.` removed; `..` that would leave the root is refused.
 fn clean_relative(p: &str) -> Result<PathBuf, Error> {
     let mut out = PathBuf::new();
@@ -30,7 +26,7 @@ fn clean_relative(p: &str) -> Result<PathBuf, Error> {
         match c {
             Component::Normal(x) => out.push(x),
             Component::ParentDir if !out.pop() => {
-                return Err(context_error(format!("{p}: outside the build context")));
+                return Err(Error::Context(format!("{p}: outside the build context")));
             }
             _ => {}
         }
@@ -50,11 +46,11 @@ pub fn select(
         let rel_str = rel.to_string_lossy().replace('\\', "/");
         if pattern.contains(['*', '?', '[']) {
             let re = Regex::new(&crate::context::dockerignore::to_regex(&rel_str))
-                .map_err(|e| context_error(format!("{pattern}: {e}")))?;
+                .map_err(|e| Error::Context(format!("{pattern}: {e}")))?;
             let mut found = false;
             for entry in walkdir::WalkDir::new(root).min_depth(1).sort_by_file_name() {
                 let entry =
-                    entry.map_err(|e| context_error(format!("reading the context: {e}")))?;
+                    entry.map_err(|e| Error::Context(format!("reading the context: {e}")))?;
                 let r = entry
                     .path()
                     .strip_prefix(root)
@@ -69,7 +65,7 @@ pub fn select(
                 }
             }
             if !found {
-                return Err(context_error(format!("no source files were specified: {pattern} matches nothing in the build context")));
+                return Err(Error::Context(format!("no source files were specified: {pattern} matches nothing in the build context")));
             }
             continue;
         }
@@ -77,7 +73,7 @@ pub fn select(
         if fs::symlink_metadata(&full).is_err()
             || (!rel_str.is_empty() && ignore.is_some_and(|i| i.excludes(&rel_str)))
         {
-            return Err(context_error(format!(
+            return Err(Error::Context(format!(
                 "{pattern}: not found in the build context (is it in .dockerignore?)"
             )));
         }
@@ -103,7 +99,7 @@ fn resolve_in(root: &Path, rel: &Path) -> Result<PathBuf, Error> {
     while let Some(part) = todo.pop() {
         if part == Path::new("..") {
             if !current.pop() {
-                return Err(context_error(format!(
+                return Err(Error::Context(format!(
                     "{}: a symlink points out of the build context",
                     rel.display()
                 )));
@@ -115,7 +111,7 @@ fn resolve_in(root: &Path, rel: &Path) -> Result<PathBuf, Error> {
             Ok(target) => {
                 hops += 1;
                 if hops > 40 || target.is_absolute() {
-                    return Err(context_error(format!(
+                    return Err(Error::Context(format!(
                         "{}: a symlink points out of the build context",
                         rel.display()
                     )));
@@ -153,7 +149,7 @@ pub fn content_key(
             .sort_by_file_name();
         for entry in walker {
             let entry =
-                entry.map_err(|e| context_error(format!("reading {}: {e}", top.display())))?;
+                entry.map_err(|e| Error::Context(format!("reading {}: {e}", top.display())))?;
             let rel = entry
                 .path()
                 .strip_prefix(root)
@@ -293,8 +289,8 @@ pub fn copy(job: &CopyJob, upper: &Path) -> Result<(), Error> {
                 .follow_root_links(true)
                 .sort_by_file_name()
             {
-                let entry =
-                    entry.map_err(|e| context_error(format!("reading {}: {e}", from.display())))?;
+                let entry = entry
+                    .map_err(|e| Error::Context(format!("reading {}: {e}", from.display())))?;
                 let rel_ctx = entry
                     .path()
                     .strip_prefix(root)
@@ -369,7 +365,8 @@ pub fn link_tree(from: &Path, to: &Path) -> Result<(), Error> {
         move |e: std::io::Error| Error::Read { path, source: e }
     };
     for entry in walkdir::WalkDir::new(from).min_depth(1) {
-        let entry = entry.map_err(|e| context_error(format!("reading {}: {e}", from.display())))?;
+        let entry =
+            entry.map_err(|e| Error::Context(format!("reading {}: {e}", from.display())))?;
         let target = to.join(entry.path().strip_prefix(from).expect("under from"));
         let meta = entry.path().symlink_metadata().map_err(io(entry.path()))?;
         let ft = meta.file_type();
@@ -404,7 +401,8 @@ pub fn link_tree(from: &Path, to: &Path) -> Result<(), Error> {
     }
     // Directory times last: linking into them changed them.
     for entry in walkdir::WalkDir::new(from).contents_first(true) {
-        let entry = entry.map_err(|e| context_error(format!("reading {}: {e}", from.display())))?;
+        let entry =
+            entry.map_err(|e| Error::Context(format!("reading {}: {e}", from.display())))?;
         if entry.file_type().is_file() {
             continue;
         }

@@ -67,7 +67,7 @@ impl Store {
             if !seen.insert(digest.clone()) {
                 continue;
             }
-            let Ok(d) = super::images::parse_digest(&digest) else {
+            let Ok(d) = crate::digest::parse(&digest) else {
                 continue;
             };
             if !(media::is_index(&media_type) || media::is_manifest(&media_type))

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest};
 
 use super::Store;
-use crate::digest::{self, Digest};
+use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::media;
 use crate::reference::Reference;
@@ -301,9 +301,4 @@ pub(crate) fn choose_platform(
         })
         .or(candidates.first())
         .copied()
-}
-
-/// A digest string from the index, checked.
-pub(crate) fn parse_digest(s: &str) -> Result<Digest> {
-    digest::parse(s)
 }
