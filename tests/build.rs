@@ -525,34 +525,30 @@ fn add_unpacks_local_tar_archives_and_copy_does_not() {
     }
     let k = Kiln::new();
     build_busybox(&k);
-    let ctx = context(&k.dir.path().join("add"), &[("Dockerfile", "FROM busybox:kiln\nADD plain.tar /x/\nADD packed.tar.gz /y/\nADD packed.tar.zst /z/\nCOPY plain.tar /copied/\nADD notes.txt /n/\n"), ("notes.txt", "just text")]);
+    let ctx = context(&k.dir.path().join("add"), &[("Dockerfile", "FROM busybox:kiln\nADD plain.tar /x/\nADD packed.tar.gz /y/\nADD packed.tar.zst /z/\nADD packed.tar.bz2 /b/\nADD packed.tar.xz /e/\nCOPY plain.tar /copied/\nADD notes.txt /n/\n"), ("notes.txt", "just text")]);
     let payload = k.dir.path().join("payload");
     std::fs::create_dir_all(payload.join("dir")).unwrap();
     std::fs::write(payload.join("dir/file"), "inside").unwrap();
     for (name, flag) in [
-        ("plain.tar", ""),
-        ("packed.tar.gz", "z"),
+        ("plain.tar", "--no-auto-compress"),
+        ("packed.tar.gz", "--gzip"),
         ("packed.tar.zst", "--zstd"),
+        ("packed.tar.bz2", "--bzip2"),
+        ("packed.tar.xz", "--xz"),
     ] {
-        let mut cmd = std::process::Command::new("tar");
-        cmd.arg("-C").arg(&payload);
-        if flag == "z" {
-            cmd.arg("-czf");
-        } else if flag.is_empty() {
-            cmd.arg("-cf");
-        } else {
-            cmd.args([flag, "-cf"]);
-        }
-        assert!(cmd
+        let status = std::process::Command::new("tar")
+            .arg("-C")
+            .arg(&payload)
+            .args([flag, "-cf"])
             .arg(ctx.join(name))
             .arg("dir")
             .status()
-            .unwrap()
-            .success());
+            .unwrap();
+        assert!(status.success(), "tar {flag}");
     }
     k.ok(&["build", "-t", "add:1", ctx.to_str().unwrap()]);
     let flat = flatten(&k, "add:1");
-    for d in ["x", "y", "z"] {
+    for d in ["x", "y", "z", "b", "e"] {
         assert_eq!(
             std::fs::read_to_string(flat.join(d).join("dir/file")).unwrap(),
             "inside",

@@ -77,7 +77,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let mut data = Vec::new();
         std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut data)
             .context("reading the context from standard input")?;
-        let (mut plain, _) =
+        let mut plain =
             kiln_image::layer::Decompressor::new(data.as_slice()).context("reading the context")?;
         let mut head = vec![0u8; 512];
         let mut n = 0;

@@ -336,12 +336,12 @@ pub fn copy(job: &CopyJob, upper: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-/// Whether `path` holds a tar archive, plain or compressed (gzip, zstd).
+/// Whether `path` holds a tar archive, plain or compressed (gzip, zstd, bzip2, xz).
 fn is_tar_archive(path: &Path) -> bool {
     let Ok(file) = fs::File::open(path) else {
         return false;
     };
-    let Ok((mut data, _)) = kiln_image::layer::Decompressor::new(file) else {
+    let Ok(mut data) = kiln_image::layer::Decompressor::new(file) else {
         return false;
     };
     let mut head = [0u8; 512];

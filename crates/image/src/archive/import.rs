@@ -28,7 +28,7 @@ pub fn import(
     opts: &ImportOptions,
 ) -> Result<ResolvedImage> {
     let _guard = store.write_guard()?;
-    let (mut data, _) = Decompressor::new(reader).map_err(Error::io("read", &opts.source))?;
+    let mut data = Decompressor::new(reader).map_err(Error::io("read", &opts.source))?;
     let mut first = vec![0u8; 512];
     let n = read_full(&mut data, &mut first).map_err(Error::io("read", &opts.source))?;
     first.truncate(n);

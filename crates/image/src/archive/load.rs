@@ -59,7 +59,7 @@ impl Contents {
 
 pub fn load(store: &Store, reader: impl Read) -> Result<Loaded> {
     let _guard = store.write_guard()?;
-    let (data, _) = Decompressor::new(reader).map_err(Error::io("read", "archive"))?;
+    let data = Decompressor::new(reader).map_err(Error::io("read", "archive"))?;
     let contents = read_entries(store, data)?;
     if let Some(index) = contents.metadata.get(Path::new("index.json")) {
         load_oci(store, index)

@@ -51,7 +51,7 @@ pub fn apply_snapshot(reader: impl Read, target: &Path) -> Result<ApplyStats> {
 }
 
 fn apply_with(reader: impl Read, target: &Path, whiteouts: Whiteouts) -> Result<ApplyStats> {
-    let (data, _) = Decompressor::new(reader).map_err(Error::io("read layer for", target))?;
+    let data = Decompressor::new(reader).map_err(Error::io("read layer for", target))?;
     let mut archive = tar::Archive::new(data);
     let is_root = nix::unistd::geteuid().is_root();
     let mut stats = ApplyStats::default();

@@ -184,8 +184,9 @@ impl<W: Write> ParallelGzip<W> {
     }
 }
 
-/// A reader that decompresses whatever it finds: gzip (any number of members), zstd, or
-/// plain bytes.
+/// A reader that decompresses whatever it finds: gzip (any number of members), zstd,
+/// bzip2, xz, or plain bytes. Layers are only ever gzip or zstd; bzip2 and xz come in
+/// archives (`ADD`, `kiln import`, a build context on standard input).
 pub struct Decompressor<R: Read> {
     inner: DecompressorInner<R>,
 }
@@ -194,22 +195,32 @@ enum DecompressorInner<R: Read> {
     Plain(BufReader<R>),
     Gzip(Box<flate2::bufread::MultiGzDecoder<BufReader<R>>>),
     Zstd(Box<zstd::stream::read::Decoder<'static, BufReader<R>>>),
+    Bzip2(Box<bzip2::bufread::MultiBzDecoder<BufReader<R>>>),
+    Xz(Box<liblzma::bufread::XzDecoder<BufReader<R>>>),
 }
 
 impl<R: Read> Decompressor<R> {
-    pub fn new(reader: R) -> io::Result<(Self, Compression)> {
+    pub fn new(reader: R) -> io::Result<Self> {
         let mut buffered = BufReader::with_capacity(1 << 20, reader);
-        let kind = Compression::sniff(buffered.fill_buf()?);
-        let inner = match kind {
-            Compression::None => DecompressorInner::Plain(buffered),
-            Compression::Gzip => {
-                DecompressorInner::Gzip(Box::new(flate2::bufread::MultiGzDecoder::new(buffered)))
+        let head = buffered.fill_buf()?;
+        let inner = if head.starts_with(b"BZh") {
+            DecompressorInner::Bzip2(Box::new(bzip2::bufread::MultiBzDecoder::new(buffered)))
+        } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+            DecompressorInner::Xz(Box::new(liblzma::bufread::XzDecoder::new_multi_decoder(
+                buffered,
+            )))
+        } else {
+            match Compression::sniff(head) {
+                Compression::None => DecompressorInner::Plain(buffered),
+                Compression::Gzip => DecompressorInner::Gzip(Box::new(
+                    flate2::bufread::MultiGzDecoder::new(buffered),
+                )),
+                Compression::Zstd => DecompressorInner::Zstd(Box::new(
+                    zstd::stream::read::Decoder::with_buffer(buffered)?,
+                )),
             }
-            Compression::Zstd => DecompressorInner::Zstd(Box::new(
-                zstd::stream::read::Decoder::with_buffer(buffered)?,
-            )),
         };
-        Ok((Decompressor { inner }, kind))
+        Ok(Decompressor { inner })
     }
 }
 
@@ -219,6 +230,8 @@ impl<R: Read> Read for Decompressor<R> {
             DecompressorInner::Plain(r) => r.read(buf),
             DecompressorInner::Gzip(r) => r.read(buf),
             DecompressorInner::Zstd(r) => r.read(buf),
+            DecompressorInner::Bzip2(r) => r.read(buf),
+            DecompressorInner::Xz(r) => r.read(buf),
         }
     }
 }
