@@ -887,3 +887,49 @@ fn add_downloads_urls_and_checks_their_checksum() {
     );
     assert!(!k.ok(&["images"]).contains("badsum"));
 }
+
+#[test]
+fn run_bind_mounts_read_stages_and_the_context_and_their_content_is_in_the_cache_key() {
+    if !root_or_skip() {
+        return;
+    }
+    let k = Kiln::new();
+    build_busybox(&k);
+    let ctx = context(&k.dir.path().join("bind"), &[
+        ("Dockerfile", "FROM busybox:kiln AS tools\nRUN mkdir /out && echo built > /out/artifact\n\nFROM busybox:kiln\nRUN --mount=type=bind,from=tools,source=/out,target=/mnt cat /mnt/artifact > /from-stage\nRUN --mount=type=bind,source=data,target=/d,rw cat /d/f > /from-context && echo scribble > /d/f && touch /d/new\nRUN --mount=type=bind,source=data/f,target=/one cat /one > /one-file\n"),
+        ("data/f", "v1"),
+    ]);
+    k.ok(&["build", "-t", "bind:1", ctx.to_str().unwrap()]);
+    let flat = flatten(&k, "bind:1");
+    let read = |root: &Path, p: &str| std::fs::read_to_string(root.join(p)).unwrap();
+    assert_eq!(read(&flat, "from-stage"), "built\n");
+    assert_eq!(read(&flat, "from-context"), "v1");
+    assert_eq!(read(&flat, "one-file"), "v1");
+    assert_eq!(read(&ctx, "data/f"), "v1", "rw writes are thrown away");
+    assert!(!ctx.join("data/new").exists(), "rw writes are thrown away");
+    for gone in ["mnt/artifact", "d", "one"] {
+        assert!(!flat.join(gone).exists(), "{gone} must not reach a layer");
+    }
+
+    let again = k.ok(&["build", "-t", "bind:2", ctx.to_str().unwrap()]);
+    assert!(!again.contains("cache miss"), "{again}");
+    std::fs::write(ctx.join("data/f"), "v2").unwrap();
+    let changed = k.ok(&["build", "-t", "bind:3", ctx.to_str().unwrap()]);
+    assert!(
+        changed.contains("cache miss: source file changed: data/f"),
+        "{changed}"
+    );
+    let flat = flatten(&k, "bind:3");
+    assert_eq!(read(&flat, "from-stage"), "built\n");
+    assert_eq!(read(&flat, "from-context"), "v2");
+    assert_eq!(read(&flat, "one-file"), "v2");
+
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox:kiln\nRUN --mount=type=bind,source=missing,target=/m true\n",
+    )
+    .unwrap();
+    let out = k.run(&["build", ctx.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("missing"), "{err}");
+}

@@ -8,7 +8,7 @@ use std::process::{ExitCode, Stdio};
 
 use anyhow::{bail, Context};
 use kiln_builder::ast::NetworkMode;
-use kiln_builder::build::{BuildOptions, Event, Executor, RunStep};
+use kiln_builder::build::{BuildOptions, Event, Executor, RunMountKind, RunStep};
 use kiln_builder::Error;
 use kiln_runtime::{Mount, MountKind, Network, Process, Root, SandboxConfig, User};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -313,12 +313,17 @@ impl Executor for SandboxExecutor {
             .iter()
             .map(|m| Mount {
                 destination: m.destination.clone(),
-                kind: match &m.source {
-                    Some(source) => MountKind::Bind {
+                kind: match &m.kind {
+                    RunMountKind::Bind { source, readonly } => MountKind::Bind {
                         source: source.clone(),
-                        readonly: m.readonly,
+                        readonly: *readonly,
                     },
-                    None => MountKind::Tmpfs { size: None },
+                    RunMountKind::Overlay { lower, upper, work } => MountKind::Overlay {
+                        lower: vec![lower.clone()],
+                        upper: upper.clone(),
+                        work: work.clone(),
+                    },
+                    RunMountKind::Tmpfs { size } => MountKind::Tmpfs { size: *size },
                 },
             })
             .collect();

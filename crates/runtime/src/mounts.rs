@@ -122,30 +122,34 @@ pub fn isolate_mounts() -> io::Result<()> {
     make_mounts_private()
 }
 
-/// Builds the root and moves into it. Runs as the sandbox's PID 1, before the program.
-pub(crate) fn enter_root(config: &SandboxConfig) -> io::Result<()> {
-    let root = &config.root.merged;
-    make_mounts_private()?;
-    let lower: Vec<String> = config
-        .root
-        .lower
-        .iter()
-        .map(|l| l.display().to_string())
-        .collect();
+fn overlay(lower: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> io::Result<()> {
+    let lower: Vec<String> = lower.iter().map(|l| l.display().to_string()).collect();
     let options = format!(
         "lowerdir={},upperdir={},workdir={}",
         lower.join(":"),
-        config.root.upper.display(),
-        config.root.work.display()
+        upper.display(),
+        work.display()
     );
     mount(
         Some("overlay"),
-        root,
+        target,
         Some("overlay"),
         MsFlags::empty(),
         Some(options.as_str()),
     )
-    .map_err(errno)?;
+    .map_err(errno)
+}
+
+/// Builds the root and moves into it. Runs as the sandbox's PID 1, before the program.
+pub(crate) fn enter_root(config: &SandboxConfig) -> io::Result<()> {
+    let root = &config.root.merged;
+    make_mounts_private()?;
+    overlay(
+        &config.root.lower,
+        &config.root.upper,
+        &config.root.work,
+        root,
+    )?;
 
     let proc_dir = root.join("proc");
     fs::create_dir_all(&proc_dir)?;
@@ -222,6 +226,10 @@ pub(crate) fn enter_root(config: &SandboxConfig) -> io::Result<()> {
             MountKind::Bind { source, readonly } => {
                 mount_point(&target, fs::metadata(source)?.is_dir())?;
                 bind(source, &target, *readonly)?;
+            }
+            MountKind::Overlay { lower, upper, work } => {
+                fs::create_dir_all(&target)?;
+                overlay(lower, upper, work, &target)?;
             }
             MountKind::Tmpfs { size } => {
                 fs::create_dir_all(&target)?;

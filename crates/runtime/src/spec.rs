@@ -54,6 +54,13 @@ pub struct Mount {
 pub enum MountKind {
     /// A host file or directory (a build context, a cache, a secret, `/etc/hosts`).
     Bind { source: PathBuf, readonly: bool },
+    /// An overlay of `lower` (topmost first) under the writable `upper`; `work` is
+    /// overlayfs' scratch directory on the same filesystem as `upper`.
+    Overlay {
+        lower: Vec<PathBuf>,
+        upper: PathBuf,
+        work: PathBuf,
+    },
     /// A fresh tmpfs, optionally limited in bytes.
     Tmpfs { size: Option<u64> },
 }

@@ -88,7 +88,7 @@ pub fn select(
 }
 
 /// `rel` under `root`, following symlinks inside `root`; one that leads out is refused.
-fn resolve_in(root: &Path, rel: &Path) -> Result<PathBuf, Error> {
+pub fn resolve_in(root: &Path, rel: &Path) -> Result<PathBuf, Error> {
     let mut current = PathBuf::new();
     let mut todo: Vec<PathBuf> = rel
         .components()

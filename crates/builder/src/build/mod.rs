@@ -60,12 +60,26 @@ pub struct RunStep {
     pub mounts: Vec<RunMount>,
 }
 
-/// A mount for a RUN step: a host path (bind) or, without a source, a tmpfs.
+/// A mount for a RUN step.
 #[derive(Debug, Clone)]
 pub struct RunMount {
     pub destination: PathBuf,
-    pub source: Option<PathBuf>,
-    pub readonly: bool,
+    pub kind: RunMountKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum RunMountKind {
+    /// A host file or directory.
+    Bind { source: PathBuf, readonly: bool },
+    /// A writable view of the directory `lower` whose changes go to `upper` (with
+    /// overlayfs' `work` beside it) and are thrown away after the step.
+    Overlay {
+        lower: PathBuf,
+        upper: PathBuf,
+        work: PathBuf,
+    },
+    /// A fresh tmpfs, optionally limited in bytes.
+    Tmpfs { size: Option<u64> },
 }
 
 /// Runs RUN steps and shows stages' file systems; the builder owns this seam so it never

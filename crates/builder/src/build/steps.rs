@@ -22,12 +22,26 @@ use super::copy;
 use super::snapshots::Snapshots;
 use super::stages::{Base, Plan};
 use super::{BuildOptions, Built, Event, Executor};
-use crate::ast::{Command, Instruction};
+use crate::ast::{Command, Instruction, MountKind};
 use crate::expand;
 use crate::Error;
 
 /// Stage index → the stages it needs.
 type Edges = BTreeMap<usize, Vec<usize>>;
+
+/// Views mounted for one step, unmounted when it ends however it ends.
+struct Views<'a> {
+    exec: &'a dyn Executor,
+    at: Vec<PathBuf>,
+}
+
+impl Drop for Views<'_> {
+    fn drop(&mut self) {
+        for v in &self.at {
+            self.exec.unview(v);
+        }
+    }
+}
 
 #[derive(Clone)]
 struct Layer {
@@ -434,6 +448,78 @@ impl<'a> Builder<'a> {
         })
     }
 
+    /// A read-only view of stage or image `name` (as `--from` names it), mounted in
+    /// `KILN_ROOT/tmp`; the caller unviews it.
+    fn view_of(
+        &self,
+        instr: &Instruction,
+        name: &str,
+        done: &BTreeMap<usize, State>,
+    ) -> Result<PathBuf, Error> {
+        let layers = match self.plan.find(name) {
+            Some(j) => done.get(&j).map(|s| s.layers.clone()).unwrap_or_default(),
+            None => {
+                self.image_state(name)
+                    .map_err(|e| step_error(instr, e.to_string()))?
+                    .layers
+            }
+        };
+        let lowers: Vec<PathBuf> = layers.iter().rev().map(|l| l.snapshot.clone()).collect();
+        let at =
+            self.root
+                .join("tmp")
+                .join(format!("view-{}-{}", std::process::id(), self.next_id()));
+        std::fs::create_dir_all(&at).map_err(|e| Error::Read {
+            path: at.clone(),
+            source: e,
+        })?;
+        self.exec.view(&lowers, &at)?;
+        Ok(at)
+    }
+
+    /// The cache key part and the files of RUN's bind mounts: the content of a context
+    /// source, the key of a stage, the manifest of an image.
+    fn mounts_key(
+        &self,
+        instr: &Instruction,
+        run: &crate::ast::Run,
+        done: &BTreeMap<usize, State>,
+    ) -> Result<(String, BTreeMap<String, String>), Error> {
+        let mut parts = Vec::new();
+        let mut files = BTreeMap::new();
+        for m in run.mounts.iter().filter(|m| m.kind == MountKind::Bind) {
+            match &m.from {
+                Some(name) => parts.push(match self.plan.find(name) {
+                    Some(j) => done.get(&j).map(|s| s.key.clone()).unwrap_or_default(),
+                    None => {
+                        self.image_state(name)
+                            .map_err(|e| step_error(instr, e.to_string()))?
+                            .key
+                    }
+                }),
+                None => {
+                    let source = m.source.clone().unwrap_or_default();
+                    let ignore = Some(&self.opts.ignore);
+                    let chosen = copy::select(&self.opts.context, &[source], ignore)
+                        .and_then(|s| {
+                            copy::content_key(
+                                &self.opts.context,
+                                &s,
+                                ignore,
+                                None,
+                                &mut self.hashes.lock().expect("hashes lock"),
+                            )
+                        })
+                        .map_err(|e| step_error(instr, format!("--mount: {e}")))?;
+                    parts.push(chosen.0);
+                    files.extend(chosen.1);
+                }
+            }
+        }
+        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+        Ok((cache::key(&parts), files))
+    }
+
     /// RUN, COPY or ADD: from the cache, or made now.
     #[allow(clippy::too_many_arguments)]
     fn layer_step(
@@ -462,10 +548,11 @@ impl<'a> Builder<'a> {
             Command::Copy(_) | Command::Add(_) => Some(self.copy_sources(instr, expanded, done)?),
             _ => None,
         };
-        let (content_key, files) = content
-            .as_ref()
-            .map(|c| (c.key.clone(), c.files.clone()))
-            .unwrap_or_default();
+        let (content_key, files) = match (&content, &expanded.command) {
+            (Some(c), _) => (c.key.clone(), c.files.clone()),
+            (None, Command::Run(run)) => self.mounts_key(instr, run, done)?,
+            _ => Default::default(),
+        };
         // COPY --link makes a layer that does not depend on what is below it: its cache key
         // leaves the parent out, so it survives a change of base.
         let linked_copy = match &expanded.command {
@@ -537,6 +624,7 @@ impl<'a> Builder<'a> {
                     config,
                     args,
                     state,
+                    done,
                     scratch.path(),
                     &upper,
                     id,

@@ -95,30 +95,7 @@ impl Builder<'_> {
         let (root, view) = match &from {
             None => (self.opts.context.clone(), None),
             Some(name) => {
-                let lowers: Vec<PathBuf> = match self.plan.find(name) {
-                    Some(j) => done
-                        .get(&j)
-                        .map(|s| s.layers.iter().rev().map(|l| l.snapshot.clone()).collect())
-                        .unwrap_or_default(),
-                    None => self
-                        .image_state(name)
-                        .map_err(|e| step_error(instr, e.to_string()))?
-                        .layers
-                        .iter()
-                        .rev()
-                        .map(|l| l.snapshot.clone())
-                        .collect(),
-                };
-                let at = self.root.join("tmp").join(format!(
-                    "view-{}-{}",
-                    std::process::id(),
-                    self.next_id()
-                ));
-                std::fs::create_dir_all(&at).map_err(|e| Error::Read {
-                    path: at.clone(),
-                    source: e,
-                })?;
-                self.exec.view(&lowers, &at)?;
+                let at = self.view_of(instr, name, done)?;
                 (at.clone(), Some(at))
             }
         };

@@ -3,10 +3,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{cache, step_error, Builder, Event, Layer, State};
+use super::{cache, step_error, Builder, Event, Layer, State, Views};
 use crate::ast::{CommandLine, Instruction, MountKind};
 use crate::build::config::ImageConfig;
-use crate::build::{RunMount, RunStep};
+use crate::build::copy;
+use crate::build::{RunMount, RunMountKind, RunStep};
 use crate::Error;
 
 const PROXY_ARGS: [&str; 10] = [
@@ -33,6 +34,7 @@ impl Builder<'_> {
         config: &ImageConfig,
         args: &BTreeMap<String, String>,
         state: &State,
+        done: &BTreeMap<usize, State>,
         scratch: &Path,
         upper: &Path,
         id: usize,
@@ -74,6 +76,10 @@ impl Builder<'_> {
         let (uid, gid) = resolve_user(&config.str("User").unwrap_or_default(), &state.layers)
             .map_err(|m| step_error(instr, m))?;
         let mut mounts = Vec::new();
+        let mut views = Views {
+            exec: self.exec,
+            at: Vec::new(),
+        };
         for m in &run.mounts {
             let destination = PathBuf::from(
                 m.target
@@ -97,25 +103,66 @@ impl Builder<'_> {
                     })?;
                     mounts.push(RunMount {
                         destination,
-                        source: Some(dir),
-                        readonly: false,
+                        kind: RunMountKind::Bind {
+                            source: dir,
+                            readonly: false,
+                        },
                     });
                 }
                 MountKind::Tmpfs => mounts.push(RunMount {
                     destination,
-                    source: None,
-                    readonly: false,
+                    kind: RunMountKind::Tmpfs { size: m.size },
                 }),
-                MountKind::Bind if m.from.is_none() => {
-                    let source = self
-                        .opts
-                        .context
-                        .join(m.source.clone().unwrap_or_default().trim_start_matches('/'));
-                    mounts.push(RunMount {
-                        destination,
-                        source: Some(source),
-                        readonly: m.readonly != Some(false),
-                    });
+                MountKind::Bind => {
+                    let (root, place) = match &m.from {
+                        None => (self.opts.context.clone(), "the build context".to_string()),
+                        Some(name) => {
+                            let at = self.view_of(instr, name, done)?;
+                            views.at.push(at.clone());
+                            (at, format!("{name:?}"))
+                        }
+                    };
+                    let rel = m.source.clone().unwrap_or_default();
+                    let source = copy::resolve_in(&root, Path::new(rel.trim_start_matches('/')))
+                        .map_err(|e| step_error(instr, format!("--mount: {e}")))?;
+                    let meta = std::fs::metadata(&source).map_err(|_| {
+                        step_error(instr, format!("--mount source {rel:?} is not in {place}"))
+                    })?;
+                    let kind = if m.readonly == Some(false) {
+                        // Writes to a read-write bind mount are thrown away with the step, as
+                        // in BuildKit: they go to an overlay upper (or a copy, for a file)
+                        // in the step's scratch directory.
+                        let own = scratch.join(format!("mount-{}", mounts.len()));
+                        let made = if meta.is_dir() {
+                            std::fs::create_dir_all(own.join("upper"))
+                                .and_then(|_| std::fs::create_dir_all(own.join("work")))
+                        } else {
+                            std::fs::create_dir_all(&own)
+                                .and_then(|_| std::fs::copy(&source, own.join("file")).map(drop))
+                        };
+                        made.map_err(|e| Error::Read {
+                            path: own.clone(),
+                            source: e,
+                        })?;
+                        if meta.is_dir() {
+                            RunMountKind::Overlay {
+                                lower: source,
+                                upper: own.join("upper"),
+                                work: own.join("work"),
+                            }
+                        } else {
+                            RunMountKind::Bind {
+                                source: own.join("file"),
+                                readonly: false,
+                            }
+                        }
+                    } else {
+                        RunMountKind::Bind {
+                            source,
+                            readonly: true,
+                        }
+                    };
+                    mounts.push(RunMount { destination, kind });
                 }
                 MountKind::Secret => {
                     // The secret's id defaults to its target's name, as in BuildKit. It is
@@ -150,15 +197,17 @@ impl Builder<'_> {
                             .unwrap_or_else(|| format!("/run/secrets/{id}"));
                         mounts.push(RunMount {
                             destination: PathBuf::from(target),
-                            source: Some(source.clone()),
-                            readonly: true,
+                            kind: RunMountKind::Bind {
+                                source: source.clone(),
+                                readonly: true,
+                            },
                         });
                     }
                 }
-                _ => {
+                MountKind::Ssh => {
                     return Err(step_error(
                         instr,
-                        "this RUN --mount (ssh, or bind from a stage) is not supported yet",
+                        "RUN --mount=type=ssh is not supported yet: pass a deploy key with --secret instead",
                     ))
                 }
             }
@@ -190,8 +239,10 @@ impl Builder<'_> {
             })?;
             mounts.push(RunMount {
                 destination: Path::new("/etc").join(name),
-                source: Some(path),
-                readonly: false,
+                kind: RunMountKind::Bind {
+                    source: path,
+                    readonly: false,
+                },
             });
         }
         let network = run.network.unwrap_or(self.opts.network);
