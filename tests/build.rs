@@ -933,3 +933,65 @@ fn run_bind_mounts_read_stages_and_the_context_and_their_content_is_in_the_cache
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("missing"), "{err}");
 }
+
+#[test]
+fn the_build_cache_keeps_to_its_size_least_recently_used_first_and_survives_rmi() {
+    if !root_or_skip() {
+        return;
+    }
+    let k = Kiln::new();
+    build_busybox(&k);
+    let ctx = |name: &str| {
+        context(
+            &k.dir.path().join(name),
+            &[(
+                "Dockerfile",
+                &format!("FROM busybox:kiln\nRUN head -c 3000000 /dev/zero > /{name}\n"),
+            )],
+        )
+    };
+    let build = |name: &str| {
+        k.ok(&[
+            "build",
+            "-t",
+            &format!("{name}:1"),
+            ctx(name).to_str().unwrap(),
+        ])
+    };
+    build("a");
+    build("b");
+    // Removing an image keeps the layers the build cache names.
+    k.ok(&["rmi", "b:1"]);
+    assert!(build("b").contains("CACHED"));
+    assert!(
+        build("a").contains("CACHED"),
+        "a is now the most recently used"
+    );
+
+    let out = k.ok(&["builder", "prune", "--keep-storage", "4MB"]);
+    assert!(out.contains("Total reclaimed space:"), "{out}");
+    assert!(build("a").contains("CACHED"), "the most recent entry stays");
+    let b = build("b");
+    assert!(!b.contains("CACHED") && b.contains("cache miss"), "{b}");
+
+    // Every build keeps the cache under KILN_BUILD_CACHE_LIMIT.
+    let out = k
+        .cmd(&["build", "-t", "c:1", ctx("c").to_str().unwrap()])
+        .env("KILN_BUILD_CACHE_LIMIT", "4MB")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("trimmed the build cache"),
+        "{text}"
+    );
+    assert!(build("c").contains("CACHED"));
+    let a = build("a");
+    assert!(!a.contains("CACHED"), "{a}");
+    assert_eq!(
+        std::fs::metadata(flatten(&k, "a:1").join("a"))
+            .unwrap()
+            .len(),
+        3_000_000
+    );
+}

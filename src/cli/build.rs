@@ -13,6 +13,8 @@ use kiln_builder::Error;
 use kiln_runtime::{Mount, MountKind, Network, Process, Root, SandboxConfig, User};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
+use super::output::{human_size, parse_size};
+
 #[derive(clap::Args)]
 pub struct Args {
     /// Name and tag the image (repeatable).
@@ -173,7 +175,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         other => bail!("--progress {other}: use plain or json (tty shows plain lines for now)"),
     };
     let start = std::time::Instant::now();
+    let ran = std::sync::atomic::AtomicBool::new(args.no_cache);
     let progress = |event: Event| {
+        if let Event::Miss { .. } = event {
+            ran.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         if json {
             println!("{}", event_json(&event));
             return;
@@ -222,6 +228,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 std::io::Write::flush(&mut out)?;
                 println!("exporting to {} done", dest.display());
             }
+            // New layers may have taken the cache over its limit. Trimming waits for no
+            // one: when another build is running, the next build trims instead.
+            if ran.load(std::sync::atomic::Ordering::Relaxed) {
+                let limit = cache_limit(&root)?;
+                let mut freed = 0;
+                store.gc_after_if_idle(|| super::trim_cache(&root, limit, &mut freed))?;
+                if freed > 0 && !json {
+                    println!(
+                        "trimmed the build cache to its limit of {}: {} freed",
+                        human_size(limit),
+                        human_size(freed)
+                    );
+                }
+            }
             if let Some(f) = &args.iidfile {
                 std::fs::write(f, built.id.to_string())
                     .with_context(|| format!("writing {}", f.display()))?;
@@ -239,6 +259,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// The build cache's size limit: `KILN_BUILD_CACHE_LIMIT` (e.g. `20GB`), or a tenth of
+/// the filesystem that holds the store, as BuildKit's default.
+fn cache_limit(root: &Path) -> anyhow::Result<u64> {
+    if let Ok(text) = std::env::var("KILN_BUILD_CACHE_LIMIT") {
+        return parse_size(&text).context("KILN_BUILD_CACHE_LIMIT");
+    }
+    let fs = nix::sys::statvfs::statvfs(root)
+        .with_context(|| format!("the size of the filesystem of {}", root.display()))?;
+    Ok(fs.blocks() as u64 * fs.fragment_size() / 10)
 }
 
 /// One line of `--progress json`.

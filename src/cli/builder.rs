@@ -1,9 +1,9 @@
-//! `kiln builder prune [-a]`
+//! `kiln builder prune [-a] [--keep-storage SIZE]`
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use super::output::human_size;
+use super::output::{human_size, parse_size};
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -13,6 +13,15 @@ pub enum Command {
     Prune {
         #[arg(short, long)]
         all: bool,
+        /// Keep the most recently used cache entries up to this size (e.g. `5GB`): the
+        /// others go, least recently used first. Cache mounts stay.
+        #[arg(
+            long,
+            alias = "max-used-space",
+            value_name = "SIZE",
+            conflicts_with = "all"
+        )]
+        keep_storage: Option<String>,
         /// Accepted for docker compatibility; kiln never asks.
         #[arg(short, long)]
         force: bool,
@@ -20,10 +29,23 @@ pub enum Command {
 }
 
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
-    let Command::Prune { all, force: _ } = command;
+    let Command::Prune {
+        all,
+        keep_storage,
+        force: _,
+    } = command;
     let store = super::store()?;
     let root = kiln_image::store::Store::default_root();
     let mut freed = 0u64;
+    if let Some(size) = keep_storage {
+        let keep = parse_size(&size)?;
+        let report = store.gc_after(|| super::trim_cache(&root, keep, &mut freed))?;
+        println!(
+            "Total reclaimed space: {}",
+            human_size(freed + report.freed_bytes)
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut targets = vec!["buildcache", "snapshots", "tmp", "context-hashes.json"];
     if all {
         targets.push("cachemounts");
@@ -49,7 +71,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Ok(())
+        Ok(Default::default())
     })?;
     println!(
         "Total reclaimed space: {}",

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
+use kiln_image::store::Store;
 use serde_json::{json, Map, Value};
 
 use super::output::human_size;
@@ -75,7 +76,7 @@ fn inspect(names: &[String]) -> anyhow::Result<ExitCode> {
 fn prune(all: bool) -> anyhow::Result<ExitCode> {
     let store = super::store()?;
     let removed = store.remove_records(|r| all || r.reference.is_none())?;
-    let report = store.gc()?;
+    let report = store.gc_after(|| super::trim_cache(&Store::default_root(), u64::MAX, &mut 0))?;
     if !removed.is_empty() || !report.removed_blobs.is_empty() {
         println!("Deleted Images:");
         for r in &removed {

@@ -117,8 +117,15 @@ impl Cache {
         }
     }
 
+    /// The record of `key`, marked as used now (the cache size limit drops the least
+    /// recently used first).
     pub fn get(&self, key: &str) -> Option<Record> {
-        serde_json::from_slice(&std::fs::read(self.dir.join(key)).ok()?).ok()
+        let path = self.dir.join(key);
+        let record = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
+        if let Ok(f) = std::fs::File::options().write(true).open(&path) {
+            let _ = f.set_modified(std::time::SystemTime::now());
+        }
+        Some(record)
     }
 
     /// Written through a temporary file and a rename: concurrent builds see a record whole

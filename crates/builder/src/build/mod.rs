@@ -5,6 +5,7 @@
 mod cache;
 mod config;
 mod copy;
+mod retention;
 mod snapshots;
 mod stages;
 mod steps;
@@ -16,6 +17,7 @@ use kiln_image::digest::Digest;
 use kiln_image::store::Store;
 use kiln_image::Reference;
 
+pub use retention::{trim, Trimmed};
 pub use stages::{Base, Plan};
 
 use crate::ast::{Dockerfile, NetworkMode};

@@ -49,6 +49,10 @@ impl Snapshots {
     pub fn ensure(&self, store: &Store, diff_id: &str, blob: &Digest) -> Result<PathBuf, Error> {
         let path = self.path(diff_id);
         if path.is_dir() {
+            // Its time is its last use, for the cache size limit.
+            if let Ok(dir) = std::fs::File::open(&path) {
+                let _ = dir.set_modified(std::time::SystemTime::now());
+            }
             return Ok(path);
         }
         let scratch = self.scratch()?;

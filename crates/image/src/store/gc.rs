@@ -21,15 +21,37 @@ impl Store {
     /// source layer is gone, and what killed writers left in `ingest/`. Waits for writers
     /// to finish (it takes `gc.lock` exclusively).
     pub fn gc(&self) -> Result<GcReport> {
-        self.gc_after(|| Ok(()))
+        self.gc_after(|| Ok(HashSet::new()))
     }
 
     /// [`Store::gc`], with `cleanup` run first under the same exclusive lock: for caches
     /// beside the store (a builder's snapshots) that no writer may be using meanwhile.
-    pub fn gc_after(&self, cleanup: impl FnOnce() -> Result<()>) -> Result<GcReport> {
-        let _exclusive = self.lock("gc.lock", true)?;
-        cleanup()?;
-        let reachable = self.reachable()?;
+    /// `cleanup` returns the digests those caches still name: they are kept too.
+    pub fn gc_after(&self, cleanup: impl FnOnce() -> Result<HashSet<String>>) -> Result<GcReport> {
+        let exclusive = self.lock("gc.lock", true)?;
+        self.collect(exclusive, cleanup)
+    }
+
+    /// [`Store::gc_after`] only if no writer is at work now (None otherwise): for
+    /// housekeeping that can wait for the next time.
+    pub fn gc_after_if_idle(
+        &self,
+        cleanup: impl FnOnce() -> Result<HashSet<String>>,
+    ) -> Result<Option<GcReport>> {
+        match self.try_lock("gc.lock")? {
+            Some(exclusive) => self.collect(exclusive, cleanup).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn collect(
+        &self,
+        _exclusive: std::fs::File,
+        cleanup: impl FnOnce() -> Result<HashSet<String>>,
+    ) -> Result<GcReport> {
+        let kept = cleanup()?;
+        let mut reachable = self.reachable()?;
+        reachable.extend(kept);
         let mut report = GcReport::default();
         let blobs = self.root.join("blobs");
         for alg in read_dir(&blobs)? {

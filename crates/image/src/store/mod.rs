@@ -107,14 +107,29 @@ impl Store {
         self.lock("index.lock", true)
     }
 
-    fn lock(&self, name: &str, exclusive: bool) -> Result<File> {
+    fn lock_file(&self, name: &str) -> Result<File> {
         let path = self.root.join(name);
-        let file = File::options()
+        File::options()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(Error::io("open lock", &path))?;
+            .map_err(Error::io("open lock", &path))
+    }
+
+    /// `name` locked exclusively, or None when someone holds it now.
+    fn try_lock(&self, name: &str) -> Result<Option<File>> {
+        let file = self.lock_file(name)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(file)),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::io("lock", self.root.join(name))(e)),
+        }
+    }
+
+    fn lock(&self, name: &str, exclusive: bool) -> Result<File> {
+        let path = self.root.join(name);
+        let file = self.lock_file(name)?;
         let locked = if exclusive {
             file.lock()
         } else {
