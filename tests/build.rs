@@ -317,22 +317,23 @@ fn output_writes_an_archive_peers_read() {
 }
 
 #[test]
-fn with_source_date_epoch_two_builds_give_the_same_image() {
+fn with_source_date_epoch_two_builds_give_the_same_image_whichever_the_snapshotter() {
     if !root_or_skip() {
         return;
     }
     let mut digests = Vec::new();
-    for _ in 0..2 {
+    for snapshotter in ["overlay", "copy"] {
         // A fresh store and a fresh copy of the context each time (new inodes and times).
         let k = Kiln::new();
         let ctx = context(&k.dir.path().join("ctx"), &[
-            ("Dockerfile", "FROM scratch AS base\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nFROM base\nCOPY app/ /app/\nRUN echo made > /app/made && mkdir -p /var/x\n"),
+            ("Dockerfile", "FROM scratch AS base\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nRUN mkdir -p /old/sub /gone /tofile && echo 1 > /old/sub/f && echo k > /keep && echo d > /del && echo g > /gone/g && echo t > /tofile/t\nFROM base\nCOPY app/ /app/\nRUN echo made > /app/made && mkdir -p /var/x && rm /del && rm -rf /gone /old /tofile && mkdir /old && echo new > /old/n && echo f > /tofile && chmod 600 /keep && ln /app/made /app/hard && ln -s /app/made /app/soft && mkfifo /app/fifo\n"),
             ("app/a", "a"),
         ]);
         std::fs::copy(busybox(), ctx.join("busybox")).unwrap();
         let out = k
             .cmd(&["build", "-t", "repro:1", ctx.to_str().unwrap()])
             .env("SOURCE_DATE_EPOCH", "1700000000")
+            .env("KILN_SNAPSHOTTER", snapshotter)
             .output()
             .unwrap();
         assert!(
@@ -346,12 +347,34 @@ fn with_source_date_epoch_two_builds_give_the_same_image() {
             inspect[0]["Id"].clone(),
             inspect[0]["Descriptor"]["digest"].clone(),
         ));
+        let flat = flatten(&k, "repro:1");
+        for gone in ["del", "gone", "old/sub", "tofile/t"] {
+            assert!(
+                !flat.join(gone).exists(),
+                "{snapshotter}: {gone} was removed"
+            );
+        }
+        assert!(flat.join("old/n").is_file() && flat.join("tofile").is_file());
+        let keep = std::fs::metadata(flat.join("keep")).unwrap();
+        assert_eq!(keep.permissions().mode() & 0o777, 0o600, "{snapshotter}");
+        assert_eq!(
+            std::fs::metadata(flat.join("app/hard")).unwrap().ino(),
+            std::fs::metadata(flat.join("app/made")).unwrap().ino(),
+            "{snapshotter}: a hard link stays one"
+        );
         std::thread::sleep(std::time::Duration::from_millis(1100));
     }
     assert_eq!(
         digests[0], digests[1],
-        "the same image ID and manifest digest"
+        "the same image ID and manifest digest from overlayfs and from copies"
     );
+    let k = Kiln::new();
+    let out = k
+        .cmd(&["build", "-"])
+        .env("KILN_SNAPSHOTTER", "zfs")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("KILN_SNAPSHOTTER=zfs"));
 }
 
 #[test]

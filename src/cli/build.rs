@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 use kiln_builder::ast::NetworkMode;
 use kiln_builder::build::{BuildOptions, Event, Executor, RunMountKind, RunStep};
 use kiln_builder::Error;
-use kiln_runtime::{Mount, MountKind, Network, Process, Root, SandboxConfig, User};
+use kiln_runtime::{Mount, MountKind, Network, Process, Root, SandboxConfig, Snapshotter, User};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
 use super::output::{human_size, parse_size};
@@ -67,6 +67,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let store = super::store()?;
     let root = kiln_image::store::Store::default_root();
+    let exec = SandboxExecutor {
+        snapshotter: snapshotter(&root)?,
+    };
     // `-`: a context tar (plain or compressed) on standard input, unpacked as a layer is
     // (nothing may land outside it); or, when it is not a tar, a Dockerfile alone.
     let stdin_context;
@@ -200,7 +203,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Event::Done { id, seconds } => println!("#{id} DONE {seconds:.1}s"),
         }
     };
-    match kiln_builder::build::build(&store, &root, &SandboxExecutor, &opts, &progress) {
+    match kiln_builder::build::build(&store, &root, &exec, &opts, &progress) {
         Ok(built) => {
             if json {
                 let tags: Vec<String> = built.tags.iter().map(|t| t.to_string()).collect();
@@ -334,8 +337,28 @@ fn output_dest(spec: &str) -> anyhow::Result<PathBuf> {
     }
 }
 
-/// RUN steps in `kiln-runtime`'s sandbox; stage views as read-only overlays.
-struct SandboxExecutor;
+/// RUN steps in `kiln-runtime`'s sandbox; stage views as read-only overlays (or, with
+/// the copying snapshotter, read-only trees of hard links).
+struct SandboxExecutor {
+    snapshotter: Snapshotter,
+}
+
+/// `KILN_SNAPSHOTTER=overlay|copy`, or overlayfs when it mounts on the store's filesystem.
+fn snapshotter(root: &Path) -> anyhow::Result<Snapshotter> {
+    match std::env::var("KILN_SNAPSHOTTER").as_deref() {
+        Ok("overlay") => Ok(Snapshotter::Overlay),
+        Ok("copy") => Ok(Snapshotter::Copy),
+        Ok(other) => bail!("KILN_SNAPSHOTTER={other}: use overlay or copy"),
+        Err(_) if kiln_runtime::overlay_works(&root.join("tmp")) => Ok(Snapshotter::Overlay),
+        Err(_) => {
+            eprintln!(
+                "kiln build: overlayfs does not mount under {}: RUN steps use copies of the layers (slower)",
+                root.display()
+            );
+            Ok(Snapshotter::Copy)
+        }
+    }
+}
 
 impl Executor for SandboxExecutor {
     fn run(&self, step: &RunStep, output: &mut dyn FnMut(&str)) -> Result<i32, Error> {
@@ -384,6 +407,7 @@ impl Executor for SandboxExecutor {
                 upper: step.upper.clone(),
                 work: step.work.clone(),
                 merged: step.merged.clone(),
+                snapshotter: self.snapshotter,
             },
             hostname: step.hostname.clone(),
             mounts,
@@ -449,6 +473,13 @@ impl Executor for SandboxExecutor {
                 )
                 .map_err(fail)
             }
+            many if self.snapshotter == Snapshotter::Copy => {
+                kiln_runtime::merge_layers(many, at, true).map_err(|e| Error::Read {
+                    path: at.to_path_buf(),
+                    source: e,
+                })?;
+                self.view(&[at.to_path_buf()], at)
+            }
             many => {
                 let dirs: Vec<String> = many.iter().map(|p| p.display().to_string()).collect();
                 let options = format!("lowerdir={}", dirs.join(":"));
@@ -465,7 +496,12 @@ impl Executor for SandboxExecutor {
     }
 
     fn unview(&self, at: &Path) {
-        let _ = umount2(at, MntFlags::MNT_DETACH);
-        let _ = std::fs::remove_dir(at);
+        // Once unmounted, what is left is the mount point, or a tree of hard links the
+        // copying snapshotter made; while mounted, nothing under it may be removed.
+        if umount2(at, MntFlags::MNT_DETACH).is_ok() {
+            let _ = std::fs::remove_dir_all(at);
+        } else {
+            let _ = std::fs::remove_dir(at);
+        }
     }
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
-use crate::spec::{MountKind, SandboxConfig};
+use crate::spec::{MountKind, SandboxConfig, Snapshotter};
 
 const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
@@ -144,12 +144,16 @@ fn overlay(lower: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> io::R
 pub(crate) fn enter_root(config: &SandboxConfig) -> io::Result<()> {
     let root = &config.root.merged;
     make_mounts_private()?;
-    overlay(
-        &config.root.lower,
-        &config.root.upper,
-        &config.root.work,
-        root,
-    )?;
+    match config.root.snapshotter {
+        Snapshotter::Overlay => overlay(
+            &config.root.lower,
+            &config.root.upper,
+            &config.root.work,
+            root,
+        )?,
+        // pivot_root needs a mount point.
+        Snapshotter::Copy => bind(root, root, false)?,
+    }
 
     let proc_dir = root.join("proc");
     fs::create_dir_all(&proc_dir)?;
@@ -229,7 +233,13 @@ pub(crate) fn enter_root(config: &SandboxConfig) -> io::Result<()> {
             }
             MountKind::Overlay { lower, upper, work } => {
                 fs::create_dir_all(&target)?;
-                overlay(lower, upper, work, &target)?;
+                match config.root.snapshotter {
+                    Snapshotter::Overlay => overlay(lower, upper, work, &target)?,
+                    Snapshotter::Copy => {
+                        crate::copy_root::merge_layers(lower, upper, false)?;
+                        bind(upper, &target, false)?;
+                    }
+                }
             }
             MountKind::Tmpfs { size } => {
                 fs::create_dir_all(&target)?;

@@ -14,15 +14,18 @@ use nix::sched::CloneFlags;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{ForkResult, Gid, Uid};
 
+use crate::copy_root::{self, Baseline};
 use crate::error::Error;
 use crate::mounts;
-use crate::spec::{Network, SandboxConfig};
+use crate::spec::{Network, SandboxConfig, Snapshotter};
 
 /// A running sandboxed process.
 pub struct Sandboxed {
     pub child: Child,
     upper: PathBuf,
     stubs: Vec<PathBuf>,
+    /// The copying snapshotter's root and what it held before the process.
+    copied: Option<(PathBuf, Baseline)>,
 }
 
 impl Sandboxed {
@@ -34,6 +37,13 @@ impl Sandboxed {
             path: self.upper.clone(),
             source: e,
         })?;
+        if let Some((root, baseline)) = &self.copied {
+            copy_root::write_upper(root, baseline, &self.upper).map_err(|e| Error::Io {
+                op: "record the changes in",
+                path: root.clone(),
+                source: e,
+            })?;
+        }
         mounts::remove_stubs(&self.upper, &self.stubs);
         Ok(status)
     }
@@ -60,6 +70,20 @@ pub fn spawn(
         })?;
     }
     let stubs = mounts::stubs(config);
+    let copied = match config.root.snapshotter {
+        Snapshotter::Overlay => None,
+        Snapshotter::Copy => {
+            let merged = &config.root.merged;
+            let baseline = copy_root::merge_layers(&config.root.lower, merged, false)
+                .and_then(|()| copy_root::baseline(merged))
+                .map_err(|e| Error::Io {
+                    op: "copy the layers into",
+                    path: merged.clone(),
+                    source: e,
+                })?;
+            Some((merged.clone(), baseline))
+        }
+    };
     let mut cmd = Command::new(&program);
     cmd.args(&config.process.args[1..])
         .env_clear()
@@ -84,6 +108,7 @@ pub fn spawn(
         child,
         upper: config.root.upper.clone(),
         stubs,
+        copied,
     })
 }
 

@@ -31,7 +31,7 @@ pub struct User {
     pub gid: u32,
 }
 
-/// An overlay root: read-only `lower` directories (topmost first) under a writable
+/// The root: read-only `lower` directories (topmost first) under a writable
 /// `upper`, which collects every change the process makes. `work` is overlayfs' scratch
 /// directory and `merged` the (empty) directory the root is mounted on; both must be on
 /// the same filesystem as `upper`.
@@ -41,6 +41,18 @@ pub struct Root {
     pub upper: PathBuf,
     pub work: PathBuf,
     pub merged: PathBuf,
+    pub snapshotter: Snapshotter,
+}
+
+/// How the root is made. Either way `upper` ends up holding the changes in overlayfs'
+/// form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Snapshotter {
+    /// An overlayfs mount.
+    Overlay,
+    /// A copy of the layers in `merged`, compared with what it was after the process
+    /// (where overlayfs is missing or refuses the filesystem).
+    Copy,
 }
 
 #[derive(Debug, Clone)]
