@@ -198,21 +198,35 @@ fn is_opaque(dir: &Path) -> bool {
 }
 
 /// What each path of a root was before the process: any change to an entry changes its
-/// ctime, and a path made anew has another inode.
+/// ctime, and a path made anew is another file (another inode, or the same inode number
+/// reused with a new birth time).
 pub(crate) struct Baseline {
     entries: HashMap<PathBuf, Stamp>,
 }
 
 #[derive(PartialEq, Eq)]
 struct Stamp {
-    ino: u64,
+    file: FileId,
     ctime: (i64, i64),
     is_dir: bool,
 }
 
+#[derive(PartialEq, Eq, Clone, Copy)]
+struct FileId {
+    ino: u64,
+    born: Option<std::time::SystemTime>,
+}
+
+fn file_id(meta: &fs::Metadata) -> FileId {
+    FileId {
+        ino: meta.ino(),
+        born: meta.created().ok(),
+    }
+}
+
 fn stamp(meta: &fs::Metadata) -> Stamp {
     Stamp {
-        ino: meta.ino(),
+        file: file_id(meta),
         ctime: (meta.ctime(), meta.ctime_nsec()),
         is_dir: meta.is_dir(),
     }
@@ -249,12 +263,12 @@ pub(crate) fn write_upper(root: &Path, base: &Baseline, upper: &Path) -> io::Res
         let opaque = match before {
             _ if inside_new => false,
             Some(b) if *b == stamp(&meta) => continue,
-            Some(b) if b.ino == meta.ino() => false,
+            Some(b) if b.file == file_id(&meta) => false,
             // Made anew: a directory hides whatever the old one held.
             Some(b) => b.is_dir && meta.is_dir(),
             None => false,
         };
-        if meta.is_dir() && !inside_new && before.is_none_or(|b| b.ino != meta.ino()) {
+        if meta.is_dir() && !inside_new && before.is_none_or(|b| b.file != file_id(&meta)) {
             new_tree = Some(rel.clone());
         }
         add_parents(upper, &rel, &mut made_dirs)?;
@@ -276,7 +290,7 @@ pub(crate) fn write_upper(root: &Path, base: &Baseline, upper: &Path) -> io::Res
     let same_dir = |dir: &Path| {
         dir.as_os_str().is_empty()
             || fs::symlink_metadata(root.join(dir)).is_ok_and(|m| {
-                m.is_dir() && base.entries.get(dir).is_some_and(|b| b.ino == m.ino())
+                m.is_dir() && base.entries.get(dir).is_some_and(|b| b.file == file_id(&m))
             })
     };
     for rel in base.entries.keys().filter(|p| !seen.contains(*p)) {

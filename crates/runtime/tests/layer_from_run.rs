@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Stdio;
 
 use kiln_image::layer::{apply, overlay_changes, write_changes, Change, Compression, LayerOptions};
-use kiln_runtime::{spawn, Network, Process, Root, SandboxConfig, User};
+use kiln_runtime::{spawn, Network, Process, Root, SandboxConfig, Snapshotter, User};
 
 fn lower(dir: &Path) -> std::path::PathBuf {
     let lower = dir.join("lower");
@@ -45,7 +45,16 @@ fn walkdir(dir: &Path) -> Vec<std::path::PathBuf> {
 }
 
 #[test]
-fn a_steps_changes_become_a_layer_with_whiteouts() {
+fn a_steps_changes_on_overlayfs_become_a_layer_with_whiteouts() {
+    changes_become_a_layer(Snapshotter::Overlay);
+}
+
+#[test]
+fn a_steps_changes_on_a_copy_become_the_same_layer() {
+    changes_become_a_layer(Snapshotter::Copy);
+}
+
+fn changes_become_a_layer(snapshotter: Snapshotter) {
     if !nix::unistd::geteuid().is_root() {
         assert!(std::env::var_os("CI").is_none(), "CI runs as root");
         eprintln!("skipped: the sandbox needs root");
@@ -66,6 +75,7 @@ fn a_steps_changes_become_a_layer_with_whiteouts() {
             upper: tmp.path().join("upper"),
             work: tmp.path().join("work"),
             merged: tmp.path().join("merged"),
+            snapshotter,
         },
         hostname: "kiln".into(),
         mounts: vec![],

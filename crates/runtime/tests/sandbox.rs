@@ -47,6 +47,7 @@ fn config(dir: &Path, args: &[&str]) -> SandboxConfig {
             upper: dir.join("upper"),
             work: dir.join("work"),
             merged: dir.join("merged"),
+            snapshotter: kiln_runtime::Snapshotter::Overlay,
         },
         hostname: "kiln-test".into(),
         mounts: Vec::new(),
