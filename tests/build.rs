@@ -1018,3 +1018,42 @@ fn the_build_cache_keeps_to_its_size_least_recently_used_first_and_survives_rmi(
         3_000_000
     );
 }
+
+#[test]
+fn progress_auto_draws_live_lines_on_a_terminal_and_plain_lines_elsewhere() {
+    if !root_or_skip() {
+        return;
+    }
+    let k = Kiln::new();
+    build_busybox(&k);
+    let ctx = context(
+        &k.dir.path().join("tty"),
+        &[(
+            "Dockerfile",
+            "FROM busybox:kiln\nRUN for i in 1 2 3; do echo line $i; sleep 0.2; done\n",
+        )],
+    );
+    // `script` gives kiln a terminal, as a developer's shell does.
+    let command = format!(
+        "{} build -t tty:1 {}",
+        env!("CARGO_BIN_EXE_kiln"),
+        ctx.display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("KILN_ROOT", k.root())
+        .output()
+        .expect("script (bsdutils)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("\x1b["), "live lines are drawn: {text}");
+    assert!(
+        text.contains("#2 [0 2/2] RUN for i in 1 2 3; do echo line $i; sleep 0.2; done (cache miss: not built before) DONE"),
+        "{text}"
+    );
+    let plain = k.ok(&["build", "-t", "tty:1", ctx.to_str().unwrap()]);
+    assert!(
+        plain.contains("#2 CACHED") && !plain.contains('\x1b'),
+        "{plain}"
+    );
+}

@@ -14,6 +14,7 @@ use kiln_runtime::{Mount, MountKind, Network, Process, Root, SandboxConfig, Snap
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
 use super::output::{human_size, parse_size};
+use super::progress::Progress;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -31,8 +32,9 @@ pub struct Args {
     no_cache: bool,
     #[arg(long = "label", value_name = "KEY=VALUE")]
     labels: Vec<String>,
-    /// Only `plain` for now: one line per step, RUN output, CACHED for hits.
-    #[arg(long, default_value = "plain")]
+    /// auto (tty on a terminal, else plain), tty (live lines with spinners), plain (one
+    /// line per step, RUN output, CACHED for hits: for CI logs) or json (one event a line).
+    #[arg(long, default_value = "auto", value_name = "auto|tty|plain|json")]
     progress: String,
     /// Write the image ID to this file.
     #[arg(long)]
@@ -172,38 +174,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         secrets: secrets(&args.secrets)?,
         cache_mount_dir: args.cache_mount_dir.clone(),
     };
-    let json = match args.progress.as_str() {
-        "plain" | "auto" | "tty" => false,
-        "json" => true,
-        other => bail!("--progress {other}: use plain or json (tty shows plain lines for now)"),
-    };
-    let start = std::time::Instant::now();
+    let progress = Progress::new(&args.progress)?;
+    let json = progress.is_json();
     let ran = std::sync::atomic::AtomicBool::new(args.no_cache);
-    let progress = |event: Event| {
+    let report = |event: Event| {
         if let Event::Miss { .. } = event {
             ran.store(true, std::sync::atomic::Ordering::Relaxed);
         }
-        if json {
-            println!("{}", event_json(&event));
-            return;
-        }
-        match event {
-            Event::Step {
-                id,
-                stage,
-                index,
-                total,
-                text,
-            } => println!("#{id} [{stage} {index}/{total}] {text}"),
-            Event::Cached { id } => println!("#{id} CACHED"),
-            Event::Miss { id, reason } => println!("#{id} cache miss: {reason}"),
-            Event::Output { id, line } => {
-                println!("#{id} {:.3} {line}", start.elapsed().as_secs_f64())
-            }
-            Event::Done { id, seconds } => println!("#{id} DONE {seconds:.1}s"),
-        }
+        progress.event(event);
     };
-    match kiln_builder::build::build(&store, &root, &exec, &opts, &progress) {
+    let result = kiln_builder::build::build(&store, &root, &exec, &opts, &report);
+    progress.finish();
+    match result {
         Ok(built) => {
             if json {
                 let tags: Vec<String> = built.tags.iter().map(|t| t.to_string()).collect();
@@ -273,26 +255,6 @@ fn cache_limit(root: &Path) -> anyhow::Result<u64> {
     let fs = nix::sys::statvfs::statvfs(root)
         .with_context(|| format!("the size of the filesystem of {}", root.display()))?;
     Ok(fs.blocks() as u64 * fs.fragment_size() / 10)
-}
-
-/// One line of `--progress json`.
-fn event_json(event: &Event) -> serde_json::Value {
-    use serde_json::json;
-    match event {
-        Event::Step {
-            id,
-            stage,
-            index,
-            total,
-            text,
-        } => {
-            json!({"type": "step", "id": id, "stage": stage, "index": index, "total": total, "instruction": text})
-        }
-        Event::Cached { id } => json!({"type": "cached", "id": id}),
-        Event::Miss { id, reason } => json!({"type": "miss", "id": id, "reason": reason}),
-        Event::Output { id, line } => json!({"type": "output", "id": id, "line": line}),
-        Event::Done { id, seconds } => json!({"type": "done", "id": id, "seconds": seconds}),
-    }
 }
 
 /// `--secret id=ID,src=FILE` (also `source=`; `type=file` is the only type).

@@ -9,6 +9,7 @@ mod import;
 mod load;
 mod output;
 mod parse;
+mod progress;
 mod rmi;
 mod save;
 mod tag;

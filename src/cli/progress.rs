@@ -1,0 +1,183 @@
+//! How `kiln build` shows its steps: `plain` lines for CI logs, `json` events for tools,
+//! and on a terminal (`tty`, or `auto` when standard error is one) a live line per step
+//! with a spinner, the elapsed time and the last line of its output.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use kiln_builder::build::Event;
+
+pub enum Progress {
+    Plain { start: Instant },
+    Json,
+    Tty(Tty),
+}
+
+pub struct Tty {
+    multi: MultiProgress,
+    steps: Mutex<HashMap<usize, Step>>,
+}
+
+struct Step {
+    bar: ProgressBar,
+    text: String,
+    miss: Option<String>,
+}
+
+impl Progress {
+    /// `auto` (tty when standard error is a terminal, else plain), `tty`, `plain`, `json`.
+    pub fn new(mode: &str) -> anyhow::Result<Progress> {
+        Ok(match mode {
+            "auto" if std::io::stderr().is_terminal() => Progress::Tty(Tty::new()),
+            "tty" => Progress::Tty(Tty::new()),
+            "auto" | "plain" => Progress::Plain {
+                start: Instant::now(),
+            },
+            "json" => Progress::Json,
+            other => bail!("--progress {other}: use auto, tty, plain or json"),
+        })
+    }
+
+    pub fn is_json(&self) -> bool {
+        matches!(self, Progress::Json)
+    }
+
+    pub fn event(&self, event: Event) {
+        match self {
+            Progress::Json => println!("{}", event_json(&event)),
+            Progress::Plain { start } => plain(&event, start),
+            Progress::Tty(tty) => tty.event(event),
+        }
+    }
+
+    /// Replaces the live lines with one plain line per step, as it ended (steps still
+    /// running when the build stopped are marked ERROR), before anything else is printed.
+    pub fn finish(&self) {
+        if let Progress::Tty(tty) = self {
+            let mut steps: Vec<(usize, Step)> =
+                tty.steps.lock().expect("progress lock").drain().collect();
+            steps.sort_by_key(|(id, _)| *id);
+            let _ = tty.multi.clear();
+            for (_, step) in steps {
+                let end = if step.bar.is_finished() {
+                    step.bar.message()
+                } else {
+                    format!("{} ERROR", step.text)
+                };
+                eprintln!("{} {end}", step.bar.prefix());
+            }
+        }
+    }
+}
+
+fn plain(event: &Event, start: &Instant) {
+    match event {
+        Event::Step {
+            id,
+            stage,
+            index,
+            total,
+            text,
+        } => println!("#{id} [{stage} {index}/{total}] {text}"),
+        Event::Cached { id } => println!("#{id} CACHED"),
+        Event::Miss { id, reason } => println!("#{id} cache miss: {reason}"),
+        Event::Output { id, line } => {
+            println!("#{id} {:.3} {line}", start.elapsed().as_secs_f64())
+        }
+        Event::Done { id, seconds } => println!("#{id} DONE {seconds:.1}s"),
+    }
+}
+
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template).expect("a valid template")
+}
+
+impl Tty {
+    fn new() -> Tty {
+        Tty {
+            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10)),
+            steps: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn event(&self, event: Event) {
+        let mut steps = self.steps.lock().expect("progress lock");
+        match event {
+            Event::Step {
+                id,
+                stage,
+                index,
+                total,
+                text,
+            } => {
+                let bar = self.multi.add(ProgressBar::new_spinner());
+                bar.set_style(style(
+                    "{spinner:.cyan} {prefix:.bold} {wide_msg} {elapsed:>4.dim}",
+                ));
+                bar.set_prefix(format!("#{id} [{stage} {index}/{total}]"));
+                bar.set_message(text.to_string());
+                bar.enable_steady_tick(Duration::from_millis(100));
+                steps.insert(
+                    id,
+                    Step {
+                        bar,
+                        text: text.to_string(),
+                        miss: None,
+                    },
+                );
+            }
+            Event::Cached { id } => {
+                if let Some(s) = steps.get(&id) {
+                    s.bar.set_style(style("{prefix:.bold} {wide_msg:.dim}"));
+                    s.bar.finish_with_message(format!("{} CACHED", s.text));
+                }
+            }
+            Event::Miss { id, reason } => {
+                if let Some(s) = steps.get_mut(&id) {
+                    s.miss = Some(reason.to_string());
+                }
+            }
+            Event::Output { id, line } => {
+                if let Some(s) = steps.get(&id) {
+                    s.bar.set_message(format!("{} │ {line}", s.text));
+                }
+            }
+            Event::Done { id, seconds } => {
+                if let Some(s) = steps.get(&id).filter(|s| !s.bar.is_finished()) {
+                    let why = s
+                        .miss
+                        .as_ref()
+                        .map(|m| format!(" (cache miss: {m})"))
+                        .unwrap_or_default();
+                    s.bar.set_style(style("{prefix:.green.bold} {wide_msg}"));
+                    s.bar
+                        .finish_with_message(format!("{}{why} DONE {seconds:.1}s", s.text));
+                }
+            }
+        }
+    }
+}
+
+/// One line of `--progress json`.
+fn event_json(event: &Event) -> serde_json::Value {
+    use serde_json::json;
+    match event {
+        Event::Step {
+            id,
+            stage,
+            index,
+            total,
+            text,
+        } => {
+            json!({"type": "step", "id": id, "stage": stage, "index": index, "total": total, "instruction": text})
+        }
+        Event::Cached { id } => json!({"type": "cached", "id": id}),
+        Event::Miss { id, reason } => json!({"type": "miss", "id": id, "reason": reason}),
+        Event::Output { id, line } => json!({"type": "output", "id": id, "line": line}),
+        Event::Done { id, seconds } => json!({"type": "done", "id": id, "seconds": seconds}),
+    }
+}
