@@ -1,7 +1,9 @@
 //! Build benchmark: `kiln build` against `buildah bud` (Debian's buildah, overlay storage,
-//! chroot isolation, `--layers` so it caches) on the same contexts in the same run, cold,
-//! fully cached, and after a one-file change. Prints times and ratios (buildah / kiln), and
-//! kiln's peak memory. Needs root, buildah and Debian's busybox-static.
+//! chroot isolation, `--layers` so it caches) and BuildKit (the one in Debian's docker.io,
+//! through a private `dockerd` in a network namespace of its own) on the same contexts in
+//! the same run, cold, fully cached, and after a one-file change. Prints times and ratios
+//! (peer / kiln), and kiln's peak memory. Needs root, buildah and Debian's busybox-static;
+//! BuildKit is measured when `/usr/sbin/dockerd` is there (`apt-get install docker.io`).
 //! Usage: build-bench [SCALE]   (1 = the full sizes: 20,000 files / 200 MB, a 1 GiB file)
 
 use std::path::Path;
@@ -143,12 +145,16 @@ fn main() {
             .arg("localhost/busybox:bench"),
     );
 
+    let dockerd = Dockerd::start(w);
+    if dockerd.is_none() {
+        println!("BuildKit: not measured (no /usr/sbin/dockerd: apt-get install docker.io)");
+    }
+    if let Some(d) = &dockerd {
+        timed(&mut d.docker(&["load", "-q", "-i", base_tar.to_str().unwrap()]));
+    }
     println!(
-        "{:<22} {:>28} {:>28} {:>28}",
-        "scenario",
-        "cold kiln/buildah (x)",
-        "cached kiln/buildah (x)",
-        "one change kiln/buildah (x)"
+        "{:<22} {:<11} {:>8} {:>18} {:>18}",
+        "scenario", "build", "kiln", "buildah (x)", "BuildKit (x)"
     );
     let mut peak_note = String::new();
     for s in scenarios(scale) {
@@ -168,7 +174,7 @@ fn main() {
             timed(
                 Command::new(&kiln)
                     .env("KILN_ROOT", &store)
-                    .args(["build", "-t", "bench:1"])
+                    .args(["build", "--progress", "plain", "-t", "bench:1"])
                     .arg(&ctx),
             )
         };
@@ -200,6 +206,20 @@ fn main() {
                 ctx.to_str().unwrap(),
             ]))
         };
+        let buildkit_build = || {
+            dockerd.as_ref().map(|d| {
+                let mut cmd = d.docker(&[
+                    "build",
+                    "--network",
+                    "host",
+                    "-q",
+                    "-t",
+                    "bench:1",
+                    ctx.to_str().unwrap(),
+                ]);
+                timed(cmd.env("DOCKER_BUILDKIT", "1"))
+            })
+        };
 
         let k_cold = if s.name.starts_with("one 1 GiB") {
             let start = Instant::now();
@@ -229,19 +249,36 @@ fn main() {
             kiln_build()
         };
         let b_cold = buildah_build();
+        let bk_cold = buildkit_build();
         let k_cached = kiln_build();
         let b_cached = buildah_build();
+        let bk_cached = buildkit_build();
         std::fs::write(ctx.join(s.change), "changed").unwrap();
         let k_change = kiln_build();
         let b_change = buildah_build();
-        let cell = |k: f64, b: f64| format!("{k:.2}s / {b:.2}s ({:.1}x)", b / k);
-        println!(
-            "{:<22} {:>28} {:>28} {:>28}",
-            s.name,
-            cell(k_cold, b_cold),
-            cell(k_cached, b_cached),
-            cell(k_change, b_change)
-        );
+        let bk_change = buildkit_build();
+        let cell = |k: f64, peer: Option<f64>| match peer {
+            Some(p) => format!("{p:.2}s ({:.1}x)", p / k),
+            None => "-".into(),
+        };
+        for (phase, k, b, bk) in [
+            ("cold", k_cold, b_cold, bk_cold),
+            ("cached", k_cached, b_cached, bk_cached),
+            ("one change", k_change, b_change, bk_change),
+        ] {
+            println!(
+                "{:<22} {:<11} {:>7.2}s {:>18} {:>18}",
+                s.name,
+                phase,
+                k,
+                cell(k, Some(b)),
+                cell(k, bk)
+            );
+        }
+        if let Some(d) = &dockerd {
+            let _ = d.docker(&["rmi", "-f", "bench:1"]).output();
+            let _ = d.docker(&["builder", "prune", "-af"]).output();
+        }
         let _ = std::fs::remove_dir_all(&ctx);
         let _ = std::fs::remove_dir_all(&store);
         let _ = Command::new("buildah")
@@ -259,4 +296,71 @@ fn main() {
     }
     println!("{peak_note}");
     println!("goals: cached >= 5x, one-file change in the 20,000-file context >= 3x, cold >= 1x buildah; peak memory < 200 MB");
+    drop(dockerd);
+}
+
+/// A private dockerd (Debian's docker.io, whose builder is BuildKit) in a network
+/// namespace with only loopback, with its own data, exec root and socket under the
+/// benchmark's directory; stopped when dropped.
+struct Dockerd {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+}
+
+impl Dockerd {
+    fn start(work: &Path) -> Option<Dockerd> {
+        if !Path::new("/usr/sbin/dockerd").exists() {
+            return None;
+        }
+        let dir = work.join("dockerd");
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = format!(
+            "ip link set lo up && exec dockerd --iptables=false --ip6tables=false --bridge=none --data-root {d}/data --exec-root {d}/exec --pidfile {d}/pid -H unix://{d}/sock",
+            d = dir.display()
+        );
+        let child = Command::new("unshare")
+            .args(["--net", "--fork", "--kill-child", "sh", "-c", &script])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.join("log")).unwrap())
+            .spawn()
+            .expect("unshare");
+        let d = Dockerd { child, dir };
+        for _ in 0..600 {
+            if d.docker(&["info"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+            {
+                return Some(d);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("dockerd did not start: see {}", d.dir.join("log").display());
+    }
+
+    /// Debian's docker CLI (a newer one on PATH would refuse BuildKit without buildx).
+    fn docker(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("/usr/bin/docker");
+        cmd.arg("-H")
+            .arg(format!("unix://{}/sock", self.dir.display()))
+            .args(args);
+        cmd
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        // SIGTERM lets dockerd stop its containerd; then its mounts can go.
+        if let Ok(pid) = std::fs::read_to_string(self.dir.join("pid")) {
+            let _ = Command::new("kill").arg(pid.trim()).status();
+        }
+        let _ = self.child.wait();
+        let _ = Command::new("umount")
+            .arg("-R")
+            .arg(self.dir.join("data"))
+            .output();
+        let _ = Command::new("umount")
+            .arg("-R")
+            .arg(self.dir.join("exec"))
+            .output();
+    }
 }
