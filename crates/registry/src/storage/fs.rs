@@ -1,0 +1,180 @@
+//! The filesystem backend: objects are files under a root directory. Whole writes go
+//! through a temporary file, fsync and rename; a `kill -9` leaves at most a temporary
+//! file (in `_tmp/`, never read, removed at start).
+
+use std::io::SeekFrom;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+use super::{ByteStream, Meta, Storage};
+use crate::Error;
+
+pub struct FsStorage {
+    root: PathBuf,
+}
+
+impl FsStorage {
+    /// Storage under `root` (made if missing); clears what killed writers left.
+    pub fn open(root: impl Into<PathBuf>) -> Result<FsStorage, Error> {
+        let root = root.into();
+        let tmp = root.join("_tmp");
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).map_err(Error::io("create", &tmp))?;
+        Ok(FsStorage { root })
+    }
+
+    fn path(&self, path: &str) -> PathBuf {
+        self.root.join(path.trim_start_matches('/'))
+    }
+
+    async fn parent(&self, path: &Path) -> Result<(), Error> {
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir)
+                .await
+                .map_err(Error::io("create", dir))?;
+        }
+        Ok(())
+    }
+}
+
+fn not_found(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::NotFound
+}
+
+#[async_trait::async_trait]
+impl Storage for FsStorage {
+    async fn get(&self, path: &str) -> Result<Bytes, Error> {
+        let p = self.path(path);
+        match tokio::fs::read(&p).await {
+            Ok(data) => Ok(Bytes::from(data)),
+            Err(e) if not_found(&e) => Err(Error::NotFound(path.to_string())),
+            Err(e) => Err(Error::io("read", &p)(e)),
+        }
+    }
+
+    async fn put(&self, path: &str, data: Bytes) -> Result<(), Error> {
+        let target = self.path(path);
+        self.parent(&target).await?;
+        let tmp = self
+            .root
+            .join("_tmp")
+            .join(format!("put-{}", uuid::Uuid::new_v4().simple()));
+        let mut file = tokio::fs::File::create(&tmp)
+            .await
+            .map_err(Error::io("create", &tmp))?;
+        file.write_all(&data).await.map_err(Error::io("write", &tmp))?;
+        file.sync_all().await.map_err(Error::io("sync", &tmp))?;
+        drop(file);
+        tokio::fs::rename(&tmp, &target)
+            .await
+            .map_err(Error::io("rename into", &target))
+    }
+
+    async fn stat(&self, path: &str) -> Result<Option<Meta>, Error> {
+        let p = self.path(path);
+        match tokio::fs::metadata(&p).await {
+            Ok(m) if m.is_file() => Ok(Some(Meta {
+                size: m.len(),
+                modified: m.modified().map_err(Error::io("stat", &p))?,
+            })),
+            Ok(_) => Ok(None),
+            Err(e) if not_found(&e) => Ok(None),
+            Err(e) => Err(Error::io("stat", &p)(e)),
+        }
+    }
+
+    async fn reader(&self, path: &str, offset: u64, len: Option<u64>) -> Result<ByteStream, Error> {
+        let p = self.path(path);
+        let mut file = match tokio::fs::File::open(&p).await {
+            Ok(f) => f,
+            Err(e) if not_found(&e) => return Err(Error::NotFound(path.to_string())),
+            Err(e) => return Err(Error::io("open", &p)(e)),
+        };
+        file.seek(SeekFrom::Start(offset))
+            .await
+            .map_err(Error::io("seek", &p))?;
+        let stream = tokio_util::io::ReaderStream::with_capacity(
+            file.take(len.unwrap_or(u64::MAX)),
+            256 * 1024,
+        );
+        Ok(Box::pin(stream))
+    }
+
+    async fn append(&self, path: &str, offset: u64, mut data: ByteStream) -> Result<u64, Error> {
+        let p = self.path(path);
+        self.parent(&p).await?;
+        let mut file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&p)
+            .await
+            .map_err(Error::io("open", &p))?;
+        let mut size = file.metadata().await.map_err(Error::io("stat", &p))?.len();
+        if size != offset {
+            return Err(Error::Offset {
+                path: path.to_string(),
+                expected: offset,
+                actual: size,
+            });
+        }
+        let mut result = Ok(());
+        while let Some(chunk) = data.next().await {
+            match chunk {
+                Ok(bytes) => {
+                    file.write_all(&bytes).await.map_err(Error::io("write", &p))?;
+                    size += bytes.len() as u64;
+                }
+                Err(e) => {
+                    result = Err(Error::Body(e.to_string()));
+                    break;
+                }
+            }
+        }
+        file.flush().await.map_err(Error::io("write", &p))?;
+        result.map(|()| size)
+    }
+
+    async fn rename(&self, from: &str, to: &str) -> Result<(), Error> {
+        let (f, t) = (self.path(from), self.path(to));
+        self.parent(&t).await?;
+        // The data reaches the disk before its name becomes visible.
+        if let Ok(file) = tokio::fs::File::open(&f).await {
+            file.sync_all().await.map_err(Error::io("sync", &f))?;
+        }
+        match tokio::fs::rename(&f, &t).await {
+            Err(e) if not_found(&e) => Err(Error::NotFound(from.to_string())),
+            other => other.map_err(Error::io("rename into", &t)),
+        }
+    }
+
+    async fn delete(&self, path: &str) -> Result<(), Error> {
+        let p = self.path(path);
+        let removed = match tokio::fs::symlink_metadata(&p).await {
+            Ok(m) if m.is_dir() => tokio::fs::remove_dir_all(&p).await,
+            Ok(_) => tokio::fs::remove_file(&p).await,
+            Err(e) => Err(e),
+        };
+        match removed {
+            Err(e) if !not_found(&e) => Err(Error::io("remove", &p)(e)),
+            _ => Ok(()),
+        }
+    }
+
+    async fn list(&self, path: &str) -> Result<Vec<String>, Error> {
+        let p = self.path(path);
+        let mut dir = match tokio::fs::read_dir(&p).await {
+            Ok(d) => d,
+            Err(e) if not_found(&e) => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io("list", &p)(e)),
+        };
+        let mut names = Vec::new();
+        while let Some(entry) = dir.next_entry().await.map_err(Error::io("list", &p))? {
+            names.push(entry.file_name().to_string_lossy().into_owned());
+        }
+        names.sort();
+        Ok(names)
+    }
+}
