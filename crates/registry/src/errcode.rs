@@ -26,6 +26,8 @@ pub enum Code {
     RangeInvalid,
     /// A manifest over the size limit: 413.
     TooLarge,
+    /// A path the API does not have: 404.
+    NotFound,
     /// The storage failed: 500, the cause in the log.
     Internal,
 }
@@ -47,6 +49,7 @@ impl Code {
             Code::Denied => "DENIED",
             Code::Unsupported => "UNSUPPORTED",
             Code::TooManyRequests => "TOOMANYREQUESTS",
+            Code::NotFound => "NOT_FOUND",
             Code::Internal => "UNKNOWN",
         }
     }
@@ -56,7 +59,8 @@ impl Code {
             Code::BlobUnknown
             | Code::BlobUploadUnknown
             | Code::ManifestUnknown
-            | Code::NameUnknown => StatusCode::NOT_FOUND,
+            | Code::NameUnknown
+            | Code::NotFound => StatusCode::NOT_FOUND,
             Code::BlobUploadInvalid
             | Code::DigestInvalid
             | Code::ManifestBlobUnknown
@@ -94,6 +98,7 @@ impl Code {
             Code::Denied => "requested access to the resource is denied",
             Code::Unsupported => "the operation is unsupported",
             Code::TooManyRequests => "too many requests",
+            Code::NotFound => "no such endpoint",
             Code::Internal => "internal error: see the registry's log",
         }
     }

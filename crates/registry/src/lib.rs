@@ -1,2 +1,18 @@
-//! kiln's OCI distribution registry (`kiln registry serve`). Empty until issue 5; it will
-//! depend on `kiln-image` only, never on the builder or the runtime.
+//! kiln's OCI distribution registry (`kiln registry serve`): HTTP ([`http`], one catch-all
+//! route and a tested path parser) over the service ([`service`], every invariant) over a
+//! path-keyed storage trait ([`storage`]). Depends on `kiln-image` only, never on the
+//! builder or the runtime.
+
+pub mod errcode;
+mod error;
+pub mod http;
+pub mod names;
+pub mod paths;
+pub mod routes;
+mod serve;
+pub mod service;
+pub mod storage;
+
+pub use error::Error;
+pub use serve::{serve, ServeOptions};
+pub use service::{Limits, Registry};

@@ -35,7 +35,11 @@ pub fn parse_digest(s: &str) -> Option<kiln_image::digest::Digest> {
         "sha512" => 128,
         _ => return None,
     };
-    if hex.len() != len || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if hex.len() != len
+        || !hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         return None;
     }
     kiln_image::digest::parse(s).ok()
@@ -80,7 +84,10 @@ mod tests {
 
     #[test]
     fn references_are_tags_or_digests() {
-        assert_eq!(Reference::parse("v1.0"), Some(Reference::Tag("v1.0".into())));
+        assert_eq!(
+            Reference::parse("v1.0"),
+            Some(Reference::Tag("v1.0".into()))
+        );
         assert!(Reference::parse(&format!("sha256:{}", "a".repeat(64))).is_some());
         for bad in [".x", "-x", &"a".repeat(129), "sha256:abc", "md5:00", "a/b"] {
             assert_eq!(Reference::parse(bad), None, "{bad}");

@@ -36,14 +36,24 @@ pub fn parse(path: &str) -> Result<Option<Route>, ApiError> {
         return Ok(Some(Route::Catalog));
     }
     if let Some(name) = path.strip_suffix("/tags/list") {
-        return Ok(Some(Route::Tags { name: name_of(name)? }));
+        return Ok(Some(Route::Tags {
+            name: name_of(name)?,
+        }));
     }
-    if let Some(name) = path.strip_suffix("/blobs/uploads/").or(path.strip_suffix("/blobs/uploads")) {
-        return Ok(Some(Route::Uploads { name: name_of(name)? }));
+    if let Some(name) = path
+        .strip_suffix("/blobs/uploads/")
+        .or(path.strip_suffix("/blobs/uploads"))
+    {
+        return Ok(Some(Route::Uploads {
+            name: name_of(name)?,
+        }));
     }
     if let Some((name, session)) = path.rsplit_once("/blobs/uploads/") {
         if !valid_session(session) {
-            return Err(ApiError::new(Code::BlobUploadUnknown, format!("no upload session {session:?}")));
+            return Err(ApiError::new(
+                Code::BlobUploadUnknown,
+                format!("no upload session {session:?}"),
+            ));
         }
         return Ok(Some(Route::Upload {
             name: name_of(name)?,
@@ -53,7 +63,10 @@ pub fn parse(path: &str) -> Result<Option<Route>, ApiError> {
     if let Some((name, reference)) = path.rsplit_once("/manifests/") {
         let name = name_of(name)?;
         let reference = Reference::parse(reference).ok_or_else(|| {
-            ApiError::new(Code::ManifestInvalid, format!("{reference:?} is neither a tag nor a digest"))
+            ApiError::new(
+                Code::ManifestInvalid,
+                format!("{reference:?} is neither a tag nor a digest"),
+            )
         })?;
         return Ok(Some(Route::Manifest { name, reference }));
     }
@@ -96,7 +109,9 @@ fn digest_of(digest: &str) -> Result<Digest, ApiError> {
 
 /// Sessions are ids this registry made (32 lowercase hex): nothing else can reach storage.
 pub fn valid_session(s: &str) -> bool {
-    s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 32
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 #[cfg(test)]

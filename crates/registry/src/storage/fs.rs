@@ -65,7 +65,9 @@ impl Storage for FsStorage {
         let mut file = tokio::fs::File::create(&tmp)
             .await
             .map_err(Error::io("create", &tmp))?;
-        file.write_all(&data).await.map_err(Error::io("write", &tmp))?;
+        file.write_all(&data)
+            .await
+            .map_err(Error::io("write", &tmp))?;
         file.sync_all().await.map_err(Error::io("sync", &tmp))?;
         drop(file);
         tokio::fs::rename(&tmp, &target)
@@ -124,7 +126,9 @@ impl Storage for FsStorage {
         while let Some(chunk) = data.next().await {
             match chunk {
                 Ok(bytes) => {
-                    file.write_all(&bytes).await.map_err(Error::io("write", &p))?;
+                    file.write_all(&bytes)
+                        .await
+                        .map_err(Error::io("write", &p))?;
                     size += bytes.len() as u64;
                 }
                 Err(e) => {
