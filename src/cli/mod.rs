@@ -10,6 +10,7 @@ mod load;
 mod output;
 mod parse;
 mod progress;
+mod registry;
 mod rmi;
 mod save;
 mod tag;
@@ -47,6 +48,9 @@ pub enum Command {
     Load(load::Args),
     /// Make a one-layer image from a root filesystem tarball.
     Import(import::Args),
+    /// Run the bundled OCI registry.
+    #[command(subcommand)]
+    Registry(registry::Command),
 }
 
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -62,6 +66,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Save(args) => save::run(args),
         Command::Load(args) => load::run(args),
         Command::Import(args) => import::run(args),
+        Command::Registry(command) => registry::run(command),
     }
 }
 

@@ -1,0 +1,89 @@
+//! `kiln registry serve` on a free loopback port with storage of its own, stopped with
+//! the value; and a small blocking HTTP client for the API.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+pub struct Registry {
+    pub addr: String,
+    pub root: PathBuf,
+    child: Child,
+    pub http: reqwest::blocking::Client,
+}
+
+impl Registry {
+    /// Serves `root` with the given extra arguments; waits until it listens.
+    pub fn start(root: &Path, extra: &[&str]) -> Registry {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .args(["registry", "serve", "--addr", "127.0.0.1:0", "--root"])
+            .arg(root)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start kiln registry serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("the listening line");
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_string();
+        Registry {
+            addr,
+            root: root.to_path_buf(),
+            child,
+            http: reqwest::blocking::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Stops it the hard way (SIGKILL), as a crash would.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `sha256:<hex>` of `data`.
+pub fn digest(data: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("sha256:{}", hex_of(&sha2::Sha256::digest(data)))
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The spec's error code in an error body.
+pub fn code(response: reqwest::blocking::Response) -> (u16, String) {
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.json().unwrap_or_default();
+    (
+        status,
+        body["errors"][0]["code"].as_str().unwrap_or("").to_string(),
+    )
+}
