@@ -1,0 +1,145 @@
+//! Faults during uploads: a client that dies mid-chunk, a registry killed mid-upload and
+//! started again. Each leaves no partial blob visible and lets the upload go on.
+
+#[path = "support/registry.rs"]
+mod support;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::Duration;
+
+use support::{digest, Registry};
+
+fn data(len: usize) -> Vec<u8> {
+    let mut state = 0x2545f4914f6cdd1du64;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+/// Sends a PATCH that announces `announced` bytes but carries only `sent`, and leaves the
+/// connection open (the caller drops it, or kills the server).
+fn partial_patch(addr: &str, path: &str, body: &[u8], announced: usize) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "PATCH {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/octet-stream\r\nContent-Length: {announced}\r\n\r\n"
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    s.flush().unwrap();
+    s
+}
+
+fn start_upload(reg: &Registry, name: &str) -> String {
+    let r = reg
+        .http
+        .post(reg.url(&format!("/v2/{name}/blobs/uploads/")))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    r.headers()["Location"].to_str().unwrap().to_string()
+}
+
+/// Bytes the session holds, from its status.
+fn received(reg: &Registry, path: &str) -> usize {
+    let r = reg.http.get(reg.url(path)).send().unwrap();
+    assert_eq!(r.status(), 204, "the session survives");
+    let range = r.headers()["Range"].to_str().unwrap().to_string();
+    let end: usize = range.trim_start_matches("0-").parse().unwrap();
+    if end == 0 {
+        0
+    } else {
+        end + 1
+    }
+}
+
+/// Sends the rest from where the session stands and closes it; returns the blob's bytes.
+fn finish(reg: &Registry, path: &str, all: &[u8], from: usize) -> Vec<u8> {
+    let d = digest(all);
+    let r = reg
+        .http
+        .patch(reg.url(path))
+        .header("Content-Range", format!("{from}-{}", all.len() - 1))
+        .body(all[from..].to_vec())
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let r = reg
+        .http
+        .put(reg.url(&format!("{path}?digest={d}")))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201, "{:?}", r.text());
+    let name = path.split("/blobs/").next().unwrap();
+    reg.http
+        .get(reg.url(&format!("{name}/blobs/{d}")))
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap()
+        .to_vec()
+}
+
+fn blob_visible(reg: &Registry, bytes: &[u8]) -> bool {
+    reg.root
+        .join("blobs/sha256")
+        .join(&digest(bytes)[7..])
+        .exists()
+}
+
+#[test]
+fn a_client_that_dies_mid_chunk_can_resume_from_what_arrived() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = Registry::start(&dir.path().join("store"), &[]);
+    let all = data(1_000_000);
+    let path = start_upload(&reg, "app");
+    drop(partial_patch(&reg.addr, &path, &all[..300_000], all.len()));
+    std::thread::sleep(Duration::from_millis(300));
+
+    let have = received(&reg, &path);
+    assert!(have > 0 && have <= 300_000, "{have}");
+    assert!(
+        !blob_visible(&reg, &all),
+        "nothing is visible before the closing PUT"
+    );
+    assert_eq!(finish(&reg, &path, &all, have), all);
+    // A new upload of the same bytes from scratch works too.
+    let again = start_upload(&reg, "other");
+    assert_eq!(finish(&reg, &again, &all, 0), all);
+}
+
+#[test]
+fn a_registry_killed_mid_upload_keeps_the_session_and_no_partial_blob() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let reg = Registry::start(&root, &[]);
+    let all = data(2_000_000);
+    let path = start_upload(&reg, "app");
+    let conn = partial_patch(&reg.addr, &path, &all[..800_000], all.len());
+    std::thread::sleep(Duration::from_millis(300));
+    reg.kill();
+    drop(conn);
+
+    let reg = Registry::start(&root, &[]);
+    assert!(!blob_visible(&reg, &all));
+    let have = received(&reg, &path);
+    assert!(have > 0 && have <= 800_000, "{have}");
+    // This process never saw the session's bytes: it hashes what storage holds.
+    assert_eq!(finish(&reg, &path, &all, have), all);
+    for entry in std::fs::read_dir(root.join("blobs/sha256")).unwrap() {
+        let entry = entry.unwrap();
+        let bytes = std::fs::read(entry.path()).unwrap();
+        assert_eq!(
+            digest(&bytes)[7..],
+            *entry.file_name().to_string_lossy(),
+            "every blob matches its name"
+        );
+    }
+    assert_eq!(std::fs::read_dir(root.join("_tmp")).unwrap().count(), 0);
+}
