@@ -1,33 +1,46 @@
 //! The HTTP layer: one catch-all route under `/v2/`, [`crate::routes::parse`] to say what
-//! a path names, and a translation of each request to a [`Registry`] call and of its
-//! answer (or error) to the spec's status, headers and body.
+//! a path names, the auth check for it, and a translation of each request to a
+//! [`Registry`] call and of its answer (or error) to the spec's status, headers and body.
+//! `/token` is the token endpoint when Bearer auth is on; `/healthz` says the process is up.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
 use futures_util::TryStreamExt;
 
+use crate::auth::{Action, Auth, Identity, Refusal};
 use crate::errcode::{ApiError, Code};
 use crate::names::{parse_digest, Reference};
 use crate::routes::{self, Route};
 use crate::service::{Page, Registry, UploadStatus};
 use crate::storage::ByteStream;
 
-/// The registry's routes: `/v2/...`, `/healthz`.
-pub fn router(registry: Arc<Registry>) -> Router {
+/// What the handlers share.
+pub struct App {
+    pub registry: Registry,
+    pub auth: Auth,
+    /// `https` when serving TLS: for the token realm in challenges.
+    pub scheme: &'static str,
+}
+
+/// The registry's routes: `/v2/...`, `/token`, `/healthz`. Serve it with connect info
+/// (`into_make_service_with_connect_info::<SocketAddr>`): failed logins count by address.
+pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/v2", any(v2))
         .route("/v2/", any(v2))
         .route("/v2/{*rest}", any(v2))
+        .route("/token", get(token).post(token))
         .route("/healthz", get(|| async { "ok\n" }))
         .layer(axum::middleware::map_response(api_version))
-        .with_state(registry)
+        .with_state(app)
 }
 
 async fn api_version(mut response: Response) -> Response {
@@ -36,6 +49,105 @@ async fn api_version(mut response: Response) -> Response {
         HeaderValue::from_static("registry/2.0"),
     );
     response
+}
+
+fn refusal_response(r: Refusal) -> Response {
+    let mut response = error_response(&r.error);
+    if let Some(c) = r.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, c);
+    }
+    response
+}
+
+/// `scheme://host` of the request, for the token realm.
+fn base_url(app: &App, headers: &HeaderMap) -> String {
+    format!(
+        "{}://{}",
+        app.scheme,
+        header_str(headers, header::HOST).unwrap_or("localhost")
+    )
+}
+
+/// What `route` needs of the caller: nothing, a login, the catalog, or an action on a
+/// repository (with the scope a token request would name).
+fn authorize(
+    app: &App,
+    who: &Identity,
+    route: &Route,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<(), Refusal> {
+    let (name, action) = match route {
+        Route::Base => {
+            return match who {
+                Identity::Anonymous => Err(app.auth.challenge(who, None, &base_url(app, headers))),
+                _ => Ok(()),
+            }
+        }
+        Route::Catalog => {
+            return if app.auth.permits_catalog(who) {
+                Ok(())
+            } else {
+                Err(app
+                    .auth
+                    .challenge(who, Some("registry:catalog:*"), &base_url(app, headers)))
+            }
+        }
+        Route::Tags { name } | Route::Referrers { name, .. } => (name, Action::Pull),
+        Route::Manifest { name, .. } | Route::Blob { name, .. } => match *method {
+            Method::PUT => (name, Action::Push),
+            Method::DELETE => (name, Action::Delete),
+            _ => (name, Action::Pull),
+        },
+        Route::Uploads { name } | Route::Upload { name, .. } => (name, Action::Push),
+    };
+    if app.auth.permits(who, name, action) {
+        return Ok(());
+    }
+    let actions = match action {
+        Action::Push => "pull,push",
+        other => other.name(),
+    };
+    let scope = format!("repository:{name}:{actions}");
+    Err(app
+        .auth
+        .challenge(who, Some(&scope), &base_url(app, headers)))
+}
+
+/// The token endpoint: `GET /token?service=&scope=...` with Basic credentials (or none,
+/// for anonymous rights), or OAuth2's `POST /token` with a password grant (containerd).
+async fn token(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let mut params: Vec<(String, String)> =
+        form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+    let mut credentials = header_str(&headers, header::AUTHORIZATION).and_then(crate::auth::basic);
+    if method == Method::POST {
+        let Ok(form) = axum::body::to_bytes(body, 64 * 1024).await else {
+            return error_response(&ApiError::new(Code::Unsupported, "the form is too large"));
+        };
+        params.extend(form_urlencoded::parse(&form).into_owned());
+        let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        if get("grant_type").as_deref() == Some("password") {
+            credentials = get("username").zip(get("password"));
+        }
+    }
+    let scopes: Vec<String> = params
+        .iter()
+        .filter(|(k, _)| k == "scope")
+        .map(|(_, v)| v.clone())
+        .collect();
+    match app.auth.issue_token(credentials, &scopes, peer.ip()) {
+        Ok(body) => json(StatusCode::OK, body),
+        Err(r) => refusal_response(r),
+    }
 }
 
 fn error_response(e: &ApiError) -> Response {
@@ -144,12 +256,14 @@ fn content_range_start(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
 }
 
 async fn v2(
-    State(reg): State<Arc<Registry>>,
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let reg = &app.registry;
     let path = uri.path().trim_start_matches("/v2").trim_start_matches('/');
     let path = percent_encoding::percent_decode_str(path)
         .decode_utf8_lossy()
@@ -164,7 +278,29 @@ async fn v2(
         }
         Err(e) => return error_response(&e),
     };
-    match dispatch(&reg, route.clone(), &method, &uri, &headers, body).await {
+    let who = match app
+        .auth
+        .identify(header_str(&headers, header::AUTHORIZATION), peer.ip())
+    {
+        Ok(who) => who,
+        Err(r) => return refusal_response(r),
+    };
+    if let Err(r) = authorize(&app, &who, &route, &method, &headers) {
+        return refusal_response(r);
+    }
+    // Mounting reads the source repository: without the right to pull it, upload instead.
+    let may_mount = |from: &str| app.auth.permits(&who, from, Action::Pull);
+    match dispatch(
+        reg,
+        route.clone(),
+        &method,
+        &uri,
+        &headers,
+        body,
+        &may_mount,
+    )
+    .await
+    {
         Ok(response) => response,
         Err(e) if e.code == Code::RangeInvalid => {
             // 416 tells where the upload stands, so the client can go on from there.
@@ -191,6 +327,7 @@ async fn dispatch(
     uri: &Uri,
     headers: &HeaderMap,
     body: Body,
+    may_mount: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<Response, ApiError> {
     let q = query(uri);
     let not_allowed = || {
@@ -281,7 +418,7 @@ async fn dispatch(
                 return Err(not_allowed());
             }
             if let (Some(mount), Some(from)) = (q.get("mount"), q.get("from")) {
-                if let Some(d) = parse_digest(mount) {
+                if let Some(d) = parse_digest(mount).filter(|_| may_mount(from)) {
                     if reg.mount(&name, &d, from).await? {
                         return Ok(blob_created(&name, d.as_ref()));
                     }

@@ -3,6 +3,8 @@
 //! path-keyed storage trait ([`storage`]). Depends on `kiln-image` only, never on the
 //! builder or the runtime.
 
+pub mod auth;
+pub mod config;
 pub mod errcode;
 mod error;
 pub mod http;
@@ -14,5 +16,5 @@ pub mod service;
 pub mod storage;
 
 pub use error::Error;
-pub use serve::{serve, ServeOptions};
+pub use serve::serve;
 pub use service::{Limits, Registry};

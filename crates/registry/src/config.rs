@@ -1,0 +1,101 @@
+//! The registry's configuration file (TOML). Every field is optional; command-line flags
+//! win over the file. See the README's "Registry configuration" for an annotated example.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::Error;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where to listen (`--addr`).
+    pub addr: Option<SocketAddr>,
+    #[serde(default)]
+    pub storage: StorageConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    #[serde(default)]
+    pub auth: AuthConfig,
+    pub tls: Option<TlsConfig>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// The filesystem backend's directory (`--root`).
+    pub root: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest manifest accepted (default 4 MiB, the spec's minimum).
+    pub max_manifest_bytes: Option<usize>,
+    /// Allow DELETE of manifests, tags and blobs (default true).
+    pub delete: Option<bool>,
+    /// Refuse every write (`--read-only`).
+    pub read_only: Option<bool>,
+    /// Failed logins from one address in a minute before it gets 429 (default 5).
+    pub login_failures_per_minute: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// An htpasswd file of bcrypt entries (`htpasswd -B`): turns authentication on.
+    pub htpasswd: Option<PathBuf>,
+    /// The realm of Basic challenges (default "kiln").
+    pub realm: Option<String>,
+    /// Bearer tokens from the built-in token endpoint instead of Basic on every request.
+    pub token: Option<TokenConfig>,
+    /// Who may do what; without rules every logged-in user may do everything.
+    #[serde(default)]
+    pub access: Vec<AccessRule>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// A file holding the secret tokens are signed with (HS256): every replica serving
+    /// one storage must have the same.
+    pub secret_file: PathBuf,
+    /// The token endpoint's URL given in challenges (default: this server's `/token`).
+    pub realm: Option<String>,
+    /// The `service` of challenges and the tokens' audience (default "kiln-registry").
+    pub service: Option<String>,
+    /// The tokens' issuer (default "kiln").
+    pub issuer: Option<String>,
+    /// Token lifetime in seconds (default 300).
+    pub expiry_seconds: Option<u64>,
+}
+
+/// `users` (names, `*` for any logged-in user, `anonymous` for no login) may do
+/// `actions` (`pull`, `push`, `delete`, `*`) on `repositories` (names; `*` matches within
+/// one path component, `**` across them).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessRule {
+    pub users: Vec<String>,
+    pub repositories: Vec<String>,
+    pub actions: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, Error> {
+        let text = std::fs::read_to_string(path).map_err(Error::io("read", path))?;
+        toml::from_str(&text).map_err(|e| Error::Config {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+}
