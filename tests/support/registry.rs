@@ -30,7 +30,7 @@ impl Registry {
             .read_line(&mut line)
             .expect("the listening line");
         let addr = line
-            .split("http://")
+            .split("://")
             .nth(1)
             .and_then(|s| s.split_whitespace().next())
             .unwrap_or_else(|| panic!("no address in {line:?}"))

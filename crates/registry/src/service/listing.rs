@@ -53,8 +53,10 @@ impl Registry {
         Ok(paginate(tags, n, last))
     }
 
+    /// A repository is known once a manifest was pushed to it (uploads alone do not
+    /// make one, as in distribution).
     async fn repository_exists(&self, name: &str) -> Result<bool, ApiError> {
-        Ok(!self.storage.list(&paths::repo(name)).await?.is_empty())
+        Ok(!self.storage.list(&paths::revisions(name)).await?.is_empty())
     }
 
     /// Every repository: a path under `repositories/` whose directory holds `_` entries.
