@@ -1,30 +1,43 @@
 //! `kiln registry serve [--addr 127.0.0.1:5000] [--root DIR] [--config FILE]
-//! [--tls-cert F --tls-key F] [--read-only] [--log-json]`
+//! [--tls-cert F --tls-key F] [--read-only] [--log-json]` and
+//! `kiln registry gc [--root DIR] [--config FILE] [--dry-run] [--grace 1h]`
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use kiln_registry::config::{Config, TlsConfig};
 
+use super::output::human_size;
+
 #[derive(clap::Subcommand)]
 pub enum Command {
-    /// Serve an OCI distribution registry (v1.1) over HTTP.
+    /// Serve an OCI distribution registry (v1.1) over HTTP or HTTPS.
     Serve(ServeArgs),
+    /// Remove untagged manifests and blobs nothing references; safe while serving.
+    Gc(GcArgs),
 }
 
+/// Where the registry's storage is.
 #[derive(clap::Args)]
-pub struct ServeArgs {
-    /// Address to listen on (default 127.0.0.1:5000; port 0: any free port, printed).
-    #[arg(long)]
-    addr: Option<SocketAddr>,
+pub struct StoreArgs {
     /// Where blobs, manifests and uploads are kept (default: KILN_ROOT/registry).
     #[arg(long)]
     root: Option<PathBuf>,
     /// The configuration file (TOML): storage, limits, auth, TLS. Flags win over it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Address to listen on (default 127.0.0.1:5000; port 0: any free port, printed).
+    #[arg(long)]
+    addr: Option<SocketAddr>,
     /// Serve HTTPS with this certificate chain (PEM) ...
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -39,8 +52,50 @@ pub struct ServeArgs {
     log_json: bool,
 }
 
+#[derive(clap::Args)]
+pub struct GcArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Print what would be removed; remove nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Keep anything pushed or used more recently than this (pushes in progress).
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    grace: std::time::Duration,
+}
+
+/// The configuration file (if any) with the storage flags applied.
+fn load(store: &StoreArgs) -> anyhow::Result<(Config, PathBuf)> {
+    let mut config = match &store.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(root) = &store.root {
+        config.storage.root = Some(root.clone());
+    }
+    let root = config
+        .storage
+        .root
+        .get_or_insert_with(|| kiln_image::store::Store::default_root().join("registry"))
+        .clone();
+    Ok((config, root))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
-    let Command::Serve(args) = command;
+    match command {
+        Command::Serve(args) => serve(args),
+        Command::Gc(args) => gc(args),
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("KILN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let logs = tracing_subscriber::fmt()
@@ -51,19 +106,8 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     } else {
         logs.init();
     }
-    let mut config = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
+    let (mut config, root) = load(&args.store)?;
     config.addr = args.addr.or(config.addr);
-    if let Some(root) = args.root {
-        config.storage.root = Some(root);
-    }
-    let root = config
-        .storage
-        .root
-        .get_or_insert_with(|| kiln_image::store::Store::default_root().join("registry"))
-        .clone();
     if args.read_only {
         config.limits.read_only = Some(true);
     }
@@ -75,11 +119,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     } else {
         "http"
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime
+    runtime()?
         .block_on(kiln_registry::serve(&config, |addr| {
             // Tests and scripts read this line to learn the port.
             println!(
@@ -88,5 +128,43 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
             );
         }))
         .context("serving the registry")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn gc(args: GcArgs) -> anyhow::Result<ExitCode> {
+    let (_, root) = load(&args.store)?;
+    let storage = Arc::new(
+        kiln_registry::storage::FsStorage::open(&root)
+            .with_context(|| format!("opening the registry storage at {}", root.display()))?,
+    );
+    let registry = kiln_registry::Registry::new(storage, kiln_registry::Limits::default());
+    let opts = kiln_registry::gc::GcOptions {
+        dry_run: args.dry_run,
+        grace: args.grace,
+    };
+    let report = runtime()?
+        .block_on(kiln_registry::gc::collect(&registry, opts))
+        .context("collecting garbage")?;
+    let verb = if args.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
+    for m in &report.manifests {
+        println!("{verb} manifest {m}");
+    }
+    for (d, size) in &report.blobs {
+        println!("{verb} blob {d} ({})", human_size(*size));
+    }
+    for u in &report.uploads {
+        println!("{verb} abandoned upload {u}");
+    }
+    println!(
+        "{verb} {} manifests, {} blobs ({}), {} uploads",
+        report.manifests.len(),
+        report.blobs.len(),
+        human_size(report.freed()),
+        report.uploads.len()
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod config;
 pub mod errcode;
 mod error;
+pub mod gc;
 pub mod http;
 pub mod names;
 pub mod paths;

@@ -31,6 +31,22 @@ impl Registry {
                 .is_some())
     }
 
+    /// Whether the link at `link` exists and its blob `d` too, marking the link as used
+    /// now. Garbage collection keeps what was used within its grace period and looks at
+    /// the links again after setting a blob aside, so a blob that a manifest being pushed
+    /// refers to is never collected from under it: either the push sees it gone (and is
+    /// refused cleanly), or the collection sees the fresh link (and puts it back).
+    pub(super) async fn claim(&self, link: &str, d: &Digest) -> Result<bool, ApiError> {
+        match self.storage.get(link).await {
+            Ok(content) => {
+                self.storage.put(link, content).await?;
+                Ok(self.storage.stat(&paths::blob(d)).await?.is_some())
+            }
+            Err(crate::Error::NotFound(_)) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// The blob's size, if `name` holds it.
     pub async fn blob_size(&self, name: &str, d: &Digest) -> Result<u64, ApiError> {
         if self.linked(name, d).await? {

@@ -168,12 +168,7 @@ impl Registry {
                 .ok_or_else(|| invalid("an index needs a manifests array"))?;
             for (i, child) in children.iter().enumerate() {
                 let d = descriptor_digest(child, &format!("manifests[{i}]"))?;
-                if self
-                    .storage
-                    .stat(&paths::revision(name, &d))
-                    .await?
-                    .is_none()
-                {
+                if !self.claim(&paths::revision(name, &d), &d).await? {
                     missing.push(d);
                 }
             }
@@ -193,7 +188,9 @@ impl Registry {
                 }
             }
             for d in wanted {
-                if !self.linked(name, &d).await? {
+                if !self.claim(&paths::layer_link(name, &d), &d).await?
+                    && !self.claim(&paths::revision(name, &d), &d).await?
+                {
                     missing.push(d);
                 }
             }

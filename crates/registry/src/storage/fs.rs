@@ -17,12 +17,26 @@ pub struct FsStorage {
 }
 
 impl FsStorage {
-    /// Storage under `root` (made if missing); clears what killed writers left.
+    /// Storage under `root` (made if missing). Clears what killed writers left: temporary
+    /// files older than an hour (younger ones may belong to another process serving the
+    /// same root, or to `kiln registry gc` running beside it).
     pub fn open(root: impl Into<PathBuf>) -> Result<FsStorage, Error> {
         let root = root.into();
         let tmp = root.join("_tmp");
-        let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).map_err(Error::io("create", &tmp))?;
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for entry in std::fs::read_dir(&tmp)
+            .map_err(Error::io("list", &tmp))?
+            .flatten()
+        {
+            if entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t < hour_ago)
+            {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
         Ok(FsStorage { root })
     }
 
