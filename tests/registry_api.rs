@@ -714,3 +714,80 @@ fn a_read_only_registry_serves_and_refuses_writes() {
         (405, "UNSUPPORTED".into())
     );
 }
+
+#[test]
+fn operations_health_metrics_and_json_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args([
+            "registry",
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--log-json",
+            "--root",
+        ])
+        .arg(dir.path().join("store"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let addr = line
+        .split("://")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let http = reqwest::blocking::Client::new();
+    let url = |p: &str| format!("http://{addr}{p}");
+    assert_eq!(
+        http.get(url("/healthz")).send().unwrap().text().unwrap(),
+        "ok\n"
+    );
+    let data = b"some layer bytes".to_vec();
+    let d = digest(&data);
+    let r = http
+        .post(url(&format!("/v2/m/blobs/uploads/?digest={d}")))
+        .body(data.clone())
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    http.get(url(&format!("/v2/m/blobs/{d}"))).send().unwrap();
+    http.get(url("/v2/m/tags/list")).send().unwrap();
+
+    let text = http.get(url("/metrics")).send().unwrap().text().unwrap();
+    for expected in [
+        "kiln_registry_requests_total{method=\"POST\",route=\"upload\",status=\"201\"} 1",
+        "kiln_registry_requests_total{method=\"GET\",route=\"blob\",status=\"200\"} 1",
+        "kiln_registry_requests_total{method=\"GET\",route=\"tags\",status=\"404\"} 1",
+        "kiln_registry_request_duration_seconds_count{route=\"blob\"} 1",
+        "kiln_registry_storage_blobs 1",
+        &format!("kiln_registry_storage_bytes {}", data.len()),
+        &format!("kiln_registry_received_bytes_total {}", data.len()),
+    ] {
+        assert!(text.contains(expected), "{expected} in:\n{text}");
+    }
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "SIGTERM ends it cleanly");
+    let logs = String::from_utf8_lossy(&out.stderr);
+    let request = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["fields"]["path"] == format!("/v2/m/blobs/{d}"))
+        .unwrap_or_else(|| panic!("a JSON line for the blob GET in:\n{logs}"));
+    assert_eq!(request["fields"]["status"], 200);
+}

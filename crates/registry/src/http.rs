@@ -17,6 +17,7 @@ use futures_util::TryStreamExt;
 
 use crate::auth::{Action, Auth, Identity, Refusal};
 use crate::errcode::{ApiError, Code};
+use crate::metrics::Metrics;
 use crate::names::{parse_digest, Reference};
 use crate::routes::{self, Route};
 use crate::service::{Page, Registry, UploadStatus};
@@ -28,10 +29,12 @@ pub struct App {
     pub auth: Auth,
     /// `https` when serving TLS: for the token realm in challenges.
     pub scheme: &'static str,
+    pub metrics: Metrics,
 }
 
-/// The registry's routes: `/v2/...`, `/token`, `/healthz`. Serve it with connect info
-/// (`into_make_service_with_connect_info::<SocketAddr>`): failed logins count by address.
+/// The registry's routes: `/v2/...`, `/token`, `/healthz`, `/metrics`. Serve it with
+/// connect info (`into_make_service_with_connect_info::<SocketAddr>`): failed logins
+/// count by address.
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/v2", any(v2))
@@ -39,8 +42,42 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v2/{*rest}", any(v2))
         .route("/token", get(token).post(token))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), observe))
         .layer(axum::middleware::map_response(api_version))
         .with_state(app)
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let text = app.metrics.render(app.registry.storage().as_ref()).await;
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+fn content_length(headers: &HeaderMap) -> u64 {
+    header_str(headers, header::CONTENT_LENGTH)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Logs each request (method, path, status, time, bytes) and counts it for `/metrics`.
+async fn observe(
+    State(app): State<Arc<App>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let start = std::time::Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let received = content_length(request.headers());
+    let response = next.run(request).await;
+    let elapsed = start.elapsed();
+    let status = response.status().as_u16();
+    let sent = content_length(response.headers());
+    let route = crate::metrics::route_label(&path);
+    app.metrics
+        .record(method.as_str(), route, status, elapsed, received, sent);
+    tracing::info!(%method, %path, status, ms = elapsed.as_secs_f64() * 1000.0, received, sent, "request");
+    response
 }
 
 async fn api_version(mut response: Response) -> Response {

@@ -9,6 +9,7 @@ pub mod errcode;
 mod error;
 pub mod gc;
 pub mod http;
+pub mod metrics;
 pub mod names;
 pub mod paths;
 pub mod routes;

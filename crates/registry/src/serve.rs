@@ -41,6 +41,7 @@ pub async fn serve(config: &Config, ready: impl FnOnce(SocketAddr)) -> Result<()
         registry: Registry::new(Arc::new(FsStorage::open(&root)?), limits),
         auth,
         scheme: if tls.is_some() { "https" } else { "http" },
+        metrics: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind(addr)
         .await
