@@ -791,3 +791,24 @@ fn operations_health_metrics_and_json_logs() {
         .unwrap_or_else(|| panic!("a JSON line for the blob GET in:\n{logs}"));
     assert_eq!(request["fields"]["status"], 200);
 }
+
+#[test]
+fn a_chunk_whose_range_and_length_disagree_is_size_invalid() {
+    let (_d, reg) = start();
+    let start = reg
+        .http
+        .post(reg.url("/v2/s/blobs/uploads/"))
+        .send()
+        .unwrap();
+    let location = reg.url(&header(&start, "Location"));
+    let r = reg
+        .http
+        .patch(&location)
+        .header("Content-Range", "0-99")
+        .body(vec![0u8; 50])
+        .send()
+        .unwrap();
+    assert_eq!(code(r), (400, "SIZE_INVALID".into()));
+    let status = reg.http.get(&location).send().unwrap();
+    assert_eq!(header(&status, "Range"), "0-0", "nothing was taken");
+}

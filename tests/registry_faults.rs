@@ -143,3 +143,49 @@ fn a_registry_killed_mid_upload_keeps_the_session_and_no_partial_blob() {
     }
     assert_eq!(std::fs::read_dir(root.join("_tmp")).unwrap().count(), 0);
 }
+
+#[test]
+fn a_body_that_breaks_off_is_blob_upload_invalid_and_keeps_what_arrived() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = Registry::start(&dir.path().join("store"), &[]);
+    let all = data(100_000);
+    let path = start_upload(&reg, "app");
+    let mut conn = partial_patch(&reg.addr, &path, &all[..40_000], all.len());
+    // Half-close: the server sees the body end early and still answers.
+    conn.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut conn, &mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("BLOB_UPLOAD_INVALID"), "{answer}");
+    assert_eq!(received(&reg, &path), 40_000);
+    assert_eq!(finish(&reg, &path, &all, 40_000), all);
+}
+
+#[test]
+fn sigterm_lets_an_upload_in_flight_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = Registry::start(&dir.path().join("store"), &[]);
+    let all = data(500_000);
+    let path = start_upload(&reg, "app");
+    let mut conn = partial_patch(&reg.addr, &path, &all[..200_000], all.len());
+    std::thread::sleep(Duration::from_millis(200));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(reg.pid() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    conn.write_all(&all[200_000..]).unwrap();
+    let mut answer = vec![0u8; 1024];
+    let n = std::io::Read::read(&mut conn, &mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+    assert!(
+        answer.contains(&format!("range: 0-{}", all.len() - 1)),
+        "{answer}"
+    );
+    drop(conn);
+    // Then it stops, and new connections are refused.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(TcpStream::connect(&reg.addr).is_err());
+}

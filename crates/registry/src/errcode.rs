@@ -140,7 +140,16 @@ impl std::fmt::Display for ApiError {
 
 impl From<crate::Error> for ApiError {
     fn from(e: crate::Error) -> ApiError {
-        tracing::error!(error = %e, "storage");
-        ApiError::new(Code::Internal, "")
+        match e {
+            // The client's fault, not the storage's: what arrived is kept.
+            crate::Error::Body(why) => ApiError::new(
+                Code::BlobUploadInvalid,
+                format!("the request body broke off ({why}): ask the upload's status and go on from its Range"),
+            ),
+            e => {
+                tracing::error!(error = %e, "storage");
+                ApiError::new(Code::Internal, "")
+            }
+        }
     }
 }

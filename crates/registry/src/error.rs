@@ -21,6 +21,8 @@ pub enum Error {
     },
     #[error("the request body broke off: {0}")]
     Body(String),
+    #[error("listing the repositories: {0}")]
+    Listing(String),
     #[error("{path}: {message}")]
     Config { path: PathBuf, message: String },
 }

@@ -189,7 +189,7 @@ pub async fn collect(registry: &Registry, opts: GcOptions) -> Result<GcReport, E
     let repos = registry
         .catalog(None, None)
         .await
-        .map_err(|e| Error::Body(e.to_string()))?
+        .map_err(|e| Error::Listing(e.to_string()))?
         .items;
     // Mark every repository first: a blob one repository keeps stays for all.
     let mut marks = Vec::new();

@@ -270,7 +270,8 @@ fn session_headers(name: &str, s: &UploadStatus) -> Vec<(&'static str, String)> 
     ]
 }
 
-/// `Content-Range: START-END` (also `bytes START-END/TOTAL`): the start.
+/// `Content-Range: START-END` (also `bytes START-END/TOTAL`): the start. A range that
+/// disagrees with `Content-Length` is SIZE_INVALID.
 fn content_range_start(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     let Some(value) = header_str(headers, header::CONTENT_RANGE) else {
         return Ok(None);
@@ -280,16 +281,30 @@ fn content_range_start(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
         .trim_start_matches("bytes")
         .trim_start_matches(['=', ' ']);
     let v = v.split('/').next().unwrap_or(v);
-    v.split_once('-')
+    let (start, end) = v
+        .split_once('-')
         .and_then(|(s, e)| Some((s.trim().parse::<u64>().ok()?, e.trim().parse::<u64>().ok()?)))
         .filter(|(s, e)| s <= e)
-        .map(|(s, _)| Some(s))
         .ok_or_else(|| {
             ApiError::new(
                 Code::RangeInvalid,
                 format!("Content-Range {value:?} is not START-END"),
             )
-        })
+        })?;
+    if let Some(len) =
+        header_str(headers, header::CONTENT_LENGTH).and_then(|l| l.parse::<u64>().ok())
+    {
+        if len != end - start + 1 {
+            return Err(ApiError::new(
+                Code::SizeInvalid,
+                format!(
+                    "Content-Range {value:?} is {} bytes but Content-Length is {len}",
+                    end - start + 1
+                ),
+            ));
+        }
+    }
+    Ok(Some(start))
 }
 
 async fn v2(
