@@ -5,7 +5,6 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
 use kiln_registry::config::{Config, TlsConfig};
@@ -64,8 +63,9 @@ pub struct GcArgs {
     grace: std::time::Duration,
 }
 
-/// The configuration file (if any) with the storage flags applied.
-fn load(store: &StoreArgs) -> anyhow::Result<(Config, PathBuf)> {
+/// The configuration file (if any) with the storage flags applied, and a description of
+/// the storage for messages.
+fn load(store: &StoreArgs) -> anyhow::Result<(Config, String)> {
     let mut config = match &store.config {
         Some(path) => Config::load(path)?,
         None => Config::default(),
@@ -73,12 +73,20 @@ fn load(store: &StoreArgs) -> anyhow::Result<(Config, PathBuf)> {
     if let Some(root) = &store.root {
         config.storage.root = Some(root.clone());
     }
+    if let Some(s3) = &config.storage.s3 {
+        let where_ = format!(
+            "s3://{}/{}",
+            s3.bucket,
+            s3.prefix.clone().unwrap_or_default()
+        );
+        return Ok((config, where_));
+    }
     let root = config
         .storage
         .root
         .get_or_insert_with(|| kiln_image::store::Store::default_root().join("registry"))
         .clone();
-    Ok((config, root))
+    Ok((config, root.display().to_string()))
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -106,7 +114,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     } else {
         logs.init();
     }
-    let (mut config, root) = load(&args.store)?;
+    let (mut config, storage) = load(&args.store)?;
     config.addr = args.addr.or(config.addr);
     if args.read_only {
         config.limits.read_only = Some(true);
@@ -122,21 +130,16 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     runtime()?
         .block_on(kiln_registry::serve(&config, |addr| {
             // Tests and scripts read this line to learn the port.
-            println!(
-                "kiln registry listening on {scheme}://{addr} (storage: {})",
-                root.display()
-            );
+            println!("kiln registry listening on {scheme}://{addr} (storage: {storage})");
         }))
         .context("serving the registry")?;
     Ok(ExitCode::SUCCESS)
 }
 
 fn gc(args: GcArgs) -> anyhow::Result<ExitCode> {
-    let (_, root) = load(&args.store)?;
-    let storage = Arc::new(
-        kiln_registry::storage::FsStorage::open(&root)
-            .with_context(|| format!("opening the registry storage at {}", root.display()))?,
-    );
+    let (config, where_) = load(&args.store)?;
+    let storage = kiln_registry::storage::open(&config.storage)
+        .with_context(|| format!("opening the registry storage at {where_}"))?;
     let registry = kiln_registry::Registry::new(storage, kiln_registry::Limits::default());
     let opts = kiln_registry::gc::GcOptions {
         dry_run: args.dry_run,

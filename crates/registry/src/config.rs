@@ -27,6 +27,22 @@ pub struct Config {
 pub struct StorageConfig {
     /// The filesystem backend's directory (`--root`).
     pub root: Option<PathBuf>,
+    /// An S3-compatible bucket instead: several registries can serve one.
+    pub s3: Option<S3Config>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    pub bucket: String,
+    /// For S3-compatible services (MinIO, Ceph, moto): `http://127.0.0.1:9000`.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    /// Keys under this prefix.
+    pub prefix: Option<String>,
+    /// Otherwise from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`.
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

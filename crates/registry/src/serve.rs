@@ -13,17 +13,12 @@ use crate::auth::Auth;
 use crate::config::{Config, TlsConfig};
 use crate::http::App;
 use crate::service::{Limits, Registry};
-use crate::storage::FsStorage;
 use crate::Error;
 
-/// Serves `config` (its `addr` and `storage.root` set) until a shutdown signal; `ready`
+/// Serves `config` until a shutdown signal; `ready`
 /// gets the bound address (port 0 picks one) once it listens.
 pub async fn serve(config: &Config, ready: impl FnOnce(SocketAddr)) -> Result<(), Error> {
     let addr = config.addr.unwrap_or_else(|| ([127, 0, 0, 1], 5000).into());
-    let root = config.storage.root.clone().ok_or_else(|| Error::Config {
-        path: "storage.root".into(),
-        message: "no storage: set storage.root or --root".into(),
-    })?;
     let limits = Limits {
         max_manifest: config
             .limits
@@ -38,7 +33,7 @@ pub async fn serve(config: &Config, ready: impl FnOnce(SocketAddr)) -> Result<()
     )?;
     let tls = config.tls.as_ref().map(tls_acceptor).transpose()?;
     let app = Arc::new(App {
-        registry: Registry::new(Arc::new(FsStorage::open(&root)?), limits),
+        registry: Registry::new(crate::storage::open(&config.storage)?, limits),
         auth,
         scheme: if tls.is_some() { "https" } else { "http" },
         metrics: Default::default(),

@@ -5,8 +5,10 @@
 //! service above; a backend only promises what each method says.
 
 mod fs;
+mod s3;
 
 pub use fs::FsStorage;
+pub use s3::S3Storage;
 
 use std::pin::Pin;
 use std::time::SystemTime;
@@ -46,4 +48,16 @@ pub trait Storage: Send + Sync + 'static {
     async fn delete(&self, path: &str) -> Result<(), Error>;
     /// The names directly under `path/` (objects and prefixes), sorted; none when absent.
     async fn list(&self, path: &str) -> Result<Vec<String>, Error>;
+}
+
+/// The storage a configuration names: its S3 bucket, or else its directory.
+pub fn open(config: &crate::config::StorageConfig) -> Result<std::sync::Arc<dyn Storage>, Error> {
+    match (&config.s3, &config.root) {
+        (Some(s3), _) => Ok(std::sync::Arc::new(S3Storage::open(s3)?)),
+        (None, Some(root)) => Ok(std::sync::Arc::new(FsStorage::open(root)?)),
+        (None, None) => Err(Error::Config {
+            path: "storage".into(),
+            message: "no storage: set storage.root (or --root) or storage.s3".into(),
+        }),
+    }
 }
