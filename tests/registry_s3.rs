@@ -3,7 +3,7 @@
 
 #[path = "support/kiln.rs"]
 mod kiln;
-#[path = "../crates/registry/tests/moto.rs"]
+#[path = "../crates/registry/tests/support/moto.rs"]
 mod moto;
 #[path = "support/registry.rs"]
 mod registry;

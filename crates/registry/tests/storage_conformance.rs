@@ -1,6 +1,7 @@
 //! One conformance suite for every storage backend: what the registry relies on, run
 //! against the filesystem and against S3 (a local moto_server).
 
+#[path = "support/moto.rs"]
 mod moto;
 
 use bytes::Bytes;
