@@ -72,7 +72,12 @@ async fn observe(
     let response = next.run(request).await;
     let elapsed = start.elapsed();
     let status = response.status().as_u16();
-    let sent = content_length(response.headers());
+    let sent = match content_length(response.headers()) {
+        0 => axum::body::HttpBody::size_hint(response.body())
+            .exact()
+            .unwrap_or(0),
+        n => n,
+    };
     let route = crate::metrics::route_label(&path);
     app.metrics
         .record(method.as_str(), route, status, elapsed, received, sent);
