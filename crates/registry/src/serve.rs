@@ -47,8 +47,12 @@ pub async fn serve(config: &Config, ready: impl FnOnce(SocketAddr)) -> Result<()
     ready(bound);
     let router = crate::http::router(app);
     match tls {
+        // Without TCP_NODELAY a small answer's body waits behind its headers for the
+        // client's delayed ACK: 40 ms per request.
         None => axum::serve(
-            listener,
+            axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            }),
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown())
@@ -105,6 +109,7 @@ async fn serve_tls(
             },
             _ = &mut stop => break,
         };
+        let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let service = tower::ServiceExt::map_request(
             router.clone(),

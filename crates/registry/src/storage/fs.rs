@@ -54,6 +54,9 @@ impl FsStorage {
     }
 }
 
+/// Bytes written between two background syncs of an upload.
+const WRITEBACK: u64 = 32 << 20;
+
 fn not_found(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::NotFound
 }
@@ -122,7 +125,7 @@ impl Storage for FsStorage {
     async fn append(&self, path: &str, offset: u64, mut data: ByteStream) -> Result<u64, Error> {
         let p = self.path(path);
         self.parent(&p).await?;
-        let mut file = tokio::fs::OpenOptions::new()
+        let file = tokio::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&p)
@@ -136,6 +139,11 @@ impl Storage for FsStorage {
                 actual: size,
             });
         }
+        // Chunks arrive in tens of kilobytes; each write to a tokio file is a trip to
+        // the blocking pool, so they are gathered into megabytes first.
+        let mut file = tokio::io::BufWriter::with_capacity(1 << 20, file);
+        let mut synced = size;
+        let mut syncing: Option<tokio::task::JoinHandle<std::io::Result<()>>> = None;
         let mut result = Ok(());
         while let Some(chunk) = data.next().await {
             match chunk {
@@ -144,6 +152,22 @@ impl Storage for FsStorage {
                         .await
                         .map_err(Error::io("write", &p))?;
                     size += bytes.len() as u64;
+                    // The data goes to disk while more arrives (one sync at a time), so the
+                    // fsync before the blob becomes visible has little left to do instead
+                    // of a whole large layer at once.
+                    if size - synced >= WRITEBACK
+                        && syncing.as_ref().is_none_or(|t| t.is_finished())
+                    {
+                        file.flush().await.map_err(Error::io("write", &p))?;
+                        let clone = file
+                            .get_ref()
+                            .try_clone()
+                            .await
+                            .map_err(Error::io("sync", &p))?;
+                        let clone = clone.into_std().await;
+                        syncing = Some(tokio::task::spawn_blocking(move || clone.sync_data()));
+                        synced = size;
+                    }
                 }
                 Err(e) => {
                     result = Err(Error::Body(e.to_string()));
