@@ -117,7 +117,7 @@ impl Storage for FsStorage {
             .map_err(Error::io("seek", &p))?;
         let stream = tokio_util::io::ReaderStream::with_capacity(
             file.take(len.unwrap_or(u64::MAX)),
-            256 * 1024,
+            1 << 20,
         );
         Ok(Box::pin(stream))
     }
