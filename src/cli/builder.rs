@@ -1,6 +1,5 @@
 //! `kiln builder prune [-a] [--keep-storage SIZE]`
 
-use std::path::Path;
 use std::process::ExitCode;
 
 use super::output::{human_size, parse_size};
@@ -53,7 +52,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     let report = store.gc_after(|| {
         for t in &targets {
             let path = root.join(t);
-            freed += size_of(&path);
+            freed += kiln_builder::build::disk_usage(&path);
             let removed = if path.is_dir() {
                 std::fs::remove_dir_all(&path)
             } else {
@@ -78,15 +77,4 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         human_size(freed + report.freed_bytes)
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// Bytes in a file or tree; hard-linked files count once per link (an upper bound).
-fn size_of(path: &Path) -> u64 {
-    walkdir::WalkDir::new(path)
-        .into_iter()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_file())
-        .filter_map(|e| e.metadata().ok())
-        .map(|m| m.len())
-        .sum()
 }

@@ -17,7 +17,7 @@ use kiln_image::digest::Digest;
 use kiln_image::store::Store;
 use kiln_image::Reference;
 
-pub use retention::{trim, Trimmed};
+pub use retention::{disk_usage, trim, Trimmed};
 pub use stages::{Base, Plan};
 
 use crate::ast::{Dockerfile, NetworkMode};

@@ -83,7 +83,7 @@ fn entries(root: &Path) -> Result<Vec<Entry>, Error> {
         let blob = root.join("blobs/sha256").join(&name);
         let size = match std::fs::metadata(&blob) {
             Ok(m) => m.len(),
-            Err(_) => tree_size(&dir),
+            Err(_) => disk_usage(&dir),
         };
         by_layer.insert(
             name,
@@ -136,8 +136,9 @@ fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, Error> {
     }
 }
 
-/// Bytes of the regular files under `dir`.
-fn tree_size(dir: &Path) -> u64 {
+/// Bytes of the regular files under `dir` (or of `dir`, a file); hard-linked files count
+/// once per link, so it is an upper bound.
+pub fn disk_usage(dir: &Path) -> u64 {
     walkdir::WalkDir::new(dir)
         .into_iter()
         .filter_map(|e| e.ok())

@@ -98,15 +98,6 @@ impl Auth {
         })
     }
 
-    /// Authentication is off.
-    pub fn open() -> Auth {
-        Auth::new(&AuthConfig::default(), 5).expect("no files to read")
-    }
-
-    pub fn tokens(&self) -> bool {
-        self.signer.is_some()
-    }
-
     /// Checks a user's password, remembering success for a while; failures count
     /// against the caller's address.
     fn login(&self, user: &str, password: &str, peer: IpAddr) -> Result<(), Refusal> {

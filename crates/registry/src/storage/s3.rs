@@ -19,7 +19,6 @@ use crate::Error;
 pub struct S3Storage {
     store: Arc<dyn ObjectStore>,
     prefix: String,
-    bucket: String,
 }
 
 fn failed(op: &'static str, path: &str) -> impl FnOnce(object_store::Error) -> Error {
@@ -64,7 +63,6 @@ impl S3Storage {
                 .unwrap_or_default()
                 .trim_matches('/')
                 .to_string(),
-            bucket: config.bucket.clone(),
         })
     }
 
@@ -117,11 +115,6 @@ impl S3Storage {
             }
         }
         Ok(())
-    }
-
-    /// The bucket this storage is in (for messages).
-    pub fn bucket(&self) -> &str {
-        &self.bucket
     }
 }
 
