@@ -6,6 +6,7 @@ mod history;
 mod image;
 mod images;
 mod import;
+mod lint;
 mod load;
 mod output;
 mod parse;
@@ -28,6 +29,8 @@ pub enum Command {
     Parse(parse::Args),
     /// Build an image from a Dockerfile.
     Build(Box<build::Args>),
+    /// Check Dockerfiles against BuildKit's build checks.
+    Lint(lint::Args),
     /// Manage the build cache.
     #[command(subcommand)]
     Builder(builder::Command),
@@ -57,6 +60,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Parse(args) => parse::run(args),
         Command::Build(args) => build::run(*args),
+        Command::Lint(args) => lint::run(args),
         Command::Builder(command) => builder::run(command),
         Command::Images(args) => images::run(args),
         Command::Image(command) => image::run(command),

@@ -8,6 +8,7 @@ pub mod context;
 mod error;
 pub mod expand;
 pub mod json;
+pub mod lint;
 mod parse;
 
 pub use error::{Diagnostic, Error};

@@ -1,0 +1,112 @@
+//! `kiln lint`: rules over the typed AST and the stage graph. Each rule has an id, a
+//! severity and a message that says how to fix it (`docs/lint-rules.md` has a bad and a
+//! good example of each). BuildKit's build checks keep BuildKit's names and messages, so
+//! `# check=skip=...` lists carry over.
+
+mod buildkit;
+mod stages;
+
+use crate::ast::{Dockerfile, Instruction};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Style,
+    Info,
+    Warning,
+    Error,
+}
+
+impl Severity {
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Style => "style",
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Severity> {
+        match s {
+            "style" => Some(Severity::Style),
+            "info" => Some(Severity::Info),
+            "warning" => Some(Severity::Warning),
+            "error" => Some(Severity::Error),
+            _ => None,
+        }
+    }
+}
+
+/// A rule: what it is called, how bad breaking it is, and what it checks.
+pub struct Rule {
+    pub id: &'static str,
+    pub severity: Severity,
+    pub description: &'static str,
+    pub url: &'static str,
+}
+
+/// One finding of one rule, at a place in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub rule: &'static str,
+    pub severity: Severity,
+    pub message: String,
+    pub line: usize,
+    pub column: usize,
+    pub end_line: usize,
+}
+
+impl Finding {
+    fn at(rule: &Rule, instr: &Instruction, message: String) -> Finding {
+        Finding {
+            rule: rule.id,
+            severity: rule.severity,
+            message,
+            line: instr.span.start.line,
+            column: instr.span.start.column,
+            end_line: instr.span.end.line,
+        }
+    }
+}
+
+/// Every rule kiln knows.
+pub fn rules() -> impl Iterator<Item = &'static Rule> {
+    buildkit::RULES.iter()
+}
+
+pub fn rule(id: &str) -> Option<&'static Rule> {
+    rules().find(|r| r.id == id)
+}
+
+/// The findings of every rule on `df`, in file order.
+pub fn lint(df: &Dockerfile) -> Vec<Finding> {
+    let file = stages::File::new(df);
+    let mut findings = buildkit::check(&file);
+    findings.sort_by_key(|f| (f.line, f.column, f.rule));
+    findings
+}
+
+/// The keyword of an instruction as written (`FROM`, `from`, `From`).
+fn keyword_as_written(instr: &Instruction) -> &str {
+    instr
+        .original
+        .trim_start()
+        .split(|c: char| c.is_whitespace())
+        .next()
+        .unwrap_or("")
+}
+
+/// The words of an instruction's arguments as written (continuations joined).
+fn words_as_written(instr: &Instruction) -> Vec<String> {
+    let joined = instr
+        .original
+        .lines()
+        .map(|l| l.trim_end().trim_end_matches('\\'))
+        .collect::<Vec<_>>()
+        .join(" ");
+    joined
+        .split_whitespace()
+        .skip(1)
+        .map(str::to_string)
+        .collect()
+}

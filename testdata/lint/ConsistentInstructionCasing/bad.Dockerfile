@@ -1,0 +1,4 @@
+FROM alpine
+RUN true
+run false
+CMD ["sh"]

@@ -1,0 +1,4 @@
+FROM alpine
+RUN true
+RUN false
+CMD ["sh"]

@@ -1,0 +1,4 @@
+FROM alpine AS build
+RUN true
+FROM debian AS build
+RUN true

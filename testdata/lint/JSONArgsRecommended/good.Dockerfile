@@ -1,0 +1,2 @@
+FROM alpine
+ENTRYPOINT ["my-server", "--port", "80"]

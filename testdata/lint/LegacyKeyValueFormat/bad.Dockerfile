@@ -1,0 +1,3 @@
+FROM alpine
+ENV LANG C.UTF-8
+LABEL maintainer jane

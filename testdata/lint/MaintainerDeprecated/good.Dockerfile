@@ -1,0 +1,2 @@
+FROM alpine
+LABEL org.opencontainers.image.authors="Jane Doe <jane@example.com>"

@@ -1,0 +1,4 @@
+FROM alpine AS one
+CMD ["a"]
+FROM alpine
+CMD ["b"]

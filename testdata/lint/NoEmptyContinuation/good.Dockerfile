@@ -1,0 +1,3 @@
+FROM alpine
+RUN apk add \
+    curl

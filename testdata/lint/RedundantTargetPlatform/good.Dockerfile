@@ -1,0 +1,2 @@
+FROM alpine
+FROM --platform=$BUILDPLATFORM alpine

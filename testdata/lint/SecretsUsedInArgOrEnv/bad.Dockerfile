@@ -1,0 +1,3 @@
+FROM alpine
+ARG GITHUB_TOKEN
+ENV DB_PASSWORD=hunter2

@@ -1,0 +1,2 @@
+ARG VERSION=3.20
+FROM alpine:${VERSON}

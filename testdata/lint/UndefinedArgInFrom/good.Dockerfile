@@ -1,0 +1,3 @@
+ARG VERSION=3.20
+FROM alpine:${VERSION}
+FROM --platform=$BUILDPLATFORM alpine

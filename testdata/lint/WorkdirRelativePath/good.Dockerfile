@@ -1,0 +1,5 @@
+FROM alpine
+WORKDIR /app
+WORKDIR src
+FROM mcr.microsoft.com/windows/nanoserver:ltsc2022
+WORKDIR C:\\app

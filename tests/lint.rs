@@ -1,0 +1,154 @@
+//! `kiln lint`: each rule against a case that must trigger it and one that must not
+//! (`testdata/lint/<Rule>/`), per-rule counts on the corpus kept from drifting silently,
+//! `docs/lint-rules.md` kept in step with the rules and their cases, and the command's
+//! formats, thresholds and exit codes.
+//! `KILN_BLESS=1 cargo test --test lint` rewrites the expectations; read the diff.
+
+#[path = "support/corpus.rs"]
+mod corpus;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use kiln_builder::lint;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn findings(path: &Path) -> Vec<lint::Finding> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let df = kiln_builder::parse(&path.display().to_string(), &text)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    lint::lint(&df)
+}
+
+/// Compares `actual` with the file, or writes it under KILN_BLESS.
+fn expect(path: &Path, actual: &str) {
+    if std::env::var_os("KILN_BLESS").is_some() {
+        std::fs::write(path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(path)
+        .unwrap_or_else(|_| panic!("{} is missing: KILN_BLESS=1 writes it", path.display()));
+    assert_eq!(
+        expected,
+        actual,
+        "{} differs (KILN_BLESS=1 rewrites it)",
+        path.display()
+    );
+}
+
+#[test]
+fn every_rule_has_a_case_that_triggers_it_and_one_that_must_not() {
+    for rule in lint::rules() {
+        let dir = root().join("testdata/lint").join(rule.id);
+        let bad = findings(&dir.join("bad.Dockerfile"));
+        let ours: Vec<String> = bad
+            .iter()
+            .filter(|f| f.rule == rule.id)
+            .map(|f| {
+                format!(
+                    "{}:{} {} {}: {}\n",
+                    f.line,
+                    f.column,
+                    f.rule,
+                    f.severity.name(),
+                    f.message
+                )
+            })
+            .collect();
+        assert!(
+            !ours.is_empty(),
+            "{}: bad.Dockerfile does not trigger it",
+            rule.id
+        );
+        expect(&dir.join("bad.expected"), &ours.concat());
+        let good = findings(&dir.join("good.Dockerfile"));
+        assert!(
+            good.is_empty(),
+            "{}: good.Dockerfile must be clean, got {good:?}",
+            rule.id
+        );
+    }
+}
+
+#[test]
+fn the_corpus_lints_and_per_rule_counts_do_not_drift() {
+    let mut counts: BTreeMap<&str, usize> = lint::rules().map(|r| (r.id, 0)).collect();
+    for file in corpus::corpus_files() {
+        for f in findings(&file) {
+            *counts.get_mut(f.rule).expect("a known rule") += 1;
+        }
+    }
+    let text: String = counts.iter().map(|(r, n)| format!("{r} {n}\n")).collect();
+    expect(&root().join("testdata/lint/corpus-counts.txt"), &text);
+}
+
+#[test]
+fn the_rules_page_has_every_rule_with_its_examples() {
+    let mut doc = String::from(
+        "# kiln lint rules\n\n<!-- Written by tests/lint.rs from the rules and testdata/lint/: KILN_BLESS=1 cargo test --test lint -->\n\n",
+    );
+    for rule in lint::rules() {
+        let dir = root().join("testdata/lint").join(rule.id);
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+        doc.push_str(&format!(
+            "## {}\n\n{} ({}; BuildKit: {})\n\nBad:\n\n```dockerfile\n{}```\n\n```text\n{}```\n\nGood:\n\n```dockerfile\n{}```\n\n",
+            rule.id,
+            rule.description,
+            rule.severity.name(),
+            rule.url,
+            read("bad.Dockerfile"),
+            read("bad.expected"),
+            read("good.Dockerfile"),
+        ));
+    }
+    expect(&root().join("docs/lint-rules.md"), &doc);
+}
+
+fn kiln(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_command_reports_and_exits_by_threshold() {
+    let bad = root().join("testdata/lint/MaintainerDeprecated/bad.Dockerfile");
+    let bad = bad.to_str().unwrap();
+    let out = kiln(&["lint", bad]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text,
+        format!("{bad}:2:1 MaintainerDeprecated warning: Maintainer instruction is deprecated in favor of using label\n")
+    );
+    assert_eq!(
+        kiln(&["lint", "--failure-threshold", "error", bad])
+            .status
+            .code(),
+        Some(0)
+    );
+    let ignored = kiln(&["lint", "--ignore", "MaintainerDeprecated", bad]);
+    assert_eq!((ignored.status.code(), ignored.stdout.len()), (Some(0), 0));
+    let json: serde_json::Value =
+        serde_json::from_slice(&kiln(&["lint", "--format", "json", bad]).stdout).unwrap();
+    assert_eq!(json[0]["rule"], "MaintainerDeprecated");
+    assert_eq!(json[0]["line"], 2);
+    assert_eq!(
+        json[0]["url"],
+        "https://docs.docker.com/go/dockerfile/rule/maintainer-deprecated/"
+    );
+    let unknown = kiln(&["lint", "--ignore", "NoSuchRule", bad]);
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no such rule"));
+    // A file that does not parse is reported with its place, and fails.
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("Dockerfile");
+    std::fs::write(&broken, "FROM alpine\nFRM x\n").unwrap();
+    let out = kiln(&["lint", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(":2:1"));
+}
