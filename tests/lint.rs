@@ -152,3 +152,22 @@ fn the_command_reports_and_exits_by_threshold() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains(":2:1"));
 }
+
+#[test]
+fn the_check_directive_skips_rules_and_makes_findings_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("Dockerfile");
+    std::fs::write(
+        &path,
+        "# check=skip=MaintainerDeprecated,JSONArgsRecommended;error=true\nFROM alpine\nMAINTAINER x\nCMD echo\nWORKDIR app\n",
+    )
+    .unwrap();
+    let found = findings(&path);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        (found[0].rule, found[0].severity),
+        ("WorkdirRelativePath", lint::Severity::Error)
+    );
+    std::fs::write(&path, "# check=skip=all\nFROM alpine\nMAINTAINER x\n").unwrap();
+    assert!(findings(&path).is_empty());
+}

@@ -78,12 +78,43 @@ pub fn rule(id: &str) -> Option<&'static Rule> {
     rules().find(|r| r.id == id)
 }
 
-/// The findings of every rule on `df`, in file order.
+/// The findings of every rule on `df`, in file order. BuildKit's `# check=` directive is
+/// honoured: `skip=Rule,Rule` (or `skip=all`) leaves rules out, `error=true` makes the
+/// findings errors.
 pub fn lint(df: &Dockerfile) -> Vec<Finding> {
     let file = stages::File::new(df);
     let mut findings = buildkit::check(&file);
+    let (skip, error) = check_directive(df);
+    findings.retain(|f| !skip.iter().any(|s| s == f.rule || s == "all"));
+    if error {
+        for f in &mut findings {
+            f.severity = Severity::Error;
+        }
+    }
     findings.sort_by_key(|f| (f.line, f.column, f.rule));
     findings
+}
+
+/// `# check=skip=A,B;error=true`: the rules to skip and whether findings are errors.
+fn check_directive(df: &Dockerfile) -> (Vec<String>, bool) {
+    let mut skip = Vec::new();
+    let mut error = false;
+    for d in df
+        .directives
+        .iter()
+        .filter(|d| d.name.eq_ignore_ascii_case("check"))
+    {
+        for part in d.value.split(';') {
+            match part.trim().split_once('=') {
+                Some(("skip", rules)) => {
+                    skip.extend(rules.split(',').map(|r| r.trim().to_string()))
+                }
+                Some(("error", v)) => error = v.trim().eq_ignore_ascii_case("true"),
+                _ => {}
+            }
+        }
+    }
+    (skip, error)
 }
 
 /// The keyword of an instruction as written (`FROM`, `from`, `From`).
