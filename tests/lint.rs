@@ -171,3 +171,85 @@ fn the_check_directive_skips_rules_and_makes_findings_errors() {
     std::fs::write(&path, "# check=skip=all\nFROM alpine\nMAINTAINER x\n").unwrap();
     assert!(findings(&path).is_empty());
 }
+
+#[test]
+fn sarif_output_validates_against_the_sarif_2_1_0_schema_and_other_formats_hold_the_findings() {
+    let schema_path = std::env::var_os("KILN_SARIF_SCHEMA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/opt/kiln-sarif/sarif-2.1.0.json"));
+    let Ok(schema) = std::fs::read_to_string(&schema_path) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{} is missing: scripts/setup fetches it",
+            schema_path.display()
+        );
+        eprintln!(
+            "skipped: no SARIF schema at {} (scripts/setup fetches it)",
+            schema_path.display()
+        );
+        return;
+    };
+    let schema: serde_json::Value = serde_json::from_str(&schema).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the SARIF schema compiles");
+    assert!(
+        !validator.is_valid(&serde_json::json!({"version": "2.1.0", "runs": [{"results": []}]})),
+        "the validator refuses a log without a tool"
+    );
+    let files: Vec<String> = [
+        "SecretsUsedInArgOrEnv",
+        "ExposeInvalidFormat",
+        "MaintainerDeprecated",
+    ]
+    .iter()
+    .map(|r| {
+        root()
+            .join("testdata/lint")
+            .join(r)
+            .join("bad.Dockerfile")
+            .display()
+            .to_string()
+    })
+    .collect();
+    let mut args = vec!["lint", "--format", "sarif"];
+    args.extend(files.iter().map(String::as_str));
+    let out = kiln(&args);
+    assert_eq!(out.status.code(), Some(1));
+    let sarif: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&sarif)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    assert_eq!(results.len(), 5);
+    assert_eq!(results[4]["ruleId"], "MaintainerDeprecated");
+    assert_eq!(
+        results[4]["locations"][0]["physicalLocation"]["region"]["startLine"],
+        2
+    );
+    // A clean file gives a valid log with no results.
+    let good = root().join("testdata/lint/MaintainerDeprecated/good.Dockerfile");
+    let clean: serde_json::Value = serde_json::from_slice(
+        &kiln(&["lint", "--format", "sarif", good.to_str().unwrap()]).stdout,
+    )
+    .unwrap();
+    assert!(validator.is_valid(&clean));
+    assert_eq!(clean["runs"][0]["results"], serde_json::json!([]));
+
+    let mut args = vec!["lint", "--format", "gitlab"];
+    args.extend(files.iter().map(String::as_str));
+    let gitlab: serde_json::Value = serde_json::from_slice(&kiln(&args).stdout).unwrap();
+    let issues = gitlab.as_array().unwrap();
+    assert_eq!(issues.len(), 5);
+    let prints: std::collections::HashSet<&str> = issues
+        .iter()
+        .map(|i| i["fingerprint"].as_str().unwrap())
+        .collect();
+    assert_eq!(prints.len(), 5, "fingerprints are distinct");
+    assert_eq!(issues[4]["location"]["lines"]["begin"], 2);
+    let mut args = vec!["lint", "--format", "checkstyle"];
+    args.extend(files.iter().map(String::as_str));
+    let xml = String::from_utf8(kiln(&args).stdout).unwrap();
+    assert_eq!(xml.matches("<error ").count(), 5);
+    assert!(xml.contains("message=\"Do not use ARG or ENV instructions for sensitive data (ENV &quot;DB_PASSWORD&quot;)\""), "{xml}");
+}

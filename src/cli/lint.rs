@@ -1,10 +1,11 @@
-//! `kiln lint [-f FILE]... [PATH...] [--format text|json] [--ignore RULE]...
-//! [--failure-threshold error|warning|info|style]`
+//! `kiln lint [-f FILE]... [PATH...] [--format text|json|sarif|checkstyle|gitlab]
+//! [--ignore RULE]... [--failure-threshold error|warning|info|style]`
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
+use kiln_builder::lint::report::{self, Report};
 use kiln_builder::lint::{self, Finding, Severity};
 
 #[derive(clap::Args)]
@@ -14,7 +15,8 @@ pub struct Args {
     files: Vec<PathBuf>,
     /// More Dockerfiles, or directories (their `Dockerfile`).
     paths: Vec<PathBuf>,
-    /// text (FILE:LINE:COL RULE severity: message) or json.
+    /// text (FILE:LINE:COL RULE severity: message), json, sarif (2.1.0, for GitHub code
+    /// scanning), checkstyle (XML) or gitlab (Code Quality).
     #[arg(long, default_value = "text")]
     format: String,
     /// Rules not to report (repeatable).
@@ -51,13 +53,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if targets.is_empty() {
         targets.push(PathBuf::from("Dockerfile"));
     }
-    let json = match args.format.as_str() {
-        "text" => false,
-        "json" => true,
-        other => bail!("--format {other}: use text or json"),
-    };
+    if !matches!(
+        args.format.as_str(),
+        "text" | "json" | "sarif" | "checkstyle" | "gitlab"
+    ) {
+        bail!(
+            "--format {}: use text, json, sarif, checkstyle or gitlab",
+            args.format
+        );
+    }
     let mut failed = false;
-    let mut all: Vec<serde_json::Value> = Vec::new();
+    let mut linted: Vec<(String, Vec<Finding>)> = Vec::new();
     for path in &targets {
         let name = path.display().to_string();
         let text = if name == "-" {
@@ -81,27 +87,52 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .filter(|f| !args.ignore.iter().any(|i| i == f.rule))
             .collect();
         failed |= findings.iter().any(|f| f.severity >= threshold);
-        for f in &findings {
-            if json {
-                all.push(serde_json::json!({
-                    "file": name, "line": f.line, "column": f.column, "endLine": f.end_line,
-                    "rule": f.rule, "severity": f.severity.name(), "message": f.message,
-                    "url": lint::rule(f.rule).map(|r| r.url),
-                }));
-            } else {
-                println!(
-                    "{name}:{}:{} {} {}: {}",
-                    f.line,
-                    f.column,
-                    f.rule,
-                    f.severity.name(),
-                    f.message
-                );
+        linted.push((name, findings));
+    }
+    let reports: Vec<Report> = linted
+        .iter()
+        .map(|(file, findings)| Report { file, findings })
+        .collect();
+    match args.format.as_str() {
+        "text" => {
+            for r in &reports {
+                for f in r.findings {
+                    println!(
+                        "{}:{}:{} {} {}: {}",
+                        r.file,
+                        f.line,
+                        f.column,
+                        f.rule,
+                        f.severity.name(),
+                        f.message
+                    );
+                }
             }
         }
-    }
-    if json {
-        println!("{}", serde_json::to_string_pretty(&all)?);
+        "json" => {
+            let all: Vec<serde_json::Value> = reports
+                .iter()
+                .flat_map(|r| {
+                    r.findings.iter().map(|f| {
+                        serde_json::json!({
+                            "file": r.file, "line": f.line, "column": f.column, "endLine": f.end_line,
+                            "rule": f.rule, "severity": f.severity.name(), "message": f.message,
+                            "url": lint::rule(f.rule).map(|r| r.url),
+                        })
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&all)?);
+        }
+        "sarif" => println!(
+            "{}",
+            serde_json::to_string_pretty(&report::sarif(&reports))?
+        ),
+        "checkstyle" => print!("{}", report::checkstyle(&reports)),
+        _ => println!(
+            "{}",
+            serde_json::to_string_pretty(&report::gitlab(&reports))?
+        ),
     }
     Ok(if failed {
         ExitCode::FAILURE

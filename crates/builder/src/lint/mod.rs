@@ -4,6 +4,7 @@
 //! `# check=skip=...` lists carry over.
 
 mod buildkit;
+pub mod report;
 mod stages;
 
 use crate::ast::{Dockerfile, Instruction};
