@@ -1057,3 +1057,26 @@ fn progress_auto_draws_live_lines_on_a_terminal_and_plain_lines_elsewhere() {
         "{plain}"
     );
 }
+
+#[test]
+fn a_build_prints_the_build_checks_warnings_and_goes_on() {
+    if !root_or_skip() {
+        return;
+    }
+    let k = Kiln::new();
+    let ctx = context(
+        &k.dir.path().join("warn"),
+        &[
+            ("Dockerfile", "FROM scratch AS Base\nCOPY f /f\n"),
+            ("f", "x"),
+        ],
+    );
+    let out = k.run(&["build", "-t", "warn:1", ctx.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("WARNING: StageNameCasing - "), "{err}");
+    assert!(
+        err.contains("Stage name 'Base' should be lowercase"),
+        "{err}"
+    );
+}

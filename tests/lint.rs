@@ -253,3 +253,40 @@ fn sarif_output_validates_against_the_sarif_2_1_0_schema_and_other_formats_hold_
     assert_eq!(xml.matches("<error ").count(), 5);
     assert!(xml.contains("message=\"Do not use ARG or ENV instructions for sensitive data (ENV &quot;DB_PASSWORD&quot;)\""), "{xml}");
 }
+
+#[test]
+fn build_check_runs_the_checks_and_builds_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nMAINTAINER x\n").unwrap();
+    let store = dir.path().join("store");
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .args(["build", "--check"])
+            .arg(&ctx)
+            .env("KILN_ROOT", &store)
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "warnings do not fail the check: {err}"
+    );
+    assert!(err.contains("WARNING: MaintainerDeprecated - "), "{err}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Check complete: 1 finding(s), 0 error(s)")
+    );
+    assert!(!store.join("index.json").exists(), "nothing was built");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "# check=error=true\nFROM scratch\nMAINTAINER x\n",
+    )
+    .unwrap();
+    let out = run();
+    assert_eq!(out.status.code(), Some(1), "an error fails it");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ERROR: MaintainerDeprecated"));
+}

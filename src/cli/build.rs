@@ -53,6 +53,10 @@ pub struct Args {
     /// Layer compression for --output.
     #[arg(long, default_value = "gzip")]
     compression: kiln_image::layer::Compression,
+    /// Run the build checks (`kiln lint`'s BuildKit rules) and build nothing; exit 1 when
+    /// a finding is an error (`# check=error=true`).
+    #[arg(long)]
+    check: bool,
     /// The network for RUN steps: default (the host's), host, or none (loopback only).
     #[arg(long, default_value = "default")]
     network: String,
@@ -61,17 +65,6 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    if !nix::unistd::geteuid().is_root() {
-        bail!("kiln build runs RUN steps in namespaces on overlayfs and needs root for now");
-    }
-    // Mounts made for the build (stage views) vanish with this process.
-    kiln_runtime::isolate_mounts().context("a private mount namespace for the build")?;
-
-    let store = super::store()?;
-    let root = kiln_image::store::Store::default_root();
-    let exec = SandboxExecutor {
-        snapshotter: snapshotter(&root)?,
-    };
     // `-`: a context tar (plain or compressed) on standard input, unpacked as a layer is
     // (nothing may land outside it); or, when it is not a tar, a Dockerfile alone.
     let stdin_context;
@@ -117,6 +110,43 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             eprintln!("{e}");
             return Ok(ExitCode::FAILURE);
         }
+    };
+    // The build checks, as docker build prints them; `--check` stops here.
+    let findings = kiln_builder::lint::lint(&dockerfile);
+    for f in &findings {
+        eprintln!(
+            "{}: {} - {}:{} {}",
+            f.severity.name().to_uppercase(),
+            f.rule,
+            name,
+            f.line,
+            f.message
+        );
+    }
+    if args.check {
+        let errors = findings
+            .iter()
+            .filter(|f| f.severity == kiln_builder::lint::Severity::Error)
+            .count();
+        println!(
+            "Check complete: {} finding(s), {errors} error(s)",
+            findings.len()
+        );
+        return Ok(if errors > 0 {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        });
+    }
+    if !nix::unistd::geteuid().is_root() {
+        bail!("kiln build runs RUN steps in namespaces on overlayfs and needs root for now");
+    }
+    // Mounts made for the build (stage views) vanish with this process.
+    kiln_runtime::isolate_mounts().context("a private mount namespace for the build")?;
+    let store = super::store()?;
+    let root = kiln_image::store::Store::default_root();
+    let exec = SandboxExecutor {
+        snapshotter: snapshotter(&root)?,
     };
     // FILE.dockerignore beside a custom Dockerfile wins over the context's .dockerignore.
     let specific = PathBuf::from(format!("{}.dockerignore", dockerfile_path.display()));
