@@ -369,12 +369,20 @@ fn with_source_date_epoch_two_builds_give_the_same_image_whichever_the_snapshott
         "the same image ID and manifest digest from overlayfs and from copies"
     );
     let k = Kiln::new();
+    let ctx = context(
+        &k.dir.path().join("zfs"),
+        &[("Dockerfile", "FROM scratch\n")],
+    );
     let out = k
-        .cmd(&["build", "-"])
+        .cmd(&["build", ctx.to_str().unwrap()])
         .env("KILN_SNAPSHOTTER", "zfs")
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("KILN_SNAPSHOTTER=zfs"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("KILN_SNAPSHOTTER=zfs"),
+        "{err}"
+    );
 }
 
 #[test]
