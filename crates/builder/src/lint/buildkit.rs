@@ -159,30 +159,6 @@ impl Variables for Recorder<'_> {
     }
 }
 
-/// The closest of `candidates` to `name` (edit distance at most a third of its length).
-fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    candidates
-        .map(|c| (distance(&name.to_lowercase(), &c.to_lowercase()), c))
-        .filter(|(d, _)| *d <= (name.len() / 3).max(1))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
-}
-
 /// Whether an ARG or ENV name reads as a secret: one of its words (split at `_`, `-` and
 /// camelCase) is a secret word, and none is `public`.
 fn looks_secret(name: &str) -> bool {
@@ -350,7 +326,7 @@ pub fn check(file: &File) -> Vec<Finding> {
         for name in &asked {
             if !file.global_args.contains_key(name) && !PREDEFINED_ARGS.contains(&name.as_str()) {
                 undefined = true;
-                let hint = suggest(
+                let hint = crate::suggest::closest(
                     name,
                     file.global_args
                         .keys()
@@ -474,7 +450,7 @@ pub fn check(file: &File) -> Vec<Finding> {
 
 #[cfg(test)]
 mod tests {
-    use super::{distance, looks_secret};
+    use super::looks_secret;
 
     #[test]
     fn secret_names_are_told_by_their_words() {
@@ -500,6 +476,5 @@ mod tests {
         ] {
             assert!(!looks_secret(no), "{no}");
         }
-        assert_eq!(distance("BASE_IMAGE", "BASE_IMGE"), 1);
     }
 }

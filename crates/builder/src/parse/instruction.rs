@@ -533,29 +533,8 @@ fn healthcheck(
 
 /// "unknown instruction: FOO", with the closest keyword when one is near.
 fn unknown_instruction(word: &str) -> String {
-    let upper = word.to_uppercase();
-    let best = KEYWORDS
-        .iter()
-        .map(|k| (edit_distance(&upper, k), *k))
-        .min()
-        .filter(|(d, k)| *d <= (k.len() / 3).max(1));
-    match best {
-        Some((_, k)) => format!("unknown instruction: {word} (did you mean {k}?)"),
+    match crate::suggest::closest(word, KEYWORDS) {
+        Some(k) => format!("unknown instruction: {word} (did you mean {k}?)"),
         None => format!("unknown instruction: {word}"),
     }
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
