@@ -112,7 +112,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     // The build checks, as docker build prints them; `--check` stops here.
-    let findings = kiln_builder::lint::lint(&dockerfile);
+    let findings = kiln_builder::lint::build_checks(&dockerfile);
     for f in &findings {
         eprintln!(
             "{}: {} - {}:{} {}",

@@ -1,4 +1,4 @@
-FROM alpine
+FROM alpine:3.20
 RUN true
 RUN false
 CMD ["sh"]

@@ -1,4 +1,4 @@
-FROM alpine AS build
+FROM alpine:3.20 AS build
 RUN true
-FROM debian AS build
+FROM debian:12 AS build
 RUN true

@@ -1,2 +1,2 @@
-FROM alpine
+FROM alpine:3.20
 EXPOSE 53/udp 80

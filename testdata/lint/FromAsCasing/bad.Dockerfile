@@ -1,2 +1,2 @@
-FROM alpine as builder
+FROM alpine:3.20 as builder
 RUN true

@@ -1,1 +1,1 @@
-FROM --platform=linux/amd64 alpine
+FROM --platform=linux/amd64 alpine:3.20

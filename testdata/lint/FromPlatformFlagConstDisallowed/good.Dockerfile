@@ -1,1 +1,1 @@
-FROM --platform=$BUILDPLATFORM alpine
+FROM --platform=$BUILDPLATFORM alpine:3.20

@@ -1,2 +1,2 @@
-FROM alpine
+FROM alpine:3.20
 ENTRYPOINT my-server --port 80

@@ -1,3 +1,3 @@
-FROM alpine
+FROM alpine:3.20
 ENV LANG C.UTF-8
 LABEL maintainer jane

@@ -1,2 +1,2 @@
-FROM alpine
+FROM alpine:3.20
 MAINTAINER Jane Doe <jane@example.com>

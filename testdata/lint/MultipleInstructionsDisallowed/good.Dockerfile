@@ -1,4 +1,4 @@
-FROM alpine AS one
+FROM alpine:3.20 AS one
 CMD ["a"]
-FROM alpine
+FROM alpine:3.20
 CMD ["b"]

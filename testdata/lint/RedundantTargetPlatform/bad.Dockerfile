@@ -1,1 +1,1 @@
-FROM --platform=$TARGETPLATFORM alpine
+FROM --platform=$TARGETPLATFORM alpine:3.20

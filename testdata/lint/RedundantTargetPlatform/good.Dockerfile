@@ -1,2 +1,2 @@
-FROM alpine
-FROM --platform=$BUILDPLATFORM alpine
+FROM alpine:3.20
+FROM --platform=$BUILDPLATFORM alpine:3.20

@@ -1,2 +1,2 @@
-FROM alpine AS scratch
+FROM alpine:3.20 AS scratch
 RUN true

@@ -1,2 +1,2 @@
-FROM alpine AS base
+FROM alpine:3.20 AS base
 RUN true

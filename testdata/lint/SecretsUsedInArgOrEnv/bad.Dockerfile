@@ -1,3 +1,3 @@
-FROM alpine
+FROM alpine:3.20
 ARG GITHUB_TOKEN
 ENV DB_PASSWORD=hunter2

@@ -1,2 +1,2 @@
-FROM alpine AS Builder
+FROM alpine:3.20 AS Builder
 RUN true

@@ -1,2 +1,2 @@
-FROM alpine AS builder
+FROM alpine:3.20 AS builder
 RUN true

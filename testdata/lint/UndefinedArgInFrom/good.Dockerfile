@@ -1,3 +1,3 @@
 ARG VERSION=3.20
 FROM alpine:${VERSION}
-FROM --platform=$BUILDPLATFORM alpine
+FROM --platform=$BUILDPLATFORM alpine:3.20

@@ -1,4 +1,4 @@
-FROM alpine
+FROM alpine:3.20
 WORKDIR /app
 WORKDIR src
 FROM mcr.microsoft.com/windows/nanoserver:ltsc2022

@@ -1,17 +1,16 @@
 //! BuildKit's build checks, with BuildKit's names and messages.
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
 
-use super::stages::File;
-use super::{keyword_as_written, words_as_written, Finding, Rule, Severity};
+use super::stages::{File, Recorder};
+use super::{keyword_as_written, words_as_written, Finding, Rule, Severity, Source};
 use crate::ast::{Command, CommandLine, Instruction};
-use crate::expand::Variables;
 
 macro_rules! rule {
     ($name:ident, $id:literal, $desc:literal, $slug:literal) => {
         pub const $name: Rule = Rule {
             id: $id,
+            source: Source::BuildKit,
             severity: Severity::Warning,
             description: $desc,
             url: concat!("https://docs.docker.com/go/dockerfile/rule/", $slug, "/"),
@@ -144,19 +143,6 @@ const PREDEFINED_ARGS: [&str; 9] = [
 
 fn is_upper(s: &str) -> bool {
     s == s.to_uppercase()
-}
-
-/// Records every variable an expansion asks for, answering from `known`.
-struct Recorder<'a> {
-    known: &'a BTreeMap<String, String>,
-    asked: RefCell<Vec<String>>,
-}
-
-impl Variables for Recorder<'_> {
-    fn lookup(&self, name: &str) -> Option<&str> {
-        self.asked.borrow_mut().push(name.to_string());
-        self.known.get(name).map(String::as_str)
-    }
 }
 
 /// Whether an ARG or ENV name reads as a secret: one of its words (split at `_`, `-` and
@@ -304,10 +290,7 @@ pub fn check(file: &File) -> Vec<Finding> {
         }
 
         // The FROM line's variables: declared globally, or predefined.
-        let recorder = Recorder {
-            known: &globals,
-            asked: RefCell::new(Vec::new()),
-        };
+        let recorder = Recorder::new(&globals);
         let image = crate::expand::word(&from.image, df.escape, &recorder).unwrap_or_default();
         if let Some(platform) = &from.platform {
             let _ = crate::expand::word(platform, df.escape, &recorder);

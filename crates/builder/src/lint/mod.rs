@@ -4,7 +4,9 @@
 //! `# check=skip=...` lists carry over.
 
 mod buildkit;
+mod hadolint;
 pub mod report;
+mod shell;
 mod stages;
 
 use crate::ast::{Dockerfile, Instruction};
@@ -38,9 +40,20 @@ impl Severity {
     }
 }
 
+/// Whose rule it is: the name and meaning come from there, so existing skip and ignore
+/// lists carry over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// BuildKit's build checks: what `docker build` prints, and what `kiln build` prints.
+    BuildKit,
+    /// hadolint's DL rules.
+    Hadolint,
+}
+
 /// A rule: what it is called, how bad breaking it is, and what it checks.
 pub struct Rule {
     pub id: &'static str,
+    pub source: Source,
     pub severity: Severity,
     pub description: &'static str,
     pub url: &'static str,
@@ -72,23 +85,41 @@ impl Finding {
 
 /// Every rule kiln knows.
 pub fn rules() -> impl Iterator<Item = &'static Rule> {
-    buildkit::RULES.iter()
+    buildkit::RULES.iter().chain(hadolint::RULES)
 }
 
 pub fn rule(id: &str) -> Option<&'static Rule> {
     rules().find(|r| r.id == id)
 }
 
-/// The findings of every rule on `df`, in file order. BuildKit's `# check=` directive is
-/// honoured: `skip=Rule,Rule` (or `skip=all`) leaves rules out, `error=true` makes the
-/// findings errors.
+/// The findings of every rule on `df`, in file order (`kiln lint`).
 pub fn lint(df: &Dockerfile) -> Vec<Finding> {
     let file = stages::File::new(df);
     let mut findings = buildkit::check(&file);
+    findings.extend(hadolint::check(&file));
+    finish(df, findings)
+}
+
+/// The findings of BuildKit's build checks only: what a build prints, as `docker build`
+/// does.
+pub fn build_checks(df: &Dockerfile) -> Vec<Finding> {
+    let file = stages::File::new(df);
+    finish(df, buildkit::check(&file))
+}
+
+/// Applies BuildKit's `# check=` directive and sorts. `skip=Rule,Rule` leaves rules out
+/// (`skip=all`: every BuildKit check), `error=true` makes the BuildKit checks' findings
+/// errors.
+fn finish(df: &Dockerfile, mut findings: Vec<Finding>) -> Vec<Finding> {
     let (skip, error) = check_directive(df);
-    findings.retain(|f| !skip.iter().any(|s| s == f.rule || s == "all"));
+    let buildkit = |f: &Finding| rule(f.rule).is_some_and(|r| r.source == Source::BuildKit);
+    findings.retain(|f| {
+        !skip
+            .iter()
+            .any(|s| s == f.rule || (s == "all" && buildkit(f)))
+    });
     if error {
-        for f in &mut findings {
+        for f in findings.iter_mut().filter(|f| buildkit(f)) {
             f.severity = Severity::Error;
         }
     }

@@ -1,0 +1,3 @@
+FROM alpine:3.20
+WORKDIR /app
+WORKDIR $HOME/src

@@ -1,0 +1,2 @@
+FROM debian:12
+RUN service nginx start && ps aux

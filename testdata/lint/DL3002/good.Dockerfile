@@ -1,0 +1,4 @@
+FROM alpine:3.20
+USER root
+RUN echo setup
+USER 1000

@@ -1,0 +1,2 @@
+FROM debian:12
+RUN echo sudo > /etc/hint && gosu nobody true

@@ -1,0 +1,2 @@
+FROM ubuntu
+FROM ubuntu:24.04 AS build

@@ -1,0 +1,2 @@
+FROM ubuntu:24.04
+FROM latest/ubuntu:24.04

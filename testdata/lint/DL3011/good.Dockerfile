@@ -1,0 +1,2 @@
+FROM alpine:3.20
+EXPOSE 80 443/tcp 8000-8080 $PORT

@@ -1,0 +1,3 @@
+FROM alpine:3.20
+COPY --from=build /app /app
+FROM alpine:3.20 AS build

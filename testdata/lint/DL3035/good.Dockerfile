@@ -1,0 +1,2 @@
+FROM opensuse/leap:15.6
+RUN zypper -n update && zypper clean

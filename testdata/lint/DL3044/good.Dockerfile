@@ -1,0 +1,3 @@
+FROM alpine:3.20
+ENV PREFIX=/opt
+ENV PATH=$PREFIX/bin:$PATH

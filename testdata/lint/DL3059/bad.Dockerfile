@@ -1,0 +1,3 @@
+FROM alpine:3.20
+RUN mkdir /app
+RUN chown 1000 /app

@@ -1,0 +1,3 @@
+FROM debian:12 AS base
+FROM alpine:3.20
+COPY --from=base / /
