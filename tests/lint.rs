@@ -102,7 +102,7 @@ fn the_rules_page_has_every_rule_with_its_examples() {
             rule.id,
             rule.description,
             rule.severity.name(),
-            rule.url,
+            rule.url.unwrap_or("kiln's own rule"),
             read("bad.Dockerfile"),
             read("bad.expected"),
             read("good.Dockerfile"),
@@ -312,4 +312,153 @@ fn build_check_runs_the_checks_and_builds_nothing() {
     let out = run();
     assert_eq!(out.status.code(), Some(1), "an error fails it");
     assert!(String::from_utf8_lossy(&out.stderr).contains("ERROR: MaintainerDeprecated"));
+}
+
+/// (line, rule) of each finding of `kiln lint` on `text` with `extra` arguments, run in
+/// `dir` (where a `.hadolint.yaml` may wait).
+fn lint_in(dir: &Path, text: &str, extra: &[&str]) -> (Option<i32>, Vec<(u64, String)>) {
+    std::fs::write(dir.join("Dockerfile"), text).unwrap();
+    let mut args = vec!["lint", "--format", "json"];
+    args.extend(extra);
+    args.push("Dockerfile");
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(&args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let found = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["line"].as_u64().unwrap(),
+                f["rule"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    (out.status.code(), found)
+}
+
+fn pairs(list: &[(u64, &str)]) -> Vec<(u64, String)> {
+    list.iter().map(|(l, r)| (*l, r.to_string())).collect()
+}
+
+#[test]
+fn ignore_pragmas_cover_a_line_a_stage_or_the_file_and_can_be_turned_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "\
+FROM alpine:3.20 AS build
+# hadolint ignore=DL3018,DL3003
+RUN cd /tmp && apk add --no-cache curl
+RUN cd /tmp && apk add --no-cache git
+# kiln ignore-stage=DL3018 the stage's packages come from a pinned mirror
+FROM alpine:3.20
+RUN apk add --no-cache make
+# kiln ignore=DL3059
+RUN apk add --no-cache gcc
+";
+    let (_, found) = lint_in(dir.path(), text, &[]);
+    assert_eq!(
+        found,
+        pairs(&[
+            (4, "DL3003"),
+            (4, "DL3018"),
+            (4, "DL3059"),
+            (8, "InvalidIgnorePragma")
+        ])
+    );
+    let (_, all) = lint_in(dir.path(), text, &["--no-ignore-pragmas"]);
+    assert_eq!(
+        all,
+        pairs(&[
+            (3, "DL3003"),
+            (3, "DL3018"),
+            (4, "DL3003"),
+            (4, "DL3018"),
+            (4, "DL3059"),
+            (7, "DL3018"),
+            (9, "DL3018"),
+            (9, "DL3059")
+        ])
+    );
+    let global = format!("# hadolint global ignore=DL3059,DL3003\n{text}");
+    let (_, found) = lint_in(dir.path(), &global, &[]);
+    assert_eq!(found, pairs(&[(5, "DL3018"), (9, "InvalidIgnorePragma")]));
+}
+
+#[test]
+fn a_hadolint_config_file_ignores_overrides_and_sets_the_threshold() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "FROM alpine:3.20\nRUN cd /tmp && apk add --no-cache curl\nMAINTAINER x\n";
+    let (code, found) = lint_in(dir.path(), text, &[]);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        found,
+        pairs(&[
+            (2, "DL3003"),
+            (2, "DL3018"),
+            (3, "DL4000"),
+            (3, "MaintainerDeprecated")
+        ])
+    );
+    // Found in the current directory, as hadolint finds it.
+    std::fs::write(
+        dir.path().join(".hadolint.yaml"),
+        "ignored: [DL3018, SC2086]\noverride:\n  info: [DL4000]\nfailure-threshold: error\nlabel-schema:\n  author: text\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["lint", "Dockerfile"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "no error is left");
+    let text_out = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text_out.contains("DL4000 info: MAINTAINER is deprecated"),
+        "{text_out}"
+    );
+    assert!(!text_out.contains("DL3018"), "{text_out}");
+    // --config names another file; the command line's threshold wins.
+    let other = dir.path().join("strict.yaml");
+    std::fs::write(&other, "ignored: [MaintainerDeprecated]\n").unwrap();
+    let (code, found) = lint_in(
+        dir.path(),
+        text,
+        &[
+            "--config",
+            other.to_str().unwrap(),
+            "--failure-threshold",
+            "warning",
+        ],
+    );
+    assert_eq!(code, Some(1));
+    assert_eq!(found, pairs(&[(2, "DL3003"), (2, "DL3018"), (3, "DL4000")]));
+    // A config that names no rule kiln knows, or does not parse, is refused by name.
+    std::fs::write(&other, "ignored: [DL9999]\n").unwrap();
+    let out = kiln(&[
+        "lint",
+        "--config",
+        other.to_str().unwrap(),
+        "-f",
+        "/dev/null",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("strict.yaml") && err.contains("no such rule: DL9999"),
+        "{err}"
+    );
+    std::fs::write(&other, "ignored: [unclosed\n").unwrap();
+    let out = kiln(&[
+        "lint",
+        "--config",
+        other.to_str().unwrap(),
+        "-f",
+        "/dev/null",
+    ]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("strict.yaml"));
 }

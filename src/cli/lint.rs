@@ -1,10 +1,12 @@
 //! `kiln lint [-f FILE]... [PATH...] [--format text|json|sarif|checkstyle|gitlab]
-//! [--ignore RULE]... [--failure-threshold error|warning|info|style]`
+//! [--ignore RULE]... [--failure-threshold error|warning|info|style|none] [--config FILE]
+//! [--no-ignore-pragmas]`
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
+use kiln_builder::lint::config::{self, Config};
 use kiln_builder::lint::report::{self, Report};
 use kiln_builder::lint::{self, Finding, Severity};
 
@@ -22,18 +24,45 @@ pub struct Args {
     /// Rules not to report (repeatable).
     #[arg(long = "ignore", value_name = "RULE")]
     ignore: Vec<String>,
-    /// Exit with 1 when a finding is at least this severe.
-    #[arg(long, default_value = "info", value_name = "error|warning|info|style")]
-    failure_threshold: String,
+    /// Exit with 1 when a finding is at least this severe (default: the config file's
+    /// `failure-threshold`, else info); `none` never fails.
+    #[arg(long, value_name = "error|warning|info|style|none")]
+    failure_threshold: Option<String>,
+    /// hadolint's configuration file (default: `.hadolint.yaml` or `.hadolint.yml` in the
+    /// current directory): `ignored`, `override`, `failure-threshold`, `no-fail`.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Report what ignore pragmas (`# hadolint ignore=`, `# kiln ignore=`) and BuildKit's
+    /// `# check=skip=` would hide.
+    #[arg(long)]
+    no_ignore_pragmas: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let threshold = Severity::parse(&args.failure_threshold).with_context(|| {
-        format!(
-            "--failure-threshold {}: use error, warning, info or style",
-            args.failure_threshold
-        )
-    })?;
+    let config_path = args
+        .config
+        .clone()
+        .or_else(|| config::find(std::path::Path::new(".")));
+    let config = match &config_path {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    // None: never fail.
+    let threshold = match args
+        .failure_threshold
+        .as_deref()
+        .or(config.failure_threshold.as_deref())
+        .unwrap_or("info")
+    {
+        "none" | "ignore" => None,
+        t => Some(Severity::parse(t).with_context(|| {
+            format!("--failure-threshold {t}: use error, warning, info, style or none")
+        })?),
+    }
+    .filter(|_| !config.no_fail);
+    let options = lint::Options {
+        pragmas: !args.no_ignore_pragmas && !config.disable_ignore_pragma,
+    };
     for id in &args.ignore {
         if lint::rule(id).is_none() {
             bail!(
@@ -82,11 +111,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 continue;
             }
         };
-        let findings: Vec<Finding> = lint::lint(&df)
-            .into_iter()
-            .filter(|f| !args.ignore.iter().any(|i| i == f.rule))
-            .collect();
-        failed |= findings.iter().any(|f| f.severity >= threshold);
+        let mut findings = lint::lint_with(&df, options);
+        config.apply(&mut findings);
+        findings.retain(|f| !args.ignore.iter().any(|i| i == f.rule));
+        failed |= threshold.is_some_and(|t| findings.iter().any(|f| f.severity >= t));
         linted.push((name, findings));
     }
     let reports: Vec<Report> = linted
@@ -117,7 +145,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         serde_json::json!({
                             "file": r.file, "line": f.line, "column": f.column, "endLine": f.end_line,
                             "rule": f.rule, "severity": f.severity.name(), "message": f.message,
-                            "url": lint::rule(f.rule).map(|r| r.url),
+                            "url": lint::rule(f.rule).and_then(|r| r.url),
                         })
                     })
                 })

@@ -28,8 +28,19 @@ pub struct Dockerfile {
     /// The escape character: `\` unless a `# escape=` directive chose the backtick.
     pub escape: char,
     pub instructions: Vec<Instruction>,
+    /// Comment lines between instructions (not those inside a continued instruction or a
+    /// heredoc body): lint pragmas live here.
+    pub comments: Vec<Comment>,
     /// Accepted but discouraged constructs (BuildKit's parser warnings).
     pub warnings: Vec<Warning>,
+}
+
+/// A `# ...` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Comment {
+    pub line: usize,
+    /// The text after `#`, trimmed.
+    pub text: String,
 }
 
 /// A parser directive (`# syntax=`, `# escape=`, `# check=`) from the top of the file.

@@ -24,6 +24,9 @@ pub enum Error {
     Step { step: String, message: String },
     #[error(transparent)]
     Image(#[from] kiln_image::Error),
+    /// A lint configuration file (`.hadolint.yaml`) that does not read.
+    #[error("{}: {message}", path.display())]
+    Config { path: PathBuf, message: String },
     #[error("cannot read {}: {source}", path.display())]
     Read {
         path: PathBuf,

@@ -13,7 +13,11 @@ macro_rules! rule {
             source: Source::BuildKit,
             severity: Severity::Warning,
             description: $desc,
-            url: concat!("https://docs.docker.com/go/dockerfile/rule/", $slug, "/"),
+            url: Some(concat!(
+                "https://docs.docker.com/go/dockerfile/rule/",
+                $slug,
+                "/"
+            )),
         };
     };
 }

@@ -4,7 +4,9 @@
 //! `# check=skip=...` lists carry over.
 
 mod buildkit;
+pub mod config;
 mod hadolint;
+mod pragmas;
 pub mod report;
 mod shell;
 mod stages;
@@ -48,6 +50,8 @@ pub enum Source {
     BuildKit,
     /// hadolint's DL rules.
     Hadolint,
+    /// kiln's own rules.
+    Kiln,
 }
 
 /// A rule: what it is called, how bad breaking it is, and what it checks.
@@ -56,7 +60,8 @@ pub struct Rule {
     pub source: Source,
     pub severity: Severity,
     pub description: &'static str,
-    pub url: &'static str,
+    /// The rule's page upstream; kiln's own rules are documented in docs/lint-rules.md.
+    pub url: Option<&'static str>,
 }
 
 /// One finding of one rule, at a place in the file.
@@ -85,39 +90,67 @@ impl Finding {
 
 /// Every rule kiln knows.
 pub fn rules() -> impl Iterator<Item = &'static Rule> {
-    buildkit::RULES.iter().chain(hadolint::RULES)
+    buildkit::RULES
+        .iter()
+        .chain(hadolint::RULES)
+        .chain([&pragmas::INVALID_IGNORE_PRAGMA])
 }
 
 pub fn rule(id: &str) -> Option<&'static Rule> {
     rules().find(|r| r.id == id)
 }
 
+/// How `kiln lint` runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Honour ignore pragmas (`# hadolint ignore=`, `# kiln ignore=`) and the skip list of
+    /// BuildKit's `# check=` directive. CI may turn them off to see everything.
+    pub pragmas: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options { pragmas: true }
+    }
+}
+
 /// The findings of every rule on `df`, in file order (`kiln lint`).
 pub fn lint(df: &Dockerfile) -> Vec<Finding> {
+    lint_with(df, Options::default())
+}
+
+pub fn lint_with(df: &Dockerfile, options: Options) -> Vec<Finding> {
     let file = stages::File::new(df);
     let mut findings = buildkit::check(&file);
     findings.extend(hadolint::check(&file));
-    finish(df, findings)
+    if options.pragmas {
+        let pragmas = pragmas::Pragmas::read(df);
+        findings.retain(|f| !pragmas.ignores(f));
+        findings.extend(pragmas.findings);
+    }
+    finish(df, findings, options)
 }
 
 /// The findings of BuildKit's build checks only: what a build prints, as `docker build`
 /// does.
 pub fn build_checks(df: &Dockerfile) -> Vec<Finding> {
     let file = stages::File::new(df);
-    finish(df, buildkit::check(&file))
+    finish(df, buildkit::check(&file), Options::default())
 }
 
 /// Applies BuildKit's `# check=` directive and sorts. `skip=Rule,Rule` leaves rules out
 /// (`skip=all`: every BuildKit check), `error=true` makes the BuildKit checks' findings
 /// errors.
-fn finish(df: &Dockerfile, mut findings: Vec<Finding>) -> Vec<Finding> {
+fn finish(df: &Dockerfile, mut findings: Vec<Finding>, options: Options) -> Vec<Finding> {
     let (skip, error) = check_directive(df);
     let buildkit = |f: &Finding| rule(f.rule).is_some_and(|r| r.source == Source::BuildKit);
-    findings.retain(|f| {
-        !skip
-            .iter()
-            .any(|s| s == f.rule || (s == "all" && buildkit(f)))
-    });
+    if options.pragmas {
+        findings.retain(|f| {
+            !skip
+                .iter()
+                .any(|s| s == f.rule || (s == "all" && buildkit(f)))
+        });
+    }
     if error {
         for f in findings.iter_mut().filter(|f| buildkit(f)) {
             f.severity = Severity::Error;

@@ -26,13 +26,16 @@ pub fn sarif(reports: &[Report]) -> Value {
     let driver_rules: Vec<Value> = all
         .iter()
         .map(|r| {
-            json!({
+            let mut rule = json!({
                 "id": r.id,
                 "name": r.id,
                 "shortDescription": {"text": r.description},
-                "helpUri": r.url,
                 "defaultConfiguration": {"level": sarif_level(r.severity)},
-            })
+            });
+            if let Some(url) = r.url {
+                rule["helpUri"] = url.into();
+            }
+            rule
         })
         .collect();
     let mut results = Vec::new();
@@ -119,7 +122,7 @@ pub fn gitlab(reports: &[Report]) -> Value {
                 "fingerprint": fingerprint,
                 "severity": severity,
                 "location": {"path": report.file, "lines": {"begin": f.line}},
-                "url": rule(f.rule).map(|r| r.url),
+                "url": rule(f.rule).and_then(|r| r.url),
             }));
         }
     }

@@ -8,7 +8,7 @@ mod position;
 
 use pest::Parser;
 
-use crate::ast::{Command, Directive, Dockerfile, Heredoc, Instruction, Span, Warning};
+use crate::ast::{Command, Comment, Directive, Dockerfile, Heredoc, Instruction, Span, Warning};
 use crate::error::{Diagnostic, Error};
 use crate::grammar::{DockerfileGrammar, Rule};
 use instruction::{HeredocMarker, Parsed};
@@ -48,6 +48,7 @@ impl<'a> FileParser<'a> {
         let directives = self.directives()?;
         let mut instructions = Vec::new();
         let mut warnings = Vec::new();
+        let mut comments = Vec::new();
         while self.offset < self.src.len() {
             let rule = if self.escape == '`' {
                 Rule::items_backtick
@@ -59,6 +60,16 @@ impl<'a> FileParser<'a> {
                 .map_err(|_| self.error_at(batch_start, "cannot read this line".into()))?;
             self.offset = self.src.len();
             for item in items {
+                if item.as_rule() == Rule::comment_line {
+                    let text = item.as_str().trim().trim_start_matches('#').trim();
+                    comments.push(Comment {
+                        line: self
+                            .lines
+                            .position(batch_start + item.as_span().start())
+                            .line,
+                        text: text.to_string(),
+                    });
+                }
                 if item.as_rule() != Rule::instruction_lines {
                     continue;
                 }
@@ -80,6 +91,7 @@ impl<'a> FileParser<'a> {
             directives,
             escape: self.escape,
             instructions,
+            comments,
             warnings,
         })
     }

@@ -18,7 +18,7 @@ macro_rules! rules {
                 source: Source::Hadolint,
                 severity: Severity::$sev,
                 description: $desc,
-                url: concat!("https://github.com/hadolint/hadolint/wiki/", $id),
+                url: Some(concat!("https://github.com/hadolint/hadolint/wiki/", $id)),
             };
         )*
         pub static RULES: &[Rule] = &[$($name),*];

@@ -1,0 +1,104 @@
+//! hadolint's configuration file (`.hadolint.yaml`), read as hadolint reads it so that a
+//! team's file carries over: `ignored`, `override` (severities), `failure-threshold`,
+//! `disable-ignore-pragma` and `no-fail`. Its other keys (label schemas, trusted
+//! registries, output settings) are accepted and not acted on.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::{rule, Finding, Severity};
+use crate::Error;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Config {
+    #[serde(default)]
+    pub ignored: Vec<String>,
+    #[serde(default, rename = "override")]
+    pub overrides: Overrides,
+    pub failure_threshold: Option<String>,
+    #[serde(default)]
+    pub disable_ignore_pragma: bool,
+    #[serde(default)]
+    pub no_fail: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Overrides {
+    #[serde(default)]
+    pub error: Vec<String>,
+    #[serde(default)]
+    pub warning: Vec<String>,
+    #[serde(default)]
+    pub info: Vec<String>,
+    #[serde(default)]
+    pub style: Vec<String>,
+}
+
+/// The file hadolint would read from `dir`: `.hadolint.yaml`, else `.hadolint.yml`.
+pub fn find(dir: &Path) -> Option<PathBuf> {
+    [".hadolint.yaml", ".hadolint.yml"]
+        .iter()
+        .map(|n| dir.join(n))
+        .find(|p| p.is_file())
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let bad = |message: String| Error::Config {
+            path: path.to_path_buf(),
+            message,
+        };
+        let config: Config = if text.trim().is_empty() {
+            Config::default()
+        } else {
+            serde_yaml_ng::from_str(&text).map_err(|e| bad(e.to_string()))?
+        };
+        let o = &config.overrides;
+        for id in config
+            .ignored
+            .iter()
+            .chain(&o.error)
+            .chain(&o.warning)
+            .chain(&o.info)
+            .chain(&o.style)
+        {
+            // hadolint's ShellCheck rules (SC...) are not kiln's: named, they do nothing.
+            if rule(id).is_none() && !id.starts_with("SC") {
+                return Err(bad(format!("no such rule: {id}")));
+            }
+        }
+        if let Some(t) = &config.failure_threshold {
+            if Severity::parse(t).is_none() && !matches!(t.as_str(), "none" | "ignore") {
+                return Err(bad(format!(
+                    "failure-threshold: {t}: use error, warning, info, style or none"
+                )));
+            }
+        }
+        Ok(config)
+    }
+
+    /// Drops ignored rules' findings and sets overridden severities.
+    pub fn apply(&self, findings: &mut Vec<Finding>) {
+        findings.retain(|f| !self.ignored.iter().any(|i| i == f.rule));
+        let o = &self.overrides;
+        for (ids, severity) in [
+            (&o.error, Severity::Error),
+            (&o.warning, Severity::Warning),
+            (&o.info, Severity::Info),
+            (&o.style, Severity::Style),
+        ] {
+            for f in findings
+                .iter_mut()
+                .filter(|f| ids.iter().any(|i| i == f.rule))
+            {
+                f.severity = severity;
+            }
+        }
+    }
+}
