@@ -151,7 +151,7 @@ fn is_upper(s: &str) -> bool {
 
 /// Whether an ARG or ENV name reads as a secret: one of its words (split at `_`, `-` and
 /// camelCase) is a secret word, and none is `public`.
-fn looks_secret(name: &str) -> bool {
+pub(super) fn looks_secret(name: &str) -> bool {
     let mut words: Vec<String> = Vec::new();
     let mut current = String::new();
     let mut prev_lower = false;

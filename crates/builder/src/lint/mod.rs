@@ -10,6 +10,7 @@ mod pragmas;
 pub mod report;
 mod shell;
 mod stages;
+mod stages_rules;
 
 use crate::ast::{Dockerfile, Instruction};
 
@@ -93,6 +94,7 @@ pub fn rules() -> impl Iterator<Item = &'static Rule> {
     buildkit::RULES
         .iter()
         .chain(hadolint::RULES)
+        .chain(stages_rules::RULES)
         .chain([&pragmas::INVALID_IGNORE_PRAGMA])
 }
 
@@ -123,6 +125,7 @@ pub fn lint_with(df: &Dockerfile, options: Options) -> Vec<Finding> {
     let file = stages::File::new(df);
     let mut findings = buildkit::check(&file);
     findings.extend(hadolint::check(&file));
+    findings.extend(stages_rules::check(&file));
     if options.pragmas {
         let pragmas = pragmas::Pragmas::read(df);
         findings.retain(|f| !pragmas.ignores(f));

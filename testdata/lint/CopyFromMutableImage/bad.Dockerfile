@@ -1,0 +1,3 @@
+FROM alpine:3.20
+COPY --from=nginx /etc/nginx /etc/nginx
+RUN --mount=from=busybox:latest,target=/bb /bb/bin/true

@@ -1,0 +1,4 @@
+ARG VERSION=1.0
+FROM scratch
+COPY app-${VERSION} /app
+CMD ["/app"]

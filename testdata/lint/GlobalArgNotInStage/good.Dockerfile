@@ -1,0 +1,6 @@
+ARG VERSION=1.0
+FROM scratch
+ARG VERSION
+COPY app-${VERSION} /app
+FROM alpine:3.20
+RUN echo $VERSION
