@@ -17,11 +17,19 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The findings on a file, with the `.dockerignore` of its directory (the context).
 fn findings(path: &Path) -> Vec<lint::Finding> {
     let text = std::fs::read_to_string(path).unwrap();
     let df = kiln_builder::parse(&path.display().to_string(), &text)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    lint::lint(&df)
+    let ignore = kiln_builder::context::dockerignore_for(path, path.parent().unwrap()).unwrap();
+    lint::lint_with(
+        &df,
+        lint::Options {
+            dockerignore: Some(&ignore),
+            ..Default::default()
+        },
+    )
 }
 
 /// Compares `actual` with the file, or writes it under KILN_BLESS.

@@ -111,8 +111,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
+    let ignore = kiln_builder::context::dockerignore_for(&dockerfile_path, &args.context)?;
     // The build checks, as docker build prints them; `--check` stops here.
-    let findings = kiln_builder::lint::build_checks(&dockerfile);
+    let findings = kiln_builder::lint::build_checks(&dockerfile, &ignore);
     for f in &findings {
         eprintln!(
             "{}: {} - {}:{} {}",
@@ -147,17 +148,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let root = kiln_image::store::Store::default_root();
     let exec = SandboxExecutor {
         snapshotter: snapshotter(&root)?,
-    };
-    // FILE.dockerignore beside a custom Dockerfile wins over the context's .dockerignore.
-    let specific = PathBuf::from(format!("{}.dockerignore", dockerfile_path.display()));
-    let ignore_file = if specific.exists() {
-        specific
-    } else {
-        args.context.join(".dockerignore")
-    };
-    let ignore = match std::fs::read_to_string(&ignore_file) {
-        Ok(t) => kiln_builder::context::Dockerignore::parse(&t)?,
-        Err(_) => kiln_builder::context::Dockerignore::default(),
     };
     let network = match args.network.as_str() {
         "default" => NetworkMode::Default,

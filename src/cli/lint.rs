@@ -62,6 +62,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     .filter(|_| !config.no_fail);
     let options = lint::Options {
         pragmas: !args.no_ignore_pragmas && !config.disable_ignore_pragma,
+        dockerignore: None,
     };
     for id in &args.ignore {
         if lint::rule(id).is_none() {
@@ -110,6 +111,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 failed = true;
                 continue;
             }
+        };
+        // The context is the Dockerfile's directory, as `kiln build -f DIR/Dockerfile DIR`.
+        let context = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        let ignore = (name != "-")
+            .then(|| kiln_builder::context::dockerignore_for(path, context))
+            .transpose()?;
+        let options = lint::Options {
+            dockerignore: ignore.as_ref(),
+            ..options
         };
         let mut findings = lint::lint_with(&df, options);
         config.apply(&mut findings);

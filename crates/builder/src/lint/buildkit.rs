@@ -133,7 +133,7 @@ pub static RULES: [Rule; 18] = [
 ];
 
 /// The build arguments BuildKit defines without an ARG.
-const PREDEFINED_ARGS: [&str; 9] = [
+pub(super) const PREDEFINED_ARGS: [&str; 9] = [
     "BUILDPLATFORM",
     "BUILDOS",
     "BUILDARCH",

@@ -4,6 +4,7 @@
 //! `# check=skip=...` lists carry over.
 
 mod buildkit;
+mod buildkit_scope;
 pub mod config;
 mod hadolint;
 mod pragmas;
@@ -13,6 +14,7 @@ mod stages;
 mod stages_rules;
 
 use crate::ast::{Dockerfile, Instruction};
+use crate::context::Dockerignore;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
@@ -93,6 +95,7 @@ impl Finding {
 pub fn rules() -> impl Iterator<Item = &'static Rule> {
     buildkit::RULES
         .iter()
+        .chain(&buildkit_scope::RULES)
         .chain(hadolint::RULES)
         .chain(stages_rules::RULES)
         .chain([&pragmas::INVALID_IGNORE_PRAGMA])
@@ -104,15 +107,20 @@ pub fn rule(id: &str) -> Option<&'static Rule> {
 
 /// How `kiln lint` runs.
 #[derive(Debug, Clone, Copy)]
-pub struct Options {
+pub struct Options<'a> {
     /// Honour ignore pragmas (`# hadolint ignore=`, `# kiln ignore=`) and the skip list of
     /// BuildKit's `# check=` directive. CI may turn them off to see everything.
     pub pragmas: bool,
+    /// The build context's `.dockerignore`, when the context is known (CopyIgnoredFile).
+    pub dockerignore: Option<&'a Dockerignore>,
 }
 
-impl Default for Options {
-    fn default() -> Options {
-        Options { pragmas: true }
+impl Default for Options<'_> {
+    fn default() -> Self {
+        Options {
+            pragmas: true,
+            dockerignore: None,
+        }
     }
 }
 
@@ -123,7 +131,7 @@ pub fn lint(df: &Dockerfile) -> Vec<Finding> {
 
 pub fn lint_with(df: &Dockerfile, options: Options) -> Vec<Finding> {
     let file = stages::File::new(df);
-    let mut findings = buildkit::check(&file);
+    let mut findings = buildkit_checks(&file, options.dockerignore);
     findings.extend(hadolint::check(&file));
     findings.extend(stages_rules::check(&file));
     if options.pragmas {
@@ -131,30 +139,42 @@ pub fn lint_with(df: &Dockerfile, options: Options) -> Vec<Finding> {
         findings.retain(|f| !pragmas.ignores(f));
         findings.extend(pragmas.findings);
     }
-    finish(df, findings, options)
+    finish(df, findings, options.pragmas)
 }
 
 /// The findings of BuildKit's build checks only: what a build prints, as `docker build`
 /// does.
-pub fn build_checks(df: &Dockerfile) -> Vec<Finding> {
+pub fn build_checks(df: &Dockerfile, dockerignore: &Dockerignore) -> Vec<Finding> {
     let file = stages::File::new(df);
-    finish(df, buildkit::check(&file), Options::default())
+    finish(df, buildkit_checks(&file, Some(dockerignore)), true)
+}
+
+fn buildkit_checks(file: &stages::File, dockerignore: Option<&Dockerignore>) -> Vec<Finding> {
+    let mut findings = buildkit::check(file);
+    let directive = check_directive(file.df);
+    findings.extend(buildkit_scope::check(
+        file,
+        dockerignore,
+        &directive.experimental,
+    ));
+    findings
 }
 
 /// Applies BuildKit's `# check=` directive and sorts. `skip=Rule,Rule` leaves rules out
 /// (`skip=all`: every BuildKit check), `error=true` makes the BuildKit checks' findings
 /// errors.
-fn finish(df: &Dockerfile, mut findings: Vec<Finding>, options: Options) -> Vec<Finding> {
-    let (skip, error) = check_directive(df);
+fn finish(df: &Dockerfile, mut findings: Vec<Finding>, pragmas: bool) -> Vec<Finding> {
+    let directive = check_directive(df);
     let buildkit = |f: &Finding| rule(f.rule).is_some_and(|r| r.source == Source::BuildKit);
-    if options.pragmas {
+    if pragmas {
         findings.retain(|f| {
-            !skip
+            !directive
+                .skip
                 .iter()
                 .any(|s| s == f.rule || (s == "all" && buildkit(f)))
         });
     }
-    if error {
+    if directive.error {
         for f in findings.iter_mut().filter(|f| buildkit(f)) {
             f.severity = Severity::Error;
         }
@@ -163,10 +183,22 @@ fn finish(df: &Dockerfile, mut findings: Vec<Finding>, options: Options) -> Vec<
     findings
 }
 
-/// `# check=skip=A,B;error=true`: the rules to skip and whether findings are errors.
-fn check_directive(df: &Dockerfile) -> (Vec<String>, bool) {
-    let mut skip = Vec::new();
-    let mut error = false;
+/// BuildKit's `# check=skip=A,B;error=true;experimental=C` directive.
+#[derive(Default)]
+struct CheckDirective {
+    skip: Vec<String>,
+    error: bool,
+    experimental: Vec<String>,
+}
+
+fn check_directive(df: &Dockerfile) -> CheckDirective {
+    let mut out = CheckDirective::default();
+    let list = |rules: &str| {
+        rules
+            .split(',')
+            .map(|r| r.trim().to_string())
+            .collect::<Vec<_>>()
+    };
     for d in df
         .directives
         .iter()
@@ -174,15 +206,14 @@ fn check_directive(df: &Dockerfile) -> (Vec<String>, bool) {
     {
         for part in d.value.split(';') {
             match part.trim().split_once('=') {
-                Some(("skip", rules)) => {
-                    skip.extend(rules.split(',').map(|r| r.trim().to_string()))
-                }
-                Some(("error", v)) => error = v.trim().eq_ignore_ascii_case("true"),
+                Some(("skip", rules)) => out.skip.extend(list(rules)),
+                Some(("error", v)) => out.error = v.trim().eq_ignore_ascii_case("true"),
+                Some(("experimental", rules)) => out.experimental.extend(list(rules)),
                 _ => {}
             }
         }
     }
-    (skip, error)
+    out
 }
 
 /// The keyword of an instruction as written (`FROM`, `from`, `From`).

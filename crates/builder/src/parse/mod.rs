@@ -319,12 +319,13 @@ impl<'a> FileParser<'a> {
     }
 }
 
-/// `# check=skip=Rule1,Rule2;error=true`: BuildKit refuses unknown keys and bad values.
+/// `# check=skip=Rule1,Rule2;error=true;experimental=Rule3`: BuildKit refuses unknown keys
+/// and bad values.
 fn check_directive(value: &str) -> Result<(), String> {
     for part in value.split(';').map(str::trim).filter(|p| !p.is_empty()) {
         let (key, val) = part.split_once('=').unwrap_or((part, ""));
         match key.trim().to_ascii_lowercase().as_str() {
-            "skip" => {}
+            "skip" | "experimental" => {}
             "error" => {
                 if !matches!(val.trim().to_ascii_lowercase().as_str(), "true" | "false") {
                     return Err(format!(
@@ -334,7 +335,7 @@ fn check_directive(value: &str) -> Result<(), String> {
             }
             other => {
                 return Err(format!(
-                    "check directive: unknown option {other:?} (expected skip= or error=)"
+                    "check directive: unknown option {other:?} (expected skip=, error= or experimental=)"
                 ))
             }
         }
