@@ -135,10 +135,11 @@ fn main() {
         }
     }
     for (rule, file, line) in &ours {
-        if rule.starts_with("DL") && !unparsed.contains(file.as_str()) {
-            if !theirs.contains(&(rule.clone(), file.clone(), *line)) {
-                table.entry(rule).or_default().2 += 1;
-            }
+        if rule.starts_with("DL")
+            && !unparsed.contains(file.as_str())
+            && !theirs.contains(&(rule.clone(), file.clone(), *line))
+        {
+            table.entry(rule).or_default().2 += 1;
         }
     }
     println!(
