@@ -485,3 +485,34 @@ fn a_hadolint_config_file_ignores_overrides_and_sets_the_threshold() {
     assert_ne!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stderr).contains("strict.yaml"));
 }
+
+#[test]
+fn a_target_reports_the_stages_it_does_not_need() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "\
+FROM alpine:3.20 AS base
+FROM base AS build
+FROM alpine:3.20 AS test
+COPY --from=build /x /x
+FROM alpine:3.20
+COPY --from=build /x /x
+";
+    // Without --target, named stages may be targets: nothing to say.
+    let (_, found) = lint_in(dir.path(), text, &[]);
+    assert_eq!(found, pairs(&[]));
+    let (_, found) = lint_in(dir.path(), text, &["--target", "build"]);
+    assert_eq!(
+        found,
+        pairs(&[(3, "UnreachableStage"), (5, "UnreachableStage")])
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["lint", "--target", "nope", "Dockerfile"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--target nope") && err.contains("base, build, test"),
+        "{err}"
+    );
+}

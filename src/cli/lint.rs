@@ -32,6 +32,10 @@ pub struct Args {
     /// current directory): `ignored`, `override`, `failure-threshold`, `no-fail`.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// The stage a build would target: stages it does not need are reported, and the
+    /// rules about the exported image look at it (default: the last stage).
+    #[arg(long)]
+    target: Option<String>,
     /// Report what ignore pragmas (`# hadolint ignore=`, `# kiln ignore=`) and BuildKit's
     /// `# check=skip=` would hide.
     #[arg(long)]
@@ -63,6 +67,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let options = lint::Options {
         pragmas: !args.no_ignore_pragmas && !config.disable_ignore_pragma,
         dockerignore: None,
+        target: args.target.as_deref(),
     };
     for id in &args.ignore {
         if lint::rule(id).is_none() {
@@ -112,6 +117,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 continue;
             }
         };
+        if let Some(t) = &args.target {
+            let names: Vec<&str> = df
+                .instructions
+                .iter()
+                .filter_map(|i| match &i.command {
+                    kiln_builder::ast::Command::From(f) => f.stage.as_deref(),
+                    _ => None,
+                })
+                .collect();
+            if !names.iter().any(|n| n.eq_ignore_ascii_case(t)) {
+                bail!(
+                    "--target {t}: {name} has no such stage (it has: {})",
+                    names.join(", ")
+                );
+            }
+        }
         // The context is the Dockerfile's directory, as `kiln build -f DIR/Dockerfile DIR`.
         let context = path
             .parent()

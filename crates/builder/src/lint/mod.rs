@@ -113,6 +113,8 @@ pub struct Options<'a> {
     pub pragmas: bool,
     /// The build context's `.dockerignore`, when the context is known (CopyIgnoredFile).
     pub dockerignore: Option<&'a Dockerignore>,
+    /// The stage the build targets (`--target`); default: the last.
+    pub target: Option<&'a str>,
 }
 
 impl Default for Options<'_> {
@@ -120,6 +122,7 @@ impl Default for Options<'_> {
         Options {
             pragmas: true,
             dockerignore: None,
+            target: None,
         }
     }
 }
@@ -130,10 +133,10 @@ pub fn lint(df: &Dockerfile) -> Vec<Finding> {
 }
 
 pub fn lint_with(df: &Dockerfile, options: Options) -> Vec<Finding> {
-    let file = stages::File::new(df);
+    let file = stages::File::new(df, options.target);
     let mut findings = buildkit_checks(&file, options.dockerignore);
     findings.extend(hadolint::check(&file));
-    findings.extend(stages_rules::check(&file));
+    findings.extend(stages_rules::check(&file, options.target));
     if options.pragmas {
         let pragmas = pragmas::Pragmas::read(df);
         findings.retain(|f| !pragmas.ignores(f));
@@ -145,7 +148,7 @@ pub fn lint_with(df: &Dockerfile, options: Options) -> Vec<Finding> {
 /// The findings of BuildKit's build checks only: what a build prints, as `docker build`
 /// does.
 pub fn build_checks(df: &Dockerfile, dockerignore: &Dockerignore) -> Vec<Finding> {
-    let file = stages::File::new(df);
+    let file = stages::File::new(df, None);
     finish(df, buildkit_checks(&file, Some(dockerignore)), true)
 }
 

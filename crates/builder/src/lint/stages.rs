@@ -41,6 +41,8 @@ pub struct File<'a> {
     pub stages: Vec<Stage<'a>>,
     /// Every RUN whose shell is a POSIX one (not PowerShell or cmd), in file order.
     pub runs: Vec<Run<'a>>,
+    /// The stage the build makes an image of: `--target`, else the last one.
+    pub target: Option<usize>,
 }
 
 /// Records every variable an expansion asks for, answering from `known`.
@@ -82,7 +84,8 @@ struct Environment {
 }
 
 impl<'a> File<'a> {
-    pub fn new(df: &'a Dockerfile) -> File<'a> {
+    /// The file's stages; `target` names the stage built (default: the last).
+    pub fn new(df: &'a Dockerfile, target: Option<&str>) -> File<'a> {
         let mut global_args = BTreeMap::new();
         let globals = global_values(df);
         let mut stages: Vec<Stage<'a>> = Vec::new();
@@ -127,18 +130,24 @@ impl<'a> File<'a> {
             df,
             global_args,
             global_values: globals,
-            stages,
             runs: Vec::new(),
+            target: match target {
+                Some(t) => stages
+                    .iter()
+                    .position(|s| s.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(t))),
+                None => stages.len().checked_sub(1),
+            },
+            stages,
         };
         file.runs = file.read_runs();
         file
     }
 
-    /// The stages whose files end up in the final image: the last stage and the stages
-    /// it is built on.
+    /// The stages whose files end up in the image: the target and the stages it is built
+    /// on.
     pub fn exported(&self) -> HashSet<usize> {
         let mut out = HashSet::new();
-        let mut at = self.stages.len().checked_sub(1);
+        let mut at = self.target;
         while let Some(i) = at {
             if !out.insert(i) {
                 break;

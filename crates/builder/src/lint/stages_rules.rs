@@ -23,7 +23,7 @@ macro_rules! rules {
 
 rules! {
     STAGE_CYCLE "StageCycle" Error "A stage must not need itself, through COPY --from or RUN --mount from";
-    UNREACHABLE_STAGE "UnreachableStage" Info "A stage without a name that the final stage does not use is never built";
+    UNREACHABLE_STAGE "UnreachableStage" Info "A stage the target does not use is never built (without --target: only unnamed stages, as named ones may be targets)";
     COPY_FROM_MUTABLE_IMAGE "CopyFromMutableImage" Warning "COPY --from and RUN --mount from an image should name a tag other than latest, or a digest";
     GLOBAL_ARG_NOT_IN_STAGE "GlobalArgNotInStage" Warning "An ARG declared before the first FROM is empty inside a stage until the stage declares it again";
     ROOT_FINAL_STAGE "RootFinalStage" Warning "An image built from scratch with a command to run runs it as root unless it sets a USER";
@@ -39,7 +39,8 @@ fn sources(instr: &Instruction) -> Vec<&str> {
     }
 }
 
-pub fn check(file: &File) -> Vec<Finding> {
+/// `explicit_target`: the `--target` asked for, if any.
+pub fn check(file: &File, explicit_target: Option<&str>) -> Vec<Finding> {
     let mut out = Vec::new();
     let index_of = |name: &str| -> Option<usize> {
         file.stages
@@ -99,23 +100,27 @@ pub fn check(file: &File) -> Vec<Finding> {
         }
     }
 
-    // Unnamed stages the last one does not reach can never be built.
-    if let Some(last) = file.stages.len().checked_sub(1) {
+    // Stages the target does not reach. Without --target, only unnamed ones: a named
+    // stage may be another target.
+    if let Some(target) = file.target {
         let mut reached = BTreeSet::new();
-        let mut todo = vec![last];
+        let mut todo = vec![target];
         while let Some(s) = todo.pop() {
             if reached.insert(s) {
                 todo.extend(needs[s].iter().map(|(n, _)| *n));
             }
         }
         for (i, stage) in file.stages.iter().enumerate() {
-            if stage.name.is_none() && !reached.contains(&i) {
-                out.push(Finding::at(
-                    &UNREACHABLE_STAGE,
-                    stage.from,
-                    format!("stage {i} has no name and the final stage does not use it: remove it, or name it to build it with --target"),
-                ));
+            if reached.contains(&i) {
+                continue;
             }
+            let message = match (&stage.name, explicit_target) {
+                (Some(name), Some(t)) => format!("stage {name} is not needed to build target {t}"),
+                (None, Some(t)) => format!("stage {i} is not needed to build target {t}"),
+                (None, None) => format!("stage {i} has no name and the final stage does not use it: remove it, or name it to build it with --target"),
+                (Some(_), None) => continue,
+            };
+            out.push(Finding::at(&UNREACHABLE_STAGE, stage.from, message));
         }
     }
 
@@ -140,7 +145,7 @@ pub fn check(file: &File) -> Vec<Finding> {
     }
 
     let exported = file.exported();
-    if let Some(last) = file.stages.len().checked_sub(1) {
+    if let Some(last) = file.target {
         let lineage = file.lineage(last);
         let root = *lineage.last().unwrap();
         let has = |f: fn(&Command) -> bool| {

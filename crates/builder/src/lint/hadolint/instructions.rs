@@ -134,7 +134,7 @@ pub fn check(file: &File) -> Vec<Finding> {
         }
     }
     // The last USER of the final stage (or of the stages it is built on).
-    if let Some(last) = file.stages.len().checked_sub(1) {
+    if let Some(last) = file.target {
         let user = file.lineage(last).iter().find_map(|&s| {
             file.stages[s]
                 .instructions
