@@ -461,29 +461,24 @@ fn a_hadolint_config_file_ignores_overrides_and_sets_the_threshold() {
     assert_eq!(code, Some(1));
     assert_eq!(found, pairs(&[(2, "DL3003"), (2, "DL3018"), (3, "DL4000")]));
     // A config that names no rule kiln knows, or does not parse, is refused by name.
-    std::fs::write(&other, "ignored: [DL9999]\n").unwrap();
-    let out = kiln(&[
-        "lint",
-        "--config",
-        other.to_str().unwrap(),
-        "-f",
-        "/dev/null",
-    ]);
-    let err = String::from_utf8_lossy(&out.stderr);
+    let refused = |config: &str| {
+        std::fs::write(&other, config).unwrap();
+        let out = kiln(&[
+            "lint",
+            "--config",
+            other.to_str().unwrap(),
+            "-f",
+            "/dev/null",
+        ]);
+        assert_ne!(out.status.code(), Some(0));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = refused("ignored: [DL9999]\n");
     assert!(
         err.contains("strict.yaml") && err.contains("no such rule: DL9999"),
         "{err}"
     );
-    std::fs::write(&other, "ignored: [unclosed\n").unwrap();
-    let out = kiln(&[
-        "lint",
-        "--config",
-        other.to_str().unwrap(),
-        "-f",
-        "/dev/null",
-    ]);
-    assert_ne!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("strict.yaml"));
+    assert!(refused("ignored: [unclosed\n").contains("strict.yaml"));
 }
 
 #[test]

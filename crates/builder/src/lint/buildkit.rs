@@ -6,110 +6,94 @@ use super::stages::{File, Recorder};
 use super::{keyword_as_written, words_as_written, Finding, Rule, Severity, Source};
 use crate::ast::{Command, CommandLine, Instruction};
 
-macro_rules! rule {
-    ($name:ident, $id:literal, $desc:literal, $slug:literal) => {
-        pub const $name: Rule = Rule {
-            id: $id,
-            source: Source::BuildKit,
-            severity: Severity::Warning,
-            description: $desc,
-            url: Some(concat!(
-                "https://docs.docker.com/go/dockerfile/rule/",
-                $slug,
-                "/"
-            )),
-        };
-    };
-}
-
-rule!(
+buildkit_rule!(
     STAGE_NAME_CASING,
     "StageNameCasing",
     "Stage names should be lowercase",
     "stage-name-casing"
 );
-rule!(
+buildkit_rule!(
     FROM_AS_CASING,
     "FromAsCasing",
     "The 'as' keyword should match the case of the 'from' keyword",
     "from-as-casing"
 );
-rule!(
+buildkit_rule!(
     NO_EMPTY_CONTINUATION,
     "NoEmptyContinuation",
     "Empty continuation lines will become errors in a future release",
     "no-empty-continuation"
 );
-rule!(
+buildkit_rule!(
     CONSISTENT_INSTRUCTION_CASING,
     "ConsistentInstructionCasing",
     "All commands within the Dockerfile should use the same casing (either upper or lower)",
     "consistent-instruction-casing"
 );
-rule!(
+buildkit_rule!(
     DUPLICATE_STAGE_NAME,
     "DuplicateStageName",
     "Stage names should be unique",
     "duplicate-stage-name"
 );
-rule!(
+buildkit_rule!(
     RESERVED_STAGE_NAME,
     "ReservedStageName",
     "Reserved words should not be used as stage names",
     "reserved-stage-name"
 );
-rule!(JSON_ARGS_RECOMMENDED, "JSONArgsRecommended", "JSON arguments recommended for ENTRYPOINT/CMD to prevent unintended behavior related to OS signals", "json-args-recommended");
-rule!(
+buildkit_rule!(JSON_ARGS_RECOMMENDED, "JSONArgsRecommended", "JSON arguments recommended for ENTRYPOINT/CMD to prevent unintended behavior related to OS signals", "json-args-recommended");
+buildkit_rule!(
     MAINTAINER_DEPRECATED,
     "MaintainerDeprecated",
     "The MAINTAINER instruction is deprecated, use a label instead to define an image author",
     "maintainer-deprecated"
 );
-rule!(
+buildkit_rule!(
     UNDEFINED_ARG_IN_FROM,
     "UndefinedArgInFrom",
     "FROM command must use declared ARGs",
     "undefined-arg-in-from"
 );
-rule!(WORKDIR_RELATIVE_PATH, "WorkdirRelativePath", "Relative workdir without an absolute workdir declared within the build can have unexpected results if the base image changes", "workdir-relative-path");
-rule!(
+buildkit_rule!(WORKDIR_RELATIVE_PATH, "WorkdirRelativePath", "Relative workdir without an absolute workdir declared within the build can have unexpected results if the base image changes", "workdir-relative-path");
+buildkit_rule!(
     MULTIPLE_INSTRUCTIONS_DISALLOWED,
     "MultipleInstructionsDisallowed",
     "Multiple instructions of the same type should not be used in the same stage",
     "multiple-instructions-disallowed"
 );
-rule!(
+buildkit_rule!(
     LEGACY_KEY_VALUE_FORMAT,
     "LegacyKeyValueFormat",
     "Legacy key/value format with whitespace separator should not be used",
     "legacy-key-value-format"
 );
-rule!(REDUNDANT_TARGET_PLATFORM, "RedundantTargetPlatform", "Setting platform to predefined $TARGETPLATFORM in FROM is redundant as this is the default behavior", "redundant-target-platform");
-rule!(
+buildkit_rule!(REDUNDANT_TARGET_PLATFORM, "RedundantTargetPlatform", "Setting platform to predefined $TARGETPLATFORM in FROM is redundant as this is the default behavior", "redundant-target-platform");
+buildkit_rule!(
     SECRETS_USED_IN_ARG_OR_ENV,
     "SecretsUsedInArgOrEnv",
     "Sensitive data should not be used in the ARG or ENV commands",
     "secrets-used-in-arg-or-env"
 );
-rule!(
+buildkit_rule!(
     INVALID_DEFAULT_ARG_IN_FROM,
     "InvalidDefaultArgInFrom",
     "Default value for global ARG results in an empty or invalid base image name",
     "invalid-default-arg-in-from"
 );
-rule!(
+buildkit_rule!(
     FROM_PLATFORM_FLAG_CONST_DISALLOWED,
     "FromPlatformFlagConstDisallowed",
     "FROM --platform flag should not use a constant value",
     "from-platform-flag-const-disallowed"
 );
-rule!(
+buildkit_rule!(
     EXPOSE_PROTO_CASING,
     "ExposeProtoCasing",
     "Protocol in EXPOSE instruction should be lowercase",
     "expose-proto-casing"
 );
-rule!(EXPOSE_INVALID_FORMAT, "ExposeInvalidFormat", "IP address and host-port mapping should not be used in EXPOSE instruction. This will become an error in a future release", "expose-invalid-format");
+buildkit_rule!(EXPOSE_INVALID_FORMAT, "ExposeInvalidFormat", "IP address and host-port mapping should not be used in EXPOSE instruction. This will become an error in a future release", "expose-invalid-format");
 
 pub static RULES: [Rule; 18] = [
     STAGE_NAME_CASING,

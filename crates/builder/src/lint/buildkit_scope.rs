@@ -11,35 +11,19 @@ use super::{Finding, Rule, Severity, Source};
 use crate::ast::{Command, Instruction};
 use crate::context::Dockerignore;
 
-macro_rules! rule {
-    ($name:ident, $id:literal, $desc:literal, $slug:literal) => {
-        pub const $name: Rule = Rule {
-            id: $id,
-            source: Source::BuildKit,
-            severity: Severity::Warning,
-            description: $desc,
-            url: Some(concat!(
-                "https://docs.docker.com/go/dockerfile/rule/",
-                $slug,
-                "/"
-            )),
-        };
-    };
-}
-
-rule!(
+buildkit_rule!(
     UNDEFINED_VAR,
     "UndefinedVar",
     "Variables should be defined before their use",
     "undefined-var"
 );
-rule!(
+buildkit_rule!(
     COPY_IGNORED_FILE,
     "CopyIgnoredFile",
     "Attempting to Copy file that is excluded by .dockerignore",
     "copy-ignored-file"
 );
-rule!(
+buildkit_rule!(
     INVALID_DEFINITION_DESCRIPTION,
     "InvalidDefinitionDescription",
     "Comment for build stage or argument should follow the format: `# <arg/stage name> <description>`. If this is not intended to be a description comment, add an empty line or comment between the instruction and the comment.",

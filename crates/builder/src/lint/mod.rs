@@ -3,6 +3,49 @@
 //! good example of each). BuildKit's build checks keep BuildKit's names and messages, so
 //! `# check=skip=...` lists carry over.
 
+/// A BuildKit check: a warning, documented under its slug on docs.docker.com.
+macro_rules! buildkit_rule {
+    ($name:ident, $id:literal, $desc:literal, $slug:literal) => {
+        pub const $name: Rule = Rule {
+            id: $id,
+            source: Source::BuildKit,
+            severity: Severity::Warning,
+            description: $desc,
+            url: Some(concat!(
+                "https://docs.docker.com/go/dockerfile/rule/",
+                $slug,
+                "/"
+            )),
+        };
+    };
+}
+
+/// A table of rules from one source, as `NAME "Id" Severity "description";` lines, and
+/// `RULES` listing them. `rule_table! { Hadolint, "https://…/wiki/"; … }`: each rule's page
+/// is the prefix followed by its id; `rule_table! { Kiln; … }`: no page but ours.
+macro_rules! rule_table {
+    ($source:ident, $prefix:literal; $($rules:tt)*) => {
+        rule_table!(@emit $source [$prefix] $($rules)*);
+    };
+    ($source:ident; $($rules:tt)*) => {
+        rule_table!(@emit $source [] $($rules)*);
+    };
+    (@emit $source:ident $url:tt $( $name:ident $id:literal $sev:ident $desc:literal; )*) => {
+        $(
+            pub const $name: Rule = Rule {
+                id: $id,
+                source: Source::$source,
+                severity: Severity::$sev,
+                description: $desc,
+                url: rule_table!(@url $url $id),
+            };
+        )*
+        pub static RULES: &[Rule] = &[$($name),*];
+    };
+    (@url [$prefix:literal] $id:literal) => { Some(concat!($prefix, $id)) };
+    (@url [] $id:literal) => { None };
+}
+
 mod buildkit;
 mod buildkit_scope;
 pub mod config;

@@ -6,22 +6,8 @@ use super::stages::File;
 use super::{Finding, Rule, Severity, Source};
 use crate::ast::{Command, Instruction};
 
-macro_rules! rules {
-    ($( $name:ident $id:literal $sev:ident $desc:literal; )*) => {
-        $(
-            pub const $name: Rule = Rule {
-                id: $id,
-                source: Source::Kiln,
-                severity: Severity::$sev,
-                description: $desc,
-                url: None,
-            };
-        )*
-        pub static RULES: &[Rule] = &[$($name),*];
-    };
-}
-
-rules! {
+rule_table! {
+    Kiln;
     STAGE_CYCLE "StageCycle" Error "A stage must not need itself, through COPY --from or RUN --mount from";
     UNREACHABLE_STAGE "UnreachableStage" Info "A stage the target does not use is never built (without --target: only unnamed stages, as named ones may be targets)";
     COPY_FROM_MUTABLE_IMAGE "CopyFromMutableImage" Warning "COPY --from and RUN --mount from an image should name a tag other than latest, or a digest";

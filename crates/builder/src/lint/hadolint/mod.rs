@@ -10,22 +10,8 @@ mod packages;
 use super::stages::File;
 use super::{Finding, Rule, Severity, Source};
 
-macro_rules! rules {
-    ($( $name:ident $id:literal $sev:ident $desc:literal; )*) => {
-        $(
-            pub const $name: Rule = Rule {
-                id: $id,
-                source: Source::Hadolint,
-                severity: Severity::$sev,
-                description: $desc,
-                url: Some(concat!("https://github.com/hadolint/hadolint/wiki/", $id)),
-            };
-        )*
-        pub static RULES: &[Rule] = &[$($name),*];
-    };
-}
-
-rules! {
+rule_table! {
+    Hadolint, "https://github.com/hadolint/hadolint/wiki/";
     DL3000 "DL3000" Error "Use absolute WORKDIR";
     DL3001 "DL3001" Info "For some bash commands it makes no sense running them in a Docker container like `ssh`, `vim`, `shutdown`, `service`, `ps`, `free`, `top`, `kill`, `mount`, `ifconfig`";
     DL3002 "DL3002" Warning "Last USER should not be root";

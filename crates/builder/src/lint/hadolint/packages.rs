@@ -66,7 +66,6 @@ const RPM_VALUED: &[&str] = &[
     "--releasever",
     "-c",
     "--config",
-    "--nodocs-",
 ];
 const NO_VALUED: &[&str] = &[];
 
