@@ -8,9 +8,12 @@ mod images;
 mod import;
 mod lint;
 mod load;
+mod login;
 mod output;
 mod parse;
 mod progress;
+mod pull;
+mod push;
 mod registry;
 mod rmi;
 mod save;
@@ -29,7 +32,7 @@ pub enum Command {
     Parse(parse::Args),
     /// Build an image from a Dockerfile.
     Build(Box<build::Args>),
-    /// Check Dockerfiles against BuildKit's build checks.
+    /// Check Dockerfiles: BuildKit's checks, hadolint's rules and kiln's.
     Lint(lint::Args),
     /// Manage the build cache.
     #[command(subcommand)]
@@ -51,6 +54,14 @@ pub enum Command {
     Load(load::Args),
     /// Make a one-layer image from a root filesystem tarball.
     Import(import::Args),
+    /// Download an image from a registry.
+    Pull(pull::Args),
+    /// Upload an image to a registry.
+    Push(push::Args),
+    /// Log in to a registry (credentials kept where docker keeps them).
+    Login(login::Args),
+    /// Forget a registry's credentials.
+    Logout(login::LogoutArgs),
     /// Run the bundled OCI registry.
     #[command(subcommand)]
     Registry(registry::Command),
@@ -71,6 +82,10 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Load(args) => load::run(args),
         Command::Import(args) => import::run(args),
         Command::Registry(command) => registry::run(command),
+        Command::Pull(args) => pull::run(args),
+        Command::Push(args) => push::run(args),
+        Command::Login(args) => login::run(args),
+        Command::Logout(args) => login::logout(args),
     }
 }
 

@@ -37,6 +37,10 @@ pub enum Error {
     },
     #[error("{0}")]
     Conflict(String),
+    /// A registry that refused, failed or answered something unusable; the message names
+    /// the registry or the request, and what to do.
+    #[error("{0}")]
+    Registry(String),
 }
 
 impl Error {

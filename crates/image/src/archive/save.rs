@@ -12,9 +12,8 @@ use oci_spec::image::{Descriptor, ImageIndex, MediaType};
 use super::DockerManifestEntry;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::layer::{Compression, Compressor};
+use crate::layer::Compression;
 use crate::store::images::{IMAGE_NAME, REF_NAME};
-use crate::store::BlobWriter;
 use crate::store::{ResolvedImage, Store};
 
 /// Writes `images` (with the names to record for each) to `out`, their uncompressed
@@ -28,7 +27,7 @@ pub fn save<W: Write>(
     let _guard = store.write_guard()?;
     let images: Vec<(ResolvedImage, &Vec<crate::Reference>)> = images
         .iter()
-        .map(|(image, names)| Ok((compress_layers(store, image, compression)?, names)))
+        .map(|(image, names)| Ok((store.compressed_image(image, compression)?, names)))
         .collect::<Result<_>>()?;
     let mut blobs: BTreeMap<String, Digest> = BTreeMap::new();
     let mut index = ImageIndex::default();
@@ -99,60 +98,6 @@ pub fn save<W: Write>(
     let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
     append(&mut tar, "oci-layout", layout.len() as u64, &layout[..])?;
     tar.into_inner().map_err(Error::io("finish", "archive"))
-}
-
-/// The image with its uncompressed layers replaced by compressed ones (made now, or found
-/// where an earlier save or push left them), under a manifest of its own.
-fn compress_layers(
-    store: &Store,
-    image: &ResolvedImage,
-    compression: Compression,
-) -> Result<ResolvedImage> {
-    let uncompressed = |l: &Descriptor| {
-        crate::media::layer_compression(l.media_type().as_ref()) == Some(Compression::None)
-    };
-    if compression == Compression::None || !image.manifest.layers().iter().any(uncompressed) {
-        return Ok(image.clone());
-    }
-    let mut layers = Vec::new();
-    for layer in image.manifest.layers() {
-        if !uncompressed(layer) {
-            layers.push(layer.clone());
-            continue;
-        }
-        let (digest, size) = match store.compressed_variant(layer.digest(), compression) {
-            Some(found) => found,
-            None => {
-                let mut compressor = Compressor::new(compression, BlobWriter::new(store)?)
-                    .map_err(Error::io("compress", "layer"))?;
-                let path = store.blob_path(layer.digest());
-                std::io::copy(&mut store.open_blob(layer.digest())?, &mut compressor)
-                    .map_err(Error::io("compress", &path))?;
-                let made = compressor
-                    .finish()
-                    .map_err(Error::io("compress", &path))?
-                    .commit(None)?;
-                store.remember_compressed(layer.digest(), compression, &made.0, made.1)?;
-                made
-            }
-        };
-        layers.push(Descriptor::new(
-            MediaType::from(compression.media_type()),
-            size,
-            digest,
-        ));
-    }
-    let mut manifest = image.manifest.clone();
-    manifest.set_layers(layers);
-    manifest.set_media_type(Some(MediaType::ImageManifest));
-    let bytes = serde_json::to_vec(&manifest).map_err(Error::json("manifest"))?;
-    let digest = store.write_blob_bytes(&bytes)?;
-    Ok(ResolvedImage {
-        manifest_digest: digest,
-        manifest,
-        manifest_bytes: bytes,
-        ..image.clone()
-    })
 }
 
 fn blob_path(d: &Digest) -> String {

@@ -5,11 +5,13 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 
+use oci_spec::image::{Descriptor, MediaType};
+
 use super::gc::read_dir;
-use super::Store;
+use super::{BlobWriter, ResolvedImage, Store};
 use crate::digest::{self, Digest};
 use crate::error::{Error, Result};
-use crate::layer::Compression;
+use crate::layer::{Compression, Compressor};
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Remembered {
@@ -51,6 +53,74 @@ impl Store {
         })
         .map_err(Error::json("compressed"))?;
         self.write_file_atomically(&path, &data)
+    }
+
+    /// The image with its uncompressed layers replaced by compressed ones (found where an
+    /// earlier save or push left them, or made now, one thread per layer), under a
+    /// manifest of its own; gzip and zstd layers stay as they are.
+    pub fn compressed_image(
+        &self,
+        image: &ResolvedImage,
+        compression: Compression,
+    ) -> Result<ResolvedImage> {
+        let uncompressed = |l: &Descriptor| {
+            crate::media::layer_compression(l.media_type().as_ref()) == Some(Compression::None)
+        };
+        if compression == Compression::None || !image.manifest.layers().iter().any(uncompressed) {
+            return Ok(image.clone());
+        }
+        let layers: Vec<Result<Descriptor>> = std::thread::scope(|s| {
+            let jobs: Vec<_> = image
+                .manifest
+                .layers()
+                .iter()
+                .map(|layer| {
+                    s.spawn(move || {
+                        if !uncompressed(layer) {
+                            return Ok(layer.clone());
+                        }
+                        let (digest, size) = self.compress_layer(layer.digest(), compression)?;
+                        Ok(Descriptor::new(
+                            MediaType::from(compression.media_type()),
+                            size,
+                            digest,
+                        ))
+                    })
+                })
+                .collect();
+            jobs.into_iter()
+                .map(|j| j.join().expect("a compression thread"))
+                .collect()
+        });
+        let mut manifest = image.manifest.clone();
+        manifest.set_layers(layers.into_iter().collect::<Result<_>>()?);
+        manifest.set_media_type(Some(MediaType::ImageManifest));
+        let bytes = serde_json::to_vec(&manifest).map_err(Error::json("manifest"))?;
+        let digest = self.write_blob_bytes(&bytes)?;
+        Ok(ResolvedImage {
+            manifest_digest: digest,
+            manifest,
+            manifest_bytes: bytes,
+            ..image.clone()
+        })
+    }
+
+    /// The compressed blob of layer `diff_id`: the one remembered, or made and remembered.
+    fn compress_layer(&self, diff_id: &Digest, compression: Compression) -> Result<(Digest, u64)> {
+        if let Some(found) = self.compressed_variant(diff_id, compression) {
+            return Ok(found);
+        }
+        let path = self.blob_path(diff_id);
+        let mut compressor = Compressor::new(compression, BlobWriter::new(self)?)
+            .map_err(Error::io("compress", &path))?;
+        std::io::copy(&mut self.open_blob(diff_id)?, &mut compressor)
+            .map_err(Error::io("compress", &path))?;
+        let made = compressor
+            .finish()
+            .map_err(Error::io("compress", &path))?
+            .commit(None)?;
+        self.remember_compressed(diff_id, compression, &made.0, made.1)?;
+        Ok(made)
     }
 
     /// The compressed blobs of reachable layers (kept by gc); forgets the rest.

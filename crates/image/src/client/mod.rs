@@ -1,0 +1,327 @@
+//! A registry client (OCI distribution v1.1 and Docker's registry v2): authentication
+//! (Basic, and Bearer tokens from the realm a 401 names, anonymous or with credentials,
+//! reused across requests and fetched again when they expire), retries with backoff on
+//! 5xx answers and broken connections, and the pull and push of images into and out of
+//! the store.
+//!
+//! Plain HTTP is used only for loopback registries and those listed in
+//! `KILN_INSECURE_REGISTRIES` (comma-separated hosts), as Docker does.
+
+pub mod credentials;
+mod pull;
+mod push;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use reqwest::blocking::{Client, RequestBuilder, Response};
+use reqwest::header::{HeaderMap, AUTHORIZATION, WWW_AUTHENTICATE};
+use reqwest::StatusCode;
+
+pub use credentials::Credentials;
+pub use pull::{pull, Pulled};
+pub use push::{push, Pushed};
+
+use crate::error::{Error, Result};
+use crate::reference::Reference;
+
+/// How often a request is tried when the registry answers 5xx or the connection breaks.
+const ATTEMPTS: u32 = 4;
+
+/// One registry, with the credentials and tokens for it.
+pub struct Registry {
+    http: Client,
+    /// `https://host` or `http://host`.
+    base: String,
+    host: String,
+    credentials: Option<Credentials>,
+    /// Bearer tokens by scope, with when they stop being valid.
+    tokens: Mutex<HashMap<String, (String, Instant)>>,
+    /// The registry asked for Basic: send the credentials up front.
+    basic: Mutex<bool>,
+}
+
+/// Whether `host` is spoken to over plain HTTP.
+pub fn insecure(host: &str) -> bool {
+    let name = host
+        .rsplit_once(':')
+        .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
+        .map_or(host, |(name, _)| name);
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    let loopback = name == "localhost"
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    loopback
+        || std::env::var("KILN_INSECURE_REGISTRIES")
+            .unwrap_or_default()
+            .split(',')
+            .any(|h| h.trim() == host)
+}
+
+impl Registry {
+    /// A client for `host` (`docker.io` is served by `registry-1.docker.io`), with the
+    /// credentials stored for it.
+    pub fn new(host: &str) -> Result<Registry> {
+        let credentials = credentials::get(host)?;
+        Registry::with_credentials(host, credentials)
+    }
+
+    pub fn with_credentials(host: &str, credentials: Option<Credentials>) -> Result<Registry> {
+        let served_by = if host == crate::reference::DEFAULT_DOMAIN {
+            "registry-1.docker.io"
+        } else {
+            host
+        };
+        let scheme = if insecure(host) { "http" } else { "https" };
+        let http = Client::builder()
+            .connect_timeout(Duration::from_secs(30))
+            .timeout(None)
+            .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Registry(format!("{host}: {e}")))?;
+        Ok(Registry {
+            http,
+            base: format!("{scheme}://{served_by}"),
+            host: host.to_string(),
+            credentials,
+            tokens: Mutex::new(HashMap::new()),
+            basic: Mutex::new(false),
+        })
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    fn url(&self, path: &str) -> String {
+        if path.starts_with("http://") || path.starts_with("https://") {
+            path.to_string()
+        } else {
+            format!("{}{path}", self.base)
+        }
+    }
+
+    /// Sends the request `make` builds (again on each attempt), authenticated for `scope`
+    /// (`repository:NAME:pull` or `...:pull,push`). Retries 5xx answers and broken
+    /// connections with backoff; answers a 401 by authenticating once.
+    pub fn send(&self, scope: &str, make: impl Fn(&Client) -> RequestBuilder) -> Result<Response> {
+        let mut authenticated = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut request = make(&self.http);
+            if let Some(auth) = self.authorization(scope) {
+                request = request.header(AUTHORIZATION, auth);
+            }
+            match request.send() {
+                Ok(r) if r.status() == StatusCode::UNAUTHORIZED && !authenticated => {
+                    authenticated = true;
+                    self.authenticate(scope, r.headers())?;
+                }
+                Ok(r) if r.status().is_server_error() && attempt < ATTEMPTS => backoff(attempt),
+                Ok(r) => return Ok(r),
+                Err(e)
+                    if attempt < ATTEMPTS
+                        && (e.is_connect() || e.is_timeout() || e.is_request() || e.is_body()) =>
+                {
+                    backoff(attempt)
+                }
+                Err(e) => return Err(Error::Registry(format!("{}: {e}", self.host))),
+            }
+        }
+    }
+
+    /// The Authorization header to send for `scope`, if one is known.
+    fn authorization(&self, scope: &str) -> Option<String> {
+        if let Some((token, until)) = self.tokens.lock().unwrap().get(scope) {
+            if Instant::now() < *until {
+                return Some(format!("Bearer {token}"));
+            }
+        }
+        if *self.basic.lock().unwrap() {
+            return self.credentials.as_ref().map(basic_header);
+        }
+        None
+    }
+
+    /// Answers a 401: a Bearer challenge gets a token from its realm (with the
+    /// credentials, if any, else anonymously); a Basic challenge gets the credentials.
+    fn authenticate(&self, scope: &str, headers: &HeaderMap) -> Result<()> {
+        let challenge = headers
+            .get(WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let login_hint = || {
+            format!(
+                "{}: unauthorized: run `kiln login {}`",
+                self.host, self.host
+            )
+        };
+        let Some(params) = challenge
+            .strip_prefix("Bearer ")
+            .or_else(|| challenge.strip_prefix("bearer "))
+        else {
+            if self.credentials.is_none() {
+                return Err(Error::Registry(login_hint()));
+            }
+            *self.basic.lock().unwrap() = true;
+            return Ok(());
+        };
+        let params = challenge_params(params);
+        let realm = params.get("realm").ok_or_else(|| {
+            Error::Registry(format!(
+                "{}: a Bearer challenge without a realm: {challenge}",
+                self.host
+            ))
+        })?;
+        let mut query: Vec<(&str, &str)> = Vec::new();
+        if let Some(service) = params.get("service") {
+            query.push(("service", service));
+        }
+        let asked = params.get("scope").map(String::as_str).unwrap_or(scope);
+        for s in std::iter::once(scope).chain((asked != scope).then_some(asked)) {
+            query.push(("scope", s));
+        }
+        let mut request = self.http.get(realm).query(&query);
+        if let Some(c) = &self.credentials {
+            request = request.basic_auth(&c.username, Some(&c.password));
+        }
+        let answer = request
+            .send()
+            .map_err(|e| Error::Registry(format!("{realm}: {e}")))?;
+        match answer.status() {
+            s if s.is_success() => {}
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN if self.credentials.is_some() => {
+                return Err(Error::Registry(format!(
+                    "{}: the credentials stored for it were refused (run `kiln login {}` again)",
+                    self.host, self.host
+                )));
+            }
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                return Err(Error::Registry(login_hint()))
+            }
+            s => {
+                return Err(Error::Registry(format!(
+                    "{realm}: token request answered {s}"
+                )))
+            }
+        }
+        let body: serde_json::Value = answer
+            .bytes()
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(|| Error::Registry(format!("{realm}: the token answer is not JSON")))?;
+        let token = body["token"]
+            .as_str()
+            .or_else(|| body["access_token"].as_str())
+            .ok_or_else(|| Error::Registry(format!("{realm}: the token answer has no token")))?;
+        // Docker's default lifetime is 60 s; renew a little early.
+        let lifetime = body["expires_in"].as_u64().unwrap_or(60).max(10);
+        let until = Instant::now() + Duration::from_secs(lifetime - 5);
+        self.tokens
+            .lock()
+            .unwrap()
+            .insert(scope.to_string(), (token.to_string(), until));
+        Ok(())
+    }
+
+    /// Checks the credentials: `GET /v2/` with them, authenticating as asked.
+    pub fn login(&self) -> Result<()> {
+        let r = self.send("", |c| c.get(self.url("/v2/")))?;
+        match r.status() {
+            s if s.is_success() => Ok(()),
+            StatusCode::UNAUTHORIZED => Err(Error::Registry(format!(
+                "{}: login refused: wrong user name or password",
+                self.host
+            ))),
+            s => Err(Error::Registry(format!(
+                "{}: GET /v2/ answered {s}",
+                self.host
+            ))),
+        }
+    }
+}
+
+fn backoff(attempt: u32) {
+    std::thread::sleep(Duration::from_millis(200 * 2u64.pow(attempt - 1)));
+}
+
+fn basic_header(c: &Credentials) -> String {
+    use base64::Engine;
+    let pair = format!("{}:{}", c.username, c.password);
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
+}
+
+/// `realm="https://auth",service="registry",scope="repository:a:pull"` as a map.
+fn challenge_params(text: &str) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    let mut rest = text.trim();
+    while let Some((key, after)) = rest.split_once('=') {
+        let key = key.trim().trim_start_matches(',').trim().to_string();
+        let (value, next) = match after.strip_prefix('"') {
+            Some(quoted) => match quoted.find('"') {
+                Some(end) => (&quoted[..end], &quoted[end + 1..]),
+                None => (quoted, ""),
+            },
+            None => match after.find(',') {
+                Some(end) => (&after[..end], &after[end..]),
+                None => (after, ""),
+            },
+        };
+        out.insert(key, value.to_string());
+        rest = next.trim_start_matches(',').trim();
+    }
+    out
+}
+
+/// `repository:PATH:ACTIONS`
+fn scope(reference: &Reference, actions: &str) -> String {
+    format!("repository:{}:{actions}", reference.path)
+}
+
+/// An answer that is not a success, as an error that names the request.
+fn refused(what: &str, r: Response) -> Error {
+    let status = r.status();
+    let body = r.text().unwrap_or_default();
+    let detail: String = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| {
+            v["errors"].as_array().map(|e| {
+                e.iter()
+                    .map(|e| {
+                        format!(
+                            "{}: {}",
+                            e["code"].as_str().unwrap_or("?"),
+                            e["message"].as_str().unwrap_or("")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+        })
+        .unwrap_or_else(|| body.chars().take(200).collect());
+    Error::Registry(format!("{what}: {status} {detail}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges_and_insecure_hosts_read_as_docker_reads_them() {
+        let p = challenge_params(
+            r#"realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push""#,
+        );
+        assert_eq!(p["realm"], "https://auth.example/token");
+        assert_eq!(p["service"], "registry.example");
+        assert_eq!(p["scope"], "repository:a/b:pull,push");
+        assert!(insecure("127.0.0.1:5000") && insecure("localhost") && insecure("[::1]:80"));
+        assert!(!insecure("registry.example:5000") && !insecure("docker.io"));
+    }
+}

@@ -1,0 +1,274 @@
+//! `kiln pull`: the manifest (an index is resolved to one platform), then the config and
+//! layers the store lacks, several at a time, each verified against its digest as it
+//! streams in and resumed with `Range` when the connection breaks. Nothing is tagged
+//! until every blob is stored; a blob that does not match its digest is not stored.
+
+use std::io::Read;
+
+use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, RANGE};
+use reqwest::StatusCode;
+
+use super::{refused, scope, Registry, ATTEMPTS};
+use crate::digest::{self, Digest};
+use crate::error::{Error, Result};
+use crate::media;
+use crate::reference::Reference;
+use crate::store::{BlobWriter, Store};
+
+/// What a pull did.
+#[derive(Debug)]
+pub struct Pulled {
+    /// The digest the registry knows the image by (of the index, for a multi-platform
+    /// image): what `docker pull` prints.
+    pub digest: Digest,
+    /// The manifest of the platform pulled, now tagged in the store.
+    pub manifest: Descriptor,
+    /// Blobs downloaded, and blobs the store had already.
+    pub downloaded: usize,
+    pub present: usize,
+}
+
+const ACCEPTED: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+
+/// How many blobs download at once.
+const PARALLEL: usize = 4;
+
+/// Pulls `reference` for `platform` (`os/arch[/variant]`) into `store` and tags it;
+/// `progress` hears a line per blob.
+pub fn pull(
+    registry: &Registry,
+    store: &Store,
+    reference: &Reference,
+    platform: &str,
+    progress: &(dyn Fn(String) + Sync),
+) -> Result<Pulled> {
+    let _guard = store.write_guard()?;
+    let target = reference
+        .digest
+        .as_ref()
+        .map(|d| d.to_string())
+        .or_else(|| reference.tag.clone())
+        .unwrap_or_else(|| "latest".into());
+    let (top_bytes, top_type, top_digest) = fetch_manifest(registry, reference, &target)?;
+    let (bytes, media_type, digest) = if media::is_index(&top_type) {
+        let index: ImageIndex = serde_json::from_slice(&top_bytes)
+            .map_err(Error::json(format!("{reference}: index")))?;
+        let chosen = index
+            .manifests()
+            .iter()
+            .find(|m| platform_matches(m, platform))
+            .ok_or_else(|| {
+                let offered: Vec<String> = index
+                    .manifests()
+                    .iter()
+                    .filter_map(|m| m.platform().as_ref())
+                    .map(|p| format!("{}/{}", p.os(), p.architecture()))
+                    .collect();
+                Error::Registry(format!(
+                    "{reference}: no image for {platform} (it has: {}); choose one with --platform",
+                    offered.join(", ")
+                ))
+            })?;
+        fetch_manifest(registry, reference, chosen.digest().as_ref())?
+    } else {
+        (top_bytes, top_type, top_digest.clone())
+    };
+    let manifest: ImageManifest =
+        serde_json::from_slice(&bytes).map_err(Error::json(format!("{reference}: manifest")))?;
+    let blobs: Vec<&Descriptor> = std::iter::once(manifest.config())
+        .chain(manifest.layers().iter())
+        .collect();
+    let missing: Vec<&Descriptor> = blobs
+        .iter()
+        .copied()
+        .filter(|d| !store.has_blob(d.digest()))
+        .collect();
+    for d in blobs.iter().filter(|d| store.has_blob(d.digest())) {
+        progress(format!("{}: Already exists", short(d.digest())));
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<Result<()>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..PARALLEL.min(missing.len()))
+            .map(|_| {
+                s.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let Some(d) = missing.get(i) else { break };
+                        let r = download(registry, store, reference, d);
+                        if r.is_ok() {
+                            progress(format!("{}: Pull complete", short(d.digest())));
+                        }
+                        out.push(r);
+                    }
+                    out
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a download thread"))
+            .collect()
+    });
+    for r in results {
+        r?;
+    }
+    let stored = store.write_blob_bytes(&bytes)?;
+    debug_assert_eq!(stored, digest);
+    let descriptor = Descriptor::new(
+        MediaType::from(media_type.as_str()),
+        bytes.len() as u64,
+        digest,
+    );
+    if reference.tag.is_some() {
+        store.tag(reference, &descriptor)?;
+    } else {
+        store.keep_untagged(&descriptor)?;
+    }
+    Ok(Pulled {
+        digest: top_digest,
+        manifest: descriptor,
+        downloaded: missing.len(),
+        present: blobs.len() - missing.len(),
+    })
+}
+
+/// `sha256:0123456789ab…` → `0123456789ab`, as docker shows layers.
+fn short(d: &Digest) -> &str {
+    &d.digest()[..12.min(d.digest().len())]
+}
+
+fn platform_matches(m: &Descriptor, wanted: &str) -> bool {
+    let Some(p) = m.platform() else { return false };
+    let mut parts = wanted.split('/');
+    let (os, arch, variant) = (parts.next(), parts.next(), parts.next());
+    os == Some(p.os().to_string().as_str())
+        && arch == Some(p.architecture().to_string().as_str())
+        && variant.is_none_or(|v| p.variant().as_deref() == Some(v))
+}
+
+/// A manifest or index by tag or digest: its bytes, media type and digest (checked
+/// against the digest asked for).
+fn fetch_manifest(
+    registry: &Registry,
+    reference: &Reference,
+    target: &str,
+) -> Result<(Vec<u8>, String, Digest)> {
+    let url = registry.url(&format!("/v2/{}/manifests/{target}", reference.path));
+    let r = registry.send(&scope(reference, "pull"), |c| {
+        c.get(&url).header(ACCEPT, ACCEPTED)
+    })?;
+    match r.status() {
+        s if s.is_success() => {}
+        StatusCode::NOT_FOUND => {
+            return Err(Error::Registry(format!(
+                "{reference}: not found in {} (no such repository or tag)",
+                registry.host()
+            )))
+        }
+        _ => return Err(refused(&format!("GET {url}"), r)),
+    }
+    let header_type = r
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
+    let bytes = r
+        .bytes()
+        .map_err(|e| Error::Registry(format!("GET {url}: {e}")))?
+        .to_vec();
+    let digest = crate::digest::sha256(&bytes);
+    if let Ok(asked) = digest::parse(target) {
+        if asked != digest {
+            return Err(Error::DigestMismatch {
+                what: format!("{reference} manifest"),
+                expected: asked.to_string(),
+                actual: digest.to_string(),
+            });
+        }
+    }
+    let body_type = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| v["mediaType"].as_str().map(str::to_string));
+    let media_type = body_type
+        .or(header_type)
+        .ok_or_else(|| Error::Registry(format!("GET {url}: the manifest has no media type")))?;
+    if !media::is_index(&media_type) && !media::is_manifest(&media_type) {
+        return Err(Error::Registry(format!(
+            "GET {url}: {media_type} is not an image manifest or index"
+        )));
+    }
+    Ok((bytes, media_type, digest))
+}
+
+/// Downloads one blob into the store, resuming with `Range` after a broken connection.
+fn download(
+    registry: &Registry,
+    store: &Store,
+    reference: &Reference,
+    d: &Descriptor,
+) -> Result<()> {
+    let url = registry.url(&format!("/v2/{}/blobs/{}", reference.path, d.digest()));
+    let mut writer = BlobWriter::new(store)?;
+    let mut written: u64 = 0;
+    let mut buf = vec![0u8; 1 << 20];
+    for _ in 0..ATTEMPTS {
+        let from = written;
+        let mut r = registry.send(&scope(reference, "pull"), |c| {
+            let request = c.get(&url);
+            if from > 0 {
+                request.header(RANGE, format!("bytes={from}-"))
+            } else {
+                request
+            }
+        })?;
+        if !r.status().is_success() {
+            return Err(refused(&format!("GET {url}"), r));
+        }
+        if from > 0 && r.status() != StatusCode::PARTIAL_CONTENT {
+            // The registry ignored the range: start again.
+            writer = BlobWriter::new(store)?;
+            written = 0;
+        }
+        let broke = loop {
+            match r.read(&mut buf) {
+                Ok(0) => break false,
+                Ok(n) => {
+                    std::io::Write::write_all(&mut writer, &buf[..n])
+                        .map_err(Error::io("write", "blob"))?;
+                    written += n as u64;
+                    if written > d.size() {
+                        return Err(Error::DigestMismatch {
+                            what: format!("{url} (longer than its {} bytes)", d.size()),
+                            expected: d.digest().to_string(),
+                            actual: "more data".into(),
+                        });
+                    }
+                }
+                Err(_) => break true,
+            }
+        };
+        if !broke && written == d.size() {
+            writer.commit(Some(d.digest())).map_err(|e| match e {
+                Error::DigestMismatch {
+                    expected, actual, ..
+                } => Error::DigestMismatch {
+                    what: format!("{url}: the registry sent other bytes"),
+                    expected,
+                    actual,
+                },
+                e => e,
+            })?;
+            return Ok(());
+        }
+        if !broke {
+            // Ended early without an error: ask for the rest.
+            continue;
+        }
+    }
+    Err(Error::Registry(format!(
+        "GET {url}: the download broke off {ATTEMPTS} times ({written} of {} bytes)",
+        d.size()
+    )))
+}

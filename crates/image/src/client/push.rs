@@ -1,0 +1,226 @@
+//! `kiln push`: layers are compressed first (gzip by default; each layer once, and the
+//! store remembers the result), then each blob the registry lacks (asked with `HEAD`) is
+//! uploaded, several at a time: in one request when small, else in chunks, resumed from
+//! where the registry says it is when a chunk fails. The manifest goes last.
+
+use std::io::{Read, Seek, SeekFrom};
+
+use oci_spec::image::Descriptor;
+use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE};
+use reqwest::StatusCode;
+
+use super::{refused, scope, Registry, ATTEMPTS};
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::layer::Compression;
+use crate::reference::Reference;
+use crate::store::{ResolvedImage, Store};
+
+/// What a push did.
+#[derive(Debug)]
+pub struct Pushed {
+    /// The manifest pushed: its digest and size, as `docker push` prints them.
+    pub digest: Digest,
+    pub size: u64,
+    pub uploaded: usize,
+    pub present: usize,
+}
+
+/// Blobs up to this size go in one request; larger ones in chunks of it.
+const CHUNK: u64 = 32 << 20;
+const PARALLEL: usize = 4;
+
+/// Pushes `image` to `target` (a tag or a digest), its uncompressed layers compressed
+/// with `compression`; `progress` hears a line per blob.
+pub fn push(
+    registry: &Registry,
+    store: &Store,
+    image: &ResolvedImage,
+    target: &Reference,
+    compression: Compression,
+    progress: &(dyn Fn(String) + Sync),
+) -> Result<Pushed> {
+    let _guard = store.write_guard()?;
+    let image = store.compressed_image(image, compression)?;
+    let blobs: Vec<&Descriptor> = image
+        .manifest
+        .layers()
+        .iter()
+        .chain(std::iter::once(image.manifest.config()))
+        .collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<Result<bool>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..PARALLEL.min(blobs.len()))
+            .map(|_| {
+                s.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let Some(d) = blobs.get(i) else { break };
+                        let short = &d.digest().digest()[..12];
+                        let r = match exists(registry, target, d.digest()) {
+                            Ok(true) => {
+                                progress(format!("{short}: Layer already exists"));
+                                Ok(false)
+                            }
+                            Ok(false) => upload(registry, store, target, d).map(|()| {
+                                progress(format!("{short}: Pushed"));
+                                true
+                            }),
+                            Err(e) => Err(e),
+                        };
+                        out.push(r);
+                    }
+                    out
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("an upload thread"))
+            .collect()
+    });
+    let mut uploaded = 0;
+    for r in results {
+        uploaded += usize::from(r?);
+    }
+    let reference = target
+        .tag
+        .clone()
+        .unwrap_or_else(|| image.manifest_digest.to_string());
+    let url = registry.url(&format!("/v2/{}/manifests/{reference}", target.path));
+    let media_type = image
+        .manifest
+        .media_type()
+        .as_ref()
+        .map(|m| m.to_string())
+        .unwrap_or_else(|| crate::media::OCI_MANIFEST.to_string());
+    let r = registry.send(&scope(target, "pull,push"), |c| {
+        c.put(&url)
+            .header(CONTENT_TYPE, &media_type)
+            .body(image.manifest_bytes.clone())
+    })?;
+    if !r.status().is_success() {
+        return Err(refused(&format!("PUT {url}"), r));
+    }
+    Ok(Pushed {
+        digest: image.manifest_digest.clone(),
+        size: image.manifest_bytes.len() as u64,
+        uploaded,
+        present: blobs.len() - uploaded,
+    })
+}
+
+fn exists(registry: &Registry, target: &Reference, digest: &Digest) -> Result<bool> {
+    let url = registry.url(&format!("/v2/{}/blobs/{digest}", target.path));
+    let r = registry.send(&scope(target, "pull,push"), |c| c.head(&url))?;
+    match r.status() {
+        s if s.is_success() => Ok(true),
+        StatusCode::NOT_FOUND => Ok(false),
+        _ => Err(refused(&format!("HEAD {url}"), r)),
+    }
+}
+
+/// `location` with `digest=` added to its query.
+fn with_digest(location: &str, digest: &Digest) -> String {
+    let sep = if location.contains('?') { '&' } else { '?' };
+    format!("{location}{sep}digest={digest}")
+}
+
+fn upload(registry: &Registry, store: &Store, target: &Reference, d: &Descriptor) -> Result<()> {
+    let scope = scope(target, "pull,push");
+    let start = registry.url(&format!("/v2/{}/blobs/uploads/", target.path));
+    let r = registry.send(&scope, |c| c.post(&start).header(CONTENT_LENGTH, 0))?;
+    if r.status() != StatusCode::ACCEPTED {
+        return Err(refused(&format!("POST {start}"), r));
+    }
+    let mut location = location_of(registry, &r, &start)?;
+    let path = store.blob_path(d.digest());
+    let mut file = store.open_blob(d.digest())?;
+    let size = d.size();
+    if size <= CHUNK {
+        let mut data = Vec::with_capacity(size as usize);
+        file.read_to_end(&mut data)
+            .map_err(Error::io("read", &path))?;
+        let url = with_digest(&location, d.digest());
+        let r = registry.send(&scope, |c| {
+            c.put(&url)
+                .header(CONTENT_TYPE, "application/octet-stream")
+                .body(data.clone())
+        })?;
+        if r.status() != StatusCode::CREATED {
+            return Err(refused(&format!("PUT {url}"), r));
+        }
+        return Ok(());
+    }
+    let mut offset: u64 = 0;
+    let mut failures = 0;
+    while offset < size {
+        let len = CHUNK.min(size - offset);
+        let mut chunk = vec![0u8; len as usize];
+        file.seek(SeekFrom::Start(offset))
+            .map_err(Error::io("read", &path))?;
+        file.read_exact(&mut chunk)
+            .map_err(Error::io("read", &path))?;
+        let range = format!("{offset}-{}", offset + len - 1);
+        let url = registry.url(&location);
+        let answer = registry.send(&scope, |c| {
+            c.patch(&url)
+                .header(CONTENT_TYPE, "application/octet-stream")
+                .header(CONTENT_RANGE, &range)
+                .header(CONTENT_LENGTH, len)
+                .body(chunk.clone())
+        });
+        match answer {
+            Ok(r) if r.status() == StatusCode::ACCEPTED => {
+                location = location_of(registry, &r, &location)?;
+                offset += len;
+            }
+            failed => {
+                failures += 1;
+                if failures >= ATTEMPTS {
+                    return Err(match failed {
+                        Ok(r) => refused(&format!("PATCH {location}"), r),
+                        Err(e) => e,
+                    });
+                }
+                super::backoff(failures);
+                // Where the registry is: `Range: 0-N` (none yet: start over).
+                let status = registry.send(&scope, |c| c.get(registry.url(&location)))?;
+                if status.status() != StatusCode::NO_CONTENT {
+                    return Err(refused(&format!("GET {location}"), status));
+                }
+                offset = status
+                    .headers()
+                    .get(RANGE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.rsplit('-').next())
+                    .and_then(|end| end.parse::<u64>().ok())
+                    .map_or(0, |end| end + 1);
+                location = location_of(registry, &status, &location)?;
+            }
+        }
+    }
+    let url = with_digest(&location, d.digest());
+    let r = registry.send(&scope, |c| c.put(&url).header(CONTENT_LENGTH, 0))?;
+    if r.status() != StatusCode::CREATED {
+        return Err(refused(&format!("PUT {url}"), r));
+    }
+    Ok(())
+}
+
+/// The upload's `Location` (absolute, or relative to the registry).
+fn location_of(
+    registry: &Registry,
+    r: &reqwest::blocking::Response,
+    fallback: &str,
+) -> Result<String> {
+    match r.headers().get(LOCATION).and_then(|v| v.to_str().ok()) {
+        Some(l) => Ok(registry.url(l)),
+        None if !fallback.is_empty() => Ok(fallback.to_string()),
+        None => Err(Error::Registry(format!(
+            "{}: an upload answer without a Location",
+            registry.host()
+        ))),
+    }
+}

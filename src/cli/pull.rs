@@ -1,0 +1,43 @@
+//! `kiln pull NAME[:TAG|@DIGEST] [--platform OS/ARCH[/VARIANT]]`
+
+use std::process::ExitCode;
+
+use kiln_image::client::{self, Registry};
+use kiln_image::Reference;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The image: `alpine`, `host:5000/team/app:1`, `name@sha256:...`.
+    image: String,
+    /// The platform to pull from a multi-platform image (default: this host's).
+    #[arg(long)]
+    platform: Option<String>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let store = super::store()?;
+    let reference = Reference::parse(&args.image)?;
+    let platform = args
+        .platform
+        .unwrap_or_else(kiln_image::store::images::host_platform);
+    println!(
+        "{}: Pulling from {}",
+        reference.tag.as_deref().unwrap_or("latest"),
+        reference.familiar_name()
+    );
+    let registry = Registry::new(&reference.domain)?;
+    let pulled = client::pull(&registry, &store, &reference, &platform, &|line| {
+        println!("{line}")
+    })?;
+    println!("Digest: {}", pulled.digest);
+    if pulled.downloaded == 0 {
+        println!("Status: Image is up to date for {}", reference.familiar());
+    } else {
+        println!(
+            "Status: Downloaded newer image for {}",
+            reference.familiar()
+        );
+    }
+    println!("{reference}");
+    Ok(ExitCode::SUCCESS)
+}
