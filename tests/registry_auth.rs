@@ -7,58 +7,12 @@ mod kiln;
 #[path = "support/registry.rs"]
 mod registry;
 
-use std::path::{Path, PathBuf};
-
 use kiln::{busybox_rootfs, have, run_tool, Kiln};
-use registry::{code, Registry};
-
-/// alice may do anything under team/, bob may pull and push team/* (one level), anyone
-/// (logged in or not) may pull public/*.
-fn config(dir: &Path, tokens: bool) -> PathBuf {
-    let htpasswd = dir.join("htpasswd");
-    let entry = |user: &str, pw: &str| format!("{user}:{}\n", bcrypt::hash(pw, 5).unwrap());
-    std::fs::write(
-        &htpasswd,
-        entry("alice", "wonderland") + &entry("bob", "builder"),
-    )
-    .unwrap();
-    let secret = dir.join("secret");
-    std::fs::write(&secret, "0123456789abcdef0123456789abcdef").unwrap();
-    let token = if tokens {
-        format!("[auth.token]\nsecret_file = \"{}\"\n", secret.display())
-    } else {
-        String::new()
-    };
-    let text = format!(
-        r#"[auth]
-htpasswd = "{}"
-
-{token}
-[[auth.access]]
-users = ["alice"]
-repositories = ["team/**"]
-actions = ["*"]
-
-[[auth.access]]
-users = ["bob"]
-repositories = ["team/*"]
-actions = ["pull", "push"]
-
-[[auth.access]]
-users = ["anonymous", "*"]
-repositories = ["public/*"]
-actions = ["pull"]
-"#,
-        htpasswd.display()
-    );
-    let path = dir.join("registry.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
+use registry::{auth_config, code, Registry};
 
 fn start(tokens: bool) -> (tempfile::TempDir, Registry) {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), tokens);
+    let cfg = auth_config(dir.path(), tokens);
     let reg = Registry::start(
         &dir.path().join("store"),
         &["--config", cfg.to_str().unwrap()],

@@ -87,3 +87,48 @@ pub fn code(response: reqwest::blocking::Response) -> (u16, String) {
         body["errors"][0]["code"].as_str().unwrap_or("").to_string(),
     )
 }
+
+/// A registry configuration with users alice/wonderland and bob/builder: alice may do
+/// anything under team/, bob may pull and push team/* (one level), anyone
+/// (logged in or not) may pull public/*.
+pub fn auth_config(dir: &Path, tokens: bool) -> PathBuf {
+    let htpasswd = dir.join("htpasswd");
+    let entry = |user: &str, pw: &str| format!("{user}:{}\n", bcrypt::hash(pw, 5).unwrap());
+    std::fs::write(
+        &htpasswd,
+        entry("alice", "wonderland") + &entry("bob", "builder"),
+    )
+    .unwrap();
+    let secret = dir.join("secret");
+    std::fs::write(&secret, "0123456789abcdef0123456789abcdef").unwrap();
+    let token = if tokens {
+        format!("[auth.token]\nsecret_file = \"{}\"\n", secret.display())
+    } else {
+        String::new()
+    };
+    let text = format!(
+        r#"[auth]
+htpasswd = "{}"
+
+{token}
+[[auth.access]]
+users = ["alice"]
+repositories = ["team/**"]
+actions = ["*"]
+
+[[auth.access]]
+users = ["bob"]
+repositories = ["team/*"]
+actions = ["pull", "push"]
+
+[[auth.access]]
+users = ["anonymous", "*"]
+repositories = ["public/*"]
+actions = ["pull"]
+"#,
+        htpasswd.display()
+    );
+    let path = dir.join("registry.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}

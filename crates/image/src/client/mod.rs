@@ -120,6 +120,21 @@ impl Registry {
                     authenticated = true;
                     self.authenticate(scope, r.headers())?;
                 }
+                Ok(r)
+                    if r.status() == StatusCode::UNAUTHORIZED
+                        || r.status() == StatusCode::FORBIDDEN =>
+                {
+                    return Err(Error::Registry(match &self.credentials {
+                        None => format!(
+                            "{}: unauthorized: run `kiln login {}`",
+                            self.host, self.host
+                        ),
+                        Some(c) => format!(
+                            "{}: {} may not {scope} (denied by the registry)",
+                            self.host, c.username
+                        ),
+                    }));
+                }
                 Ok(r) if r.status().is_server_error() && attempt < ATTEMPTS => backoff(attempt),
                 Ok(r) => return Ok(r),
                 Err(e)

@@ -1,0 +1,269 @@
+//! `kiln push`, `kiln pull`, `kiln login` against `kiln registry serve` on 127.0.0.1:
+//! an image pushed, the store wiped, pulled back with the same digest and the same
+//! files; credentials with Basic and with Bearer tokens; skopeo and podman read what kiln
+//! pushed; a registry that serves a wrong blob gets nothing stored.
+
+#[path = "support/kiln.rs"]
+mod kiln;
+#[path = "support/registry.rs"]
+mod registry;
+
+use std::io::Read;
+use std::path::Path;
+
+use kiln::{busybox_rootfs, have, run_tool, Kiln};
+use registry::{auth_config, Registry};
+use sha2::Digest as _;
+
+/// A store whose commands use `docker_config` for credentials.
+fn with_config(k: &Kiln, docker_config: &Path, args: &[&str]) -> std::process::Output {
+    k.cmd(args)
+        .env("DOCKER_CONFIG", docker_config)
+        .output()
+        .unwrap()
+}
+
+/// The digest `kiln push` printed: `TAG: digest: sha256:... size: N`.
+fn pushed_digest(out: &str) -> String {
+    out.lines()
+        .find_map(|l| l.split("digest: ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no digest in {out}"))
+        .to_string()
+}
+
+/// Each layer of `name` in the store at `root`, decompressed, has the diffID its config
+/// names: the same files as the image pushed.
+fn layers_match_diff_ids(root: &Path, name: &str) {
+    let store = kiln_image::store::Store::open(root).unwrap();
+    let image = store.resolve(name).unwrap();
+    let diff_ids = image.config.rootfs().diff_ids().clone();
+    assert_eq!(image.manifest.layers().len(), diff_ids.len());
+    for (layer, diff_id) in image.manifest.layers().iter().zip(&diff_ids) {
+        let mut data = Vec::new();
+        store
+            .open_blob(layer.digest())
+            .unwrap()
+            .read_to_end(&mut data)
+            .unwrap();
+        let mut plain = Vec::new();
+        let media = layer.media_type().to_string();
+        if media.ends_with("gzip") {
+            flate2::read::MultiGzDecoder::new(&data[..])
+                .read_to_end(&mut plain)
+                .unwrap();
+        } else if media.ends_with("zstd") {
+            plain = zstd::decode_all(&data[..]).unwrap();
+        } else {
+            plain = data;
+        }
+        let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&plain)));
+        assert_eq!(&digest, diff_id, "{media} layer {}", layer.digest());
+    }
+}
+
+#[test]
+fn push_wipe_pull_gives_the_same_image_and_files() {
+    let reg_dir = tempfile::tempdir().unwrap();
+    let reg = Registry::start(&reg_dir.path().join("store"), &[]);
+    let a = Kiln::new();
+    // 40 MiB of incompressible data: more than one upload chunk.
+    let tarball = busybox_rootfs(a.dir.path(), 40 << 20);
+    let name = format!("{}/team/app:1", reg.addr);
+    let id = a.ok(&["import", tarball.to_str().unwrap(), &name]);
+    let out = a.ok(&["push", &name]);
+    assert!(out.contains(": Pushed"), "{out}");
+    let digest = pushed_digest(&out);
+    // Again: the registry has every blob, and the layers are not compressed again.
+    let again = a.ok(&["push", &name]);
+    assert!(
+        !again.contains(": Pushed") && again.contains("Layer already exists"),
+        "{again}"
+    );
+    assert_eq!(pushed_digest(&again), digest);
+
+    let b = Kiln::new();
+    let pulled = b.ok(&["pull", &name]);
+    assert!(pulled.contains(&format!("Digest: {digest}")), "{pulled}");
+    assert!(
+        pulled.contains("Status: Downloaded newer image"),
+        "{pulled}"
+    );
+    let inspect: serde_json::Value =
+        serde_json::from_str(&b.ok(&["image", "inspect", &name])).unwrap();
+    assert!(
+        inspect
+            .to_string()
+            .contains(id.trim().trim_start_matches("sha256:")),
+        "the same image ID (config): {inspect}"
+    );
+    layers_match_diff_ids(&b.root(), &name);
+    let up_to_date = b.ok(&["pull", &name]);
+    assert!(up_to_date.contains("Image is up to date"), "{up_to_date}");
+    // By digest too.
+    let by_digest = format!("{}/team/app@{digest}", reg.addr);
+    let c = Kiln::new();
+    c.ok(&["pull", &by_digest]);
+    layers_match_diff_ids(&c.root(), &by_digest);
+
+    // zstd on request; skopeo reads what kiln pushed.
+    let zname = format!("{}/team/app:zstd", reg.addr);
+    a.ok(&["tag", &name, &zname]);
+    a.ok(&["push", "--compression", "zstd", &zname]);
+    let d = Kiln::new();
+    d.ok(&["pull", &zname]);
+    layers_match_diff_ids(&d.root(), &zname);
+    if have("skopeo") {
+        let raw = run_tool(
+            "skopeo",
+            &[
+                "inspect",
+                "--tls-verify=false",
+                "--raw",
+                &format!("docker://{name}"),
+            ],
+        );
+        let manifest_digest = format!(
+            "sha256:{}",
+            hex::encode(sha2::Sha256::digest(raw.as_bytes()))
+        );
+        assert_eq!(manifest_digest, digest);
+    }
+    if have("podman") && nix::unistd::geteuid().is_root() {
+        let storage = tempfile::tempdir().unwrap();
+        let root = storage.path().join("root");
+        let runroot = storage.path().join("run");
+        run_tool(
+            "podman",
+            &[
+                "--root",
+                root.to_str().unwrap(),
+                "--runroot",
+                runroot.to_str().unwrap(),
+                "--storage-driver",
+                "vfs",
+                "pull",
+                "--tls-verify=false",
+                &name,
+            ],
+        );
+    }
+}
+
+#[test]
+fn login_basic_and_tokens_and_clear_errors_without_them() {
+    for tokens in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = auth_config(dir.path(), tokens);
+        let reg = Registry::start(
+            &dir.path().join("store"),
+            &["--config", cfg.to_str().unwrap()],
+        );
+        let docker = dir.path().join("docker");
+        let k = Kiln::new();
+        let tarball = busybox_rootfs(k.dir.path(), 0);
+        let name = format!("{}/team/app:1", reg.addr);
+        k.ok(&["import", tarball.to_str().unwrap(), &name]);
+
+        let denied = with_config(&k, &docker, &["push", &name]);
+        assert!(!denied.status.success());
+        let err = String::from_utf8_lossy(&denied.stderr);
+        assert!(
+            err.contains(&format!("kiln login {}", reg.addr)),
+            "tokens={tokens}: {err}"
+        );
+
+        let wrong = with_config(
+            &k,
+            &docker,
+            &["login", "-u", "alice", "-p", "nope", &reg.addr],
+        );
+        assert!(!wrong.status.success(), "tokens={tokens}");
+        assert!(
+            !docker.join("config.json").exists(),
+            "a refused login stores nothing"
+        );
+
+        let mut login = k.cmd(&["login", "-u", "alice", "--password-stdin", &reg.addr]);
+        login
+            .env("DOCKER_CONFIG", &docker)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped());
+        let mut child = login.spawn().unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"wonderland\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Login Succeeded"));
+        // Docker's format: auths.HOST.auth = base64(user:password).
+        let config: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(docker.join("config.json")).unwrap()).unwrap();
+        assert!(config["auths"][&reg.addr]["auth"].is_string(), "{config}");
+
+        let pushed = with_config(&k, &docker, &["push", &name]);
+        assert!(
+            pushed.status.success(),
+            "tokens={tokens}: {}",
+            String::from_utf8_lossy(&pushed.stderr)
+        );
+        let other = Kiln::new();
+        let pulled = with_config(&other, &docker, &["pull", &name]);
+        assert!(
+            pulled.status.success(),
+            "{}",
+            String::from_utf8_lossy(&pulled.stderr)
+        );
+
+        with_config(&k, &docker, &["logout", &reg.addr]);
+        let after = with_config(&Kiln::new(), &docker, &["pull", &name]);
+        assert!(!after.status.success());
+        assert!(String::from_utf8_lossy(&after.stderr).contains("kiln login"));
+        // Anonymous pulls where anonymous may pull (public/*): a token without credentials.
+        let public = format!("{}/public/app:1", reg.addr);
+        k.ok(&["tag", &name, &public]);
+        let alice_push = with_config(&k, &docker, &["push", &public]);
+        assert!(
+            !alice_push.status.success(),
+            "nobody may push to public/ anonymously"
+        );
+    }
+}
+
+#[test]
+fn a_wrong_blob_or_a_missing_tag_stores_nothing() {
+    let reg_dir = tempfile::tempdir().unwrap();
+    let reg = Registry::start(&reg_dir.path().join("store"), &[]);
+    let a = Kiln::new();
+    let tarball = busybox_rootfs(a.dir.path(), 1 << 20);
+    let name = format!("{}/team/app:1", reg.addr);
+    a.ok(&["import", tarball.to_str().unwrap(), &name]);
+    a.ok(&["push", &name]);
+
+    let b = Kiln::new();
+    let missing = b.run(&["pull", &format!("{}/team/app:2", reg.addr)]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
+
+    // Corrupt the largest blob the registry holds (a layer), keeping its size.
+    let blobs = reg_dir.path().join("store/blobs/sha256");
+    let largest = std::fs::read_dir(&blobs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    let mut data = std::fs::read(&largest).unwrap();
+    let mid = data.len() / 2;
+    data[mid] ^= 0xff;
+    std::fs::write(&largest, &data).unwrap();
+    let bad_digest = format!("sha256:{}", largest.file_name().unwrap().to_string_lossy());
+
+    let out = b.run(&["pull", &name]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("digest mismatch") && err.contains(&bad_digest),
+        "{err}"
+    );
+    let store = kiln_image::store::Store::open(b.root()).unwrap();
+    assert!(store.records().unwrap().is_empty(), "no tag");
+    assert!(!store.has_blob(&kiln_image::digest::parse(&bad_digest).unwrap()));
+    kiln::assert_blobs_intact(&b.root());
+}
