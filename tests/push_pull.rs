@@ -267,3 +267,87 @@ fn a_wrong_blob_or_a_missing_tag_stores_nothing() {
     assert!(!store.has_blob(&kiln_image::digest::parse(&bad_digest).unwrap()));
     kiln::assert_blobs_intact(&b.root());
 }
+
+#[test]
+fn a_build_pulls_its_remote_base_and_pushes_its_tags() {
+    if !nix::unistd::geteuid().is_root() {
+        assert!(std::env::var_os("CI").is_none(), "CI runs as root");
+        eprintln!("skipped: kiln build needs root");
+        return;
+    }
+    let reg_dir = tempfile::tempdir().unwrap();
+    let reg = Registry::start(&reg_dir.path().join("store"), &[]);
+    let base = format!("{}/base/busybox:1", reg.addr);
+    let a = Kiln::new();
+    let tarball = busybox_rootfs(a.dir.path(), 0);
+    a.ok(&["import", tarball.to_str().unwrap(), &base]);
+    a.ok(&["push", &base]);
+
+    // A store without the base: the build pulls it, builds, and pushes its tag.
+    let b = Kiln::new();
+    let ctx = b.dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {base}\nRUN echo hi > /hello\n"),
+    )
+    .unwrap();
+    let app = format!("{}/team/built:1", reg.addr);
+    let out = b.ok(&[
+        "build",
+        "--progress",
+        "plain",
+        "--push",
+        "-t",
+        &app,
+        ctx.to_str().unwrap(),
+    ]);
+    assert!(out.contains(&format!("pull {base}")), "{out}");
+    assert!(
+        out.contains(&format!("pushing {app}: digest: sha256:")),
+        "{out}"
+    );
+
+    let c = Kiln::new();
+    c.ok(&["pull", &app]);
+    let store = kiln_image::store::Store::open(c.root()).unwrap();
+    let image = store.resolve(&app).unwrap();
+    let flat = c.dir.path().join("flat");
+    std::fs::create_dir_all(&flat).unwrap();
+    for layer in image.manifest.layers() {
+        kiln_image::layer::apply(store.open_blob(layer.digest()).unwrap(), &flat).unwrap();
+    }
+    assert_eq!(std::fs::read_to_string(flat.join("hello")).unwrap(), "hi\n");
+    assert!(flat.join("bin/busybox").is_file());
+
+    // A new base under the same tag: a build uses the store's copy, --pull fetches it.
+    let newer = busybox_rootfs(&a.dir.path().join("v2"), 1024);
+    a.ok(&["import", newer.to_str().unwrap(), &base]);
+    a.ok(&["push", &base]);
+    let again = b.ok(&[
+        "build",
+        "--progress",
+        "plain",
+        "-t",
+        &app,
+        ctx.to_str().unwrap(),
+    ]);
+    assert!(
+        !again.contains("pull ") && again.contains("CACHED"),
+        "{again}"
+    );
+    let pulled = b.ok(&[
+        "build",
+        "--progress",
+        "plain",
+        "--pull",
+        "-t",
+        &app,
+        ctx.to_str().unwrap(),
+    ]);
+    assert!(pulled.contains(&format!("pull {base}")), "{pulled}");
+    assert!(
+        pulled.contains("cache miss"),
+        "the new base reruns the RUN: {pulled}"
+    );
+}

@@ -30,6 +30,12 @@ pub struct Args {
     build_args: Vec<String>,
     #[arg(long)]
     no_cache: bool,
+    /// Pull every base image again (by default only images the store lacks are pulled).
+    #[arg(long)]
+    pull: bool,
+    /// Push every -t name after the build (layers compressed with --compression).
+    #[arg(long)]
+    push: bool,
     #[arg(long = "label", value_name = "KEY=VALUE")]
     labels: Vec<String>,
     /// auto (tty on a terminal, else plain), tty (live lines with spinners), plain (one
@@ -193,6 +199,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         network,
         secrets: secrets(&args.secrets)?,
         cache_mount_dir: args.cache_mount_dir.clone(),
+        pull: args.pull,
     };
     let progress = Progress::new(&args.progress)?;
     let json = progress.is_json();
@@ -246,6 +253,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         human_size(freed)
                     );
                 }
+            }
+            if args.push {
+                push_tags(&store, &built, args.compression, json)?;
             }
             if let Some(f) = &args.iidfile {
                 std::fs::write(f, built.id.to_string())
@@ -486,4 +496,43 @@ impl Executor for SandboxExecutor {
             let _ = std::fs::remove_dir(at);
         }
     }
+}
+
+/// `--push`: each tag of the built image to its registry.
+fn push_tags(
+    store: &kiln_image::store::Store,
+    built: &kiln_builder::build::Built,
+    compression: kiln_image::layer::Compression,
+    json: bool,
+) -> anyhow::Result<()> {
+    if built.tags.is_empty() {
+        bail!("--push: name the image with -t REGISTRY/REPOSITORY:TAG");
+    }
+    let compression = match compression {
+        kiln_image::layer::Compression::None => kiln_image::layer::Compression::Gzip,
+        c => c,
+    };
+    let image = store.resolve(built.manifest.as_ref())?;
+    for tag in &built.tags {
+        let registry = kiln_image::client::Registry::new(&tag.domain)?;
+        let pushed =
+            kiln_image::client::push(&registry, store, &image, tag, compression, &|line| {
+                if !json {
+                    println!("{line}");
+                }
+            })
+            .with_context(|| format!("pushing {tag}"))?;
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({"type": "pushed", "name": tag.to_string(), "digest": pushed.digest.to_string(), "size": pushed.size})
+            );
+        } else {
+            println!(
+                "pushing {tag}: digest: {} size: {} done",
+                pushed.digest, pushed.size
+            );
+        }
+    }
+    Ok(())
 }

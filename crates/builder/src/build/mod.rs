@@ -41,6 +41,9 @@ pub struct BuildOptions {
     /// Where `RUN --mount=type=cache` directories live (default `KILN_ROOT/cachemounts`):
     /// a directory a CI system saves and restores between jobs keeps them warm.
     pub cache_mount_dir: Option<PathBuf>,
+    /// `--pull`: fetch every base image again, even when the store has it (otherwise
+    /// only images the store lacks are pulled).
+    pub pull: bool,
 }
 
 /// One RUN step, ready for an executor: what to run, as whom, on which layers.

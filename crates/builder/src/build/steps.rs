@@ -27,7 +27,7 @@ use crate::expand;
 use crate::Error;
 
 /// Stage index → the stages it needs.
-type Edges = BTreeMap<usize, Vec<usize>>;
+type Edges<T = usize> = BTreeMap<usize, Vec<T>>;
 
 /// Views mounted for one step, unmounted when it ends however it ends.
 struct Views<'a> {
@@ -45,9 +45,19 @@ impl Drop for Views<'_> {
 
 #[derive(Clone)]
 struct Layer {
-    diff_id: String,
     snapshot: PathBuf,
-    size: u64,
+    /// The blob the image holds: the uncompressed tar (digest = diffID) for layers
+    /// built here, the base image's own (often gzip) blob for its layers.
+    blob: Descriptor,
+}
+
+/// The descriptor of a layer built here: an uncompressed tar whose digest is its diffID.
+fn uncompressed(diff_id: &str, size: u64) -> Descriptor {
+    Descriptor::new(
+        MediaType::ImageLayer,
+        size,
+        kiln_image::digest::parse(diff_id).expect("a digest"),
+    )
 }
 
 /// A stage's file system and config, as far as it has been built.
@@ -135,7 +145,7 @@ impl<'a> Builder<'a> {
                 }
             }
         }
-        let (bases, deps) = self.resolve_edges()?;
+        let (bases, deps, images) = self.resolve_edges()?;
         let target = match &self.opts.target {
             Some(t) => self.plan.find(t).ok_or_else(|| {
                 Error::Context(format!(
@@ -145,6 +155,13 @@ impl<'a> Builder<'a> {
             None => self.plan.stages.len() - 1,
         };
         let order = self.plan.order(target, &deps)?;
+        let mut needed: Vec<String> = Vec::new();
+        for name in order.iter().flat_map(|i| &images[i]) {
+            if !needed.contains(name) {
+                needed.push(name.clone());
+            }
+        }
+        self.fetch_images(&needed, progress)?;
         let mut results = self.run_stages(&order, &bases, &deps, progress)?;
         let hashes = self
             .hashes
@@ -203,10 +220,12 @@ impl<'a> Builder<'a> {
         }
     }
 
-    /// Each stage's base and the stages each one needs (FROM, COPY --from, RUN --mount from).
-    fn resolve_edges(&self) -> Result<(Vec<Base>, Edges), Error> {
+    /// Each stage's base, the stages each one needs (FROM, COPY --from, RUN --mount
+    /// from), and the images (not stages) each one takes files from.
+    fn resolve_edges(&self) -> Result<(Vec<Base>, Edges, Edges<String>), Error> {
         let mut bases = Vec::new();
         let mut deps: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        let mut images: BTreeMap<usize, Vec<String>> = BTreeMap::new();
         for stage in &self.plan.stages {
             let from = expand::instruction(&stage.from, self.opts.dockerfile.escape, &self.global)?;
             let Command::From(f) = &from.command else {
@@ -236,8 +255,11 @@ impl<'a> Builder<'a> {
                 }
             };
             let mut d = Vec::new();
-            if let Base::Stage(j) = base {
-                d.push(j);
+            let mut external = Vec::new();
+            match &base {
+                Base::Stage(j) => d.push(*j),
+                Base::Image(name) => external.push(name.clone()),
+                Base::Scratch => {}
             }
             for instr in &stage.instructions {
                 let refs: Vec<String> = match &instr.command {
@@ -248,15 +270,62 @@ impl<'a> Builder<'a> {
                 for r in refs {
                     let r =
                         expand::word(&r, self.opts.dockerfile.escape, &self.global).unwrap_or(r);
-                    if let Some(j) = self.plan.find(&r) {
-                        d.push(j);
+                    match self.plan.find(&r) {
+                        Some(j) => d.push(j),
+                        None => external.push(r),
                     }
                 }
             }
             deps.insert(stage.index, d);
+            images.insert(stage.index, external);
             bases.push(base);
         }
-        Ok((bases, deps))
+        Ok((bases, deps, images))
+    }
+
+    /// Pulls the images the build takes files from that the store lacks (all of them
+    /// with `--pull`), each shown as a step of its own.
+    fn fetch_images(
+        &self,
+        names: &[String],
+        progress: &(dyn Fn(Event) + Sync),
+    ) -> Result<(), Error> {
+        let wanted: Vec<&String> = names
+            .iter()
+            .filter(|n| self.opts.pull || self.store.resolve(n).is_err())
+            .collect();
+        for (index, name) in wanted.iter().enumerate() {
+            let id = self.next_id();
+            let text = format!("pull {name}");
+            progress(Event::Step {
+                id,
+                stage: "pull",
+                index: index + 1,
+                total: wanted.len(),
+                text: &text,
+            });
+            let start = Instant::now();
+            let reference = kiln_image::Reference::parse(name)?;
+            let registry = kiln_image::client::Registry::new(&reference.domain)?;
+            let platform = kiln_image::store::images::host_platform();
+            let report = |line: String| progress(Event::Output { id, line: &line });
+            if let Err(e) =
+                kiln_image::client::pull(&registry, self.store, &reference, &platform, &report)
+            {
+                if self.store.resolve(name).is_err() {
+                    return Err(Error::Context(format!(
+                        "no such image {name} in the store, and pulling it failed: {e}"
+                    )));
+                }
+                // --pull and the registry cannot be reached: the image at hand will do.
+                report(format!("{e}; using the image in the store"));
+            }
+            progress(Event::Done {
+                id,
+                seconds: start.elapsed().as_secs_f64(),
+            });
+        }
+        Ok(())
     }
 
     fn stage(
@@ -428,7 +497,7 @@ impl<'a> Builder<'a> {
     fn image_state(&self, name: &str) -> Result<State, Error> {
         let image = self.store.resolve(name).map_err(|e| {
             Error::Context(format!(
-                "{e} (kiln builds FROM images in its store: kiln load or kiln import them first)"
+                "{e} (kiln builds FROM images in its store or pulls them)"
             ))
         })?;
         let diff_ids: Vec<String> = image.config.rootfs().diff_ids().clone();
@@ -436,9 +505,8 @@ impl<'a> Builder<'a> {
         for (layer, diff_id) in image.manifest.layers().iter().zip(&diff_ids) {
             let snapshot = self.snapshots.ensure(self.store, diff_id, layer.digest())?;
             layers.push(Layer {
-                diff_id: diff_id.clone(),
                 snapshot,
-                size: layer.size(),
+                blob: layer.clone(),
             });
         }
         Ok(State {
@@ -594,9 +662,8 @@ impl<'a> Builder<'a> {
                             .and_then(|d| self.store.blob_size(&d).ok())
                             .unwrap_or(0);
                         state.layers.push(Layer {
-                            diff_id: d.clone(),
                             snapshot: self.snapshots.path(d),
-                            size,
+                            blob: uncompressed(d, size),
                         });
                     }
                     state.key = key;
@@ -719,9 +786,8 @@ impl<'a> Builder<'a> {
             debug_assert_eq!(digest, info.diff_id);
             let snapshot = self.snapshots.adopt(&upper, &diff_id)?;
             state.layers.push(Layer {
-                diff_id: diff_id.clone(),
+                blob: uncompressed(&diff_id, size),
                 snapshot,
-                size,
             });
             Record {
                 diff_id: Some(diff_id),
@@ -745,17 +811,7 @@ impl<'a> Builder<'a> {
         }
         let config_bytes = config.to_bytes(&self.created);
         let config_digest = self.store.write_blob_bytes(&config_bytes)?;
-        let layers: Vec<Descriptor> = state
-            .layers
-            .iter()
-            .map(|l| {
-                Descriptor::new(
-                    MediaType::ImageLayer,
-                    l.size,
-                    kiln_image::digest::parse(&l.diff_id).expect("a digest"),
-                )
-            })
-            .collect();
+        let layers: Vec<Descriptor> = state.layers.iter().map(|l| l.blob.clone()).collect();
         let config = Descriptor::new(
             MediaType::ImageConfig,
             config_bytes.len() as u64,
