@@ -328,22 +328,20 @@ async fn v2(
     let route = match routes::parse(&path) {
         Ok(Some(route)) => route,
         Ok(None) => {
-            return error_response(&ApiError::new(
-                Code::NotFound,
-                format!("no API at {}", uri.path()),
-            ))
+            let e = ApiError::new(Code::NotFound, format!("no API at {}", uri.path()));
+            return drained(body, error_response(&e)).await;
         }
-        Err(e) => return error_response(&e),
+        Err(e) => return drained(body, error_response(&e)).await,
     };
     let who = match app
         .auth
         .identify(header_str(&headers, header::AUTHORIZATION), peer.ip())
     {
         Ok(who) => who,
-        Err(r) => return refusal_response(r),
+        Err(r) => return drained(body, refusal_response(r)).await,
     };
     if let Err(r) = authorize(&app, &who, &route, &method, &headers) {
-        return refusal_response(r);
+        return drained(body, refusal_response(r)).await;
     }
     // Mounting reads the source repository: without the right to pull it, upload instead.
     let may_mount = |from: &str| app.auth.permits(&who, from, Action::Pull);
@@ -375,6 +373,16 @@ async fn v2(
         }
         Err(e) => error_response(&e),
     }
+}
+
+/// `response` to a request refused before its body was read, sent once the body is read
+/// (up to 1 MiB, for up to 5 s): a client still writing a small body then gets the answer
+/// instead of a connection closed under it. A larger body is left, and the connection
+/// closes after the answer, as hyper does.
+async fn drained(body: Body, response: Response) -> Response {
+    let read = axum::body::to_bytes(body, 1 << 20);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), read).await;
+    response
 }
 
 async fn dispatch(
