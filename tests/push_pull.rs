@@ -351,3 +351,110 @@ fn a_build_pulls_its_remote_base_and_pushes_its_tags() {
         "the new base reruns the RUN: {pulled}"
     );
 }
+
+/// Debian's `docker-registry` (CNCF distribution 2.8) on a free loopback port with
+/// htpasswd Basic auth (alice / wonderland), stopped with the value.
+struct Distribution {
+    addr: String,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Distribution {
+    fn start() -> Distribution {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let htpasswd = dir.path().join("htpasswd");
+        std::fs::write(
+            &htpasswd,
+            format!("alice:{}\n", bcrypt::hash("wonderland", 5).unwrap()),
+        )
+        .unwrap();
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\nauth:\n  htpasswd:\n    realm: kiln-test\n    path: {}\n",
+                dir.path().join("data").display(),
+                htpasswd.display()
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new("docker-registry")
+            .args(["serve", config.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start docker-registry");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(&addr).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Distribution {
+            addr,
+            child,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Distribution {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_reference_registry_with_basic_auth_takes_and_gives_the_same_image() {
+    if !have("docker-registry") {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI installs docker-registry (scripts/setup)"
+        );
+        return;
+    }
+    let reg = Distribution::start();
+    let docker = tempfile::tempdir().unwrap();
+    let a = Kiln::new();
+    // 40 MiB: chunked uploads, as distribution takes them.
+    let tarball = busybox_rootfs(a.dir.path(), 40 << 20);
+    let name = format!("{}/team/app:1", reg.addr);
+    a.ok(&["import", tarball.to_str().unwrap(), &name]);
+    let denied = with_config(&a, docker.path(), &["push", &name]);
+    assert!(!denied.status.success());
+    assert!(String::from_utf8_lossy(&denied.stderr).contains(&format!("kiln login {}", reg.addr)));
+    let login = with_config(
+        &a,
+        docker.path(),
+        &["login", "-u", "alice", "-p", "wonderland", &reg.addr],
+    );
+    assert!(
+        login.status.success(),
+        "{}",
+        String::from_utf8_lossy(&login.stderr)
+    );
+    let pushed = with_config(&a, docker.path(), &["push", &name]);
+    assert!(
+        pushed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pushed.stderr)
+    );
+    let digest = pushed_digest(&String::from_utf8_lossy(&pushed.stdout));
+    let b = Kiln::new();
+    let pulled = with_config(&b, docker.path(), &["pull", &name]);
+    assert!(
+        pulled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pulled.stderr)
+    );
+    assert!(String::from_utf8_lossy(&pulled.stdout).contains(&format!("Digest: {digest}")));
+    layers_match_diff_ids(&b.root(), &name);
+}
