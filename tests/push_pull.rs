@@ -458,3 +458,93 @@ fn the_reference_registry_with_basic_auth_takes_and_gives_the_same_image() {
     assert!(String::from_utf8_lossy(&pulled.stdout).contains(&format!("Digest: {digest}")));
     layers_match_diff_ids(&b.root(), &name);
 }
+
+/// A loopback TCP proxy to `target` that, once, cuts the first connection that carries
+/// more than `after` bytes in the chosen direction (`upload`: client to registry).
+struct CuttingProxy {
+    addr: String,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl CuttingProxy {
+    fn start(target: &str, after: usize, upload: bool) -> CuttingProxy {
+        use std::io::Write;
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let target = target.to_string();
+        let flag = cut.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { break };
+                let server = std::net::TcpStream::connect(&target).unwrap();
+                for (from, to, watched) in [
+                    (
+                        client.try_clone().unwrap(),
+                        server.try_clone().unwrap(),
+                        upload,
+                    ),
+                    (server, client, !upload),
+                ] {
+                    let flag = flag.clone();
+                    std::thread::spawn(move || {
+                        let (mut from, mut to) = (from, to);
+                        let mut buf = vec![0u8; 64 << 10];
+                        let mut carried = 0usize;
+                        loop {
+                            let n = match std::io::Read::read(&mut from, &mut buf) {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            carried += n;
+                            if watched && carried > after && !flag.swap(true, Ordering::SeqCst) {
+                                let _ = to.write_all(&buf[..n - (carried - after).min(n)]);
+                                let _ = from.shutdown(std::net::Shutdown::Both);
+                                let _ = to.shutdown(std::net::Shutdown::Both);
+                                break;
+                            }
+                            if to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                    });
+                }
+            }
+        });
+        CuttingProxy { addr, cut }
+    }
+
+    fn cut(&self) -> bool {
+        self.cut.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[test]
+fn a_connection_cut_mid_push_or_mid_pull_is_resumed_to_the_right_digest() {
+    let reg_dir = tempfile::tempdir().unwrap();
+    let reg = Registry::start(&reg_dir.path().join("store"), &[]);
+    let a = Kiln::new();
+    let tarball = busybox_rootfs(a.dir.path(), 48 << 20);
+    let image = "app:1";
+    a.ok(&["import", tarball.to_str().unwrap(), image]);
+
+    // Mid-push: 40 MiB into the upload (inside the second chunk).
+    let up = CuttingProxy::start(&reg.addr, 40 << 20, true);
+    let name = format!("{}/team/app:1", up.addr);
+    a.ok(&["tag", image, &name]);
+    let out = a.ok(&["push", &name]);
+    assert!(up.cut(), "the proxy cut the upload");
+    let digest = pushed_digest(&out);
+
+    // Mid-pull: 8 MiB into the download.
+    let down = CuttingProxy::start(&reg.addr, 8 << 20, false);
+    let name = format!("{}/team/app:1", down.addr);
+    let b = Kiln::new();
+    let pulled = b.ok(&["pull", &name]);
+    assert!(down.cut(), "the proxy cut the download");
+    assert!(pulled.contains(&format!("Digest: {digest}")), "{pulled}");
+    layers_match_diff_ids(&b.root(), &name);
+    kiln::assert_blobs_intact(&b.root());
+}
