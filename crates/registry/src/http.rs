@@ -371,17 +371,30 @@ async fn v2(
             }
             response
         }
+        // A body refused for its size was left unread.
+        Err(e) if e.code == Code::TooLarge => closing(error_response(&e)),
         Err(e) => error_response(&e),
     }
 }
 
 /// `response` to a request refused before its body was read, sent once the body is read
 /// (up to 1 MiB, for up to 5 s): a client still writing a small body then gets the answer
-/// instead of a connection closed under it. A larger body is left, and the connection
-/// closes after the answer, as hyper does.
+/// instead of a connection closed under it. A larger body is left, and the answer closes
+/// the connection.
 async fn drained(body: Body, response: Response) -> Response {
     let read = axum::body::to_bytes(body, 1 << 20);
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), read).await;
+    match tokio::time::timeout(std::time::Duration::from_secs(5), read).await {
+        Ok(Ok(_)) => response,
+        _ => closing(response),
+    }
+}
+
+/// `response` with `Connection: close`: the request's body was not read to its end, so
+/// the connection cannot carry another request, and the client must not reuse it.
+fn closing(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
 }
 
