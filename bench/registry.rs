@@ -7,7 +7,10 @@
 //! Needs `apt-get install docker-registry wrk`. zot is not in Debian and cannot be fetched
 //! here, so it is not measured.
 
-use std::io::{BufRead, BufReader, Read};
+#[path = "kiln_registry.rs"]
+mod kiln_registry;
+
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -29,28 +32,7 @@ impl Drop for Server {
 
 impl Server {
     fn kiln(dir: &Path) -> Server {
-        let kiln = std::env::current_exe().unwrap().with_file_name("kiln");
-        assert!(kiln.exists(), "build kiln first: cargo build --release");
-        let mut child = Command::new(kiln)
-            .args(["registry", "serve", "--addr", "127.0.0.1:0", "--root"])
-            .arg(dir)
-            .env("KILN_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .split("://")
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_string();
+        let (child, addr) = kiln_registry::start(dir);
         Server {
             name: "kiln",
             child,

@@ -7,12 +7,16 @@
 //! Usage: transfer-bench [SCALE] [ROUNDS]   (SCALE 1 = 3 × 256 MiB and 200 × 256 KiB)
 //! Needs skopeo (scripts/setup installs it).
 
-use std::io::{BufRead, BufReader, Write};
+#[path = "kiln_registry.rs"]
+mod kiln_registry;
+
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use kiln_image::store::Store;
+use kiln_registry::kiln_bin;
 use oci_spec::image::{Descriptor, MediaType};
 
 struct Registry {
@@ -27,33 +31,8 @@ impl Drop for Registry {
     }
 }
 
-fn kiln_bin() -> std::path::PathBuf {
-    let kiln = std::env::current_exe().unwrap().with_file_name("kiln");
-    assert!(kiln.exists(), "build kiln first: cargo build --release");
-    kiln
-}
-
 fn registry(dir: &Path) -> Registry {
-    let mut child = Command::new(kiln_bin())
-        .args(["registry", "serve", "--addr", "127.0.0.1:0", "--root"])
-        .arg(dir)
-        .env("KILN_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .split("://")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
+    let (child, addr) = kiln_registry::start(dir);
     Registry { child, addr }
 }
 

@@ -260,6 +260,33 @@ impl Registry {
     }
 }
 
+/// How many blobs move at once.
+const PARALLEL: usize = 4;
+
+/// `work` on each item, `PARALLEL` at a time; the results in no particular order.
+fn in_parallel<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..PARALLEL.min(items.len()))
+            .map(|_| {
+                s.spawn(|| {
+                    let mut out = Vec::new();
+                    while let Some(item) =
+                        items.get(next.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
+                    {
+                        out.push(work(item));
+                    }
+                    out
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a transfer thread"))
+            .collect()
+    })
+}
+
 fn backoff(attempt: u32) {
     std::thread::sleep(Duration::from_millis(200 * 2u64.pow(attempt - 1)));
 }

@@ -31,9 +31,6 @@ pub struct Pulled {
 
 const ACCEPTED: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
 
-/// How many blobs download at once.
-const PARALLEL: usize = 4;
-
 /// Pulls `reference` for `platform` (`os/arch[/variant]`) into `store` and tags it;
 /// `progress` hears a line per blob.
 pub fn pull(
@@ -87,29 +84,12 @@ pub fn pull(
     for d in blobs.iter().filter(|d| store.has_blob(d.digest())) {
         progress(format!("{}: Already exists", short(d.digest())));
     }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<Result<()>> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..PARALLEL.min(missing.len()))
-            .map(|_| {
-                s.spawn(|| {
-                    let mut out = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        let Some(d) = missing.get(i) else { break };
-                        let r = download(registry, store, reference, d);
-                        if r.is_ok() {
-                            progress(format!("{}: Pull complete", short(d.digest())));
-                        }
-                        out.push(r);
-                    }
-                    out
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().expect("a download thread"))
-            .collect()
+    let results = super::in_parallel(&missing, |d| {
+        let r = download(registry, store, reference, d);
+        if r.is_ok() {
+            progress(format!("{}: Pull complete", short(d.digest())));
+        }
+        r
     });
     for r in results {
         r?;

@@ -28,7 +28,6 @@ pub struct Pushed {
 
 /// Blobs up to this size go in one request; larger ones in chunks of it.
 const CHUNK: u64 = 32 << 20;
-const PARALLEL: usize = 4;
 
 /// Pushes `image` to `target` (a tag or a digest), its uncompressed layers compressed
 /// with `compression`; `progress` hears a line per blob.
@@ -48,37 +47,19 @@ pub fn push(
         .iter()
         .chain(std::iter::once(image.manifest.config()))
         .collect();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<Result<bool>> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..PARALLEL.min(blobs.len()))
-            .map(|_| {
-                s.spawn(|| {
-                    let mut out = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        let Some(d) = blobs.get(i) else { break };
-                        let short = &d.digest().digest()[..12];
-                        let r = match exists(registry, target, d.digest()) {
-                            Ok(true) => {
-                                progress(format!("{short}: Layer already exists"));
-                                Ok(false)
-                            }
-                            Ok(false) => upload(registry, store, target, d).map(|()| {
-                                progress(format!("{short}: Pushed"));
-                                true
-                            }),
-                            Err(e) => Err(e),
-                        };
-                        out.push(r);
-                    }
-                    out
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().expect("an upload thread"))
-            .collect()
+    let results = super::in_parallel(&blobs, |d| {
+        let short = &d.digest().digest()[..12];
+        match exists(registry, target, d.digest()) {
+            Ok(true) => {
+                progress(format!("{short}: Layer already exists"));
+                Ok(false)
+            }
+            Ok(false) => upload(registry, store, target, d).map(|()| {
+                progress(format!("{short}: Pushed"));
+                true
+            }),
+            Err(e) => Err(e),
+        }
     });
     let mut uploaded = 0;
     for r in results {
