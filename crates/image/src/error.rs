@@ -44,6 +44,21 @@ pub enum Error {
 }
 
 impl Error {
+    /// A digest mismatch told about `what` (the request or entry the bytes came from);
+    /// any other error as it is.
+    pub fn about(self, what: impl Into<String>) -> Error {
+        match self {
+            Error::DigestMismatch {
+                expected, actual, ..
+            } => Error::DigestMismatch {
+                what: what.into(),
+                expected,
+                actual,
+            },
+            other => other,
+        }
+    }
+
     /// An io error with the operation and the path it concerned.
     pub fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.into();

@@ -177,7 +177,8 @@ pub fn lint(df: &Dockerfile) -> Vec<Finding> {
 
 pub fn lint_with(df: &Dockerfile, options: Options) -> Vec<Finding> {
     let file = stages::File::new(df, options.target);
-    let mut findings = buildkit_checks(&file, options.dockerignore);
+    let directive = check_directive(df);
+    let mut findings = buildkit_checks(&file, options.dockerignore, &directive);
     findings.extend(hadolint::check(&file));
     findings.extend(stages_rules::check(&file, options.target));
     if options.pragmas {
@@ -185,19 +186,24 @@ pub fn lint_with(df: &Dockerfile, options: Options) -> Vec<Finding> {
         findings.retain(|f| !pragmas.ignores(f));
         findings.extend(pragmas.findings);
     }
-    finish(df, findings, options.pragmas)
+    finish(findings, options.pragmas, &directive)
 }
 
 /// The findings of BuildKit's build checks only: what a build prints, as `docker build`
 /// does.
 pub fn build_checks(df: &Dockerfile, dockerignore: &Dockerignore) -> Vec<Finding> {
     let file = stages::File::new(df, None);
-    finish(df, buildkit_checks(&file, Some(dockerignore)), true)
+    let directive = check_directive(df);
+    let findings = buildkit_checks(&file, Some(dockerignore), &directive);
+    finish(findings, true, &directive)
 }
 
-fn buildkit_checks(file: &stages::File, dockerignore: Option<&Dockerignore>) -> Vec<Finding> {
+fn buildkit_checks(
+    file: &stages::File,
+    dockerignore: Option<&Dockerignore>,
+    directive: &CheckDirective,
+) -> Vec<Finding> {
     let mut findings = buildkit::check(file);
-    let directive = check_directive(file.df);
     findings.extend(buildkit_scope::check(
         file,
         dockerignore,
@@ -209,8 +215,7 @@ fn buildkit_checks(file: &stages::File, dockerignore: Option<&Dockerignore>) -> 
 /// Applies BuildKit's `# check=` directive and sorts. `skip=Rule,Rule` leaves rules out
 /// (`skip=all`: every BuildKit check), `error=true` makes the BuildKit checks' findings
 /// errors.
-fn finish(df: &Dockerfile, mut findings: Vec<Finding>, pragmas: bool) -> Vec<Finding> {
-    let directive = check_directive(df);
+fn finish(mut findings: Vec<Finding>, pragmas: bool, directive: &CheckDirective) -> Vec<Finding> {
     let buildkit = |f: &Finding| rule(f.rule).is_some_and(|r| r.source == Source::BuildKit);
     if pragmas {
         findings.retain(|f| {

@@ -39,8 +39,9 @@ pub struct File<'a> {
     /// The global ARGs that have a default, with it expanded.
     pub global_values: BTreeMap<String, String>,
     pub stages: Vec<Stage<'a>>,
-    /// Every RUN whose shell is a POSIX one (not PowerShell or cmd), in file order.
-    pub runs: Vec<Run<'a>>,
+    /// Every RUN whose shell is a POSIX one, read when a rule first asks (`runs`): the
+    /// build checks `kiln build` runs never do.
+    runs: std::cell::OnceCell<Vec<Run<'a>>>,
     /// The stage the build makes an image of: `--target`, else the last one.
     pub target: Option<usize>,
 }
@@ -126,11 +127,11 @@ impl<'a> File<'a> {
                 }
             }
         }
-        let mut file = File {
+        File {
             df,
             global_args,
             global_values: globals,
-            runs: Vec::new(),
+            runs: std::cell::OnceCell::new(),
             target: match target {
                 Some(t) => stages
                     .iter()
@@ -138,9 +139,12 @@ impl<'a> File<'a> {
                 None => stages.len().checked_sub(1),
             },
             stages,
-        };
-        file.runs = file.read_runs();
-        file
+        }
+    }
+
+    /// Every RUN whose shell is a POSIX one (not PowerShell or cmd), in file order.
+    pub fn runs(&self) -> &[Run<'a>] {
+        self.runs.get_or_init(|| self.read_runs())
     }
 
     /// The stages whose files end up in the image: the target and the stages it is built

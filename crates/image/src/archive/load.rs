@@ -119,16 +119,7 @@ fn read_entries(store: &Store, data: impl Read) -> Result<Contents> {
         if let Some(expected) = named_digest {
             let stored = store
                 .write_blob(&mut entry, Some(&expected))
-                .map_err(|e| match e {
-                    Error::DigestMismatch {
-                        expected, actual, ..
-                    } => Error::DigestMismatch {
-                        what: format!("archive entry {name}"),
-                        expected,
-                        actual,
-                    },
-                    other => other,
-                })?;
+                .map_err(|e| e.about(format!("archive entry {name}")))?;
             contents.blobs.insert(path, stored);
         } else if name.ends_with(".json")
             || name == "oci-layout"

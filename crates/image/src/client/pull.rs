@@ -230,22 +230,12 @@ fn download(
             }
         };
         if !broke && written == d.size() {
-            writer.commit(Some(d.digest())).map_err(|e| match e {
-                Error::DigestMismatch {
-                    expected, actual, ..
-                } => Error::DigestMismatch {
-                    what: format!("{url}: the registry sent other bytes"),
-                    expected,
-                    actual,
-                },
-                e => e,
-            })?;
+            writer
+                .commit(Some(d.digest()))
+                .map_err(|e| e.about(format!("{url}: the registry sent other bytes")))?;
             return Ok(());
         }
-        if !broke {
-            // Ended early without an error: ask for the rest.
-            continue;
-        }
+        // Broken off, or ended early: ask for the rest.
     }
     Err(Error::Registry(format!(
         "GET {url}: the download broke off {ATTEMPTS} times ({written} of {} bytes)",

@@ -115,7 +115,7 @@ fn upload(registry: &Registry, store: &Store, target: &Reference, d: &Descriptor
     if r.status() != StatusCode::ACCEPTED {
         return Err(refused(&format!("POST {start}"), r));
     }
-    let mut location = location_of(registry, &r, &start)?;
+    let mut location = location_of(registry, &r, None)?;
     let path = store.blob_path(d.digest());
     let mut file = store.open_blob(d.digest())?;
     let size = d.size();
@@ -154,7 +154,7 @@ fn upload(registry: &Registry, store: &Store, target: &Reference, d: &Descriptor
         });
         match answer {
             Ok(r) if r.status() == StatusCode::ACCEPTED => {
-                location = location_of(registry, &r, &location)?;
+                location = location_of(registry, &r, Some(&location))?;
                 offset += len;
             }
             failed => {
@@ -178,7 +178,7 @@ fn upload(registry: &Registry, store: &Store, target: &Reference, d: &Descriptor
                     .and_then(|v| v.rsplit('-').next())
                     .and_then(|end| end.parse::<u64>().ok())
                     .map_or(0, |end| end + 1);
-                location = location_of(registry, &status, &location)?;
+                location = location_of(registry, &status, Some(&location))?;
             }
         }
     }
@@ -190,17 +190,21 @@ fn upload(registry: &Registry, store: &Store, target: &Reference, d: &Descriptor
     Ok(())
 }
 
-/// The upload's `Location` (absolute, or relative to the registry).
+/// The upload's `Location` (absolute, or relative to the registry); an answer within an
+/// upload that names none keeps the `current` one, a new upload must name one.
 fn location_of(
     registry: &Registry,
     r: &reqwest::blocking::Response,
-    fallback: &str,
+    current: Option<&str>,
 ) -> Result<String> {
-    match r.headers().get(LOCATION).and_then(|v| v.to_str().ok()) {
-        Some(l) => Ok(registry.url(l)),
-        None if !fallback.is_empty() => Ok(fallback.to_string()),
-        None => Err(Error::Registry(format!(
-            "{}: an upload answer without a Location",
+    match (
+        r.headers().get(LOCATION).and_then(|v| v.to_str().ok()),
+        current,
+    ) {
+        (Some(l), _) => Ok(registry.url(l)),
+        (None, Some(current)) => Ok(current.to_string()),
+        (None, None) => Err(Error::Registry(format!(
+            "{}: the answer that opens an upload has no Location",
             registry.host()
         ))),
     }

@@ -7,7 +7,7 @@ pub fn check(file: &File) -> Vec<Finding> {
     let mut out = Vec::new();
     // DL4001: the download tools used so far in the current stage.
     let mut stage_tools: (usize, bool, bool) = (usize::MAX, false, false);
-    for run in &file.runs {
+    for run in file.runs() {
         let (instr, script) = (run.instr, &run.script);
         let odd: Vec<&str> = [
             "free", "kill", "mount", "ps", "service", "shutdown", "ssh", "top", "vim", "ifconfig",

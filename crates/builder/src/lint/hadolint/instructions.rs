@@ -159,7 +159,7 @@ pub fn check(file: &File) -> Vec<Finding> {
 /// commands (longer ones are most likely split on purpose).
 fn consecutive_runs(file: &File, out: &mut Vec<Finding>) {
     let commands = |instr: &Instruction| {
-        file.runs
+        file.runs()
             .iter()
             .find(|r| std::ptr::eq(r.instr, instr))
             .map(|r| r.script.commands.len())

@@ -109,7 +109,7 @@ fn removes(run: &Run, dir: &str) -> bool {
 pub fn check(file: &File) -> Vec<Finding> {
     let mut out = Vec::new();
     let exported = file.exported();
-    for run in &file.runs {
+    for run in file.runs() {
         let instr = run.instr;
         let mut found = |rule: &Rule, names: Option<Vec<&str>>| match names {
             Some(names) => out.push(naming(rule, instr, "packages", &names)),
@@ -429,7 +429,7 @@ fn option_set(cmd: &Command, name: &str) -> bool {
 /// apt's configuration.
 fn recommends_configured(file: &File, run: &Run) -> bool {
     let lineage = file.lineage(run.stage);
-    file.runs
+    file.runs()
         .iter()
         .take_while(|r| !std::ptr::eq(r.instr, run.instr))
         .filter(|r| lineage.contains(&r.stage))
