@@ -548,3 +548,168 @@ fn a_connection_cut_mid_push_or_mid_pull_is_resumed_to_the_right_digest() {
     layers_match_diff_ids(&b.root(), &name);
     kiln::assert_blobs_intact(&b.root());
 }
+
+/// The image `name` in the store at `root`: its manifest digest and its ID.
+fn digests(root: &Path, name: &str) -> (String, String) {
+    let store = kiln_image::store::Store::open(root).unwrap();
+    let image = store.resolve(name).unwrap();
+    (image.manifest_digest.to_string(), image.id().to_string())
+}
+
+/// The files of `name` in the store at `root`, its layers applied in order to `dir`.
+fn flatten(root: &Path, name: &str, dir: &Path) {
+    let store = kiln_image::store::Store::open(root).unwrap();
+    let image = store.resolve(name).unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    for layer in image.manifest.layers() {
+        kiln_image::layer::apply(store.open_blob(layer.digest()).unwrap(), dir).unwrap();
+    }
+}
+
+#[test]
+fn the_build_cache_travels_through_the_registry_to_an_empty_store() {
+    if !nix::unistd::geteuid().is_root() {
+        assert!(std::env::var_os("CI").is_none(), "CI runs as root");
+        eprintln!("skipped: kiln build needs root");
+        return;
+    }
+    let reg_dir = tempfile::tempdir().unwrap();
+    let reg = Registry::start(&reg_dir.path().join("store"), &[]);
+    let base = format!("{}/base/busybox:1", reg.addr);
+    {
+        let setup = Kiln::new();
+        let tarball = busybox_rootfs(setup.dir.path(), 0);
+        setup.ok(&["import", tarball.to_str().unwrap(), &base]);
+        setup.ok(&["push", &base]);
+    }
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    // Every RUN prints a marker (quoted apart in the Dockerfile, so the step's title does
+    // not show it): a RUN that executes shows it in the build's output.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM {base} AS tools\n\
+             RUN echo ran\"\"-tool && echo tool > /tool.txt\n\
+             FROM {base}\n\
+             RUN echo ran\"\"-one && echo one > /one\n\
+             COPY dep.txt /dep.txt\n\
+             RUN echo ran\"\"-dep && cat /dep.txt > /dep.copy\n\
+             COPY --from=tools /tool.txt /tool.txt\n\
+             RUN echo ran\"\"-nothing\n\
+             COPY app.txt /app.txt\n\
+             RUN echo ran\"\"-app && cat /dep.copy /app.txt /tool.txt > /app.copy\n\
+             ENV X=1\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(ctx.join("dep.txt"), "dep\n").unwrap();
+    std::fs::write(ctx.join("app.txt"), "app v1\n").unwrap();
+    let layer_steps = 8;
+    let app = format!("{}/team/app:1", reg.addr);
+    let cache = format!("{}/team/app:cache", reg.addr);
+    let build = |k: &Kiln, dir: &Path, cache_args: &[&str]| {
+        let mut args = vec!["build", "--progress", "plain", "-t", &app];
+        args.extend_from_slice(cache_args);
+        args.push(dir.to_str().unwrap());
+        let out = k
+            .cmd(&args)
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "kiln {args:?}:\n{text}");
+        text
+    };
+    let cache_from = format!("type=registry,ref={cache}");
+    let cache_to = format!("type=registry,ref={cache},mode=max");
+
+    // Runner A: no cache in the registry yet (said, not fatal); builds and exports.
+    let a = Kiln::new();
+    let first = build(
+        &a,
+        &ctx,
+        &["--cache-from", &cache_from, "--cache-to", &cache_to],
+    );
+    assert!(first.contains("not used:"), "{first}");
+    assert!(
+        first.contains("ran-app") && !first.contains("CACHED"),
+        "{first}"
+    );
+    assert!(first.contains("export cache to"), "{first}");
+    let built = digests(&a.root(), &app);
+    drop(a);
+
+    // Runner B: an empty store, the context at another path: every step from the cache.
+    let b = Kiln::new();
+    let moved = work.path().join("checkout-b");
+    std::fs::rename(&ctx, &moved).unwrap();
+    let second = build(&b, &moved, &["--cache-from", &cache_from]);
+    assert_eq!(second.matches("CACHED").count(), layer_steps, "{second}");
+    assert!(!second.contains("ran-"), "no RUN executes: {second}");
+    assert!(!second.contains("cache miss"), "{second}");
+    assert_eq!(
+        digests(&b.root(), &app),
+        built,
+        "the same image as runner A's"
+    );
+
+    // Runner C: one file changed: only the steps that depend on it run, on top of the
+    // layers the cache gave.
+    std::fs::write(moved.join("app.txt"), "app v2\n").unwrap();
+    let c = Kiln::new();
+    let third = build(&c, &moved, &["--cache-from", &cache_from]);
+    assert_eq!(third.matches("CACHED").count(), layer_steps - 2, "{third}");
+    assert!(third.contains("ran-app"), "{third}");
+    for earlier in ["ran-tool", "ran-one", "ran-dep", "ran-nothing"] {
+        assert!(!third.contains(earlier), "{earlier} ran: {third}");
+    }
+    let files = c.dir.path().join("files");
+    flatten(&c.root(), &app, &files);
+    assert_eq!(
+        std::fs::read_to_string(files.join("app.copy")).unwrap(),
+        "dep\napp v2\ntool\n"
+    );
+
+    // mode=min holds only the image's own stages: the tools stage runs again.
+    let min_cache = format!("{}/team/app:cache-min", reg.addr);
+    build(
+        &c,
+        &moved,
+        &[
+            "--cache-to",
+            &format!("type=registry,ref={min_cache},mode=min"),
+        ],
+    );
+    let d = Kiln::new();
+    let fourth = build(&d, &moved, &["--cache-from", &min_cache]);
+    assert!(fourth.contains("ran-tool"), "{fourth}");
+    assert!(
+        !fourth.contains("ran-one") && !fourth.contains("ran-app"),
+        "{fourth}"
+    );
+
+    // A cache ref that is not a cache is said and skipped; a bad option is refused.
+    d.ok(&["push", &app]);
+    let fifth = build(&d, &moved, &["--cache-from", &app]);
+    assert!(fifth.contains("is not a kiln build cache"), "{fifth}");
+    let refused = d
+        .cmd(&[
+            "build",
+            "--cache-to",
+            "type=local,dest=/tmp/x",
+            moved.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && err.contains("type=registry"),
+        "{err}"
+    );
+}

@@ -36,6 +36,15 @@ pub struct Args {
     /// Push every -t name after the build (layers compressed with --compression).
     #[arg(long)]
     push: bool,
+    /// Take cache hits from a build cache in a registry (repeatable; the first cache
+    /// that has a step wins): `type=registry,ref=REGISTRY/REPO:TAG`, or just the REF.
+    #[arg(long = "cache-from", value_name = "type=registry,ref=REF")]
+    cache_from: Vec<String>,
+    /// Push this build's cache to a registry, for --cache-from on another machine:
+    /// `type=registry,ref=REF[,mode=min|max][,compression=gzip|zstd][,ignore-error=true]`
+    /// (mode=min: the steps of the image built; max: of every stage built).
+    #[arg(long = "cache-to", value_name = "type=registry,ref=REF[,mode=max]")]
+    cache_to: Option<String>,
     #[arg(long = "label", value_name = "KEY=VALUE")]
     labels: Vec<String>,
     /// auto (tty on a terminal, else plain), tty (live lines with spinners), plain (one
@@ -200,6 +209,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         secrets: secrets(&args.secrets)?,
         cache_mount_dir: args.cache_mount_dir.clone(),
         pull: args.pull,
+        cache_from: args
+            .cache_from
+            .iter()
+            .map(|c| c.parse())
+            .collect::<Result<_, _>>()?,
+        cache_to: args.cache_to.as_deref().map(str::parse).transpose()?,
     };
     let progress = Progress::new(&args.progress)?;
     let json = progress.is_json();

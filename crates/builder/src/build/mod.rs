@@ -5,6 +5,7 @@
 mod cache;
 mod config;
 mod copy;
+pub mod registry_cache;
 mod retention;
 mod snapshots;
 mod stages;
@@ -17,6 +18,7 @@ use kiln_image::digest::Digest;
 use kiln_image::store::Store;
 use kiln_image::Reference;
 
+pub use registry_cache::CacheRef;
 pub use retention::{disk_usage, trim, Trimmed};
 pub use stages::{Base, Plan};
 
@@ -44,6 +46,10 @@ pub struct BuildOptions {
     /// `--pull`: fetch every base image again, even when the store has it (otherwise
     /// only images the store lacks are pulled).
     pub pull: bool,
+    /// `--cache-from`: build caches in registries to take hits from.
+    pub cache_from: Vec<CacheRef>,
+    /// `--cache-to`: where to push this build's cache.
+    pub cache_to: Option<CacheRef>,
 }
 
 /// One RUN step, ready for an executor: what to run, as whom, on which layers.

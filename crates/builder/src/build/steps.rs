@@ -19,6 +19,7 @@ use copying::{copy_attrs, copy_dest, resolve_dest, write_heredocs, CopyInput};
 use super::cache::{self, Cache, Record};
 use super::config::ImageConfig;
 use super::copy;
+use super::registry_cache::{self, Mode, RemoteCache};
 use super::snapshots::Snapshots;
 use super::stages::{Base, Plan};
 use super::{BuildOptions, Built, Event, Executor};
@@ -66,6 +67,19 @@ struct State {
     config_bytes: Vec<u8>,
     layers: Vec<Layer>,
     key: String,
+    /// The steps that made `layers` (the base image's are not steps), for `--cache-to`.
+    steps: Vec<registry_cache::Step>,
+}
+
+impl State {
+    /// The step with cache `key` is done, with `record` as its result.
+    fn stepped(&mut self, key: String, record: &Record) {
+        self.steps.push(registry_cache::Step {
+            key: key.clone(),
+            diff_id: record.diff_id.clone(),
+        });
+        self.key = key;
+    }
 }
 
 pub(super) struct Builder<'a> {
@@ -81,6 +95,7 @@ pub(super) struct Builder<'a> {
     created: String,
     step_id: AtomicUsize,
     global: BTreeMap<String, String>,
+    remote: RemoteCache,
 }
 
 fn step_error(instr: &Instruction, message: impl Into<String>) -> Error {
@@ -124,6 +139,7 @@ impl<'a> Builder<'a> {
             created,
             step_id: AtomicUsize::new(0),
             global: BTreeMap::new(),
+            remote: RemoteCache::default(),
         })
     }
 
@@ -162,6 +178,9 @@ impl<'a> Builder<'a> {
             }
         }
         self.fetch_images(&needed, progress)?;
+        if !self.opts.no_cache {
+            self.import_caches(progress);
+        }
         let mut results = self.run_stages(&order, &bases, &deps, progress)?;
         let hashes = self
             .hashes
@@ -169,7 +188,91 @@ impl<'a> Builder<'a> {
             .map(|h| serde_json::to_vec(&*h).unwrap_or_default())
             .unwrap_or_default();
         let _ = std::fs::write(self.root.join("context-hashes.json"), hashes);
-        self.finish(results.remove(&target).expect("the target was built"))
+        let steps = match self.opts.cache_to.as_ref().map(|c| c.mode) {
+            // The target's own steps: its state carries those of the stages it is FROM.
+            Some(Mode::Min) => results[&target].steps.clone(),
+            Some(Mode::Max) => {
+                let mut all: Vec<registry_cache::Step> = Vec::new();
+                for i in &order {
+                    for step in &results[i].steps {
+                        if !all.iter().any(|s| s.key == step.key) {
+                            all.push(step.clone());
+                        }
+                    }
+                }
+                all
+            }
+            None => Vec::new(),
+        };
+        let built = self.finish(results.remove(&target).expect("the target was built"))?;
+        if let Some(to) = &self.opts.cache_to {
+            self.export_cache(to, &steps, progress)?;
+        }
+        Ok(built)
+    }
+
+    /// Reads each `--cache-from` cache, each as a step of its own; one that cannot be
+    /// read is said and skipped (the build goes on without it).
+    fn import_caches(&mut self, progress: &(dyn Fn(Event) + Sync)) {
+        let total = self.opts.cache_from.len();
+        for (index, from) in self.opts.cache_from.iter().enumerate() {
+            let id = self.next_id();
+            let text = format!("import cache from {}", from.reference);
+            progress(Event::Step {
+                id,
+                stage: "cache",
+                index: index + 1,
+                total,
+                text: &text,
+            });
+            let start = Instant::now();
+            let line = match self.remote.import(self.store, from) {
+                Ok(n) => format!("{n} cached steps"),
+                Err(e) => format!("not used: {e}"),
+            };
+            progress(Event::Output { id, line: &line });
+            progress(Event::Done {
+                id,
+                seconds: start.elapsed().as_secs_f64(),
+            });
+        }
+    }
+
+    /// Pushes the build cache to `to`; the image is built and tagged already, which a
+    /// failure says.
+    fn export_cache(
+        &self,
+        to: &registry_cache::CacheRef,
+        steps: &[registry_cache::Step],
+        progress: &(dyn Fn(Event) + Sync),
+    ) -> Result<(), Error> {
+        let id = self.next_id();
+        let text = format!("export cache to {}", to.reference);
+        progress(Event::Step {
+            id,
+            stage: "cache",
+            index: 1,
+            total: 1,
+            text: &text,
+        });
+        let start = Instant::now();
+        let report = |line: String| progress(Event::Output { id, line: &line });
+        match registry_cache::export(self.store, to, steps, &report) {
+            Ok(digest) => report(format!("{} steps, digest: {digest}", steps.len())),
+            Err(e) if to.ignore_error => report(format!("not exported (ignore-error=true): {e}")),
+            Err(e) => {
+                return Err(Error::Context(format!(
+                    "the image is built and tagged, but its cache could not be exported to \
+                     {}: {e} (add ignore-error=true to --cache-to to let the build pass)",
+                    to.reference
+                )))
+            }
+        }
+        progress(Event::Done {
+            id,
+            seconds: start.elapsed().as_secs_f64(),
+        });
+        Ok(())
     }
 
     /// Builds the stages at once, each as soon as the stages it needs are done: two
@@ -349,6 +452,7 @@ impl<'a> Builder<'a> {
                     config_bytes: ImageConfig::scratch(&os, &arch).to_bytes(""),
                     layers: Vec::new(),
                     key: cache::key(&["scratch"]),
+                    steps: Vec::new(),
                 }
             }
             Base::Stage(j) => done.get(j).cloned().expect("dependencies are built first"),
@@ -509,10 +613,13 @@ impl<'a> Builder<'a> {
                 blob: layer.clone(),
             });
         }
+        // By config (its digest covers the layers' diffIDs), not by manifest: the same
+        // image pulled with other compression keeps its cache, here and on another runner.
         Ok(State {
             config_bytes: image.config_bytes.clone(),
             layers,
-            key: cache::key(&["image", image.manifest_digest.as_ref()]),
+            key: cache::key(&["image", image.id().as_ref()]),
+            steps: Vec::new(),
         })
     }
 
@@ -647,29 +754,41 @@ impl<'a> Builder<'a> {
             &instr.original,
         ]);
         if !self.opts.no_cache {
-            if let Some(record) = self.cache.get(&key) {
-                let present = match &record.diff_id {
-                    Some(d) => {
-                        self.snapshots.path(d).is_dir()
-                            && kiln_image::digest::parse(d).is_ok_and(|d| self.store.has_blob(&d))
-                    }
-                    None => true,
-                };
-                if present {
-                    if let Some(d) = &record.diff_id {
-                        let size = kiln_image::digest::parse(d)
-                            .ok()
-                            .and_then(|d| self.store.blob_size(&d).ok())
-                            .unwrap_or(0);
-                        state.layers.push(Layer {
-                            snapshot: self.snapshots.path(d),
-                            blob: uncompressed(d, size),
-                        });
-                    }
-                    state.key = key;
-                    progress(Event::Cached { id });
-                    return Ok(record);
+            let present = |record: &Record| match &record.diff_id {
+                Some(d) => {
+                    self.snapshots.path(d).is_dir()
+                        && kiln_image::digest::parse(d).is_ok_and(|d| self.store.has_blob(&d))
                 }
+                None => true,
+            };
+            let report = |line: String| progress(Event::Output { id, line: &line });
+            let hit = match self.cache.get(&key).filter(present) {
+                Some(record) => Some(record),
+                None => match self
+                    .remote
+                    .fetch(&key, self.store, &self.snapshots, &report)
+                {
+                    Some(record) => {
+                        self.cache.put(&key, &record)?;
+                        Some(record)
+                    }
+                    None => None,
+                },
+            };
+            if let Some(record) = hit {
+                if let Some(d) = &record.diff_id {
+                    let size = kiln_image::digest::parse(d)
+                        .ok()
+                        .and_then(|d| self.store.blob_size(&d).ok())
+                        .unwrap_or(0);
+                    state.layers.push(Layer {
+                        snapshot: self.snapshots.path(d),
+                        blob: uncompressed(d, size),
+                    });
+                }
+                state.stepped(key, &record);
+                progress(Event::Cached { id });
+                return Ok(record);
             }
             let reason = inputs.why_not(self.cache.last_inputs(&slot).as_ref());
             progress(Event::Miss {
@@ -799,7 +918,7 @@ impl<'a> Builder<'a> {
             ..inputs
         };
         self.cache.remember_inputs(&slot, &inputs);
-        state.key = key;
+        state.stepped(key, &record);
         Ok(record)
     }
 

@@ -20,8 +20,8 @@ use reqwest::header::{HeaderMap, AUTHORIZATION, WWW_AUTHENTICATE};
 use reqwest::StatusCode;
 
 pub use credentials::Credentials;
-pub use pull::{pull, Pulled};
-pub use push::{push, Pushed};
+pub use pull::{fetch_blob, fetch_image_manifest, pull, Pulled};
+pub use push::{push, push_manifest, Pushed};
 
 use crate::error::{Error, Result};
 use crate::reference::Reference;

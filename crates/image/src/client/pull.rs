@@ -41,13 +41,8 @@ pub fn pull(
     progress: &(dyn Fn(String) + Sync),
 ) -> Result<Pulled> {
     let _guard = store.write_guard()?;
-    let target = reference
-        .digest
-        .as_ref()
-        .map(|d| d.to_string())
-        .or_else(|| reference.tag.clone())
-        .unwrap_or_else(|| "latest".into());
-    let (top_bytes, top_type, top_digest) = fetch_manifest(registry, reference, &target)?;
+    let (top_bytes, top_type, top_digest) =
+        fetch_manifest(registry, reference, &target_of(reference))?;
     let (bytes, media_type, digest) = if media::is_index(&top_type) {
         let index: ImageIndex = serde_json::from_slice(&top_bytes)
             .map_err(Error::json(format!("{reference}: index")))?;
@@ -112,6 +107,46 @@ pub fn pull(
         downloaded: missing.len(),
         present: blobs.len() - missing.len(),
     })
+}
+
+/// What `reference` asks the registry for: its digest, else its tag, else `latest`.
+fn target_of(reference: &Reference) -> String {
+    reference
+        .digest
+        .as_ref()
+        .map(|d| d.to_string())
+        .or_else(|| reference.tag.clone())
+        .unwrap_or_else(|| "latest".into())
+}
+
+/// The single manifest `reference` names (not an index): an image's, or an artifact's
+/// such as a build cache. Its blobs are not fetched.
+pub fn fetch_image_manifest(
+    registry: &Registry,
+    reference: &Reference,
+) -> Result<(ImageManifest, Digest)> {
+    let (bytes, media_type, digest) = fetch_manifest(registry, reference, &target_of(reference))?;
+    if !media::is_manifest(&media_type) {
+        return Err(Error::Registry(format!(
+            "{reference}: {media_type} is not a single manifest"
+        )));
+    }
+    let manifest =
+        serde_json::from_slice(&bytes).map_err(Error::json(format!("{reference}: manifest")))?;
+    Ok((manifest, digest))
+}
+
+/// One blob of `reference`'s repository into the store (nothing to do if it is there).
+pub fn fetch_blob(
+    registry: &Registry,
+    store: &Store,
+    reference: &Reference,
+    d: &Descriptor,
+) -> Result<()> {
+    if store.has_blob(d.digest()) {
+        return Ok(());
+    }
+    download(registry, store, reference, d)
 }
 
 /// `sha256:0123456789ab…` → `0123456789ab`, as docker shows layers.

@@ -5,7 +5,7 @@
 
 use std::io::{Read, Seek, SeekFrom};
 
-use oci_spec::image::Descriptor;
+use oci_spec::image::{Descriptor, ImageManifest};
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE};
 use reqwest::StatusCode;
 
@@ -41,11 +41,39 @@ pub fn push(
 ) -> Result<Pushed> {
     let _guard = store.write_guard()?;
     let image = store.compressed_image(image, compression)?;
-    let blobs: Vec<&Descriptor> = image
+    let media_type = image
         .manifest
+        .media_type()
+        .as_ref()
+        .map(|m| m.to_string())
+        .unwrap_or_else(|| crate::media::OCI_MANIFEST.to_string());
+    push_manifest(
+        registry,
+        store,
+        target,
+        &image.manifest,
+        &image.manifest_bytes,
+        &media_type,
+        progress,
+    )
+}
+
+/// Pushes the blobs `manifest` names (those the registry lacks), then `manifest_bytes`
+/// (its serialized form, of `media_type`) to `target`: an image, or an artifact such as
+/// a build cache.
+pub fn push_manifest(
+    registry: &Registry,
+    store: &Store,
+    target: &Reference,
+    manifest: &ImageManifest,
+    manifest_bytes: &[u8],
+    media_type: &str,
+    progress: &(dyn Fn(String) + Sync),
+) -> Result<Pushed> {
+    let blobs: Vec<&Descriptor> = manifest
         .layers()
         .iter()
-        .chain(std::iter::once(image.manifest.config()))
+        .chain(std::iter::once(manifest.config()))
         .collect();
     let results = super::in_parallel(&blobs, |d| {
         let short = &d.digest().digest()[..12];
@@ -65,28 +93,20 @@ pub fn push(
     for r in results {
         uploaded += usize::from(r?);
     }
-    let reference = target
-        .tag
-        .clone()
-        .unwrap_or_else(|| image.manifest_digest.to_string());
+    let digest = crate::digest::sha256(manifest_bytes);
+    let reference = target.tag.clone().unwrap_or_else(|| digest.to_string());
     let url = registry.url(&format!("/v2/{}/manifests/{reference}", target.path));
-    let media_type = image
-        .manifest
-        .media_type()
-        .as_ref()
-        .map(|m| m.to_string())
-        .unwrap_or_else(|| crate::media::OCI_MANIFEST.to_string());
     let r = registry.send(&scope(target, "pull,push"), |c| {
         c.put(&url)
-            .header(CONTENT_TYPE, &media_type)
-            .body(image.manifest_bytes.clone())
+            .header(CONTENT_TYPE, media_type)
+            .body(manifest_bytes.to_vec())
     })?;
     if !r.status().is_success() {
         return Err(refused(&format!("PUT {url}"), r));
     }
     Ok(Pushed {
-        digest: image.manifest_digest.clone(),
-        size: image.manifest_bytes.len() as u64,
+        digest,
+        size: manifest_bytes.len() as u64,
         uploaded,
         present: blobs.len() - uploaded,
     })

@@ -55,8 +55,7 @@ impl Store {
         self.write_file_atomically(&path, &data)
     }
 
-    /// The image with its uncompressed layers replaced by compressed ones (found where an
-    /// earlier save or push left them, or made now, one thread per layer), under a
+    /// The image with its uncompressed layers replaced by compressed ones, under a
     /// manifest of its own; gzip and zstd layers stay as they are.
     pub fn compressed_image(
         &self,
@@ -69,14 +68,34 @@ impl Store {
         if compression == Compression::None || !image.manifest.layers().iter().any(uncompressed) {
             return Ok(image.clone());
         }
-        let layers: Vec<Result<Descriptor>> = std::thread::scope(|s| {
-            let jobs: Vec<_> = image
-                .manifest
-                .layers()
+        let layers = self.compressed_layers(image.manifest.layers(), compression)?;
+        let mut manifest = image.manifest.clone();
+        manifest.set_layers(layers);
+        manifest.set_media_type(Some(MediaType::ImageManifest));
+        let bytes = serde_json::to_vec(&manifest).map_err(Error::json("manifest"))?;
+        let digest = self.write_blob_bytes(&bytes)?;
+        Ok(ResolvedImage {
+            manifest_digest: digest,
+            manifest,
+            manifest_bytes: bytes,
+            ..image.clone()
+        })
+    }
+
+    /// `layers` with the uncompressed ones replaced by compressed ones (found where an
+    /// earlier save or push left them, or made now, one thread per layer).
+    pub fn compressed_layers(
+        &self,
+        layers: &[Descriptor],
+        compression: Compression,
+    ) -> Result<Vec<Descriptor>> {
+        let done: Vec<Result<Descriptor>> = std::thread::scope(|s| {
+            let jobs: Vec<_> = layers
                 .iter()
                 .map(|layer| {
                     s.spawn(move || {
-                        if !uncompressed(layer) {
+                        let media = crate::media::layer_compression(layer.media_type().as_ref());
+                        if media != Some(Compression::None) {
                             return Ok(layer.clone());
                         }
                         let (digest, size) = self.compress_layer(layer.digest(), compression)?;
@@ -92,17 +111,7 @@ impl Store {
                 .map(|j| j.join().expect("a compression thread"))
                 .collect()
         });
-        let mut manifest = image.manifest.clone();
-        manifest.set_layers(layers.into_iter().collect::<Result<_>>()?);
-        manifest.set_media_type(Some(MediaType::ImageManifest));
-        let bytes = serde_json::to_vec(&manifest).map_err(Error::json("manifest"))?;
-        let digest = self.write_blob_bytes(&bytes)?;
-        Ok(ResolvedImage {
-            manifest_digest: digest,
-            manifest,
-            manifest_bytes: bytes,
-            ..image.clone()
-        })
+        done.into_iter().collect()
     }
 
     /// The compressed blob of layer `diff_id`: the one remembered, or made and remembered.
@@ -121,6 +130,28 @@ impl Store {
             .commit(None)?;
         self.remember_compressed(diff_id, compression, &made.0, made.1)?;
         Ok(made)
+    }
+
+    /// Stores the uncompressed form of the compressed layer `blob` (a blob in the store)
+    /// as the blob `diff_id`, checked against it, and remembers the pair so a push sends
+    /// `blob` again instead of compressing anew.
+    pub fn decompress_layer(&self, blob: &Descriptor, diff_id: &Digest) -> Result<()> {
+        let compression = crate::media::layer_compression(blob.media_type().as_ref())
+            .unwrap_or(Compression::Gzip);
+        if !self.has_blob(diff_id) {
+            let path = self.blob_path(blob.digest());
+            let mut plain = crate::layer::Decompressor::new(self.open_blob(blob.digest())?)
+                .map_err(Error::io("decompress", &path))?;
+            let mut writer = BlobWriter::new(self)?;
+            std::io::copy(&mut plain, &mut writer).map_err(Error::io("decompress", &path))?;
+            writer
+                .commit(Some(diff_id))
+                .map_err(|e| e.about(format!("{path:?} does not decompress to its diffID")))?;
+        }
+        if compression != Compression::None {
+            self.remember_compressed(diff_id, compression, blob.digest(), blob.size())?;
+        }
+        Ok(())
     }
 
     /// The compressed blobs of reachable layers (kept by gc); forgets the rest.

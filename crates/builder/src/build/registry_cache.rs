@@ -1,0 +1,325 @@
+//! The build cache in a registry (`--cache-to` / `--cache-from type=registry`), so a CI
+//! runner that starts with an empty store still gets cache hits.
+//!
+//! The cache is an OCI artifact: an image manifest of artifactType [`ARTIFACT_TYPE`]
+//! whose config lists each step's cache key and the layer the step made, and whose
+//! layers are those layers compressed as a push compresses them: the very blobs the
+//! image pushed with `--push` holds, so the registry keeps them once. An import reads
+//! the manifest and config up front; a layer is downloaded only when a step hits it.
+
+use std::collections::HashMap;
+
+use kiln_image::client::Registry;
+use kiln_image::digest::{self, Digest};
+use kiln_image::layer::Compression;
+use kiln_image::store::Store;
+use kiln_image::Reference;
+use oci_spec::image::{Descriptor, ImageManifest, ImageManifestBuilder, MediaType};
+
+use super::cache::Record;
+use super::snapshots::Snapshots;
+use crate::Error;
+
+pub const ARTIFACT_TYPE: &str = "application/vnd.kiln.build-cache.v1";
+pub const CONFIG_TYPE: &str = "application/vnd.kiln.build-cache.config.v1+json";
+
+/// Which steps an export holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The steps of the image built (its stage and the stages it is built FROM).
+    Min,
+    /// The steps of every stage the build ran.
+    Max,
+}
+
+/// A `--cache-to` or `--cache-from` value:
+/// `type=registry,ref=REF[,mode=min|max][,compression=gzip|zstd][,ignore-error=true]`;
+/// a bare `REF` means `type=registry,ref=REF`, as `docker build --cache-from` takes it.
+#[derive(Debug, Clone)]
+pub struct CacheRef {
+    pub reference: Reference,
+    pub mode: Mode,
+    pub compression: Compression,
+    /// An export that fails is reported and the build still succeeds.
+    pub ignore_error: bool,
+}
+
+impl std::str::FromStr for CacheRef {
+    type Err = Error;
+
+    fn from_str(spec: &str) -> Result<CacheRef, Error> {
+        let bad = |m: String| Error::Context(format!("cache option {spec:?}: {m}"));
+        let mut reference = None;
+        let mut mode = Mode::Min;
+        let mut compression = Compression::Gzip;
+        let mut ignore_error = false;
+        if !spec.contains('=') {
+            reference = Some(spec.to_string());
+        }
+        for field in spec.split(',').filter(|_| spec.contains('=')) {
+            let (key, value) = field
+                .split_once('=')
+                .ok_or_else(|| bad(format!("{field:?} is not KEY=VALUE")))?;
+            match key.trim() {
+                "type" if value == "registry" => {}
+                "type" => {
+                    return Err(bad(format!(
+                        "type {value:?} is not supported: kiln keeps its own cache in \
+                         KILN_ROOT and shares it through a registry (type=registry)"
+                    )))
+                }
+                "ref" => reference = Some(value.to_string()),
+                "mode" => {
+                    mode = match value {
+                        "min" => Mode::Min,
+                        "max" => Mode::Max,
+                        _ => return Err(bad(format!("mode {value:?}: use min or max"))),
+                    }
+                }
+                "compression" => compression = value.parse().map_err(bad)?,
+                "ignore-error" => {
+                    ignore_error = value
+                        .parse()
+                        .map_err(|_| bad(format!("ignore-error={value}: use true or false")))?
+                }
+                // BuildKit's options that mean nothing here.
+                "oci-mediatypes" | "image-manifest" | "compression-level" | "force-compression" => {
+                }
+                other => {
+                    return Err(bad(format!(
+                        "unknown key {other:?} (known: type, ref, mode, compression, ignore-error)"
+                    )))
+                }
+            }
+        }
+        let reference = reference.ok_or_else(|| bad("no ref=REGISTRY/REPOSITORY:TAG".into()))?;
+        Ok(CacheRef {
+            reference: Reference::parse(&reference)?,
+            mode,
+            compression,
+            ignore_error,
+        })
+    }
+}
+
+/// The artifact's config.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CacheConfig {
+    records: Vec<Entry>,
+    /// The diffIDs of the manifest's layers, in order.
+    #[serde(rename = "diffIDs")]
+    diff_ids: Vec<String>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Entry {
+    key: String,
+    /// The step's layer (an index into the manifest's layers); none when it changed no file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    layer: Option<usize>,
+}
+
+/// A step the build went through, hit or made, as an export records it.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub key: String,
+    pub diff_id: Option<String>,
+}
+
+/// Builds the artifact from `steps` and pushes it to `to.reference`; returns its digest.
+pub fn export(
+    store: &Store,
+    to: &CacheRef,
+    steps: &[Step],
+    report: &(dyn Fn(String) + Sync),
+) -> Result<Digest, Error> {
+    let mut diff_ids: Vec<String> = Vec::new();
+    let mut records = Vec::new();
+    for step in steps {
+        let layer = step.diff_id.as_ref().map(|d| {
+            diff_ids.iter().position(|x| x == d).unwrap_or_else(|| {
+                diff_ids.push(d.clone());
+                diff_ids.len() - 1
+            })
+        });
+        if !records.iter().any(|e: &Entry| e.key == step.key) {
+            records.push(Entry {
+                key: step.key.clone(),
+                layer,
+            });
+        }
+    }
+    let mut plain = Vec::new();
+    for d in &diff_ids {
+        let digest = digest::parse(d)?;
+        plain.push(Descriptor::new(
+            MediaType::ImageLayer,
+            store.blob_size(&digest)?,
+            digest,
+        ));
+    }
+    let layers = store.compressed_layers(&plain, to.compression)?;
+    let config = serde_json::to_vec(&CacheConfig { records, diff_ids })
+        .map_err(|e| Error::Context(format!("cache config: {e}")))?;
+    let config_digest = store.write_blob_bytes(&config)?;
+    let manifest = ImageManifestBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageManifest)
+        .artifact_type(MediaType::Other(ARTIFACT_TYPE.into()))
+        .config(Descriptor::new(
+            MediaType::Other(CONFIG_TYPE.into()),
+            config.len() as u64,
+            config_digest,
+        ))
+        .layers(layers)
+        .build()
+        .map_err(|e| Error::Context(format!("cache manifest: {e}")))?;
+    let bytes = serde_json::to_vec(&manifest)
+        .map_err(|e| Error::Context(format!("cache manifest: {e}")))?;
+    let registry = Registry::new(&to.reference.domain)?;
+    let pushed = kiln_image::client::push_manifest(
+        &registry,
+        store,
+        &to.reference,
+        &manifest,
+        &bytes,
+        kiln_image::media::OCI_MANIFEST,
+        report,
+    )?;
+    Ok(pushed.digest)
+}
+
+/// One imported cache: where it lives, and its layers.
+struct Source {
+    registry: Registry,
+    reference: Reference,
+    layers: Vec<Descriptor>,
+    diff_ids: Vec<String>,
+}
+
+/// The caches `--cache-from` names, read and ready to give records.
+#[derive(Default)]
+pub struct RemoteCache {
+    sources: Vec<Source>,
+    /// Cache key → (source, layer index); the first cache naming a key wins.
+    entries: HashMap<String, (usize, Option<usize>)>,
+}
+
+impl RemoteCache {
+    /// Reads the manifest and config of `from`'s cache into `self`. A cache that cannot
+    /// be read fails only this import: the build goes on without it, as BuildKit's does.
+    pub fn import(&mut self, store: &Store, from: &CacheRef) -> Result<usize, Error> {
+        let registry = Registry::new(&from.reference.domain)?;
+        let (manifest, _) = kiln_image::client::fetch_image_manifest(&registry, &from.reference)?;
+        let config = read_config(&registry, store, &from.reference, &manifest)?;
+        let source = self.sources.len();
+        let layer_count = manifest.layers().len();
+        let mut added = 0;
+        for e in config.records {
+            if e.layer
+                .is_some_and(|l| l >= layer_count || l >= config.diff_ids.len())
+            {
+                return Err(Error::Context(format!(
+                    "{}: the cache names layer {:?} of {layer_count}",
+                    from.reference,
+                    e.layer.unwrap_or_default()
+                )));
+            }
+            if let std::collections::hash_map::Entry::Vacant(v) = self.entries.entry(e.key) {
+                v.insert((source, e.layer));
+                added += 1;
+            }
+        }
+        self.sources.push(Source {
+            registry,
+            reference: from.reference.clone(),
+            layers: manifest.layers().clone(),
+            diff_ids: config.diff_ids,
+        });
+        Ok(added)
+    }
+
+    /// The record for `key`, its layer downloaded, stored uncompressed (the blob a
+    /// local build would have made) and unpacked as a snapshot. None when no imported
+    /// cache has the key, or its layer cannot be had (said through `report`).
+    pub fn fetch(
+        &self,
+        key: &str,
+        store: &Store,
+        snapshots: &Snapshots,
+        report: &dyn Fn(String),
+    ) -> Option<Record> {
+        let &(source, layer) = self.entries.get(key)?;
+        let Some(layer) = layer else {
+            return Some(Record { diff_id: None });
+        };
+        let s = &self.sources[source];
+        let (blob, diff_id) = (&s.layers[layer], &s.diff_ids[layer]);
+        let fetched = (|| -> Result<(), Error> {
+            let d = digest::parse(diff_id)?;
+            if !store.has_blob(&d) {
+                kiln_image::client::fetch_blob(&s.registry, store, &s.reference, blob)?;
+                store.decompress_layer(blob, &d)?;
+            }
+            snapshots.ensure(store, diff_id, &d)?;
+            Ok(())
+        })();
+        match fetched {
+            Ok(()) => Some(Record {
+                diff_id: Some(diff_id.clone()),
+            }),
+            Err(e) => {
+                report(format!(
+                    "the cache in {} is of no use here: {e}",
+                    s.reference
+                ));
+                None
+            }
+        }
+    }
+}
+
+fn read_config(
+    registry: &Registry,
+    store: &Store,
+    reference: &Reference,
+    manifest: &ImageManifest,
+) -> Result<CacheConfig, Error> {
+    let config = manifest.config();
+    if config.media_type().to_string() != CONFIG_TYPE {
+        return Err(Error::Context(format!(
+            "{reference} is not a kiln build cache (its config is {})",
+            config.media_type()
+        )));
+    }
+    kiln_image::client::fetch_blob(registry, store, reference, config)?;
+    serde_json::from_slice(&store.read_blob(config.digest())?)
+        .map_err(|e| Error::Context(format!("{reference}: the cache config does not read: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_options_read_as_buildkit_writes_them() {
+        let c: CacheRef = "type=registry,ref=127.0.0.1:5000/app:cache,mode=max,compression=zstd"
+            .parse()
+            .unwrap();
+        assert_eq!(c.reference.path, "app");
+        assert_eq!(c.mode, Mode::Max);
+        assert_eq!(c.compression, Compression::Zstd);
+        let bare: CacheRef = "127.0.0.1:5000/app:cache".parse().unwrap();
+        assert_eq!((bare.mode, bare.ignore_error), (Mode::Min, false));
+        let errors = [
+            ("type=local,dest=/tmp/c", "type=registry"),
+            ("type=registry,mode=max", "no ref="),
+            ("type=registry,ref=a:b,mode=all", "use min or max"),
+            ("type=registry,ref=a:b,colour=red", "unknown key \"colour\""),
+        ];
+        for (spec, says) in errors {
+            let e = spec.parse::<CacheRef>().unwrap_err().to_string();
+            assert!(e.contains(says) && e.contains(spec), "{spec}: {e}");
+        }
+    }
+}
