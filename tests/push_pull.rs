@@ -634,7 +634,13 @@ fn the_build_cache_travels_through_the_registry_to_an_empty_store() {
     let first = build(
         &a,
         &ctx,
-        &["--cache-from", &cache_from, "--cache-to", &cache_to],
+        &[
+            "--push",
+            "--cache-from",
+            &cache_from,
+            "--cache-to",
+            &cache_to,
+        ],
     );
     assert!(first.contains("not used:"), "{first}");
     assert!(
@@ -642,7 +648,12 @@ fn the_build_cache_travels_through_the_registry_to_an_empty_store() {
         "{first}"
     );
     assert!(first.contains("export cache to"), "{first}");
-    let built = digests(&a.root(), &app);
+    let (_, built_id) = digests(&a.root(), &app);
+    let push_line = first
+        .lines()
+        .find(|l| l.contains(&format!("pushing {app}: digest:")))
+        .unwrap_or_else(|| panic!("no push in {first}"));
+    let pushed = pushed_digest(push_line);
     drop(a);
 
     // Runner B: an empty store, the context at another path: every step from the cache.
@@ -653,10 +664,14 @@ fn the_build_cache_travels_through_the_registry_to_an_empty_store() {
     assert_eq!(second.matches("CACHED").count(), layer_steps, "{second}");
     assert!(!second.contains("ran-"), "no RUN executes: {second}");
     assert!(!second.contains("cache miss"), "{second}");
-    assert_eq!(
-        digests(&b.root(), &app),
-        built,
-        "the same image as runner A's"
+    // The same image as runner A's: the same ID, and pushed, the same digest (runner B's
+    // layers are the registry's compressed blobs, which A's push sent).
+    assert_eq!(digests(&b.root(), &app).1, built_id);
+    let again = b.ok(&["push", &app]);
+    assert_eq!(pushed_digest(&again), pushed, "{again}");
+    assert!(
+        !again.contains(": Pushed"),
+        "the registry has every blob: {again}"
     );
 
     // Runner C: one file changed: only the steps that depend on it run, on top of the

@@ -14,6 +14,10 @@ pub struct Record {
     /// The layer's diffID (also its blob digest: build layers are uncompressed), or None
     /// when the step changed nothing.
     pub diff_id: Option<String>,
+    /// For a COPY --from keyed by its source's cache key: the key made from the content
+    /// it copied, which the next step takes as its parent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub then: Option<String>,
 }
 
 pub struct Cache {

@@ -5,7 +5,9 @@
 //! whose config lists each step's cache key and the layer the step made, and whose
 //! layers are those layers compressed as a push compresses them: the very blobs the
 //! image pushed with `--push` holds, so the registry keeps them once. An import reads
-//! the manifest and config up front; a layer is downloaded only when a step hits it.
+//! the manifest and config up front; a layer is downloaded only when a step hits it, and
+//! unpacked only when a step that misses runs on it. The diffIDs the cache names are
+//! trusted, as BuildKit trusts its cache's; every blob is checked against its digest.
 
 use std::collections::HashMap;
 
@@ -17,7 +19,6 @@ use kiln_image::Reference;
 use oci_spec::image::{Descriptor, ImageManifest, ImageManifestBuilder, MediaType};
 
 use super::cache::Record;
-use super::snapshots::Snapshots;
 use crate::Error;
 
 pub const ARTIFACT_TYPE: &str = "application/vnd.kiln.build-cache.v1";
@@ -117,13 +118,16 @@ struct Entry {
     /// The step's layer (an index into the manifest's layers); none when it changed no file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     layer: Option<usize>,
+    /// The key the build goes on with (see [`Record::then`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    then: Option<String>,
 }
 
 /// A step the build went through, hit or made, as an export records it.
 #[derive(Debug, Clone)]
 pub struct Step {
     pub key: String,
-    pub diff_id: Option<String>,
+    pub record: Record,
 }
 
 /// Builds the artifact from `steps` and pushes it to `to.reference`; returns its digest.
@@ -136,7 +140,7 @@ pub fn export(
     let mut diff_ids: Vec<String> = Vec::new();
     let mut records = Vec::new();
     for step in steps {
-        let layer = step.diff_id.as_ref().map(|d| {
+        let layer = step.record.diff_id.as_ref().map(|d| {
             diff_ids.iter().position(|x| x == d).unwrap_or_else(|| {
                 diff_ids.push(d.clone());
                 diff_ids.len() - 1
@@ -146,6 +150,7 @@ pub fn export(
             records.push(Entry {
                 key: step.key.clone(),
                 layer,
+                then: step.record.then.clone(),
             });
         }
     }
@@ -201,8 +206,9 @@ struct Source {
 #[derive(Default)]
 pub struct RemoteCache {
     sources: Vec<Source>,
-    /// Cache key → (source, layer index); the first cache naming a key wins.
-    entries: HashMap<String, (usize, Option<usize>)>,
+    /// Cache key → the source that has it, and its entry; the first cache naming a
+    /// key wins.
+    entries: HashMap<String, (usize, Entry)>,
 }
 
 impl RemoteCache {
@@ -225,8 +231,9 @@ impl RemoteCache {
                     e.layer.unwrap_or_default()
                 )));
             }
-            if let std::collections::hash_map::Entry::Vacant(v) = self.entries.entry(e.key) {
-                v.insert((source, e.layer));
+            if let std::collections::hash_map::Entry::Vacant(v) = self.entries.entry(e.key.clone())
+            {
+                v.insert((source, e));
                 added += 1;
             }
         }
@@ -239,35 +246,38 @@ impl RemoteCache {
         Ok(added)
     }
 
-    /// The record for `key`, its layer downloaded, stored uncompressed (the blob a
-    /// local build would have made) and unpacked as a snapshot. None when no imported
-    /// cache has the key, or its layer cannot be had (said through `report`).
-    pub fn fetch(
-        &self,
-        key: &str,
-        store: &Store,
-        snapshots: &Snapshots,
-        report: &dyn Fn(String),
-    ) -> Option<Record> {
-        let &(source, layer) = self.entries.get(key)?;
-        let Some(layer) = layer else {
-            return Some(Record { diff_id: None });
+    /// The record for `key`, its layer downloaded (verified against its digest) and
+    /// remembered as the compressed form of its diffID, as the cache names it: it is
+    /// unpacked only if a later step needs it. None when no imported cache has the key,
+    /// or its layer cannot be had (said through `report`).
+    pub fn fetch(&self, key: &str, store: &Store, report: &dyn Fn(String)) -> Option<Record> {
+        let (source, entry) = self.entries.get(key)?;
+        let record = |diff_id: Option<&String>| Record {
+            diff_id: diff_id.cloned(),
+            then: entry.then.clone(),
         };
-        let s = &self.sources[source];
+        let Some(layer) = entry.layer else {
+            return Some(record(None));
+        };
+        let s = &self.sources[*source];
         let (blob, diff_id) = (&s.layers[layer], &s.diff_ids[layer]);
         let fetched = (|| -> Result<(), Error> {
             let d = digest::parse(diff_id)?;
-            if !store.has_blob(&d) {
-                kiln_image::client::fetch_blob(&s.registry, store, &s.reference, blob)?;
-                store.decompress_layer(blob, &d)?;
+            kiln_image::client::fetch_blob(&s.registry, store, &s.reference, blob)?;
+            match kiln_image::media::layer_compression(blob.media_type().as_ref()) {
+                Some(Compression::None) if blob.digest() == &d => Ok(()),
+                Some(c) if c != Compression::None => {
+                    Ok(store.remember_compressed(&d, c, blob.digest(), blob.size())?)
+                }
+                _ => Err(Error::Context(format!(
+                    "layer {} ({}) is not the layer {diff_id}",
+                    blob.digest(),
+                    blob.media_type()
+                ))),
             }
-            snapshots.ensure(store, diff_id, &d)?;
-            Ok(())
         })();
         match fetched {
-            Ok(()) => Some(Record {
-                diff_id: Some(diff_id.clone()),
-            }),
+            Ok(()) => Some(record(Some(diff_id))),
             Err(e) => {
                 report(format!(
                     "the cache in {} is of no use here: {e}",

@@ -1,5 +1,6 @@
 //! Keeping the build cache under a size: cached layers (a step's record and the snapshot
-//! it names) are dropped least recently used first. A record's file time is its last use
+//! it names, or the blob when the layer was never unpacked) are dropped least recently
+//! used first. A record's file time is its last use
 //! (a cache hit touches it); a snapshot no record names (a base image's layer, unpacked
 //! again when needed) counts from when it was made.
 
@@ -118,11 +119,43 @@ fn entries(root: &Path) -> Result<Vec<Entry>, Error> {
                 e.last_use = e.last_use.max(used.unwrap_or(SystemTime::UNIX_EPOCH));
                 e.records.push(path);
             }
-            // Its snapshot is gone: the record can never hit again.
-            None => remove(&path, std::fs::remove_file(&path))?,
+            // Not unpacked (a layer from a registry cache, or a snapshot trimmed): the
+            // record hits while the store has the layer's blob in some form.
+            None => match stored_size(root, hex) {
+                Some(size) => {
+                    by_layer.insert(
+                        hex.to_string(),
+                        Entry {
+                            snapshot: snapshots.join(hex),
+                            records: vec![path],
+                            last_use: used.unwrap_or(SystemTime::UNIX_EPOCH),
+                            size,
+                        },
+                    );
+                }
+                None => remove(&path, std::fs::remove_file(&path))?,
+            },
         }
     }
     Ok(by_layer.into_values().collect())
+}
+
+/// The size of layer `hex`'s blob in the store: the uncompressed tar, else a compressed
+/// form remembered for it (`compressed/<gzip|zstd>/<hex>` names it).
+fn stored_size(root: &Path, hex: &str) -> Option<u64> {
+    if let Ok(m) = std::fs::metadata(root.join("blobs/sha256").join(hex)) {
+        return Some(m.len());
+    }
+    ["gzip", "zstd"].iter().find_map(|c| {
+        let data = std::fs::read(root.join("compressed").join(c).join(hex)).ok()?;
+        let remembered: serde_json::Value = serde_json::from_slice(&data).ok()?;
+        let blob = remembered["digest"].as_str()?.strip_prefix("sha256:")?;
+        Some(
+            std::fs::metadata(root.join("blobs/sha256").join(blob))
+                .ok()?
+                .len(),
+        )
+    })
 }
 
 fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, Error> {

@@ -46,9 +46,12 @@ impl Drop for Views<'_> {
 
 #[derive(Clone)]
 struct Layer {
+    /// Where the layer is unpacked: made when a step first needs it (see
+    /// [`Builder::unpack`]), so a build whose steps all hit the cache unpacks nothing.
     snapshot: PathBuf,
+    diff_id: String,
     /// The blob the image holds: the uncompressed tar (digest = diffID) for layers
-    /// built here, the base image's own (often gzip) blob for its layers.
+    /// built here, the base image's or the registry cache's own (gzip or zstd) blob.
     blob: Descriptor,
 }
 
@@ -72,13 +75,25 @@ struct State {
 }
 
 impl State {
-    /// The step with cache `key` is done, with `record` as its result.
+    /// The step with cache `key` is done, with `record` as its result: the next step's
+    /// parent is the key `record` goes on with.
     fn stepped(&mut self, key: String, record: &Record) {
         self.steps.push(registry_cache::Step {
             key: key.clone(),
-            diff_id: record.diff_id.clone(),
+            record: record.clone(),
         });
-        self.key = key;
+        self.key = record.then.clone().unwrap_or(key);
+    }
+
+    /// The layer of a cache hit, if it made one.
+    fn push_layer(&mut self, snapshots: &Snapshots, record: &Record, blob: Option<Descriptor>) {
+        if let (Some(diff_id), Some(blob)) = (&record.diff_id, blob) {
+            self.layers.push(Layer {
+                snapshot: snapshots.path(diff_id),
+                diff_id: diff_id.clone(),
+                blob,
+            });
+        }
     }
 }
 
@@ -597,7 +612,62 @@ impl<'a> Builder<'a> {
         self.step_id.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    /// A base image from the store: its config and its layers' snapshots.
+    /// The record of `key` whose layer the store has (in some form): from the local
+    /// cache, else from a `--cache-from` cache (its layer downloaded now, and the record
+    /// kept locally). The blob is what the image will hold.
+    fn lookup(
+        &self,
+        key: &str,
+        id: usize,
+        progress: &(dyn Fn(Event) + Sync),
+    ) -> Result<Option<(Record, Option<Descriptor>)>, Error> {
+        let with_blob = |record: Record| match &record.diff_id {
+            None => Some((record, None)),
+            Some(d) => {
+                let blob = self.store.layer_blob(&kiln_image::digest::parse(d).ok()?)?;
+                Some((record, Some(blob)))
+            }
+        };
+        if let Some(hit) = self.cache.get(key).and_then(with_blob) {
+            return Ok(Some(hit));
+        }
+        let report = |line: String| progress(Event::Output { id, line: &line });
+        match self.remote.fetch(key, self.store, &report) {
+            Some(record) => {
+                self.cache.put(key, &record)?;
+                Ok(with_blob(record))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Unpacks the layers not unpacked yet, for a step that reads or runs on them.
+    fn unpack(&self, layers: &[Layer]) -> Result<(), Error> {
+        for l in layers {
+            self.snapshots
+                .ensure(self.store, &l.diff_id, l.blob.digest())?;
+        }
+        Ok(())
+    }
+
+    /// The cache key of stage or image `name` (as `--from` names it).
+    fn source_key(
+        &self,
+        instr: &Instruction,
+        name: &str,
+        done: &BTreeMap<usize, State>,
+    ) -> Result<String, Error> {
+        Ok(match self.plan.find(name) {
+            Some(j) => done.get(&j).map(|s| s.key.clone()).unwrap_or_default(),
+            None => {
+                self.image_state(name)
+                    .map_err(|e| step_error(instr, e.to_string()))?
+                    .key
+            }
+        })
+    }
+
+    /// A base image from the store: its config and its layers (not unpacked yet).
     fn image_state(&self, name: &str) -> Result<State, Error> {
         let image = self.store.resolve(name).map_err(|e| {
             Error::Context(format!(
@@ -607,9 +677,9 @@ impl<'a> Builder<'a> {
         let diff_ids: Vec<String> = image.config.rootfs().diff_ids().clone();
         let mut layers = Vec::new();
         for (layer, diff_id) in image.manifest.layers().iter().zip(&diff_ids) {
-            let snapshot = self.snapshots.ensure(self.store, diff_id, layer.digest())?;
             layers.push(Layer {
-                snapshot,
+                snapshot: self.snapshots.path(diff_id),
+                diff_id: diff_id.clone(),
                 blob: layer.clone(),
             });
         }
@@ -639,6 +709,7 @@ impl<'a> Builder<'a> {
                     .layers
             }
         };
+        self.unpack(&layers)?;
         let lowers: Vec<PathBuf> = layers.iter().rev().map(|l| l.snapshot.clone()).collect();
         let at =
             self.root
@@ -664,14 +735,7 @@ impl<'a> Builder<'a> {
         let mut files = BTreeMap::new();
         for m in run.mounts.iter().filter(|m| m.kind == MountKind::Bind) {
             match &m.from {
-                Some(name) => parts.push(match self.plan.find(name) {
-                    Some(j) => done.get(&j).map(|s| s.key.clone()).unwrap_or_default(),
-                    None => {
-                        self.image_state(name)
-                            .map_err(|e| step_error(instr, e.to_string()))?
-                            .key
-                    }
-                }),
+                Some(name) => parts.push(self.source_key(instr, name, done)?),
                 None => {
                     let source = m.source.clone().unwrap_or_default();
                     let ignore = Some(&self.opts.ignore);
@@ -719,15 +783,6 @@ impl<'a> Builder<'a> {
             config.str("User").unwrap_or_default(),
             config.str("WorkingDir").unwrap_or_default()
         );
-        let content = match &expanded.command {
-            Command::Copy(_) | Command::Add(_) => Some(self.copy_sources(instr, expanded, done)?),
-            _ => None,
-        };
-        let (content_key, files) = match (&content, &expanded.command) {
-            (Some(c), _) => (c.key.clone(), c.files.clone()),
-            (None, Command::Run(run)) => self.mounts_key(instr, run, done)?,
-            _ => Default::default(),
-        };
         // COPY --link makes a layer that does not depend on what is below it: its cache key
         // leaves the parent out, so it survives a change of base.
         let linked_copy = match &expanded.command {
@@ -740,7 +795,61 @@ impl<'a> Builder<'a> {
         } else {
             state.key.as_str()
         };
+        // COPY --from is keyed by the content it copies, which takes unpacking the source
+        // to read. First a key from the source's own cache key, known without that: a hit
+        // there names the content key the step goes on with, and unpacks nothing.
+        let quick = match &expanded.command {
+            Command::Copy(c) if !self.opts.no_cache => match &c.from {
+                Some(name) => Some(cache::key(&[
+                    parent_key,
+                    &text,
+                    &env_key,
+                    "from",
+                    &self.source_key(instr, name, done)?,
+                ])),
+                None => None,
+            },
+            _ => None,
+        };
+        if let Some(quick) = &quick {
+            if let Some((record, blob)) = self.lookup(quick, id, progress)? {
+                if let Some(then) = record.then.clone() {
+                    state.push_layer(&self.snapshots, &record, blob);
+                    state.stepped(quick.clone(), &record);
+                    state.stepped(
+                        then,
+                        &Record {
+                            then: None,
+                            ..record.clone()
+                        },
+                    );
+                    progress(Event::Cached { id });
+                    return Ok(record);
+                }
+            }
+        }
+        let content = match &expanded.command {
+            Command::Copy(_) | Command::Add(_) => Some(self.copy_sources(instr, expanded, done)?),
+            _ => None,
+        };
+        let (content_key, files) = match (&content, &expanded.command) {
+            (Some(c), _) => (c.key.clone(), c.files.clone()),
+            (None, Command::Run(run)) => self.mounts_key(instr, run, done)?,
+            _ => Default::default(),
+        };
         let key = cache::key(&[parent_key, &text, &env_key, &content_key]);
+        // What a hit on `quick` will say next time.
+        let remember_quick = |state: &mut State, record: &Record| -> Result<(), Error> {
+            if let Some(quick) = &quick {
+                let alias = Record {
+                    then: Some(key.clone()),
+                    ..record.clone()
+                };
+                self.cache.put(quick, &alias)?;
+                state.stepped(quick.clone(), &alias);
+            }
+            Ok(())
+        };
         let inputs = cache::Inputs {
             parent: state.key.clone(),
             instruction: text.clone(),
@@ -754,38 +863,12 @@ impl<'a> Builder<'a> {
             &instr.original,
         ]);
         if !self.opts.no_cache {
-            let present = |record: &Record| match &record.diff_id {
-                Some(d) => {
-                    self.snapshots.path(d).is_dir()
-                        && kiln_image::digest::parse(d).is_ok_and(|d| self.store.has_blob(&d))
+            if let Some((record, blob)) = self.lookup(&key, id, progress)? {
+                if let Some(v) = &content.as_ref().and_then(|c| c.view.clone()) {
+                    self.exec.unview(v);
                 }
-                None => true,
-            };
-            let report = |line: String| progress(Event::Output { id, line: &line });
-            let hit = match self.cache.get(&key).filter(present) {
-                Some(record) => Some(record),
-                None => match self
-                    .remote
-                    .fetch(&key, self.store, &self.snapshots, &report)
-                {
-                    Some(record) => {
-                        self.cache.put(&key, &record)?;
-                        Some(record)
-                    }
-                    None => None,
-                },
-            };
-            if let Some(record) = hit {
-                if let Some(d) = &record.diff_id {
-                    let size = kiln_image::digest::parse(d)
-                        .ok()
-                        .and_then(|d| self.store.blob_size(&d).ok())
-                        .unwrap_or(0);
-                    state.layers.push(Layer {
-                        snapshot: self.snapshots.path(d),
-                        blob: uncompressed(d, size),
-                    });
-                }
+                remember_quick(state, &record)?;
+                state.push_layer(&self.snapshots, &record, blob);
                 state.stepped(key, &record);
                 progress(Event::Cached { id });
                 return Ok(record);
@@ -796,6 +879,7 @@ impl<'a> Builder<'a> {
                 reason: &reason,
             });
         }
+        self.unpack(&state.layers)?;
         let scratch = self.snapshots.scratch()?;
         let upper = scratch.path().join("upper");
         std::fs::create_dir(&upper).map_err(|e| Error::Read {
@@ -894,8 +978,12 @@ impl<'a> Builder<'a> {
                 all
             }
         };
+        // The scratch layers the step ran on are unpacked; the result is too.
         let record = if changes_dir.is_empty() {
-            Record { diff_id: None }
+            Record {
+                diff_id: None,
+                then: None,
+            }
         } else {
             let opts = LayerOptions::from_env(Compression::None);
             let (info, writer) =
@@ -906,13 +994,16 @@ impl<'a> Builder<'a> {
             let snapshot = self.snapshots.adopt(&upper, &diff_id)?;
             state.layers.push(Layer {
                 blob: uncompressed(&diff_id, size),
+                diff_id: diff_id.clone(),
                 snapshot,
             });
             Record {
                 diff_id: Some(diff_id),
+                then: None,
             }
         };
         self.cache.put(&key, &record)?;
+        remember_quick(state, &record)?;
         let inputs = cache::Inputs {
             result: record.diff_id.clone(),
             ..inputs

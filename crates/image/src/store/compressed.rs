@@ -132,26 +132,26 @@ impl Store {
         Ok(made)
     }
 
-    /// Stores the uncompressed form of the compressed layer `blob` (a blob in the store)
-    /// as the blob `diff_id`, checked against it, and remembers the pair so a push sends
-    /// `blob` again instead of compressing anew.
-    pub fn decompress_layer(&self, blob: &Descriptor, diff_id: &Digest) -> Result<()> {
-        let compression = crate::media::layer_compression(blob.media_type().as_ref())
-            .unwrap_or(Compression::Gzip);
-        if !self.has_blob(diff_id) {
-            let path = self.blob_path(blob.digest());
-            let mut plain = crate::layer::Decompressor::new(self.open_blob(blob.digest())?)
-                .map_err(Error::io("decompress", &path))?;
-            let mut writer = BlobWriter::new(self)?;
-            std::io::copy(&mut plain, &mut writer).map_err(Error::io("decompress", &path))?;
-            writer
-                .commit(Some(diff_id))
-                .map_err(|e| e.about(format!("{path:?} does not decompress to its diffID")))?;
+    /// A blob of layer `diff_id` in the store: the uncompressed tar, else a compressed
+    /// form remembered for it (a layer that came from a registry cache).
+    pub fn layer_blob(&self, diff_id: &Digest) -> Option<Descriptor> {
+        if let Ok(size) = self.blob_size(diff_id) {
+            return Some(Descriptor::new(
+                MediaType::ImageLayer,
+                size,
+                diff_id.clone(),
+            ));
         }
-        if compression != Compression::None {
-            self.remember_compressed(diff_id, compression, blob.digest(), blob.size())?;
-        }
-        Ok(())
+        [Compression::Gzip, Compression::Zstd]
+            .into_iter()
+            .find_map(|c| {
+                let (digest, size) = self.compressed_variant(diff_id, c)?;
+                Some(Descriptor::new(
+                    MediaType::from(c.media_type()),
+                    size,
+                    digest,
+                ))
+            })
     }
 
     /// The compressed blobs of reachable layers (kept by gc); forgets the rest.
