@@ -97,19 +97,22 @@ impl<W: Write> ParallelGzip<W> {
             .map(|_| {
                 let rx = job_rx.clone();
                 let tx = res_tx.clone();
-                thread::spawn(move || loop {
-                    let job = rx.lock().map(|r| r.recv());
-                    let Ok(Ok((seq, data))) = job else { return };
-                    let mut enc = flate2::write::GzEncoder::new(
-                        Vec::with_capacity(data.len() / 2),
-                        flate2::Compression::default(),
-                    );
-                    let compressed = enc
-                        .write_all(&data)
-                        .and_then(|_| enc.finish())
-                        .expect("compressing into memory");
-                    if tx.send((seq, compressed)).is_err() {
-                        return;
+                thread::spawn(move || {
+                    // libdeflate: a whole member at once, at zlib's default level, two to
+                    // three times as fast as zlib's streaming deflate.
+                    let mut deflate =
+                        libdeflater::Compressor::new(libdeflater::CompressionLvl::default());
+                    loop {
+                        let job = rx.lock().map(|r| r.recv());
+                        let Ok(Ok((seq, data))) = job else { return };
+                        let mut compressed = vec![0u8; deflate.gzip_compress_bound(data.len())];
+                        let n = deflate
+                            .gzip_compress(&data, &mut compressed)
+                            .expect("the bound is enough");
+                        compressed.truncate(n);
+                        if tx.send((seq, compressed)).is_err() {
+                            return;
+                        }
                     }
                 })
             })
