@@ -81,6 +81,15 @@ fn push_wipe_pull_gives_the_same_image_and_files() {
         "{again}"
     );
     assert_eq!(pushed_digest(&again), digest);
+    // Another repository of the same registry: every blob is mounted, none uploaded.
+    let other = format!("{}/team/copy:1", reg.addr);
+    a.ok(&["tag", &name, &other]);
+    let mounted = a.ok(&["push", &other]);
+    assert!(
+        mounted.contains("Mounted from team/app") && !mounted.contains(": Pushed"),
+        "{mounted}"
+    );
+    assert_eq!(pushed_digest(&mounted), digest);
 
     let b = Kiln::new();
     let pulled = b.ok(&["pull", &name]);
@@ -210,6 +219,17 @@ fn login_basic_and_tokens_and_clear_errors_without_them() {
             pulled.status.success(),
             "{}",
             String::from_utf8_lossy(&pulled.stderr)
+        );
+        // A store that pulled from team/app mounts its blobs into another repository
+        // (a token for both scopes, or Basic).
+        let copy = format!("{}/team/mounted:1", reg.addr);
+        other.ok(&["tag", &name, &copy]);
+        let mounted = with_config(&other, &docker, &["push", &copy]);
+        let said = String::from_utf8_lossy(&mounted.stdout);
+        assert!(
+            mounted.status.success() && said.contains("Mounted from team/app"),
+            "tokens={tokens}: {said}{}",
+            String::from_utf8_lossy(&mounted.stderr)
         );
 
         with_config(&k, &docker, &["logout", &reg.addr]);

@@ -196,9 +196,16 @@ impl Registry {
         if let Some(service) = params.get("service") {
             query.push(("service", service));
         }
+        // One `scope=` per scope, as Docker asks (a mount needs two repositories).
         let asked = params.get("scope").map(String::as_str).unwrap_or(scope);
-        for s in std::iter::once(scope).chain((asked != scope).then_some(asked)) {
-            query.push(("scope", s));
+        for s in scope
+            .split(' ')
+            .chain(asked.split(' '))
+            .filter(|s| !s.is_empty())
+        {
+            if !query.contains(&("scope", s)) {
+                query.push(("scope", s));
+            }
         }
         let mut request = self.http.get(realm).query(&query);
         if let Some(c) = &self.credentials {

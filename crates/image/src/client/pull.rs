@@ -89,6 +89,10 @@ pub fn pull(
     for r in results {
         r?;
     }
+    let here = format!("{}/{}", registry.host(), reference.path);
+    for d in &blobs {
+        store.add_blob_origin(d.digest(), &here)?;
+    }
     let stored = store.write_blob_bytes(&bytes)?;
     debug_assert_eq!(stored, digest);
     let descriptor = Descriptor::new(

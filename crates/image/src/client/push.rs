@@ -1,6 +1,7 @@
 //! `kiln push`: layers are compressed first (gzip by default; each layer once, and the
 //! store remembers the result), then each blob the registry lacks (asked with `HEAD`) is
-//! uploaded, several at a time: in one request when small, else in chunks, resumed from
+//! mounted from another repository of the registry known to have it, or uploaded,
+//! several at a time: in one request when small, else in chunks, resumed from
 //! where the registry says it is when a chunk fails. The manifest goes last.
 
 use std::io::{Read, Seek, SeekFrom};
@@ -75,19 +76,33 @@ pub fn push_manifest(
         .iter()
         .chain(std::iter::once(manifest.config()))
         .collect();
+    let here = format!("{}/{}", registry.host(), target.path);
     let results = super::in_parallel(&blobs, |d| {
         let short = &d.digest().digest()[..12];
-        match exists(registry, target, d.digest()) {
-            Ok(true) => {
-                progress(format!("{short}: Layer already exists"));
-                Ok(false)
+        let uploaded = if exists(registry, target, d.digest())? {
+            progress(format!("{short}: Layer already exists"));
+            false
+        } else {
+            // Another repository of this registry that has the blob lends it.
+            let prefix = format!("{}/", registry.host());
+            let lender = store.blob_origins(d.digest()).into_iter().find_map(|p| {
+                p.strip_prefix(&prefix)
+                    .filter(|r| *r != target.path)
+                    .map(str::to_string)
+            });
+            match upload(registry, store, target, d, lender.as_deref())? {
+                Some(from) => {
+                    progress(format!("{short}: Mounted from {from}"));
+                    false
+                }
+                None => {
+                    progress(format!("{short}: Pushed"));
+                    true
+                }
             }
-            Ok(false) => upload(registry, store, target, d).map(|()| {
-                progress(format!("{short}: Pushed"));
-                true
-            }),
-            Err(e) => Err(e),
-        }
+        };
+        store.add_blob_origin(d.digest(), &here)?;
+        Ok(uploaded)
     });
     let mut uploaded = 0;
     for r in results {
@@ -128,10 +143,29 @@ fn with_digest(location: &str, digest: &Digest) -> String {
     format!("{location}{sep}digest={digest}")
 }
 
-fn upload(registry: &Registry, store: &Store, target: &Reference, d: &Descriptor) -> Result<()> {
-    let scope = scope(target, "pull,push");
+/// Uploads blob `d`, or with `lender` (a repository of the same registry that has it)
+/// first asks the registry to mount it from there: returns the lender when it did.
+fn upload<'a>(
+    registry: &Registry,
+    store: &Store,
+    target: &Reference,
+    d: &Descriptor,
+    lender: Option<&'a str>,
+) -> Result<Option<&'a str>> {
+    let scope = match lender {
+        Some(from) => format!("{} repository:{from}:pull", scope(target, "pull,push")),
+        None => scope(target, "pull,push"),
+    };
     let start = registry.url(&format!("/v2/{}/blobs/uploads/", target.path));
+    let start = match lender {
+        Some(from) => format!("{start}?mount={}&from={from}", d.digest()),
+        None => start,
+    };
     let r = registry.send(&scope, |c| c.post(&start).header(CONTENT_LENGTH, 0))?;
+    if r.status() == StatusCode::CREATED && lender.is_some() {
+        return Ok(lender);
+    }
+    // 202: an upload (the registry would not mount, or was not asked to).
     if r.status() != StatusCode::ACCEPTED {
         return Err(refused(&format!("POST {start}"), r));
     }
@@ -152,7 +186,7 @@ fn upload(registry: &Registry, store: &Store, target: &Reference, d: &Descriptor
         if r.status() != StatusCode::CREATED {
             return Err(refused(&format!("PUT {url}"), r));
         }
-        return Ok(());
+        return Ok(None);
     }
     let mut offset: u64 = 0;
     let mut failures = 0;
@@ -207,7 +241,7 @@ fn upload(registry: &Registry, store: &Store, target: &Reference, d: &Descriptor
     if r.status() != StatusCode::CREATED {
         return Err(refused(&format!("PUT {url}"), r));
     }
-    Ok(())
+    Ok(None)
 }
 
 /// The upload's `Location` (absolute, or relative to the registry); an answer within an

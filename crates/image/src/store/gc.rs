@@ -17,8 +17,9 @@ pub struct GcReport {
 }
 
 impl Store {
-    /// Removes every blob no index entry reaches, every remembered compression whose
-    /// source layer is gone, and what killed writers left in `ingest/`. Waits for writers
+    /// Removes every blob no index entry reaches (and where it came from), every
+    /// remembered compression whose source layer is gone, and what killed writers left in
+    /// `ingest/`. Waits for writers
     /// to finish (it takes `gc.lock` exclusively).
     pub fn gc(&self) -> Result<GcReport> {
         self.gc_after(|| Ok(HashSet::new()))
@@ -64,6 +65,9 @@ impl Store {
                 if !reachable.contains(&name) {
                     report.freed_bytes += std::fs::metadata(&blob).map(|m| m.len()).unwrap_or(0);
                     std::fs::remove_file(&blob).map_err(Error::io("remove blob", &blob))?;
+                    if let Ok(d) = crate::digest::parse(&name) {
+                        let _ = std::fs::remove_file(self.origins_path(&d));
+                    }
                     report.removed_blobs.push(name);
                 }
             }

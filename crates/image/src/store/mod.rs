@@ -8,6 +8,7 @@
 //!   blobs/sha256/<hex>    every manifest, config and layer, written once
 //!   ingest/               blobs being written; never read as content
 //!   compressed/<alg>/<diffid hex>   the compressed blob made from an uncompressed layer
+//!   origins/<hex>         the registry repositories a blob was pulled from or pushed to
 //!   index.lock, gc.lock   advisory locks (see below)
 //! ```
 //!
@@ -24,6 +25,7 @@ mod compressed;
 mod gc;
 pub mod images;
 mod index;
+mod origins;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
