@@ -748,3 +748,99 @@ fn the_build_cache_travels_through_the_registry_to_an_empty_store() {
         "{err}"
     );
 }
+
+/// This machine's first IPv4 address that is not loopback, if it has one.
+fn outside_address() -> Option<String> {
+    let out = std::process::Command::new("hostname")
+        .arg("-I")
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .find(|a| {
+            a.parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| !ip.is_loopback())
+        })
+        .map(str::to_string)
+}
+
+#[test]
+fn mirrors_and_insecure_registries_come_from_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let mirror = Registry::start(&dir.path().join("mirror"), &[]);
+    let a = Kiln::new();
+    let tarball = busybox_rootfs(a.dir.path(), 0);
+    let mirrored = format!("{}/library/busybox:1", mirror.addr);
+    a.ok(&["import", tarball.to_str().unwrap(), &mirrored]);
+    a.ok(&["push", &mirrored]);
+    let config = |name: &str, text: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let with = |k: &Kiln, cfg: &Path, args: &[&str]| {
+        let out = k.cmd(args).env("KILN_CONFIG", cfg).output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+
+    // docker.io's image from its mirror (this machine has no way out: docker.io itself
+    // would fail); a mirror that is down is passed over.
+    let mirrors = config(
+        "mirrors.toml",
+        format!(
+            "[registries.mirrors]\n\"docker.io\" = [\"127.0.0.1:1\", \"http://{}\"]\n",
+            mirror.addr
+        ),
+    );
+    let b = Kiln::new();
+    let (ok, out) = with(&b, &mirrors, &["pull", "busybox:1"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("mirror 127.0.0.1:1:") && out.contains("from the mirror http://"),
+        "{out}"
+    );
+    assert!(b.ok(&["image", "ls"]).contains("busybox"));
+    // Nobody has it: the error says the registry's failure and the mirrors tried.
+    let none = config(
+        "none.toml",
+        format!(
+            "[registries.mirrors]\n\"registry.invalid\" = [\"{}\"]\n",
+            mirror.addr
+        ),
+    );
+    let (ok, out) = with(&b, &none, &["pull", "registry.invalid/nothing:1"]);
+    assert!(!ok && out.contains("after the mirrors"), "{out}");
+    // A config that does not read is named, with what is wrong.
+    let bad = config("bad.toml", "[registries]\nmirror = []\n".into());
+    let (ok, out) = with(&b, &bad, &["pull", "busybox:1"]);
+    assert!(
+        !ok && out.contains("bad.toml") && out.contains("unknown field `mirror`"),
+        "{out}"
+    );
+
+    // A registry away from loopback takes plain HTTP only when the config lists it.
+    let Some(ip) = outside_address() else {
+        eprintln!("no address beside loopback: the insecure list is not tested");
+        return;
+    };
+    let outside = Registry::start_at(&format!("{ip}:0"), &dir.path().join("outside"), &[]);
+    let name = format!("{}/team/app:1", outside.addr);
+    a.ok(&["tag", &mirrored, &name]);
+    let plain = config("plain.toml", String::new());
+    let (ok, out) = with(&a, &plain, &["push", &name]);
+    assert!(
+        !ok && out.contains("list it under `insecure`"),
+        "HTTPS is the default away from loopback, and the error says what to do: {out}"
+    );
+    let insecure = config(
+        "insecure.toml",
+        format!("[registries]\ninsecure = [\"{}\"]\n", outside.addr),
+    );
+    let (ok, out) = with(&a, &insecure, &["push", &name]);
+    assert!(ok, "{out}");
+}

@@ -5,7 +5,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use kiln_image::client::{credentials, Credentials, Registry};
+use kiln_image::client::{credentials, Config, Credentials, Registry};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -69,7 +69,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         (None, false) => prompt("Password")?,
     };
     let credentials = Credentials { username, password };
-    Registry::with_credentials(&host, Some(credentials.clone()))?.login()?;
+    let insecure = Config::load()?.insecure(&host);
+    Registry::with_credentials(&host, Some(credentials.clone()), insecure)?.login()?;
     credentials::store(&host, &credentials)?;
     println!("Login Succeeded");
     Ok(ExitCode::SUCCESS)

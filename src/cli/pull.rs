@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use kiln_image::client::{self, Registry};
+use kiln_image::client;
 use kiln_image::Reference;
 
 #[derive(clap::Args)]
@@ -25,10 +25,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         reference.tag.as_deref().unwrap_or("latest"),
         reference.familiar_name()
     );
-    let registry = Registry::new(&reference.domain)?;
-    let pulled = client::pull(&registry, &store, &reference, &platform, &|line| {
-        println!("{line}")
-    })?;
+    let pulled = client::pull_image(&store, &reference, &platform, &|line| println!("{line}"))?;
     println!("Digest: {}", pulled.digest);
     if pulled.downloaded == 0 {
         println!("Status: Image is up to date for {}", reference.familiar());

@@ -17,8 +17,13 @@ pub struct Registry {
 impl Registry {
     /// Serves `root` with the given extra arguments; waits until it listens.
     pub fn start(root: &Path, extra: &[&str]) -> Registry {
+        Registry::start_at("127.0.0.1:0", root, extra)
+    }
+
+    /// [`Registry::start`], listening on `addr`.
+    pub fn start_at(addr: &str, root: &Path, extra: &[&str]) -> Registry {
         let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
-            .args(["registry", "serve", "--addr", "127.0.0.1:0", "--root"])
+            .args(["registry", "serve", "--addr", addr, "--root"])
             .arg(root)
             .args(extra)
             .stdout(Stdio::piped())

@@ -424,11 +424,10 @@ impl<'a> Builder<'a> {
             });
             let start = Instant::now();
             let reference = kiln_image::Reference::parse(name)?;
-            let registry = kiln_image::client::Registry::new(&reference.domain)?;
             let platform = kiln_image::store::images::host_platform();
             let report = |line: String| progress(Event::Output { id, line: &line });
             if let Err(e) =
-                kiln_image::client::pull(&registry, self.store, &reference, &platform, &report)
+                kiln_image::client::pull_image(self.store, &reference, &platform, &report)
             {
                 if self.store.resolve(name).is_err() {
                     return Err(Error::Context(format!(

@@ -4,9 +4,10 @@
 //! 5xx answers and broken connections, and the pull and push of images into and out of
 //! the store.
 //!
-//! Plain HTTP is used only for loopback registries and those listed in
-//! `KILN_INSECURE_REGISTRIES` (comma-separated hosts), as Docker does.
+//! Plain HTTP is used only for loopback registries and those the config
+//! ([`config::Config`]) or `KILN_INSECURE_REGISTRIES` lists as insecure, as Docker does.
 
+pub mod config;
 pub mod credentials;
 mod pull;
 mod push;
@@ -19,8 +20,9 @@ use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::header::{HeaderMap, AUTHORIZATION, WWW_AUTHENTICATE};
 use reqwest::StatusCode;
 
+pub use config::Config;
 pub use credentials::Credentials;
-pub use pull::{fetch_blob, fetch_image_manifest, pull, Pulled};
+pub use pull::{fetch_blob, fetch_image_manifest, pull, pull_image, Pulled};
 pub use push::{push, push_manifest, Pushed};
 
 use crate::error::{Error, Result};
@@ -42,39 +44,37 @@ pub struct Registry {
     basic: Mutex<bool>,
 }
 
-/// Whether `host` is spoken to over plain HTTP.
-pub fn insecure(host: &str) -> bool {
-    let name = host
-        .rsplit_once(':')
-        .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
-        .map_or(host, |(name, _)| name);
-    let name = name.trim_start_matches('[').trim_end_matches(']');
-    let loopback = name == "localhost"
-        || name
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    loopback
-        || std::env::var("KILN_INSECURE_REGISTRIES")
-            .unwrap_or_default()
-            .split(',')
-            .any(|h| h.trim() == host)
-}
-
 impl Registry {
     /// A client for `host` (`docker.io` is served by `registry-1.docker.io`), with the
-    /// credentials stored for it.
+    /// credentials stored for it, over HTTP or HTTPS as kiln's config says.
     pub fn new(host: &str) -> Result<Registry> {
-        let credentials = credentials::get(host)?;
-        Registry::with_credentials(host, credentials)
+        Registry::configured(host, &Config::load()?)
     }
 
-    pub fn with_credentials(host: &str, credentials: Option<Credentials>) -> Result<Registry> {
+    /// [`Registry::new`] with the config at hand. `host` may name its scheme
+    /// (`http://mirror:5000`), as a mirror in the config may.
+    fn configured(host: &str, config: &Config) -> Result<Registry> {
+        let (scheme, host) = match host.split_once("://") {
+            Some((scheme, rest)) => (Some(scheme), rest.trim_end_matches('/')),
+            None => (None, host),
+        };
+        let credentials = credentials::get(host)?;
+        let insecure = scheme.map_or(config.insecure(host), |s| s == "http");
+        Registry::with_credentials(host, credentials, insecure)
+    }
+
+    /// A client for `host` with these credentials (`kiln login` checks them with it).
+    pub fn with_credentials(
+        host: &str,
+        credentials: Option<Credentials>,
+        insecure: bool,
+    ) -> Result<Registry> {
         let served_by = if host == crate::reference::DEFAULT_DOMAIN {
             "registry-1.docker.io"
         } else {
             host
         };
-        let scheme = if insecure(host) { "http" } else { "https" };
+        let scheme = if insecure { "http" } else { "https" };
         let http = Client::builder()
             .connect_timeout(Duration::from_secs(30))
             .timeout(None)
@@ -143,9 +143,28 @@ impl Registry {
                 {
                     backoff(attempt)
                 }
-                Err(e) => return Err(Error::Registry(format!("{}: {e}", self.host))),
+                Err(e) => return Err(Error::Registry(self.failed(&e))),
             }
         }
+    }
+
+    /// A request that got no answer, with its causes, and for HTTPS the hint that the
+    /// registry may speak plain HTTP.
+    fn failed(&self, e: &reqwest::Error) -> String {
+        let mut text = format!("{}: {e}", self.host);
+        let mut source = std::error::Error::source(e);
+        while let Some(cause) = source {
+            text.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        if self.base.starts_with("https://") && !e.is_timeout() {
+            text.push_str(&format!(
+                " (if {} serves plain HTTP, list it under `insecure` in kiln's config: see \
+                 the README's \"Registry settings\")",
+                self.host
+            ));
+        }
+        text
     }
 
     /// The Authorization header to send for `scope`, if one is known.
@@ -363,14 +382,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn challenges_and_insecure_hosts_read_as_docker_reads_them() {
+    fn challenges_read_as_docker_reads_them() {
         let p = challenge_params(
             r#"realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push""#,
         );
         assert_eq!(p["realm"], "https://auth.example/token");
         assert_eq!(p["service"], "registry.example");
         assert_eq!(p["scope"], "repository:a/b:pull,push");
-        assert!(insecure("127.0.0.1:5000") && insecure("localhost") && insecure("[::1]:80"));
-        assert!(!insecure("registry.example:5000") && !insecure("docker.io"));
     }
 }

@@ -31,6 +31,41 @@ pub struct Pulled {
 
 const ACCEPTED: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
 
+/// Pulls `reference` from the mirrors kiln's config names for its registry, in order,
+/// then (when none has it) from the registry itself: what `kiln pull` and a build's
+/// FROM do.
+pub fn pull_image(
+    store: &Store,
+    reference: &Reference,
+    platform: &str,
+    progress: &(dyn Fn(String) + Sync),
+) -> Result<Pulled> {
+    let config = super::Config::load()?;
+    let mut passed = Vec::new();
+    for mirror in config.mirrors(&reference.domain) {
+        let pulled = Registry::configured(mirror, &config)
+            .and_then(|r| pull(&r, store, reference, platform, progress));
+        match pulled {
+            Ok(p) => {
+                progress(format!("from the mirror {mirror}"));
+                return Ok(p);
+            }
+            Err(e) => {
+                progress(format!("mirror {mirror}: {e}"));
+                passed.push(mirror.as_str());
+            }
+        }
+    }
+    let registry = Registry::configured(&reference.domain, &config)?;
+    pull(&registry, store, reference, platform, progress).map_err(|e| {
+        if passed.is_empty() {
+            e
+        } else {
+            Error::Registry(format!("{e} (after the mirrors {})", passed.join(", ")))
+        }
+    })
+}
+
 /// Pulls `reference` for `platform` (`os/arch[/variant]`) into `store` and tags it;
 /// `progress` hears a line per blob.
 pub fn pull(
