@@ -844,3 +844,56 @@ fn mirrors_and_insecure_registries_come_from_the_config() {
     let (ok, out) = with(&a, &insecure, &["push", &name]);
     assert!(ok, "{out}");
 }
+
+#[test]
+fn a_terminal_gets_a_bar_per_layer_and_a_log_gets_lines() {
+    let reg_dir = tempfile::tempdir().unwrap();
+    let reg = Registry::start(&reg_dir.path().join("store"), &[]);
+    let a = Kiln::new();
+    // More than one upload chunk, so the bar moves before it ends.
+    let tarball = busybox_rootfs(a.dir.path(), 40 << 20);
+    let name = format!("{}/team/bars:1", reg.addr);
+    a.ok(&["import", tarball.to_str().unwrap(), &name]);
+    // `script` gives kiln a terminal (a pseudo-terminal) and keeps what it drew.
+    let on_terminal = |k: &Kiln, args: &str| {
+        let out = std::process::Command::new("script")
+            .args([
+                "-qec",
+                &format!("{} {args}", env!("CARGO_BIN_EXE_kiln")),
+                "/dev/null",
+            ])
+            .env("KILN_ROOT", k.root())
+            .env("TERM", "xterm")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "kiln {args}: {text}");
+        text
+    };
+    let pushed = on_terminal(&a, &format!("push {name}"));
+    assert!(
+        pushed.contains("Pushing") && pushed.contains("MiB/"),
+        "{pushed}"
+    );
+    assert!(
+        pushed.contains(": Pushed") && pushed.contains("digest: sha256:"),
+        "{pushed}"
+    );
+    let b = Kiln::new();
+    let pulled = on_terminal(&b, &format!("pull {name}"));
+    assert!(
+        pulled.contains("Downloading") && pulled.contains("MiB/"),
+        "{pulled}"
+    );
+    assert!(
+        pulled.contains("Pull complete") && pulled.contains("Digest: sha256:"),
+        "{pulled}"
+    );
+    // Not a terminal: status lines only, no bars.
+    let c = Kiln::new();
+    let logged = c.ok(&["pull", &name]);
+    assert!(
+        logged.contains("Pull complete") && !logged.contains("Downloading"),
+        "{logged}"
+    );
+}

@@ -18,6 +18,7 @@ mod registry;
 mod rmi;
 mod save;
 mod tag;
+mod transfer;
 
 use std::collections::HashSet;
 use std::path::Path;

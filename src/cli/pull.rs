@@ -1,4 +1,4 @@
-//! `kiln pull NAME[:TAG|@DIGEST] [--platform OS/ARCH[/VARIANT]]`
+//! `kiln pull NAME[:TAG|@DIGEST] [--platform OS/ARCH[/VARIANT]] [--progress auto|tty|plain]`
 
 use std::process::ExitCode;
 
@@ -12,9 +12,14 @@ pub struct Args {
     /// The platform to pull from a multi-platform image (default: this host's).
     #[arg(long)]
     platform: Option<String>,
+    /// auto (bars on a terminal, else plain), tty (a bar per layer) or plain (a line per
+    /// layer, for CI logs).
+    #[arg(long, default_value = "auto", value_name = "auto|tty|plain")]
+    progress: String,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let progress = super::transfer::Transfer::new(&args.progress, "Downloading")?;
     let store = super::store()?;
     let reference = Reference::parse(&args.image)?;
     let platform = args
@@ -25,7 +30,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         reference.tag.as_deref().unwrap_or("latest"),
         reference.familiar_name()
     );
-    let pulled = client::pull_image(&store, &reference, &platform, &|line| println!("{line}"))?;
+    let pulled = client::pull_image(&store, &reference, &platform, &progress)?;
     println!("Digest: {}", pulled.digest);
     if pulled.downloaded == 0 {
         println!("Status: Image is up to date for {}", reference.familiar());

@@ -1,4 +1,4 @@
-//! `kiln push NAME[:TAG] [--compression gzip|zstd]`
+//! `kiln push NAME[:TAG] [--compression gzip|zstd] [--progress auto|tty|plain]`
 
 use std::process::ExitCode;
 
@@ -14,12 +14,17 @@ pub struct Args {
     /// How layers travel: gzip (the default, what every client reads) or zstd.
     #[arg(long, default_value = "gzip")]
     compression: Compression,
+    /// auto (bars on a terminal, else plain), tty (a bar per layer) or plain (a line per
+    /// layer, for CI logs).
+    #[arg(long, default_value = "auto", value_name = "auto|tty|plain")]
+    progress: String,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.compression == Compression::None {
         bail!("--compression none: push compresses layers with gzip or zstd");
     }
+    let progress = super::transfer::Transfer::new(&args.progress, "Pushing")?;
     let store = super::store()?;
     let reference = Reference::parse(&args.image)?;
     let image = store.resolve(&args.image)?;
@@ -31,7 +36,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         &image,
         &reference,
         args.compression,
-        &|line| println!("{line}"),
+        &progress,
     )?;
     println!(
         "{}: digest: {} size: {}",

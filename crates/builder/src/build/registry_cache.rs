@@ -135,7 +135,7 @@ pub fn export(
     store: &Store,
     to: &CacheRef,
     steps: &[Step],
-    report: &(dyn Fn(String) + Sync),
+    report: &dyn kiln_image::client::Report,
 ) -> Result<Digest, Error> {
     let mut diff_ids: Vec<String> = Vec::new();
     let mut records = Vec::new();

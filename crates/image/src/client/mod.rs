@@ -25,8 +25,23 @@ pub use credentials::Credentials;
 pub use pull::{fetch_blob, fetch_image_manifest, pull, pull_image, Pulled};
 pub use push::{push, push_manifest, Pushed};
 
+use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::reference::Reference;
+
+/// What a pull or push tells as it goes: a line per blob and step (what `--progress
+/// plain` prints), and bytes moved, for progress bars. A closure taking a line is one.
+pub trait Report: Sync {
+    fn line(&self, line: String);
+    /// `done` of `total` bytes of blob `digest` have moved.
+    fn bytes(&self, _digest: &Digest, _done: u64, _total: u64) {}
+}
+
+impl<F: Fn(String) + Sync> Report for F {
+    fn line(&self, line: String) {
+        self(line)
+    }
+}
 
 /// How often a request is tried when the registry answers 5xx or the connection breaks.
 const ATTEMPTS: u32 = 4;

@@ -9,7 +9,7 @@ use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, RANGE};
 use reqwest::StatusCode;
 
-use super::{refused, scope, Registry, ATTEMPTS};
+use super::{refused, scope, Registry, Report, ATTEMPTS};
 use crate::digest::{self, Digest};
 use crate::error::{Error, Result};
 use crate::media;
@@ -38,7 +38,7 @@ pub fn pull_image(
     store: &Store,
     reference: &Reference,
     platform: &str,
-    progress: &(dyn Fn(String) + Sync),
+    progress: &dyn Report,
 ) -> Result<Pulled> {
     let config = super::Config::load()?;
     let mut passed = Vec::new();
@@ -47,11 +47,11 @@ pub fn pull_image(
             .and_then(|r| pull(&r, store, reference, platform, progress));
         match pulled {
             Ok(p) => {
-                progress(format!("from the mirror {mirror}"));
+                progress.line(format!("from the mirror {mirror}"));
                 return Ok(p);
             }
             Err(e) => {
-                progress(format!("mirror {mirror}: {e}"));
+                progress.line(format!("mirror {mirror}: {e}"));
                 passed.push(mirror.as_str());
             }
         }
@@ -73,7 +73,7 @@ pub fn pull(
     store: &Store,
     reference: &Reference,
     platform: &str,
-    progress: &(dyn Fn(String) + Sync),
+    progress: &dyn Report,
 ) -> Result<Pulled> {
     let _guard = store.write_guard()?;
     let (top_bytes, top_type, top_digest) =
@@ -112,12 +112,12 @@ pub fn pull(
         .filter(|d| !store.has_blob(d.digest()))
         .collect();
     for d in blobs.iter().filter(|d| store.has_blob(d.digest())) {
-        progress(format!("{}: Already exists", short(d.digest())));
+        progress.line(format!("{}: Already exists", short(d.digest())));
     }
     let results = super::in_parallel(&missing, |d| {
-        let r = download(registry, store, reference, d);
+        let r = download(registry, store, reference, d, progress);
         if r.is_ok() {
-            progress(format!("{}: Pull complete", short(d.digest())));
+            progress.line(format!("{}: Pull complete", short(d.digest())));
         }
         r
     });
@@ -185,7 +185,7 @@ pub fn fetch_blob(
     if store.has_blob(d.digest()) {
         return Ok(());
     }
-    download(registry, store, reference, d)
+    download(registry, store, reference, d, &|_: String| {})
 }
 
 /// `sha256:0123456789ab…` → `0123456789ab`, as docker shows layers.
@@ -262,6 +262,7 @@ fn download(
     store: &Store,
     reference: &Reference,
     d: &Descriptor,
+    progress: &dyn Report,
 ) -> Result<()> {
     let url = registry.url(&format!("/v2/{}/blobs/{}", reference.path, d.digest()));
     let mut writer = BlobWriter::new(store)?;
@@ -292,6 +293,7 @@ fn download(
                     std::io::Write::write_all(&mut writer, &buf[..n])
                         .map_err(Error::io("write", "blob"))?;
                     written += n as u64;
+                    progress.bytes(d.digest(), written, d.size());
                     if written > d.size() {
                         return Err(Error::DigestMismatch {
                             what: format!("{url} (longer than its {} bytes)", d.size()),

@@ -10,7 +10,7 @@ use oci_spec::image::{Descriptor, ImageManifest};
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE};
 use reqwest::StatusCode;
 
-use super::{refused, scope, Registry, ATTEMPTS};
+use super::{refused, scope, Registry, Report, ATTEMPTS};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::layer::Compression;
@@ -38,7 +38,7 @@ pub fn push(
     image: &ResolvedImage,
     target: &Reference,
     compression: Compression,
-    progress: &(dyn Fn(String) + Sync),
+    progress: &dyn Report,
 ) -> Result<Pushed> {
     let _guard = store.write_guard()?;
     let image = store.compressed_image(image, compression)?;
@@ -69,7 +69,7 @@ pub fn push_manifest(
     manifest: &ImageManifest,
     manifest_bytes: &[u8],
     media_type: &str,
-    progress: &(dyn Fn(String) + Sync),
+    progress: &dyn Report,
 ) -> Result<Pushed> {
     let blobs: Vec<&Descriptor> = manifest
         .layers()
@@ -80,7 +80,7 @@ pub fn push_manifest(
     let results = super::in_parallel(&blobs, |d| {
         let short = &d.digest().digest()[..12];
         let uploaded = if exists(registry, target, d.digest())? {
-            progress(format!("{short}: Layer already exists"));
+            progress.line(format!("{short}: Layer already exists"));
             false
         } else {
             // Another repository of this registry that has the blob lends it.
@@ -90,13 +90,13 @@ pub fn push_manifest(
                     .filter(|r| *r != target.path)
                     .map(str::to_string)
             });
-            match upload(registry, store, target, d, lender.as_deref())? {
+            match upload(registry, store, target, d, lender.as_deref(), progress)? {
                 Some(from) => {
-                    progress(format!("{short}: Mounted from {from}"));
+                    progress.line(format!("{short}: Mounted from {from}"));
                     false
                 }
                 None => {
-                    progress(format!("{short}: Pushed"));
+                    progress.line(format!("{short}: Pushed"));
                     true
                 }
             }
@@ -151,6 +151,7 @@ fn upload<'a>(
     target: &Reference,
     d: &Descriptor,
     lender: Option<&'a str>,
+    progress: &dyn Report,
 ) -> Result<Option<&'a str>> {
     let scope = match lender {
         Some(from) => format!("{} repository:{from}:pull", scope(target, "pull,push")),
@@ -186,6 +187,7 @@ fn upload<'a>(
         if r.status() != StatusCode::CREATED {
             return Err(refused(&format!("PUT {url}"), r));
         }
+        progress.bytes(d.digest(), size, size);
         return Ok(None);
     }
     let mut offset: u64 = 0;
@@ -210,6 +212,7 @@ fn upload<'a>(
             Ok(r) if r.status() == StatusCode::ACCEPTED => {
                 location = location_of(registry, &r, Some(&location))?;
                 offset += len;
+                progress.bytes(d.digest(), offset, size);
             }
             failed => {
                 failures += 1;
