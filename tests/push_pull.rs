@@ -248,7 +248,7 @@ fn login_basic_and_tokens_and_clear_errors_without_them() {
 }
 
 #[test]
-fn a_wrong_blob_or_a_missing_tag_stores_nothing() {
+fn wrong_blobs_missing_tags_platforms_and_broken_registries_store_nothing() {
     let reg_dir = tempfile::tempdir().unwrap();
     let reg = Registry::start(&reg_dir.path().join("store"), &[]);
     let a = Kiln::new();
@@ -286,6 +286,72 @@ fn a_wrong_blob_or_a_missing_tag_stores_nothing() {
     assert!(store.records().unwrap().is_empty(), "no tag");
     assert!(!store.has_blob(&kiln_image::digest::parse(&bad_digest).unwrap()));
     kiln::assert_blobs_intact(&b.root());
+
+    // An index with another platform only: the error names what it has and the flag.
+    let manifest = pushed_digest(&a.ok(&["push", &name]));
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": manifest,
+            "size": 0,
+            "platform": {"os": "linux", "architecture": "riscv64"}
+        }]
+    });
+    let put = reg
+        .http
+        .put(reg.url("/v2/team/app/manifests/multi"))
+        .header("Content-Type", "application/vnd.oci.image.index.v1+json")
+        .body(index.to_string())
+        .send()
+        .unwrap();
+    assert!(put.status().is_success(), "{:?}", put.text());
+    let multi = format!("{}/team/app:multi", reg.addr);
+    let other = b.run(&["pull", "--platform", "linux/amd64", &multi]);
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert!(
+        !other.status.success()
+            && err.contains("no image for linux/amd64 (it has: linux/riscv64)")
+            && err.contains("--platform"),
+        "{err}"
+    );
+
+    // A registry that is down, and one that answers garbage: errors that name them.
+    let down = b.run(&["pull", "127.0.0.1:1/team/app:1"]);
+    let err = String::from_utf8_lossy(&down.stderr);
+    assert!(
+        !down.status.success() && err.contains("127.0.0.1:1"),
+        "{err}"
+    );
+    let garbage = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let garbage_addr = garbage.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in garbage.incoming().flatten() {
+            let mut conn = conn;
+            let mut buf = [0u8; 4096];
+            let _ = std::io::Read::read(&mut conn, &mut buf);
+            let body = "{ this is not a manifest";
+            let _ = std::io::Write::write_all(
+                &mut conn,
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+        }
+    });
+    let answer = b.run(&["pull", &format!("{garbage_addr}/team/app:1")]);
+    let err = String::from_utf8_lossy(&answer.stderr);
+    assert!(
+        !answer.status.success()
+            && err.contains(&garbage_addr.to_string())
+            && err.contains("manifest"),
+        "{err}"
+    );
+    let store = kiln_image::store::Store::open(b.root()).unwrap();
+    assert!(store.records().unwrap().is_empty(), "still no tag");
 }
 
 #[test]
