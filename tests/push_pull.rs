@@ -354,20 +354,29 @@ fn wrong_blobs_missing_tags_platforms_and_broken_registries_store_nothing() {
     assert!(store.records().unwrap().is_empty(), "still no tag");
 }
 
-#[test]
-fn a_build_pulls_its_remote_base_and_pushes_its_tags() {
+/// For the build tests: a registry with a busybox base pushed to it as
+/// `REG/base/busybox:1` from the store returned; None where `kiln build` cannot run.
+fn registry_with_base() -> Option<(tempfile::TempDir, Registry, Kiln, String)> {
     if !nix::unistd::geteuid().is_root() {
         assert!(std::env::var_os("CI").is_none(), "CI runs as root");
         eprintln!("skipped: kiln build needs root");
-        return;
+        return None;
     }
     let reg_dir = tempfile::tempdir().unwrap();
     let reg = Registry::start(&reg_dir.path().join("store"), &[]);
     let base = format!("{}/base/busybox:1", reg.addr);
-    let a = Kiln::new();
-    let tarball = busybox_rootfs(a.dir.path(), 0);
-    a.ok(&["import", tarball.to_str().unwrap(), &base]);
-    a.ok(&["push", &base]);
+    let setup = Kiln::new();
+    let tarball = busybox_rootfs(setup.dir.path(), 0);
+    setup.ok(&["import", tarball.to_str().unwrap(), &base]);
+    setup.ok(&["push", &base]);
+    Some((reg_dir, reg, setup, base))
+}
+
+#[test]
+fn a_build_pulls_its_remote_base_and_pushes_its_tags() {
+    let Some((_reg_dir, reg, a, base)) = registry_with_base() else {
+        return;
+    };
 
     // A store without the base: the build pulls it, builds, and pushes its tag.
     let b = Kiln::new();
@@ -396,13 +405,8 @@ fn a_build_pulls_its_remote_base_and_pushes_its_tags() {
 
     let c = Kiln::new();
     c.ok(&["pull", &app]);
-    let store = kiln_image::store::Store::open(c.root()).unwrap();
-    let image = store.resolve(&app).unwrap();
     let flat = c.dir.path().join("flat");
-    std::fs::create_dir_all(&flat).unwrap();
-    for layer in image.manifest.layers() {
-        kiln_image::layer::apply(store.open_blob(layer.digest()).unwrap(), &flat).unwrap();
-    }
+    flatten(&c.root(), &app, &flat);
     assert_eq!(std::fs::read_to_string(flat.join("hello")).unwrap(), "hi\n");
     assert!(flat.join("bin/busybox").is_file());
 
@@ -654,20 +658,9 @@ fn flatten(root: &Path, name: &str, dir: &Path) {
 
 #[test]
 fn the_build_cache_travels_through_the_registry_to_an_empty_store() {
-    if !nix::unistd::geteuid().is_root() {
-        assert!(std::env::var_os("CI").is_none(), "CI runs as root");
-        eprintln!("skipped: kiln build needs root");
+    let Some((_reg_dir, reg, _setup, base)) = registry_with_base() else {
         return;
-    }
-    let reg_dir = tempfile::tempdir().unwrap();
-    let reg = Registry::start(&reg_dir.path().join("store"), &[]);
-    let base = format!("{}/base/busybox:1", reg.addr);
-    {
-        let setup = Kiln::new();
-        let tarball = busybox_rootfs(setup.dir.path(), 0);
-        setup.ok(&["import", tarball.to_str().unwrap(), &base]);
-        setup.ok(&["push", &base]);
-    }
+    };
     let work = tempfile::tempdir().unwrap();
     let ctx = work.path().join("ctx");
     std::fs::create_dir_all(&ctx).unwrap();
