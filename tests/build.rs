@@ -211,7 +211,23 @@ fn bad_builds_fail_clearly_and_leave_no_tag() {
         ("cycle", "FROM busybox:kiln AS a\nCOPY --from=b /x /x\nFROM busybox:kiln AS b\nCOPY --from=a /y /y\n".into(), "circular dependency"),
         ("symlink-out", "FROM busybox:kiln\nCOPY link /x\n".into(), "points out of the build context"),
         ("parse-error", "FROM busybox:kiln\nRUNN x\n".into(), "unknown instruction: RUNN"),
+        ("lying-base", "FROM liar:1\nRUN true\n".into(), "digest mismatch"),
     ];
+    // An image whose config names its layer by another diffID: unpacking it is refused.
+    let store = kiln_image::store::Store::open(k.root()).unwrap();
+    let real = store.resolve("busybox:kiln").unwrap();
+    let mut config: serde_json::Value = serde_json::from_slice(&real.config_bytes).unwrap();
+    config["rootfs"]["diff_ids"][0] = format!("sha256:{}", "0".repeat(64)).into();
+    let bytes = serde_json::to_vec(&config).unwrap();
+    let mut descriptor = real.manifest.config().clone();
+    descriptor.set_digest(store.write_blob_bytes(&bytes).unwrap());
+    descriptor.set_size(bytes.len() as u64);
+    let liar = store
+        .write_manifest(descriptor, real.manifest.layers().clone())
+        .unwrap();
+    store
+        .tag(&kiln_image::Reference::parse("liar:1").unwrap(), &liar)
+        .unwrap();
     for (name, dockerfile, why) in cases {
         let ctx = context(&k.dir.path().join(name), &[("Dockerfile", &dockerfile)]);
         std::os::unix::fs::symlink(&outside, ctx.join("link")).unwrap();
@@ -224,6 +240,10 @@ fn bad_builds_fail_clearly_and_leave_no_tag() {
             "{name}: expected {why:?} in:\n{stderr}"
         );
         assert!(!k.ok(&["images"]).contains("bad "), "{name} left a tag");
+        if name == "lying-base" {
+            let snapshot = k.root().join("snapshots").join("0".repeat(64));
+            assert!(!snapshot.exists(), "the wrong layer is not kept");
+        }
         if name == "failing-run" {
             assert!(
                 stderr.contains("line 2") && stderr.contains("about to fail"),

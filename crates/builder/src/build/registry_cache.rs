@@ -6,8 +6,7 @@
 //! layers are those layers compressed as a push compresses them: the very blobs the
 //! image pushed with `--push` holds, so the registry keeps them once. An import reads
 //! the manifest and config up front; a layer is downloaded only when a step hits it, and
-//! unpacked only when a step that misses runs on it. The diffIDs the cache names are
-//! trusted, as BuildKit trusts its cache's; every blob is checked against its digest.
+//! unpacked only when a step that misses runs on it, where its diffID is checked.
 
 use std::collections::HashMap;
 

@@ -45,7 +45,9 @@ impl Snapshots {
     }
 
     /// The snapshot of a layer from the store, unpacked on first use (into a scratch
-    /// directory, then renamed, so a half-unpacked snapshot is never used).
+    /// directory, then renamed, so a half-unpacked snapshot is never used) and checked
+    /// against its diffID: a base image or a registry cache that names a layer wrongly
+    /// is caught here.
     pub fn ensure(&self, store: &Store, diff_id: &str, blob: &Digest) -> Result<PathBuf, Error> {
         let path = self.path(diff_id);
         if path.is_dir() {
@@ -61,7 +63,8 @@ impl Snapshots {
             path: target.clone(),
             source: e,
         })?;
-        kiln_image::layer::apply_snapshot(store.open_blob(blob)?, &target)?;
+        let expected = kiln_image::digest::parse(diff_id)?;
+        kiln_image::layer::apply_snapshot(store.open_blob(blob)?, &target, &expected)?;
         self.adopt(&target, diff_id)
     }
 

@@ -15,6 +15,7 @@ use nix::sys::stat::{Mode, SFlag};
 use nix::sys::time::TimeSpec;
 
 use super::Decompressor;
+use crate::digest::{Digest, Hasher, HashingReader};
 use crate::error::{Error, Result};
 
 const WHITEOUT: &str = ".wh.";
@@ -45,9 +46,24 @@ pub fn apply(reader: impl Read, target: &Path) -> Result<ApplyStats> {
     apply_with(reader, target, Whiteouts::Remove)
 }
 
-/// Unpacks the layer in `reader` into an empty `target` as an overlayfs lower directory.
-pub fn apply_snapshot(reader: impl Read, target: &Path) -> Result<ApplyStats> {
-    apply_with(reader, target, Whiteouts::Overlay)
+/// Unpacks the layer in `reader` into an empty `target` as an overlayfs lower directory,
+/// checking that the uncompressed layer is `diff_id` (as the image's config names it):
+/// one with other content is an error, and the caller drops what was unpacked.
+pub fn apply_snapshot(reader: impl Read, target: &Path, diff_id: &Digest) -> Result<ApplyStats> {
+    let plain = Decompressor::new(reader).map_err(Error::io("read layer for", target))?;
+    let mut hashing = HashingReader::new(plain, Hasher::for_digest(diff_id));
+    let stats = apply_with(&mut hashing, target, Whiteouts::Overlay)?;
+    let actual = hashing
+        .finish()
+        .map_err(Error::io("read layer for", target))?;
+    if actual != *diff_id {
+        return Err(Error::DigestMismatch {
+            what: format!("layer unpacked into {}", target.display()),
+            expected: diff_id.to_string(),
+            actual: actual.to_string(),
+        });
+    }
+    Ok(stats)
 }
 
 fn apply_with(reader: impl Read, target: &Path, whiteouts: Whiteouts) -> Result<ApplyStats> {
