@@ -752,6 +752,11 @@ fn the_build_cache_travels_through_the_registry_to_an_empty_store() {
         !again.contains(": Pushed"),
         "the registry has every blob: {again}"
     );
+    // Those layers are B's own now: removing the image keeps them for the cache, and a
+    // build without --cache-from hits.
+    b.ok(&["rmi", &app]);
+    let local = build(&b, &moved, &[]);
+    assert_eq!(local.matches("CACHED").count(), layer_steps, "{local}");
 
     // Runner C: one file changed: only the steps that depend on it run, on top of the
     // layers the cache gave.

@@ -153,16 +153,17 @@ pub fn export(
             });
         }
     }
-    let mut plain = Vec::new();
+    // A layer built here is an uncompressed tar, compressed now (or found compressed by
+    // an earlier push); one that came from a registry cache is there compressed already.
+    let mut stored = Vec::new();
     for d in &diff_ids {
-        let digest = digest::parse(d)?;
-        plain.push(Descriptor::new(
-            MediaType::ImageLayer,
-            store.blob_size(&digest)?,
-            digest,
-        ));
+        stored.push(store.layer_blob(&digest::parse(d)?).ok_or_else(|| {
+            Error::Context(format!(
+                "layer {d} of a cached step is no longer in the store (run the build again)"
+            ))
+        })?);
     }
-    let layers = store.compressed_layers(&plain, to.compression)?;
+    let layers = store.compressed_layers(&stored, to.compression)?;
     let config = serde_json::to_vec(&CacheConfig { records, diff_ids })
         .map_err(|e| Error::Context(format!("cache config: {e}")))?;
     let config_digest = store.write_blob_bytes(&config)?;

@@ -50,9 +50,12 @@ impl Store {
         _exclusive: std::fs::File,
         cleanup: impl FnOnce() -> Result<HashSet<String>>,
     ) -> Result<GcReport> {
-        let kept = cleanup()?;
         let mut reachable = self.reachable()?;
-        reachable.extend(kept);
+        reachable.extend(cleanup()?);
+        // After the caches' digests: a layer only the build cache names keeps its
+        // compressed form too (the one a registry cache gave).
+        let compressed = self.compressed_reachable(&reachable)?;
+        reachable.extend(compressed);
         let mut report = GcReport::default();
         let blobs = self.root.join("blobs");
         for alg in read_dir(&blobs)? {
@@ -79,8 +82,7 @@ impl Store {
         Ok(report)
     }
 
-    /// Every blob an index entry reaches: manifests, indexes, configs, layers, and the
-    /// remembered compressed forms of reachable layers.
+    /// Every blob an index entry reaches: manifests, indexes, configs, layers.
     fn reachable(&self) -> Result<HashSet<String>> {
         let mut seen = HashSet::new();
         let mut stack: Vec<(String, String)> = self
@@ -116,7 +118,6 @@ impl Store {
                 seen.extend(manifest.layers().iter().map(|l| l.digest().to_string()));
             }
         }
-        seen.extend(self.compressed_reachable(&seen)?);
         Ok(seen)
     }
 }
