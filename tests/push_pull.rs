@@ -547,6 +547,46 @@ fn the_reference_registry_with_basic_auth_takes_and_gives_the_same_image() {
     );
     assert!(String::from_utf8_lossy(&pulled.stdout).contains(&format!("Digest: {digest}")));
     layers_match_diff_ids(&b.root(), &name);
+
+    // It keeps a build cache too: an artifact manifest distribution 2.8 takes and gives.
+    if !nix::unistd::geteuid().is_root() {
+        return;
+    }
+    let ctx = a.dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {name}\nRUN echo cached > /cached\n"),
+    )
+    .unwrap();
+    let cache = format!("type=registry,ref={}/team/app:cache", reg.addr);
+    let build = |k: &Kiln, flag: &str| {
+        let out = with_config(
+            k,
+            docker.path(),
+            &[
+                "build",
+                "--progress",
+                "plain",
+                flag,
+                &cache,
+                ctx.to_str().unwrap(),
+            ],
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    build(&a, "--cache-to");
+    let from_cache = build(&Kiln::new(), "--cache-from");
+    assert!(
+        from_cache.contains("CACHED") && !from_cache.contains("cache miss"),
+        "{from_cache}"
+    );
 }
 
 /// A loopback TCP proxy to `target` that, once, cuts the first connection that carries
