@@ -80,7 +80,7 @@ fn main() {
     .unwrap();
     let mut best = [Duration::MAX; 4];
     for round in 0..rounds {
-        let (mut child, addr) = kiln_registry::start(&w.join(format!("registry-{round}")));
+        let (registry, addr) = kiln_registry::start(&w.join(format!("registry-{round}")));
         let base = format!("{addr}/ci/busybox:1");
         let setup = w.join(format!("setup-{round}"));
         run(&setup, &["build", "-t", &base, base_ctx.to_str().unwrap()]);
@@ -103,8 +103,7 @@ fn main() {
         for (slot, t) in [cold, cached, pull, remote].into_iter().enumerate() {
             best[slot] = best[slot].min(t);
         }
-        let _ = child.kill();
-        let _ = child.wait();
+        drop(registry);
         for dir in ["setup", "a", "pull", "b", "registry"] {
             let _ = std::fs::remove_dir_all(w.join(format!("{dir}-{round}")));
         }

@@ -11,8 +11,18 @@ pub fn kiln_bin() -> PathBuf {
     kiln
 }
 
+/// A server process, stopped when this is dropped.
+pub struct Running(pub Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The running registry serving `dir`, and the address it listens on.
-pub fn start(dir: &Path) -> (Child, String) {
+pub fn start(dir: &Path) -> (Running, String) {
     let mut child = Command::new(kiln_bin())
         .args(["registry", "serve", "--addr", "127.0.0.1:0", "--root"])
         .arg(dir)
@@ -33,5 +43,5 @@ pub fn start(dir: &Path) -> (Child, String) {
         .next()
         .unwrap()
         .to_string();
-    (child, addr)
+    (Running(child), addr)
 }

@@ -12,30 +12,24 @@ mod kiln_registry;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use kiln_registry::Running;
 use sha2::Digest as _;
 
 struct Server {
     name: &'static str,
-    child: Child,
+    process: Running,
     addr: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Server {
     fn kiln(dir: &Path) -> Server {
-        let (child, addr) = kiln_registry::start(dir);
+        let (process, addr) = kiln_registry::start(dir);
         Server {
             name: "kiln",
-            child,
+            process,
             addr,
         }
     }
@@ -65,32 +59,33 @@ impl Server {
             ),
         )
         .unwrap();
-        let mut child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let process = Running(
+            Command::new("docker-registry")
+                .arg("serve")
+                .arg(&config)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
         let addr = format!("127.0.0.1:{port}");
         for _ in 0..100 {
             if std::net::TcpStream::connect(&addr).is_ok() {
                 return Some(Server {
                     name: "distribution",
-                    child,
+                    process,
                     addr,
                 });
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = child.kill();
-        let _ = child.wait();
         panic!("docker-registry did not start");
     }
 
     /// Peak and current resident memory, in MiB.
     fn memory(&self) -> (f64, f64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.process.0.id())).unwrap();
         let kib = |key: &str| -> f64 {
             status
                 .lines()

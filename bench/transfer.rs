@@ -12,29 +12,12 @@ mod kiln_registry;
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kiln_image::store::Store;
 use kiln_registry::kiln_bin;
 use oci_spec::image::{Descriptor, MediaType};
-
-struct Registry {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn registry(dir: &Path) -> Registry {
-    let (child, addr) = kiln_registry::start(dir);
-    Registry { child, addr }
-}
 
 /// A tar layer holding one file of `len` bytes, half random (so gzip has work to do and
 /// something to gain), stored uncompressed as `kiln build` stores layers.
@@ -115,9 +98,10 @@ fn main() {
     for (label, count, len) in cases {
         let mut best = [Duration::MAX; 4];
         for round in 0..rounds {
-            let reg = registry(&work.path().join(format!("reg-{label}-{round}")));
+            let (_registry, addr) =
+                kiln_registry::start(&work.path().join(format!("reg-{label}-{round}")));
             let src = work.path().join(format!("src-{label}-{round}"));
-            let name = format!("{}/bench/k:{round}", reg.addr);
+            let name = format!("{addr}/bench/k:{round}");
             image(&src, &name, count, len);
             // kiln push: the first push compresses (and remembers); skopeo compresses too.
             let t = run(Command::new(kiln_bin())
@@ -132,7 +116,7 @@ fn main() {
                 "--dest-compress-format",
                 "gzip",
                 &format!("oci:{}:{name}", src.display()),
-                &format!("docker://{}/bench/s:{round}", reg.addr),
+                &format!("docker://{addr}/bench/s:{round}"),
             ]));
             best[1] = best[1].min(t);
             let dest = work.path().join(format!("pull-{label}-{round}"));

@@ -260,7 +260,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             if ran.load(std::sync::atomic::Ordering::Relaxed) {
                 let limit = cache_limit(&root)?;
                 let mut freed = 0;
-                store.gc_after_if_idle(|| super::trim_cache(&root, limit, &mut freed))?;
+                store.gc_after_if_idle(|| super::trim_cache(&store, &root, limit, &mut freed))?;
                 if freed > 0 && !json {
                     println!(
                         "trimmed the build cache to its limit of {}: {} freed",

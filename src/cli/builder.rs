@@ -38,7 +38,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     let mut freed = 0u64;
     if let Some(size) = keep_storage {
         let keep = parse_size(&size)?;
-        let report = store.gc_after(|| super::trim_cache(&root, keep, &mut freed))?;
+        let report = store.gc_after(|| super::trim_cache(&store, &root, keep, &mut freed))?;
         println!(
             "Total reclaimed space: {}",
             human_size(freed + report.freed_bytes)

@@ -76,7 +76,8 @@ fn inspect(names: &[String]) -> anyhow::Result<ExitCode> {
 fn prune(all: bool) -> anyhow::Result<ExitCode> {
     let store = super::store()?;
     let removed = store.remove_records(|r| all || r.reference.is_none())?;
-    let report = store.gc_after(|| super::trim_cache(&Store::default_root(), u64::MAX, &mut 0))?;
+    let report =
+        store.gc_after(|| super::trim_cache(&store, &Store::default_root(), u64::MAX, &mut 0))?;
     if !removed.is_empty() || !report.removed_blobs.is_empty() {
         println!("Deleted Images:");
         for r in &removed {

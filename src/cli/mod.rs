@@ -105,12 +105,18 @@ fn store() -> anyhow::Result<Store> {
 /// (adding what went to `freed`); returns the layers it still names, for the store's
 /// garbage collection to keep. Run it in [`Store::gc_after`]: removing an image must not
 /// empty the build cache.
-fn trim_cache(root: &Path, keep: u64, freed: &mut u64) -> kiln_image::Result<HashSet<String>> {
-    let trimmed = kiln_builder::build::trim(root, keep).map_err(|e| kiln_image::Error::Io {
-        op: "trim the build cache in",
-        path: root.to_path_buf(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
+fn trim_cache(
+    store: &Store,
+    root: &Path,
+    keep: u64,
+    freed: &mut u64,
+) -> kiln_image::Result<HashSet<String>> {
+    let trimmed =
+        kiln_builder::build::trim(store, root, keep).map_err(|e| kiln_image::Error::Io {
+            op: "trim the build cache in",
+            path: root.to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
     *freed += trimmed.freed;
     Ok(trimmed.blobs)
 }

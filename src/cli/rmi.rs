@@ -24,7 +24,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     // Blobs go once, after every untag: a layer shared by two removed images is freed too.
-    store.gc_after(|| super::trim_cache(&Store::default_root(), u64::MAX, &mut 0))?;
+    store.gc_after(|| super::trim_cache(&store, &Store::default_root(), u64::MAX, &mut 0))?;
     Ok(if failed {
         ExitCode::FAILURE
     } else {

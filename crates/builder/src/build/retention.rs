@@ -8,6 +8,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use kiln_image::store::Store;
+
 use super::cache::Record;
 use crate::Error;
 
@@ -31,12 +33,13 @@ struct Entry {
 }
 
 /// Drops cached layers, least recently used first, until the cache holds at most `keep`
-/// bytes. A layer counts at its uncompressed size (its build blob's, or the files of a
-/// snapshot that has none); hard links shared between snapshots count more than once,
+/// bytes. A layer counts at the size of its blob in the store (the uncompressed tar a
+/// build made, or the compressed one a registry cache gave), or of the files of a snapshot
+/// that has none; hard links shared between snapshots count more than once,
 /// so the count is an upper bound. Run it while no build is running (under the store's
 /// exclusive lock).
-pub fn trim(root: &Path, keep: u64) -> Result<Trimmed, Error> {
-    let mut entries = entries(root)?;
+pub fn trim(store: &Store, root: &Path, keep: u64) -> Result<Trimmed, Error> {
+    let mut entries = entries(store, root)?;
     entries.sort_by_key(|e| std::cmp::Reverse(e.last_use));
     let mut out = Trimmed::default();
     let mut full = false;
@@ -69,7 +72,7 @@ fn remove(path: &Path, result: std::io::Result<()>) -> Result<(), Error> {
     }
 }
 
-fn entries(root: &Path) -> Result<Vec<Entry>, Error> {
+fn entries(store: &Store, root: &Path) -> Result<Vec<Entry>, Error> {
     let snapshots = root.join("snapshots");
     let mut by_layer: BTreeMap<String, Entry> = BTreeMap::new();
     for dir in read_dir(&snapshots)? {
@@ -81,11 +84,7 @@ fn entries(root: &Path) -> Result<Vec<Entry>, Error> {
             .unwrap_or_default()
             .to_string_lossy()
             .into_owned();
-        let blob = root.join("blobs/sha256").join(&name);
-        let size = match std::fs::metadata(&blob) {
-            Ok(m) => m.len(),
-            Err(_) => disk_usage(&dir),
-        };
+        let size = stored_size(store, &name).unwrap_or_else(|| disk_usage(&dir));
         by_layer.insert(
             name,
             Entry {
@@ -121,7 +120,7 @@ fn entries(root: &Path) -> Result<Vec<Entry>, Error> {
             }
             // Not unpacked (a layer from a registry cache, or a snapshot trimmed): the
             // record hits while the store has the layer's blob in some form.
-            None => match stored_size(root, hex) {
+            None => match stored_size(store, hex) {
                 Some(size) => {
                     by_layer.insert(
                         hex.to_string(),
@@ -140,22 +139,10 @@ fn entries(root: &Path) -> Result<Vec<Entry>, Error> {
     Ok(by_layer.into_values().collect())
 }
 
-/// The size of layer `hex`'s blob in the store: the uncompressed tar, else a compressed
-/// form remembered for it (`compressed/<gzip|zstd>/<hex>` names it).
-fn stored_size(root: &Path, hex: &str) -> Option<u64> {
-    if let Ok(m) = std::fs::metadata(root.join("blobs/sha256").join(hex)) {
-        return Some(m.len());
-    }
-    ["gzip", "zstd"].iter().find_map(|c| {
-        let data = std::fs::read(root.join("compressed").join(c).join(hex)).ok()?;
-        let remembered: serde_json::Value = serde_json::from_slice(&data).ok()?;
-        let blob = remembered["digest"].as_str()?.strip_prefix("sha256:")?;
-        Some(
-            std::fs::metadata(root.join("blobs/sha256").join(blob))
-                .ok()?
-                .len(),
-        )
-    })
+/// The size of layer `hex`'s blob in the store, in whichever form it is there.
+fn stored_size(store: &Store, hex: &str) -> Option<u64> {
+    let diff_id = kiln_image::digest::parse(&format!("sha256:{hex}")).ok()?;
+    Some(store.layer_blob(&diff_id)?.size())
 }
 
 fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, Error> {

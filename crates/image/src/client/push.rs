@@ -101,7 +101,7 @@ pub fn push_manifest(
                 }
             }
         };
-        store.add_blob_origin(d.digest(), &here)?;
+        store.add_blob_origin(d.digest(), &here);
         Ok(uploaded)
     });
     let mut uploaded = 0;

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 
 use super::Store;
 use crate::digest::Digest;
-use crate::error::{Error, Result};
 
 /// Places kept per blob: enough to find one in the registry pushed to.
 const KEPT: usize = 8;
@@ -24,29 +23,27 @@ impl Store {
             .unwrap_or_default()
     }
 
-    /// Notes that `digest` is at `place` (`host/repository`). Concurrent notes may lose
-    /// one another's line: the list is a hint for mounts, never needed for correctness.
-    pub fn add_blob_origin(&self, digest: &Digest, place: &str) -> Result<()> {
+    /// Notes that `digest` is at `place` (`host/repository`). Best effort: the list is a
+    /// hint for mounts, never needed for correctness, so a note that cannot be written
+    /// (or that a concurrent note overwrites) costs a mount at most, never the transfer.
+    pub fn add_blob_origin(&self, digest: &Digest, place: &str) {
         let mut places = self.blob_origins(digest);
         if places.first().map(String::as_str) == Some(place) {
-            return Ok(());
+            return;
         }
         places.retain(|p| p != place);
         places.insert(0, place.to_string());
         places.truncate(KEPT);
         let mut text = places.join("\n");
         text.push('\n');
-        // Renamed into place whole, but not synced: a hint lost to a crash costs a mount.
+        // Renamed into place whole, but not synced.
         let path = self.origins_path(digest);
         let dir = path.parent().expect("under origins/");
-        std::fs::create_dir_all(dir).map_err(Error::io("create directory", dir))?;
-        let tmp = tempfile::NamedTempFile::new_in(dir).map_err(Error::io("write", dir))?;
-        std::fs::write(tmp.path(), text).map_err(Error::io("write", tmp.path()))?;
-        tmp.persist(&path).map_err(|e| Error::Io {
-            op: "rename into place",
-            path,
-            source: e.error,
-        })?;
-        Ok(())
+        let _ = std::fs::create_dir_all(dir)
+            .and_then(|()| tempfile::NamedTempFile::new_in(dir))
+            .and_then(|tmp| {
+                std::fs::write(tmp.path(), text)?;
+                tmp.persist(&path).map_err(|e| e.error)
+            });
     }
 }
