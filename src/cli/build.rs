@@ -8,9 +8,9 @@ use std::process::{ExitCode, Stdio};
 
 use anyhow::{bail, Context};
 use kiln_builder::ast::NetworkMode;
-use kiln_builder::build::{BuildOptions, Event, Executor, RunMountKind, RunStep};
+use kiln_builder::build::{BuildOptions, Event, Executor, RunMount, RunMountKind, RunStep};
 use kiln_builder::Error;
-use kiln_runtime::{Mount, MountKind, Network, Process, Root, SandboxConfig, Snapshotter, User};
+use kiln_runtime::{Network, ProcessSpec, Rootfs, Snapshotter};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
 use super::output::{human_size, parse_size};
@@ -72,6 +72,10 @@ pub struct Args {
     /// a finding is an error (`# check=error=true`).
     #[arg(long)]
     check: bool,
+    /// Entitlements (BuildKit's): `security.insecure` lets `RUN --security=insecure`
+    /// run with every capability and no seccomp filter.
+    #[arg(long = "allow", value_name = "security.insecure")]
+    allow: Vec<String>,
     /// The network for RUN steps: default (the host's), host, or none (loopback only).
     #[arg(long, default_value = "default")]
     network: String,
@@ -215,6 +219,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .map(|c| c.parse())
             .collect::<Result<_, _>>()?,
         cache_to: args.cache_to.as_deref().map(str::parse).transpose()?,
+        allow_insecure: allowed(&args.allow)?,
     };
     let progress = Progress::new(&args.progress)?;
     let json = progress.is_json();
@@ -289,6 +294,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// `--allow ENTITLEMENT`: whether `security.insecure` is among them (the only one kiln
+/// knows; BuildKit's `network.host` is always allowed here, as `--network host` is).
+fn allowed(entitlements: &[String]) -> anyhow::Result<bool> {
+    let mut insecure = false;
+    for e in entitlements.iter().flat_map(|e| e.split(',')) {
+        match e {
+            "security.insecure" => insecure = true,
+            "network.host" => {}
+            other => bail!("--allow {other}: kiln knows security.insecure and network.host"),
+        }
+    }
+    Ok(insecure)
 }
 
 /// The build cache's size limit: `KILN_BUILD_CACHE_LIMIT` (e.g. `20GB`), or a tenth of
@@ -369,26 +388,24 @@ fn snapshotter(root: &Path) -> anyhow::Result<Snapshotter> {
 
 impl Executor for SandboxExecutor {
     fn run(&self, step: &RunStep, output: &mut dyn FnMut(&str)) -> Result<i32, Error> {
-        let mut mounts: Vec<Mount> = step
-            .mounts
-            .iter()
-            .map(|m| Mount {
-                destination: m.destination.clone(),
-                kind: match &m.kind {
-                    RunMountKind::Bind { source, readonly } => MountKind::Bind {
-                        source: source.clone(),
-                        readonly: *readonly,
-                    },
-                    RunMountKind::Overlay { lower, upper, work } => MountKind::Overlay {
-                        lower: vec![lower.clone()],
-                        upper: upper.clone(),
-                        work: work.clone(),
-                    },
-                    RunMountKind::Tmpfs { size } => MountKind::Tmpfs { size: *size },
-                },
+        let mut mounts: Vec<&RunMount> = step.mounts.iter().collect();
+        // Parents before children: /run before /run/secrets/id.
+        mounts.sort_by_key(|m| m.destination.components().count());
+        let mounts = mounts
+            .into_iter()
+            .map(|m| match &m.kind {
+                RunMountKind::Bind { source, readonly } => {
+                    kiln_runtime::bind_mount(&m.destination, source, *readonly)
+                }
+                RunMountKind::Overlay { lower, upper, work } => kiln_runtime::overlay_mount(
+                    &m.destination,
+                    std::slice::from_ref(lower),
+                    upper,
+                    work,
+                ),
+                RunMountKind::Tmpfs { size } => kiln_runtime::tmpfs_mount(&m.destination, *size),
             })
             .collect();
-        mounts.sort_by_key(|m| m.destination.components().count());
         let mut lower = step.lowers.clone();
         // overlayfs needs a lower directory; FROM scratch has none.
         if lower.is_empty() {
@@ -399,30 +416,32 @@ impl Executor for SandboxExecutor {
             })?;
             lower.push(empty);
         }
-        let config = SandboxConfig {
-            process: Process {
-                args: step.argv.clone(),
-                env: step.env.clone(),
-                cwd: step.cwd.clone().into(),
-                user: User {
-                    uid: step.uid,
-                    gid: step.gid,
-                },
-            },
-            root: Root {
-                lower,
-                upper: step.upper.clone(),
-                work: step.work.clone(),
-                merged: step.merged.clone(),
-                snapshotter: self.snapshotter,
-            },
+        let failed = |e: kiln_runtime::Error| Error::Step {
+            step: step.argv.join(" "),
+            message: e.to_string(),
+        };
+        let spec = kiln_runtime::default_spec(&ProcessSpec {
+            args: step.argv.clone(),
+            env: step.env.clone(),
+            cwd: step.cwd.clone().into(),
+            uid: step.uid,
+            gid: step.gid,
             hostname: step.hostname.clone(),
-            mounts,
             network: if step.network == NetworkMode::None {
                 Network::Loopback
             } else {
                 Network::Host
             },
+            privileged: step.insecure,
+            mounts,
+        })
+        .map_err(failed)?;
+        let rootfs = Rootfs {
+            lower,
+            upper: step.upper.clone(),
+            work: step.work.clone(),
+            merged: step.merged.clone(),
+            snapshotter: self.snapshotter,
         };
         let (reader, writer) = std::io::pipe().map_err(|e| Error::Read {
             path: step.upper.clone(),
@@ -433,25 +452,20 @@ impl Executor for SandboxExecutor {
             source: e,
         })?;
         let sandboxed = kiln_runtime::spawn(
-            &config,
+            &spec,
+            &rootfs,
             Stdio::null(),
             Stdio::from(writer),
             Stdio::from(writer2),
         )
-        .map_err(|e| Error::Step {
-            step: step.argv.join(" "),
-            message: e.to_string(),
-        })?;
+        .map_err(failed)?;
         for line in BufReader::new(reader).lines() {
             match line {
                 Ok(l) => output(&l),
                 Err(_) => break,
             }
         }
-        let status = sandboxed.wait().map_err(|e| Error::Step {
-            step: step.argv.join(" "),
-            message: e.to_string(),
-        })?;
+        let status = sandboxed.wait().map_err(failed)?;
         Ok(status.code().unwrap_or(255))
     }
 

@@ -22,6 +22,12 @@ pub enum Error {
     /// A step that failed: which one, and why (for RUN: the exit code and the output's tail).
     #[error("{step}: {message}")]
     Step { step: String, message: String },
+    /// A step that needs an entitlement the build was not given.
+    #[error("line {line}: RUN --security=insecure needs the {entitlement} entitlement: build with --allow {entitlement} to give the step every capability and no seccomp filter")]
+    NotAllowed {
+        line: usize,
+        entitlement: &'static str,
+    },
     #[error(transparent)]
     Image(#[from] kiln_image::Error),
     /// A lint configuration file (`.hadolint.yaml`) that does not read.

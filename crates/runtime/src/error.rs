@@ -17,6 +17,23 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("invalid sandbox configuration: {0}")]
-    Config(String),
+    #[error("the runtime spec has no process.args: name the program to run")]
+    NoProgram,
+    #[error("the runtime spec asks for a {namespace} namespace, which kiln's runtime does not make yet (it makes pid, mount, uts, ipc and network namespaces)")]
+    Namespace { namespace: String },
+    #[error("unknown capability {name:?}: write names as CAP_CHOWN, CAP_NET_RAW, ...")]
+    Capability { name: String },
+    #[error("the runtime spec is invalid: {reason}")]
+    Spec { reason: String },
+    #[error("mount at {}: {reason}", destination.display())]
+    Mount {
+        destination: PathBuf,
+        reason: String,
+    },
+    #[error("{}: a NUL byte in the path", path.display())]
+    Path { path: PathBuf },
+    #[error("reading the seccomp profile {}: {reason}", path.display())]
+    SeccompProfile { path: PathBuf, reason: String },
+    #[error("compiling the seccomp filter with libseccomp: {reason}")]
+    Seccomp { reason: String },
 }

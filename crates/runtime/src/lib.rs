@@ -1,19 +1,26 @@
-//! kiln's runtime: runs a process in its own mount, PID, UTS and IPC namespaces (and,
-//! asked, a network namespace with only loopback) on an overlay root filesystem, the way
-//! `kiln build` runs RUN steps. Containers (`kiln run`) will be built on the same code.
-//!
-//! The configuration is shaped after the OCI runtime spec (process, root, mounts,
-//! hostname, namespaces); only what builds need is there yet.
+//! kiln's runtime: runs the process of an OCI runtime spec (`oci_spec::runtime::Spec`)
+//! in its own namespaces on a root made from layers (overlayfs, or copies), confined as
+//! Docker confines a container: its default capabilities, its seccomp profile, masked
+//! and read-only `/proc` paths, a read-only `/sys`, no device node but the standard set,
+//! no descriptor of the caller. `kiln build` runs RUN steps with it; containers
+//! (`kiln run`) will start from the same spec.
 
+mod capabilities;
 mod copy_root;
 mod error;
-mod mounts;
+mod in_root;
 mod network;
+mod rootfs;
 mod sandbox;
+pub mod seccomp;
 mod spec;
 
 pub use copy_root::{merge_layers, overlay_works};
 pub use error::Error;
-pub use mounts::isolate_mounts;
-pub use sandbox::{spawn, Sandboxed};
-pub use spec::{Mount, MountKind, Network, Process, Root, SandboxConfig, Snapshotter, User};
+pub use oci_spec::runtime::Spec;
+pub use rootfs::isolate_mounts;
+pub use sandbox::{spawn, stop_all, Sandboxed};
+pub use spec::{
+    bind_mount, default_spec, overlay_mount, tmpfs_mount, Network, ProcessSpec, Rootfs,
+    Snapshotter, DEFAULT_CAPABILITIES,
+};

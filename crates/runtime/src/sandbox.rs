@@ -1,23 +1,49 @@
 //! Starting a process in the sandbox.
 //!
-//! `Command::spawn` forks; in the child, `pre_exec` unshares the namespaces and forks
-//! once more, because a new PID namespace takes effect for children only. The middle
-//! process waits for its child (the sandbox's PID 1) and exits with its status, so the
-//! caller sees one process with the program's exit code; the grandchild builds the root,
-//! drops to the configured user and execs the program.
+//! Everything the sandbox needs is worked out first ([`Prepared`]: C strings, masks, a
+//! compiled seccomp program), because the caller runs threads and a forked child of a
+//! threaded process must not allocate. `Command::spawn` forks; in the child, `pre_exec`
+//! unshares the namespaces and forks once more, because a new PID namespace takes effect
+//! for children only. The middle process is the sandbox's supervisor: it waits for its
+//! child (the sandbox's PID 1) and exits with its status, so the caller sees one process
+//! with the program's exit code; when the caller dies (SIGKILL included) or asks it to
+//! stop, it kills PID 1, and the kernel kills every other process of the PID namespace
+//! with it. The grandchild builds the root, drops to the spec's user, capabilities and
+//! seccomp filter, and execs the program.
 
+use std::ffi::CString;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
 
+use nix::libc;
 use nix::sched::CloneFlags;
-use nix::sys::wait::{waitpid, WaitStatus};
-use nix::unistd::{ForkResult, Gid, Uid};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
+use crate::capabilities::CapSets;
 use crate::copy_root::{self, Baseline};
 use crate::error::Error;
-use crate::mounts;
-use crate::spec::{Network, SandboxConfig, Snapshotter};
+use crate::in_root::InRoot;
+use crate::rootfs::{apply, plan};
+use crate::seccomp::{self, Program};
+use crate::spec::{Rootfs, Snapshotter};
+
+/// The supervisors (middle processes) of the sandboxes this process started and has
+/// not waited for: what [`stop_all`] signals.
+static LIVE: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// Asks every running sandbox of this process to stop: each supervisor kills its PID 1
+/// (and so the whole PID namespace) and exits with 128 + 9. For SIGINT/SIGTERM handlers.
+pub fn stop_all() {
+    for pid in LIVE.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*pid as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+}
 
 /// A running sandboxed process.
 pub struct Sandboxed {
@@ -28,10 +54,31 @@ pub struct Sandboxed {
     copied: Option<(PathBuf, Baseline)>,
 }
 
+impl Drop for Sandboxed {
+    fn drop(&mut self) {
+        self.forget();
+    }
+}
+
 impl Sandboxed {
+    fn forget(&self) {
+        let id = self.child.id();
+        LIVE.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|p| *p != id);
+    }
+
     /// Waits for the program, then removes the mount-point stubs from the upper
     /// directory, so the upper directory holds only what the program changed.
     pub fn wait(mut self) -> Result<ExitStatus, Error> {
+        // Wait without reaping, so that [`stop_all`] never signals a reaped (and perhaps
+        // reused) PID: out of the list first, then reaped.
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let flags = nix::sys::wait::WaitPidFlag::WEXITED | nix::sys::wait::WaitPidFlag::WNOWAIT;
+        while let Err(nix::errno::Errno::EINTR) =
+            nix::sys::wait::waitid(nix::sys::wait::Id::Pid(pid), flags)
+        {}
+        self.forget();
         let status = self.child.wait().map_err(|e| Error::Io {
             op: "wait for",
             path: self.upper.clone(),
@@ -44,37 +91,162 @@ impl Sandboxed {
                 source: e,
             })?;
         }
-        mounts::remove_stubs(&self.upper, &self.stubs);
+        plan::remove_stubs(&self.upper, &self.stubs);
         Ok(status)
     }
 }
 
-/// Starts `config.process` in the sandbox, with the given standard streams.
+/// Everything the sandbox does, decided before fork.
+struct Prepared {
+    namespaces: CloneFlags,
+    loopback: bool,
+    root: plan::RootPlan,
+    hostname: Option<CString>,
+    cwd: InRoot,
+    uid: libc::uid_t,
+    gid: libc::gid_t,
+    groups: Vec<libc::gid_t>,
+    caps: CapSets,
+    seccomp: Option<Arc<Program>>,
+    no_new_privileges: bool,
+    rlimits: Vec<(u32, libc::rlimit)>,
+    /// The caller's PID: the supervisor checks it still has that parent.
+    parent: libc::pid_t,
+}
+
+fn namespaces(spec: &Spec) -> Result<(CloneFlags, bool), Error> {
+    let mut flags = CloneFlags::empty();
+    for ns in spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        let unsupported = || Error::Namespace {
+            namespace: ns.typ().to_string(),
+        };
+        if ns.path().is_some() {
+            return Err(unsupported());
+        }
+        flags |= match ns.typ() {
+            LinuxNamespaceType::Pid => CloneFlags::CLONE_NEWPID,
+            LinuxNamespaceType::Mount => CloneFlags::CLONE_NEWNS,
+            LinuxNamespaceType::Uts => CloneFlags::CLONE_NEWUTS,
+            LinuxNamespaceType::Ipc => CloneFlags::CLONE_NEWIPC,
+            LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
+            _ => return Err(unsupported()),
+        };
+    }
+    // The root is built by mounting: the sandbox always has a mount namespace, and a PID
+    // namespace so that it dies whole with its PID 1.
+    let loopback = flags.contains(CloneFlags::CLONE_NEWNET);
+    Ok((
+        flags | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID,
+        loopback,
+    ))
+}
+
+fn prepare(spec: &Spec, rootfs: &Rootfs) -> Result<Prepared, Error> {
+    let process = spec.process().as_ref().ok_or(Error::NoProgram)?;
+    let (namespaces, loopback) = namespaces(spec)?;
+    let user = process.user();
+    let mut groups: Vec<libc::gid_t> = vec![user.gid()];
+    groups.extend(user.additional_gids().iter().flatten());
+    let rlimits = process
+        .rlimits()
+        .iter()
+        .flatten()
+        .map(|r| {
+            let resource = serde_json::to_value(r.typ())
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .and_then(|name| rlimit_resource(&name))
+                .ok_or_else(|| Error::Spec {
+                    reason: format!("unknown rlimit {:?}", r.typ()),
+                })?;
+            Ok((
+                resource,
+                libc::rlimit {
+                    rlim_cur: r.soft(),
+                    rlim_max: r.hard(),
+                },
+            ))
+        })
+        .collect::<Result<_, Error>>()?;
+    let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        Some(s) => Some(seccomp::compile(s)?),
+        None => None,
+    };
+    Ok(Prepared {
+        namespaces,
+        loopback,
+        root: plan::RootPlan::new(spec, rootfs)?,
+        hostname: spec
+            .hostname()
+            .as_deref()
+            .filter(|_| namespaces.contains(CloneFlags::CLONE_NEWUTS))
+            .map(|h| plan::cstring(std::path::Path::new(h)))
+            .transpose()?,
+        cwd: InRoot::new(process.cwd())?,
+        uid: user.uid(),
+        gid: user.gid(),
+        groups,
+        caps: CapSets::from_spec(process.capabilities().as_ref())?,
+        seccomp,
+        no_new_privileges: process.no_new_privileges().unwrap_or(false),
+        rlimits,
+        parent: std::process::id() as libc::pid_t,
+    })
+}
+
+fn rlimit_resource(name: &str) -> Option<u32> {
+    Some(match name {
+        "RLIMIT_AS" => libc::RLIMIT_AS,
+        "RLIMIT_CORE" => libc::RLIMIT_CORE,
+        "RLIMIT_CPU" => libc::RLIMIT_CPU,
+        "RLIMIT_DATA" => libc::RLIMIT_DATA,
+        "RLIMIT_FSIZE" => libc::RLIMIT_FSIZE,
+        "RLIMIT_LOCKS" => libc::RLIMIT_LOCKS,
+        "RLIMIT_MEMLOCK" => libc::RLIMIT_MEMLOCK,
+        "RLIMIT_MSGQUEUE" => libc::RLIMIT_MSGQUEUE,
+        "RLIMIT_NICE" => libc::RLIMIT_NICE,
+        "RLIMIT_NOFILE" => libc::RLIMIT_NOFILE,
+        "RLIMIT_NPROC" => libc::RLIMIT_NPROC,
+        "RLIMIT_RSS" => libc::RLIMIT_RSS,
+        "RLIMIT_RTPRIO" => libc::RLIMIT_RTPRIO,
+        "RLIMIT_RTTIME" => libc::RLIMIT_RTTIME,
+        "RLIMIT_SIGPENDING" => libc::RLIMIT_SIGPENDING,
+        "RLIMIT_STACK" => libc::RLIMIT_STACK,
+        _ => return None,
+    })
+}
+
+/// Starts the process of `spec` on a root made from `rootfs`, with the given standard
+/// streams.
 pub fn spawn(
-    config: &SandboxConfig,
+    spec: &Spec,
+    rootfs: &Rootfs,
     stdin: Stdio,
     stdout: Stdio,
     stderr: Stdio,
 ) -> Result<Sandboxed, Error> {
-    let program = config
-        .process
-        .args
-        .first()
-        .ok_or_else(|| Error::Config("no program to run".into()))?
-        .clone();
-    for dir in [&config.root.upper, &config.root.work, &config.root.merged] {
+    let process = spec.process().as_ref().ok_or(Error::NoProgram)?;
+    let args = process.args().clone().unwrap_or_default();
+    let program = args.first().ok_or(Error::NoProgram)?.clone();
+    for dir in [&rootfs.upper, &rootfs.work, &rootfs.merged] {
         std::fs::create_dir_all(dir).map_err(|e| Error::Io {
             op: "create directory",
             path: dir.clone(),
             source: e,
         })?;
     }
-    let stubs = mounts::stubs(config);
-    let copied = match config.root.snapshotter {
+    let stubs = plan::stubs(spec, rootfs);
+    let copied = match rootfs.snapshotter {
         Snapshotter::Overlay => None,
         Snapshotter::Copy => {
-            let merged = &config.root.merged;
-            let baseline = copy_root::merge_layers(&config.root.lower, merged, false)
+            let merged = &rootfs.merged;
+            let baseline = copy_root::merge_layers(&rootfs.lower, merged, false)
                 .and_then(|()| copy_root::baseline(merged))
                 .map_err(|e| Error::Io {
                     op: "copy the layers into",
@@ -84,78 +256,168 @@ pub fn spawn(
             Some((merged.clone(), baseline))
         }
     };
+    let prepared = prepare(spec, rootfs)?;
     let mut cmd = Command::new(&program);
-    cmd.args(&config.process.args[1..])
+    cmd.args(&args[1..])
         .env_clear()
         .stdin(stdin)
         .stdout(stdout)
         .stderr(stderr);
-    for kv in &config.process.env {
+    for kv in process.env().iter().flatten() {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
         cmd.env(k, v);
     }
-    let config_for_child = config.clone();
-    // SAFETY: the closure runs in the forked child before exec. It only makes system
-    // calls and, in the grandchild, allocates; glibc's fork(2) makes malloc usable in a
-    // child. The middle process never returns from it: it exits with `_exit`.
+    // SAFETY: the closure runs in the forked child before exec and allocates nothing:
+    // it reads `prepared` and makes system calls. The supervisor never returns from it.
     unsafe {
-        cmd.pre_exec(move || enter(&config_for_child));
+        cmd.pre_exec(move || supervise(&prepared));
     }
     let child = cmd
         .spawn()
         .map_err(|source| Error::Spawn { program, source })?;
+    LIVE.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(child.id());
     Ok(Sandboxed {
         child,
-        upper: config.root.upper.clone(),
+        upper: rootfs.upper.clone(),
         stubs,
         copied,
     })
 }
 
-fn enter(config: &SandboxConfig) -> std::io::Result<()> {
-    let mut flags = CloneFlags::CLONE_NEWNS
-        | CloneFlags::CLONE_NEWPID
-        | CloneFlags::CLONE_NEWUTS
-        | CloneFlags::CLONE_NEWIPC;
-    if config.network == Network::Loopback {
-        flags |= CloneFlags::CLONE_NEWNET;
+/// The supervisor's PID 1, for its signal handler.
+static SANDBOX_INIT: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn kill_init(_: libc::c_int) {
+    let pid = SANDBOX_INIT.load(Ordering::SeqCst);
+    if pid > 0 {
+        // SAFETY: kill(2) is async-signal-safe.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
     }
-    nix::sched::unshare(flags).map_err(std::io::Error::from)?;
-    // SAFETY: see `spawn`; the parent branch only waits and exits.
-    match unsafe { nix::unistd::fork() }.map_err(std::io::Error::from)? {
-        ForkResult::Parent { child } => {
-            // Drop every inherited descriptor but the standard streams: holding the
-            // spawn error pipe would keep the caller's `spawn` waiting until we exit.
-            // SAFETY: close_range(2) on descriptors this process no longer uses.
-            unsafe { nix::libc::syscall(nix::libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
-            let code = loop {
-                match waitpid(child, None) {
-                    Ok(WaitStatus::Exited(_, code)) => break code,
-                    Ok(WaitStatus::Signaled(_, signal, _)) => break 128 + signal as i32,
-                    Ok(_) => continue,
-                    Err(nix::errno::Errno::EINTR) => continue,
-                    Err(_) => break 255,
-                }
-            };
-            // SAFETY: _exit(2) ends the middle process without running the parent's
-            // atexit handlers or destructors, which belong to the caller.
-            unsafe { nix::libc::_exit(code) }
-        }
-        ForkResult::Child => {
-            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                .map_err(std::io::Error::from)?;
-            mounts::enter_root(config)?;
-            nix::unistd::sethostname(&config.hostname).map_err(std::io::Error::from)?;
-            if config.network == Network::Loopback {
-                crate::network::loopback_up()?;
+}
+
+const STOP_SIGNALS: [libc::c_int; 3] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
+
+fn set_handlers(handler: libc::sighandler_t) -> std::io::Result<()> {
+    for sig in STOP_SIGNALS {
+        // SAFETY: sigaction(2) with a zeroed struct on this stack and a handler that
+        // only calls kill(2).
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = handler;
+            if libc::sigaction(sig, &action, std::ptr::null_mut()) != 0 {
+                return Err(std::io::Error::last_os_error());
             }
-            std::fs::create_dir_all(&config.process.cwd)?;
-            std::env::set_current_dir(&config.process.cwd)?;
-            let user = config.process.user;
-            nix::unistd::setgroups(&[Gid::from_raw(user.gid)]).map_err(std::io::Error::from)?;
-            nix::unistd::setgid(Gid::from_raw(user.gid)).map_err(std::io::Error::from)?;
-            nix::unistd::setuid(Uid::from_raw(user.uid)).map_err(std::io::Error::from)?;
-            Ok(())
         }
     }
+    Ok(())
+}
+
+fn check(rc: libc::c_int) -> std::io::Result<()> {
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The middle process: unshares, forks PID 1, and waits for it.
+fn supervise(p: &Prepared) -> std::io::Result<()> {
+    nix::sched::unshare(p.namespaces).map_err(std::io::Error::from)?;
+    // When the caller dies, SIGTERM: the handler kills PID 1 and so the namespace.
+    set_handlers(kill_init as extern "C" fn(libc::c_int) as libc::sighandler_t)?;
+    // SAFETY: prctl(2) and getppid(2) with integer arguments.
+    unsafe {
+        check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0))?;
+        // The caller may have died before the line above: then nothing would signal us.
+        if libc::getppid() != p.parent {
+            libc::_exit(137);
+        }
+    }
+    // SAFETY: see `spawn`; the parent branch only waits and exits.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if pid == 0 {
+        return init(p);
+    }
+    SANDBOX_INIT.store(pid, Ordering::SeqCst);
+    // Drop every inherited descriptor but the standard streams: holding the spawn error
+    // pipe would keep the caller's `spawn` waiting until we exit.
+    // SAFETY: close_range(2) on descriptors this process no longer uses.
+    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+    let code = loop {
+        let mut status = 0;
+        // SAFETY: waitpid(2) into a local.
+        let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if rc == pid {
+            if libc::WIFEXITED(status) {
+                break libc::WEXITSTATUS(status);
+            }
+            if libc::WIFSIGNALED(status) {
+                break 128 + libc::WTERMSIG(status);
+            }
+        } else if rc < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            break 255;
+        }
+    };
+    // SAFETY: _exit(2) ends the supervisor without running the caller's atexit handlers
+    // or destructors, which belong to the caller.
+    unsafe { libc::_exit(code) }
+}
+
+/// The sandbox's PID 1, before it execs the program.
+fn init(p: &Prepared) -> std::io::Result<()> {
+    // SAFETY: signal(2), prctl(2) and close_range(2) with integer arguments.
+    unsafe {
+        check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0))?;
+        // Descriptors the caller left open (a host directory is a way out of the root)
+        // close at exec; the spawn error pipe is already close-on-exec.
+        if libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        ) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    set_handlers(libc::SIG_DFL)?;
+    apply::enter(&p.root)?;
+    if let Some(h) = &p.hostname {
+        // SAFETY: sethostname(2) reads the bytes of `h`.
+        check(unsafe { libc::sethostname(h.as_ptr(), h.as_bytes().len()) })?;
+    }
+    if p.loopback {
+        crate::network::loopback_up()?;
+    }
+    apply::enter_cwd(&p.cwd)?;
+    for (resource, limit) in &p.rlimits {
+        // SAFETY: setrlimit(2) reads `limit`.
+        check(unsafe { libc::setrlimit(*resource, limit) })?;
+    }
+    // SAFETY: prctl(2), setgroups(2), setgid(2), setuid(2) with integer arguments or
+    // slices that outlive the calls.
+    unsafe {
+        if p.no_new_privileges {
+            check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))?;
+        }
+        p.caps.drop_bounding()?;
+        // Loaded while still root with every capability (CAP_SYS_ADMIN, which loading
+        // needs without no_new_privs); the filter allows the calls that follow.
+        if let Some(program) = &p.seccomp {
+            program.load()?;
+        }
+        // Keep the permitted set across the switch of user, then set each set exactly.
+        check(libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0))?;
+        check(libc::setgroups(p.groups.len(), p.groups.as_ptr()))?;
+        check(libc::setgid(p.gid))?;
+        check(libc::setuid(p.uid))?;
+        p.caps.apply()?;
+        // A change of user clears the parent-death signal: set it again.
+        check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0))?;
+    }
+    Ok(())
 }

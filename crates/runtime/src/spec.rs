@@ -1,42 +1,24 @@
-//! What a sandboxed process is: named after the OCI runtime spec's `process`, `root`,
-//! `mounts`, `hostname` and `linux.namespaces`.
+//! What the sandbox runs: an OCI runtime spec (`oci_spec::runtime::Spec`, the type
+//! `config.json` holds), on a root made from layers ([`Rootfs`]); and the spec Docker
+//! gives a container by default ([`default_spec`]), which RUN steps and containers start
+//! from.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone)]
-pub struct SandboxConfig {
-    pub process: Process,
-    pub root: Root,
-    pub hostname: String,
-    /// Mounted in order after the root, `/proc`, `/dev` and `/sys`.
-    pub mounts: Vec<Mount>,
-    pub network: Network,
-}
+use oci_spec::runtime::{
+    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxNamespaceBuilder, LinuxNamespaceType,
+    Mount, MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+};
 
-#[derive(Debug, Clone)]
-pub struct Process {
-    /// The program and its arguments; a program without `/` is looked up in the `PATH`
-    /// of `env`, inside the root.
-    pub args: Vec<String>,
-    /// `KEY=VALUE` entries: the whole environment.
-    pub env: Vec<String>,
-    /// The working directory inside the root; created if missing, as Docker does.
-    pub cwd: PathBuf,
-    pub user: User,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct User {
-    pub uid: u32,
-    pub gid: u32,
-}
+use crate::error::Error;
 
 /// The root: read-only `lower` directories (topmost first) under a writable
 /// `upper`, which collects every change the process makes. `work` is overlayfs' scratch
 /// directory and `merged` the (empty) directory the root is mounted on; both must be on
-/// the same filesystem as `upper`.
+/// the same filesystem as `upper`. (An OCI bundle names a root already made; kiln makes
+/// it from the layers, as containerd's snapshotters do before they call runc.)
 #[derive(Debug, Clone)]
-pub struct Root {
+pub struct Rootfs {
     pub lower: Vec<PathBuf>,
     pub upper: PathBuf,
     pub work: PathBuf,
@@ -55,31 +37,279 @@ pub enum Snapshotter {
     Copy,
 }
 
-#[derive(Debug, Clone)]
-pub struct Mount {
-    /// Inside the root.
-    pub destination: PathBuf,
-    pub kind: MountKind,
-}
-
-#[derive(Debug, Clone)]
-pub enum MountKind {
-    /// A host file or directory (a build context, a cache, a secret, `/etc/hosts`).
-    Bind { source: PathBuf, readonly: bool },
-    /// An overlay of `lower` (topmost first) under the writable `upper`; `work` is
-    /// overlayfs' scratch directory on the same filesystem as `upper`.
-    Overlay {
-        lower: Vec<PathBuf>,
-        upper: PathBuf,
-        work: PathBuf,
-    },
-    /// A fresh tmpfs, optionally limited in bytes.
-    Tmpfs { size: Option<u64> },
-}
-
 /// `--network`: the host's network, or a namespace of its own with loopback only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Network {
     Host,
     Loopback,
+}
+
+/// Docker's default capability set (moby's `oci/caps/defaults.go`), which BuildKit gives
+/// a RUN step.
+pub const DEFAULT_CAPABILITIES: [&str; 14] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// Docker's masked paths: what of `/proc` and `/sys` tells about or reaches the host.
+const MASKED_PATHS: [&str; 12] = [
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// Docker's read-only paths.
+const READONLY_PATHS: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// What a process brings to [`default_spec`].
+#[derive(Debug, Clone)]
+pub struct ProcessSpec {
+    /// The program and its arguments; a program without `/` is looked up in the `PATH`
+    /// of `env`, inside the root.
+    pub args: Vec<String>,
+    /// `KEY=VALUE` entries: the whole environment.
+    pub env: Vec<String>,
+    /// The working directory inside the root; created if missing, as Docker does.
+    pub cwd: PathBuf,
+    pub uid: u32,
+    pub gid: u32,
+    pub hostname: String,
+    pub network: Network,
+    /// BuildKit's `security.insecure` (Docker's `--privileged`): every capability, no
+    /// seccomp filter, nothing masked, the host's `/dev`.
+    pub privileged: bool,
+    /// Mounted in order after the standard ones (see [`bind_mount`], [`tmpfs_mount`],
+    /// [`overlay_mount`]).
+    pub mounts: Vec<Mount>,
+}
+
+fn mount(destination: &str, typ: &str, source: &str, options: &[&str]) -> Mount {
+    MountBuilder::default()
+        .destination(destination)
+        .typ(typ)
+        .source(source)
+        .options(options.iter().map(|o| o.to_string()).collect::<Vec<_>>())
+        .build()
+        .expect("every field of a mount is set")
+}
+
+/// A host file or directory at `destination` (a build context, a cache, a secret).
+pub fn bind_mount(destination: &Path, source: &Path, readonly: bool) -> Mount {
+    let mut options = vec!["rbind".to_string()];
+    if readonly {
+        options.push("ro".into());
+    }
+    MountBuilder::default()
+        .destination(destination)
+        .typ("bind")
+        .source(source)
+        .options(options)
+        .build()
+        .expect("every field of a mount is set")
+}
+
+/// A fresh tmpfs, optionally limited in bytes.
+pub fn tmpfs_mount(destination: &Path, size: Option<u64>) -> Mount {
+    let mut options = vec!["nosuid".to_string(), "nodev".to_string()];
+    if let Some(s) = size {
+        options.push(format!("size={s}"));
+    }
+    MountBuilder::default()
+        .destination(destination)
+        .typ("tmpfs")
+        .source("tmpfs")
+        .options(options)
+        .build()
+        .expect("every field of a mount is set")
+}
+
+/// An overlay of `lower` (topmost first) under the writable `upper`; `work` is
+/// overlayfs' scratch directory on the same filesystem as `upper`.
+pub fn overlay_mount(destination: &Path, lower: &[PathBuf], upper: &Path, work: &Path) -> Mount {
+    let lower: Vec<String> = lower.iter().map(|l| l.display().to_string()).collect();
+    MountBuilder::default()
+        .destination(destination)
+        .typ("overlay")
+        .source("overlay")
+        .options(vec![
+            format!("lowerdir={}", lower.join(":")),
+            format!("upperdir={}", upper.display()),
+            format!("workdir={}", work.display()),
+        ])
+        .build()
+        .expect("every field of a mount is set")
+}
+
+fn capabilities(names: &[&str]) -> Result<oci_spec::runtime::Capabilities, Error> {
+    names
+        .iter()
+        .map(|n| {
+            serde_json::from_value::<Capability>(serde_json::Value::from(*n)).map_err(|_| {
+                Error::Capability {
+                    name: n.to_string(),
+                }
+            })
+        })
+        .collect()
+}
+
+fn spec_error(e: oci_spec::OciSpecError) -> Error {
+    Error::Spec {
+        reason: e.to_string(),
+    }
+}
+
+/// The spec Docker (and BuildKit, for a RUN step) gives a process: its default
+/// capabilities (none effective for a user other than root), the default seccomp
+/// profile, new PID, mount, UTS and IPC namespaces (and network, for `Loopback`),
+/// `/proc`, `/dev` (with `pts`, `shm` and `mqueue`) and a read-only `/sys`, and the
+/// masked and read-only paths; `privileged` lifts the confinement as `--privileged` does.
+pub fn default_spec(p: &ProcessSpec) -> Result<Spec, Error> {
+    let all: Vec<String>;
+    let bounding: Vec<&str> = if p.privileged {
+        all = caps::all().iter().map(|c| c.to_string()).collect();
+        all.iter().map(String::as_str).collect()
+    } else {
+        DEFAULT_CAPABILITIES.to_vec()
+    };
+    let held = if p.uid == 0 {
+        bounding.clone()
+    } else {
+        Vec::new()
+    };
+    let caps = LinuxCapabilitiesBuilder::default()
+        .bounding(capabilities(&bounding)?)
+        .permitted(capabilities(&held)?)
+        .effective(capabilities(&held)?)
+        .inheritable(capabilities(&held)?)
+        .ambient(capabilities(&[])?)
+        .build()
+        .map_err(spec_error)?;
+    let process = ProcessBuilder::default()
+        .args(p.args.clone())
+        .env(p.env.clone())
+        .cwd(&p.cwd)
+        .user(
+            UserBuilder::default()
+                .uid(p.uid)
+                .gid(p.gid)
+                .build()
+                .map_err(spec_error)?,
+        )
+        .capabilities(caps)
+        .no_new_privileges(false)
+        .build()
+        .map_err(spec_error)?;
+
+    let mut namespaces = vec![
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::Mount,
+        LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Ipc,
+    ];
+    if p.network == Network::Loopback {
+        namespaces.push(LinuxNamespaceType::Network);
+    }
+    let namespaces = namespaces
+        .into_iter()
+        .map(|t| LinuxNamespaceBuilder::default().typ(t).build())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(spec_error)?;
+    let mut linux = LinuxBuilder::default().namespaces(namespaces);
+    if !p.privileged {
+        let held_names: Vec<String> = bounding.iter().map(|s| s.to_string()).collect();
+        linux = linux
+            .masked_paths(MASKED_PATHS.map(String::from).to_vec())
+            .readonly_paths(READONLY_PATHS.map(String::from).to_vec())
+            .seccomp(crate::seccomp::default_seccomp(&held_names)?);
+    }
+    let linux = linux.build().map_err(spec_error)?;
+
+    let mut mounts = vec![
+        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        ),
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+            ],
+        ),
+        mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+        ),
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        ),
+        mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", "ro"],
+        ),
+    ];
+    if p.privileged {
+        // The host's devices, as `--privileged` gives them.
+        mounts[1] = bind_mount(Path::new("/dev"), Path::new("/dev"), false);
+    }
+    mounts.extend(p.mounts.iter().cloned());
+
+    SpecBuilder::default()
+        .version("1.0.2")
+        .root(
+            RootBuilder::default()
+                .path("rootfs")
+                .readonly(false)
+                .build()
+                .map_err(spec_error)?,
+        )
+        .hostname(p.hostname.clone())
+        .process(process)
+        .mounts(mounts)
+        .linux(linux)
+        .build()
+        .map_err(spec_error)
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Stdio;
 
 use kiln_image::layer::{apply, overlay_changes, write_changes, Change, Compression, LayerOptions};
-use kiln_runtime::{spawn, Network, Process, Root, SandboxConfig, Snapshotter, User};
+use kiln_runtime::{default_spec, spawn, Network, ProcessSpec, Rootfs, Snapshotter};
 
 fn lower(dir: &Path) -> std::path::PathBuf {
     let lower = dir.join("lower");
@@ -63,31 +63,32 @@ fn changes_become_a_layer(snapshotter: Snapshotter) {
     let tmp = tempfile::tempdir().unwrap();
     let lower = lower(tmp.path());
     let script = "busybox rm /etc/keep && busybox rm -r /data && busybox mkdir /data && echo n > /data/new && echo x > /added && busybox chmod 700 /added";
-    let config = SandboxConfig {
-        process: Process {
-            args: vec!["/bin/sh".into(), "-c".into(), script.into()],
-            env: vec!["PATH=/bin".into()],
-            cwd: "/".into(),
-            user: User::default(),
-        },
-        root: Root {
-            lower: vec![lower.clone()],
-            upper: tmp.path().join("upper"),
-            work: tmp.path().join("work"),
-            merged: tmp.path().join("merged"),
-            snapshotter,
-        },
+    let spec = default_spec(&ProcessSpec {
+        args: vec!["/bin/sh".into(), "-c".into(), script.into()],
+        env: vec!["PATH=/bin".into()],
+        cwd: "/".into(),
+        uid: 0,
+        gid: 0,
         hostname: "kiln".into(),
-        mounts: vec![],
         network: Network::Loopback,
+        privileged: false,
+        mounts: vec![],
+    })
+    .unwrap();
+    let root = Rootfs {
+        lower: vec![lower.clone()],
+        upper: tmp.path().join("upper"),
+        work: tmp.path().join("work"),
+        merged: tmp.path().join("merged"),
+        snapshotter,
     };
-    let status = spawn(&config, Stdio::null(), Stdio::null(), Stdio::inherit())
+    let status = spawn(&spec, &root, Stdio::null(), Stdio::null(), Stdio::inherit())
         .unwrap()
         .wait()
         .unwrap();
     assert!(status.success());
 
-    let changes = overlay_changes(&config.root.upper).unwrap();
+    let changes = overlay_changes(&root.upper).unwrap();
     assert!(
         changes.contains(&Change::Delete("etc/keep".into())),
         "{changes:?}"
@@ -97,7 +98,7 @@ fn changes_become_a_layer(snapshotter: Snapshotter) {
         "{changes:?}"
     );
     let (info, layer) = write_changes(
-        &config.root.upper,
+        &root.upper,
         &changes,
         LayerOptions {
             compression: Compression::None,

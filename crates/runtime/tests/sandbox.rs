@@ -5,79 +5,10 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use kiln_runtime::{spawn, Mount, MountKind, Network, Process, Root, SandboxConfig, User};
+mod support;
 
-fn root_or_skip() -> bool {
-    let root = nix::unistd::geteuid().is_root();
-    if !root {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI runs as root and must run the sandbox tests"
-        );
-        eprintln!("skipped: the sandbox needs root");
-    }
-    root
-}
-
-/// A lower layer with busybox and the applets the tests use.
-fn busybox_lower(dir: &Path) -> PathBuf {
-    let lower = dir.join("lower");
-    std::fs::create_dir_all(lower.join("bin")).unwrap();
-    std::fs::copy("/bin/busybox", lower.join("bin/busybox"))
-        .expect("/bin/busybox (busybox-static)");
-    for applet in [
-        "sh", "echo", "cat", "id", "hostname", "rm", "touch", "sleep", "ls", "mkdir",
-    ] {
-        std::os::unix::fs::symlink("busybox", lower.join("bin").join(applet)).unwrap();
-    }
-    lower
-}
-
-fn config(dir: &Path, args: &[&str]) -> SandboxConfig {
-    let lower = busybox_lower(dir);
-    SandboxConfig {
-        process: Process {
-            args: args.iter().map(|s| s.to_string()).collect(),
-            env: vec!["PATH=/bin".into(), "HOME=/root".into()],
-            cwd: "/".into(),
-            user: User::default(),
-        },
-        root: Root {
-            lower: vec![lower],
-            upper: dir.join("upper"),
-            work: dir.join("work"),
-            merged: dir.join("merged"),
-            snapshotter: kiln_runtime::Snapshotter::Overlay,
-        },
-        hostname: "kiln-test".into(),
-        mounts: Vec::new(),
-        network: Network::Loopback,
-    }
-}
-
-fn run(config: &SandboxConfig) -> (i32, String, String) {
-    let sandboxed = spawn(config, Stdio::null(), Stdio::piped(), Stdio::piped()).unwrap();
-    let mut child = sandboxed;
-    let mut out = String::new();
-    let mut err = String::new();
-    use std::io::Read;
-    child
-        .child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    child
-        .child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    let status = child.wait().unwrap();
-    (status.code().unwrap_or(-1), out, err)
-}
+use kiln_runtime::{bind_mount, tmpfs_mount};
+use support::{config, root_or_skip, run, start};
 
 fn upper_entries(upper: &Path) -> Vec<String> {
     let mut v: Vec<String> = walk(upper)
@@ -137,9 +68,8 @@ fn exit_codes_and_signals_reach_the_caller() {
     assert_eq!(run(&config(tmp.path(), &["/bin/sh", "-c", "exit 7"])).0, 7);
     // A program killed from outside (PID 1 cannot be killed from inside its namespace).
     let tmp = tempfile::tempdir().unwrap();
-    let sandboxed = spawn(
+    let sandboxed = start(
         &config(tmp.path(), &["/bin/sleep", "30"]),
-        Stdio::null(),
         Stdio::null(),
         Stdio::null(),
     )
@@ -164,9 +94,8 @@ fn exit_codes_and_signals_reach_the_caller() {
     .unwrap();
     assert_eq!(sandboxed.wait().unwrap().code(), Some(128 + 9));
     let tmp = tempfile::tempdir().unwrap();
-    let err = spawn(
+    let err = start(
         &config(tmp.path(), &["/no/such/program"]),
-        Stdio::null(),
         Stdio::null(),
         Stdio::null(),
     )
@@ -207,10 +136,8 @@ fn programs_are_found_on_path_and_run_as_the_configured_user() {
             "id -u; id -g; touch /denied 2>/dev/null || echo denied; pwd",
         ],
     );
-    cfg.process.user = User {
-        uid: 1000,
-        gid: 1001,
-    };
+    cfg.process.uid = 1000;
+    cfg.process.gid = 1001;
     cfg.process.cwd = "/work/dir".into();
     let (code, out, err) = run(&cfg);
     assert_eq!(code, 0, "{err}");
@@ -232,19 +159,12 @@ fn deletions_are_overlay_whiteouts_and_mounts_leave_no_trace() {
     std::fs::create_dir(&host).unwrap();
     std::fs::write(host.join("input"), "from the host").unwrap();
     let mut cfg = config(tmp.path(), &["/bin/sh", "-c", "rm /bin/cat.missing 2>/dev/null; rm /bin/ls; cp=$(/bin/busybox cat /ctx/input); echo \"$cp\" > /copied; touch /ctx/x 2>/dev/null || echo read-only; echo t > /scratch/t"]);
-    cfg.mounts.push(Mount {
-        destination: "/ctx".into(),
-        kind: MountKind::Bind {
-            source: host.clone(),
-            readonly: true,
-        },
-    });
-    cfg.mounts.push(Mount {
-        destination: "/scratch".into(),
-        kind: MountKind::Tmpfs {
-            size: Some(1 << 20),
-        },
-    });
+    cfg.process
+        .mounts
+        .push(bind_mount(Path::new("/ctx"), &host, true));
+    cfg.process
+        .mounts
+        .push(tmpfs_mount(Path::new("/scratch"), Some(1 << 20)));
     let (code, out, err) = run(&cfg);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "read-only\n");

@@ -50,6 +50,8 @@ pub struct BuildOptions {
     pub cache_from: Vec<CacheRef>,
     /// `--cache-to`: where to push this build's cache.
     pub cache_to: Option<CacheRef>,
+    /// `--allow security.insecure`: BuildKit's entitlement for `RUN --security=insecure`.
+    pub allow_insecure: bool,
 }
 
 /// One RUN step, ready for an executor: what to run, as whom, on which layers.
@@ -69,6 +71,9 @@ pub struct RunStep {
     pub network: NetworkMode,
     pub hostname: String,
     pub mounts: Vec<RunMount>,
+    /// `RUN --security=insecure` (allowed with `--allow security.insecure`): every
+    /// capability, no seccomp filter, nothing masked.
+    pub insecure: bool,
 }
 
 /// A mount for a RUN step.
@@ -142,6 +147,22 @@ pub struct Built {
 }
 
 /// Builds `opts` into `store` (at `root`, the store's directory).
+/// `RUN --security=insecure` needs the `security.insecure` entitlement, as in BuildKit:
+/// refused before anything runs, cached or not.
+fn refuse_insecure_steps(dockerfile: &Dockerfile) -> Result<(), Error> {
+    for instr in &dockerfile.instructions {
+        if let crate::ast::Command::Run(run) = &instr.command {
+            if run.security == Some(crate::ast::Security::Insecure) {
+                return Err(Error::NotAllowed {
+                    line: instr.span.start.line,
+                    entitlement: "security.insecure",
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 pub fn build(
     store: &Store,
     root: &Path,
@@ -149,6 +170,9 @@ pub fn build(
     opts: &BuildOptions,
     progress: &(dyn Fn(Event) + Sync),
 ) -> Result<Built, Error> {
+    if !opts.allow_insecure {
+        refuse_insecure_steps(&opts.dockerfile)?;
+    }
     let _guard = store.write_guard()?;
     steps::Builder::new(store, root, exec, opts)?.run(progress)
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::{cache, step_error, Builder, Event, Layer, State, Views};
-use crate::ast::{CommandLine, Instruction, MountKind};
+use crate::ast::{CommandLine, Instruction, MountKind, Security};
 use crate::build::config::ImageConfig;
 use crate::build::copy;
 use crate::build::{RunMount, RunMountKind, RunStep};
@@ -245,6 +245,8 @@ impl Builder<'_> {
                 },
             });
         }
+        // `build` refused the step before anything ran unless it is allowed.
+        let insecure = run.security == Some(Security::Insecure);
         let network = run.network.unwrap_or(self.opts.network);
         let step = RunStep {
             argv,
@@ -264,6 +266,7 @@ impl Builder<'_> {
             network,
             hostname,
             mounts,
+            insecure,
         };
         let mut tail: Vec<String> = Vec::new();
         let code = self.exec.run(&step, &mut |line| {
