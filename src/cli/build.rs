@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use kiln_builder::ast::NetworkMode;
@@ -163,10 +165,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     // Mounts made for the build (stage views) vanish with this process.
     kiln_runtime::isolate_mounts().context("a private mount namespace for the build")?;
+    let stop = stop_on_signals()?;
     let store = super::store()?;
     let root = kiln_image::store::Store::default_root();
     let exec = SandboxExecutor {
         snapshotter: snapshotter(&root)?,
+        cancel: stop.cancel.clone(),
     };
     let network = match args.network.as_str() {
         "default" => NetworkMode::Default,
@@ -220,6 +224,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .collect::<Result<_, _>>()?,
         cache_to: args.cache_to.as_deref().map(str::parse).transpose()?,
         allow_insecure: allowed(&args.allow)?,
+        cancel: Some(stop.cancel.clone()),
     };
     let progress = Progress::new(&args.progress)?;
     let json = progress.is_json();
@@ -232,6 +237,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let result = kiln_builder::build::build(&store, &root, &exec, &opts, &report);
     progress.finish();
+    // A step killed by the signal fails like any other: say what happened instead.
+    let signal = stop.signal.load(Ordering::SeqCst);
+    let result = match result {
+        Err(_) if signal != 0 => Err(Error::Interrupted),
+        r => r,
+    };
     match result {
         Ok(built) => {
             if json {
@@ -291,7 +302,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 );
             }
             eprintln!("kiln build: {e}");
-            Ok(ExitCode::FAILURE)
+            Ok(if signal != 0 {
+                // As a shell reports a command a signal ended: 128 + the signal.
+                ExitCode::from(128 + signal as u8)
+            } else {
+                ExitCode::FAILURE
+            })
         }
     }
 }
@@ -363,10 +379,43 @@ fn output_dest(spec: &str) -> anyhow::Result<PathBuf> {
     }
 }
 
+/// What SIGINT or SIGTERM set: the builder's cancel flag, and which signal it was.
+struct Stop {
+    cancel: Arc<AtomicBool>,
+    signal: Arc<AtomicI32>,
+}
+
+/// SIGINT and SIGTERM stop the build cleanly: a thread waits for them (blocked in every
+/// other thread, which inherit this one's mask), kills the running RUN steps' sandboxes
+/// and tells the builder to start nothing more; the build then removes its scratch and
+/// names no image. Called before the build starts a thread.
+fn stop_on_signals() -> anyhow::Result<Stop> {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGINT);
+    set.add(Signal::SIGTERM);
+    set.thread_block().context("blocking SIGINT and SIGTERM")?;
+    let stop = Stop {
+        cancel: Arc::new(AtomicBool::new(false)),
+        signal: Arc::new(AtomicI32::new(0)),
+    };
+    let (cancel, signal) = (stop.cancel.clone(), stop.signal.clone());
+    std::thread::spawn(move || {
+        if let Ok(sig) = set.wait() {
+            signal.store(sig as i32, Ordering::SeqCst);
+            cancel.store(true, Ordering::SeqCst);
+            kiln_runtime::stop_all();
+            eprintln!("kiln build: {sig}: stopping the build");
+        }
+    });
+    Ok(stop)
+}
+
 /// RUN steps in `kiln-runtime`'s sandbox; stage views as read-only overlays (or, with
 /// the copying snapshotter, read-only trees of hard links).
 struct SandboxExecutor {
     snapshotter: Snapshotter,
+    cancel: Arc<AtomicBool>,
 }
 
 /// `KILN_SNAPSHOTTER=overlay|copy`, or overlayfs when it mounts on the store's filesystem.
@@ -451,6 +500,9 @@ impl Executor for SandboxExecutor {
             path: step.upper.clone(),
             source: e,
         })?;
+        if self.cancel.load(Ordering::SeqCst) {
+            return Err(Error::Interrupted);
+        }
         let sandboxed = kiln_runtime::spawn(
             &spec,
             &rootfs,
@@ -459,6 +511,10 @@ impl Executor for SandboxExecutor {
             Stdio::from(writer2),
         )
         .map_err(failed)?;
+        // The signal may have come between the check and the start: stop it too.
+        if self.cancel.load(Ordering::SeqCst) {
+            kiln_runtime::stop_all();
+        }
         for line in BufReader::new(reader).lines() {
             match line {
                 Ok(l) => output(&l),

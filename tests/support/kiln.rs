@@ -133,3 +133,48 @@ pub fn assert_blobs_intact(root: &Path) {
         );
     }
 }
+
+/// Whether the test runs as root, as `kiln build` needs; off CI it skips loudly.
+pub fn root_or_skip() -> bool {
+    let root = nix::unistd::geteuid().is_root();
+    if !root {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs as root and must run the tests that build"
+        );
+        eprintln!("skipped: kiln build needs root");
+    }
+    root
+}
+
+pub fn context(dir: &Path, files: &[(&str, &str)]) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    for (name, content) in files {
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+    dir.to_path_buf()
+}
+
+/// `FROM scratch`, `COPY busybox`, `RUN busybox --install`: the base the other tests use.
+pub fn build_busybox(k: &Kiln) {
+    let ctx = context(&k.dir.path().join("base"), &[("Dockerfile", "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n")]);
+    std::fs::copy(busybox(), ctx.join("busybox")).unwrap();
+    k.ok(&["build", "-t", "busybox:kiln", ctx.to_str().unwrap()]);
+}
+
+/// The image's layers applied in order onto a fresh directory.
+pub fn flatten(k: &Kiln, image: &str) -> PathBuf {
+    let store = kiln_image::store::Store::open(k.root()).unwrap();
+    let resolved = store.resolve(image).unwrap();
+    let out = k
+        .dir
+        .path()
+        .join(format!("flat-{}", image.replace([':', '/'], "-")));
+    std::fs::create_dir_all(&out).unwrap();
+    for layer in resolved.manifest.layers() {
+        kiln_image::layer::apply(store.open_blob(layer.digest()).unwrap(), &out).unwrap();
+    }
+    out
+}

@@ -22,6 +22,9 @@ pub enum Error {
     /// A step that failed: which one, and why (for RUN: the exit code and the output's tail).
     #[error("{step}: {message}")]
     Step { step: String, message: String },
+    /// SIGINT or SIGTERM stopped the build; nothing was named.
+    #[error("interrupted: the build stopped before finishing; the store holds what finished steps made, and no new tag")]
+    Interrupted,
     /// A step that needs an entitlement the build was not given.
     #[error("line {line}: RUN --security=insecure needs the {entitlement} entitlement: build with --allow {entitlement} to give the step every capability and no seccomp filter")]
     NotAllowed {

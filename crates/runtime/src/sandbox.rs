@@ -323,6 +323,18 @@ fn check(rc: libc::c_int) -> std::io::Result<()> {
 
 /// The middle process: unshares, forks PID 1, and waits for it.
 fn supervise(p: &Prepared) -> std::io::Result<()> {
+    // The caller may block signals it waits for on a thread of its own; the sandbox
+    // must not inherit that (exec keeps the mask).
+    // SAFETY: sigprocmask(2) with an empty set on this stack.
+    unsafe {
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        check(libc::sigprocmask(
+            libc::SIG_SETMASK,
+            &none,
+            std::ptr::null_mut(),
+        ))?;
+    }
     nix::sched::unshare(p.namespaces).map_err(std::io::Error::from)?;
     // When the caller dies, SIGTERM: the handler kills PID 1 and so the namespace.
     set_handlers(kill_init as extern "C" fn(libc::c_int) as libc::sighandler_t)?;

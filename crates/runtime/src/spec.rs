@@ -194,7 +194,13 @@ fn spec_error(e: oci_spec::OciSpecError) -> Error {
 pub fn default_spec(p: &ProcessSpec) -> Result<Spec, Error> {
     let all: Vec<String>;
     let bounding: Vec<&str> = if p.privileged {
-        all = caps::all().iter().map(|c| c.to_string()).collect();
+        // Every capability this process may give: the kernel's, less what our own
+        // bounding set lacks (a runner may itself be confined).
+        all = caps::read(None, caps::CapSet::Bounding)
+            .unwrap_or_default()
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
         all.iter().map(String::as_str).collect()
     } else {
         DEFAULT_CAPABILITIES.to_vec()

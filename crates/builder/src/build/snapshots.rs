@@ -1,7 +1,13 @@
 //! Unpacked layers for overlay stacks: `KILN_ROOT/snapshots/<diffID hex>/`, each one
-//! layer's files with its whiteouts in overlayfs' form, made once and shared by builds.
+//! layer's files with its whiteouts in overlayfs' form, made once and shared by builds;
+//! and each build's scratch space, `KILN_ROOT/tmp/build-<id>/`, held by a lock on
+//! `build-<id>.lock` for as long as the build runs, so that the next build can tell (and
+//! remove) the scratch of a build that was killed.
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
 
 use kiln_image::digest::Digest;
 use kiln_image::store::Store;
@@ -10,22 +16,60 @@ use crate::Error;
 
 pub struct Snapshots {
     dir: PathBuf,
+    /// This build's scratch directory.
     tmp: PathBuf,
+    lock: PathBuf,
+    _held: Flock<File>,
+}
+
+impl Drop for Snapshots {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.tmp);
+        let _ = std::fs::remove_file(&self.lock);
+    }
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 impl Snapshots {
     pub fn new(root: &Path) -> Result<Snapshots, Error> {
-        let s = Snapshots {
-            dir: root.join("snapshots"),
-            tmp: root.join("tmp"),
-        };
-        for d in [&s.dir, &s.tmp] {
-            std::fs::create_dir_all(d).map_err(|e| Error::Read {
-                path: d.clone(),
-                source: e,
-            })?;
+        let dir = root.join("snapshots");
+        let tmp = root.join("tmp");
+        for d in [&dir, &tmp] {
+            std::fs::create_dir_all(d).map_err(io_error(d))?;
         }
-        Ok(s)
+        sweep(&tmp);
+        // Locked before its name is visible, so no other build ever takes it for a
+        // dead one's.
+        let unnamed = tempfile::NamedTempFile::new_in(&tmp).map_err(io_error(&tmp))?;
+        let held = Flock::lock(
+            unnamed.as_file().try_clone().map_err(io_error(&tmp))?,
+            FlockArg::LockExclusiveNonblock,
+        )
+        .map_err(|(_, e)| io_error(&tmp)(e.into()))?;
+        let id = format!("build-{}-{:x}", std::process::id(), rand_suffix());
+        let lock = tmp.join(format!("{id}.lock"));
+        unnamed
+            .persist(&lock)
+            .map_err(|e| io_error(&lock)(e.error))?;
+        let scratch = tmp.join(id);
+        std::fs::create_dir(&scratch).map_err(io_error(&scratch))?;
+        Ok(Snapshots {
+            dir,
+            tmp: scratch,
+            lock,
+            _held: held,
+        })
+    }
+
+    /// This build's scratch directory (removed with the value).
+    pub fn build_dir(&self) -> &Path {
+        &self.tmp
     }
 
     pub fn path(&self, diff_id: &str) -> PathBuf {
@@ -38,10 +82,7 @@ impl Snapshots {
         tempfile::Builder::new()
             .prefix("step-")
             .tempdir_in(&self.tmp)
-            .map_err(|e| Error::Read {
-                path: self.tmp.clone(),
-                source: e,
-            })
+            .map_err(io_error(&self.tmp))
     }
 
     /// The snapshot of a layer from the store, unpacked on first use (into a scratch
@@ -78,5 +119,41 @@ impl Snapshots {
             });
         }
         Ok(path)
+    }
+}
+
+/// Distinguishes two builds of one process.
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as u64);
+    (nanos << 16) | NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Removes the scratch of builds that are no longer running: their lock file is not
+/// held. (A killed build's mounts went with its mount namespace; only files are left.)
+fn sweep(tmp: &Path) {
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(id) = name
+            .strip_suffix(".lock")
+            .filter(|n| n.starts_with("build-"))
+        else {
+            continue;
+        };
+        let Ok(file) = File::open(entry.path()) else {
+            continue;
+        };
+        // Held by a running build: leave it.
+        let Ok(_dead) = Flock::lock(file, FlockArg::LockExclusiveNonblock) else {
+            continue;
+        };
+        let _ = std::fs::remove_dir_all(tmp.join(id));
+        let _ = std::fs::remove_file(entry.path());
     }
 }

@@ -501,6 +501,7 @@ impl<'a> Builder<'a> {
         let mut args: BTreeMap<String, String> = BTreeMap::new();
         let mut cmd_set = false;
         for (n, instr) in instructions.iter().enumerate() {
+            self.check_cancelled()?;
             let mut scope = args.clone();
             scope.extend(config.env());
             let expanded = expand::instruction(instr, self.opts.dockerfile.escape, &scope)?;
@@ -710,10 +711,10 @@ impl<'a> Builder<'a> {
         };
         self.unpack(&layers)?;
         let lowers: Vec<PathBuf> = layers.iter().rev().map(|l| l.snapshot.clone()).collect();
-        let at =
-            self.root
-                .join("tmp")
-                .join(format!("view-{}-{}", std::process::id(), self.next_id()));
+        let at = self
+            .snapshots
+            .build_dir()
+            .join(format!("view-{}", self.next_id()));
         std::fs::create_dir_all(&at).map_err(|e| Error::Read {
             path: at.clone(),
             source: e,
@@ -1012,7 +1013,15 @@ impl<'a> Builder<'a> {
         Ok(record)
     }
 
+    fn check_cancelled(&self) -> Result<(), Error> {
+        match &self.opts.cancel {
+            Some(c) if c.load(std::sync::atomic::Ordering::SeqCst) => Err(Error::Interrupted),
+            _ => Ok(()),
+        }
+    }
+
     fn finish(&self, state: State) -> Result<Built, Error> {
+        self.check_cancelled()?;
         let mut config =
             ImageConfig::from_bytes(&state.config_bytes).expect("the builder wrote it");
         for (k, v) in &self.opts.labels {

@@ -1,0 +1,301 @@
+//! A RUN step cannot reach the build machine: each test is an attack an untrusted
+//! Dockerfile or base image made before RUN was confined (see the README's "Security
+//! model"), through `kiln build` as CI runs it. Needs root, as `kiln build` does.
+
+#[path = "support/kiln.rs"]
+mod support;
+
+use std::os::unix::fs::MetadataExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{build_busybox, busybox, context, root_or_skip, Kiln};
+
+/// `major minor` of the block device holding the host's `/`.
+fn host_disk() -> (u64, u64) {
+    let dev = std::fs::metadata("/").unwrap().dev();
+    (nix::sys::stat::major(dev), nix::sys::stat::minor(dev))
+}
+
+fn build(k: &Kiln, dockerfile: &str, extra: &[&str]) -> std::process::Output {
+    let ctx = context(
+        &k.dir.path().join(format!("ctx-{}", rand_id())),
+        &[("Dockerfile", dockerfile)],
+    );
+    let mut args = vec!["build", "--progress", "plain"];
+    args.extend_from_slice(extra);
+    args.push(ctx.to_str().unwrap());
+    k.run(&args)
+}
+
+fn rand_id() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn a_run_step_has_dockers_capabilities_and_seccomp_and_cannot_reach_the_hosts_disk() {
+    if !root_or_skip() {
+        return;
+    }
+    let k = Kiln::new();
+    build_busybox(&k);
+    let (major, minor) = host_disk();
+    let dockerfile = format!(
+        "FROM busybox:kiln
+RUN grep -E '^(CapEff|CapBnd|Seccomp):' /proc/self/status
+RUN mknod /disk b {major} {minor} && mkdir -p /mnt && if mount /disk /mnt; then echo MOUNTED; exit 1; fi
+RUN if head -c 512 /disk >/dev/null 2>&1; then echo READ; exit 1; fi
+RUN if echo kiln > /proc/sys/kernel/domainname; then exit 1; fi
+RUN if mount -o remount,rw /sys; then exit 1; fi
+"
+    );
+    let out = build(&k, &dockerfile, &[]);
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("CapEff:\t00000000a80425fb"), "{log}");
+    assert!(log.contains("CapBnd:\t00000000a80425fb"), "{log}");
+    assert!(log.contains("Seccomp:\t2"), "{log}");
+}
+
+#[test]
+fn run_security_insecure_needs_the_entitlement() {
+    if !root_or_skip() {
+        return;
+    }
+    let k = Kiln::new();
+    build_busybox(&k);
+    let dockerfile =
+        "FROM busybox:kiln\nRUN echo ran > /ran\nRUN --security=insecure grep -E '^(CapEff|Seccomp):' /proc/self/status\n";
+    let out = build(&k, dockerfile, &[]);
+    let log = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        log.contains("line 3: RUN --security=insecure needs the security.insecure entitlement: build with --allow security.insecure"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("echo ran"),
+        "refused before any step ran: {log}"
+    );
+
+    let out = build(&k, dockerfile, &["--allow", "security.insecure"]);
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("Seccomp:\t0"), "{log}");
+    // Every capability kiln itself may hold.
+    let bounding = caps::read(None, caps::CapSet::Bounding).unwrap();
+    let full = format!(
+        "{:016x}",
+        bounding.iter().fold(0u64, |m, c| m | c.bitmask())
+    );
+    assert!(log.contains(&format!("CapEff:\t{full}")), "{log}");
+}
+
+#[test]
+fn a_device_node_in_a_base_image_cannot_be_opened() {
+    if !root_or_skip() {
+        return;
+    }
+    let k = Kiln::new();
+    let (major, minor) = host_disk();
+    let rootfs = k.dir.path().join("rootfs");
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::copy(busybox(), rootfs.join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", rootfs.join("bin/sh")).unwrap();
+    nix::sys::stat::mknod(
+        &rootfs.join("disk"),
+        nix::sys::stat::SFlag::S_IFBLK,
+        nix::sys::stat::Mode::from_bits_truncate(0o666),
+        nix::sys::stat::makedev(major, minor),
+    )
+    .unwrap();
+    let tar = k.dir.path().join("rootfs.tar");
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    k.ok(&["import", tar.to_str().unwrap(), "evil:1"]);
+    let out = build(
+        &k,
+        "FROM evil:1\nRUN [\"/bin/busybox\", \"head\", \"-c\", \"512\", \"/disk\"]\n",
+        &[],
+    );
+    let log = text(&out);
+    assert!(
+        !out.status.success(),
+        "the base image's device node was read: {log}"
+    );
+    assert!(log.contains("Permission denied"), "{log}");
+}
+
+#[test]
+fn a_descriptor_left_open_by_the_caller_does_not_reach_run() {
+    if !root_or_skip() {
+        return;
+    }
+    let k = Kiln::new();
+    build_busybox(&k);
+    let ctx = context(
+        &k.dir.path().join("fd"),
+        &[(
+            "Dockerfile",
+            "FROM busybox:kiln\nRUN if ls /proc/self/fd/7/; then exit 1; fi\n",
+        )],
+    );
+    // The caller's shell leaves its / open on descriptor 7.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "exec 7</ && exec {} build --progress plain {}",
+            env!("CARGO_BIN_EXE_kiln"),
+            ctx.display()
+        ))
+        .env("KILN_ROOT", k.root())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+/// The PIDs of processes whose command line is exactly `argv`.
+fn processes(argv: &[&str]) -> Vec<i32> {
+    let want: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want))
+        .filter(|pid| {
+            // Zombies are dead.
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                !s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+        })
+        .collect()
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "timed out: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Starts a build whose RUN step sleeps with a distinctive argument, and waits until the
+/// step runs.
+fn build_that_sleeps(k: &Kiln, seconds: &str) -> std::process::Child {
+    let ctx = context(
+        &k.dir.path().join(format!("sleep-{seconds}")),
+        &[(
+            "Dockerfile",
+            &format!("FROM busybox:kiln\nRUN sleep {seconds} & sleep {seconds}; echo done\n"),
+        )],
+    );
+    let child = k
+        .cmd(&[
+            "build",
+            "--progress",
+            "plain",
+            "-t",
+            "slept:1",
+            ctx.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the step's sleeps", || {
+        processes(&["sleep", seconds]).len() == 2
+    });
+    child
+}
+
+fn scratch_entries(k: &Kiln) -> Vec<String> {
+    std::fs::read_dir(k.root().join("tmp"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("build-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn kill_9_of_kiln_build_kills_its_run_step_and_the_next_build_removes_its_scratch() {
+    if !root_or_skip() {
+        return;
+    }
+    let k = Kiln::new();
+    build_busybox(&k);
+    let mut child = build_that_sleeps(&k, "6101");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    wait_for("every process of the step to die", || {
+        processes(&["sleep", "6101"]).is_empty()
+    });
+    assert!(
+        !scratch_entries(&k).is_empty(),
+        "a killed build leaves its scratch directory"
+    );
+    let out = build(&k, "FROM busybox:kiln\nRUN true\n", &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        scratch_entries(&k),
+        Vec::<String>::new(),
+        "the dead build's scratch is gone"
+    );
+}
+
+#[test]
+fn sigterm_and_sigint_stop_the_build_cleanly() {
+    if !root_or_skip() {
+        return;
+    }
+    let k = Kiln::new();
+    build_busybox(&k);
+    for (signal, seconds) in [
+        (nix::sys::signal::Signal::SIGTERM, "6102"),
+        (nix::sys::signal::Signal::SIGINT, "6103"),
+    ] {
+        let child = build_that_sleeps(&k, seconds);
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(128 + signal as i32), "{log}");
+        assert!(log.contains("interrupted"), "{log}");
+        assert!(
+            processes(&["sleep", seconds]).is_empty(),
+            "the step was killed"
+        );
+        assert_eq!(scratch_entries(&k), Vec::<String>::new(), "scratch removed");
+        let images = k.ok(&["images"]);
+        assert!(!images.contains("slept"), "no tag: {images}");
+    }
+}
