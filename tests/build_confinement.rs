@@ -299,3 +299,150 @@ fn sigterm_and_sigint_stop_the_build_cleanly() {
         assert!(!images.contains("slept"), "no tag: {images}");
     }
 }
+
+#[test]
+fn a_context_tar_whose_whiteout_names_the_parent_is_refused_and_removes_nothing() {
+    if !root_or_skip() {
+        return;
+    }
+    let k = Kiln::new();
+    let tmpdir = k.dir.path().join("tmp");
+    std::fs::create_dir(&tmpdir).unwrap();
+    std::fs::write(tmpdir.join("canary"), "alive").unwrap();
+    std::fs::write(k.dir.path().join("canary"), "alive").unwrap();
+    let ctx = context(
+        &k.dir.path().join("evil"),
+        &[("Dockerfile", "FROM scratch\n"), (".wh...", "")],
+    );
+    let tar = k.dir.path().join("evil.tar");
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(&ctx)
+        .arg("-cf")
+        .arg(&tar)
+        .args(["Dockerfile", ".wh..."])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = k
+        .cmd(&["build", "-"])
+        .env("TMPDIR", &tmpdir)
+        .stdin(std::fs::File::open(&tar).unwrap())
+        .output()
+        .unwrap();
+    let log = text(&out);
+    assert!(!out.status.success(), "{log}");
+    assert!(
+        log.contains(".wh...") && log.contains("names no file"),
+        "{log}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(tmpdir.join("canary")).unwrap(),
+        "alive"
+    );
+    assert_eq!(
+        std::fs::read_to_string(k.dir.path().join("canary")).unwrap(),
+        "alive"
+    );
+}
+
+/// A directory of the host that a context's symlink points at; must stay empty.
+fn host_dir(k: &Kiln) -> std::path::PathBuf {
+    let dir = k.dir.path().join("host");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn assert_empty(dir: &std::path::Path) {
+    let left: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "written on the host: {left:?}");
+}
+
+#[test]
+fn copy_never_writes_through_a_symlink_of_the_context() {
+    if !root_or_skip() {
+        return;
+    }
+    let k = Kiln::new();
+    let host = host_dir(&k);
+    // Two sources whose directories merge: a's x is a link to the host, b's x a directory.
+    let ctx = context(
+        &k.dir.path().join("merge"),
+        &[
+            ("Dockerfile", "FROM scratch\nCOPY a b /dst/\n"),
+            ("b/x/pwned", "pwned"),
+        ],
+    );
+    std::fs::create_dir_all(ctx.join("a")).unwrap();
+    std::os::unix::fs::symlink(&host, ctx.join("a/x")).unwrap();
+    k.ok(&["build", "-t", "merged:1", ctx.to_str().unwrap()]);
+    assert_empty(&host);
+    let flat = support::flatten(&k, "merged:1");
+    assert_eq!(
+        std::fs::read_to_string(flat.join("dst/x/pwned")).unwrap(),
+        "pwned"
+    );
+
+    // An incremental COPY after a symlink of the context became a directory.
+    let ctx = context(
+        &k.dir.path().join("incremental"),
+        &[
+            ("Dockerfile", "FROM scratch\nCOPY src /dst\n"),
+            ("src/keep", "k"),
+        ],
+    );
+    std::os::unix::fs::symlink(&host, ctx.join("src/x")).unwrap();
+    k.ok(&["build", "-t", "inc:1", ctx.to_str().unwrap()]);
+    std::fs::remove_file(ctx.join("src/x")).unwrap();
+    std::fs::create_dir(ctx.join("src/x")).unwrap();
+    std::fs::write(ctx.join("src/x/pwned"), "pwned").unwrap();
+    k.ok(&["build", "-t", "inc:2", ctx.to_str().unwrap()]);
+    assert_empty(&host);
+    let flat = support::flatten(&k, "inc:2");
+    assert_eq!(
+        std::fs::read_to_string(flat.join("dst/x/pwned")).unwrap(),
+        "pwned"
+    );
+}
+
+#[test]
+fn user_lookups_read_the_images_passwd_never_the_hosts() {
+    if !root_or_skip() {
+        return;
+    }
+    let k = Kiln::new();
+    build_busybox(&k);
+    // A file of the host's, named by an absolute link in the image.
+    let host_passwd = k.dir.path().join("host-passwd");
+    std::fs::write(&host_passwd, "hostonly:x:4242:4242::/:/bin/sh\n").unwrap();
+    let out = build(
+        &k,
+        &format!(
+            "FROM busybox:kiln\nRUN mkdir -p /etc && ln -sf {} /etc/passwd\nUSER hostonly\nRUN id -u\n",
+            host_passwd.display()
+        ),
+        &[],
+    );
+    let log = text(&out);
+    assert!(!out.status.success(), "{log}");
+    assert!(log.contains("unable to find user hostonly"), "{log}");
+    // A link to /dev/zero reads nothing (it was read until memory ran out).
+    let out = build(
+        &k,
+        "FROM busybox:kiln\nRUN mkdir -p /etc && ln -sf /dev/zero /etc/passwd\nUSER nobody\nRUN id -u\n",
+        &[],
+    );
+    let log = text(&out);
+    assert!(log.contains("unable to find user nobody"), "{log}");
+    // A link inside the image is followed as the container follows it.
+    let out = build(
+        &k,
+        "FROM busybox:kiln\nRUN mkdir -p /etc /usr/share && echo 'app:x:1234:1234::/:/bin/sh' > /usr/share/passwd && ln -sf ../usr/share/passwd /etc/passwd\nUSER app\nRUN test \"$(id -u)\" = 1234\n",
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+}

@@ -95,11 +95,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .prefix("kiln-context-")
             .tempdir()
             .context("a directory for the context")?;
-        let mut data = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut data)
+        // Spooled to a file, not memory: a context can be larger than the machine's RAM.
+        let mut spool = tempfile::tempfile().context("a file for the context")?;
+        std::io::copy(&mut std::io::stdin().lock(), &mut spool)
             .context("reading the context from standard input")?;
+        let rewind = |f: &mut std::fs::File| {
+            std::io::Seek::rewind(f).context("reading the context back from its file")
+        };
+        rewind(&mut spool)?;
         let mut plain =
-            kiln_image::layer::Decompressor::new(data.as_slice()).context("reading the context")?;
+            kiln_image::layer::Decompressor::new(&mut spool).context("reading the context")?;
         let mut head = vec![0u8; 512];
         let mut n = 0;
         while n < head.len() {
@@ -108,12 +113,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 Ok(k) => n += k,
             }
         }
+        drop(plain);
+        rewind(&mut spool)?;
         if n == 512 && head[257..262] == *b"ustar" {
-            kiln_image::layer::apply(data.as_slice(), stdin_context.path())
+            kiln_image::layer::apply(&mut spool, stdin_context.path())
                 .context("unpacking the context from standard input")?;
         } else {
-            std::fs::write(stdin_context.path().join("Dockerfile"), &data)
-                .context("writing the Dockerfile")?;
+            let dockerfile = stdin_context.path().join("Dockerfile");
+            let mut out = std::fs::File::create(&dockerfile).context("writing the Dockerfile")?;
+            std::io::copy(&mut spool, &mut out).context("writing the Dockerfile")?;
         }
         args.context = stdin_context.path().to_path_buf();
     }

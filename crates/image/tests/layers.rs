@@ -379,6 +379,27 @@ fn entries_that_would_escape_the_target_are_refused() {
             vec![("evil", Symlink, "../outside"), ("h", Link, "evil/secret")],
             "leads outside",
         ),
+        // A whiteout of `..` would empty the target's parent, `outside` included.
+        (
+            "whiteout-dot-dot",
+            vec![(".wh...", Regular, "")],
+            "names no file",
+        ),
+        (
+            "whiteout-dot-dot-below",
+            vec![("a", Directory, ""), ("a/.wh...", Regular, "")],
+            "names no file",
+        ),
+        (
+            "whiteout-dot",
+            vec![(".wh..", Regular, "")],
+            "names no file",
+        ),
+        (
+            "whiteout-empty",
+            vec![("a/.wh.", Regular, "")],
+            "names no file",
+        ),
     ];
     fs::write(outside.join("secret"), "secret").unwrap();
     for (name, entries, why) in cases {

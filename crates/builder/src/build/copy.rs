@@ -320,10 +320,7 @@ pub fn copy(job: &CopyJob, upper: &Path) -> Result<(), Error> {
             // ADD unpacks a local tar (plain, gzip or zstd) into the destination directory,
             // with the layer applier's refusal of anything that would land outside it.
             let dir = upper.join(&dest_rel);
-            fs::create_dir_all(&dir).map_err(|e| Error::Read {
-                path: dir.clone(),
-                source: e,
-            })?;
+            real_dirs(upper, &dir)?;
             let file = fs::File::open(&from).map_err(|e| Error::Read {
                 path: from.clone(),
                 source: e,
@@ -422,23 +419,41 @@ pub fn link_tree(from: &Path, to: &Path) -> Result<(), Error> {
 
 /// Parent directories of a destination are made as root with mode 755.
 fn make_parents(upper: &Path, target: &Path) -> Result<(), Error> {
-    if let Some(parent) = target.parent() {
-        if !parent.exists() {
-            fs::create_dir_all(parent).map_err(|e| Error::Read {
-                path: parent.to_path_buf(),
-                source: e,
-            })?;
-            let mut p = parent;
-            while p != upper {
-                let _ = fs::set_permissions(p, fs::Permissions::from_mode(0o755));
-                p = match p.parent() {
-                    Some(q) => q,
-                    None => break,
-                };
-            }
-        }
+    match target.parent() {
+        Some(parent) => real_dirs(upper, parent),
+        None => Ok(()),
+    }
+}
+
+/// Makes `path` (under `upper`) and every directory between real directories (new ones
+/// as root with mode 755). A symlink or file in the way — left by an earlier source of
+/// the same COPY, or by the previous result an incremental COPY starts from — is
+/// replaced, never followed: a link to `/etc` must not take the writes to the host.
+fn real_dirs(upper: &Path, path: &Path) -> Result<(), Error> {
+    let rel = path.strip_prefix(upper).unwrap_or(Path::new(""));
+    let mut at = upper.to_path_buf();
+    for part in rel.components() {
+        at.push(part);
+        replace_with_dir(&at, 0o755)?;
     }
     Ok(())
+}
+
+/// `path` as a real directory: kept if it is one, else made (replacing a symlink or
+/// file), with `mode` when made.
+fn replace_with_dir(path: &Path, mode: u32) -> Result<(), Error> {
+    let io = |e: std::io::Error| Error::Read {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => return Ok(()),
+        Ok(_) => fs::remove_file(path).map_err(io)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    fs::create_dir(path).map_err(io)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(io)
 }
 
 fn copy_one(from: &Path, to: &Path, attrs: Attrs, follow: bool) -> Result<(), Error> {
@@ -454,7 +469,8 @@ fn copy_one(from: &Path, to: &Path, attrs: Attrs, follow: bool) -> Result<(), Er
     .map_err(io)?;
     let ft = meta.file_type();
     if ft.is_dir() {
-        fs::create_dir_all(to).map_err(io)?;
+        // Its parent is a real directory (made by `make_parents`, or by this walk).
+        replace_with_dir(to, 0o755)?;
     } else if ft.is_symlink() {
         let _ = fs::remove_file(to);
         std::os::unix::fs::symlink(fs::read_link(from).map_err(io)?, to).map_err(io)?;

@@ -99,6 +99,14 @@ fn apply_with(reader: impl Read, target: &Path, whiteouts: Whiteouts) -> Result<
             continue;
         }
         if let Some(hidden) = name.strip_prefix(WHITEOUT.as_bytes()) {
+            // `.wh.`, `.wh..` and `.wh...` would hide the directory itself or its parent:
+            // `..` resolved above the entry's own directory, out of the target.
+            if matches!(hidden, b"" | b"." | b"..") {
+                return Err(unsafe_entry(
+                    &raw,
+                    "a whiteout that names no file of its directory",
+                ));
+            }
             stats.whiteouts += 1;
             let victim = parent.join(OsStr::from_bytes(hidden));
             match whiteouts {

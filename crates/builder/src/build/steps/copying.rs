@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::run::id_of;
+use super::users::id_of;
 use super::{step_error, Builder, Layer, State};
 use crate::ast::{Command, Instruction};
 use crate::build::config::ImageConfig;
@@ -321,11 +321,11 @@ pub(super) fn copy_attrs(expanded: &Instruction, layers: &[Layer]) -> Result<Att
                 Some((u, g)) => (u, Some(g)),
                 None => (c.as_str(), None),
             };
-            let uid = id_of(layers, "etc/passwd", u).ok_or(format!(
+            let uid = id_of(layers, "etc/passwd", u)?.ok_or(format!(
                 "--chown={c}: unable to find user {u} in the image's /etc/passwd"
             ))?;
             let gid = match g {
-                Some(g) => id_of(layers, "etc/group", g).ok_or(format!(
+                Some(g) => id_of(layers, "etc/group", g)?.ok_or(format!(
                     "--chown={c}: unable to find group {g} in the image's /etc/group"
                 ))?,
                 None => uid,

@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{cache, step_error, Builder, Event, Layer, State, Views};
+use super::users::resolve_user;
+use super::{cache, step_error, Builder, Event, State, Views};
 use crate::ast::{CommandLine, Instruction, MountKind, Security};
 use crate::build::config::ImageConfig;
 use crate::build::copy;
@@ -287,53 +288,4 @@ impl Builder<'_> {
         }
         Ok(())
     }
-}
-
-/// A number, or the id of `name` in a passwd- or group-format file of the image (read
-/// from the topmost layer that has it).
-pub(super) fn id_of(layers: &[Layer], file: &str, name: &str) -> Option<u32> {
-    if let Ok(n) = name.parse::<u32>() {
-        return Some(n);
-    }
-    image_file(layers, file)
-        .lines()
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .find(|f| f.first() == Some(&name))
-        .and_then(|f| f.get(2)?.parse().ok())
-}
-
-fn image_file(layers: &[Layer], file: &str) -> String {
-    layers
-        .iter()
-        .rev()
-        .find_map(|l| std::fs::read_to_string(l.snapshot.join(file)).ok())
-        .unwrap_or_default()
-}
-
-/// `USER` as uid and gid: numbers, or names from the image's `/etc/passwd` and
-/// `/etc/group` (read from the topmost layer that has them).
-fn resolve_user(user: &str, layers: &[Layer]) -> Result<(u32, u32), String> {
-    if user.is_empty() {
-        return Ok((0, 0));
-    }
-    let (u, g) = match user.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (user, None),
-    };
-    let uid = id_of(layers, "etc/passwd", u).ok_or(format!(
-        "unable to find user {u}: no matching entries in passwd file"
-    ))?;
-    let gid = match g {
-        Some(g) => id_of(layers, "etc/group", g).ok_or(format!(
-            "unable to find group {g}: no matching entries in group file"
-        ))?,
-        // The user's primary group from passwd, or 0.
-        None => image_file(layers, "etc/passwd")
-            .lines()
-            .map(|l| l.split(':').collect::<Vec<_>>())
-            .find(|f| f.get(2).and_then(|s| s.parse::<u32>().ok()) == Some(uid))
-            .and_then(|f| f.get(3)?.parse().ok())
-            .unwrap_or(0),
-    };
-    Ok((uid, gid))
 }
