@@ -309,7 +309,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     serde_json::json!({"type": "error", "message": e.to_string()})
                 );
             }
-            eprintln!("kiln build: {e}");
+            match &e {
+                // Expansion errors carry line and column; the file is ours to name.
+                Error::Expand { .. } => eprintln!("kiln build: {name}:{e}"),
+                _ => eprintln!("kiln build: {e}"),
+            }
             Ok(if signal != 0 {
                 // As a shell reports a command a signal ended: 128 + the signal.
                 ExitCode::from(128 + signal as u8)

@@ -91,6 +91,22 @@ struct Lexer<'a> {
 /// Deeper than any real Dockerfile nests `${...}`; refused past that.
 const MAX_DEPTH: usize = 64;
 
+/// The longest word an expansion may make: far beyond any real argument, and a bound on
+/// what `ENV A2=$A1$A1` chains (which double at each line) can take.
+const MAX_WORD: usize = 1 << 20;
+
+fn too_long() -> String {
+    format!("a variable expands to more than {MAX_WORD} bytes (ENV or ARG values that repeat each other?)")
+}
+
+/// Refuses a word past [`MAX_WORD`].
+fn bounded(text: &str) -> Result<(), String> {
+    if text.len() > MAX_WORD {
+        return Err(too_long());
+    }
+    Ok(())
+}
+
 impl<'a> Lexer<'a> {
     fn new(text: &str, escape: char, vars: &'a dyn Variables, mode: Mode, split: bool) -> Self {
         Lexer {
@@ -146,6 +162,7 @@ impl<'a> Lexer<'a> {
                 (Mode::Heredoc, '$') => {
                     let value = self.dollar()?;
                     out.push_str(&value);
+                    bounded(&out.current)?;
                 }
                 (Mode::Heredoc, c) => out.push(c),
                 (Mode::Word, c) if c == self.escape => {
@@ -165,6 +182,7 @@ impl<'a> Lexer<'a> {
                 (Mode::Word, '$') => {
                     let value = self.dollar()?;
                     out.push_unquoted(&value);
+                    bounded(&out.current)?;
                 }
                 (Mode::Word, c) if self.split && c.is_whitespace() => out.finish(),
                 (Mode::Word, c) => out.push(c),
@@ -190,6 +208,7 @@ impl<'a> Lexer<'a> {
                 '$' => {
                     let value = self.dollar()?;
                     out.push_str(&value);
+                    bounded(&out.current)?;
                 }
                 c if c == self.escape => match self.peek() {
                     // Only these can be escaped inside double quotes; other escapes stay.
@@ -274,7 +293,7 @@ impl<'a> Lexer<'a> {
                 };
                 let pattern: Vec<char> = pattern.current.chars().collect();
                 let text: Vec<char> = value.unwrap_or_default().chars().collect();
-                Ok(replace(&text, &pattern, &replacement, all))
+                replace(&text, &pattern, &replacement, all)
             }
             other => Err(format!(
                 "unsupported modifier ({other}) in substitution ${{{name}{other}...}}: kiln supports -, +, ?, #, %, / with or without :"
@@ -364,7 +383,12 @@ fn trim_suffix(text: &[char], pattern: &[char], longest: bool) -> String {
 }
 
 /// Replaces the longest match at the leftmost position (every one with `all`).
-fn replace(text: &[char], pattern: &[char], replacement: &str, all: bool) -> String {
+fn replace(
+    text: &[char],
+    pattern: &[char],
+    replacement: &str,
+    all: bool,
+) -> Result<String, String> {
     let mut out = String::new();
     let mut i = 0;
     let mut replaced = false;
@@ -377,6 +401,7 @@ fn replace(text: &[char], pattern: &[char], replacement: &str, all: bool) -> Str
         match found {
             Some(e) if e > i => {
                 out.push_str(replacement);
+                bounded(&out)?;
                 i = e;
                 replaced = true;
             }
@@ -388,7 +413,7 @@ fn replace(text: &[char], pattern: &[char], replacement: &str, all: bool) -> Str
             }
         }
     }
-    out
+    Ok(out)
 }
 
 /// Shell pattern matching of the whole `text`: `*`, `?`, `[...]` (with `!`/`^` and ranges),
