@@ -1064,3 +1064,58 @@ fn a_build_prints_the_build_checks_warnings_and_goes_on() {
         "{err}"
     );
 }
+
+#[test]
+fn a_file_rewritten_in_place_with_its_mtime_set_back_misses_the_cache() {
+    if !root_or_skip() {
+        return;
+    }
+    let k = Kiln::new();
+    let ctx = context(
+        &k.dir.path().join("inplace"),
+        &[
+            ("Dockerfile", "FROM scratch\nCOPY f.txt /f.txt\n"),
+            ("f.txt", "aaaa"),
+        ],
+    );
+    let file = ctx.join("f.txt");
+    let past = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000);
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_modified(past)
+        .unwrap();
+    // Older than a second: a stat kiln trusts and remembers.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    k.ok(&["build", "-t", "f:1", ctx.to_str().unwrap()]);
+    let inode = std::fs::metadata(&file).unwrap().ino();
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::options().write(true).open(&file).unwrap();
+        f.write_all(b"bbbb").unwrap();
+        f.set_modified(past).unwrap();
+    }
+    let meta = std::fs::metadata(&file).unwrap();
+    assert_eq!(
+        (meta.ino(), meta.len()),
+        (inode, 4),
+        "same inode, same size"
+    );
+    let out = k.ok(&[
+        "build",
+        "--progress",
+        "plain",
+        "-t",
+        "f:1",
+        ctx.to_str().unwrap(),
+    ]);
+    assert!(
+        out.contains("cache miss: source file changed: f.txt"),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(flatten(&k, "f:1").join("f.txt")).unwrap(),
+        "bbbb"
+    );
+}

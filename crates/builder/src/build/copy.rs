@@ -131,8 +131,11 @@ pub fn resolve_in(root: &Path, rel: &Path) -> Result<PathBuf, Error> {
 
 /// A digest of the sources' content, modes and names (not their times): the cache key
 /// part of COPY; and each entry's own digest, by path, to tell which file changed.
-/// `hashes` remembers file digests by (path, size, mtime, inode), so an unchanged file is
-/// not read again.
+/// `hashes` remembers file digests by (path, size, mtime, ctime, device, inode), so an
+/// unchanged file is not read again. ctime is the kernel's and cannot be set back, so a
+/// file rewritten in place with its size and mtime restored is read again; a file
+/// changed in the last second is not remembered (a second write in the same clock tick
+/// would keep the ctime).
 pub fn content_key(
     root: &Path,
     sources: &[Source],
@@ -178,11 +181,14 @@ pub fn content_key(
                     fs::read_link(entry.path()).unwrap_or_default().display()
                 )
             } else if m.is_file() {
+                let ctime_ns = m.ctime_nsec() + m.ctime() * 1_000_000_000;
                 let meta_key = format!(
-                    "{}|{}|{}|{}",
+                    "{}|{}|{}|{}|{}|{}",
                     entry.path().display(),
                     m.len(),
                     m.mtime_nsec() + m.mtime() * 1_000_000_000,
+                    ctime_ns,
+                    m.dev(),
                     m.ino()
                 );
                 let digest = match hashes.get(&meta_key) {
@@ -196,7 +202,9 @@ pub fn content_key(
                         let mut fh = Sha256::new();
                         std::io::copy(&mut f, &mut fh).map_err(read_err)?;
                         let d = hex::encode(fh.finalize());
-                        hashes.insert(meta_key, d.clone());
+                        if !changed_lately(ctime_ns) {
+                            hashes.insert(meta_key, d.clone());
+                        }
                         d
                     }
                 };
@@ -210,6 +218,14 @@ pub fn content_key(
         }
     }
     Ok((hex::encode(h.finalize()), entries))
+}
+
+/// Whether a file's ctime is within the last second: too recent to trust its stat.
+fn changed_lately(ctime_ns: i64) -> bool {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64);
+    now - ctime_ns < 1_000_000_000
 }
 
 /// Ownership and mode for copied files (`--chown`, `--chmod`).
