@@ -37,6 +37,9 @@ pub enum Error {
     },
     #[error("{0}")]
     Conflict(String),
+    /// An answer larger than kiln reads for its kind: a registry that is broken or hostile.
+    #[error("{what}: the answer is larger than {limit} bytes, more than any registry sends for it; refused")]
+    TooLarge { what: String, limit: u64 },
     /// A registry that refused, failed or answered something unusable; the message names
     /// the registry or the request, and what to do.
     #[error("{0}")]

@@ -265,17 +265,19 @@ impl Registry {
                 )))
             }
         }
-        let body: serde_json::Value = answer
-            .bytes()
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .ok_or_else(|| Error::Registry(format!("{realm}: the token answer is not JSON")))?;
+        let body = read_capped(answer, MAX_TOKEN_ANSWER, &realm)?;
+        let body: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|_| Error::Registry(format!("{realm}: the token answer is not JSON")))?;
         let token = body["token"]
             .as_str()
             .or_else(|| body["access_token"].as_str())
             .ok_or_else(|| Error::Registry(format!("{realm}: the token answer has no token")))?;
-        // Docker's default lifetime is 60 s; renew a little early.
-        let lifetime = body["expires_in"].as_u64().unwrap_or(60).max(10);
+        // Docker's default lifetime is 60 s; renew a little early. A day at most: a
+        // token is asked again then, and a huge lifetime cannot overflow the clock.
+        let lifetime = body["expires_in"]
+            .as_u64()
+            .unwrap_or(60)
+            .clamp(10, MAX_TOKEN_LIFETIME);
         let until = Instant::now() + Duration::from_secs(lifetime - 5);
         self.tokens
             .lock()
@@ -368,10 +370,38 @@ fn scope(reference: &Reference, actions: &str) -> String {
     format!("repository:{}:{actions}", reference.path)
 }
 
+/// The most of a manifest kiln reads: distribution's own limit for a manifest it takes.
+pub(crate) const MAX_MANIFEST: u64 = 4 << 20;
+/// The most of a token answer or an error body kiln reads.
+const MAX_TOKEN_ANSWER: u64 = 1 << 20;
+const MAX_ERROR_BODY: u64 = 64 << 10;
+const MAX_TOKEN_LIFETIME: u64 = 24 * 3600;
+
+/// The body of `r`, refused past `limit` bytes (by its Content-Length before reading,
+/// else when more arrives): memory stays bounded whatever the server sends.
+pub(crate) fn read_capped(r: Response, limit: u64, what: &str) -> Result<Vec<u8>> {
+    let too_large = || Error::TooLarge {
+        what: what.to_string(),
+        limit,
+    };
+    if r.content_length().is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(r, limit + 1), &mut body)
+        .map_err(|e| Error::Registry(format!("{what}: {e}")))?;
+    if body.len() as u64 > limit {
+        return Err(too_large());
+    }
+    Ok(body)
+}
+
 /// An answer that is not a success, as an error that names the request.
 fn refused(what: &str, r: Response) -> Error {
     let status = r.status();
-    let body = r.text().unwrap_or_default();
+    let body = read_capped(r, MAX_ERROR_BODY, what)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
     let detail: String = serde_json::from_str::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| {

@@ -9,7 +9,7 @@ use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, RANGE};
 use reqwest::StatusCode;
 
-use super::{refused, scope, Registry, Report, ATTEMPTS};
+use super::{read_capped, refused, scope, Registry, Report, ATTEMPTS, MAX_MANIFEST};
 use crate::digest::{self, Digest};
 use crate::error::{Error, Result};
 use crate::media;
@@ -228,10 +228,7 @@ fn fetch_manifest(
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
-    let bytes = r
-        .bytes()
-        .map_err(|e| Error::Registry(format!("GET {url}: {e}")))?
-        .to_vec();
+    let bytes = read_capped(r, MAX_MANIFEST, &format!("GET {url}"))?;
     let digest = crate::digest::sha256(&bytes);
     if let Ok(asked) = digest::parse(target) {
         if asked != digest {
