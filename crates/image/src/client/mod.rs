@@ -265,7 +265,7 @@ impl Registry {
                 )))
             }
         }
-        let body = read_capped(answer, MAX_TOKEN_ANSWER, &realm)?;
+        let body = read_capped(answer, MAX_TOKEN_ANSWER, realm)?;
         let body: serde_json::Value = serde_json::from_slice(&body)
             .map_err(|_| Error::Registry(format!("{realm}: the token answer is not JSON")))?;
         let token = body["token"]
