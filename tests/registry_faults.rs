@@ -190,3 +190,66 @@ fn sigterm_lets_an_upload_in_flight_finish() {
     std::thread::sleep(Duration::from_millis(500));
     assert!(TcpStream::connect(&reg.addr).is_err());
 }
+
+#[test]
+fn a_close_while_a_chunk_is_still_arriving_is_refused_and_every_blob_matches_its_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = Registry::start(&dir.path().join("store"), &[]);
+    let all = data(8_000_000);
+    let (first, rest) = all.split_at(4_000_000);
+    let path = start_upload(&reg, "race/blob");
+    // A PATCH that has sent half of what it announced, and goes on later.
+    let mut patch = partial_patch(&reg.addr, &path, first, all.len());
+    let start = std::time::Instant::now();
+    let mut stored = 0;
+    while stored == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the first bytes are stored"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+        stored = received(&reg, &path);
+    }
+    // A close with the digest of what is stored so far, while the PATCH is in flight.
+    let so_far = &all[..stored];
+    let r = reg
+        .http
+        .put(reg.url(&format!("{path}?digest={}", digest(so_far))))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 416, "one writer at a time: {:?}", r.text());
+    let r = reg
+        .http
+        .patch(reg.url(&path))
+        .header(
+            "Content-Range",
+            format!("{}-{}", first.len(), all.len() - 1),
+        )
+        .body(rest.to_vec())
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 416, "a second PATCH is refused too");
+    patch.write_all(rest).unwrap();
+    patch.flush().unwrap();
+    let mut answer = [0u8; 12];
+    std::io::Read::read_exact(&mut patch, &mut answer).unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 202", "the first PATCH completes");
+    drop(patch);
+    let r = reg
+        .http
+        .put(reg.url(&format!("{path}?digest={}", digest(&all))))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201, "{:?}", r.text());
+    assert!(!blob_visible(&reg, so_far));
+    assert!(blob_visible(&reg, &all));
+    for entry in std::fs::read_dir(reg.root.join("blobs/sha256")).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(
+            digest(&bytes)[7..],
+            *path.file_name().unwrap().to_string_lossy(),
+            "a blob differs from its digest"
+        );
+    }
+}

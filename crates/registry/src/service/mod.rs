@@ -47,6 +47,9 @@ pub struct Registry {
     /// computed as the bytes arrive. A session this process did not see (after a restart,
     /// or on another replica) is hashed from storage when it closes.
     hashing: Mutex<HashMap<String, uploads::Hashing>>,
+    /// Sessions with a request writing or closing them: one at a time, so a close never
+    /// verifies and renames bytes a chunk is still appending to.
+    busy: Arc<Mutex<std::collections::HashSet<String>>>,
 }
 
 impl Registry {
@@ -55,6 +58,7 @@ impl Registry {
             storage,
             limits,
             hashing: Mutex::new(HashMap::new()),
+            busy: Arc::default(),
         }
     }
 

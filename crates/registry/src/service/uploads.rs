@@ -1,6 +1,7 @@
 //! Upload sessions: start (or mount), chunks in order, status, cancel, and the close that
 //! verifies the digest and makes the blob visible in one rename.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -25,6 +26,19 @@ pub(super) struct Hashing {
 pub struct UploadStatus {
     pub session: String,
     pub size: u64,
+}
+
+/// A session's single writer: held while a request appends to or closes it, released
+/// when the request ends, however it ends (a client that goes away drops it too).
+struct Writer {
+    busy: Arc<Mutex<HashSet<String>>>,
+    session: String,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.busy.lock().expect("busy lock").remove(&self.session);
+    }
 }
 
 /// A blob that is now in the repository.
@@ -89,6 +103,26 @@ impl Registry {
         })
     }
 
+    /// Takes the session for this request; a second request while one writes it gets
+    /// 416 BLOB_UPLOAD_INVALID, as a chunk out of order does.
+    fn writer(&self, session: &str) -> Result<Writer, ApiError> {
+        if !self
+            .busy
+            .lock()
+            .expect("busy lock")
+            .insert(session.to_string())
+        {
+            return Err(ApiError::new(
+                Code::RangeInvalid,
+                format!("another request is writing upload {session}: send its chunks one at a time, and close it after the last"),
+            ));
+        }
+        Ok(Writer {
+            busy: self.busy.clone(),
+            session: session.to_string(),
+        })
+    }
+
     /// Appends a chunk. `start`, from `Content-Range`, must be where the upload stands
     /// (416 otherwise, with the current range).
     pub async fn append(
@@ -99,6 +133,17 @@ impl Registry {
         body: ByteStream,
     ) -> Result<UploadStatus, ApiError> {
         self.writable()?;
+        let _writer = self.writer(session)?;
+        self.append_locked(name, session, start, body).await
+    }
+
+    async fn append_locked(
+        &self,
+        name: &str,
+        session: &str,
+        start: Option<u64>,
+        body: ByteStream,
+    ) -> Result<UploadStatus, ApiError> {
         let status = self.upload_status(name, session).await?;
         if start.is_some_and(|s| s != status.size) {
             return Err(ApiError::new(
@@ -166,10 +211,10 @@ impl Registry {
         digest: &Digest,
         last: Option<(Option<u64>, ByteStream)>,
     ) -> Result<Committed, ApiError> {
+        self.writable()?;
+        let _writer = self.writer(session)?;
         if let Some((start, body)) = last {
-            self.append(name, session, start, body).await?;
-        } else {
-            self.writable()?;
+            self.append_locked(name, session, start, body).await?;
         }
         let status = self.upload_status(name, session).await?;
         let data = paths::upload_data(name, session);
@@ -224,6 +269,7 @@ impl Registry {
     /// Cancels the session and drops its bytes.
     pub async fn cancel_upload(&self, name: &str, session: &str) -> Result<(), ApiError> {
         self.writable()?;
+        let _writer = self.writer(session)?;
         self.upload_status(name, session).await?;
         self.hashing.lock().expect("hashing lock").remove(session);
         self.storage.delete(&paths::upload(name, session)).await?;
