@@ -253,3 +253,47 @@ fn a_close_while_a_chunk_is_still_arriving_is_refused_and_every_blob_matches_its
         );
     }
 }
+
+#[test]
+fn a_client_that_never_finishes_its_headers_is_dropped_after_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("registry.toml");
+    std::fs::write(
+        &config,
+        "[limits]\nheader_timeout_seconds = 1\nidle_timeout_seconds = 2\n",
+    )
+    .unwrap();
+    let reg = Registry::start(
+        &dir.path().join("store"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let mut slow = TcpStream::connect(&reg.addr).unwrap();
+    write!(slow, "GET /v2/ HTTP/1.1\r\nHost: {}\r\nX-Slow: ", reg.addr).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let start = std::time::Instant::now();
+    let mut buf = [0u8; 512];
+    // Closed (EOF, or a reset), not answered and not held.
+    let n = std::io::Read::read(&mut slow, &mut buf).unwrap_or(0);
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "the connection was held past the header timeout"
+    );
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(n == 0 || answer.starts_with("HTTP/1.1 408"), "{answer}");
+    // A body that stops arriving is dropped after the idle timeout.
+    let path = start_upload(&reg, "idle/blob");
+    let mut stalled = partial_patch(&reg.addr, &path, &data(1000), 2000);
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let start = std::time::Instant::now();
+    let _ = std::io::Read::read(&mut stalled, &mut buf);
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "a stalled body was held"
+    );
+    // The server still serves.
+    let r = reg.http.get(reg.url("/v2/")).send().unwrap();
+    assert_eq!(r.status(), 200);
+}

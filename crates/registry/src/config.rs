@@ -56,6 +56,13 @@ pub struct LimitsConfig {
     pub read_only: Option<bool>,
     /// Failed logins from one address in a minute before it gets 429 (default 5).
     pub login_failures_per_minute: Option<u32>,
+    /// Seconds a client has to send a request's headers (default 30).
+    pub header_timeout_seconds: Option<u64>,
+    /// Seconds a connection may send nothing, in a body or between requests, before it
+    /// is closed (default 120).
+    pub idle_timeout_seconds: Option<u64>,
+    /// Connections served at once; more wait to be accepted (default 4096).
+    pub max_connections: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

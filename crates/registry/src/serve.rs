@@ -1,9 +1,14 @@
 //! Running the registry: bind, serve (plain HTTP, or TLS through rustls) until SIGINT or
 //! SIGTERM, then let the requests in flight (uploads included) finish before exiting.
+//! Connections are served by hyper directly (not `axum::serve`), for the header and idle
+//! timeouts and the connection limit.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
 
 use axum::extract::ConnectInfo;
 use rustls::pki_types::pem::PemObject;
@@ -45,21 +50,113 @@ pub async fn serve(config: &Config, ready: impl FnOnce(SocketAddr)) -> Result<()
         .local_addr()
         .map_err(Error::io("listen on", addr.to_string()))?;
     ready(bound);
-    let router = crate::http::router(app);
-    match tls {
+    let connections = Connections {
+        header_timeout: Duration::from_secs(config.limits.header_timeout_seconds.unwrap_or(30)),
+        idle_timeout: Duration::from_secs(config.limits.idle_timeout_seconds.unwrap_or(120)),
+        slots: Arc::new(Semaphore::new(
+            config.limits.max_connections.unwrap_or(4096),
+        )),
+    };
+    serve_connections(listener, tls, crate::http::router(app), connections).await;
+    Ok(())
+}
+
+/// What a connection may take of the server: its headers must arrive within
+/// `header_timeout`, it may go `idle_timeout` without sending a byte (in a body, or
+/// between requests), and at most as many connections as `slots` are served at once
+/// (the next ones wait in the listen queue). Without these a client that never finishes
+/// its headers holds a descriptor forever, and a few thousand of them stop the server.
+struct Connections {
+    header_timeout: Duration,
+    idle_timeout: Duration,
+    slots: Arc<Semaphore>,
+}
+
+/// Accepts connections (with TLS when given), serves each with hyper, and on shutdown
+/// lets those in flight finish.
+async fn serve_connections(
+    listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    router: axum::Router,
+    limits: Connections,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let stop = shutdown();
+    tokio::pin!(stop);
+    loop {
+        let slot = tokio::select! {
+            slot = limits.slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            _ = &mut stop => break,
+        };
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept");
+                    continue;
+                }
+            },
+            _ = &mut stop => break,
+        };
         // Without TCP_NODELAY a small answer's body waits behind its headers for the
         // client's delayed ACK: 40 ms per request.
-        None => axum::serve(
-            axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                let _ = tcp.set_nodelay(true);
-            }),
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown())
-        .await
-        .map_err(Error::io("serve on", bound.to_string())),
-        Some(acceptor) => serve_tls(listener, acceptor, router).await,
+        let _ = tcp.set_nodelay(true);
+        let mut timed = tokio_io_timeout::TimeoutStream::new(tcp);
+        timed.set_read_timeout(Some(limits.idle_timeout));
+        let service = tower::ServiceExt::map_request(
+            router.clone(),
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                req
+            },
+        );
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
+        let header_timeout = limits.header_timeout;
+        tokio::spawn(async move {
+            let _slot = slot;
+            let timed = Box::pin(timed);
+            let mut builder =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            builder
+                .http1()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            let service = hyper_util::service::TowerToHyperService::new(service);
+            let served = match tls {
+                None => {
+                    let conn = builder.serve_connection_with_upgrades(
+                        hyper_util::rt::TokioIo::new(timed),
+                        service,
+                    );
+                    watcher.watch(conn.into_owned()).await
+                }
+                Some(acceptor) => {
+                    let stream =
+                        match tokio::time::timeout(header_timeout, acceptor.accept(timed)).await {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, "TLS handshake timed out");
+                                return;
+                            }
+                        };
+                    let conn = builder.serve_connection_with_upgrades(
+                        hyper_util::rt::TokioIo::new(stream),
+                        service,
+                    );
+                    watcher.watch(conn.into_owned()).await
+                }
+            };
+            if let Err(e) = served {
+                tracing::debug!(%peer, error = %e, "connection");
+            }
+        });
     }
+    graceful.shutdown().await;
 }
 
 fn tls_acceptor(tls: &TlsConfig) -> Result<tokio_rustls::TlsAcceptor, Error> {
@@ -86,60 +183,6 @@ fn tls_acceptor(tls: &TlsConfig) -> Result<tokio_rustls::TlsAcceptor, Error> {
         })?;
     server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(server)))
-}
-
-/// axum has no TLS of its own: accept, handshake, and serve each connection with hyper,
-/// watched so that shutdown waits for them.
-async fn serve_tls(
-    listener: tokio::net::TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
-    router: axum::Router,
-) -> Result<(), Error> {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let stop = shutdown();
-    tokio::pin!(stop);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept");
-                    continue;
-                }
-            },
-            _ = &mut stop => break,
-        };
-        let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
-        let service = tower::ServiceExt::map_request(
-            router.clone(),
-            move |mut req: axum::http::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(ConnectInfo(peer));
-                req
-            },
-        );
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let stream = match acceptor.accept(tcp).await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake");
-                    return;
-                }
-            };
-            let builder =
-                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-            let conn = builder.serve_connection_with_upgrades(
-                hyper_util::rt::TokioIo::new(stream),
-                hyper_util::service::TowerToHyperService::new(service),
-            );
-            if let Err(e) = watcher.watch(conn.into_owned()).await {
-                tracing::debug!(%peer, error = %e, "connection");
-            }
-        });
-    }
-    graceful.shutdown().await;
-    Ok(())
 }
 
 async fn shutdown() {
