@@ -812,3 +812,73 @@ fn a_chunk_whose_range_and_length_disagree_is_size_invalid() {
     let status = reg.http.get(&location).send().unwrap();
     assert_eq!(header(&status, "Range"), "0-0", "nothing was taken");
 }
+
+#[test]
+fn a_refused_upload_leaves_no_session_and_no_repository() {
+    let (dir, reg) = start();
+    let r = reg
+        .http
+        .post(reg.url("/v2/phantom/blobs/uploads/?digest=sha256:nothex"))
+        .body(b"x".to_vec())
+        .send()
+        .unwrap();
+    assert_eq!(code(r), (400, "DIGEST_INVALID".into()));
+    // A digest that does not match the body: refused too.
+    let r = reg
+        .http
+        .post(reg.url(&format!(
+            "/v2/ghost/blobs/uploads/?digest={}",
+            digest(b"other")
+        )))
+        .body(b"x".to_vec())
+        .send()
+        .unwrap();
+    assert_eq!(code(r), (400, "DIGEST_INVALID".into()));
+    push_blob(&reg, "real/repo", b"data");
+    let r = reg.http.get(reg.url("/v2/_catalog")).send().unwrap();
+    let body: serde_json::Value = r.json().unwrap();
+    assert_eq!(body["repositories"], json!(["real/repo"]));
+    let store = dir.path().join("store/repositories");
+    assert!(
+        !store.join("phantom").exists(),
+        "a session was made for a refused upload"
+    );
+    let sessions = std::fs::read_dir(store.join("ghost/_uploads"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(sessions, 0, "the refused session was removed");
+}
+
+#[test]
+fn urls_excuse_a_missing_blob_only_for_non_distributable_layers() {
+    let (_d, reg) = start();
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let c = push_blob(&reg, "u/app", config);
+    let missing = digest(b"a layer this registry never got");
+    let manifest = |media_type: &str| {
+        json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": c, "size": config.len()},
+            "layers": [{"mediaType": media_type, "digest": missing, "size": 31, "urls": ["https://example.com/layer"]}],
+        })
+        .to_string()
+    };
+    let r = put_manifest(
+        &reg,
+        "u/app",
+        "plain",
+        OCI_MANIFEST,
+        manifest("application/vnd.oci.image.layer.v1.tar+gzip").as_bytes(),
+    );
+    assert_eq!(code(r), (400, "MANIFEST_BLOB_UNKNOWN".into()));
+    let r = put_manifest(
+        &reg,
+        "u/app",
+        "foreign",
+        OCI_MANIFEST,
+        manifest("application/vnd.oci.image.layer.nondistributable.v1.tar+gzip").as_bytes(),
+    );
+    assert_eq!(r.status(), 201, "{:?}", r.text());
+}

@@ -424,3 +424,193 @@ fn tls_serves_https_that_clients_trust_with_the_certificate() {
     );
     assert!(raw.contains("schemaVersion"));
 }
+
+/// Pushes a config blob into `repo` as `user` (a repository with a blob in it).
+fn push_as(reg: &Registry, user: &str, password: &str, repo: &str) {
+    let data = format!("{{\"repo\":\"{repo}\"}}");
+    let r = reg
+        .http
+        .post(reg.url(&format!(
+            "/v2/{repo}/blobs/uploads/?digest={}",
+            registry::digest(data.as_bytes())
+        )))
+        .basic_auth(user, Some(password))
+        .body(data)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201, "{repo}: {:?}", r.text());
+}
+
+fn catalog(r: reqwest::blocking::Response) -> Vec<String> {
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().unwrap();
+    body["repositories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn the_catalog_lists_only_what_the_caller_may_pull() {
+    let (_d, reg) = start(false);
+    push_as(&reg, "alice", "wonderland", "team/deep/secret");
+    push_as(&reg, "alice", "wonderland", "team/app");
+    let get = |user: &str, pw: &str| {
+        reg.http
+            .get(reg.url("/v2/_catalog"))
+            .basic_auth(user, Some(pw))
+            .send()
+            .unwrap()
+    };
+    assert_eq!(
+        catalog(get("alice", "wonderland")),
+        ["team/app", "team/deep/secret"]
+    );
+    // bob may pull team/* only: the deeper repository is not even named to him.
+    assert_eq!(catalog(get("bob", "builder")), ["team/app"]);
+
+    // With tokens: the catalog token shows what its user may pull.
+    let (_d, reg) = start(true);
+    let token = |user: &str, pw: &str, scope: &str| -> String {
+        let r = reg
+            .http
+            .get(reg.url(&format!("/token?service=kiln-registry&scope={scope}")))
+            .basic_auth(user, Some(pw))
+            .send()
+            .unwrap();
+        r.json::<serde_json::Value>().unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    for repo in ["team/deep/secret", "team/app"] {
+        let t = token(
+            "alice",
+            "wonderland",
+            &format!("repository:{repo}:pull,push"),
+        );
+        let data = format!("{{\"repo\":\"{repo}\"}}");
+        let r = reg
+            .http
+            .post(reg.url(&format!(
+                "/v2/{repo}/blobs/uploads/?digest={}",
+                registry::digest(data.as_bytes())
+            )))
+            .bearer_auth(t)
+            .body(data)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let t = token("bob", "builder", "registry:catalog:*");
+    let r = reg
+        .http
+        .get(reg.url("/v2/_catalog"))
+        .bearer_auth(t)
+        .send()
+        .unwrap();
+    assert_eq!(catalog(r), ["team/app"]);
+}
+
+#[test]
+fn an_unknown_user_costs_a_bcrypt_like_a_wrong_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let htpasswd = dir.path().join("htpasswd");
+    // Cost 12: a quarter of a second, far above the noise of a request.
+    std::fs::write(
+        &htpasswd,
+        format!("alice:{}\n", bcrypt::hash("wonderland", 12).unwrap()),
+    )
+    .unwrap();
+    let cfg = dir.path().join("registry.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[limits]\nlogin_failures_per_minute = 1000\n[auth]\nhtpasswd = \"{}\"\n",
+            htpasswd.display()
+        ),
+    )
+    .unwrap();
+    let reg = Registry::start(
+        &dir.path().join("store"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    let time = |user: &str| {
+        (0..3)
+            .map(|_| {
+                let start = std::time::Instant::now();
+                let r = reg
+                    .http
+                    .get(reg.url("/v2/"))
+                    .basic_auth(user, Some("wrong"))
+                    .send()
+                    .unwrap();
+                assert_eq!(r.status(), 401);
+                start.elapsed()
+            })
+            .min()
+            .unwrap()
+    };
+    let (known, unknown) = (time("alice"), time("mallory"));
+    // Without the dummy hash an unknown name answered at once: a user list by timing.
+    assert!(
+        unknown * 2 > known,
+        "unknown user {unknown:?} against wrong password {known:?}"
+    );
+}
+
+#[test]
+fn a_user_name_cannot_forge_a_log_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = auth_config(dir.path(), false);
+    let log = dir.path().join("registry.log");
+    let reg = Registry::start_logged(
+        &dir.path().join("store"),
+        &["--config", cfg.to_str().unwrap()],
+        &log,
+    );
+    let r = reg
+        .http
+        .get(reg.url("/v2/"))
+        .basic_auth("eve\nINFO forged: admin logged in", Some("x"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    drop(reg);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("failed login"), "{text}");
+    assert!(
+        !text.lines().any(|l| l.starts_with("INFO forged")),
+        "a forged line: {text}"
+    );
+}
+
+#[test]
+fn the_token_realm_is_never_taken_from_the_host_header() {
+    let (_d, reg) = start(true);
+    let r = reg
+        .http
+        .get(reg.url("/v2/"))
+        .header("Host", "evil.example")
+        .send()
+        .unwrap();
+    let c = challenge(&r);
+    assert!(
+        c.starts_with(&format!("Bearer realm=\"http://{}/token\"", reg.addr)),
+        "{c}"
+    );
+    // Listening on every address, the realm must be configured.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = auth_config(dir.path(), true);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["registry", "serve", "--addr", "0.0.0.0:0", "--root"])
+        .arg(dir.path().join("store"))
+        .args(["--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("set auth.token.realm"), "{err}");
+}

@@ -22,12 +22,22 @@ impl Registry {
 
     /// [`Registry::start`], listening on `addr`.
     pub fn start_at(addr: &str, root: &Path, extra: &[&str]) -> Registry {
+        Registry::spawn(addr, root, extra, Stdio::inherit())
+    }
+
+    /// [`Registry::start`], its log (standard error) written to `log`.
+    pub fn start_logged(root: &Path, extra: &[&str], log: &Path) -> Registry {
+        let file = std::fs::File::create(log).expect("the log file");
+        Registry::spawn("127.0.0.1:0", root, extra, Stdio::from(file))
+    }
+
+    fn spawn(addr: &str, root: &Path, extra: &[&str], stderr: Stdio) -> Registry {
         let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
             .args(["registry", "serve", "--addr", addr, "--root"])
             .arg(root)
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("start kiln registry serve");
         let mut line = String::new();

@@ -25,6 +25,13 @@ pub fn is_index(media_type: &str) -> bool {
     matches!(media_type, OCI_INDEX | DOCKER_MANIFEST_LIST)
 }
 
+/// Whether a layer media type is one the spec lets registries not hold (its `urls` say
+/// where it is): the OCI non-distributable layers and Docker's foreign layers.
+pub fn is_non_distributable(media_type: &str) -> bool {
+    media_type == DOCKER_LAYER_FOREIGN_GZIP
+        || media_type.starts_with("application/vnd.oci.image.layer.nondistributable.v1.tar")
+}
+
 /// How a layer blob is compressed, from its media type.
 pub fn layer_compression(media_type: &str) -> Option<crate::layer::Compression> {
     use crate::layer::Compression;

@@ -187,10 +187,9 @@ pub async fn collect(registry: &Registry, opts: GcOptions) -> Result<GcReport, E
     };
     let mut report = GcReport::default();
     let repos = registry
-        .catalog(None, None)
+        .all_repositories()
         .await
-        .map_err(|e| Error::Listing(e.to_string()))?
-        .items;
+        .map_err(|e| Error::Listing(e.to_string()))?;
     // Mark every repository first: a blob one repository keeps stays for all.
     let mut marks = Vec::new();
     for repo in &repos {

@@ -27,8 +27,6 @@ use crate::storage::ByteStream;
 pub struct App {
     pub registry: Registry,
     pub auth: Auth,
-    /// `https` when serving TLS: for the token realm in challenges.
-    pub scheme: &'static str,
     pub metrics: Metrics,
 }
 
@@ -101,28 +99,13 @@ fn refusal_response(r: Refusal) -> Response {
     response
 }
 
-/// `scheme://host` of the request, for the token realm.
-fn base_url(app: &App, headers: &HeaderMap) -> String {
-    format!(
-        "{}://{}",
-        app.scheme,
-        header_str(headers, header::HOST).unwrap_or("localhost")
-    )
-}
-
 /// What `route` needs of the caller: nothing, a login, the catalog, or an action on a
 /// repository (with the scope a token request would name).
-fn authorize(
-    app: &App,
-    who: &Identity,
-    route: &Route,
-    method: &Method,
-    headers: &HeaderMap,
-) -> Result<(), Refusal> {
+fn authorize(app: &App, who: &Identity, route: &Route, method: &Method) -> Result<(), Refusal> {
     let (name, action) = match route {
         Route::Base => {
             return match who {
-                Identity::Anonymous => Err(app.auth.challenge(who, None, &base_url(app, headers))),
+                Identity::Anonymous => Err(app.auth.challenge(who, None)),
                 _ => Ok(()),
             }
         }
@@ -130,9 +113,7 @@ fn authorize(
             return if app.auth.permits_catalog(who) {
                 Ok(())
             } else {
-                Err(app
-                    .auth
-                    .challenge(who, Some("registry:catalog:*"), &base_url(app, headers)))
+                Err(app.auth.challenge(who, Some("registry:catalog:*")))
             }
         }
         Route::Tags { name } | Route::Referrers { name, .. } => (name, Action::Pull),
@@ -151,9 +132,7 @@ fn authorize(
         other => other.name(),
     };
     let scope = format!("repository:{name}:{actions}");
-    Err(app
-        .auth
-        .challenge(who, Some(&scope), &base_url(app, headers)))
+    Err(app.auth.challenge(who, Some(&scope)))
 }
 
 /// The token endpoint: `GET /token?service=&scope=...` with Basic credentials (or none,
@@ -340,22 +319,13 @@ async fn v2(
         Ok(who) => who,
         Err(r) => return drained(body, refusal_response(r)).await,
     };
-    if let Err(r) = authorize(&app, &who, &route, &method, &headers) {
+    if let Err(r) = authorize(&app, &who, &route, &method) {
         return drained(body, refusal_response(r)).await;
     }
-    // Mounting reads the source repository: without the right to pull it, upload instead.
-    let may_mount = |from: &str| app.auth.permits(&who, from, Action::Pull);
-    match dispatch(
-        reg,
-        route.clone(),
-        &method,
-        &uri,
-        &headers,
-        body,
-        &may_mount,
-    )
-    .await
-    {
+    // Mounting reads the source repository: without the right to pull it, upload instead;
+    // the catalog lists only what the caller may pull.
+    let may_pull = |repository: &str| app.auth.may_pull(&who, repository);
+    match dispatch(reg, route.clone(), &method, &uri, &headers, body, &may_pull).await {
         Ok(response) => response,
         Err(e) if e.code == Code::RangeInvalid => {
             // 416 tells where the upload stands, so the client can go on from there.
@@ -405,7 +375,7 @@ async fn dispatch(
     uri: &Uri,
     headers: &HeaderMap,
     body: Body,
-    may_mount: &(dyn Fn(&str) -> bool + Sync),
+    may_pull: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<Response, ApiError> {
     let q = query(uri);
     let not_allowed = || {
@@ -424,7 +394,9 @@ async fn dispatch(
                 return Err(not_allowed());
             }
             let n = page_n(&q)?;
-            let page = reg.catalog(n, q.get("last").map(String::as_str)).await?;
+            let page = reg
+                .catalog(n, q.get("last").map(String::as_str), may_pull)
+                .await?;
             let response = json(
                 StatusCode::OK,
                 serde_json::json!({"repositories": page.items}),
@@ -496,17 +468,23 @@ async fn dispatch(
                 return Err(not_allowed());
             }
             if let (Some(mount), Some(from)) = (q.get("mount"), q.get("from")) {
-                if let Some(d) = parse_digest(mount).filter(|_| may_mount(from)) {
+                if let Some(d) = parse_digest(mount).filter(|_| may_pull(from)) {
                     if reg.mount(&name, &d, from).await? {
                         return Ok(blob_created(&name, d.as_ref()));
                     }
                 }
             }
+            // A malformed digest is refused before a session exists.
+            let digest = q
+                .get("digest")
+                .map(|d| {
+                    parse_digest(d).ok_or_else(|| {
+                        ApiError::new(Code::DigestInvalid, format!("{d:?} is not a digest"))
+                    })
+                })
+                .transpose()?;
             let status = reg.start_upload(&name).await?;
-            if let Some(d) = q.get("digest") {
-                let d = parse_digest(d).ok_or_else(|| {
-                    ApiError::new(Code::DigestInvalid, format!("{d:?} is not a digest"))
-                })?;
+            if let Some(d) = digest {
                 let done = reg
                     .commit(&name, &status.session, &d, Some((None, stream(body))))
                     .await?;

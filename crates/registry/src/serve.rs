@@ -32,23 +32,25 @@ pub async fn serve(config: &Config, ready: impl FnOnce(SocketAddr)) -> Result<()
         delete: config.limits.delete.unwrap_or(true),
         read_only: config.limits.read_only.unwrap_or(false),
     };
-    let auth = Auth::new(
-        &config.auth,
-        config.limits.login_failures_per_minute.unwrap_or(5),
-    )?;
     let tls = config.tls.as_ref().map(tls_acceptor).transpose()?;
-    let app = Arc::new(App {
-        registry: Registry::new(crate::storage::open(&config.storage)?, limits),
-        auth,
-        scheme: if tls.is_some() { "https" } else { "http" },
-        metrics: Default::default(),
-    });
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(Error::io("listen on", addr.to_string()))?;
     let bound = listener
         .local_addr()
         .map_err(Error::io("listen on", addr.to_string()))?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let own_url = (!bound.ip().is_unspecified()).then(|| format!("{scheme}://{bound}"));
+    let auth = Auth::new(
+        &config.auth,
+        config.limits.login_failures_per_minute.unwrap_or(5),
+        own_url.as_deref(),
+    )?;
+    let app = Arc::new(App {
+        registry: Registry::new(crate::storage::open(&config.storage)?, limits),
+        auth,
+        metrics: Default::default(),
+    });
     ready(bound);
     let connections = Connections {
         header_timeout: Duration::from_secs(config.limits.header_timeout_seconds.unwrap_or(30)),

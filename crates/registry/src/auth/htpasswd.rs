@@ -7,6 +7,10 @@ use crate::Error;
 
 pub struct Htpasswd {
     entries: HashMap<String, String>,
+    /// A hash of the file's cost that no password matches: an unknown user is checked
+    /// against it, so a wrong name takes as long as a wrong password (no user names
+    /// told by timing).
+    dummy: String,
 }
 
 impl Htpasswd {
@@ -35,13 +39,25 @@ impl Htpasswd {
             }
             entries.insert(user.to_string(), hash.to_string());
         }
-        Ok(Htpasswd { entries })
+        // The cost of `$2y$NN$...`; bcrypt's default when there is no entry.
+        let cost = entries
+            .values()
+            .find_map(|h| h.get(4..6)?.parse::<u32>().ok())
+            .unwrap_or(bcrypt::DEFAULT_COST);
+        let dummy =
+            bcrypt::hash(uuid::Uuid::new_v4().to_string(), cost).map_err(|e| Error::Config {
+                path: path.to_path_buf(),
+                message: format!("bcrypt cost {cost}: {e}"),
+            })?;
+        Ok(Htpasswd { entries, dummy })
     }
 
     /// Whether `password` is `user`'s (bcrypt: deliberately slow, so callers cache).
     pub fn verify(&self, user: &str, password: &str) -> bool {
-        self.entries
-            .get(user)
-            .is_some_and(|hash| bcrypt::verify(password, hash).unwrap_or(false))
+        let (hash, known) = match self.entries.get(user) {
+            Some(hash) => (hash, true),
+            None => (&self.dummy, false),
+        };
+        bcrypt::verify(password, hash).unwrap_or(false) && known
     }
 }

@@ -47,6 +47,8 @@ pub struct Auth {
     access: Access,
     realm: String,
     signer: Option<Signer>,
+    /// The token endpoint's URL given in challenges: the configured one, or this
+    /// server's own address (never the request's Host header, which the client chooses).
     token_realm: Option<String>,
     limiter: Limiter,
     verified: Mutex<HashMap<(String, [u8; 32]), Instant>>,
@@ -60,7 +62,13 @@ pub struct Refusal {
 }
 
 impl Auth {
-    pub fn new(config: &AuthConfig, login_failures_per_minute: u32) -> Result<Auth, Error> {
+    /// `own_url` is `scheme://address` of this server, for the default token realm;
+    /// `None` when it listens on every address, where it cannot tell its own name.
+    pub fn new(
+        config: &AuthConfig,
+        login_failures_per_minute: u32,
+        own_url: Option<&str>,
+    ) -> Result<Auth, Error> {
         let users = config.htpasswd.as_deref().map(Htpasswd::load).transpose()?;
         let signer = match &config.token {
             None => None,
@@ -87,11 +95,24 @@ impl Auth {
                 message: "tokens need users: set auth.htpasswd".into(),
             });
         }
+        let token_realm = match &config.token {
+            None => None,
+            Some(t) => Some(match (&t.realm, own_url) {
+                (Some(realm), _) => realm.clone(),
+                (None, Some(own)) => format!("{own}/token"),
+                (None, None) => {
+                    return Err(Error::Config {
+                        path: "auth.token.realm".into(),
+                        message: "listening on every address, the registry cannot tell the URL clients reach its token endpoint at: set auth.token.realm (e.g. \"https://registry.example.com/token\")".into(),
+                    })
+                }
+            }),
+        };
         Ok(Auth {
             users,
             access: Access::new(&config.access),
             realm: config.realm.clone().unwrap_or_else(|| "kiln".into()),
-            token_realm: config.token.as_ref().and_then(|t| t.realm.clone()),
+            token_realm,
             signer,
             limiter: Limiter::new(login_failures_per_minute),
             verified: Mutex::new(HashMap::new()),
@@ -133,7 +154,8 @@ impl Auth {
             return Ok(());
         }
         self.limiter.fail(peer);
-        tracing::warn!(%user, %peer, "failed login");
+        // `?`: the name as a quoted, escaped string; a newline in it cannot forge a line.
+        tracing::warn!(user = ?user, %peer, "failed login");
         Err(Refusal {
             error: ApiError::new(
                 Code::Unauthorized,
@@ -192,6 +214,28 @@ impl Auth {
         }
     }
 
+    /// Whether `who` may pull `repository`: what a token grants, or what the access rules
+    /// give its subject (a catalog token names no repository, yet the catalog must show
+    /// exactly the repositories its user may pull).
+    pub fn may_pull(&self, who: &Identity, repository: &str) -> bool {
+        if self.permits(who, repository, Action::Pull) {
+            return true;
+        }
+        match who {
+            Identity::Token(claims) => {
+                let subject = if claims.sub.is_empty() {
+                    Who::Anonymous
+                } else {
+                    Who::User(claims.sub.clone())
+                };
+                self.access
+                    .allowed(&subject, repository)
+                    .contains(&Action::Pull)
+            }
+            _ => false,
+        }
+    }
+
     /// Whether `who` may list the catalog: anyone logged in.
     pub fn permits_catalog(&self, who: &Identity) -> bool {
         match who {
@@ -207,7 +251,7 @@ impl Auth {
     /// The refusal for `who` lacking `scope` (`repository:NAME:ACTIONS`, or None for the
     /// base endpoint): 401 with a challenge to log in (or to get a token for the scope),
     /// or 403 for a logged-in Basic user who lacks the right.
-    pub fn challenge(&self, who: &Identity, scope: Option<&str>, base_url: &str) -> Refusal {
+    pub fn challenge(&self, who: &Identity, scope: Option<&str>) -> Refusal {
         if let (Identity::User(u), Some(scope)) = (who, scope) {
             return Refusal {
                 error: ApiError::new(Code::Denied, format!("{u} may not {scope}")),
@@ -216,10 +260,7 @@ impl Auth {
         }
         let challenge = match &self.signer {
             Some(signer) => {
-                let realm = self
-                    .token_realm
-                    .clone()
-                    .unwrap_or_else(|| format!("{base_url}/token"));
+                let realm = self.token_realm.as_deref().unwrap_or_default();
                 let mut c = format!("Bearer realm=\"{realm}\",service=\"{}\"", signer.service);
                 if let Some(scope) = scope {
                     c.push_str(&format!(",scope=\"{scope}\""));

@@ -59,8 +59,27 @@ impl Registry {
         Ok(!self.storage.list(&paths::revisions(name)).await?.is_empty())
     }
 
-    /// Every repository: a path under `repositories/` whose directory holds `_` entries.
-    pub async fn catalog(&self, n: Option<usize>, last: Option<&str>) -> Result<Page, ApiError> {
+    /// The repositories (those holding a manifest or a blob) that `visible` keeps, a page
+    /// of at most `n` after `last`.
+    pub async fn catalog(
+        &self,
+        n: Option<usize>,
+        last: Option<&str>,
+        visible: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<Page, ApiError> {
+        let mut found = self.repositories(false).await?;
+        found.retain(|r| visible(r));
+        Ok(paginate(found, n, last))
+    }
+
+    /// Every repository directory, those holding only upload sessions too (for gc).
+    pub async fn all_repositories(&self) -> Result<Vec<String>, ApiError> {
+        self.repositories(true).await
+    }
+
+    /// The repositories, sorted: those with a manifest or a blob, and with `uploads`
+    /// those with only upload sessions (refused or abandoned; not a repository to show).
+    async fn repositories(&self, uploads: bool) -> Result<Vec<String>, ApiError> {
         let mut found = Vec::new();
         let mut todo = vec![String::new()];
         while let Some(prefix) = todo.pop() {
@@ -71,7 +90,8 @@ impl Registry {
             };
             for entry in self.storage.list(&dir).await? {
                 if entry.starts_with('_') {
-                    if !prefix.is_empty() && !found.contains(&prefix) {
+                    let holds = entry == "_manifests" || entry == "_layers" || uploads;
+                    if holds && !prefix.is_empty() && !found.contains(&prefix) {
                         found.push(prefix.clone());
                     }
                     continue;
@@ -87,7 +107,7 @@ impl Registry {
             }
         }
         found.sort();
-        Ok(paginate(found, n, last))
+        Ok(found)
     }
 
     /// The referrers of `subject` in `name` as an OCI index, filtered by `artifact_type`.

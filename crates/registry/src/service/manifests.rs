@@ -153,7 +153,8 @@ impl Registry {
     }
 
     /// Every blob an image manifest names and every manifest an index names must be in
-    /// `name` already (layers with `urls`, which live elsewhere, excepted).
+    /// `name` already (non-distributable layers with `urls`, which live elsewhere,
+    /// excepted).
     async fn check_references(
         &self,
         name: &str,
@@ -183,7 +184,13 @@ impl Registry {
             let mut wanted = vec![descriptor_digest(config, "config")?];
             for (i, layer) in layers.iter().enumerate() {
                 let d = descriptor_digest(layer, &format!("layers[{i}]"))?;
-                if layer.get("urls").is_none() {
+                // Only a non-distributable layer may live elsewhere: any other layer
+                // must be here, whatever `urls` says.
+                let foreign = layer
+                    .get("mediaType")
+                    .and_then(Value::as_str)
+                    .is_some_and(media::is_non_distributable);
+                if layer.get("urls").is_none() || !foreign {
                     wanted.push(d);
                 }
             }
