@@ -4,7 +4,8 @@
 //! the same run, cold, fully cached, and after a one-file change. Prints times and ratios
 //! (peer / kiln), and kiln's peak memory. Needs root, buildah and Debian's busybox-static;
 //! BuildKit is measured when `/usr/sbin/dockerd` is there (`apt-get install docker.io`).
-//! Usage: build-bench [SCALE]   (1 = the full sizes: 20,000 files / 200 MB, a 1 GiB file)
+//! Usage: build-bench [SCALE] [SCENARIO...]   (1 = the full sizes: 20,000 files / 200 MB, a
+//! 1 GiB file; scenarios whose names contain one of the SCENARIO words, all by default)
 
 use std::path::Path;
 use std::process::Command;
@@ -115,6 +116,7 @@ fn main() {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(1.0);
+    let only: Vec<String> = std::env::args().skip(2).collect();
     let kiln = std::env::current_exe().unwrap().with_file_name("kiln");
     assert!(
         kiln.exists(),
@@ -157,7 +159,10 @@ fn main() {
         "scenario", "build", "kiln", "buildah (x)", "BuildKit (x)"
     );
     let mut peak_note = String::new();
-    for s in scenarios(scale) {
+    for s in scenarios(scale)
+        .into_iter()
+        .filter(|s| only.is_empty() || only.iter().any(|o| s.name.contains(o.as_str())))
+    {
         let ctx = w.join(format!("ctx-{}", s.name.replace([' ', ','], "-")));
         std::fs::create_dir_all(&ctx).unwrap();
         (s.files)(&ctx);

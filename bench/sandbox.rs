@@ -1,0 +1,152 @@
+//! What a RUN step's sandbox costs to start: kiln's runtime (confined as Docker confines,
+//! and privileged) against runc and crun (Debian's), each starting `/bin/true` on the same
+//! busybox root over overlayfs, N times in a row. The per-step figure that chose kiln's
+//! engine (see the README's "Security model").
+//! Usage (root): sandbox-bench [N]   (default 100)
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use kiln_runtime::{default_spec, spawn, Network, ProcessSpec, Rootfs, Snapshotter};
+
+fn busybox_root(dir: &Path) {
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", dir.join("bin/busybox")).expect("/bin/busybox (busybox-static)");
+    std::os::unix::fs::symlink("busybox", dir.join("bin/true")).unwrap();
+    std::os::unix::fs::symlink("busybox", dir.join("bin/sh")).unwrap();
+}
+
+fn process(privileged: bool) -> ProcessSpec {
+    ProcessSpec {
+        args: vec!["/bin/true".into()],
+        env: vec!["PATH=/bin".into()],
+        cwd: "/".into(),
+        uid: 0,
+        gid: 0,
+        hostname: "bench".into(),
+        network: Network::Loopback,
+        privileged,
+        mounts: vec![],
+    }
+}
+
+/// Milliseconds per start of kiln's sandbox, each on a fresh upper directory.
+fn kiln(work: &Path, lower: &Path, n: usize, privileged: bool) -> f64 {
+    let spec = default_spec(&process(privileged)).unwrap();
+    let start = Instant::now();
+    for i in 0..n {
+        let dir = work.join(format!("kiln-{privileged}-{i}"));
+        let root = Rootfs {
+            lower: vec![lower.to_path_buf()],
+            upper: dir.join("upper"),
+            work: dir.join("work"),
+            merged: dir.join("merged"),
+            snapshotter: Snapshotter::Overlay,
+        };
+        let status = spawn(&spec, &root, Stdio::null(), Stdio::null(), Stdio::inherit())
+            .unwrap()
+            .wait()
+            .unwrap();
+        assert!(status.success());
+    }
+    start.elapsed().as_secs_f64() * 1000.0 / n as f64
+}
+
+/// Milliseconds per `RUNTIME run` of a bundle whose root is an overlay mounted for each
+/// run (as a builder does), with Docker's default spec (`RUNTIME spec`, made non-terminal).
+fn oci_runtime(runtime: &str, work: &Path, lower: &Path, n: usize) -> Option<f64> {
+    if Command::new(runtime).arg("--version").output().is_err() {
+        println!("{runtime}: not installed (apt-get install {runtime})");
+        return None;
+    }
+    let bundle = work.join(format!("bundle-{runtime}"));
+    std::fs::create_dir_all(bundle.join("rootfs")).unwrap();
+    let status = Command::new(runtime)
+        .args(["spec", "--bundle"])
+        .arg(&bundle)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let path = bundle.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    config["process"]["terminal"] = false.into();
+    config["process"]["args"] = serde_json::json!(["/bin/true"]);
+    config["root"]["readonly"] = false.into();
+    std::fs::write(&path, config.to_string()).unwrap();
+    let state = work.join(format!("state-{runtime}"));
+    let start = Instant::now();
+    for i in 0..n {
+        let dir = work.join(format!("{runtime}-{i}"));
+        for d in ["upper", "work"] {
+            std::fs::create_dir_all(dir.join(d)).unwrap();
+        }
+        let options = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lower.display(),
+            dir.join("upper").display(),
+            dir.join("work").display()
+        );
+        nix::mount::mount(
+            Some("overlay"),
+            &bundle.join("rootfs"),
+            Some("overlay"),
+            nix::mount::MsFlags::empty(),
+            Some(options.as_str()),
+        )
+        .unwrap();
+        let mut cmd = Command::new(runtime);
+        if runtime == "crun" {
+            // crun refuses this machine's hybrid cgroup layout otherwise; kiln's sandbox
+            // makes no cgroup either.
+            cmd.arg("--cgroup-manager=disabled");
+        }
+        let status = cmd
+            .arg("--root")
+            .arg(&state)
+            .args(["run", "--bundle"])
+            .arg(&bundle)
+            .arg(format!("bench-{i}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        nix::mount::umount2(&bundle.join("rootfs"), nix::mount::MntFlags::MNT_DETACH).unwrap();
+        if !status.status.success() {
+            println!(
+                "{runtime}: not measured: {}",
+                String::from_utf8_lossy(&status.stderr).trim()
+            );
+            return None;
+        }
+    }
+    Some(start.elapsed().as_secs_f64() * 1000.0 / n as f64)
+}
+
+fn main() {
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100);
+    assert!(nix::unistd::geteuid().is_root(), "sandbox-bench needs root");
+    let work = tempfile::tempdir_in("/tmp").unwrap();
+    let lower = work.path().join("lower");
+    busybox_root(&lower);
+    // Warm: the seccomp profile is read and compiled once per process, as in a build.
+    kiln(work.path(), &lower, 3, false);
+    let confined = kiln(work.path(), &lower, n, false);
+    let privileged = kiln(work.path(), &lower, n, true);
+    println!("per start of /bin/true on an overlay root, {n} runs:");
+    println!("kiln, confined (Docker's defaults)   {confined:6.2} ms");
+    println!("kiln, privileged (security.insecure) {privileged:6.2} ms");
+    for runtime in ["crun", "runc"] {
+        if let Some(ms) = oci_runtime(runtime, work.path(), &lower, n) {
+            println!(
+                "{runtime:<36} {ms:6.2} ms ({:.1}x kiln confined)",
+                ms / confined
+            );
+        }
+    }
+}
