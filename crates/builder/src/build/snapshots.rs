@@ -59,6 +59,7 @@ impl Snapshots {
             .map_err(|e| io_error(&lock)(e.error))?;
         let scratch = tmp.join(id);
         std::fs::create_dir(&scratch).map_err(io_error(&scratch))?;
+        make_mount_points(&scratch.join(MOUNT_POINTS))?;
         Ok(Snapshots {
             dir,
             tmp: scratch,
@@ -70,6 +71,14 @@ impl Snapshots {
     /// This build's scratch directory (removed with the value).
     pub fn build_dir(&self) -> &Path {
         &self.tmp
+    }
+
+    /// A layer of the mount points every RUN step has (`/proc`, `/dev`, `/sys`,
+    /// `/etc/hosts`, ...), made once per build, for the bottom of each step's stack: an
+    /// image that lacks them still has them, and no step makes (then removes) them in its
+    /// own upper directory. Whatever the image has shadows it.
+    pub fn mount_points(&self) -> PathBuf {
+        self.tmp.join(MOUNT_POINTS)
     }
 
     pub fn path(&self, diff_id: &str) -> PathBuf {
@@ -120,6 +129,24 @@ impl Snapshots {
         }
         Ok(path)
     }
+}
+
+const MOUNT_POINTS: &str = "mount-points";
+
+/// The directories and empty files of [`Snapshots::mount_points`].
+fn make_mount_points(dir: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::PermissionsExt;
+    for d in ["proc", "dev", "sys", "etc"] {
+        let path = dir.join(d);
+        std::fs::create_dir_all(&path).map_err(io_error(&path))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+            .map_err(io_error(&path))?;
+    }
+    for f in ["etc/hosts", "etc/hostname", "etc/resolv.conf"] {
+        let path = dir.join(f);
+        std::fs::write(&path, b"").map_err(io_error(&path))?;
+    }
+    Ok(())
 }
 
 /// Distinguishes two builds of one process.

@@ -13,6 +13,7 @@ use serde_json::json;
 
 mod copying;
 mod run;
+mod union;
 mod users;
 
 use copying::{copy_attrs, copy_dest, resolve_dest, write_heredocs, CopyInput};

@@ -283,28 +283,15 @@ pub(super) fn resolve_dest(layers: &[Layer], dest: &str) -> String {
     out
 }
 
-/// The symlink target at `rel` in the topmost layer that has `rel` (a whiteout there
-/// means it is gone), or None when it is not a symlink.
+/// The symlink target at `rel` in the image (a path without symlinks among its
+/// parents), or None when it is not a symlink or not there.
 fn lookup(layers: &[Layer], rel: &Path) -> Option<String> {
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    for layer in layers.iter().rev() {
-        let path = layer.snapshot.join(rel);
-        if let Ok(meta) = std::fs::symlink_metadata(&path) {
-            if meta.file_type().is_char_device() && meta.rdev() == 0 {
-                return None;
-            }
-            return meta
-                .file_type()
-                .is_symlink()
-                .then(|| {
-                    std::fs::read_link(&path)
-                        .ok()
-                        .map(|t| t.to_string_lossy().into_owned())
-                })
-                .flatten();
-        }
-    }
-    None
+    let (host, meta) = super::union::entry(layers, rel)?;
+    meta.file_type()
+        .is_symlink()
+        .then(|| std::fs::read_link(&host).ok())
+        .flatten()
+        .map(|t| t.to_string_lossy().into_owned())
 }
 
 /// `--chown` and `--chmod`: owners by number or by name from the image's `/etc/passwd`

@@ -260,6 +260,7 @@ impl Builder<'_> {
                 .iter()
                 .rev()
                 .map(|l| l.snapshot.clone())
+                .chain([self.snapshots.mount_points()])
                 .collect(),
             upper: upper.to_path_buf(),
             work: scratch.join("work"),
