@@ -7,7 +7,10 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod support;
+
 use kiln_image::layer::{apply, write_changes, write_dir, Change, Compression, LayerOptions};
+use support::crafted;
 
 fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
@@ -316,30 +319,6 @@ fn whiteouts_hide_lower_files_and_opaque_directories_hide_their_contents() {
 
 /// (path, type, link target) of one crafted tar entry.
 type Entry<'a> = (&'a str, tar::EntryType, &'a str);
-
-/// A tar built byte by byte, so it can hold what `tar::Builder` refuses to write.
-fn crafted(entries: &[Entry]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (path, kind, link) in entries {
-        let mut h = tar::Header::new_ustar();
-        h.as_ustar_mut().unwrap().name[..path.len()].copy_from_slice(path.as_bytes());
-        h.as_ustar_mut().unwrap().linkname[..link.len()].copy_from_slice(link.as_bytes());
-        h.set_entry_type(*kind);
-        h.set_mode(0o644);
-        let data: &[u8] = if *kind == tar::EntryType::Regular {
-            b"pwned"
-        } else {
-            b""
-        };
-        h.set_size(data.len() as u64);
-        h.set_cksum();
-        out.extend_from_slice(h.as_bytes());
-        out.extend_from_slice(data);
-        out.resize(out.len().div_ceil(512) * 512, 0);
-    }
-    out.resize(out.len() + 1024, 0);
-    out
-}
 
 #[test]
 fn entries_that_would_escape_the_target_are_refused() {

@@ -8,6 +8,8 @@ use kiln_image::layer::apply;
 use kiln_image::Reference;
 use proptest::prelude::*;
 
+mod support;
+
 /// Path components that steer the applier into its corners.
 const PARTS: &[&str] = &[
     "a",
@@ -60,37 +62,23 @@ fn kind() -> impl Strategy<Value = Kind> {
     ]
 }
 
-/// A tar written header by header, so it can hold what `tar::Builder` refuses.
+/// The entries as a tar, whatever they hold.
 fn tar_of(entries: &[(String, Kind)]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (path, kind) in entries {
-        let mut h = tar::Header::new_ustar();
-        let name = &mut h.as_ustar_mut().unwrap().name;
-        name[..path.len()].copy_from_slice(path.as_bytes());
-        let (entry_type, link) = match kind {
-            Kind::File => (tar::EntryType::Regular, String::new()),
-            Kind::Dir => (tar::EntryType::Directory, String::new()),
-            Kind::Symlink(t) => (tar::EntryType::Symlink, t.to_string()),
-            Kind::Hardlink(t) => (tar::EntryType::Link, t.clone()),
-            Kind::Char => (tar::EntryType::Char, String::new()),
-            Kind::Fifo => (tar::EntryType::Fifo, String::new()),
-        };
-        h.as_ustar_mut().unwrap().linkname[..link.len()].copy_from_slice(link.as_bytes());
-        h.set_entry_type(entry_type);
-        h.set_mode(0o644);
-        let data: &[u8] = if matches!(kind, Kind::File) {
-            b"data"
-        } else {
-            b""
-        };
-        h.set_size(data.len() as u64);
-        h.set_cksum();
-        out.extend_from_slice(h.as_bytes());
-        out.extend_from_slice(data);
-        out.resize(out.len().div_ceil(512) * 512, 0);
-    }
-    out.resize(out.len() + 1024, 0);
-    out
+    let raw: Vec<(String, tar::EntryType, String)> = entries
+        .iter()
+        .map(|(path, kind)| {
+            let (entry_type, link) = match kind {
+                Kind::File => (tar::EntryType::Regular, String::new()),
+                Kind::Dir => (tar::EntryType::Directory, String::new()),
+                Kind::Symlink(t) => (tar::EntryType::Symlink, t.to_string()),
+                Kind::Hardlink(t) => (tar::EntryType::Link, t.clone()),
+                Kind::Char => (tar::EntryType::Char, String::new()),
+                Kind::Fifo => (tar::EntryType::Fifo, String::new()),
+            };
+            (path.clone(), entry_type, link)
+        })
+        .collect();
+    support::crafted(&raw)
 }
 
 /// Every path under `dir`, with its kind and content, sorted.
