@@ -293,7 +293,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     );
                 }
             }
-            if args.push {
+            if args.push && stop.signal.load(Ordering::SeqCst) == 0 {
                 push_tags(&store, &built, args.compression, json)?;
             }
             if let Some(f) = &args.iidfile {
@@ -400,7 +400,8 @@ struct Stop {
 /// SIGINT and SIGTERM stop the build cleanly: a thread waits for them (blocked in every
 /// other thread, which inherit this one's mask), kills the running RUN steps' sandboxes
 /// and tells the builder to start nothing more; the build then removes its scratch and
-/// names no image. Called before the build starts a thread.
+/// names no image (and pushes nothing). A second signal exits at once; the next build
+/// removes the scratch left. Called before the build starts a thread.
 fn stop_on_signals() -> anyhow::Result<Stop> {
     use nix::sys::signal::{SigSet, Signal};
     let mut set = SigSet::empty();
@@ -413,11 +414,15 @@ fn stop_on_signals() -> anyhow::Result<Stop> {
     };
     let (cancel, signal) = (stop.cancel.clone(), stop.signal.clone());
     std::thread::spawn(move || {
-        if let Ok(sig) = set.wait() {
-            signal.store(sig as i32, Ordering::SeqCst);
-            cancel.store(true, Ordering::SeqCst);
+        while let Ok(sig) = set.wait() {
             kiln_runtime::stop_all();
-            eprintln!("kiln build: {sig}: stopping the build");
+            if cancel.swap(true, Ordering::SeqCst) {
+                // A second signal: the user does not want to wait for the clean stop.
+                eprintln!("kiln build: {sig} again: stopping now");
+                std::process::exit(128 + sig as i32);
+            }
+            signal.store(sig as i32, Ordering::SeqCst);
+            eprintln!("kiln build: {sig}: stopping the build (again to stop at once)");
         }
     });
     Ok(stop)
