@@ -196,3 +196,39 @@ fn a_token_that_never_expires_is_taken_for_a_day() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("not found"), "{err}");
 }
+
+#[test]
+fn a_large_context_on_standard_input_is_spooled_not_held_in_memory() {
+    if !support::root_or_skip() {
+        return;
+    }
+    let k = Kiln::new();
+    let dir = k.dir.path().join("ctx");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("Dockerfile"), "FROM scratch\nCOPY small /small\n").unwrap();
+    std::fs::write(dir.join("small"), "s").unwrap();
+    // 256 MiB the build never copies, in a tar piped to `kiln build -`.
+    let big = std::fs::File::create(dir.join("big")).unwrap();
+    big.set_len(256 << 20).unwrap();
+    let script = format!(
+        "tar -C {} -cf - Dockerfile small big | {} build -",
+        dir.display(),
+        env!("CARGO_BIN_EXE_kiln")
+    );
+    let child = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .env("KILN_ROOT", k.root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = finish_within(child, Duration::from_secs(300));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // It was read into memory whole: 256 MiB and more.
+    let rss = children_max_rss_kib();
+    assert!(rss < 64 * 1024, "kiln build - grew to {rss} KiB");
+}
