@@ -75,7 +75,7 @@ impl InRoot {
                     let name = &self.names[i];
                     // SAFETY: mkdirat(2)/openat(2)/close(2) on descriptors we hold and a
                     // NUL-terminated name; O_NOFOLLOW and O_EXCL create a new file only.
-                    let rc = unsafe {
+                    let made = unsafe {
                         if i == last && leaf == Leaf::File {
                             let fd = nix::libc::openat(
                                 dir,
@@ -87,15 +87,12 @@ impl InRoot {
                                     | nix::libc::O_CLOEXEC,
                                 0o644,
                             );
-                            if fd >= 0 {
-                                nix::libc::close(fd);
-                            }
-                            fd.min(0)
+                            fd >= 0 && nix::libc::close(fd) == 0
                         } else {
-                            nix::libc::mkdirat(dir, name.as_ptr(), 0o755)
+                            nix::libc::mkdirat(dir, name.as_ptr(), 0o755) == 0
                         }
                     };
-                    if rc != 0 {
+                    if !made {
                         return Err(io::Error::last_os_error());
                     }
                     parent = Some(openat2(root, prefix, 0)?);

@@ -12,7 +12,7 @@ mod in_root;
 mod network;
 mod rootfs;
 mod sandbox;
-pub mod seccomp;
+mod seccomp;
 mod spec;
 
 pub use copy_root::{merge_layers, overlay_works};

@@ -36,11 +36,6 @@ fn profile() -> &'static (String, Value) {
     })
 }
 
-/// Where the default profile came from: the system's file, or kiln's built-in copy.
-pub fn default_profile_source() -> &'static str {
-    &profile().0
-}
-
 /// The architecture names Docker's profiles use in `includes.arches`.
 fn native_arch() -> &'static str {
     match std::env::consts::ARCH {
@@ -57,7 +52,7 @@ fn native_arch() -> &'static str {
 
 /// Docker's default profile for a process holding `capabilities` (names like
 /// `CAP_SYS_ADMIN`), as the OCI `linux.seccomp` a runtime loads.
-pub fn default_seccomp(capabilities: &[String]) -> Result<LinuxSeccomp, Error> {
+pub(crate) fn default_seccomp(capabilities: &[String]) -> Result<LinuxSeccomp, Error> {
     let (source, profile) = profile();
     from_docker_profile(profile, capabilities, native_arch()).map_err(|reason| {
         Error::SeccompProfile {
