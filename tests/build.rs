@@ -1119,3 +1119,39 @@ fn a_file_rewritten_in_place_with_its_mtime_set_back_misses_the_cache() {
         "bbbb"
     );
 }
+
+#[test]
+fn a_reader_that_goes_away_neither_hangs_nor_fails_the_build() {
+    if !root_or_skip() {
+        return;
+    }
+    let k = Kiln::new();
+    build_busybox(&k);
+    // Two stages printing enough to fill the pipe after `head` has gone.
+    let ctx = context(
+        &k.dir.path().join("head"),
+        &[(
+            "Dockerfile",
+            "FROM busybox:kiln AS a\nRUN seq 1 20000\nFROM busybox:kiln\nRUN seq 1 20000\nCOPY --from=a /bin/busybox /bb\n",
+        )],
+    );
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{} build --progress plain -t headed:1 {} | head -n 1",
+            env!("CARGO_BIN_EXE_kiln"),
+            ctx.display()
+        ))
+        .env("KILN_ROOT", k.root())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        // A liveness bound, far above the build's time: it used to hang forever.
+        assert!(start.elapsed() < std::time::Duration::from_secs(120), "the build hung");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The build went on to its end: the image is there.
+    assert!(k.ok(&["images"]).contains("headed"));
+}

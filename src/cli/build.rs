@@ -255,14 +255,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(built) => {
             if json {
                 let tags: Vec<String> = built.tags.iter().map(|t| t.to_string()).collect();
-                println!(
+                crate::say!(
                     "{}",
                     serde_json::json!({"type": "image", "id": built.id.to_string(), "manifest": built.manifest.to_string(), "tags": tags})
                 );
             } else {
-                println!("writing image {} done", built.id);
+                crate::say!("writing image {} done", built.id);
                 for t in &built.tags {
-                    println!("naming to {t} done");
+                    crate::say!("naming to {t} done");
                 }
             }
             if let Some(spec) = &args.output {
@@ -277,7 +277,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     std::io::BufWriter::new(file),
                 )?;
                 std::io::Write::flush(&mut out)?;
-                println!("exporting to {} done", dest.display());
+                crate::say!("exporting to {} done", dest.display());
             }
             // New layers may have taken the cache over its limit. Trimming waits for no
             // one: when another build is running, the next build trims instead.
@@ -286,7 +286,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 let mut freed = 0;
                 store.gc_after_if_idle(|| super::trim_cache(&store, &root, limit, &mut freed))?;
                 if freed > 0 && !json {
-                    println!(
+                    crate::say!(
                         "trimmed the build cache to its limit of {}: {} freed",
                         human_size(limit),
                         human_size(freed)
@@ -304,7 +304,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         Err(e) => {
             if json {
-                println!(
+                crate::say!(
                     "{}",
                     serde_json::json!({"type": "error", "message": e.to_string()})
                 );
@@ -620,17 +620,17 @@ fn push_tags(
         let pushed =
             kiln_image::client::push(&registry, store, &image, tag, compression, &|line| {
                 if !json {
-                    println!("{line}");
+                    crate::say!("{line}");
                 }
             })
             .with_context(|| format!("pushing {tag}"))?;
         if json {
-            println!(
+            crate::say!(
                 "{}",
                 serde_json::json!({"type": "pushed", "name": tag.to_string(), "digest": pushed.digest.to_string(), "size": pushed.size})
             );
         } else {
-            println!(
+            crate::say!(
                 "pushing {tag}: digest: {} size: {} done",
                 pushed.digest, pushed.size
             );

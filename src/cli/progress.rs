@@ -11,6 +11,16 @@ use anyhow::bail;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kiln_builder::build::Event;
 
+/// Prints a line on standard output, best effort: a reader that went away (`kiln build |
+/// head`) must not stop (or panic) the build, which goes on to its end.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 pub enum Progress {
     Plain { start: Instant },
     Json,
@@ -48,7 +58,7 @@ impl Progress {
 
     pub fn event(&self, event: Event) {
         match self {
-            Progress::Json => println!("{}", event_json(&event)),
+            Progress::Json => crate::say!("{}", event_json(&event)),
             Progress::Plain { start } => plain(&event, start),
             Progress::Tty(tty) => tty.event(event),
         }
@@ -82,13 +92,13 @@ fn plain(event: &Event, start: &Instant) {
             index,
             total,
             text,
-        } => println!("#{id} [{stage} {index}/{total}] {text}"),
-        Event::Cached { id } => println!("#{id} CACHED"),
-        Event::Miss { id, reason } => println!("#{id} cache miss: {reason}"),
+        } => crate::say!("#{id} [{stage} {index}/{total}] {text}"),
+        Event::Cached { id } => crate::say!("#{id} CACHED"),
+        Event::Miss { id, reason } => crate::say!("#{id} cache miss: {reason}"),
         Event::Output { id, line } => {
-            println!("#{id} {:.3} {line}", start.elapsed().as_secs_f64())
+            crate::say!("#{id} {:.3} {line}", start.elapsed().as_secs_f64())
         }
-        Event::Done { id, seconds } => println!("#{id} DONE {seconds:.1}s"),
+        Event::Done { id, seconds } => crate::say!("#{id} DONE {seconds:.1}s"),
     }
 }
 

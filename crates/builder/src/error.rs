@@ -22,6 +22,9 @@ pub enum Error {
     /// A step that failed: which one, and why (for RUN: the exit code and the output's tail).
     #[error("{step}: {message}")]
     Step { step: String, message: String },
+    /// A stage's thread panicked (a bug in kiln): the build fails instead of hanging.
+    #[error("stage {stage}: kiln failed: {message} (a bug: please report it with the Dockerfile)")]
+    StagePanicked { stage: String, message: String },
     /// SIGINT or SIGTERM stopped the build; nothing was named.
     #[error("interrupted: the build stopped before finishing; the store holds what finished steps made, and no new tag")]
     Interrupted,

@@ -304,39 +304,60 @@ impl<'a> Builder<'a> {
         let results: Mutex<BTreeMap<usize, State>> = Mutex::new(BTreeMap::new());
         let failed: Mutex<Option<Error>> = Mutex::new(None);
         let changed = Condvar::new();
+        // A lock a panicking stage held is still good: what it guards is only ever
+        // replaced whole.
+        fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+            m.lock().unwrap_or_else(|e| e.into_inner())
+        }
         std::thread::scope(|scope| {
             for &i in order {
                 let (results, failed, changed) = (&results, &failed, &changed);
                 scope.spawn(move || {
                     let needs = deps.get(&i).cloned().unwrap_or_default();
                     let done = {
-                        let mut guard = results.lock().expect("results lock");
+                        let mut guard = lock(results);
                         loop {
-                            if failed.lock().expect("failure lock").is_some() {
+                            if lock(failed).is_some() {
                                 return;
                             }
                             if needs.iter().all(|d| guard.contains_key(d)) {
                                 break guard.clone();
                             }
-                            guard = changed.wait(guard).expect("results lock");
+                            guard = changed.wait(guard).unwrap_or_else(|e| e.into_inner());
                         }
                     };
-                    match self.stage(i, &bases[i], &done, progress) {
+                    // A stage that panics fails the build like one that errs: the stages
+                    // waiting for it must wake, not wait forever.
+                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        self.stage(i, &bases[i], &done, progress)
+                    }))
+                    .unwrap_or_else(|panic| {
+                        let what = panic
+                            .downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                            .unwrap_or_default();
+                        Err(Error::StagePanicked {
+                            stage: self.plan.label(i),
+                            message: what,
+                        })
+                    });
+                    match outcome {
                         Ok(state) => {
-                            results.lock().expect("results lock").insert(i, state);
+                            lock(results).insert(i, state);
                         }
                         Err(e) => {
-                            failed.lock().expect("failure lock").get_or_insert(e);
+                            lock(failed).get_or_insert(e);
                         }
                     }
-                    let _guard = results.lock().expect("results lock");
+                    let _guard = lock(results);
                     changed.notify_all();
                 });
             }
         });
-        match failed.into_inner().expect("failure lock") {
+        match failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
             Some(e) => Err(e),
-            None => Ok(results.into_inner().expect("results lock")),
+            None => Ok(results.into_inner().unwrap_or_else(|e| e.into_inner())),
         }
     }
 
