@@ -24,6 +24,7 @@ fn process(privileged: bool) -> ProcessSpec {
         cwd: "/".into(),
         uid: 0,
         gid: 0,
+        groups: Vec::new(),
         hostname: "bench".into(),
         network: Network::Loopback,
         privileged,

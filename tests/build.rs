@@ -1149,9 +1149,48 @@ fn a_reader_that_goes_away_neither_hangs_nor_fails_the_build() {
     let start = std::time::Instant::now();
     while child.try_wait().unwrap().is_none() {
         // A liveness bound, far above the build's time: it used to hang forever.
-        assert!(start.elapsed() < std::time::Duration::from_secs(120), "the build hung");
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(120),
+            "the build hung"
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     // The build went on to its end: the image is there.
     assert!(k.ok(&["images"]).contains("headed"));
+}
+
+#[test]
+fn run_has_the_users_home_and_supplementary_groups() {
+    if !root_or_skip() {
+        return;
+    }
+    let k = Kiln::new();
+    build_busybox(&k);
+    let ctx = context(
+        &k.dir.path().join("home"),
+        &[(
+            "Dockerfile",
+            "FROM busybox:kiln
+RUN mkdir -p /etc /home/app && printf 'root:x:0:0:root:/root:/bin/sh\\napp:x:1000:1000:app:/home/app:/bin/sh\\n' > /etc/passwd && printf 'root:x:0:\\napp:x:1000:\\nwheel:x:10:app\\naudio:x:29:root,app\\n' > /etc/group && chown 1000:1000 /home/app
+USER app
+RUN echo \"home=$HOME groups=$(id -G)\" && mkdir -p ~/.config && test -d /home/app/.config
+USER root
+RUN echo \"roothome=$HOME\"
+USER app:wheel
+RUN echo \"explicit=$(id -G)\"
+",
+        )],
+    );
+    let out = k.ok(&[
+        "build",
+        "--progress",
+        "plain",
+        "-t",
+        "home:1",
+        ctx.to_str().unwrap(),
+    ]);
+    assert!(out.contains("home=/home/app groups=1000 10 29"), "{out}");
+    assert!(out.contains("roothome=/root"), "{out}");
+    // A group named with USER is the only one, as in runc.
+    assert!(out.contains("explicit=10\n"), "{out}");
 }

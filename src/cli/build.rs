@@ -492,6 +492,7 @@ impl Executor for SandboxExecutor {
             cwd: step.cwd.clone().into(),
             uid: step.uid,
             gid: step.gid,
+            groups: step.groups.clone(),
             hostname: step.hostname.clone(),
             network: if step.network == NetworkMode::None {
                 Network::Loopback
@@ -632,7 +633,8 @@ fn push_tags(
         } else {
             crate::say!(
                 "pushing {tag}: digest: {} size: {} done",
-                pushed.digest, pushed.size
+                pushed.digest,
+                pushed.size
             );
         }
     }

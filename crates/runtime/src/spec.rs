@@ -100,6 +100,8 @@ pub struct ProcessSpec {
     pub cwd: PathBuf,
     pub uid: u32,
     pub gid: u32,
+    /// Supplementary groups.
+    pub groups: Vec<u32>,
     pub hostname: String,
     pub network: Network,
     /// BuildKit's `security.insecure` (Docker's `--privileged`): every capability, no
@@ -226,6 +228,7 @@ pub fn default_spec(p: &ProcessSpec) -> Result<Spec, Error> {
             UserBuilder::default()
                 .uid(p.uid)
                 .gid(p.gid)
+                .additional_gids(p.groups.clone())
                 .build()
                 .map_err(spec_error)?,
         )

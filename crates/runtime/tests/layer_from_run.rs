@@ -69,6 +69,7 @@ fn changes_become_a_layer(snapshotter: Snapshotter) {
         cwd: "/".into(),
         uid: 0,
         gid: 0,
+        groups: Vec::new(),
         hostname: "kiln".into(),
         network: Network::Loopback,
         privileged: false,

@@ -64,6 +64,8 @@ pub struct RunStep {
     pub env: Vec<String>,
     pub uid: u32,
     pub gid: u32,
+    /// Supplementary groups.
+    pub groups: Vec<u32>,
     pub cwd: String,
     /// Snapshot directories, topmost first.
     pub lowers: Vec<PathBuf>,

@@ -52,6 +52,7 @@ pub fn config(dir: &Path, args: &[&str]) -> Config {
             cwd: "/".into(),
             uid: 0,
             gid: 0,
+            groups: Vec::new(),
             hostname: "kiln-test".into(),
             network: Network::Loopback,
             privileged: false,

@@ -74,8 +74,12 @@ impl Builder<'_> {
         if !env.iter().any(|(k, _)| k == "PATH") {
             env.push(("PATH".into(), DEFAULT_PATH.into()));
         }
-        let (uid, gid) = resolve_user(&config.str("User").unwrap_or_default(), &state.layers)
+        let user = resolve_user(&config.str("User").unwrap_or_default(), &state.layers)
             .map_err(|m| step_error(instr, m))?;
+        // As runc sets it: the image's HOME, else the user's from passwd.
+        if !env.iter().any(|(k, _)| k == "HOME") {
+            env.push(("HOME".into(), user.home.clone()));
+        }
         let mut mounts = Vec::new();
         let mut views = Views {
             exec: self.exec,
@@ -252,8 +256,9 @@ impl Builder<'_> {
         let step = RunStep {
             argv,
             env: env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
-            uid,
-            gid,
+            uid: user.uid,
+            gid: user.gid,
+            groups: user.groups,
             cwd: config.str("WorkingDir").unwrap_or_else(|| "/".into()),
             lowers: state
                 .layers

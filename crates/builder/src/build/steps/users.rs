@@ -103,30 +103,78 @@ pub(super) fn id_of(layers: &[Layer], file: &str, name: &str) -> Result<Option<u
         .and_then(|f| f.get(2)?.parse().ok()))
 }
 
-/// `USER` as uid and gid: numbers, or names from the image's `/etc/passwd` and
-/// `/etc/group`.
-pub(super) fn resolve_user(user: &str, layers: &[Layer]) -> Result<(u32, u32), String> {
-    if user.is_empty() {
-        return Ok((0, 0));
-    }
+/// Who a RUN step runs as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct RunUser {
+    pub uid: u32,
+    pub gid: u32,
+    /// Supplementary groups: those of `/etc/group` that list the user, when USER names
+    /// no group (as runc and BuildKit take them).
+    pub groups: Vec<u32>,
+    /// The user's home from `/etc/passwd`: `HOME` unless the image sets it (`/root` for
+    /// root, `/` for a user passwd does not know, as runc does).
+    pub home: String,
+}
+
+/// The fields of `file`'s lines (`name:x:id:...`).
+fn entries(text: &str) -> impl Iterator<Item = Vec<&str>> {
+    text.lines().map(|l| l.split(':').collect())
+}
+
+/// `USER` as uid, gid, supplementary groups and home: numbers, or names from the image's
+/// `/etc/passwd` and `/etc/group`.
+pub(super) fn resolve_user(user: &str, layers: &[Layer]) -> Result<RunUser, String> {
     let (u, g) = match user.split_once(':') {
         Some((u, g)) => (u, Some(g)),
+        None if user.is_empty() => ("0", None),
         None => (user, None),
     };
     let uid = id_of(layers, "etc/passwd", u)?.ok_or(format!(
         "unable to find user {u}: no matching entries in passwd file"
     ))?;
-    let gid = match g {
-        Some(g) => id_of(layers, "etc/group", g)?.ok_or(format!(
-            "unable to find group {g}: no matching entries in group file"
-        ))?,
-        // The user's primary group from passwd, or 0.
-        None => image_file(layers, "etc/passwd")?
-            .lines()
-            .map(|l| l.split(':').collect::<Vec<_>>())
-            .find(|f| f.get(2).and_then(|s| s.parse::<u32>().ok()) == Some(uid))
-            .and_then(|f| f.get(3)?.parse().ok())
-            .unwrap_or(0),
+    let passwd = image_file(layers, "etc/passwd")?;
+    let entry =
+        entries(&passwd).find(|f| f.get(2).and_then(|s| s.parse::<u32>().ok()) == Some(uid));
+    let home = entry
+        .as_ref()
+        .and_then(|f| f.get(5))
+        .filter(|h| !h.is_empty())
+        .map(|h| h.to_string())
+        .unwrap_or_else(|| if uid == 0 { "/root".into() } else { "/".into() });
+    let (gid, groups) = match g {
+        Some(g) => (
+            id_of(layers, "etc/group", g)?.ok_or(format!(
+                "unable to find group {g}: no matching entries in group file"
+            ))?,
+            Vec::new(),
+        ),
+        None => {
+            // The user's primary group from passwd, or 0.
+            let gid = entry
+                .as_ref()
+                .and_then(|f| f.get(3)?.parse().ok())
+                .unwrap_or(0);
+            let name = entry.as_ref().and_then(|f| f.first().copied());
+            let group = image_file(layers, "etc/group")?;
+            let mut groups: Vec<u32> = entries(&group)
+                .filter(|f| {
+                    name.is_some_and(|n| {
+                        f.get(3)
+                            .is_some_and(|members| members.split(',').any(|m| m.trim() == n))
+                    })
+                })
+                .filter_map(|f| f.get(2)?.parse().ok())
+                .filter(|g| *g != gid)
+                .collect();
+            groups.sort_unstable();
+            groups.dedup();
+            (gid, groups)
+        }
     };
-    Ok((uid, gid))
+    Ok(RunUser {
+        uid,
+        gid,
+        groups,
+        home,
+    })
 }
