@@ -1194,3 +1194,68 @@ RUN echo \"explicit=$(id -G)\"
     // A group named with USER is the only one, as in runc.
     assert!(out.contains("explicit=10\n"), "{out}");
 }
+
+#[test]
+fn workdir_is_made_as_the_user_and_joined_as_buildkit_joins_it() {
+    if !root_or_skip() {
+        return;
+    }
+    let k = Kiln::new();
+    build_busybox(&k);
+    let ctx = context(
+        &k.dir.path().join("workdir"),
+        &[(
+            "Dockerfile",
+            "FROM busybox:kiln
+RUN mkdir -p /etc /home && printf 'root:x:0:0:root:/root:/bin/sh\\napp:x:1000:1000:app:/home/app:/bin/sh\\n' > /etc/passwd
+USER app
+WORKDIR /home/app/project
+RUN touch x && pwd
+USER root
+WORKDIR /a
+WORKDIR b
+WORKDIR ../c
+",
+        )],
+    );
+    let out = k.ok(&[
+        "build",
+        "--progress",
+        "plain",
+        "-t",
+        "wd:1",
+        ctx.to_str().unwrap(),
+    ]);
+    assert!(out.contains("/home/app/project\n"), "{out}");
+    let flat = flatten(&k, "wd:1");
+    let dirs = [
+        ("home/app", 1000),
+        ("home/app/project", 1000),
+        ("a/b", 0),
+        ("a/c", 0),
+    ];
+    for (dir, owner) in dirs {
+        let meta =
+            std::fs::metadata(flat.join(dir)).unwrap_or_else(|_| panic!("{dir} is in the image"));
+        assert!(meta.is_dir(), "{dir}");
+        assert_eq!(meta.uid(), owner, "{dir}");
+    }
+    assert_eq!(
+        std::fs::metadata(flat.join("home/app/project/x"))
+            .unwrap()
+            .uid(),
+        1000
+    );
+    let inspect = k.ok(&["image", "inspect", "wd:1"]);
+    assert!(inspect.contains("\"WorkingDir\": \"/a/c\""), "{inspect}");
+    // A rebuild takes every WORKDIR from the cache.
+    let again = k.ok(&[
+        "build",
+        "--progress",
+        "plain",
+        "-t",
+        "wd:1",
+        ctx.to_str().unwrap(),
+    ]);
+    assert!(!again.contains("cache miss"), "{again}");
+}

@@ -15,8 +15,10 @@ mod copying;
 mod run;
 mod union;
 mod users;
+mod workdir;
 
 use copying::{copy_attrs, copy_dest, resolve_dest, write_heredocs, CopyInput};
+use users::resolve_user;
 
 use super::cache::{self, Cache, Record};
 use super::config::ImageConfig;
@@ -113,6 +115,22 @@ pub(super) struct Builder<'a> {
     step_id: AtomicUsize,
     global: BTreeMap<String, String>,
     remote: RemoteCache,
+}
+
+/// Everything in `upper` (a step that only adds: COPY, ADD, WORKDIR), as the layer's
+/// changes.
+fn added(upper: &Path) -> Result<Vec<kiln_image::layer::Change>, Error> {
+    let mut all = Vec::new();
+    for e in walkdir::WalkDir::new(upper)
+        .min_depth(1)
+        .sort_by_file_name()
+    {
+        let e = e.map_err(|e| Error::Context(e.to_string()))?;
+        all.push(kiln_image::layer::Change::Upsert(
+            e.path().strip_prefix(upper).expect("under").to_path_buf(),
+        ));
+    }
+    Ok(all)
 }
 
 fn step_error(instr: &Instruction, message: impl Into<String>) -> Error {
@@ -566,12 +584,18 @@ impl<'a> Builder<'a> {
                 }
                 Command::Workdir(dir) => {
                     let cwd = config.str("WorkingDir").unwrap_or_else(|| "/".into());
-                    let joined = if dir.starts_with('/') {
-                        PathBuf::from(dir)
-                    } else {
-                        Path::new(&cwd).join(dir)
-                    };
-                    config.set("WorkingDir", json!(joined.to_string_lossy()));
+                    config.set("WorkingDir", json!(workdir::join(&cwd, dir)));
+                    // The directory is made as a step, owned by USER: a layer when the
+                    // image lacks it, none when it has it.
+                    let record = self.layer_step(
+                        instr, &expanded, &config, &args, &mut state, done, id, progress,
+                    )?;
+                    config.add_history(&self.created, &created_by, record.diff_id.as_deref());
+                    progress(Event::Done {
+                        id,
+                        seconds: start.elapsed().as_secs_f64(),
+                    });
+                    continue;
                 }
                 Command::User(u) => config.set("User", json!(u)),
                 Command::Cmd(c) => {
@@ -925,6 +949,14 @@ impl<'a> Builder<'a> {
                 )?;
                 overlay_changes(&upper)?
             }
+            Command::Workdir(_) => {
+                let dir = config.str("WorkingDir").unwrap_or_else(|| "/".into());
+                let user = resolve_user(&config.str("User").unwrap_or_default(), &state.layers)
+                    .map_err(|m| step_error(instr, m))?;
+                workdir::make(&state.layers, &dir, user.uid, user.gid, &upper)
+                    .map_err(|e| step_error(instr, format!("making {dir}: {e}")))?;
+                added(&upper)?
+            }
             _ => {
                 let CopyInput {
                     root,
@@ -988,17 +1020,7 @@ impl<'a> Builder<'a> {
                 copied.map_err(|e| step_error(instr, e.to_string()))?;
                 write_heredocs(expanded, &dest, &upper, attrs)
                     .map_err(|e| step_error(instr, e.to_string()))?;
-                let mut all = Vec::new();
-                for e in walkdir::WalkDir::new(&upper)
-                    .min_depth(1)
-                    .sort_by_file_name()
-                {
-                    let e = e.map_err(|e| Error::Context(e.to_string()))?;
-                    all.push(kiln_image::layer::Change::Upsert(
-                        e.path().strip_prefix(&upper).expect("under").to_path_buf(),
-                    ));
-                }
-                all
+                added(&upper)?
             }
         };
         // The scratch layers the step ran on are unpacked; the result is too.

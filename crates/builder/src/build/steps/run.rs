@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::users::resolve_user;
+use super::resolve_user;
 use super::{cache, step_error, Builder, Event, State, Views};
 use crate::ast::{CommandLine, Instruction, MountKind, Security};
 use crate::build::config::ImageConfig;

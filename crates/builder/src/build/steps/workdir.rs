@@ -1,0 +1,110 @@
+//! WORKDIR: the path joined and cleaned as BuildKit stores it, and the directory made as
+//! a step (BuildKit's `mkdir -p` as the current USER), so an image has the directory
+//! its config names and a non-root USER may write in it.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use super::copying::resolve_dest;
+use super::union::entry;
+use super::Layer;
+
+/// `dir` joined to the working directory `cwd` (when relative) and cleaned lexically:
+/// `/a` then `b` then `../c` is `/a/c`, as BuildKit stores it.
+pub(super) fn join(cwd: &str, dir: &str) -> String {
+    let joined = Path::new(cwd).join(dir);
+    let mut out: Vec<&std::ffi::OsStr> = Vec::new();
+    for c in joined.components() {
+        match c {
+            Component::Normal(p) => out.push(p),
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    let parts: Vec<String> = out
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    format!("/{}", parts.join("/"))
+}
+
+/// Makes `dir` (absolute, in the image) in `upper`: each missing directory as `uid:gid`
+/// with mode 755; the image's own directories on the way are repeated with their mode,
+/// owner and time, as a layer carries the parents of what it adds. Nothing when the
+/// image has the directory already.
+pub(super) fn make(
+    layers: &[Layer],
+    dir: &str,
+    uid: u32,
+    gid: u32,
+    upper: &Path,
+) -> std::io::Result<()> {
+    // Symlinks of the image on the way are followed inside it, as mkdir -p would.
+    let resolved = resolve_dest(layers, &format!("{dir}/"));
+    let mut rel = PathBuf::new();
+    for part in Path::new(&resolved).components().skip(1) {
+        rel.push(part);
+        let at = upper.join(&rel);
+        match entry(layers, &rel) {
+            Some((_, meta)) if meta.is_dir() => {
+                std::fs::create_dir(&at)?;
+                std::fs::set_permissions(
+                    &at,
+                    std::fs::Permissions::from_mode(meta.mode() & 0o7777),
+                )?;
+                std::os::unix::fs::lchown(&at, Some(meta.uid()), Some(meta.gid()))?;
+                set_mtime(&at, meta.mtime(), meta.mtime_nsec())?;
+            }
+            // Not a directory, which mkdir -p would refuse: the RUN that follows says so.
+            Some(_) => break,
+            None => {
+                std::fs::create_dir(&at)?;
+                std::os::unix::fs::lchown(&at, Some(uid), Some(gid))?;
+                std::fs::set_permissions(&at, std::fs::Permissions::from_mode(0o755))?;
+            }
+        }
+    }
+    // Only the image's own directories: nothing was made, and no layer is.
+    if created_nothing(layers, upper) {
+        std::fs::remove_dir_all(upper)?;
+        std::fs::create_dir(upper)?;
+    }
+    Ok(())
+}
+
+fn created_nothing(layers: &[Layer], upper: &Path) -> bool {
+    walkdir::WalkDir::new(upper)
+        .min_depth(1)
+        .into_iter()
+        .flatten()
+        .all(|e| entry(layers, e.path().strip_prefix(upper).unwrap_or(e.path())).is_some())
+}
+
+fn set_mtime(path: &Path, secs: i64, nanos: i64) -> std::io::Result<()> {
+    let t = nix::sys::time::TimeSpec::new(secs, nanos);
+    nix::sys::stat::utimensat(
+        nix::fcntl::AT_FDCWD,
+        path,
+        &t,
+        &t,
+        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+    )
+    .map_err(std::io::Error::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::join;
+
+    #[test]
+    fn relative_workdirs_join_and_clean_as_buildkit_stores_them() {
+        assert_eq!(join("/", "/a"), "/a");
+        assert_eq!(join("/a", "b"), "/a/b");
+        assert_eq!(join("/a/b", "../c"), "/a/c");
+        assert_eq!(join("/a", "./b/./c/"), "/a/b/c");
+        assert_eq!(join("/a", "../../.."), "/");
+        assert_eq!(join("/", "app//src"), "/app/src");
+    }
+}
