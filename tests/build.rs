@@ -1259,3 +1259,43 @@ WORKDIR ../c
     ]);
     assert!(!again.contains("cache miss"), "{again}");
 }
+
+#[test]
+fn two_fully_cached_rebuilds_give_the_same_image_and_leave_nothing_dangling() {
+    if !root_or_skip() {
+        return;
+    }
+    let k = Kiln::new();
+    build_busybox(&k);
+    let ctx = context(
+        &k.dir.path().join("same"),
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox:kiln\nCOPY f /f\nRUN echo built > /b\nENV X=1\nLABEL a=b\n",
+            ),
+            ("f", "f"),
+        ],
+    );
+    let id = |out: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix("writing image "))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no image ID in {out}"))
+            .to_string()
+    };
+    let first = id(&k.ok(&["build", "-t", "same:1", ctx.to_str().unwrap()]));
+    // Cached steps keep the time they ran, whenever the rebuild is.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let second = id(&k.ok(&["build", "-t", "same:1", ctx.to_str().unwrap()]));
+    let third = id(&k.ok(&["build", "-t", "same:1", ctx.to_str().unwrap()]));
+    assert_eq!(first, second);
+    assert_eq!(second, third);
+    let dangling = k.ok(&["images", "-q", "--filter", "dangling=true"]);
+    assert_eq!(dangling.trim(), "", "a dangling image");
+    // A step that runs again takes a new time: a new image.
+    std::fs::write(ctx.join("f"), "g").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let changed = id(&k.ok(&["build", "-t", "same:1", ctx.to_str().unwrap()]));
+    assert_ne!(changed, first);
+}

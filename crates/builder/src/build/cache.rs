@@ -18,6 +18,10 @@ pub struct Record {
     /// it copied, which the next step takes as its parent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub then: Option<String>,
+    /// When the step ran (RFC 3339): its history entry keeps this time on a cache hit,
+    /// as BuildKit's does, so a rebuild from the cache gives the same image ID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
 }
 
 pub struct Cache {

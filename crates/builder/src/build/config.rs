@@ -70,6 +70,14 @@ impl ImageConfig {
         );
     }
 
+    /// The image's creation time (RFC 3339), when it has one.
+    pub fn created(&self) -> Option<String> {
+        self.root
+            .get("created")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    }
+
     pub fn str(&self, key: &str) -> Option<String> {
         self.get(key)
             .and_then(Value::as_str)

@@ -255,6 +255,7 @@ impl RemoteCache {
         let record = |diff_id: Option<&String>| Record {
             diff_id: diff_id.cloned(),
             then: entry.then.clone(),
+            created: None,
         };
         let Some(layer) = entry.layer else {
             return Some(record(None));

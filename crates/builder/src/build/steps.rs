@@ -112,6 +112,8 @@ pub(super) struct Builder<'a> {
     /// File digests by (path, size, mtime, inode), shared by the stages being built.
     hashes: Mutex<BTreeMap<String, String>>,
     created: String,
+    /// SOURCE_DATE_EPOCH set `created`: every time in the image is that one.
+    created_fixed: bool,
     step_id: AtomicUsize,
     global: BTreeMap<String, String>,
     remote: RemoteCache,
@@ -148,10 +150,11 @@ impl<'a> Builder<'a> {
         exec: &'a dyn Executor,
         opts: &'a BuildOptions,
     ) -> Result<Self, Error> {
-        let created = match std::env::var("SOURCE_DATE_EPOCH")
+        let epoch = std::env::var("SOURCE_DATE_EPOCH")
             .ok()
-            .and_then(|s| s.trim().parse::<u64>().ok())
-        {
+            .and_then(|s| s.trim().parse::<u64>().ok());
+        let created_fixed = epoch.is_some();
+        let created = match epoch {
             Some(secs) => humantime::format_rfc3339_seconds(
                 std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs),
             )
@@ -172,6 +175,7 @@ impl<'a> Builder<'a> {
             cache: Cache::new(root)?,
             hashes: Mutex::new(hashes),
             created,
+            created_fixed,
             step_id: AtomicUsize::new(0),
             global: BTreeMap::new(),
             remote: RemoteCache::default(),
@@ -541,6 +545,12 @@ impl<'a> Builder<'a> {
         });
         let mut args: BTreeMap<String, String> = BTreeMap::new();
         let mut cmd_set = false;
+        // The time of the stage so far: its base's, then each step's as it ran (a cached
+        // step keeps the time it ran), so a rebuild from the cache is the same image.
+        let mut when = match (self.created_fixed, config.created()) {
+            (false, Some(base)) => base,
+            _ => self.created.clone(),
+        };
         for (n, instr) in instructions.iter().enumerate() {
             self.check_cancelled()?;
             let mut scope = args.clone();
@@ -590,7 +600,8 @@ impl<'a> Builder<'a> {
                     let record = self.layer_step(
                         instr, &expanded, &config, &args, &mut state, done, id, progress,
                     )?;
-                    config.add_history(&self.created, &created_by, record.diff_id.as_deref());
+                    when = self.step_time(&record);
+                    config.add_history(&when, &created_by, record.diff_id.as_deref());
                     progress(Event::Done {
                         id,
                         seconds: start.elapsed().as_secs_f64(),
@@ -636,7 +647,8 @@ impl<'a> Builder<'a> {
                     let record = self.layer_step(
                         instr, &expanded, &config, &args, &mut state, done, id, progress,
                     )?;
-                    config.add_history(&self.created, &created_by, record.diff_id.as_deref());
+                    when = self.step_time(&record);
+                    config.add_history(&when, &created_by, record.diff_id.as_deref());
                     progress(Event::Done {
                         id,
                         seconds: start.elapsed().as_secs_f64(),
@@ -645,13 +657,13 @@ impl<'a> Builder<'a> {
                 }
                 Command::From(_) => unreachable!("FROM starts a stage"),
             }
-            config.add_history(&self.created, &created_by, None);
+            config.add_history(&when, &created_by, None);
             progress(Event::Done {
                 id,
                 seconds: start.elapsed().as_secs_f64(),
             });
         }
-        state.config_bytes = config.to_bytes(&self.created);
+        state.config_bytes = config.to_bytes(&when);
         Ok(state)
     }
 
@@ -1028,6 +1040,7 @@ impl<'a> Builder<'a> {
             Record {
                 diff_id: None,
                 then: None,
+                created: Some(self.created.clone()),
             }
         } else {
             let opts = LayerOptions::from_env(Compression::None);
@@ -1045,6 +1058,7 @@ impl<'a> Builder<'a> {
             Record {
                 diff_id: Some(diff_id),
                 then: None,
+                created: Some(self.created.clone()),
             }
         };
         self.cache.put(&key, &record)?;
@@ -1056,6 +1070,15 @@ impl<'a> Builder<'a> {
         self.cache.remember_inputs(&slot, &inputs);
         state.stepped(key, &record);
         Ok(record)
+    }
+
+    /// When a step's result was made: now for a step that ran, the recorded time for a
+    /// cached one (now when the record has none, or with SOURCE_DATE_EPOCH).
+    fn step_time(&self, record: &Record) -> String {
+        match (&record.created, self.created_fixed) {
+            (Some(t), false) => t.clone(),
+            _ => self.created.clone(),
+        }
     }
 
     fn check_cancelled(&self) -> Result<(), Error> {
@@ -1072,7 +1095,9 @@ impl<'a> Builder<'a> {
         for (k, v) in &self.opts.labels {
             config.insert("Labels", k, json!(v));
         }
-        let config_bytes = config.to_bytes(&self.created);
+        // The target stage's time (see `stage`).
+        let created = config.created().unwrap_or_else(|| self.created.clone());
+        let config_bytes = config.to_bytes(&created);
         let config_digest = self.store.write_blob_bytes(&config_bytes)?;
         let layers: Vec<Descriptor> = state.layers.iter().map(|l| l.blob.clone()).collect();
         let config = Descriptor::new(
