@@ -1299,3 +1299,33 @@ fn two_fully_cached_rebuilds_give_the_same_image_and_leave_nothing_dangling() {
     let changed = id(&k.ok(&["build", "-t", "same:1", ctx.to_str().unwrap()]));
     assert_ne!(changed, first);
 }
+
+#[test]
+fn platform_args_are_set_as_buildkit_sets_them() {
+    if !root_or_skip() {
+        return;
+    }
+    let k = Kiln::new();
+    build_busybox(&k);
+    let ctx = context(
+        &k.dir.path().join("platform"),
+        &[(
+            "Dockerfile",
+            "ARG TARGETARCH\nFROM busybox:kiln\nARG TARGETPLATFORM\nARG TARGETOS\nARG TARGETARCH\nARG BUILDPLATFORM\nRUN echo \"target=$TARGETPLATFORM os=$TARGETOS arch=$TARGETARCH build=$BUILDPLATFORM\"\nRUN echo \"undeclared=${BUILDARCH:-unset}\"\n",
+        )],
+    );
+    let out = k.ok(&["build", "--progress", "plain", ctx.to_str().unwrap()]);
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    assert!(
+        out.contains(&format!(
+            "target=linux/{arch} os=linux arch={arch} build=linux/{arch}"
+        )),
+        "{out}"
+    );
+    // Global only: a stage sees one it declares.
+    assert!(out.contains("undeclared=unset"), "{out}");
+}

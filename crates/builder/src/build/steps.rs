@@ -119,6 +119,23 @@ pub(super) struct Builder<'a> {
     remote: RemoteCache,
 }
 
+/// `BUILDPLATFORM`, `BUILDOS`, `BUILDARCH`, `BUILDVARIANT` and the `TARGET…` ones for
+/// `platform` (`os/arch[/variant]`).
+fn platform_args(platform: &str) -> BTreeMap<String, String> {
+    let mut parts = platform.splitn(3, '/');
+    let os = parts.next().unwrap_or_default();
+    let arch = parts.next().unwrap_or_default();
+    let variant = parts.next().unwrap_or_default();
+    let mut out = BTreeMap::new();
+    for side in ["BUILD", "TARGET"] {
+        out.insert(format!("{side}PLATFORM"), platform.to_string());
+        out.insert(format!("{side}OS"), os.to_string());
+        out.insert(format!("{side}ARCH"), arch.to_string());
+        out.insert(format!("{side}VARIANT"), variant.to_string());
+    }
+    out
+}
+
 /// Everything in `upper` (a step that only adds: COPY, ADD, WORKDIR), as the layer's
 /// changes.
 fn added(upper: &Path) -> Result<Vec<kiln_image::layer::Change>, Error> {
@@ -184,6 +201,10 @@ impl<'a> Builder<'a> {
 
     pub(super) fn run(mut self, progress: &(dyn Fn(Event) + Sync)) -> Result<Built, Error> {
         let escape = self.opts.dockerfile.escape;
+        // BuildKit's automatic platform ARGs, in the global scope (a stage takes one by
+        // declaring `ARG TARGETARCH`). Builds are for the host's platform.
+        self.global
+            .extend(platform_args(&kiln_image::store::images::host_platform()));
         for instr in &self.plan.global_args.clone() {
             let expanded = expand::instruction(instr, escape, &self.global)?;
             if let Command::Arg(decls) = &expanded.command {
