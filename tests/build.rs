@@ -1329,3 +1329,59 @@ fn platform_args_are_set_as_buildkit_sets_them() {
     // Global only: a stage sees one it declares.
     assert!(out.contains("undeclared=unset"), "{out}");
 }
+
+#[test]
+fn run_heredocs_feed_the_command_as_buildkit_does() {
+    if !root_or_skip() {
+        return;
+    }
+    let k = Kiln::new();
+    build_busybox(&k);
+    let dockerfile = [
+        "FROM busybox:kiln",
+        "ENV WHO=kiln",
+        "RUN <<EOF sh",
+        "echo \"from sh: $WHO\"",
+        "EOF",
+        "RUN cat > /greeting <<EOF && cat /greeting",
+        "hello $WHO",
+        "EOF",
+        "RUN <<'EOF' sh",
+        "echo 'literal: $WHO'",
+        "EOF",
+        "RUN <<EOF",
+        "#!/bin/sh",
+        "echo \"a script run as a file: $0\"",
+        "EOF",
+        "RUN <<EOF",
+        "echo \"lone: $WHO\"",
+        "EOF",
+        "",
+    ]
+    .join("\n");
+    let ctx = context(
+        &k.dir.path().join("heredocs"),
+        &[("Dockerfile", &dockerfile)],
+    );
+    let out = k.ok(&[
+        "build",
+        "--progress",
+        "plain",
+        "-t",
+        "docs:1",
+        ctx.to_str().unwrap(),
+    ]);
+    for want in [
+        "from sh: kiln",
+        "hello kiln",
+        "literal: $WHO",
+        "a script run as a file: /dev/pipes/EOF",
+        "lone: kiln",
+    ] {
+        assert!(out.contains(want), "{want:?} in {out}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(flatten(&k, "docs:1").join("greeting")).unwrap(),
+        "hello kiln\n"
+    );
+}

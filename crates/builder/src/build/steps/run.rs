@@ -49,11 +49,41 @@ impl Builder<'_> {
                 v
             }
         };
-        // A RUN that is only a heredoc runs its body as a script with the shell.
-        if let (CommandLine::Shell(s), Some(doc)) = (&run.command, instr.heredocs.first()) {
-            if s.trim_start().starts_with("<<") {
-                argv = config.shell();
-                argv.push(doc.content.clone());
+        let mut mounts = Vec::new();
+        if let CommandLine::Shell(s) = &run.command {
+            if let Some(script) = heredoc_script(s, &instr.heredocs) {
+                argv = match script {
+                    Script::Shell(text) => {
+                        let mut v = config.shell();
+                        v.push(text);
+                        v
+                    }
+                    // A lone heredoc whose body starts with `#!` is a program of its own:
+                    // written to a file and run, as BuildKit runs it.
+                    Script::Program { name, body } => {
+                        let file = scratch.join(format!("heredoc-{name}"));
+                        std::fs::write(&file, body)
+                            .and_then(|()| {
+                                std::fs::set_permissions(
+                                    &file,
+                                    std::os::unix::fs::PermissionsExt::from_mode(0o755),
+                                )
+                            })
+                            .map_err(|e| Error::Read {
+                                path: file.clone(),
+                                source: e,
+                            })?;
+                        let at = format!("/dev/pipes/{name}");
+                        mounts.push(RunMount {
+                            destination: PathBuf::from(&at),
+                            kind: RunMountKind::Bind {
+                                source: file,
+                                readonly: true,
+                            },
+                        });
+                        vec![at]
+                    }
+                };
             }
         }
         let mut env: Vec<(String, String)> = config.env();
@@ -80,7 +110,6 @@ impl Builder<'_> {
         if !env.iter().any(|(k, _)| k == "HOME") {
             env.push(("HOME".into(), user.home.clone()));
         }
-        let mut mounts = Vec::new();
         let mut views = Views {
             exec: self.exec,
             at: Vec::new(),
@@ -293,5 +322,98 @@ impl Builder<'_> {
             ));
         }
         Ok(())
+    }
+}
+
+/// What a RUN with heredocs runs.
+#[derive(Debug, PartialEq, Eq)]
+enum Script {
+    /// Shell text for the shell's `-c`.
+    Shell(String),
+    /// A lone heredoc with a `#!` line: the body, run as a file.
+    Program { name: String, body: String },
+}
+
+/// The script of a shell-form RUN with heredocs, as BuildKit makes it: a lone heredoc
+/// (`RUN <<EOF`) is the script itself (a program when it starts with `#!`); otherwise
+/// the command line and every body with its terminator go to the shell, which feeds the
+/// bodies to the command's here-documents (`RUN <<EOF bash`, `RUN cat > f <<EOF && ...`).
+/// None without heredocs.
+fn heredoc_script(command: &str, heredocs: &[crate::ast::Heredoc]) -> Option<Script> {
+    let first = heredocs.first()?;
+    let lone = heredocs.len() == 1 && {
+        let word = command.trim();
+        let marker = word.trim_start_matches("<<").trim_start_matches('-');
+        let bare = marker.trim_matches(|c| c == '"' || c == '\'');
+        word.starts_with("<<") && bare == first.name
+    };
+    if lone {
+        return Some(if first.content.starts_with("#!") {
+            Script::Program {
+                name: first.name.clone(),
+                body: first.content.clone(),
+            }
+        } else {
+            Script::Shell(first.content.clone())
+        });
+    }
+    let mut text = command.to_string();
+    text.push('\n');
+    for doc in heredocs {
+        text.push_str(&doc.content);
+        if !doc.content.is_empty() && !doc.content.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&doc.name);
+        text.push('\n');
+    }
+    Some(Script::Shell(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{heredoc_script, Script};
+    use crate::ast::Heredoc;
+
+    fn doc(name: &str, content: &str) -> Heredoc {
+        Heredoc {
+            name: name.into(),
+            content: content.into(),
+            expand: true,
+            chomp: false,
+            fd: None,
+        }
+    }
+
+    #[test]
+    fn heredocs_become_the_script_buildkit_runs() {
+        assert_eq!(heredoc_script("echo", &[]), None);
+        assert_eq!(
+            heredoc_script("<<EOF", &[doc("EOF", "echo hi\n")]),
+            Some(Script::Shell("echo hi\n".into()))
+        );
+        assert_eq!(
+            heredoc_script(
+                "<<'EOF'",
+                &[doc("EOF", "#!/usr/bin/env python3\nprint(1)\n")]
+            ),
+            Some(Script::Program {
+                name: "EOF".into(),
+                body: "#!/usr/bin/env python3\nprint(1)\n".into()
+            })
+        );
+        assert_eq!(
+            heredoc_script("<<EOF bash", &[doc("EOF", "echo hi\n")]),
+            Some(Script::Shell("<<EOF bash\necho hi\nEOF\n".into()))
+        );
+        assert_eq!(
+            heredoc_script(
+                "cat > /a <<A && cat > /b <<B",
+                &[doc("A", "1\n"), doc("B", "2")]
+            ),
+            Some(Script::Shell(
+                "cat > /a <<A && cat > /b <<B\n1\nA\n2\nB\n".into()
+            ))
+        );
     }
 }
