@@ -1385,3 +1385,71 @@ fn run_heredocs_feed_the_command_as_buildkit_does() {
         "hello kiln\n"
     );
 }
+
+/// `path mode uid:gid` of each path in `flat`, as the test's expectations read.
+fn modes(flat: &Path, paths: &[&str]) -> Vec<String> {
+    paths
+        .iter()
+        .map(|p| {
+            let m = std::fs::symlink_metadata(flat.join(p)).unwrap_or_else(|_| panic!("{p}"));
+            format!("/{p} {:o} {}:{}", m.mode() & 0o7777, m.uid(), m.gid())
+        })
+        .collect()
+}
+
+#[test]
+fn copy_keeps_an_existing_destination_as_buildkit_does() {
+    if !root_or_skip() {
+        return;
+    }
+    let k = Kiln::new();
+    build_busybox(&k);
+    let ctx = context(
+        &k.dir.path().join("dest"),
+        &[
+            ("Dockerfile", "FROM busybox:kiln\nRUN mkdir -p /tmp /data/sub /data/etc && chmod 1777 /tmp && chmod 755 /data && chmod 700 /data/sub && chown 5:5 /data/sub\nCOPY files/ /tmp/\nCOPY --chown=1000:1000 files/ /data/\nCOPY files /newdir\nCOPY --chown=7:7 files /newchown\nCOPY files/a /tmp/\n"),
+            ("files/a", "a"),
+            ("files/sub/s", "s"),
+            ("files/etc/e", "e"),
+        ],
+    );
+    for (dir, mode) in [("files", 0o700), ("files/sub", 0o750), ("files/etc", 0o711)] {
+        std::fs::set_permissions(ctx.join(dir), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    k.ok(&["build", "-t", "dest:1", ctx.to_str().unwrap()]);
+    let flat = flatten(&k, "dest:1");
+    // What BuildKit (Docker 20.10's) gives for the same Dockerfile: the destination the
+    // image has keeps its mode and owner; a new one is 755 and owned by --chown; what
+    // is copied beneath takes the source's mode and --chown.
+    assert_eq!(
+        modes(
+            &flat,
+            &[
+                "tmp",
+                "tmp/sub",
+                "tmp/etc",
+                "data",
+                "data/sub",
+                "data/etc",
+                "data/a",
+                "newdir",
+                "newdir/sub",
+                "newchown",
+                "newchown/sub"
+            ]
+        ),
+        [
+            "/tmp 1777 0:0",
+            "/tmp/sub 750 0:0",
+            "/tmp/etc 711 0:0",
+            "/data 755 0:0",
+            "/data/sub 750 1000:1000",
+            "/data/etc 711 1000:1000",
+            "/data/a 644 1000:1000",
+            "/newdir 755 0:0",
+            "/newdir/sub 750 0:0",
+            "/newchown 755 7:7",
+            "/newchown/sub 750 7:7",
+        ]
+    );
+}

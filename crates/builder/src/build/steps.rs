@@ -18,6 +18,7 @@ mod users;
 mod workdir;
 
 use copying::{copy_attrs, copy_dest, resolve_dest, write_heredocs, CopyInput};
+use union::settle_dirs;
 use users::resolve_user;
 
 use super::cache::{self, Cache, Record};
@@ -1053,6 +1054,19 @@ impl<'a> Builder<'a> {
                 copied.map_err(|e| step_error(instr, e.to_string()))?;
                 write_heredocs(expanded, &dest, &upper, attrs)
                     .map_err(|e| step_error(instr, e.to_string()))?;
+                // The destination and its parents: as the image has them, or new.
+                let below = if linked_copy {
+                    &[][..]
+                } else {
+                    &state.layers[..]
+                };
+                settle_dirs(
+                    below,
+                    Path::new(dest.trim_start_matches('/')),
+                    &upper,
+                    (attrs.uid, attrs.gid),
+                )
+                .map_err(|e| step_error(instr, format!("{dest}: {e}")))?;
                 added(&upper)?
             }
         };

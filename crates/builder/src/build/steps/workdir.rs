@@ -2,11 +2,10 @@
 //! a step (BuildKit's `mkdir -p` as the current USER), so an image has the directory
 //! its config names and a non-root USER may write in it.
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use super::copying::resolve_dest;
-use super::union::entry;
+use super::union::{entry, settle_dirs};
 use super::Layer;
 
 /// `dir` joined to the working directory `cwd` (when relative) and cleaned lexically:
@@ -43,29 +42,19 @@ pub(super) fn make(
 ) -> std::io::Result<()> {
     // Symlinks of the image on the way are followed inside it, as mkdir -p would.
     let resolved = resolve_dest(layers, &format!("{dir}/"));
-    let mut rel = PathBuf::new();
-    for part in Path::new(&resolved).components().skip(1) {
-        rel.push(part);
-        let at = upper.join(&rel);
-        match entry(layers, &rel) {
-            Some((_, meta)) if meta.is_dir() => {
-                std::fs::create_dir(&at)?;
-                std::fs::set_permissions(
-                    &at,
-                    std::fs::Permissions::from_mode(meta.mode() & 0o7777),
-                )?;
-                std::os::unix::fs::lchown(&at, Some(meta.uid()), Some(meta.gid()))?;
-                set_mtime(&at, meta.mtime(), meta.mtime_nsec())?;
-            }
+    let rel = Path::new(&resolved)
+        .strip_prefix("/")
+        .unwrap_or(Path::new(""));
+    let mut at = PathBuf::new();
+    for part in rel.components() {
+        at.push(part);
+        match entry(layers, &at) {
+            Some((_, meta)) if !meta.is_dir() => break,
             // Not a directory, which mkdir -p would refuse: the RUN that follows says so.
-            Some(_) => break,
-            None => {
-                std::fs::create_dir(&at)?;
-                std::os::unix::fs::lchown(&at, Some(uid), Some(gid))?;
-                std::fs::set_permissions(&at, std::fs::Permissions::from_mode(0o755))?;
-            }
+            _ => std::fs::create_dir(upper.join(&at))?,
         }
     }
+    settle_dirs(layers, rel, upper, (uid, gid))?;
     // Only the image's own directories: nothing was made, and no layer is.
     if created_nothing(layers, upper) {
         std::fs::remove_dir_all(upper)?;
@@ -80,18 +69,6 @@ fn created_nothing(layers: &[Layer], upper: &Path) -> bool {
         .into_iter()
         .flatten()
         .all(|e| entry(layers, e.path().strip_prefix(upper).unwrap_or(e.path())).is_some())
-}
-
-fn set_mtime(path: &Path, secs: i64, nanos: i64) -> std::io::Result<()> {
-    let t = nix::sys::time::TimeSpec::new(secs, nanos);
-    nix::sys::stat::utimensat(
-        nix::fcntl::AT_FDCWD,
-        path,
-        &t,
-        &t,
-        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
-    )
-    .map_err(std::io::Error::from)
 }
 
 #[cfg(test)]
