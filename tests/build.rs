@@ -1453,3 +1453,31 @@ fn copy_keeps_an_existing_destination_as_buildkit_does() {
         ]
     );
 }
+
+#[test]
+fn a_run_layer_carries_no_etc_when_the_base_has_etc_without_hosts() {
+    if !root_or_skip() {
+        return;
+    }
+    let k = Kiln::new();
+    build_busybox(&k);
+    let ctx = context(
+        &k.dir.path().join("etc"),
+        &[(
+            "Dockerfile",
+            "FROM busybox:kiln\nRUN mkdir -p /etc && echo x > /etc/motd\nRUN echo y > /y\n",
+        )],
+    );
+    k.ok(&["build", "-t", "etc:1", ctx.to_str().unwrap()]);
+    // The last layer is the second RUN's: /y alone, no /etc (nor /proc, /dev, /sys)
+    // left by the mounts of the step.
+    let store = kiln_image::store::Store::open(k.root()).unwrap();
+    let image = store.resolve("etc:1").unwrap();
+    let last = image.manifest.layers().last().unwrap();
+    let mut names = Vec::new();
+    let mut archive = tar::Archive::new(store.open_blob(last.digest()).unwrap());
+    for e in archive.entries().unwrap() {
+        names.push(e.unwrap().path().unwrap().display().to_string());
+    }
+    assert_eq!(names, ["y"]);
+}
