@@ -423,6 +423,90 @@ fn tls_serves_https_that_clients_trust_with_the_certificate() {
         ],
     );
     assert!(raw.contains("schemaVersion"));
+
+    // kiln pull: refused with the cause and what to do; then trusted through kiln's
+    // config, and through Docker's certs.d layout.
+    let reference = format!("{}/secure/app:1", reg.addr);
+    let config = dir.path().join("kiln.toml");
+    std::fs::write(&config, "").unwrap();
+    let pull = |k: &Kiln| {
+        k.cmd(&["pull", &reference])
+            .env("KILN_CONFIG", &config)
+            .env("SSL_CERT_FILE", "/nonexistent")
+            .output()
+            .unwrap()
+    };
+    // Loopback registries are plain HTTP unless a CA is configured for them.
+    std::fs::write(
+        &config,
+        format!(
+            "[registries.ca]\n\"{}\" = \"{}\"\n",
+            reg.addr,
+            p("other-ca.pem")
+        ),
+    )
+    .unwrap();
+    run_tool(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=other",
+            "-keyout",
+            &p("other.key"),
+            "-out",
+            &p("other-ca.pem"),
+        ],
+    );
+    let out = pull(&Kiln::new());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("certificate") && err.contains("certs.d"),
+        "{err}"
+    );
+    // The system's roots as SSL_CERT_FILE names them count too.
+    let out = Kiln::new()
+        .cmd(&["pull", &reference])
+        .env("KILN_CONFIG", &config)
+        .env("SSL_CERT_FILE", p("ca.pem"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(
+        &config,
+        format!("[registries.ca]\n\"{}\" = \"{}\"\n", reg.addr, p("ca.pem")),
+    )
+    .unwrap();
+    let out = pull(&Kiln::new());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(&config, "").unwrap();
+    let certs_d = std::path::Path::new("/etc/docker/certs.d").join(&reg.addr);
+    if nix::unistd::geteuid().is_root() {
+        std::fs::create_dir_all(&certs_d).unwrap();
+        std::fs::copy(p("ca.pem"), certs_d.join("ca.crt")).unwrap();
+        let out = pull(&Kiln::new());
+        let _ = std::fs::remove_dir_all(&certs_d);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 /// Pushes a config blob into `repo` as `user` (a repository with a blob in it).

@@ -11,6 +11,11 @@
 //! # tried in order for pulls from docker.io, before docker.io itself (pushes never go to
 //! # a mirror); a mirror may say its scheme
 //! "docker.io" = ["mirror.lan:5000", "http://10.0.0.7:5000"]
+//!
+//! [registries.ca]
+//! # a CA (PEM) to trust for one registry, beside the system's roots, SSL_CERT_FILE and
+//! # Docker's /etc/docker/certs.d/HOST/*.crt
+//! "registry.corp:5000" = "/etc/kiln/corp-ca.pem"
 //! ```
 
 use std::collections::HashMap;
@@ -34,6 +39,9 @@ pub struct Registries {
     /// Registry host → its mirrors, in the order they are tried.
     #[serde(default)]
     pub mirrors: HashMap<String, Vec<String>>,
+    /// Registry host → a CA file (PEM) to trust for it.
+    #[serde(default)]
+    pub ca: HashMap<String, PathBuf>,
 }
 
 /// Where the config is looked for: the first that exists is read.

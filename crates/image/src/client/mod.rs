@@ -74,8 +74,12 @@ impl Registry {
             None => (None, host),
         };
         let credentials = credentials::get(host)?;
-        let insecure = scheme.map_or(config.insecure(host), |s| s == "http");
-        Registry::with_credentials(host, credentials, insecure)
+        // A registry with a CA of its own speaks TLS, loopback or not.
+        let insecure = scheme.map_or(
+            config.insecure(host) && ca_files(host, config).is_empty(),
+            |s| s == "http",
+        );
+        Registry::build(host, credentials, insecure, config)
     }
 
     /// A client for `host` with these credentials (`kiln login` checks them with it).
@@ -84,18 +88,38 @@ impl Registry {
         credentials: Option<Credentials>,
         insecure: bool,
     ) -> Result<Registry> {
+        Registry::build(host, credentials, insecure, &Config::load()?)
+    }
+
+    fn build(
+        host: &str,
+        credentials: Option<Credentials>,
+        insecure: bool,
+        config: &Config,
+    ) -> Result<Registry> {
         let served_by = if host == crate::reference::DEFAULT_DOMAIN {
             "registry-1.docker.io"
         } else {
             host
         };
         let scheme = if insecure { "http" } else { "https" };
-        let http = Client::builder()
+        // The system's roots (and SSL_CERT_FILE / SSL_CERT_DIR) and the bundled ones come
+        // with the client; a registry's own CA is added from Docker's and podman's
+        // certs.d and from kiln's config.
+        let mut builder = Client::builder()
             .connect_timeout(Duration::from_secs(30))
             .timeout(None)
-            .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")));
+        for file in ca_files(host, config) {
+            let pem = std::fs::read(&file).map_err(Error::io("read the CA file", &file))?;
+            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
+                Error::Registry(format!("{}: not a PEM certificate: {e}", file.display()))
+            })?;
+            builder = builder.add_root_certificate(cert);
+        }
+        let http = builder
             .build()
-            .map_err(|e| Error::Registry(format!("{host}: {e}")))?;
+            .map_err(|e| Error::Registry(format!("{host}: {}", error_chain(&e))))?;
         Ok(Registry {
             http,
             base: format!("{scheme}://{served_by}"),
@@ -164,15 +188,16 @@ impl Registry {
     }
 
     /// A request that got no answer, with its causes, and for HTTPS the hint that the
-    /// registry may speak plain HTTP.
+    /// registry may speak plain HTTP, or have a CA kiln does not know.
     fn failed(&self, e: &reqwest::Error) -> String {
-        let mut text = format!("{}: {e}", self.host);
-        let mut source = std::error::Error::source(e);
-        while let Some(cause) = source {
-            text.push_str(&format!(": {cause}"));
-            source = cause.source();
-        }
-        if self.base.starts_with("https://") && !e.is_timeout() {
+        let mut text = format!("{}: {}", self.host, error_chain(e));
+        if text.to_ascii_lowercase().contains("certificate") {
+            text.push_str(&format!(
+                " (to trust the CA that signed {}'s certificate: SSL_CERT_FILE, \
+                 /etc/docker/certs.d/{}/ca.crt, or [registries.ca] in kiln's config)",
+                self.host, self.host
+            ));
+        } else if self.base.starts_with("https://") && !e.is_timeout() {
             text.push_str(&format!(
                 " (if {} serves plain HTTP, list it under `insecure` in kiln's config: see \
                  the README's \"Registry settings\")",
@@ -247,7 +272,7 @@ impl Registry {
         }
         let answer = request
             .send()
-            .map_err(|e| Error::Registry(format!("{realm}: {e}")))?;
+            .map_err(|e| Error::Registry(format!("{realm}: {}", error_chain(&e))))?;
         match answer.status() {
             s if s.is_success() => {}
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN if self.credentials.is_some() => {
@@ -368,6 +393,42 @@ fn challenge_params(text: &str) -> HashMap<String, String> {
 /// `repository:PATH:ACTIONS`
 fn scope(reference: &Reference, actions: &str) -> String {
     format!("repository:{}:{actions}", reference.path)
+}
+
+/// An error and each of its causes, `: `-joined: reqwest's own text ("error sending
+/// request") says nothing of why.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// CA files to trust for `host`: Docker's and podman's `certs.d/HOST/*.crt`, and the
+/// one kiln's config names.
+fn ca_files(host: &str, config: &Config) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for root in ["/etc/docker/certs.d", "/etc/containers/certs.d"] {
+        let Ok(entries) = std::fs::read_dir(std::path::Path::new(root).join(host)) else {
+            continue;
+        };
+        let mut found: Vec<_> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "crt"))
+            .collect();
+        found.sort();
+        out.extend(found);
+    }
+    out.extend(config.registries.ca.get(host).cloned());
+    out
 }
 
 /// The most of a manifest kiln reads: distribution's own limit for a manifest it takes.

@@ -190,15 +190,16 @@ fn download(
             .get(url)
             .send()
             .and_then(|r| r.error_for_status())
-            .map_err(|e| format!("downloading {url}: {e}"))?;
+            .map_err(|e| format!("downloading {url}: {}", kiln_image::client::error_chain(&e)))?;
         let path = dir.path().join(&name);
         let mut file =
             std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         let mut hasher = sha2::Sha256::new();
         let mut buf = vec![0u8; 1 << 16];
         loop {
-            let n = std::io::Read::read(&mut response, &mut buf)
-                .map_err(|e| format!("downloading {url}: {e}"))?;
+            let n = std::io::Read::read(&mut response, &mut buf).map_err(|e| {
+                format!("downloading {url}: {}", kiln_image::client::error_chain(&e))
+            })?;
             if n == 0 {
                 break;
             }
