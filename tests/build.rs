@@ -29,7 +29,7 @@ fn a_multi_stage_build_gives_the_files_and_config_it_describes() {
         ("app/secret.key", "do not copy"),
         (".dockerignore", "**/*.key\n"),
     ]);
-    let out = k.ok(&[
+    let out = k.log(&[
         "build",
         "-t",
         "app:1",
@@ -73,7 +73,7 @@ fn a_multi_stage_build_gives_the_files_and_config_it_describes() {
     assert_eq!(std::fs::metadata(app.join("etc/motd")).unwrap().uid(), 1000);
 
     let build_stage = {
-        k.ok(&[
+        k.log(&[
             "build",
             "--target",
             "build",
@@ -118,16 +118,16 @@ fn an_unchanged_context_runs_nothing_and_one_change_reruns_only_what_depends_on_
         ("a.txt", "a1"),
         ("b.txt", "b1"),
     ]);
-    let first = k.ok(&["build", "-t", "c:1", ctx.to_str().unwrap()]);
+    let first = k.log(&["build", "-t", "c:1", ctx.to_str().unwrap()]);
     assert_eq!(first.matches("CACHED").count(), 0, "{first}");
-    let second = k.ok(&["build", "-t", "c:1", ctx.to_str().unwrap()]);
+    let second = k.log(&["build", "-t", "c:1", ctx.to_str().unwrap()]);
     assert_eq!(
         second.matches("CACHED").count(),
         4,
         "every step comes from the cache:\n{second}"
     );
     std::fs::write(ctx.join("b.txt"), "b2").unwrap();
-    let third = k.ok(&["build", "-t", "c:1", ctx.to_str().unwrap()]);
+    let third = k.log(&["build", "-t", "c:1", ctx.to_str().unwrap()]);
     assert_eq!(
         third.matches("CACHED").count(),
         2,
@@ -147,7 +147,7 @@ fn an_unchanged_context_runs_nothing_and_one_change_reruns_only_what_depends_on_
         std::fs::read_to_string(flatten(&k, "c:1").join("b.copy")).unwrap(),
         "b2"
     );
-    let no_cache = k.ok(&["build", "--no-cache", "-t", "c:1", ctx.to_str().unwrap()]);
+    let no_cache = k.log(&["build", "--no-cache", "-t", "c:1", ctx.to_str().unwrap()]);
     assert_eq!(no_cache.matches("CACHED").count(), 0);
 }
 
@@ -205,7 +205,9 @@ fn bad_builds_fail_clearly_and_leave_no_tag() {
                 stderr.contains("line 2") && stderr.contains("about to fail"),
                 "the step and its output tail: {stderr}"
             );
-            assert!(stdout.contains("about to fail"), "{stdout}");
+            // Progress is on standard error, as docker's; the failed step says ERROR.
+            assert!(stdout.is_empty(), "{stdout}");
+            assert!(stderr.contains("ERROR: line 2"), "{stderr}");
         }
     }
 }
@@ -227,7 +229,7 @@ fn independent_stages_run_at_the_same_time() {
         &k.dir.path().join("parallel"),
         &[("Dockerfile", &dockerfile)],
     );
-    k.ok(&["build", "-t", "par:1", ctx.to_str().unwrap()]);
+    k.log(&["build", "-t", "par:1", ctx.to_str().unwrap()]);
     let flat = flatten(&k, "par:1");
     let t = |f: &str| {
         std::fs::read_to_string(flat.join(f))
@@ -256,7 +258,7 @@ fn output_writes_an_archive_peers_read() {
     );
     let tar = k.dir.path().join("image.tar");
     let iid = k.dir.path().join("iid");
-    k.ok(&[
+    k.log(&[
         "build",
         "-t",
         "out:1",
@@ -398,7 +400,12 @@ fn a_context_tar_or_a_lone_dockerfile_comes_on_stdin_and_json_progress_describes
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        // JSON events on standard output; plain progress on standard error.
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
     };
     let out = run(&["build", "--progress", "json", "-t", "stdin:1", "-"], &tar);
     let events: Vec<serde_json::Value> = out
@@ -443,7 +450,7 @@ fn users_and_groups_are_resolved_by_name_from_the_image() {
         &k.dir.path().join("users"),
         &[("Dockerfile", dockerfile), ("f", "x")],
     );
-    let out = k.ok(&["build", "-t", "users:1", ctx.to_str().unwrap()]);
+    let out = k.log(&["build", "-t", "users:1", ctx.to_str().unwrap()]);
     assert!(
         out.contains("uid=1500 gid=1600"),
         "USER app runs as app with its primary group:\n{out}"
@@ -483,10 +490,10 @@ fn a_changed_copy_starts_from_its_previous_result_without_touching_it() {
         ("src/b", "b1"),
         ("src/sub/c", "c1"),
     ]);
-    k.ok(&["build", "-t", "inc:1", ctx.to_str().unwrap()]);
+    k.log(&["build", "-t", "inc:1", ctx.to_str().unwrap()]);
     std::fs::write(ctx.join("src/b"), "b2").unwrap();
     std::fs::write(ctx.join("src/sub/d"), "d1").unwrap();
-    let out = k.ok(&["build", "-t", "inc:2", ctx.to_str().unwrap()]);
+    let out = k.log(&["build", "-t", "inc:2", ctx.to_str().unwrap()]);
     assert!(
         out.contains("cache miss: source file changed: src/b"),
         "{out}"
@@ -521,7 +528,7 @@ fn a_changed_copy_starts_from_its_previous_result_without_touching_it() {
         "FROM busybox:kiln\nCOPY src/ /app/\n",
     )
     .unwrap();
-    k.ok(&["build", "-t", "inc:4", ctx.to_str().unwrap()]);
+    k.log(&["build", "-t", "inc:4", ctx.to_str().unwrap()]);
     assert!(!flatten(&k, "inc:4").join("app/a").exists());
 }
 
@@ -553,7 +560,7 @@ fn add_unpacks_local_tar_archives_and_copy_does_not() {
             .unwrap();
         assert!(status.success(), "tar {flag}");
     }
-    k.ok(&["build", "-t", "add:1", ctx.to_str().unwrap()]);
+    k.log(&["build", "-t", "add:1", ctx.to_str().unwrap()]);
     let flat = flatten(&k, "add:1");
     for d in ["x", "y", "z", "b", "e"] {
         assert_eq!(
@@ -583,14 +590,14 @@ fn builder_prune_empties_the_cache_and_the_next_build_runs_again() {
         &k.dir.path().join("p"),
         &[("Dockerfile", "FROM busybox:kiln\nRUN echo x > /x\n")],
     );
-    k.ok(&["build", "-t", "p:1", ctx.to_str().unwrap()]);
+    k.log(&["build", "-t", "p:1", ctx.to_str().unwrap()]);
     assert!(k
-        .ok(&["build", "-t", "p:1", ctx.to_str().unwrap()])
+        .log(&["build", "-t", "p:1", ctx.to_str().unwrap()])
         .contains("CACHED"));
     let out = k.ok(&["builder", "prune", "-a", "-f"]);
     assert!(out.contains("Total reclaimed space:"), "{out}");
     assert!(!k.root().join("snapshots").exists() && !k.root().join("buildcache").exists());
-    let again = k.ok(&["build", "-t", "p:1", ctx.to_str().unwrap()]);
+    let again = k.log(&["build", "-t", "p:1", ctx.to_str().unwrap()]);
     assert!(
         !again.contains("CACHED") && again.contains("cache miss"),
         "{again}"
@@ -615,7 +622,7 @@ fn onbuild_triggers_run_in_the_child_and_proxy_args_need_no_declaration() {
             "FROM busybox:kiln\nONBUILD COPY note /note\nONBUILD RUN echo triggered > /t\n",
         )],
     );
-    k.ok(&["build", "-t", "parent:1", parent.to_str().unwrap()]);
+    k.log(&["build", "-t", "parent:1", parent.to_str().unwrap()]);
     let inspect: serde_json::Value =
         serde_json::from_str(&k.ok(&["image", "inspect", "parent:1"])).unwrap();
     assert_eq!(
@@ -629,7 +636,7 @@ fn onbuild_triggers_run_in_the_child_and_proxy_args_need_no_declaration() {
             ("note", "from the child's context"),
         ],
     );
-    let out = k.ok(&[
+    let out = k.log(&[
         "build",
         "-t",
         "child:1",
@@ -671,7 +678,7 @@ fn secrets_reach_run_steps_and_nothing_else() {
     std::fs::write(&secret, "s3cr3t-value").unwrap();
     let dockerfile = "FROM busybox:kiln\nRUN --mount=type=secret,id=token cat /run/secrets/token > /used-file\nRUN --mount=type=secret,id=token,env=TOKEN echo \"$TOKEN\" > /used-env\nRUN --mount=type=secret,id=absent echo optional\n";
     let ctx = context(&k.dir.path().join("s"), &[("Dockerfile", dockerfile)]);
-    let out = k.ok(&[
+    let out = k.log(&[
         "build",
         "-t",
         "s:1",
@@ -718,7 +725,7 @@ fn copy_follows_the_images_symlinks_in_the_destination() {
         &k.dir.path().join("links"),
         &[("Dockerfile", dockerfile), ("f", "file")],
     );
-    k.ok(&["build", "-t", "links:1", ctx.to_str().unwrap()]);
+    k.log(&["build", "-t", "links:1", ctx.to_str().unwrap()]);
     let flat = flatten(&k, "links:1");
     assert_eq!(
         std::fs::read_link(flat.join("app")).unwrap(),
@@ -752,7 +759,7 @@ fn copy_exclude_parents_and_link() {
     let dockerfile = "FROM busybox:kiln\nCOPY --exclude=*.md a /ex/\nCOPY --parents a/keep.txt b/deep/x.txt /par/\nCOPY --link b /linked/\n";
     all.push(("Dockerfile", dockerfile));
     let ctx = context(&k.dir.path().join("flags"), &all);
-    k.ok(&["build", "-t", "flags:1", ctx.to_str().unwrap()]);
+    k.log(&["build", "-t", "flags:1", ctx.to_str().unwrap()]);
     let flat = flatten(&k, "flags:1");
     assert!(
         flat.join("ex/keep.txt").exists() && !flat.join("ex/skip.md").exists(),
@@ -766,7 +773,7 @@ fn copy_exclude_parents_and_link() {
 
     // A changed excluded file does not miss the cache; a linked COPY survives a new base.
     std::fs::write(ctx.join("a/skip.md"), "changed").unwrap();
-    let again = k.ok(&["build", "-t", "flags:1", ctx.to_str().unwrap()]);
+    let again = k.log(&["build", "-t", "flags:1", ctx.to_str().unwrap()]);
     assert_eq!(again.matches("CACHED").count(), 3, "{again}");
     std::fs::write(
         ctx.join("Dockerfile"),
@@ -776,7 +783,7 @@ fn copy_exclude_parents_and_link() {
         ),
     )
     .unwrap();
-    let rebased = k.ok(&["build", "-t", "flags:2", ctx.to_str().unwrap()]);
+    let rebased = k.log(&["build", "-t", "flags:2", ctx.to_str().unwrap()]);
     let linked_step = rebased
         .lines()
         .find(|l| l.contains("COPY --link"))
@@ -804,7 +811,7 @@ fn cache_mounts_live_in_a_directory_ci_can_carry_between_runners() {
         let k = Kiln::new();
         build_busybox(&k);
         let ctx = context(&k.dir.path().join("cm"), &[("Dockerfile", dockerfile)]);
-        let out = k.ok(&[
+        let out = k.log(&[
             "build",
             "--cache-mount-dir",
             carried.path().to_str().unwrap(),
@@ -860,7 +867,7 @@ fn add_downloads_urls_and_checks_their_checksum() {
     let addr = serve(body, 8);
     let dockerfile = format!("FROM busybox:kiln\nADD --checksum={good} http://{addr}/files/tool.txt /opt/\nADD http://{addr}/files/other.txt /opt/renamed\n");
     let ctx = context(&k.dir.path().join("url"), &[("Dockerfile", &dockerfile)]);
-    k.ok(&["build", "-t", "url:1", ctx.to_str().unwrap()]);
+    k.log(&["build", "-t", "url:1", ctx.to_str().unwrap()]);
     let flat = flatten(&k, "url:1");
     assert_eq!(std::fs::read(flat.join("opt/tool.txt")).unwrap(), body);
     assert_eq!(std::fs::read(flat.join("opt/renamed")).unwrap(), body);
@@ -873,7 +880,7 @@ fn add_downloads_urls_and_checks_their_checksum() {
         0o600
     );
     // The same content again: the steps are cached.
-    let again = k.ok(&["build", "-t", "url:1", ctx.to_str().unwrap()]);
+    let again = k.log(&["build", "-t", "url:1", ctx.to_str().unwrap()]);
     assert_eq!(again.matches("CACHED").count(), 2, "{again}");
 
     let bad = "sha256:".to_string() + &"0".repeat(64);
@@ -906,7 +913,7 @@ fn run_bind_mounts_read_stages_and_the_context_and_their_content_is_in_the_cache
         ("Dockerfile", "FROM busybox:kiln AS tools\nRUN mkdir /out && echo built > /out/artifact\n\nFROM busybox:kiln\nRUN --mount=type=bind,from=tools,source=/out,target=/mnt cat /mnt/artifact > /from-stage\nRUN --mount=type=bind,source=data,target=/d,rw cat /d/f > /from-context && echo scribble > /d/f && touch /d/new\nRUN --mount=type=bind,source=data/f,target=/one cat /one > /one-file\n"),
         ("data/f", "v1"),
     ]);
-    k.ok(&["build", "-t", "bind:1", ctx.to_str().unwrap()]);
+    k.log(&["build", "-t", "bind:1", ctx.to_str().unwrap()]);
     let flat = flatten(&k, "bind:1");
     let read = |root: &Path, p: &str| std::fs::read_to_string(root.join(p)).unwrap();
     assert_eq!(read(&flat, "from-stage"), "built\n");
@@ -918,10 +925,10 @@ fn run_bind_mounts_read_stages_and_the_context_and_their_content_is_in_the_cache
         assert!(!flat.join(gone).exists(), "{gone} must not reach a layer");
     }
 
-    let again = k.ok(&["build", "-t", "bind:2", ctx.to_str().unwrap()]);
+    let again = k.log(&["build", "-t", "bind:2", ctx.to_str().unwrap()]);
     assert!(!again.contains("cache miss"), "{again}");
     std::fs::write(ctx.join("data/f"), "v2").unwrap();
-    let changed = k.ok(&["build", "-t", "bind:3", ctx.to_str().unwrap()]);
+    let changed = k.log(&["build", "-t", "bind:3", ctx.to_str().unwrap()]);
     assert!(
         changed.contains("cache miss: source file changed: data/f"),
         "{changed}"
@@ -958,7 +965,7 @@ fn the_build_cache_keeps_to_its_size_least_recently_used_first_and_survives_rmi(
         )
     };
     let build = |name: &str| {
-        k.ok(&[
+        k.log(&[
             "build",
             "-t",
             &format!("{name}:1"),
@@ -987,7 +994,7 @@ fn the_build_cache_keeps_to_its_size_least_recently_used_first_and_survives_rmi(
         .env("KILN_BUILD_CACHE_LIMIT", "4MB")
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success() && text.contains("trimmed the build cache"),
         "{text}"
@@ -1032,10 +1039,10 @@ fn progress_auto_draws_live_lines_on_a_terminal_and_plain_lines_elsewhere() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains("\x1b["), "live lines are drawn: {text}");
     assert!(
-        text.contains("#2 [0 2/2] RUN for i in 1 2 3; do echo line $i; sleep 0.2; done (cache miss: not built before) DONE"),
+        text.contains("#2 [2/2] RUN for i in 1 2 3; do echo line $i; sleep 0.2; done (cache miss: not built before) DONE"),
         "{text}"
     );
-    let plain = k.ok(&["build", "-t", "tty:1", ctx.to_str().unwrap()]);
+    let plain = k.log(&["build", "-t", "tty:1", ctx.to_str().unwrap()]);
     assert!(
         plain.contains("#2 CACHED") && !plain.contains('\x1b'),
         "{plain}"
@@ -1088,7 +1095,7 @@ fn a_file_rewritten_in_place_with_its_mtime_set_back_misses_the_cache() {
         .unwrap();
     // Older than a second: a stat kiln trusts and remembers.
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    k.ok(&["build", "-t", "f:1", ctx.to_str().unwrap()]);
+    k.log(&["build", "-t", "f:1", ctx.to_str().unwrap()]);
     let inode = std::fs::metadata(&file).unwrap().ino();
     {
         use std::io::Write;
@@ -1102,7 +1109,7 @@ fn a_file_rewritten_in_place_with_its_mtime_set_back_misses_the_cache() {
         (inode, 4),
         "same inode, same size"
     );
-    let out = k.ok(&[
+    let out = k.log(&[
         "build",
         "--progress",
         "plain",
@@ -1181,7 +1188,7 @@ RUN echo \"explicit=$(id -G)\"
 ",
         )],
     );
-    let out = k.ok(&[
+    let out = k.log(&[
         "build",
         "--progress",
         "plain",
@@ -1218,7 +1225,7 @@ WORKDIR ../c
 ",
         )],
     );
-    let out = k.ok(&[
+    let out = k.log(&[
         "build",
         "--progress",
         "plain",
@@ -1249,7 +1256,7 @@ WORKDIR ../c
     let inspect = k.ok(&["image", "inspect", "wd:1"]);
     assert!(inspect.contains("\"WorkingDir\": \"/a/c\""), "{inspect}");
     // A rebuild takes every WORKDIR from the cache.
-    let again = k.ok(&[
+    let again = k.log(&[
         "build",
         "--progress",
         "plain",
@@ -1284,11 +1291,11 @@ fn two_fully_cached_rebuilds_give_the_same_image_and_leave_nothing_dangling() {
             .unwrap_or_else(|| panic!("no image ID in {out}"))
             .to_string()
     };
-    let first = id(&k.ok(&["build", "-t", "same:1", ctx.to_str().unwrap()]));
+    let first = id(&k.log(&["build", "-t", "same:1", ctx.to_str().unwrap()]));
     // Cached steps keep the time they ran, whenever the rebuild is.
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    let second = id(&k.ok(&["build", "-t", "same:1", ctx.to_str().unwrap()]));
-    let third = id(&k.ok(&["build", "-t", "same:1", ctx.to_str().unwrap()]));
+    let second = id(&k.log(&["build", "-t", "same:1", ctx.to_str().unwrap()]));
+    let third = id(&k.log(&["build", "-t", "same:1", ctx.to_str().unwrap()]));
     assert_eq!(first, second);
     assert_eq!(second, third);
     let dangling = k.ok(&["images", "-q", "--filter", "dangling=true"]);
@@ -1296,7 +1303,7 @@ fn two_fully_cached_rebuilds_give_the_same_image_and_leave_nothing_dangling() {
     // A step that runs again takes a new time: a new image.
     std::fs::write(ctx.join("f"), "g").unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    let changed = id(&k.ok(&["build", "-t", "same:1", ctx.to_str().unwrap()]));
+    let changed = id(&k.log(&["build", "-t", "same:1", ctx.to_str().unwrap()]));
     assert_ne!(changed, first);
 }
 
@@ -1314,7 +1321,7 @@ fn platform_args_are_set_as_buildkit_sets_them() {
             "ARG TARGETARCH\nFROM busybox:kiln\nARG TARGETPLATFORM\nARG TARGETOS\nARG TARGETARCH\nARG BUILDPLATFORM\nRUN echo \"target=$TARGETPLATFORM os=$TARGETOS arch=$TARGETARCH build=$BUILDPLATFORM\"\nRUN echo \"undeclared=${BUILDARCH:-unset}\"\n",
         )],
     );
-    let out = k.ok(&["build", "--progress", "plain", ctx.to_str().unwrap()]);
+    let out = k.log(&["build", "--progress", "plain", ctx.to_str().unwrap()]);
     let arch = match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
@@ -1363,7 +1370,7 @@ fn run_heredocs_feed_the_command_as_buildkit_does() {
         &k.dir.path().join("heredocs"),
         &[("Dockerfile", &dockerfile)],
     );
-    let out = k.ok(&[
+    let out = k.log(&[
         "build",
         "--progress",
         "plain",
@@ -1416,7 +1423,7 @@ fn copy_keeps_an_existing_destination_as_buildkit_does() {
     for (dir, mode) in [("files", 0o700), ("files/sub", 0o750), ("files/etc", 0o711)] {
         std::fs::set_permissions(ctx.join(dir), std::fs::Permissions::from_mode(mode)).unwrap();
     }
-    k.ok(&["build", "-t", "dest:1", ctx.to_str().unwrap()]);
+    k.log(&["build", "-t", "dest:1", ctx.to_str().unwrap()]);
     let flat = flatten(&k, "dest:1");
     // What BuildKit (Docker 20.10's) gives for the same Dockerfile: the destination the
     // image has keeps its mode and owner; a new one is 755 and owned by --chown; what
@@ -1468,7 +1475,7 @@ fn a_run_layer_carries_no_etc_when_the_base_has_etc_without_hosts() {
             "FROM busybox:kiln\nRUN mkdir -p /etc && echo x > /etc/motd\nRUN echo y > /y\n",
         )],
     );
-    k.ok(&["build", "-t", "etc:1", ctx.to_str().unwrap()]);
+    k.log(&["build", "-t", "etc:1", ctx.to_str().unwrap()]);
     // The last layer is the second RUN's: /y alone, no /etc (nor /proc, /dev, /sys)
     // left by the mounts of the step.
     let store = kiln_image::store::Store::open(k.root()).unwrap();
@@ -1480,4 +1487,62 @@ fn a_run_layer_carries_no_etc_when_the_base_has_etc_without_hosts() {
         names.push(e.unwrap().path().unwrap().display().to_string());
     }
     assert_eq!(names, ["y"]);
+}
+
+#[test]
+fn progress_reads_as_docker_build_prints_it() {
+    if !root_or_skip() {
+        return;
+    }
+    let k = Kiln::new();
+    build_busybox(&k);
+    let ctx = context(
+        &k.dir.path().join("labels"),
+        &[(
+            "Dockerfile",
+            "FROM busybox:kiln AS base\nRUN echo hi\nFROM busybox:kiln\nRUN echo two\nFROM base\nCOPY --from=1 /bin/busybox /bb\n",
+        )],
+    );
+    let out = k
+        .cmd(&[
+            "build",
+            "--progress",
+            "plain",
+            "-t",
+            "labels:1",
+            ctx.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        stdout, "",
+        "progress and results go to standard error, as docker's"
+    );
+    for want in [
+        "[base 1/2] FROM docker.io/library/busybox:kiln",
+        "[base 2/2] RUN echo hi",
+        "[stage-1 2/2] RUN echo two",
+        "[1/2] FROM base",
+        "[2/2] COPY --from=1 /bin/busybox /bb",
+        "naming to docker.io/library/labels:1 done",
+    ] {
+        assert!(stderr.contains(want), "{want:?} in {stderr}");
+    }
+    // -q: the image ID alone, on standard output.
+    let out = k
+        .cmd(&["build", "-q", ctx.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        stdout.starts_with("sha256:") && stdout.trim().len() == 71 && stdout.lines().count() == 1,
+        "{stdout}"
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }

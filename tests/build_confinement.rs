@@ -379,7 +379,7 @@ fn copy_never_writes_through_a_symlink_of_the_context() {
     );
     std::fs::create_dir_all(ctx.join("a")).unwrap();
     std::os::unix::fs::symlink(&host, ctx.join("a/x")).unwrap();
-    k.ok(&["build", "-t", "merged:1", ctx.to_str().unwrap()]);
+    k.log(&["build", "-t", "merged:1", ctx.to_str().unwrap()]);
     assert_empty(&host);
     let flat = support::flatten(&k, "merged:1");
     assert_eq!(
@@ -396,11 +396,11 @@ fn copy_never_writes_through_a_symlink_of_the_context() {
         ],
     );
     std::os::unix::fs::symlink(&host, ctx.join("src/x")).unwrap();
-    k.ok(&["build", "-t", "inc:1", ctx.to_str().unwrap()]);
+    k.log(&["build", "-t", "inc:1", ctx.to_str().unwrap()]);
     std::fs::remove_file(ctx.join("src/x")).unwrap();
     std::fs::create_dir(ctx.join("src/x")).unwrap();
     std::fs::write(ctx.join("src/x/pwned"), "pwned").unwrap();
-    k.ok(&["build", "-t", "inc:2", ctx.to_str().unwrap()]);
+    k.log(&["build", "-t", "inc:2", ctx.to_str().unwrap()]);
     assert_empty(&host);
     let flat = support::flatten(&k, "inc:2");
     assert_eq!(

@@ -388,7 +388,7 @@ fn a_build_pulls_its_remote_base_and_pushes_its_tags() {
     )
     .unwrap();
     let app = format!("{}/team/built:1", reg.addr);
-    let out = b.ok(&[
+    let out = b.log(&[
         "build",
         "--progress",
         "plain",
@@ -414,7 +414,7 @@ fn a_build_pulls_its_remote_base_and_pushes_its_tags() {
     let newer = busybox_rootfs(&a.dir.path().join("v2"), 1024);
     a.ok(&["import", newer.to_str().unwrap(), &base]);
     a.ok(&["push", &base]);
-    let again = b.ok(&[
+    let again = b.log(&[
         "build",
         "--progress",
         "plain",
@@ -426,7 +426,7 @@ fn a_build_pulls_its_remote_base_and_pushes_its_tags() {
         !again.contains("pull ") && again.contains("CACHED"),
         "{again}"
     );
-    let pulled = b.ok(&[
+    let pulled = b.log(&[
         "build",
         "--progress",
         "plain",
@@ -573,12 +573,9 @@ fn the_reference_registry_with_basic_auth_takes_and_gives_the_same_image() {
                 ctx.to_str().unwrap(),
             ],
         );
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "{text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        // Progress goes to standard error, as docker build's.
+        let text = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{text}");
         text
     };
     build(&a, "--cache-to");

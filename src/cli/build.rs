@@ -50,9 +50,13 @@ pub struct Args {
     #[arg(long = "label", value_name = "KEY=VALUE")]
     labels: Vec<String>,
     /// auto (tty on a terminal, else plain), tty (live lines with spinners), plain (one
-    /// line per step, RUN output, CACHED for hits: for CI logs) or json (one event a line).
-    #[arg(long, default_value = "auto", value_name = "auto|tty|plain|json")]
+    /// line per step, RUN output, CACHED for hits: for CI logs), all on standard error;
+    /// json (one event a line, on standard output); quiet (nothing: see -q).
+    #[arg(long, default_value = "auto", value_name = "auto|tty|plain|json|quiet")]
     progress: String,
+    /// Print only the image ID, on standard output (docker build -q).
+    #[arg(short, long)]
+    quiet: bool,
     /// Write the image ID to this file.
     #[arg(long)]
     iidfile: Option<PathBuf>,
@@ -234,7 +238,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         allow_insecure: allowed(&args.allow)?,
         cancel: Some(stop.cancel.clone()),
     };
-    let progress = Progress::new(&args.progress)?;
+    let progress = Progress::new(if args.quiet { "quiet" } else { &args.progress })?;
     let json = progress.is_json();
     let ran = std::sync::atomic::AtomicBool::new(args.no_cache);
     let report = |event: Event| {
@@ -244,7 +248,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         progress.event(event);
     };
     let result = kiln_builder::build::build(&store, &root, &exec, &opts, &report);
-    progress.finish();
+    progress.finish(result.as_ref().err().map(|e| e.to_string()).as_deref());
     // A step killed by the signal fails like any other: say what happened instead.
     let signal = stop.signal.load(Ordering::SeqCst);
     let result = match result {
@@ -259,10 +263,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     "{}",
                     serde_json::json!({"type": "image", "id": built.id.to_string(), "manifest": built.manifest.to_string(), "tags": tags})
                 );
+            } else if progress.is_quiet() {
+                crate::say!("{}", built.id);
             } else {
-                crate::say!("writing image {} done", built.id);
+                crate::tell!("writing image {} done", built.id);
                 for t in &built.tags {
-                    crate::say!("naming to {t} done");
+                    crate::tell!("naming to {t} done");
                 }
             }
             if let Some(spec) = &args.output {
@@ -277,7 +283,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     std::io::BufWriter::new(file),
                 )?;
                 std::io::Write::flush(&mut out)?;
-                crate::say!("exporting to {} done", dest.display());
+                crate::tell!("exporting to {} done", dest.display());
             }
             // New layers may have taken the cache over its limit. Trimming waits for no
             // one: when another build is running, the next build trims instead.
@@ -286,7 +292,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 let mut freed = 0;
                 store.gc_after_if_idle(|| super::trim_cache(&store, &root, limit, &mut freed))?;
                 if freed > 0 && !json {
-                    crate::say!(
+                    crate::tell!(
                         "trimmed the build cache to its limit of {}: {} freed",
                         human_size(limit),
                         human_size(freed)
@@ -621,7 +627,7 @@ fn push_tags(
         let pushed =
             kiln_image::client::push(&registry, store, &image, tag, compression, &|line| {
                 if !json {
-                    crate::say!("{line}");
+                    crate::tell!("{line}");
                 }
             })
             .with_context(|| format!("pushing {tag}"))?;
@@ -631,7 +637,7 @@ fn push_tags(
                 serde_json::json!({"type": "pushed", "name": tag.to_string(), "digest": pushed.digest.to_string(), "size": pushed.size})
             );
         } else {
-            crate::say!(
+            crate::tell!(
                 "pushing {tag}: digest: {} size: {} done",
                 pushed.digest,
                 pushed.size

@@ -21,10 +21,25 @@ macro_rules! say {
     }};
 }
 
+/// Prints a line on standard error, best effort: where `docker build` writes its
+/// progress and what it made, so standard output holds only what `-q` asks for.
+#[macro_export]
+macro_rules! tell {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 pub enum Progress {
-    Plain { start: Instant },
+    Plain {
+        /// When each step started: output lines are timed from their step's start.
+        started: Mutex<HashMap<usize, Instant>>,
+    },
     Json,
     Tty(Tty),
+    /// `-q`: nothing but the image ID, at the end.
+    Quiet,
 }
 
 pub struct Tty {
@@ -39,17 +54,23 @@ struct Step {
 }
 
 impl Progress {
-    /// `auto` (tty when standard error is a terminal, else plain), `tty`, `plain`, `json`.
+    /// `auto` (tty when standard error is a terminal, else plain), `tty`, `plain`,
+    /// `json`, `quiet`.
     pub fn new(mode: &str) -> anyhow::Result<Progress> {
         Ok(match mode {
             "auto" if std::io::stderr().is_terminal() => Progress::Tty(Tty::new()),
             "tty" => Progress::Tty(Tty::new()),
             "auto" | "plain" => Progress::Plain {
-                start: Instant::now(),
+                started: Mutex::new(HashMap::new()),
             },
             "json" => Progress::Json,
-            other => bail!("--progress {other}: use auto, tty, plain or json"),
+            "quiet" => Progress::Quiet,
+            other => bail!("--progress {other}: use auto, tty, plain, json or quiet"),
         })
+    }
+
+    pub fn is_quiet(&self) -> bool {
+        matches!(self, Progress::Quiet)
     }
 
     pub fn is_json(&self) -> bool {
@@ -59,14 +80,30 @@ impl Progress {
     pub fn event(&self, event: Event) {
         match self {
             Progress::Json => crate::say!("{}", event_json(&event)),
-            Progress::Plain { start } => plain(&event, start),
+            Progress::Plain { started } => plain(&event, started),
             Progress::Tty(tty) => tty.event(event),
+            Progress::Quiet => {}
         }
     }
 
-    /// Replaces the live lines with one plain line per step, as it ended (steps still
-    /// running when the build stopped are marked ERROR), before anything else is printed.
-    pub fn finish(&self) {
+    /// Ends the progress before anything else is printed: steps still running when the
+    /// build stopped get `#N ERROR: why` (plain), or the live lines are replaced with one
+    /// plain line per step, as it ended (tty).
+    pub fn finish(&self, error: Option<&str>) {
+        if let Progress::Plain { started } = self {
+            let mut open: Vec<usize> = started
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .keys()
+                .copied()
+                .collect();
+            open.sort_unstable();
+            if let Some(why) = error {
+                for id in open {
+                    crate::tell!("#{id} ERROR: {why}");
+                }
+            }
+        }
         if let Progress::Tty(tty) = self {
             let mut steps: Vec<(usize, Step)> =
                 tty.steps.lock().expect("progress lock").drain().collect();
@@ -84,7 +121,17 @@ impl Progress {
     }
 }
 
-fn plain(event: &Event, start: &Instant) {
+/// `[stage i/n]`, or `[i/n]` for the stage with no name that the build ends with, as
+/// BuildKit labels steps.
+fn label(stage: &str, index: usize, total: usize) -> String {
+    if stage.is_empty() {
+        format!("[{index}/{total}]")
+    } else {
+        format!("[{stage} {index}/{total}]")
+    }
+}
+
+fn plain(event: &Event, started: &Mutex<HashMap<usize, Instant>>) {
     match event {
         Event::Step {
             id,
@@ -92,13 +139,30 @@ fn plain(event: &Event, start: &Instant) {
             index,
             total,
             text,
-        } => crate::say!("#{id} [{stage} {index}/{total}] {text}"),
-        Event::Cached { id } => crate::say!("#{id} CACHED"),
-        Event::Miss { id, reason } => crate::say!("#{id} cache miss: {reason}"),
-        Event::Output { id, line } => {
-            crate::say!("#{id} {:.3} {line}", start.elapsed().as_secs_f64())
+        } => {
+            started
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(*id, Instant::now());
+            crate::tell!("#{id} {} {text}", label(stage, *index, *total))
         }
-        Event::Done { id, seconds } => crate::say!("#{id} DONE {seconds:.1}s"),
+        Event::Cached { id } => {
+            started.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+            crate::tell!("#{id} CACHED")
+        }
+        Event::Miss { id, reason } => crate::tell!("#{id} cache miss: {reason}"),
+        Event::Output { id, line } => {
+            let since = started
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(id)
+                .map_or(0.0, |t| t.elapsed().as_secs_f64());
+            crate::tell!("#{id} {since:.3} {line}")
+        }
+        Event::Done { id, seconds } => {
+            started.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+            crate::tell!("#{id} DONE {seconds:.1}s")
+        }
     }
 }
 
@@ -128,7 +192,7 @@ impl Tty {
                 bar.set_style(style(
                     "{spinner:.cyan} {prefix:.bold} {wide_msg} {elapsed:>4.dim}",
                 ));
-                bar.set_prefix(format!("#{id} [{stage} {index}/{total}]"));
+                bar.set_prefix(format!("#{id} {}", label(stage, index, total)));
                 bar.set_message(text.to_string());
                 bar.enable_steady_tick(Duration::from_millis(100));
                 steps.insert(

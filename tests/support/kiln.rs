@@ -39,6 +39,19 @@ impl Kiln {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Runs kiln; panics with its output when it fails; returns standard output and
+    /// standard error together (a build's progress goes to standard error, as docker's).
+    pub fn log(&self, args: &[&str]) -> String {
+        let out = self.cmd(args).output().expect("run kiln");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "kiln {args:?} failed:\n{text}");
+        text
+    }
+
     pub fn run(&self, args: &[&str]) -> Output {
         self.cmd(args).output().expect("run kiln")
     }

@@ -520,7 +520,13 @@ impl<'a> Builder<'a> {
         progress: &(dyn Fn(Event) + Sync),
     ) -> Result<State, Error> {
         let stage = self.plan.stages[i].clone();
-        let label = self.plan.label(i);
+        // As BuildKit labels steps: a stage's name, `stage-N` for one without, nothing
+        // for the last stage when it has no name.
+        let label = match &stage.name {
+            Some(name) => name.clone(),
+            None if i + 1 == self.plan.stages.len() => String::new(),
+            None => format!("stage-{i}"),
+        };
         let id = self.next_id();
         let start = Instant::now();
         let mut state = match base {
@@ -554,12 +560,21 @@ impl<'a> Builder<'a> {
         }
         instructions.extend(stage.instructions.iter().cloned());
         let total = instructions.len() + 1;
+        // FROM as it resolved: the image's full name, or the stage's.
+        let from_text = match base {
+            Base::Scratch => "FROM scratch".to_string(),
+            Base::Stage(j) => format!("FROM {}", self.plan.label(*j)),
+            Base::Image(name) => format!(
+                "FROM {}",
+                kiln_image::Reference::parse(name).map_or_else(|_| name.clone(), |r| r.to_string())
+            ),
+        };
         progress(Event::Step {
             id,
             stage: &label,
             index: 1,
             total,
-            text: stage.from.original.lines().next().unwrap_or_default(),
+            text: &from_text,
         });
         progress(Event::Done {
             id,
