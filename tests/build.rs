@@ -1546,3 +1546,52 @@ fn progress_reads_as_docker_build_prints_it() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }
+
+#[test]
+fn the_flags_ci_scripts_pass_to_docker_build_are_taken() {
+    if !root_or_skip() {
+        return;
+    }
+    let k = Kiln::new();
+    build_busybox(&k);
+    let ctx = context(
+        &k.dir.path().join("flags"),
+        &[("Dockerfile", "FROM busybox:kiln\nRUN cat /etc/hosts\n")],
+    );
+    let host = kiln_image::store::images::host_platform();
+    let metadata = k.dir.path().join("metadata.json");
+    let out = k.log(&[
+        "build",
+        "--progress",
+        "plain",
+        "--pull=false",
+        "--load",
+        "--rm",
+        "--force-rm",
+        "--platform",
+        &host,
+        "--add-host",
+        "db.internal:10.1.2.3",
+        "--metadata-file",
+        metadata.to_str().unwrap(),
+        "-t",
+        "flags:1",
+        ctx.to_str().unwrap(),
+    ]);
+    assert!(out.contains("10.1.2.3\tdb.internal"), "{out}");
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&metadata).unwrap()).unwrap();
+    let inspect: serde_json::Value =
+        serde_json::from_str(&k.ok(&["image", "inspect", "flags:1"])).unwrap();
+    let id = inspect[0]["Id"].as_str().unwrap_or_default().to_string();
+    assert_eq!(meta["containerimage.config.digest"], id.as_str(), "{meta}");
+    assert!(meta["containerimage.digest"]
+        .as_str()
+        .unwrap()
+        .starts_with("sha256:"));
+    assert_eq!(meta["image.name"], "docker.io/library/flags:1");
+    // Another platform is refused, saying what kiln builds for.
+    let out = k.run(&["build", "--platform", "linux/s390x", ctx.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains(&host), "{err}");
+}

@@ -32,9 +32,28 @@ pub struct Args {
     build_args: Vec<String>,
     #[arg(long)]
     no_cache: bool,
-    /// Pull every base image again (by default only images the store lacks are pulled).
-    #[arg(long)]
+    /// Pull every base image again (by default only images the store lacks are pulled);
+    /// `--pull=false` is the default, as docker's.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_name = "BOOL")]
     pull: bool,
+    /// The platform to build for: this host's only, until multi-platform builds land.
+    #[arg(long, value_name = "OS/ARCH")]
+    platform: Option<String>,
+    /// Lines for RUN's /etc/hosts: `NAME:IP` (repeatable).
+    #[arg(long = "add-host", value_name = "NAME:IP")]
+    add_hosts: Vec<String>,
+    /// Write the image's digests and names as JSON (BuildKit's keys).
+    #[arg(long, value_name = "FILE")]
+    metadata_file: Option<PathBuf>,
+    /// Accepted for docker's sake: the image is in kiln's store already.
+    #[arg(long)]
+    load: bool,
+    /// Accepted for docker's sake: kiln keeps no intermediate containers.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    rm: Option<bool>,
+    /// Accepted for docker's sake: kiln keeps no intermediate containers.
+    #[arg(long)]
+    force_rm: bool,
     /// Push every -t name after the build (layers compressed with --compression).
     #[arg(long)]
     push: bool,
@@ -172,6 +191,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             ExitCode::SUCCESS
         });
     }
+    if let Some(p) = &args.platform {
+        let host = kiln_image::store::images::host_platform();
+        if p != &host {
+            bail!("--platform {p}: kiln builds for this host's platform ({host}) only for now; multi-platform builds are coming");
+        }
+    }
     if !nix::unistd::geteuid().is_root() {
         bail!("kiln build runs RUN steps in namespaces on overlayfs and needs root for now");
     }
@@ -236,6 +261,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .collect::<Result<_, _>>()?,
         cache_to: args.cache_to.as_deref().map(str::parse).transpose()?,
         allow_insecure: allowed(&args.allow)?,
+        extra_hosts: extra_hosts(&args.add_hosts)?,
         cancel: Some(stop.cancel.clone()),
     };
     let progress = Progress::new(if args.quiet { "quiet" } else { &args.progress })?;
@@ -302,6 +328,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             if args.push && stop.signal.load(Ordering::SeqCst) == 0 {
                 push_tags(&store, &built, args.compression, json)?;
             }
+            if let Some(f) = &args.metadata_file {
+                let names: Vec<String> = built.tags.iter().map(|t| t.to_string()).collect();
+                let metadata = serde_json::json!({
+                    "containerimage.digest": built.manifest.to_string(),
+                    "containerimage.config.digest": built.id.to_string(),
+                    "image.name": names.join(","),
+                });
+                std::fs::write(f, serde_json::to_vec_pretty(&metadata)?)
+                    .with_context(|| format!("writing {}", f.display()))?;
+            }
             if let Some(f) = &args.iidfile {
                 std::fs::write(f, built.id.to_string())
                     .with_context(|| format!("writing {}", f.display()))?;
@@ -328,6 +364,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             })
         }
     }
+}
+
+/// `--add-host NAME:IP` (docker's form; `NAME=IP` too).
+fn extra_hosts(specs: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    specs
+        .iter()
+        .map(|spec| {
+            let (name, ip) = spec
+                .split_once('=')
+                .or_else(|| spec.split_once(':'))
+                .filter(|(n, ip)| !n.is_empty() && ip.parse::<std::net::IpAddr>().is_ok())
+                .ok_or_else(|| anyhow::anyhow!("--add-host {spec}: write NAME:IP"))?;
+            Ok((name.to_string(), ip.to_string()))
+        })
+        .collect()
 }
 
 /// `--allow ENTITLEMENT`: whether `security.insecure` is among them (the only one kiln

@@ -52,6 +52,8 @@ pub struct BuildOptions {
     pub cache_to: Option<CacheRef>,
     /// `--allow security.insecure`: BuildKit's entitlement for `RUN --security=insecure`.
     pub allow_insecure: bool,
+    /// `--add-host NAME:IP`: lines for RUN's `/etc/hosts`.
+    pub extra_hosts: Vec<(String, String)>,
     /// Set (by a SIGINT/SIGTERM handler) to stop the build before its next step and
     /// before it names an image; the step running is the caller's to stop.
     pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,

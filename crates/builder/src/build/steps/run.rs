@@ -252,13 +252,14 @@ impl Builder<'_> {
             source: e,
         })?;
         let hostname = "buildkitsandbox".to_string();
+        let mut hosts =
+            format!("127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+        // --add-host NAME:IP, as docker build adds them.
+        for (name, ip) in &self.opts.extra_hosts {
+            hosts.push_str(&format!("{ip}\t{name}\n"));
+        }
         let files = [
-            (
-                "hosts",
-                format!(
-                    "127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-                ),
-            ),
+            ("hosts", hosts),
             ("hostname", format!("{hostname}\n")),
             (
                 "resolv.conf",
