@@ -1595,3 +1595,33 @@ fn the_flags_ci_scripts_pass_to_docker_build_are_taken() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains(&host), "{err}");
 }
+
+#[test]
+fn history_shows_what_docker_history_shows() {
+    if !root_or_skip() {
+        return;
+    }
+    let k = Kiln::new();
+    build_busybox(&k);
+    let ctx = context(
+        &k.dir.path().join("history"),
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox:kiln\nENV A=1 \\\n    B=2\nRUN echo one && \\\n    echo two\nCOPY f /f\n",
+            ),
+            ("f", "f"),
+        ],
+    );
+    k.log(&["build", "-t", "hist:1", ctx.to_str().unwrap()]);
+    let history = k.ok(&["history", "--no-trunc", "hist:1"]);
+    for want in [
+        "COPY f /f # buildkit",
+        // The shell's text as the parser joins it, indentation kept, as BuildKit's.
+        "RUN /bin/sh -c echo one &&     echo two # buildkit",
+        "ENV A=1 B=2",
+    ] {
+        assert!(history.contains(want), "{want:?} in {history}");
+    }
+    assert!(!history.contains('\\'), "no continuation left: {history}");
+}

@@ -120,6 +120,46 @@ pub(super) struct Builder<'a> {
     remote: RemoteCache,
 }
 
+/// The history's `created_by` of an instruction, as BuildKit writes it (what `docker
+/// history` shows): RUN as the command the shell ran, layer steps marked `# buildkit`,
+/// every instruction on one line without its continuations.
+fn created_by(instr: &Instruction, config: &ImageConfig, escape: char) -> String {
+    let one_line = one_line(&instr.original, escape);
+    match &instr.command {
+        Command::Run(run) => {
+            let argv = match &run.command {
+                crate::ast::CommandLine::Exec(argv) => argv.clone(),
+                crate::ast::CommandLine::Shell(s) => {
+                    let mut v = config.shell();
+                    v.push(s.clone());
+                    v
+                }
+            };
+            format!("RUN {} # buildkit", argv.join(" "))
+        }
+        Command::Copy(_) | Command::Add(_) => format!("{one_line} # buildkit"),
+        _ => one_line,
+    }
+}
+
+/// The first line of `original` with its continuations joined (the escape character
+/// and the line break go, as the parser joins them); a heredoc body is left out.
+fn one_line(original: &str, escape: char) -> String {
+    let mut out = String::new();
+    for (i, line) in original.lines().enumerate() {
+        let line = if i == 0 { line } else { line.trim_start() };
+        let trimmed = line.trim_end();
+        match trimmed.strip_suffix(escape) {
+            Some(rest) if !rest.ends_with(escape) => out.push_str(rest),
+            _ => {
+                out.push_str(trimmed);
+                break;
+            }
+        }
+    }
+    out.trim().to_string()
+}
+
 /// `BUILDPLATFORM`, `BUILDOS`, `BUILDARCH`, `BUILDVARIANT` and the `TARGET…` ones for
 /// `platform` (`os/arch[/variant]`).
 fn platform_args(platform: &str) -> BTreeMap<String, String> {
@@ -608,7 +648,7 @@ impl<'a> Builder<'a> {
                 text: &text,
             });
             let start = Instant::now();
-            let created_by = instr.original.replace('\n', " ");
+            let created_by = created_by(&expanded, &config, self.opts.dockerfile.escape);
             match &expanded.command {
                 Command::Env(kvs) => {
                     for kv in kvs {
