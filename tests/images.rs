@@ -70,6 +70,25 @@ fn image_commands_show_tag_and_remove_images() {
     );
     assert_eq!(inspect[0]["Os"], "linux");
     assert_eq!(inspect[0]["RootFS"]["Layers"].as_array().unwrap().len(), 1);
+    // A second tag of one repository: still one digest for it; nothing null.
+    k.ok(&["tag", "busybox:1", "busybox:2"]);
+    let inspect: serde_json::Value =
+        serde_json::from_str(&k.ok(&["image", "inspect", "busybox:1"])).unwrap();
+    let digests = inspect[0]["RepoDigests"].as_array().unwrap();
+    assert_eq!(
+        digests.len(),
+        2,
+        "busybox and localhost:5000/team/bb: {digests:?}"
+    );
+    assert!(
+        inspect[0]
+            .as_object()
+            .unwrap()
+            .values()
+            .all(|v| !v.is_null()),
+        "{inspect}"
+    );
+    k.ok(&["rmi", "busybox:2"]);
 
     // By ID with two tags: refused without -f.
     let out = k.run(&["rmi", short]);

@@ -44,10 +44,18 @@ fn inspect(names: &[String]) -> anyhow::Result<ExitCode> {
                     serde_json::from_slice(&image.config_bytes).context("image config")?;
                 let get = |k: &str| config.get(k).cloned().unwrap_or(Value::Null);
                 let rootfs = config.get("rootfs").cloned().unwrap_or_default();
-                out.push(json!({
+                // One digest per repository, however many of its tags name the image.
+                let mut repo_digests: Vec<String> = image
+                    .tags
+                    .iter()
+                    .map(|t| format!("{}@{}", t.familiar_name(), image.top.digest()))
+                    .collect();
+                repo_digests.sort();
+                repo_digests.dedup();
+                let mut entry = json!({
                     "Id": image.id().to_string(),
                     "RepoTags": image.tags.iter().filter(|t| t.tag.is_some()).map(|t| t.familiar()).collect::<Vec<_>>(),
-                    "RepoDigests": image.tags.iter().map(|t| format!("{}@{}", t.familiar_name(), image.top.digest())).collect::<Vec<_>>(),
+                    "RepoDigests": repo_digests,
                     "Created": get("created"),
                     "Author": get("author"),
                     "Architecture": get("architecture"),
@@ -57,7 +65,12 @@ fn inspect(names: &[String]) -> anyhow::Result<ExitCode> {
                     "RootFS": { "Type": rootfs.get("type").cloned().unwrap_or_default(), "Layers": rootfs.get("diff_ids").cloned().unwrap_or_default() },
                     "Size": image.manifest.layers().iter().map(|l| l.size()).sum::<u64>(),
                     "Descriptor": { "mediaType": image.top.media_type().to_string(), "digest": image.top.digest().to_string(), "size": image.top.size() },
-                }));
+                });
+                // Fields the image does not have are left out, as docker leaves them.
+                if let Some(map) = entry.as_object_mut() {
+                    map.retain(|_, v| !v.is_null());
+                }
+                out.push(entry);
             }
             Err(e) => {
                 eprintln!("kiln: {e}");
