@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::ast::{CommandLine, Healthcheck};
+use crate::ast::{Command, CommandLine, Healthcheck};
 
 /// The config being built, and the history entries that go with it.
 pub struct ImageConfig {
@@ -202,6 +202,58 @@ impl ImageConfig {
         let history = self.root.entry("history").or_insert_with(|| json!([]));
         if let Some(h) = history.as_array_mut() {
             h.push(entry);
+        }
+    }
+
+    /// Applies an instruction that changes the config alone (ENV, USER, CMD, ENTRYPOINT,
+    /// LABEL, MAINTAINER, EXPOSE, VOLUME, STOPSIGNAL, HEALTHCHECK, SHELL, ONBUILD), as a
+    /// build does and as `kiln import --change` does; others change nothing here.
+    /// `cmd_set` tells whether CMD was set since the base (ENTRYPOINT resets an inherited
+    /// one, as Docker does).
+    pub fn apply(&mut self, command: &Command, cmd_set: &mut bool) {
+        let config = self;
+        match command {
+            Command::Env(kvs) => {
+                for kv in kvs {
+                    config.set_env(&kv.key, &kv.value);
+                }
+            }
+            Command::User(u) => config.set("User", json!(u)),
+            Command::Cmd(c) => {
+                config.set("Cmd", config.command_line(c));
+                *cmd_set = true;
+            }
+            Command::Entrypoint(c) => {
+                config.set("Entrypoint", config.command_line(c));
+                if !*cmd_set {
+                    config.set("Cmd", serde_json::Value::Null);
+                }
+            }
+            Command::Label(kvs) => kvs
+                .iter()
+                .for_each(|kv| config.insert("Labels", &kv.key, json!(kv.value))),
+            Command::Maintainer(m) => {
+                config.root.insert("author".into(), json!(m));
+            }
+            Command::Expose(ports) => {
+                for p in ports {
+                    let port = if p.contains('/') {
+                        p.to_ascii_lowercase()
+                    } else {
+                        format!("{p}/tcp")
+                    };
+                    config.insert("ExposedPorts", &port, json!({}));
+                }
+            }
+            Command::Volume(v) => v
+                .paths
+                .iter()
+                .for_each(|p| config.insert("Volumes", p, json!({}))),
+            Command::StopSignal(s) => config.set("StopSignal", json!(s)),
+            Command::Healthcheck(h) => config.set_healthcheck(h),
+            Command::Shell(argv) => config.set("Shell", json!(argv)),
+            Command::Onbuild(trigger) => config.push_onbuild(&trigger.original),
+            _ => {}
         }
     }
 

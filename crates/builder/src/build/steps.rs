@@ -650,11 +650,6 @@ impl<'a> Builder<'a> {
             let start = Instant::now();
             let created_by = created_by(&expanded, &config, self.opts.dockerfile.escape);
             match &expanded.command {
-                Command::Env(kvs) => {
-                    for kv in kvs {
-                        config.set_env(&kv.key, &kv.value);
-                    }
-                }
                 Command::Arg(decls) => {
                     for d in decls {
                         let value = self
@@ -685,41 +680,6 @@ impl<'a> Builder<'a> {
                     });
                     continue;
                 }
-                Command::User(u) => config.set("User", json!(u)),
-                Command::Cmd(c) => {
-                    config.set("Cmd", config.command_line(c));
-                    cmd_set = true;
-                }
-                Command::Entrypoint(c) => {
-                    config.set("Entrypoint", config.command_line(c));
-                    if !cmd_set {
-                        config.set("Cmd", serde_json::Value::Null);
-                    }
-                }
-                Command::Label(kvs) => kvs
-                    .iter()
-                    .for_each(|kv| config.insert("Labels", &kv.key, json!(kv.value))),
-                Command::Maintainer(m) => {
-                    config.root.insert("author".into(), json!(m));
-                }
-                Command::Expose(ports) => {
-                    for p in ports {
-                        let port = if p.contains('/') {
-                            p.to_ascii_lowercase()
-                        } else {
-                            format!("{p}/tcp")
-                        };
-                        config.insert("ExposedPorts", &port, json!({}));
-                    }
-                }
-                Command::Volume(v) => v
-                    .paths
-                    .iter()
-                    .for_each(|p| config.insert("Volumes", p, json!({}))),
-                Command::StopSignal(s) => config.set("StopSignal", json!(s)),
-                Command::Healthcheck(h) => config.set_healthcheck(h),
-                Command::Shell(argv) => config.set("Shell", json!(argv)),
-                Command::Onbuild(trigger) => config.push_onbuild(&trigger.original),
                 Command::Run(_) | Command::Copy(_) | Command::Add(_) => {
                     let record = self.layer_step(
                         instr, &expanded, &config, &args, &mut state, done, id, progress,
@@ -733,6 +693,8 @@ impl<'a> Builder<'a> {
                     continue;
                 }
                 Command::From(_) => unreachable!("FROM starts a stage"),
+                // ENV, USER, CMD, LABEL, EXPOSE, ...: the config alone.
+                other => config.apply(other, &mut cmd_set),
             }
             config.add_history(&when, &created_by, None);
             progress(Event::Done {
