@@ -540,3 +540,49 @@ fn compressed_saves_are_read_everywhere_and_each_layer_is_compressed_once() {
         0
     );
 }
+
+#[test]
+fn import_takes_changes_a_message_and_a_platform_as_docker_import_does() {
+    let k = Kiln::new();
+    let tarball = busybox_rootfs(k.dir.path(), 0);
+    let tar = tarball.to_str().unwrap();
+    k.ok(&[
+        "import",
+        "-c",
+        "ENV A=1",
+        "--change",
+        "CMD [\"sh\"]",
+        "-c",
+        "WORKDIR /app",
+        "-m",
+        "from CI",
+        "--platform",
+        "linux/arm64/v8",
+        tar,
+        "imp:1",
+    ]);
+    let inspect: serde_json::Value =
+        serde_json::from_str(&k.ok(&["image", "inspect", "imp:1"])).unwrap();
+    let image = &inspect[0];
+    assert_eq!(
+        image["Config"]["Env"],
+        serde_json::json!(["A=1"]),
+        "{image}"
+    );
+    assert_eq!(image["Config"]["Cmd"], serde_json::json!(["sh"]));
+    assert_eq!(image["Config"]["WorkingDir"], "/app");
+    assert_eq!(
+        (image["Os"].as_str(), image["Architecture"].as_str()),
+        (Some("linux"), Some("arm64"))
+    );
+    assert_eq!(image["Variant"], "v8");
+    assert!(k
+        .ok(&["history", "--no-trunc", "imp:1"])
+        .contains("from CI"));
+    let out = k.run(&["import", "-c", "RUN echo no", tar, "imp:2"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("RUN cannot be changed on import"),
+        "{err}"
+    );
+}

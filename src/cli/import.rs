@@ -1,4 +1,4 @@
-//! `kiln import FILE|- [REPOSITORY[:TAG]]`
+//! `kiln import [-c INSTRUCTION]... [-m MESSAGE] [--platform OS/ARCH] FILE|- [REPOSITORY[:TAG]]`
 
 use std::process::ExitCode;
 
@@ -11,6 +11,16 @@ pub struct Args {
     file: String,
     /// The name to give the image.
     reference: Option<String>,
+    /// A Dockerfile instruction for the image's config (CMD, ENTRYPOINT, ENV, EXPOSE,
+    /// LABEL, ONBUILD, USER, VOLUME, WORKDIR), as docker import takes it (repeatable).
+    #[arg(short = 'c', long = "change", value_name = "INSTRUCTION")]
+    changes: Vec<String>,
+    /// The history entry's comment.
+    #[arg(short, long)]
+    message: Option<String>,
+    /// The image's platform (default: this host's).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    platform: Option<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -20,9 +30,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .as_deref()
         .map(kiln_image::Reference::parse)
         .transpose()?;
+    let config = kiln_builder::build::apply_changes(serde_json::json!({}), &args.changes)?;
     let opts = ImportOptions {
         source: args.file.clone(),
         created: None,
+        config,
+        message: args.message.clone(),
+        platform: args.platform.clone(),
     };
     let image = if args.file == "-" {
         kiln_image::archive::import(&store, std::io::stdin().lock(), reference.as_ref(), &opts)

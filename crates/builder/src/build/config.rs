@@ -263,3 +263,45 @@ impl ImageConfig {
         serde_json::to_vec(&Value::Object(root)).expect("a JSON map serialises")
     }
 }
+
+/// `kiln import --change`: Dockerfile instructions that change the config (docker
+/// import's set: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, USER, VOLUME, WORKDIR)
+/// applied to an image config (the JSON of its `config` object, its `Env`, `Cmd`, ...).
+pub fn apply_changes(config: Value, changes: &[String]) -> Result<Value, crate::Error> {
+    let mut image = ImageConfig::from_bytes(
+        &serde_json::to_vec(&json!({ "config": config })).unwrap_or_default(),
+    )
+    .unwrap_or_else(|| ImageConfig::scratch("linux", "amd64"));
+    let mut cmd_set = false;
+    for change in changes {
+        let parsed = crate::parse("--change", &format!("FROM scratch\n{change}\n"))?;
+        for instr in parsed.instructions.iter().skip(1) {
+            match &instr.command {
+                Command::Workdir(dir) => {
+                    let cwd = image.str("WorkingDir").unwrap_or_else(|| "/".into());
+                    let joined = std::path::Path::new(&cwd).join(dir);
+                    image.set("WorkingDir", json!(joined.to_string_lossy()));
+                }
+                Command::Cmd(_)
+                | Command::Entrypoint(_)
+                | Command::Env(_)
+                | Command::Expose(_)
+                | Command::Label(_)
+                | Command::Onbuild(_)
+                | Command::User(_)
+                | Command::Volume(_) => image.apply(&instr.command, &mut cmd_set),
+                other => {
+                    return Err(crate::Error::Context(format!(
+                        "--change {change:?}: {} cannot be changed on import (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, USER, VOLUME, WORKDIR can)",
+                        other.keyword().to_uppercase()
+                    )))
+                }
+            }
+        }
+    }
+    Ok(image
+        .root
+        .get("config")
+        .cloned()
+        .unwrap_or_else(|| json!({})))
+}

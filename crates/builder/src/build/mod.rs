@@ -18,6 +18,7 @@ use kiln_image::digest::Digest;
 use kiln_image::store::Store;
 use kiln_image::Reference;
 
+pub use config::apply_changes;
 pub use registry_cache::CacheRef;
 pub use retention::{disk_usage, trim, Trimmed};
 pub use stages::{Base, Plan};

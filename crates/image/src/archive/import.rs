@@ -17,6 +17,12 @@ pub struct ImportOptions {
     pub source: String,
     /// Seconds since the epoch; `SOURCE_DATE_EPOCH` or now when None.
     pub created: Option<i64>,
+    /// The image config's `config` object (`Env`, `Cmd`, ...): `--change`.
+    pub config: serde_json::Value,
+    /// The history entry's comment (`-m`); "Imported from tarball" when None.
+    pub message: Option<String>,
+    /// `os/arch[/variant]`; this host's when None.
+    pub platform: Option<String>,
 }
 
 /// Stores the tarball, uncompressed (its digest is its diffID), and tags the image (or
@@ -49,18 +55,28 @@ pub fn import(
         None => std::time::SystemTime::now(),
     };
     let created = humantime::format_rfc3339_seconds(created).to_string();
-    let (os, arch) = host_platform()
-        .split_once('/')
-        .map(|(o, a)| (o.to_string(), a.to_string()))
-        .unwrap_or_default();
-    let config = json!({
+    let platform = opts.platform.clone().unwrap_or_else(host_platform);
+    let mut parts = platform.splitn(3, '/');
+    let (os, arch, variant) = (parts.next(), parts.next(), parts.next());
+    let (Some(os), Some(arch)) = (os.filter(|o| !o.is_empty()), arch.filter(|a| !a.is_empty()))
+    else {
+        return Err(Error::InvalidImage {
+            what: opts.source.clone(),
+            reason: format!("--platform {platform}: write OS/ARCH[/VARIANT]"),
+        });
+    };
+    let comment = opts.message.as_deref().unwrap_or("Imported from tarball");
+    let mut config = json!({
         "architecture": arch,
         "os": os,
         "created": created,
-        "config": {},
+        "config": opts.config,
         "rootfs": { "type": "layers", "diff_ids": [layer.to_string()] },
-        "history": [{ "created": created, "created_by": format!("kiln import {}", opts.source), "comment": "Imported from tarball" }],
+        "history": [{ "created": created, "created_by": format!("kiln import {}", opts.source), "comment": comment }],
     });
+    if let Some(v) = variant {
+        config["variant"] = json!(v);
+    }
     let config_bytes = serde_json::to_vec(&config).map_err(Error::json("config"))?;
     let config_digest = store.write_blob_bytes(&config_bytes)?;
     let desc = store.write_manifest(
