@@ -5,6 +5,7 @@
 mod cache;
 mod config;
 mod copy;
+mod key;
 pub mod registry_cache;
 mod retention;
 mod snapshots;

@@ -24,6 +24,7 @@ use users::resolve_user;
 use super::cache::{self, Cache, Record};
 use super::config::ImageConfig;
 use super::copy;
+use super::key;
 use super::registry_cache::{self, Mode, RemoteCache};
 use super::snapshots::Snapshots;
 use super::stages::{Base, Plan};
@@ -870,16 +871,12 @@ impl<'a> Builder<'a> {
         id: usize,
         progress: &(dyn Fn(Event) + Sync),
     ) -> Result<Record, Error> {
-        let text = format!(
-            "{:?}|{:?}|{:?}",
-            expanded.command, expanded.flags, expanded.heredocs
-        );
-        let env_key = format!(
-            "{:?}|{:?}|{}|{}",
+        let text = key::instruction_part(expanded);
+        let env_key = key::environment_part(
             args,
-            config.env(),
-            config.str("User").unwrap_or_default(),
-            config.str("WorkingDir").unwrap_or_default()
+            &config.env(),
+            &config.str("User").unwrap_or_default(),
+            &config.str("WorkingDir").unwrap_or_default(),
         );
         // COPY --link makes a layer that does not depend on what is below it: its cache key
         // leaves the parent out, so it survives a change of base.
@@ -898,13 +895,12 @@ impl<'a> Builder<'a> {
         // there names the content key the step goes on with, and unpacks nothing.
         let quick = match &expanded.command {
             Command::Copy(c) if !self.opts.no_cache => match &c.from {
-                Some(name) => Some(cache::key(&[
+                Some(name) => Some(key::step(
                     parent_key,
                     &text,
                     &env_key,
-                    "from",
-                    &self.source_key(instr, name, done)?,
-                ])),
+                    &format!("from {}", self.source_key(instr, name, done)?),
+                )),
                 None => None,
             },
             _ => None,
@@ -935,7 +931,7 @@ impl<'a> Builder<'a> {
             (None, Command::Run(run)) => self.mounts_key(instr, run, done)?,
             _ => Default::default(),
         };
-        let key = cache::key(&[parent_key, &text, &env_key, &content_key]);
+        let key = key::step(parent_key, &text, &env_key, &content_key);
         // What a hit on `quick` will say next time.
         let remember_quick = |state: &mut State, record: &Record| -> Result<(), Error> {
             if let Some(quick) = &quick {
