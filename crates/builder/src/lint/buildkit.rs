@@ -282,7 +282,16 @@ pub fn check(file: &File) -> Vec<Finding> {
         let image = crate::expand::word(&from.image, df.escape, &recorder).unwrap_or_default();
         if let Some(platform) = &from.platform {
             let _ = crate::expand::word(platform, df.escape, &recorder);
-            if !platform.contains('$') {
+            // BuildKit's exception: a stage named for its platform's OS or architecture
+            // (`AS build-arm64`) is one of several, each with its constant platform.
+            let named_for_it = from.stage.as_deref().is_some_and(|name| {
+                let name = name.to_ascii_lowercase();
+                platform
+                    .split('/')
+                    .take(2)
+                    .any(|part| !part.is_empty() && name.contains(&part.to_ascii_lowercase()))
+            });
+            if !platform.contains('$') && !named_for_it {
                 out.push(Finding::at(
                     &FROM_PLATFORM_FLAG_CONST_DISALLOWED,
                     stage.from,
