@@ -29,6 +29,8 @@ fn process(privileged: bool) -> ProcessSpec {
         network: Network::Loopback,
         privileged,
         mounts: vec![],
+        rlimits: Vec::new(),
+        shm_size: None,
     }
 }
 

@@ -1579,6 +1579,26 @@ fn the_flags_ci_scripts_pass_to_docker_build_are_taken() {
         ctx.to_str().unwrap(),
     ]);
     assert!(out.contains("10.1.2.3\tdb.internal"), "{out}");
+    // --ulimit and --shm-size reach RUN.
+    let limits = context(
+        &k.dir.path().join("limits"),
+        &[(
+            "Dockerfile",
+            "FROM busybox:kiln\nRUN echo nofile=$(ulimit -n) && grep /dev/shm /proc/mounts\n",
+        )],
+    );
+    let out = k.log(&[
+        "build",
+        "--progress",
+        "plain",
+        "--ulimit",
+        "nofile=512:1024",
+        "--shm-size",
+        "16MiB",
+        limits.to_str().unwrap(),
+    ]);
+    assert!(out.contains("nofile=512"), "{out}");
+    assert!(out.contains("size=16384k"), "{out}");
     let meta: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&metadata).unwrap()).unwrap();
     let inspect: serde_json::Value =

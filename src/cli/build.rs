@@ -39,6 +39,12 @@ pub struct Args {
     /// The platform to build for: this host's only, until multi-platform builds land.
     #[arg(long, value_name = "OS/ARCH")]
     platform: Option<String>,
+    /// A resource limit for RUN steps, as docker's: `nofile=1024:2048` (repeatable).
+    #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
+    ulimits: Vec<String>,
+    /// The size of RUN's /dev/shm (`128m`, `1g`; docker's default 64m).
+    #[arg(long, value_name = "SIZE")]
+    shm_size: Option<String>,
     /// Lines for RUN's /etc/hosts: `NAME:IP` (repeatable).
     #[arg(long = "add-host", value_name = "NAME:IP")]
     add_hosts: Vec<String>,
@@ -262,6 +268,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         cache_to: args.cache_to.as_deref().map(str::parse).transpose()?,
         allow_insecure: allowed(&args.allow)?,
         extra_hosts: extra_hosts(&args.add_hosts)?,
+        ulimits: ulimits(&args.ulimits)?,
+        shm_size: args.shm_size.as_deref().map(parse_size).transpose()?,
         cancel: Some(stop.cancel.clone()),
     };
     let progress = Progress::new(if args.quiet { "quiet" } else { &args.progress })?;
@@ -364,6 +372,33 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             })
         }
     }
+}
+
+/// `--ulimit NAME=SOFT[:HARD]` (docker's names: nofile, nproc, core, ...; `unlimited`
+/// or -1 for no limit).
+fn ulimits(specs: &[String]) -> anyhow::Result<Vec<(String, u64, u64)>> {
+    let value = |spec: &str, v: &str| -> anyhow::Result<u64> {
+        match v {
+            "unlimited" | "-1" => Ok(u64::MAX),
+            n => n
+                .parse()
+                .map_err(|_| anyhow::anyhow!("--ulimit {spec}: {n} is not a number")),
+        }
+    };
+    specs
+        .iter()
+        .map(|spec| {
+            let (name, limits) = spec
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("--ulimit {spec}: write NAME=SOFT[:HARD]"))?;
+            let (soft, hard) = limits.split_once(':').unwrap_or((limits, limits));
+            Ok((
+                format!("RLIMIT_{}", name.to_ascii_uppercase()),
+                value(spec, soft)?,
+                value(spec, hard)?,
+            ))
+        })
+        .collect()
 }
 
 /// `--add-host NAME:IP` (docker's form; `NAME=IP` too).
@@ -557,6 +592,8 @@ impl Executor for SandboxExecutor {
                 Network::Host
             },
             privileged: step.insecure,
+            rlimits: step.ulimits.clone(),
+            shm_size: step.shm_size,
             mounts,
         })
         .map_err(failed)?;

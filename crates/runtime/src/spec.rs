@@ -110,6 +110,10 @@ pub struct ProcessSpec {
     /// Mounted in order after the standard ones (see [`bind_mount`], [`tmpfs_mount`],
     /// [`overlay_mount`]).
     pub mounts: Vec<Mount>,
+    /// Resource limits: (`RLIMIT_NOFILE`-style name, soft, hard).
+    pub rlimits: Vec<(String, u64, u64)>,
+    /// The size of `/dev/shm` in bytes (Docker's 64 MiB when None).
+    pub shm_size: Option<u64>,
 }
 
 fn mount(destination: &str, typ: &str, source: &str, options: &[&str]) -> Mount {
@@ -234,6 +238,25 @@ pub fn default_spec(p: &ProcessSpec) -> Result<Spec, Error> {
         )
         .capabilities(caps)
         .no_new_privileges(false)
+        .rlimits(
+            p.rlimits
+                .iter()
+                .map(|(name, soft, hard)| {
+                    let typ: oci_spec::runtime::PosixRlimitType = serde_json::from_value(
+                        serde_json::Value::from(name.as_str()),
+                    )
+                    .map_err(|_| Error::Spec {
+                        reason: format!("unknown resource limit {name}"),
+                    })?;
+                    oci_spec::runtime::PosixRlimitBuilder::default()
+                        .typ(typ)
+                        .soft(*soft)
+                        .hard(*hard)
+                        .build()
+                        .map_err(spec_error)
+                })
+                .collect::<Result<Vec<_>, Error>>()?,
+        )
         .build()
         .map_err(spec_error)?;
 
@@ -285,7 +308,13 @@ pub fn default_spec(p: &ProcessSpec) -> Result<Spec, Error> {
             "/dev/shm",
             "tmpfs",
             "shm",
-            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+            &[
+                "nosuid",
+                "noexec",
+                "nodev",
+                "mode=1777",
+                &format!("size={}", p.shm_size.unwrap_or(64 << 20)),
+            ],
         ),
         mount(
             "/dev/mqueue",

@@ -74,6 +74,8 @@ fn changes_become_a_layer(snapshotter: Snapshotter) {
         network: Network::Loopback,
         privileged: false,
         mounts: vec![],
+        rlimits: Vec::new(),
+        shm_size: None,
     })
     .unwrap();
     let root = Rootfs {

@@ -56,6 +56,10 @@ pub struct BuildOptions {
     pub allow_insecure: bool,
     /// `--add-host NAME:IP`: lines for RUN's `/etc/hosts`.
     pub extra_hosts: Vec<(String, String)>,
+    /// `--ulimit`: (`RLIMIT_…` name, soft, hard) for RUN steps.
+    pub ulimits: Vec<(String, u64, u64)>,
+    /// `--shm-size`: the size of RUN's `/dev/shm`, in bytes.
+    pub shm_size: Option<u64>,
     /// Set (by a SIGINT/SIGTERM handler) to stop the build before its next step and
     /// before it names an image; the step running is the caller's to stop.
     pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
@@ -83,6 +87,10 @@ pub struct RunStep {
     /// `RUN --security=insecure` (allowed with `--allow security.insecure`): every
     /// capability, no seccomp filter, nothing masked.
     pub insecure: bool,
+    /// `--ulimit`: (`RLIMIT_…` name, soft, hard).
+    pub ulimits: Vec<(String, u64, u64)>,
+    /// `--shm-size`, in bytes.
+    pub shm_size: Option<u64>,
 }
 
 /// A mount for a RUN step.

@@ -57,6 +57,8 @@ pub fn config(dir: &Path, args: &[&str]) -> Config {
             network: Network::Loopback,
             privileged: false,
             mounts: Vec::new(),
+            rlimits: Vec::new(),
+            shm_size: None,
         },
         root: Rootfs {
             lower: vec![lower],

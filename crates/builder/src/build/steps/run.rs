@@ -304,6 +304,8 @@ impl Builder<'_> {
             hostname,
             mounts,
             insecure,
+            ulimits: self.opts.ulimits.clone(),
+            shm_size: self.opts.shm_size,
         };
         let mut tail: Vec<String> = Vec::new();
         let code = self.exec.run(&step, &mut |line| {
