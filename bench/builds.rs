@@ -7,9 +7,13 @@
 //! Usage: build-bench [SCALE] [SCENARIO...]   (1 = the full sizes: 20,000 files / 200 MB, a
 //! 1 GiB file; scenarios whose names contain one of the SCENARIO words, all by default)
 
+mod dockerd;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
+
+use dockerd::Dockerd;
 
 struct Scenario {
     name: &'static str,
@@ -319,70 +323,4 @@ fn main() {
     println!("{peak_note}");
     println!("goals: cached >= 5x, one-file change in the 20,000-file context >= 3x, cold >= 1x buildah; peak memory < 200 MB");
     drop(dockerd);
-}
-
-/// A private dockerd (Debian's docker.io, whose builder is BuildKit) in a network
-/// namespace with only loopback, with its own data, exec root and socket under the
-/// benchmark's directory; stopped when dropped.
-struct Dockerd {
-    child: std::process::Child,
-    dir: std::path::PathBuf,
-}
-
-impl Dockerd {
-    fn start(work: &Path) -> Option<Dockerd> {
-        if !Path::new("/usr/sbin/dockerd").exists() {
-            return None;
-        }
-        let dir = work.join("dockerd");
-        std::fs::create_dir_all(&dir).unwrap();
-        let script = format!(
-            "ip link set lo up && exec dockerd --iptables=false --ip6tables=false --bridge=none --data-root {d}/data --exec-root {d}/exec --pidfile {d}/pid -H unix://{d}/sock",
-            d = dir.display()
-        );
-        let child = Command::new("unshare")
-            .args(["--net", "--fork", "--kill-child", "sh", "-c", &script])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(dir.join("log")).unwrap())
-            .spawn()
-            .expect("unshare");
-        let d = Dockerd { child, dir };
-        for _ in 0..600 {
-            if d.docker(&["info"])
-                .output()
-                .is_ok_and(|o| o.status.success())
-            {
-                return Some(d);
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        panic!("dockerd did not start: see {}", d.dir.join("log").display());
-    }
-
-    /// Debian's docker CLI (a newer one on PATH would refuse BuildKit without buildx).
-    fn docker(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("/usr/bin/docker");
-        cmd.arg("-H")
-            .arg(format!("unix://{}/sock", self.dir.display()))
-            .args(args);
-        cmd
-    }
-}
-
-impl Drop for Dockerd {
-    fn drop(&mut self) {
-        // SIGTERM lets dockerd stop its containerd; then its mounts can go.
-        if let Ok(pid) = std::fs::read_to_string(self.dir.join("pid")) {
-            let _ = Command::new("kill").arg(pid.trim()).status();
-        }
-        let _ = self.child.wait();
-        let _ = Command::new("umount")
-            .arg("-R")
-            .arg(self.dir.join("data"))
-            .output();
-        let _ = Command::new("umount")
-            .arg("-R")
-            .arg(self.dir.join("exec"))
-            .output();
-    }
 }
