@@ -1,6 +1,8 @@
 //! The image config a build writes: Docker's format (which OCI readers accept), kept as
 //! JSON so fields kiln does not model (from a base image) pass through untouched.
 
+use std::path::{Component, Path};
+
 use serde_json::{json, Map, Value};
 
 use crate::ast::{Command, CommandLine, Healthcheck};
@@ -264,6 +266,27 @@ impl ImageConfig {
     }
 }
 
+/// `dir` joined to the working directory `cwd` (when relative) and cleaned lexically:
+/// `/a` then `b` then `../c` is `/a/c`, as BuildKit stores it.
+pub fn join_workdir(cwd: &str, dir: &str) -> String {
+    let joined = Path::new(cwd).join(dir);
+    let mut out: Vec<&std::ffi::OsStr> = Vec::new();
+    for c in joined.components() {
+        match c {
+            Component::Normal(p) => out.push(p),
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    let parts: Vec<String> = out
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    format!("/{}", parts.join("/"))
+}
+
 /// `kiln import --change`: Dockerfile instructions that change the config (docker
 /// import's set: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, USER, VOLUME, WORKDIR)
 /// applied to an image config (the JSON of its `config` object, its `Env`, `Cmd`, ...).
@@ -279,8 +302,7 @@ pub fn apply_changes(config: Value, changes: &[String]) -> Result<Value, crate::
             match &instr.command {
                 Command::Workdir(dir) => {
                     let cwd = image.str("WorkingDir").unwrap_or_else(|| "/".into());
-                    let joined = std::path::Path::new(&cwd).join(dir);
-                    image.set("WorkingDir", json!(joined.to_string_lossy()));
+                    image.set("WorkingDir", json!(join_workdir(&cwd, dir)));
                 }
                 Command::Cmd(_)
                 | Command::Entrypoint(_)
@@ -304,4 +326,19 @@ pub fn apply_changes(config: Value, changes: &[String]) -> Result<Value, crate::
         .get("config")
         .cloned()
         .unwrap_or_else(|| json!({})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::join_workdir as join;
+
+    #[test]
+    fn relative_workdirs_join_and_clean_as_buildkit_stores_them() {
+        assert_eq!(join("/", "/a"), "/a");
+        assert_eq!(join("/a", "b"), "/a/b");
+        assert_eq!(join("/a/b", "../c"), "/a/c");
+        assert_eq!(join("/a", "./b/./c/"), "/a/b/c");
+        assert_eq!(join("/a", "../../.."), "/");
+        assert_eq!(join("/", "app//src"), "/app/src");
+    }
 }

@@ -667,7 +667,7 @@ impl<'a> Builder<'a> {
                 }
                 Command::Workdir(dir) => {
                     let cwd = config.str("WorkingDir").unwrap_or_else(|| "/".into());
-                    config.set("WorkingDir", json!(workdir::join(&cwd, dir)));
+                    config.set("WorkingDir", json!(super::config::join_workdir(&cwd, dir)));
                     // The directory is made as a step, owned by USER: a layer when the
                     // image lacks it, none when it has it.
                     let record = self.layer_step(

@@ -2,32 +2,11 @@
 //! a step (BuildKit's `mkdir -p` as the current USER), so an image has the directory
 //! its config names and a non-root USER may write in it.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use super::copying::resolve_dest;
 use super::union::{entry, settle_dirs};
 use super::Layer;
-
-/// `dir` joined to the working directory `cwd` (when relative) and cleaned lexically:
-/// `/a` then `b` then `../c` is `/a/c`, as BuildKit stores it.
-pub(super) fn join(cwd: &str, dir: &str) -> String {
-    let joined = Path::new(cwd).join(dir);
-    let mut out: Vec<&std::ffi::OsStr> = Vec::new();
-    for c in joined.components() {
-        match c {
-            Component::Normal(p) => out.push(p),
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
-        }
-    }
-    let parts: Vec<String> = out
-        .iter()
-        .map(|p| p.to_string_lossy().into_owned())
-        .collect();
-    format!("/{}", parts.join("/"))
-}
 
 /// Makes `dir` (absolute, in the image) in `upper`: each missing directory as `uid:gid`
 /// with mode 755; the image's own directories on the way are repeated with their mode,
@@ -49,8 +28,8 @@ pub(super) fn make(
     for part in rel.components() {
         at.push(part);
         match entry(layers, &at) {
-            Some((_, meta)) if !meta.is_dir() => break,
             // Not a directory, which mkdir -p would refuse: the RUN that follows says so.
+            Some((_, meta)) if !meta.is_dir() => break,
             _ => std::fs::create_dir(upper.join(&at))?,
         }
     }
@@ -69,19 +48,4 @@ fn created_nothing(layers: &[Layer], upper: &Path) -> bool {
         .into_iter()
         .flatten()
         .all(|e| entry(layers, e.path().strip_prefix(upper).unwrap_or(e.path())).is_some())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::join;
-
-    #[test]
-    fn relative_workdirs_join_and_clean_as_buildkit_stores_them() {
-        assert_eq!(join("/", "/a"), "/a");
-        assert_eq!(join("/a", "b"), "/a/b");
-        assert_eq!(join("/a/b", "../c"), "/a/c");
-        assert_eq!(join("/a", "./b/./c/"), "/a/b/c");
-        assert_eq!(join("/a", "../../.."), "/");
-        assert_eq!(join("/", "app//src"), "/app/src");
-    }
 }
