@@ -1645,3 +1645,31 @@ fn history_shows_what_docker_history_shows() {
     }
     assert!(!history.contains('\\'), "no continuation left: {history}");
 }
+
+#[test]
+fn no_cache_filter_runs_the_named_stages_again_and_only_them() {
+    if !root_or_skip() {
+        return;
+    }
+    let k = Kiln::new();
+    build_busybox(&k);
+    let ctx = context(
+        &k.dir.path().join("filter"),
+        &[(
+            "Dockerfile",
+            "FROM busybox:kiln AS deps\nRUN echo deps > /d\nFROM busybox:kiln AS app\nCOPY --from=deps /d /d\nRUN echo app > /a\n",
+        )],
+    );
+    k.log(&["build", "--progress", "plain", ctx.to_str().unwrap()]);
+    let out = k.log(&[
+        "build",
+        "--progress",
+        "plain",
+        "--no-cache-filter",
+        "app",
+        ctx.to_str().unwrap(),
+    ]);
+    // deps' RUN is the only cached step; app's COPY and RUN ran again.
+    assert_eq!(out.matches("CACHED").count(), 1, "{out}");
+    assert!(out.contains("[app 3/3] RUN echo app > /a"), "{out}");
+}

@@ -32,6 +32,9 @@ pub struct Args {
     build_args: Vec<String>,
     #[arg(long)]
     no_cache: bool,
+    /// Stages whose steps all run, cached or not (repeatable, or comma-separated).
+    #[arg(long = "no-cache-filter", value_name = "STAGE", value_delimiter = ',')]
+    no_cache_filter: Vec<String>,
     /// Pull every base image again (by default only images the store lacks are pulled);
     /// `--pull=false` is the default, as docker's.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_name = "BOOL")]
@@ -255,6 +258,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         target: args.target.clone(),
         build_args,
         no_cache: args.no_cache,
+        no_cache_filter: args.no_cache_filter.clone(),
         labels,
         network,
         secrets: secrets(&args.secrets)?,

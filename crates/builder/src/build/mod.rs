@@ -38,6 +38,8 @@ pub struct BuildOptions {
     pub target: Option<String>,
     pub build_args: BTreeMap<String, String>,
     pub no_cache: bool,
+    /// `--no-cache-filter`: the stages (by name) whose steps all run.
+    pub no_cache_filter: Vec<String>,
     pub labels: BTreeMap<String, String>,
     pub network: NetworkMode,
     /// `--secret id=ID,src=FILE`: files RUN steps may mount with `--mount=type=secret`.

@@ -78,6 +78,8 @@ struct State {
     key: String,
     /// The steps that made `layers` (the base image's are not steps), for `--cache-to`.
     steps: Vec<registry_cache::Step>,
+    /// `--no-cache`, or `--no-cache-filter` names the stage: its steps all run.
+    uncached: bool,
 }
 
 impl State {
@@ -581,6 +583,7 @@ impl<'a> Builder<'a> {
                     layers: Vec::new(),
                     key: cache::key(&["scratch"]),
                     steps: Vec::new(),
+                    uncached: false,
                 }
             }
             Base::Stage(j) => done.get(j).cloned().expect("dependencies are built first"),
@@ -588,6 +591,13 @@ impl<'a> Builder<'a> {
                 .image_state(name)
                 .map_err(|e| step_error(&stage.from, e.to_string()))?,
         };
+        state.uncached = self.opts.no_cache
+            || stage.name.as_ref().is_some_and(|n| {
+                self.opts
+                    .no_cache_filter
+                    .iter()
+                    .any(|f| f.eq_ignore_ascii_case(n))
+            });
         let mut config = ImageConfig::from_bytes(&state.config_bytes)
             .unwrap_or_else(|| ImageConfig::scratch("linux", "amd64"));
         // As BuildKit does, an image whose base sets no PATH gets the default one.
@@ -789,6 +799,7 @@ impl<'a> Builder<'a> {
             layers,
             key: cache::key(&["image", image.id().as_ref()]),
             steps: Vec::new(),
+            uncached: false,
         })
     }
 
@@ -894,7 +905,7 @@ impl<'a> Builder<'a> {
         // to read. First a key from the source's own cache key, known without that: a hit
         // there names the content key the step goes on with, and unpacks nothing.
         let quick = match &expanded.command {
-            Command::Copy(c) if !self.opts.no_cache => match &c.from {
+            Command::Copy(c) if !state.uncached => match &c.from {
                 Some(name) => Some(key::step(
                     parent_key,
                     &text,
@@ -956,7 +967,7 @@ impl<'a> Builder<'a> {
             &instr.span.start.line.to_string(),
             &instr.original,
         ]);
-        if !self.opts.no_cache {
+        if !state.uncached {
             if let Some((record, blob)) = self.lookup(&key, id, progress)? {
                 if let Some(v) = &content.as_ref().and_then(|c| c.view.clone()) {
                     self.exec.unview(v);
