@@ -1673,3 +1673,52 @@ fn no_cache_filter_runs_the_named_stages_again_and_only_them() {
     assert_eq!(out.matches("CACHED").count(), 1, "{out}");
     assert!(out.contains("[app 3/3] RUN echo app > /a"), "{out}");
 }
+
+#[test]
+fn build_contexts_stand_in_for_stages_and_images() {
+    if !root_or_skip() {
+        return;
+    }
+    let k = Kiln::new();
+    build_busybox(&k);
+    let assets = context(&k.dir.path().join("assets"), &[("x", "one")]);
+    let ctx = context(
+        &k.dir.path().join("named"),
+        &[(
+            "Dockerfile",
+            "FROM base\nCOPY --from=assets x /x\nCOPY --from=tools /bin/busybox /bb\nRUN --mount=from=assets,target=/m cat /m/x\n",
+        )],
+    );
+    let build = || {
+        k.log(&[
+            "build",
+            "--progress",
+            "plain",
+            "--build-context",
+            &format!("assets={}", assets.display()),
+            "--build-context",
+            "base=docker-image://busybox:kiln",
+            "--build-context",
+            "tools=docker-image://busybox:kiln",
+            "-t",
+            "named:1",
+            ctx.to_str().unwrap(),
+        ])
+    };
+    let out = build();
+    assert!(
+        out.contains("one"),
+        "the RUN mount reads the directory: {out}"
+    );
+    let flat = flatten(&k, "named:1");
+    assert_eq!(std::fs::read_to_string(flat.join("x")).unwrap(), "one");
+    assert!(flat.join("bb").is_file());
+    // A change in the directory context is a change of source, as in the build context.
+    std::fs::write(assets.join("x"), "two").unwrap();
+    let out = build();
+    assert!(out.contains("cache miss: source file changed"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(flatten(&k, "named:1").join("x")).unwrap(),
+        "two"
+    );
+}

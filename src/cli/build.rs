@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use kiln_builder::ast::NetworkMode;
-use kiln_builder::build::{BuildOptions, Event, Executor, RunMount, RunMountKind, RunStep};
+use kiln_builder::build::{
+    BuildOptions, Event, Executor, NamedContext, RunMount, RunMountKind, RunStep,
+};
 use kiln_builder::Error;
 use kiln_runtime::{Network, ProcessSpec, Rootfs, Snapshotter};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -48,6 +50,10 @@ pub struct Args {
     /// The size of RUN's /dev/shm (`128m`, `1g`; docker's default 64m).
     #[arg(long, value_name = "SIZE")]
     shm_size: Option<String>,
+    /// A named context for `FROM NAME`, `COPY --from=NAME`, `RUN --mount=from=NAME`:
+    /// `NAME=DIR` or `NAME=docker-image://REF` (repeatable).
+    #[arg(long = "build-context", value_name = "NAME=DIR|docker-image://REF")]
+    build_contexts: Vec<String>,
     /// Lines for RUN's /etc/hosts: `NAME:IP` (repeatable).
     #[arg(long = "add-host", value_name = "NAME:IP")]
     add_hosts: Vec<String>,
@@ -272,6 +278,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         cache_to: args.cache_to.as_deref().map(str::parse).transpose()?,
         allow_insecure: allowed(&args.allow)?,
         extra_hosts: extra_hosts(&args.add_hosts)?,
+        build_contexts: build_contexts(&args.build_contexts)?,
         ulimits: ulimits(&args.ulimits)?,
         shm_size: args.shm_size.as_deref().map(parse_size).transpose()?,
         cancel: Some(stop.cancel.clone()),
@@ -403,6 +410,31 @@ fn ulimits(specs: &[String]) -> anyhow::Result<Vec<(String, u64, u64)>> {
             ))
         })
         .collect()
+}
+
+/// `--build-context NAME=DIR|docker-image://REF`.
+fn build_contexts(specs: &[String]) -> anyhow::Result<BTreeMap<String, NamedContext>> {
+    let mut out = BTreeMap::new();
+    for spec in specs {
+        let Some((name, value)) = spec.split_once('=') else {
+            bail!("--build-context {spec}: write NAME=DIR or NAME=docker-image://REF");
+        };
+        let context = match value.split_once("://") {
+            Some(("docker-image", image)) => NamedContext::Image(image.to_string()),
+            Some((scheme, _)) => bail!(
+                "--build-context {spec}: {scheme}:// contexts are not supported yet: a directory or docker-image://REF"
+            ),
+            None => {
+                let dir = PathBuf::from(value);
+                if !dir.is_dir() {
+                    bail!("--build-context {spec}: {value} is not a directory");
+                }
+                NamedContext::Dir(dir.canonicalize()?)
+            }
+        };
+        out.insert(name.to_string(), context);
+    }
+    Ok(out)
 }
 
 /// `--add-host NAME:IP` (docker's form; `NAME=IP` too).

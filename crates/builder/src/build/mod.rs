@@ -56,6 +56,9 @@ pub struct BuildOptions {
     pub cache_to: Option<CacheRef>,
     /// `--allow security.insecure`: BuildKit's entitlement for `RUN --security=insecure`.
     pub allow_insecure: bool,
+    /// `--build-context NAME=…`: what `FROM NAME`, `COPY --from=NAME` and
+    /// `RUN --mount=from=NAME` take instead of a stage or image of that name.
+    pub build_contexts: BTreeMap<String, NamedContext>,
     /// `--add-host NAME:IP`: lines for RUN's `/etc/hosts`.
     pub extra_hosts: Vec<(String, String)>,
     /// `--ulimit`: (`RLIMIT_…` name, soft, hard) for RUN steps.
@@ -65,6 +68,16 @@ pub struct BuildOptions {
     /// Set (by a SIGINT/SIGTERM handler) to stop the build before its next step and
     /// before it names an image; the step running is the caller's to stop.
     pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+}
+
+/// A named build context (`--build-context NAME=VALUE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamedContext {
+    /// A local directory, read as the build context is (without `.dockerignore`).
+    Dir(PathBuf),
+    /// An image, in place of the stage or image the name would mean
+    /// (`docker-image://REF`).
+    Image(String),
 }
 
 /// One RUN step, ready for an executor: what to run, as whom, on which layers.

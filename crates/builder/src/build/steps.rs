@@ -459,7 +459,16 @@ impl<'a> Builder<'a> {
             let Command::From(f) = &from.command else {
                 unreachable!("a stage starts with FROM")
             };
-            let base = if f.image == "scratch" {
+            if self.context_dir(&f.image).is_some() {
+                return Err(step_error(
+                    &stage.from,
+                    format!("FROM {}: a directory build context cannot be a base yet: give it as docker-image://REF", f.image),
+                ));
+            }
+            let image = self.source_name(&f.image);
+            let base = if image != f.image {
+                Base::Image(image.to_string())
+            } else if f.image == "scratch" {
                 Base::Scratch
             } else {
                 match self
@@ -498,9 +507,13 @@ impl<'a> Builder<'a> {
                 for r in refs {
                     let r =
                         expand::word(&r, self.opts.dockerfile.escape, &self.global).unwrap_or(r);
-                    match self.plan.find(&r) {
+                    if self.context_dir(&r).is_some() {
+                        continue;
+                    }
+                    let named = self.source_name(&r);
+                    match self.plan.find(named).filter(|_| named == r) {
                         Some(j) => d.push(j),
-                        None => external.push(r),
+                        None => external.push(named.to_string()),
                     }
                 }
             }
@@ -759,6 +772,23 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
+    /// The directory a `--build-context NAME=DIR` gives `name`.
+    fn context_dir(&self, name: &str) -> Option<&Path> {
+        match self.opts.build_contexts.get(name) {
+            Some(super::NamedContext::Dir(d)) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// The stage or image `name` means: the image a `--build-context NAME=docker-image://`
+    /// gives it, else `name` itself.
+    fn source_name<'n>(&'n self, name: &'n str) -> &'n str {
+        match self.opts.build_contexts.get(name) {
+            Some(super::NamedContext::Image(image)) => image,
+            _ => name,
+        }
+    }
+
     /// The cache key of stage or image `name` (as `--from` names it).
     fn source_key(
         &self,
@@ -844,15 +874,21 @@ impl<'a> Builder<'a> {
         let mut parts = Vec::new();
         let mut files = BTreeMap::new();
         for m in run.mounts.iter().filter(|m| m.kind == MountKind::Bind) {
-            match &m.from {
-                Some(name) => parts.push(self.source_key(instr, name, done)?),
-                None => {
+            let dir = match &m.from {
+                Some(name) => self.context_dir(name).map(|d| (d, None)),
+                None => Some((self.opts.context.as_path(), Some(&self.opts.ignore))),
+            };
+            match (&m.from, dir) {
+                (Some(name), None) => {
+                    parts.push(self.source_key(instr, self.source_name(name), done)?)
+                }
+                (_, dir) => {
+                    let (root, ignore) = dir.expect("a directory when not a stage or image");
                     let source = m.source.clone().unwrap_or_default();
-                    let ignore = Some(&self.opts.ignore);
-                    let chosen = copy::select(&self.opts.context, &[source], ignore)
+                    let chosen = copy::select(root, &[source], ignore)
                         .and_then(|s| {
                             copy::content_key(
-                                &self.opts.context,
+                                root,
                                 &s,
                                 ignore,
                                 None,
@@ -906,11 +942,16 @@ impl<'a> Builder<'a> {
         // there names the content key the step goes on with, and unpacks nothing.
         let quick = match &expanded.command {
             Command::Copy(c) if !state.uncached => match &c.from {
+                // A directory context is keyed by its content, as the build context is.
+                Some(name) if self.context_dir(name).is_some() => None,
                 Some(name) => Some(key::step(
                     parent_key,
                     &text,
                     &env_key,
-                    &format!("from {}", self.source_key(instr, name, done)?),
+                    &format!(
+                        "from {}",
+                        self.source_key(instr, self.source_name(name), done)?
+                    ),
                 )),
                 None => None,
             },

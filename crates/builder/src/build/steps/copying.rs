@@ -94,10 +94,13 @@ impl Builder<'_> {
         }
         let (root, view) = match &from {
             None => (self.opts.context.clone(), None),
-            Some(name) => {
-                let at = self.view_of(instr, name, done)?;
-                (at.clone(), Some(at))
-            }
+            Some(name) => match self.context_dir(name) {
+                Some(dir) => (dir.to_path_buf(), None),
+                None => {
+                    let at = self.view_of(instr, self.source_name(name), done)?;
+                    (at.clone(), Some(at))
+                }
+            },
         };
         let ignore = if from.is_none() {
             Some(&self.opts.ignore)

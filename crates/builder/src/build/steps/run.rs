@@ -150,11 +150,14 @@ impl Builder<'_> {
                 MountKind::Bind => {
                     let (root, place) = match &m.from {
                         None => (self.opts.context.clone(), "the build context".to_string()),
-                        Some(name) => {
-                            let at = self.view_of(instr, name, done)?;
-                            views.at.push(at.clone());
-                            (at, format!("{name:?}"))
-                        }
+                        Some(name) => match self.context_dir(name) {
+                            Some(dir) => (dir.to_path_buf(), format!("build context {name:?}")),
+                            None => {
+                                let at = self.view_of(instr, self.source_name(name), done)?;
+                                views.at.push(at.clone());
+                                (at, format!("{name:?}"))
+                            }
+                        },
                     };
                     let rel = m.source.clone().unwrap_or_default();
                     let source = copy::resolve_in(&root, Path::new(rel.trim_start_matches('/')))
