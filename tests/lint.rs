@@ -17,16 +17,22 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The findings on a file, with the `.dockerignore` of its directory (the context).
+/// The findings on a file, with the `.dockerignore` of its directory (the context) and
+/// the trusted registries of a `.hadolint.yaml` there (config-driven rules).
 fn findings(path: &Path) -> Vec<lint::Finding> {
     let text = std::fs::read_to_string(path).unwrap();
     let df = kiln_builder::parse(&path.display().to_string(), &text)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let ignore = kiln_builder::context::dockerignore_for(path, path.parent().unwrap()).unwrap();
+    let dir = path.parent().unwrap();
+    let ignore = kiln_builder::context::dockerignore_for(path, dir).unwrap();
+    let config = kiln_builder::lint::config::find(dir)
+        .map(|c| kiln_builder::lint::config::Config::load(&c).unwrap())
+        .unwrap_or_default();
     lint::lint_with(
         &df,
         lint::Options {
             dockerignore: Some(&ignore),
+            trusted_registries: &config.trusted_registries,
             ..Default::default()
         },
     )
@@ -510,4 +516,23 @@ COPY --from=build /x /x
         err.contains("--target nope") && err.contains("base, build, test"),
         "{err}"
     );
+}
+
+#[test]
+fn trusted_registries_come_from_the_config_and_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "FROM quay.io/team/app:1.0\n";
+    // No trusted list: DL3026 says nothing, as in hadolint.
+    let (_, found) = lint_in(dir.path(), text, &[]);
+    assert!(!found.iter().any(|(_, r)| r == "DL3026"), "{found:?}");
+    std::fs::write(
+        dir.path().join(".hadolint.yaml"),
+        "trustedRegistries: [docker.io]\n",
+    )
+    .unwrap();
+    let (code, found) = lint_in(dir.path(), text, &[]);
+    assert_eq!(code, Some(1));
+    assert!(found.contains(&(1, "DL3026".to_string())), "{found:?}");
+    let (_, found) = lint_in(dir.path(), text, &["--trusted-registry", "quay.io"]);
+    assert!(!found.iter().any(|(_, r)| r == "DL3026"), "{found:?}");
 }

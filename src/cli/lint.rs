@@ -28,6 +28,10 @@ pub struct Args {
     /// `failure-threshold`, else info); `none` never fails.
     #[arg(long, value_name = "error|warning|info|style|none")]
     failure_threshold: Option<String>,
+    /// A registry FROM images may come from (DL3026; repeatable; adds to the config's
+    /// `trustedRegistries`), as hadolint's --trusted-registry.
+    #[arg(long = "trusted-registry", value_name = "REGISTRY")]
+    trusted_registries: Vec<String>,
     /// hadolint's configuration file (default: `.hadolint.yaml` or `.hadolint.yml` in the
     /// current directory): `ignored`, `override`, `failure-threshold`, `no-fail`.
     #[arg(long, value_name = "FILE")]
@@ -64,10 +68,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         })?),
     }
     .filter(|_| !config.no_fail);
+    let trusted: Vec<String> = config
+        .trusted_registries
+        .iter()
+        .chain(&args.trusted_registries)
+        .cloned()
+        .collect();
     let options = lint::Options {
         pragmas: !args.no_ignore_pragmas && !config.disable_ignore_pragma,
         dockerignore: None,
         target: args.target.as_deref(),
+        trusted_registries: &trusted,
     };
     for id in &args.ignore {
         if lint::rule(id).is_none() {

@@ -1,7 +1,7 @@
 //! hadolint's configuration file (`.hadolint.yaml`), read as hadolint reads it so that a
 //! team's file carries over: `ignored`, `override` (severities), `failure-threshold`,
-//! `disable-ignore-pragma` and `no-fail`. Its other keys (label schemas, trusted
-//! registries, output settings) are accepted and not acted on.
+//! `disable-ignore-pragma`, `no-fail` and `trustedRegistries` (DL3026). Its other keys
+//! (label schemas, output settings) are accepted and not acted on.
 
 use std::path::{Path, PathBuf};
 
@@ -22,6 +22,9 @@ pub struct Config {
     pub disable_ignore_pragma: bool,
     #[serde(default)]
     pub no_fail: bool,
+    /// Registries FROM images may come from (DL3026), as hadolint spells the key.
+    #[serde(default, rename = "trustedRegistries")]
+    pub trusted_registries: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -158,6 +158,9 @@ pub struct Options<'a> {
     pub dockerignore: Option<&'a Dockerignore>,
     /// The stage the build targets (`--target`); default: the last.
     pub target: Option<&'a str>,
+    /// hadolint's `trustedRegistries` (`--trusted-registry`): DL3026 checks FROM images
+    /// against them when there are any.
+    pub trusted_registries: &'a [String],
 }
 
 impl Default for Options<'_> {
@@ -166,6 +169,7 @@ impl Default for Options<'_> {
             pragmas: true,
             dockerignore: None,
             target: None,
+            trusted_registries: &[],
         }
     }
 }
@@ -179,7 +183,7 @@ pub fn lint_with(df: &Dockerfile, options: Options) -> Vec<Finding> {
     let file = stages::File::new(df, options.target);
     let directive = check_directive(df);
     let mut findings = buildkit_checks(&file, options.dockerignore, &directive);
-    findings.extend(hadolint::check(&file));
+    findings.extend(hadolint::check(&file, options.trusted_registries));
     findings.extend(stages_rules::check(&file, options.target));
     if options.pragmas {
         let pragmas = pragmas::Pragmas::read(df);

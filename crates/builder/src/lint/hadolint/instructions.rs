@@ -203,6 +203,37 @@ fn base_image(file: &File, index: usize, out: &mut Vec<Finding>) {
     }
 }
 
+/// DL3026: a FROM image from a registry outside `trusted` (hadolint's `trustedRegistries`:
+/// names, `*.example.com` for its subdomains, `*` for any). An image without a registry is
+/// from `docker.io`; stages and scratch come from none.
+pub(super) fn trusted_registries(file: &File, trusted: &[String], out: &mut Vec<Finding>) {
+    for (index, stage) in file.stages.iter().enumerate() {
+        let Some(image) = &stage.image else {
+            continue;
+        };
+        let earlier_stage = file.stages[..index].iter().any(|s| {
+            s.name
+                .as_deref()
+                .is_some_and(|n| n.eq_ignore_ascii_case(image))
+        });
+        if earlier_stage || image == "scratch" || image.contains('$') {
+            continue;
+        }
+        let registry = match image.split_once('/') {
+            Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => first,
+            _ => "docker.io",
+        };
+        let allowed = trusted.iter().any(|t| match t.strip_prefix("*.") {
+            _ if t == "*" => true,
+            Some(domain) => registry.ends_with(&format!(".{domain}")),
+            None => t == registry,
+        });
+        if !allowed {
+            out.push(plain(&DL3026, stage.from));
+        }
+    }
+}
+
 /// DL3022, DL3023: `COPY --from` names an earlier stage (or an image).
 fn copy_from(file: &File, index: usize, instr: &Instruction, source: &str, out: &mut Vec<Finding>) {
     if source.contains('$') {

@@ -35,6 +35,7 @@ rule_table! {
     DL3023 "DL3023" Error "COPY --from cannot reference its own FROM alias";
     DL3024 "DL3024" Error "FROM aliases (stage names) must be unique";
     DL3025 "DL3025" Warning "Use arguments JSON notation for CMD and ENTRYPOINT arguments";
+    DL3026 "DL3026" Error "Use only an allowed registry in the FROM image";
     DL3027 "DL3027" Warning "Do not use apt as it is meant to be an end-user tool, use apt-get or apt-cache instead";
     DL3028 "DL3028" Warning "Pin versions in gem install. Instead of `gem install <gem>` use `gem install <gem>:<version>`";
     DL3029 "DL3029" Warning "Do not use --platform flag with FROM";
@@ -67,8 +68,12 @@ rule_table! {
     DL4006 "DL4006" Warning "Set the SHELL option -o pipefail before RUN with a pipe in it. If you are using /bin/sh in an alpine image or if your shell is symlinked to busybox then consider explicitly setting your SHELL to /bin/ash, or disable this check";
 }
 
-pub fn check(file: &File) -> Vec<Finding> {
+/// hadolint's rules; `trusted` is its `trustedRegistries` (DL3026 speaks only with one).
+pub fn check(file: &File, trusted: &[String]) -> Vec<Finding> {
     let mut out = instructions::check(file);
+    if !trusted.is_empty() {
+        instructions::trusted_registries(file, trusted, &mut out);
+    }
     out.extend(packages::check(file));
     out.extend(commands::check(file));
     out
