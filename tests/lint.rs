@@ -535,4 +535,12 @@ fn trusted_registries_come_from_the_config_and_the_command_line() {
     assert!(found.contains(&(1, "DL3026".to_string())), "{found:?}");
     let (_, found) = lint_in(dir.path(), text, &["--trusted-registry", "quay.io"]);
     assert!(!found.iter().any(|(_, r)| r == "DL3026"), "{found:?}");
+    // hadolint reads the kebab-case spelling too.
+    std::fs::write(
+        dir.path().join(".hadolint.yaml"),
+        "trusted-registries: [quay.io]\n",
+    )
+    .unwrap();
+    let (_, found) = lint_in(dir.path(), text, &[]);
+    assert!(!found.iter().any(|(_, r)| r == "DL3026"), "{found:?}");
 }

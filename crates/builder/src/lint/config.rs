@@ -23,7 +23,7 @@ pub struct Config {
     #[serde(default)]
     pub no_fail: bool,
     /// Registries FROM images may come from (DL3026), as hadolint spells the key.
-    #[serde(default, rename = "trustedRegistries")]
+    #[serde(default, rename = "trustedRegistries", alias = "trusted-registries")]
     pub trusted_registries: Vec<String>,
 }
 
