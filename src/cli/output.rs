@@ -2,33 +2,15 @@
 
 use std::time::{Duration, SystemTime};
 
-/// Docker's `HumanSizeWithPrecision(size, 3)`: decimal units, three significant digits.
-/// `10GB`, `512MiB`, `1.5g`, `4096`: decimal units (kB, MB, GB, TB) and binary ones
-/// (KiB, MiB, GiB, TiB), case-insensitive, as docker reads them; a bare number is bytes.
+/// A size a user wrote (`10GB`, `512m`, `4096`), read as docker reads it: see
+/// `kiln_builder::size`.
 pub fn parse_size(text: &str) -> anyhow::Result<u64> {
-    let t = text.trim().to_ascii_lowercase();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let factor: u64 = match unit.trim() {
-        "" | "b" => 1,
-        "k" | "kb" => 1000,
-        "m" | "mb" => 1000_u64.pow(2),
-        "g" | "gb" => 1000_u64.pow(3),
-        "t" | "tb" => 1000_u64.pow(4),
-        "kib" => 1 << 10,
-        "mib" => 1 << 20,
-        "gib" => 1 << 30,
-        "tib" => 1 << 40,
-        _ => anyhow::bail!("{text}: not a size (write e.g. 10GB, 512MiB or a number of bytes)"),
-    };
-    let value: f64 = number.parse().map_err(|_| {
-        anyhow::anyhow!("{text}: not a size (write e.g. 10GB, 512MiB or a number of bytes)")
-    })?;
-    Ok((value * factor as f64) as u64)
+    kiln_builder::size::parse(text).ok_or_else(|| {
+        anyhow::anyhow!("{text}: not a size (write e.g. 10GB, 512m or a number of bytes; units are binary, as docker's)")
+    })
 }
 
+/// Docker's `HumanSizeWithPrecision(size, 3)`: decimal units, three significant digits.
 pub fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
     let mut value = bytes as f64;

@@ -10,6 +10,7 @@ pub mod expand;
 pub mod json;
 pub mod lint;
 mod parse;
+pub mod size;
 mod suggest;
 
 pub use error::{Diagnostic, Error};

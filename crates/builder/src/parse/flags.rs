@@ -362,7 +362,7 @@ fn parse_mount(spec: &str) -> Result<Mount, String> {
             }
             "size" => {
                 mount.size = Some(
-                    parse_size(&need(value)?)
+                    crate::size::parse(&need(value)?)
                         .ok_or_else(|| format!("mount size: invalid size {field:?}"))?,
                 );
                 kind == MountKind::Tmpfs
@@ -398,25 +398,6 @@ fn csv_unquote(field: &str) -> String {
         Some(inner) => inner.replace("\"\"", "\""),
         None => field.to_string(),
     }
-}
-
-/// `64m`, `1g`, `1024`: bytes, with the binary units Docker takes.
-fn parse_size(v: &str) -> Option<u64> {
-    let lower = v.to_ascii_lowercase();
-    let trimmed = lower.trim_end_matches('b');
-    let (digits, unit) = match trimmed.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
-        Some((i, _)) => trimmed.split_at(i),
-        None => (trimmed, ""),
-    };
-    let scale: u64 = match unit {
-        "" => 1,
-        "k" => 1 << 10,
-        "m" => 1 << 20,
-        "g" => 1 << 30,
-        "t" => 1 << 40,
-        _ => return None,
-    };
-    digits.parse::<u64>().ok()?.checked_mul(scale)
 }
 
 /// Go's `time.ParseDuration` for the non-negative values HEALTHCHECK takes.
