@@ -319,24 +319,28 @@ fn tls_serves_https_that_clients_trust_with_the_certificate() {
         "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
     )
     .unwrap();
-    run_tool(
-        "openssl",
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=kiln-test-ca",
-            "-keyout",
-            &p("ca.key"),
-            "-out",
-            &p("ca.pem"),
-        ],
-    );
+    // A self-signed CA: its key and certificate.
+    let make_ca = |name: &str, key: &str, pem: &str| {
+        run_tool(
+            "openssl",
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                &format!("/CN={name}"),
+                "-keyout",
+                &p(key),
+                "-out",
+                &p(pem),
+            ],
+        )
+    };
+    make_ca("kiln-test-ca", "ca.key", "ca.pem");
     run_tool(
         "openssl",
         &[
@@ -446,24 +450,7 @@ fn tls_serves_https_that_clients_trust_with_the_certificate() {
         ),
     )
     .unwrap();
-    run_tool(
-        "openssl",
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=other",
-            "-keyout",
-            &p("other.key"),
-            "-out",
-            &p("other-ca.pem"),
-        ],
-    );
+    make_ca("other", "other.key", "other-ca.pem");
     let out = pull(&Kiln::new());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());

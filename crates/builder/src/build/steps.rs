@@ -673,7 +673,8 @@ impl<'a> Builder<'a> {
             });
             let start = Instant::now();
             let created_by = created_by(&expanded, &config, self.opts.dockerfile.escape);
-            match &expanded.command {
+            // Whether the instruction makes (or may make) a layer.
+            let layered = match &expanded.command {
                 Command::Arg(decls) => {
                     for d in decls {
                         let value = self
@@ -687,40 +688,33 @@ impl<'a> Builder<'a> {
                             args.insert(d.name.clone(), v);
                         }
                     }
+                    false
                 }
                 Command::Workdir(dir) => {
                     let cwd = config.str("WorkingDir").unwrap_or_else(|| "/".into());
                     config.set("WorkingDir", json!(super::config::join_workdir(&cwd, dir)));
                     // The directory is made as a step, owned by USER: a layer when the
                     // image lacks it, none when it has it.
-                    let record = self.layer_step(
-                        instr, &expanded, &config, &args, &mut state, done, id, progress,
-                    )?;
-                    when = self.step_time(&record);
-                    config.add_history(&when, &created_by, record.diff_id.as_deref());
-                    progress(Event::Done {
-                        id,
-                        seconds: start.elapsed().as_secs_f64(),
-                    });
-                    continue;
+                    true
                 }
-                Command::Run(_) | Command::Copy(_) | Command::Add(_) => {
-                    let record = self.layer_step(
-                        instr, &expanded, &config, &args, &mut state, done, id, progress,
-                    )?;
-                    when = self.step_time(&record);
-                    config.add_history(&when, &created_by, record.diff_id.as_deref());
-                    progress(Event::Done {
-                        id,
-                        seconds: start.elapsed().as_secs_f64(),
-                    });
-                    continue;
-                }
+                Command::Run(_) | Command::Copy(_) | Command::Add(_) => true,
                 Command::From(_) => unreachable!("FROM starts a stage"),
                 // ENV, USER, CMD, LABEL, EXPOSE, ...: the config alone.
-                other => config.apply(other, &mut cmd_set),
-            }
-            config.add_history(&when, &created_by, None);
+                other => {
+                    config.apply(other, &mut cmd_set);
+                    false
+                }
+            };
+            let diff_id = if layered {
+                let record = self.layer_step(
+                    instr, &expanded, &config, &args, &mut state, done, id, progress,
+                )?;
+                when = self.step_time(&record);
+                record.diff_id
+            } else {
+                None
+            };
+            config.add_history(&when, &created_by, diff_id.as_deref());
             progress(Event::Done {
                 id,
                 seconds: start.elapsed().as_secs_f64(),

@@ -7,8 +7,9 @@
 //! kernel's syscalls by Debian), else the copy built into kiln (`default.json`, the same
 //! file from containers-common 0.50).
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use oci_spec::runtime::LinuxSeccomp;
 use serde_json::{json, Value};
@@ -53,13 +54,27 @@ fn native_arch() -> &'static str {
 /// Docker's default profile for a process holding `capabilities` (names like
 /// `CAP_SYS_ADMIN`), as the OCI `linux.seccomp` a runtime loads.
 pub(crate) fn default_seccomp(capabilities: &[String]) -> Result<LinuxSeccomp, Error> {
+    // Once per capability set: every step of a build asks with the same one.
+    static MADE: OnceLock<Mutex<HashMap<Vec<String>, LinuxSeccomp>>> = OnceLock::new();
+    let made = MADE.get_or_init(Default::default);
+    if let Some(s) = made
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(capabilities)
+    {
+        return Ok(s.clone());
+    }
     let (source, profile) = profile();
-    from_docker_profile(profile, capabilities, native_arch()).map_err(|reason| {
+    let seccomp = from_docker_profile(profile, capabilities, native_arch()).map_err(|reason| {
         Error::SeccompProfile {
             path: Path::new(source).to_path_buf(),
             reason,
         }
-    })
+    })?;
+    made.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(capabilities.to_vec(), seccomp.clone());
+    Ok(seccomp)
 }
 
 /// Converts a profile in Docker's format (`defaultAction`, `archMap`, `syscalls` with
