@@ -1490,6 +1490,41 @@ fn a_run_layer_carries_no_etc_when_the_base_has_etc_without_hosts() {
 }
 
 #[test]
+fn etc_hosts_and_resolv_conf_are_read_only_in_run_as_buildkit_mounts_them() {
+    if !root_or_skip() {
+        return;
+    }
+    let k = Kiln::new();
+    build_busybox(&k);
+    // BuildKit binds both read-only and has no /etc/hostname; a write to them fails, so
+    // one step's edit cannot reach the next (they are made once per build).
+    let ctx = context(
+        &k.dir.path().join("ro-etc"),
+        &[(
+            "Dockerfile",
+            "FROM busybox:kiln\n\
+             RUN if echo 10.9.9.9 x >> /etc/hosts; then exit 1; fi; \
+                 if echo nameserver 10.9.9.9 >> /etc/resolv.conf; then exit 2; fi; \
+                 test ! -e /etc/hostname || exit 3; \
+                 test \"$(hostname)\" = buildkitsandbox || exit 4; \
+                 grep -q 'db.internal' /etc/hosts || exit 5\n\
+             RUN grep -q 10.9.9.9 /etc/hosts /etc/resolv.conf && exit 6; echo fine\n",
+        )],
+    );
+    let out = k.log(&[
+        "build",
+        "--progress",
+        "plain",
+        "--add-host",
+        "db.internal:10.1.2.3",
+        "-t",
+        "ro-etc:1",
+        ctx.to_str().unwrap(),
+    ]);
+    assert!(out.contains("fine"), "{out}");
+}
+
+#[test]
 fn progress_reads_as_docker_build_prints_it() {
     if !root_or_skip() {
         return;

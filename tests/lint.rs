@@ -140,9 +140,14 @@ fn the_rules_page_has_every_rule_with_its_examples() {
     expect(&path, &doc);
 }
 
+/// `kiln ARGS` with no store (none is made: a lint never makes one).
 fn kiln(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_kiln"))
         .args(args)
+        .env(
+            "KILN_ROOT",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("lint-no-store"),
+        )
         .output()
         .unwrap()
 }
@@ -353,6 +358,7 @@ fn lint_in(dir: &Path, text: &str, extra: &[&str]) -> (Option<i32>, Vec<(u64, St
     let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
         .args(&args)
         .current_dir(dir)
+        .env("KILN_ROOT", dir.join("store"))
         .output()
         .unwrap();
     let json: serde_json::Value = serde_json::from_slice(&out.stdout)
@@ -543,4 +549,93 @@ fn trusted_registries_come_from_the_config_and_the_command_line() {
     .unwrap();
     let (_, found) = lint_in(dir.path(), text, &[]);
     assert!(!found.iter().any(|(_, r)| r == "DL3026"), "{found:?}");
+}
+
+#[test]
+fn a_check_skip_comment_right_above_an_instruction_skips_the_check_for_it_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("Dockerfile");
+    let found = |text: &str| -> Vec<(usize, &'static str)> {
+        std::fs::write(&path, text).unwrap();
+        findings(&path).iter().map(|f| (f.line, f.rule)).collect()
+    };
+    // BuildKit (0.26) reads `# check=skip=` in the comments right above an instruction
+    // for that instruction; a blank line breaks the block.
+    assert_eq!(
+        found("FROM alpine:3.20\n# the init of the base reads the shell form\n# check=skip=JSONArgsRecommended\nCMD echo a\nENTRYPOINT echo b\n# check=skip=all\n\nMAINTAINER x\n"),
+        [
+            (4, "DL3025"),
+            (5, "DL3025"),
+            (5, "JSONArgsRecommended"),
+            (8, "DL4000"),
+            (8, "MaintainerDeprecated")
+        ]
+    );
+    assert_eq!(
+        found("FROM alpine:3.20\n# check=skip=all\nMAINTAINER x\nMAINTAINER y\n"),
+        [(3, "DL4000"), (4, "DL4000"), (4, "MaintainerDeprecated")]
+    );
+}
+
+#[test]
+fn undefined_var_knows_the_variables_of_a_base_image_in_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "FROM base:1\nWORKDIR $APP_HOME\nWORKDIR $UNSET_ONE\n";
+    let lint = || {
+        std::fs::write(dir.path().join("Dockerfile"), text).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .args(["lint", "--format", "json", "Dockerfile"])
+            .current_dir(dir.path())
+            .env("KILN_ROOT", dir.path().join("store"))
+            .output()
+            .unwrap()
+    };
+    let undefined = |out: &std::process::Output| -> Vec<(u64, String)> {
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        json.as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["rule"] == "UndefinedVar")
+            .map(|f| {
+                (
+                    f["line"].as_u64().unwrap(),
+                    f["message"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    // The base is unknown: nothing certain to say, and kiln says why.
+    let out = lint();
+    assert_eq!(undefined(&out), []);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not in the store: base:1"), "{err}");
+    assert!(!dir.path().join("store").exists(), "a lint makes no store");
+
+    // With the base in the store, its ENV is known and every other name is reported.
+    let tar_path = dir.path().join("root.tar");
+    let mut tar = tar::Builder::new(std::fs::File::create(&tar_path).unwrap());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(2);
+    header.set_mode(0o644);
+    header.set_cksum();
+    tar.append_data(&mut header, "hello", &b"hi"[..]).unwrap();
+    tar.finish().unwrap();
+    let imported = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["import", "-c", "ENV APP_HOME=/srv"])
+        .arg(&tar_path)
+        .arg("base:1")
+        .env("KILN_ROOT", dir.path().join("store"))
+        .output()
+        .unwrap();
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    let out = lint();
+    assert_eq!(
+        undefined(&out),
+        [(3, "Usage of undefined variable '$UNSET_ONE'".to_string())]
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }

@@ -180,7 +180,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let ignore = kiln_builder::context::dockerignore_for(&dockerfile_path, &args.context)?;
     // The build checks, as docker build prints them; `--check` stops here.
-    let findings = kiln_builder::lint::build_checks(&dockerfile, &ignore);
+    let existing = super::lint::existing_store();
+    let base_env = |image: &str| super::lint::base_env(existing.as_ref(), image);
+    let findings = kiln_builder::lint::build_checks(&dockerfile, &ignore, &base_env);
     for f in &findings {
         eprintln!(
             "{}: {} - {}:{} {}",
@@ -637,7 +639,11 @@ impl Executor for SandboxExecutor {
             lower,
             upper: step.upper.clone(),
             work: step.work.clone(),
-            merged: step.merged.clone(),
+            merged: match self.snapshotter {
+                Snapshotter::Overlay => step.merged.clone(),
+                // The copy is the root: a directory of the step's own.
+                Snapshotter::Copy => step.work.with_file_name("merged"),
+            },
             snapshotter: self.snapshotter,
         };
         let (reader, writer) = std::io::pipe().map_err(|e| Error::Read {

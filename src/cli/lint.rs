@@ -2,6 +2,8 @@
 //! [--ignore RULE]... [--failure-threshold error|warning|info|style|none] [--config FILE]
 //! [--no-ignore-pragmas]`
 
+use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -9,6 +11,7 @@ use anyhow::{bail, Context};
 use kiln_builder::lint::config::{self, Config};
 use kiln_builder::lint::report::{self, Report};
 use kiln_builder::lint::{self, Finding, Severity};
+use kiln_image::store::Store;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -46,6 +49,36 @@ pub struct Args {
     no_ignore_pragmas: bool,
 }
 
+/// The store, if there is one: base images in it tell UndefinedVar their variables, and
+/// checking a Dockerfile never makes a store where there is none.
+pub(crate) fn existing_store() -> Option<Store> {
+    let root = Store::default_root();
+    if !root.join("index.json").exists() {
+        return None;
+    }
+    Store::open(&root).ok()
+}
+
+/// The names of the environment variables `image` sets, if the store has it.
+pub(crate) fn base_env(store: Option<&Store>, image: &str) -> Option<Vec<String>> {
+    let resolved = store?.resolve(image).ok()?;
+    let env = resolved
+        .config
+        .config()
+        .as_ref()
+        .and_then(|c| c.env().clone())
+        .unwrap_or_default();
+    Some(
+        env.iter()
+            .map(|kv| {
+                kv.split_once('=')
+                    .map_or(kv.as_str(), |(k, _)| k)
+                    .to_string()
+            })
+            .collect(),
+    )
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config_path = args
         .config
@@ -74,11 +107,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .chain(&args.trusted_registries)
         .cloned()
         .collect();
+    let store = existing_store();
+    let missing = RefCell::new(BTreeSet::new());
+    let base_env = |image: &str| {
+        let env = base_env(store.as_ref(), image);
+        if env.is_none() {
+            missing.borrow_mut().insert(image.to_string());
+        }
+        env
+    };
     let options = lint::Options {
         pragmas: !args.no_ignore_pragmas && !config.disable_ignore_pragma,
         dockerignore: None,
         target: args.target.as_deref(),
         trusted_registries: &trusted,
+        base_env: Some(&base_env),
     };
     for id in &args.ignore {
         if lint::rule(id).is_none() {
@@ -161,6 +204,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         findings.retain(|f| !args.ignore.iter().any(|i| i == f.rule));
         failed |= threshold.is_some_and(|t| findings.iter().any(|f| f.severity >= t));
         linted.push((name, findings));
+    }
+    let missing = missing.into_inner();
+    if !missing.is_empty() {
+        eprintln!(
+            "kiln lint: not in the store: {}; UndefinedVar reports in the stages built on them only the variables it is sure of (kiln pull them to check every one)",
+            missing.into_iter().collect::<Vec<_>>().join(", ")
+        );
     }
     let reports: Vec<Report> = linted
         .iter()

@@ -14,8 +14,10 @@ use crate::error::Error;
 
 /// The root: read-only `lower` directories (topmost first) under a writable
 /// `upper`, which collects every change the process makes. `work` is overlayfs' scratch
-/// directory and `merged` the (empty) directory the root is mounted on; both must be on
-/// the same filesystem as `upper`. (An OCI bundle names a root already made; kiln makes
+/// directory, on the same filesystem as `upper`. `merged` is the directory the root is
+/// mounted on in the sandbox's own mount namespace (sandboxes running at once may share
+/// it); with the copying snapshotter, an empty directory of this root's own that receives
+/// the copy, on `upper`'s filesystem. (An OCI bundle names a root already made; kiln makes
 /// it from the layers, as containerd's snapshotters do before they call runc.)
 #[derive(Debug, Clone)]
 pub struct Rootfs {

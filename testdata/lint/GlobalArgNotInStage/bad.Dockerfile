@@ -1,4 +1,4 @@
 ARG VERSION=1.0
 FROM scratch
-COPY app-${VERSION} /app
-CMD ["/app"]
+COPY app /app
+RUN /app --version=${VERSION}

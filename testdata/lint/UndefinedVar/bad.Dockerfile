@@ -1,5 +1,7 @@
-FROM alpine:3.20
+ARG BASE_VERSION=3.20
+FROM alpine:${BASE_VERSION}
 ARG VERSION=1.0
 COPY app-${VERSON}.tar /app/
+LABEL base=${BASE_VERSION}
 FROM scratch
 COPY app $DEST

@@ -95,6 +95,9 @@ pub struct RunStep {
     /// Empty directories for overlayfs on one filesystem: `upper` collects the changes.
     pub upper: PathBuf,
     pub work: PathBuf,
+    /// The directory the root is mounted on in the step's own mount namespace, shared by
+    /// every step of the build (an executor that copies the layers instead copies them
+    /// beside `work`).
     pub merged: PathBuf,
     pub network: NetworkMode,
     pub hostname: String,

@@ -60,6 +60,8 @@ impl Snapshots {
         let scratch = tmp.join(id);
         std::fs::create_dir(&scratch).map_err(io_error(&scratch))?;
         make_mount_points(&scratch.join(MOUNT_POINTS))?;
+        let root_mount_point = scratch.join(ROOT_MOUNT_POINT);
+        std::fs::create_dir(&root_mount_point).map_err(io_error(&root_mount_point))?;
         Ok(Snapshots {
             dir,
             tmp: scratch,
@@ -79,6 +81,13 @@ impl Snapshots {
     /// own upper directory. Whatever the image has shadows it.
     pub fn mount_points(&self) -> PathBuf {
         self.tmp.join(MOUNT_POINTS)
+    }
+
+    /// The directory every RUN step's root is mounted on, in the step's own mount
+    /// namespace (so steps running at once share it), made once per build: a step
+    /// makes and removes no directory of its own for it.
+    pub fn root_mount_point(&self) -> PathBuf {
+        self.tmp.join(ROOT_MOUNT_POINT)
     }
 
     pub fn path(&self, diff_id: &str) -> PathBuf {
@@ -132,6 +141,7 @@ impl Snapshots {
 }
 
 const MOUNT_POINTS: &str = "mount-points";
+const ROOT_MOUNT_POINT: &str = "root";
 
 /// The directories and empty files of [`Snapshots::mount_points`].
 fn make_mount_points(dir: &Path) -> Result<(), Error> {
@@ -142,7 +152,7 @@ fn make_mount_points(dir: &Path) -> Result<(), Error> {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
             .map_err(io_error(&path))?;
     }
-    for f in ["etc/hosts", "etc/hostname", "etc/resolv.conf"] {
+    for f in ["etc/hosts", "etc/resolv.conf"] {
         let path = dir.join(f);
         std::fs::write(&path, b"").map_err(io_error(&path))?;
     }

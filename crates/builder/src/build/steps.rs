@@ -28,7 +28,7 @@ use super::key;
 use super::registry_cache::{self, Mode, RemoteCache};
 use super::snapshots::Snapshots;
 use super::stages::{Base, Plan};
-use super::{BuildOptions, Built, Event, Executor};
+use super::{BuildOptions, Built, Event, Executor, RunMount};
 use crate::ast::{Command, Instruction, MountKind};
 use crate::expand;
 use crate::Error;
@@ -105,6 +105,9 @@ impl State {
     }
 }
 
+/// The context's file digests by (path, size, mtime, inode), under `KILN_ROOT`.
+const CONTEXT_HASHES: &str = "context-hashes.json";
+
 pub(super) struct Builder<'a> {
     store: &'a Store,
     root: &'a Path,
@@ -112,9 +115,13 @@ pub(super) struct Builder<'a> {
     opts: &'a BuildOptions,
     plan: Plan,
     snapshots: Snapshots,
+    /// The read-only `/etc/hosts` and `/etc/resolv.conf` of every RUN step.
+    network_files: Vec<RunMount>,
     cache: Cache,
     /// File digests by (path, size, mtime, inode), shared by the stages being built.
     hashes: Mutex<BTreeMap<String, String>>,
+    /// The file `hashes` was read from, to write it again only when it changed.
+    hashes_read: Vec<u8>,
     created: String,
     /// SOURCE_DATE_EPOCH set `created`: every time in the image is that one.
     created_fixed: bool,
@@ -222,25 +229,49 @@ impl<'a> Builder<'a> {
             .to_string(),
             None => humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         };
-        let hashes = std::fs::read(root.join("context-hashes.json"))
-            .ok()
-            .and_then(|d| serde_json::from_slice(&d).ok())
-            .unwrap_or_default();
+        let hashes_read = std::fs::read(root.join(CONTEXT_HASHES)).unwrap_or_default();
+        let hashes = serde_json::from_slice(&hashes_read).unwrap_or_default();
+        let snapshots = Snapshots::new(root)?;
+        let network_files =
+            run::network_files(&snapshots.build_dir().join("etc"), &opts.extra_hosts)?;
         Ok(Builder {
             store,
             root,
             exec,
             opts,
             plan: Plan::new(&opts.dockerfile),
-            snapshots: Snapshots::new(root)?,
+            snapshots,
+            network_files,
             cache: Cache::new(root)?,
             hashes: Mutex::new(hashes),
+            hashes_read,
             created,
             created_fixed,
             step_id: AtomicUsize::new(0),
             global: BTreeMap::new(),
             remote: RemoteCache::default(),
         })
+    }
+
+    /// Keeps the context's file digests for the next build: written whole to a temporary
+    /// file and renamed (builds at once read either version), and only when they changed.
+    /// They only save work, so failing to write them fails nothing.
+    fn save_hashes(&self) {
+        let Ok(hashes) = self.hashes.lock().map(|h| serde_json::to_vec(&*h)) else {
+            return;
+        };
+        let Ok(hashes) = hashes else {
+            return;
+        };
+        if hashes == self.hashes_read {
+            return;
+        }
+        let dir = self.snapshots.build_dir();
+        if let Ok(mut file) = tempfile::NamedTempFile::new_in(dir) {
+            if std::io::Write::write_all(&mut file, &hashes).is_ok() {
+                let _ = file.persist(self.root.join(CONTEXT_HASHES));
+            }
+        }
     }
 
     pub(super) fn run(mut self, progress: &(dyn Fn(Event) + Sync)) -> Result<Built, Error> {
@@ -286,12 +317,7 @@ impl<'a> Builder<'a> {
             self.import_caches(progress);
         }
         let mut results = self.run_stages(&order, &bases, &deps, progress)?;
-        let hashes = self
-            .hashes
-            .lock()
-            .map(|h| serde_json::to_vec(&*h).unwrap_or_default())
-            .unwrap_or_default();
-        let _ = std::fs::write(self.root.join("context-hashes.json"), hashes);
+        self.save_hashes();
         let steps = match self.opts.cache_to.as_ref().map(|c| c.mode) {
             // The target's own steps: its state carries those of the stages it is FROM.
             Some(Mode::Min) => results[&target].steps.clone(),

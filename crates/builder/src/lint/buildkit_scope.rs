@@ -36,9 +36,18 @@ pub static RULES: [Rule; 3] = [
     INVALID_DEFINITION_DESCRIPTION,
 ];
 
-pub fn check(file: &File, ignore: Option<&Dockerignore>, experimental: &[String]) -> Vec<Finding> {
+/// The names of a base image's environment variables, when known (`FROM` as written,
+/// expanded with the global ARGs).
+pub type BaseEnv<'a> = &'a dyn Fn(&str) -> Option<Vec<String>>;
+
+pub fn check(
+    file: &File,
+    ignore: Option<&Dockerignore>,
+    experimental: &[String],
+    base_env: Option<BaseEnv>,
+) -> Vec<Finding> {
     let mut out = Vec::new();
-    undefined_vars(file, &mut out);
+    undefined_vars(file, base_env, &mut out);
     if let Some(ignore) = ignore {
         copied_but_ignored(file, ignore, &mut out);
     }
@@ -51,30 +60,43 @@ pub fn check(file: &File, ignore: Option<&Dockerignore>, experimental: &[String]
     out
 }
 
-/// UndefinedVar: a variable an instruction expands that no ARG or ENV before it defines.
-/// BuildKit also knows the base image's ENV; kiln does not read it here, so the rule
-/// speaks only where it is sure: in stages built from scratch (whose every variable is
-/// declared in the file), or where the name is a near miss of one that is defined (a
-/// typo). Global ARGs not declared again are GlobalArgNotInStage's.
-fn undefined_vars(file: &File, out: &mut Vec<Finding>) {
+/// Whether kiln expands the instruction's variables itself (the others are the shell's:
+/// RUN, CMD, ENTRYPOINT, HEALTHCHECK, SHELL and ONBUILD's trigger).
+pub(super) fn expands_variables(instr: &Instruction) -> bool {
+    !matches!(
+        instr.command,
+        Command::Run(_)
+            | Command::Cmd(_)
+            | Command::Entrypoint(_)
+            | Command::Healthcheck(_)
+            | Command::Shell(_)
+            | Command::Onbuild(_)
+    )
+}
+
+/// UndefinedVar: a variable an instruction expands that no ARG or ENV before it defines,
+/// nor the base image (when `base_env` knows it, as BuildKit knows it) — a global ARG
+/// too, unless the stage declares it again. Where the base image's variables are unknown
+/// the rule speaks only where it is sure: a global ARG, or a near miss of a defined name
+/// (a typo).
+fn undefined_vars(file: &File, base_env: Option<BaseEnv>, out: &mut Vec<Finding>) {
     for (i, stage) in file.stages.iter().enumerate() {
         let lineage = file.lineage(i);
-        let scratch = file.stages[*lineage.last().unwrap()].image.as_deref() == Some("scratch");
-        // Defined in the stages this one is built on.
-        let mut defined: Vec<String> = lineage[1..]
-            .iter()
-            .flat_map(|&s| file.stages[s].instructions.iter().flat_map(|i| defines(i)))
-            .collect();
+        let image = file.stages[*lineage.last().unwrap()].image.as_deref();
+        let scratch = image == Some("scratch");
+        let from_image = image
+            .filter(|_| !scratch)
+            .and_then(|image| base_env.and_then(|env| env(image)));
+        let certain = scratch || from_image.is_some();
+        // Defined by the base image and in the stages this one is built on.
+        let mut defined: Vec<String> = from_image.unwrap_or_default();
+        defined.extend(
+            lineage[1..]
+                .iter()
+                .flat_map(|&s| file.stages[s].instructions.iter().flat_map(|i| defines(i))),
+        );
         for instr in &stage.instructions {
-            if !matches!(
-                instr.command,
-                Command::Run(_)
-                    | Command::Cmd(_)
-                    | Command::Entrypoint(_)
-                    | Command::Healthcheck(_)
-                    | Command::Shell(_)
-                    | Command::Onbuild(_)
-            ) {
+            if expands_variables(instr) {
                 let empty = BTreeMap::new();
                 let rec = Recorder::new(&empty);
                 let _ = crate::expand::instruction(instr, file.df.escape, &rec);
@@ -82,22 +104,28 @@ fn undefined_vars(file: &File, out: &mut Vec<Finding>) {
                 let asked: std::collections::BTreeSet<String> =
                     rec.asked.into_inner().into_iter().collect();
                 for name in asked {
-                    let known = defined.contains(&name)
+                    if defined.contains(&name)
                         || own.contains(&name)
-                        || file.global_args.contains_key(&name)
-                        || PREDEFINED_ARGS.contains(&name.as_str());
-                    if known {
+                        || PREDEFINED_ARGS.contains(&name.as_str())
+                    {
                         continue;
                     }
-                    let hint = crate::suggest::closest(&name, defined.iter().map(String::as_str));
-                    if scratch || hint.is_some() {
-                        let hint = hint
-                            .map(|h| format!(" (did you mean ${h}?)"))
-                            .unwrap_or_default();
+                    let global = file.global_args.contains_key(&name);
+                    let hint = match crate::suggest::closest(&name, defined.iter().map(String::as_str)) {
+                        Some(h) => Some(format!(" (did you mean ${h}?)")),
+                        None if global => Some(format!(
+                            " (an ARG before the first FROM is not in a stage's scope: add `ARG {name}` to this stage)"
+                        )),
+                        None => None,
+                    };
+                    if certain || hint.is_some() {
                         out.push(Finding::at(
                             &UNDEFINED_VAR,
                             instr,
-                            format!("Usage of undefined variable '${name}'{hint}"),
+                            format!(
+                                "Usage of undefined variable '${name}'{}",
+                                hint.unwrap_or_default()
+                            ),
                         ));
                     }
                 }

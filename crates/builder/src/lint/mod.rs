@@ -56,6 +56,8 @@ mod shell;
 mod stages;
 mod stages_rules;
 
+pub use buildkit_scope::BaseEnv;
+
 use crate::ast::{Dockerfile, Instruction};
 use crate::context::Dockerignore;
 
@@ -149,7 +151,7 @@ pub fn rule(id: &str) -> Option<&'static Rule> {
 }
 
 /// How `kiln lint` runs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Options<'a> {
     /// Honour ignore pragmas (`# hadolint ignore=`, `# kiln ignore=`) and the skip list of
     /// BuildKit's `# check=` directive. CI may turn them off to see everything.
@@ -161,6 +163,9 @@ pub struct Options<'a> {
     /// hadolint's `trustedRegistries` (`--trusted-registry`): DL3026 checks FROM images
     /// against them when there are any.
     pub trusted_registries: &'a [String],
+    /// The environment variable names of base images kiln has (UndefinedVar checks every
+    /// variable of the stages built on them, as BuildKit does).
+    pub base_env: Option<BaseEnv<'a>>,
 }
 
 impl Default for Options<'_> {
@@ -170,6 +175,7 @@ impl Default for Options<'_> {
             dockerignore: None,
             target: None,
             trusted_registries: &[],
+            base_env: None,
         }
     }
 }
@@ -182,7 +188,7 @@ pub fn lint(df: &Dockerfile) -> Vec<Finding> {
 pub fn lint_with(df: &Dockerfile, options: Options) -> Vec<Finding> {
     let file = stages::File::new(df, options.target);
     let directive = check_directive(df);
-    let mut findings = buildkit_checks(&file, options.dockerignore, &directive);
+    let mut findings = buildkit_checks(&file, options.dockerignore, &directive, options.base_env);
     findings.extend(hadolint::check(&file, options.trusted_registries));
     findings.extend(stages_rules::check(&file, options.target));
     if options.pragmas {
@@ -190,43 +196,56 @@ pub fn lint_with(df: &Dockerfile, options: Options) -> Vec<Finding> {
         findings.retain(|f| !pragmas.ignores(f));
         findings.extend(pragmas.findings);
     }
-    finish(findings, options.pragmas, &directive)
+    finish(df, findings, options.pragmas, &directive)
 }
 
 /// The findings of BuildKit's build checks only: what a build prints, as `docker build`
 /// does.
-pub fn build_checks(df: &Dockerfile, dockerignore: &Dockerignore) -> Vec<Finding> {
+pub fn build_checks(
+    df: &Dockerfile,
+    dockerignore: &Dockerignore,
+    base_env: BaseEnv,
+) -> Vec<Finding> {
     let file = stages::File::new(df, None);
     let directive = check_directive(df);
-    let findings = buildkit_checks(&file, Some(dockerignore), &directive);
-    finish(findings, true, &directive)
+    let findings = buildkit_checks(&file, Some(dockerignore), &directive, Some(base_env));
+    finish(df, findings, true, &directive)
 }
 
 fn buildkit_checks(
     file: &stages::File,
     dockerignore: Option<&Dockerignore>,
     directive: &CheckDirective,
+    base_env: Option<BaseEnv>,
 ) -> Vec<Finding> {
     let mut findings = buildkit::check(file);
     findings.extend(buildkit_scope::check(
         file,
         dockerignore,
         &directive.experimental,
+        base_env,
     ));
     findings
 }
 
-/// Applies BuildKit's `# check=` directive and sorts. `skip=Rule,Rule` leaves rules out
-/// (`skip=all`: every BuildKit check), `error=true` makes the BuildKit checks' findings
-/// errors.
-fn finish(mut findings: Vec<Finding>, pragmas: bool, directive: &CheckDirective) -> Vec<Finding> {
+/// Applies BuildKit's `# check=` directive (and its `# check=skip=` comments above
+/// instructions) and sorts. `skip=Rule,Rule` leaves rules out (`skip=all`: every BuildKit
+/// check), `error=true` makes the BuildKit checks' findings errors.
+fn finish(
+    df: &Dockerfile,
+    mut findings: Vec<Finding>,
+    pragmas: bool,
+    directive: &CheckDirective,
+) -> Vec<Finding> {
     let buildkit = |f: &Finding| rule(f.rule).is_some_and(|r| r.source == Source::BuildKit);
     if pragmas {
+        let skips = pragmas::CheckSkips::read(df);
         findings.retain(|f| {
-            !directive
-                .skip
-                .iter()
-                .any(|s| s == f.rule || (s == "all" && buildkit(f)))
+            !skips.skips(f)
+                && !directive
+                    .skip
+                    .iter()
+                    .any(|s| s == f.rule || (s == "all" && buildkit(f)))
         });
     }
     if directive.error {

@@ -7,6 +7,9 @@
 //! # kiln ignore-stage=DL3059 steps kept apart for the layer cache         (its stage)
 //! # kiln ignore-file=DL3003 upstream build scripts expect cd               (the file)
 //! ```
+//!
+//! and BuildKit's `# check=skip=A,B` in the comments right above an instruction, for that
+//! instruction (added to the file's `# check=` directive, as BuildKit merges them).
 
 use super::{rule, Finding, Rule, Severity, Source};
 use crate::ast::{Command, Dockerfile};
@@ -123,6 +126,58 @@ impl Pragmas {
             (i.from..=i.to).contains(&finding.line) && i.rules.iter().any(|r| r == finding.rule)
         })
     }
+}
+
+/// BuildKit's `# check=skip=...` comments right above instructions.
+pub struct CheckSkips(Vec<Ignore>);
+
+impl CheckSkips {
+    pub fn read(df: &Dockerfile) -> CheckSkips {
+        let mut skips = Vec::new();
+        for comment in &df.comments {
+            let Some((key, value)) = comment.text.split_once('=') else {
+                continue;
+            };
+            if !key.trim().eq_ignore_ascii_case("check") {
+                continue;
+            }
+            let Some((from, to)) = directly_above(df, comment.line) else {
+                continue;
+            };
+            for part in value.split(';') {
+                if let Some(("skip", list)) = part.trim().split_once('=') {
+                    skips.push(Ignore {
+                        rules: list.split(',').map(|r| r.trim().to_string()).collect(),
+                        from,
+                        to,
+                    });
+                }
+            }
+        }
+        CheckSkips(skips)
+    }
+
+    /// `all` is every BuildKit check, as in the file's directive.
+    pub fn skips(&self, finding: &Finding) -> bool {
+        let buildkit = rule(finding.rule).is_some_and(|r| r.source == Source::BuildKit);
+        self.0.iter().any(|i| {
+            (i.from..=i.to).contains(&finding.line)
+                && i.rules
+                    .iter()
+                    .any(|r| r == finding.rule || (r == "all" && buildkit))
+        })
+    }
+}
+
+/// The lines of the instruction that `line` is in the comment block of: only comment
+/// lines between them.
+fn directly_above(df: &Dockerfile, line: usize) -> Option<(usize, usize)> {
+    let (from, to) = next_instruction(df, line)?;
+    let comment_lines: std::collections::BTreeSet<usize> =
+        df.comments.iter().map(|c| c.line).collect();
+    (line + 1..from)
+        .all(|l| comment_lines.contains(&l))
+        .then_some((from, to))
 }
 
 /// The lines of the first instruction after `line`.

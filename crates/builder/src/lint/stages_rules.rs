@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 
+use super::buildkit_scope::expands_variables;
 use super::stages::File;
 use super::{Finding, Rule, Severity, Source};
 use crate::ast::{Command, Instruction};
@@ -194,9 +195,10 @@ fn mentions(text: &str, name: &str) -> bool {
     })
 }
 
-/// A global ARG used in a stage that does not declare it again, in a stage whose every
-/// variable is known (built from scratch): there it is certainly empty. On other bases the
-/// image may set a variable of that name, and the rule stays silent.
+/// A global ARG the shell of a stage that does not declare it again reads (RUN, CMD, ...;
+/// UndefinedVar covers the instructions kiln expands), in a stage whose every variable is
+/// known (built from scratch): there it is certainly empty. On other bases the image may
+/// set a variable of that name, and the rule stays silent.
 fn global_args_in_stage(file: &File, i: usize, out: &mut Vec<Finding>) {
     let lineage = file.lineage(i);
     let root = *lineage.last().unwrap();
@@ -216,7 +218,7 @@ fn global_args_in_stage(file: &File, i: usize, out: &mut Vec<Finding>) {
         })
     };
     for instr in &file.stages[i].instructions {
-        if matches!(instr.command, Command::Arg(_)) {
+        if expands_variables(instr) {
             continue;
         }
         for name in file.global_args.keys() {

@@ -23,6 +23,45 @@ const PROXY_ARGS: [&str; 10] = [
     "ALL_PROXY",
     "all_proxy",
 ];
+/// A RUN step's host name, BuildKit's.
+const HOSTNAME: &str = "buildkitsandbox";
+
+/// `/etc/hosts` (with `--add-host`'s names) and `/etc/resolv.conf` (the host's) for every
+/// RUN step, written once per build into `dir` and mounted read-only, as BuildKit mounts
+/// them (a step that writes them fails as it does under BuildKit).
+pub(super) fn network_files(
+    dir: &Path,
+    extra_hosts: &[(String, String)],
+) -> Result<Vec<RunMount>, Error> {
+    let mut hosts =
+        format!("127.0.0.1\tlocalhost {HOSTNAME}\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    for (name, ip) in extra_hosts {
+        hosts.push_str(&format!("{ip}\t{name}\n"));
+    }
+    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    std::fs::create_dir_all(dir).map_err(|e| Error::Read {
+        path: dir.to_path_buf(),
+        source: e,
+    })?;
+    [("hosts", hosts), ("resolv.conf", resolv)]
+        .into_iter()
+        .map(|(name, content)| {
+            let path = dir.join(name);
+            std::fs::write(&path, content).map_err(|e| Error::Read {
+                path: path.clone(),
+                source: e,
+            })?;
+            Ok(RunMount {
+                destination: Path::new("/etc").join(name),
+                kind: RunMountKind::Bind {
+                    source: path,
+                    readonly: true,
+                },
+            })
+        })
+        .collect()
+}
+
 pub(super) const DEFAULT_PATH: &str =
     "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -249,40 +288,7 @@ impl Builder<'_> {
                 }
             }
         }
-        let etc = scratch.join("etc");
-        std::fs::create_dir_all(&etc).map_err(|e| Error::Read {
-            path: etc.clone(),
-            source: e,
-        })?;
-        let hostname = "buildkitsandbox".to_string();
-        let mut hosts =
-            format!("127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n");
-        // --add-host NAME:IP, as docker build adds them.
-        for (name, ip) in &self.opts.extra_hosts {
-            hosts.push_str(&format!("{ip}\t{name}\n"));
-        }
-        let files = [
-            ("hosts", hosts),
-            ("hostname", format!("{hostname}\n")),
-            (
-                "resolv.conf",
-                std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
-            ),
-        ];
-        for (name, content) in files {
-            let path = etc.join(name);
-            std::fs::write(&path, content).map_err(|e| Error::Read {
-                path: path.clone(),
-                source: e,
-            })?;
-            mounts.push(RunMount {
-                destination: Path::new("/etc").join(name),
-                kind: RunMountKind::Bind {
-                    source: path,
-                    readonly: false,
-                },
-            });
-        }
+        mounts.extend(self.network_files.iter().cloned());
         // `build` refused the step before anything ran unless it is allowed.
         let insecure = run.security == Some(Security::Insecure);
         let network = run.network.unwrap_or(self.opts.network);
@@ -302,9 +308,9 @@ impl Builder<'_> {
                 .collect(),
             upper: upper.to_path_buf(),
             work: scratch.join("work"),
-            merged: scratch.join("merged"),
+            merged: self.snapshots.root_mount_point(),
             network,
-            hostname,
+            hostname: HOSTNAME.into(),
             mounts,
             insecure,
             ulimits: self.opts.ulimits.clone(),
