@@ -33,6 +33,7 @@ fn findings(path: &Path) -> Vec<lint::Finding> {
         lint::Options {
             dockerignore: Some(&ignore),
             trusted_registries: &config.trusted_registries,
+            labels: &config.label_schema(),
             ..Default::default()
         },
     )
@@ -638,4 +639,48 @@ fn undefined_var_knows_the_variables_of_a_base_image_in_the_store() {
         [(3, "Usage of undefined variable '$UNSET_ONE'".to_string())]
     );
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}
+
+#[test]
+fn label_schemas_from_the_command_line_or_the_config_as_hadolint_takes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "FROM alpine:3.20\nLABEL version=v1 team=web\n";
+    let (_, found) = lint_in(
+        dir.path(),
+        text,
+        &[
+            "--require-label",
+            "version:semver",
+            "--require-label",
+            "maintainer:email",
+            "--strict-labels",
+        ],
+    );
+    assert_eq!(found, pairs(&[(1, "DL3049"), (2, "DL3050"), (2, "DL3056")]));
+    let refused = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .args(args)
+            .current_dir(dir.path())
+            .env("KILN_ROOT", dir.path().join("store"))
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = refused(&["lint", "--require-label", "version:number", "Dockerfile"]);
+    assert!(
+        err.contains("--require-label version:number: use LABEL:FORMAT"),
+        "{err}"
+    );
+    std::fs::write(
+        dir.path().join(".hadolint.yaml"),
+        "label-schema:\n  version: number\n",
+    )
+    .unwrap();
+    let err = refused(&["lint", "Dockerfile"]);
+    assert!(
+        err.contains(".hadolint.yaml")
+            && err.contains("label-schema: version: number: use one of text, url"),
+        "{err}"
+    );
 }

@@ -1,6 +1,7 @@
 //! `kiln lint [-f FILE]... [PATH...] [--format text|json|sarif|checkstyle|gitlab]
 //! [--ignore RULE]... [--failure-threshold error|warning|info|style|none] [--config FILE]
-//! [--no-ignore-pragmas]`
+//! [--no-ignore-pragmas] [--trusted-registry R]... [--require-label LABEL:FORMAT]...
+//! [--strict-labels]`
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -35,6 +36,14 @@ pub struct Args {
     /// `trustedRegistries`), as hadolint's --trusted-registry.
     #[arg(long = "trusted-registry", value_name = "REGISTRY")]
     trusted_registries: Vec<String>,
+    /// A label every stage must have, with its format (text, url, rfc3339, spdx, hash,
+    /// semver, email), as hadolint's --require-label (repeatable; adds to the config's
+    /// `label-schema`).
+    #[arg(long = "require-label", value_name = "LABEL:FORMAT")]
+    require_labels: Vec<String>,
+    /// No labels but those of the label schema (DL3050), as hadolint's --strict-labels.
+    #[arg(long)]
+    strict_labels: bool,
     /// hadolint's configuration file (default: `.hadolint.yaml` or `.hadolint.yml` in the
     /// current directory): `ignored`, `override`, `failure-threshold`, `no-fail`.
     #[arg(long, value_name = "FILE")]
@@ -107,6 +116,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .chain(&args.trusted_registries)
         .cloned()
         .collect();
+    let mut labels = config.label_schema();
+    labels.strict |= args.strict_labels;
+    for spec in &args.require_labels {
+        let kind = spec
+            .split_once(':')
+            .and_then(|(label, kind)| Some((label.to_string(), lint::LabelType::parse(kind)?)))
+            .with_context(|| {
+                format!(
+                    "--require-label {spec}: use LABEL:FORMAT, FORMAT one of {}",
+                    lint::LabelType::NAMES
+                )
+            })?;
+        labels.labels.retain(|(l, _)| *l != kind.0);
+        labels.labels.push(kind);
+    }
     let store = existing_store();
     let missing = RefCell::new(BTreeSet::new());
     let base_env = |image: &str| {
@@ -121,6 +145,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         dockerignore: None,
         target: args.target.as_deref(),
         trusted_registries: &trusted,
+        labels: &labels,
         base_env: Some(&base_env),
     };
     for id in &args.ignore {

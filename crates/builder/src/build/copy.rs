@@ -220,12 +220,20 @@ pub fn content_key(
     Ok((hex::encode(h.finalize()), entries))
 }
 
-/// Whether a file's ctime is within the last second: too recent to trust its stat.
+/// Whether a file's ctime is too recent to trust its stat: a write after we read it could
+/// still get the same ctime. Linux stamps files with its coarse clock, at most one tick
+/// (10 ms at the lowest HZ) behind: 50 ms is safe. A ctime of whole seconds is taken for a
+/// filesystem that stamps whole seconds (or FAT's two): then two seconds.
 fn changed_lately(ctime_ns: i64) -> bool {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i64);
-    now - ctime_ns < 1_000_000_000
+    let window = if ctime_ns % 1_000_000_000 == 0 {
+        2_000_000_000
+    } else {
+        50_000_000
+    };
+    now - ctime_ns < window
 }
 
 /// Ownership and mode for copied files (`--chown`, `--chmod`).
@@ -521,4 +529,29 @@ fn copy_one(from: &Path, to: &Path, attrs: Attrs, follow: bool) -> Result<(), Er
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::changed_lately;
+
+    #[test]
+    fn a_stat_is_trusted_after_a_clock_tick_or_two_seconds_on_whole_second_stamps() {
+        const S: i64 = 1_000_000_000;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as i64;
+        let whole = now - now % S;
+        assert!(changed_lately((now - 10_000_000) | 1), "10 ms ago");
+        assert!(
+            !changed_lately((now - S / 2) | 1),
+            "half a second ago, in ns"
+        );
+        assert!(
+            changed_lately(whole - S),
+            "a whole-second stamp a second ago"
+        );
+        assert!(!changed_lately(whole - 3 * S), "three seconds ago");
+    }
 }

@@ -1,13 +1,14 @@
 //! hadolint's configuration file (`.hadolint.yaml`), read as hadolint reads it so that a
 //! team's file carries over: `ignored`, `override` (severities), `failure-threshold`,
-//! `disable-ignore-pragma`, `no-fail` and `trustedRegistries` (DL3026). Its other keys
-//! (label schemas, output settings) are accepted and not acted on.
+//! `disable-ignore-pragma`, `no-fail`, `trustedRegistries` (DL3026), `label-schema` and
+//! `strict-labels` (DL3049–DL3058). Its other keys (output settings) are accepted and not
+//! acted on.
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{rule, Finding, Severity};
+use super::{rule, Finding, LabelSchema, LabelType, Severity};
 use crate::Error;
 
 #[derive(Debug, Default, Deserialize)]
@@ -25,6 +26,12 @@ pub struct Config {
     /// Registries FROM images may come from (DL3026), as hadolint spells the key.
     #[serde(default, rename = "trustedRegistries", alias = "trusted-registries")]
     pub trusted_registries: Vec<String>,
+    /// Labels every stage must have, by name, with their format (`text`, `url`, ...).
+    #[serde(default)]
+    pub label_schema: std::collections::BTreeMap<String, String>,
+    /// No labels but the schema's (DL3050).
+    #[serde(default)]
+    pub strict_labels: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -76,6 +83,14 @@ impl Config {
                 return Err(bad(format!("no such rule: {id}")));
             }
         }
+        for (label, kind) in &config.label_schema {
+            if LabelType::parse(kind).is_none() {
+                return Err(bad(format!(
+                    "label-schema: {label}: {kind}: use one of {}",
+                    LabelType::NAMES
+                )));
+            }
+        }
         if let Some(t) = &config.failure_threshold {
             if Severity::parse(t).is_none() && !matches!(t.as_str(), "none" | "ignore") {
                 return Err(bad(format!(
@@ -84,6 +99,18 @@ impl Config {
             }
         }
         Ok(config)
+    }
+
+    /// The label schema (checked by [`Config::load`]).
+    pub fn label_schema(&self) -> LabelSchema {
+        LabelSchema {
+            labels: self
+                .label_schema
+                .iter()
+                .filter_map(|(k, t)| Some((k.clone(), LabelType::parse(t)?)))
+                .collect(),
+            strict: self.strict_labels,
+        }
     }
 
     /// Drops ignored rules' findings and sets overridden severities.

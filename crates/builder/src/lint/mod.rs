@@ -57,6 +57,7 @@ mod stages;
 mod stages_rules;
 
 pub use buildkit_scope::BaseEnv;
+pub use hadolint::labels::{LabelSchema, LabelType};
 
 use crate::ast::{Dockerfile, Instruction};
 use crate::context::Dockerignore;
@@ -163,10 +164,14 @@ pub struct Options<'a> {
     /// hadolint's `trustedRegistries` (`--trusted-registry`): DL3026 checks FROM images
     /// against them when there are any.
     pub trusted_registries: &'a [String],
+    /// hadolint's `label-schema` and `strict-labels` (DL3049–DL3058).
+    pub labels: &'a LabelSchema,
     /// The environment variable names of base images kiln has (UndefinedVar checks every
     /// variable of the stages built on them, as BuildKit does).
     pub base_env: Option<BaseEnv<'a>>,
 }
+
+static NO_LABELS: LabelSchema = LabelSchema::EMPTY;
 
 impl Default for Options<'_> {
     fn default() -> Self {
@@ -175,6 +180,7 @@ impl Default for Options<'_> {
             dockerignore: None,
             target: None,
             trusted_registries: &[],
+            labels: &NO_LABELS,
             base_env: None,
         }
     }
@@ -189,7 +195,11 @@ pub fn lint_with(df: &Dockerfile, options: Options) -> Vec<Finding> {
     let file = stages::File::new(df, options.target);
     let directive = check_directive(df);
     let mut findings = buildkit_checks(&file, options.dockerignore, &directive, options.base_env);
-    findings.extend(hadolint::check(&file, options.trusted_registries));
+    findings.extend(hadolint::check(
+        &file,
+        options.trusted_registries,
+        options.labels,
+    ));
     findings.extend(stages_rules::check(&file, options.target));
     if options.pragmas {
         let pragmas = pragmas::Pragmas::read(df);

@@ -6,6 +6,84 @@ use super::*;
 use crate::ast::{Command, CommandLine, Instruction};
 use crate::lint::stages::Recorder;
 
+/// Names hadolint takes for secrets whatever their case (DL3064)...
+const SENSITIVE_NAMES: [&str; 45] = [
+    "APPLICATION_KEY",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "BITTREX_API_KEY",
+    "BITTREX_API_SECRET",
+    "CF_PASSWORD",
+    "CF_USERNAME",
+    "CI_DEPLOY_PASSWORD",
+    "CI_DEPLOY_USER",
+    "CIRCLE_TOKEN",
+    "DOCKERHUB_PASSWORD",
+    "DOCKER_EMAIL",
+    "DOCKER_PASSWORD",
+    "DOCKER_USERNAME",
+    "FACEBOOK_ACCESS_TOKEN",
+    "FACEBOOK_APP_ID",
+    "FACEBOOK_APP_SECRET",
+    "FIREBASE_API_TOKEN",
+    "FIREBASE_TOKEN",
+    "FOSSA_API_KEY",
+    "GH_ENTERPRISE_TOKEN",
+    "GH_TOKEN",
+    "GITHUB_ENTERPRISE_TOKEN",
+    "GITHUB_TOKEN",
+    "HEROKU_API_KEY",
+    "HEROKU_API_USER",
+    "NPM_AUTH_TOKEN",
+    "NPM_TOKEN",
+    "OKTA_AUTHN_GROUPID",
+    "OKTA_CLIENT_ORGURL",
+    "OKTA_CLIENT_TOKEN",
+    "OKTA_OAUTH2_CLIENTID",
+    "OKTA_OAUTH2_CLIENTSECRET",
+    "OPENAI_API_KEY",
+    "OS_PASSWORD",
+    "OS_USERNAME",
+    "POSTGRES_PASSWORD",
+    "SLACK_TOKEN",
+    "STRIPE_API_KEY",
+    "STRIPE_DEVICE_NAME",
+    "TRAVIS_OS_NAME",
+    "TRAVIS_SECURE_ENV_VARS",
+    "TRAVIS_SUDO",
+    "VAULT_CLIENT_KEY",
+    "VAULT_TOKEN",
+];
+
+/// ...and the words that make any name one (lower-cased, anywhere in it).
+const SENSITIVE_WORDS: [&str; 7] = [
+    "api_key",
+    "client_key",
+    "password",
+    "private",
+    "secret",
+    "token",
+    "username",
+];
+
+/// DL3064: ARG or ENV names that look like secrets, as hadolint reads them.
+fn sensitive_names<'a>(
+    instr: &Instruction,
+    names: impl Iterator<Item = &'a str>,
+    out: &mut Vec<Finding>,
+) {
+    let found: Vec<&str> = names
+        .filter(|name| {
+            let lower = name.to_ascii_lowercase();
+            SENSITIVE_NAMES.iter().any(|s| s.eq_ignore_ascii_case(name))
+                || SENSITIVE_WORDS.iter().any(|w| lower.contains(w))
+        })
+        .collect();
+    if !found.is_empty() {
+        out.push(naming(&DL3064, instr, "name", &found));
+    }
+}
+
 pub fn check(file: &File) -> Vec<Finding> {
     let mut out = Vec::new();
     consecutive_runs(file, &mut out);
@@ -18,9 +96,19 @@ pub fn check(file: &File) -> Vec<Finding> {
         if from.platform.as_deref().is_some_and(|p| !p.contains('$')) {
             out.push(plain(&DL3029, stage.from));
         }
+        if matches!(
+            from.platform.as_deref(),
+            Some("$TARGETPLATFORM" | "${TARGETPLATFORM}")
+        ) {
+            out.push(plain(&DL3065, stage.from));
+        }
         if let Some(alias) = &from.stage {
             if aliases.contains(alias) {
                 out.push(plain(&DL3024, stage.from));
+            }
+            // hadolint compares as written: `AS Scratch` passes.
+            if matches!(stage.name.as_deref(), Some("scratch" | "context")) {
+                out.push(plain(&DL3063, stage.from));
             }
             aliases.push(alias.clone());
         }
@@ -110,7 +198,13 @@ pub fn check(file: &File) -> Vec<Finding> {
                         out.push(naming(&DL3066, instr, "user", &[uid]));
                     }
                 }
-                Command::Env(pairs) => self_referencing_env(file, instr, pairs, &mut out),
+                Command::Env(pairs) => {
+                    self_referencing_env(file, instr, pairs, &mut out);
+                    sensitive_names(instr, pairs.iter().map(|p| p.key.as_str()), &mut out);
+                }
+                Command::Arg(decls) => {
+                    sensitive_names(instr, decls.iter().map(|d| d.name.as_str()), &mut out)
+                }
                 Command::Label(pairs) => {
                     let rec = Recorder::new(&file.global_values);
                     let bad: Vec<&str> = pairs

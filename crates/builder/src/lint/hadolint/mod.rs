@@ -5,6 +5,7 @@
 
 mod commands;
 mod instructions;
+pub mod labels;
 mod packages;
 
 use super::stages::File;
@@ -55,9 +56,21 @@ rule_table! {
     DL3046 "DL3046" Warning "`useradd` without flag `-l` and high UID will result in excessively large Image";
     DL3047 "DL3047" Info "Avoid use of wget without progress bar. Use `wget --progress=dot:giga <url>`. Or consider using `-q` or `-nv` (shorthands for `--quiet` or `--no-verbose`)";
     DL3048 "DL3048" Style "Invalid label key";
+    DL3049 "DL3049" Info "Label `<label>` is missing";
+    DL3050 "DL3050" Info "Superfluous label(s) present";
+    DL3051 "DL3051" Warning "Label `<label>` is empty";
+    DL3052 "DL3052" Warning "Label `<label>` is not a valid URL";
+    DL3053 "DL3053" Warning "Label `<label>` is not a valid time format - must conform to RFC3339";
+    DL3054 "DL3054" Warning "Label `<label>` is not a valid SPDX identifier";
+    DL3055 "DL3055" Warning "Label `<label>` is not a valid git hash";
+    DL3056 "DL3056" Warning "Label `<label>` does not conform to semantic versioning";
+    DL3058 "DL3058" Warning "Label `<label>` is not a valid email format - must conform to RFC5322";
     DL3059 "DL3059" Info "Multiple consecutive `RUN` instructions. Consider consolidation";
     DL3060 "DL3060" Info "`yarn cache clean` missing after `yarn install` was run";
     DL3062 "DL3062" Warning "Pin versions in go. Instead of `go install <package>` use `go install <package>@<version>`";
+    DL3063 "DL3063" Warning "stage name should not be a reserved word";
+    DL3064 "DL3064" Warning "Potentially sensitive data should not be used in the `ARG` or `ENV` commands";
+    DL3065 "DL3065" Warning "Setting `FROM --platform` to predefined `$TARGETPLATFORM` in is redundant as this is the default behavior";
     DL3066 "DL3066" Info "Non-numeric user-id may not be resolvable by host system";
     DL3067 "DL3067" Warning "Do not copy an entire filesystem from another stage";
     DL4000 "DL4000" Error "MAINTAINER is deprecated";
@@ -68,12 +81,14 @@ rule_table! {
     DL4006 "DL4006" Warning "Set the SHELL option -o pipefail before RUN with a pipe in it. If you are using /bin/sh in an alpine image or if your shell is symlinked to busybox then consider explicitly setting your SHELL to /bin/ash, or disable this check";
 }
 
-/// hadolint's rules; `trusted` is its `trustedRegistries` (DL3026 speaks only with one).
-pub fn check(file: &File, trusted: &[String]) -> Vec<Finding> {
+/// hadolint's rules; `trusted` is its `trustedRegistries` (DL3026 speaks only with one),
+/// `labels` its `label-schema` and `strict-labels` (DL3049–DL3058 speak only with one).
+pub fn check(file: &File, trusted: &[String], labels: &labels::LabelSchema) -> Vec<Finding> {
     let mut out = instructions::check(file);
     if !trusted.is_empty() {
         instructions::trusted_registries(file, trusted, &mut out);
     }
+    labels::check(file, labels, &mut out);
     out.extend(packages::check(file));
     out.extend(commands::check(file));
     out
