@@ -21,6 +21,41 @@ pub fn parse(s: &str) -> Result<Digest> {
     }
 }
 
+/// A layer's diffID: the digest of its uncompressed tar, as an image config's
+/// `rootfs.diff_ids` lists it. A type of its own, so that it is never taken for the digest
+/// of a (compressed) blob, which names the same layer differently.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct DiffId(Digest);
+
+impl DiffId {
+    /// Parses `algorithm:hex` as [`parse`] does.
+    pub fn parse(s: &str) -> Result<DiffId> {
+        parse(s).map(DiffId)
+    }
+
+    pub fn digest(&self) -> &Digest {
+        &self.0
+    }
+
+    /// The hex part (what names a snapshot directory).
+    pub fn hex(&self) -> &str {
+        self.0.digest()
+    }
+}
+
+impl From<Digest> for DiffId {
+    fn from(digest: Digest) -> DiffId {
+        DiffId(digest)
+    }
+}
+
+impl std::fmt::Display for DiffId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// The sha256 digest of `bytes`.
 pub fn sha256(bytes: &[u8]) -> Digest {
     from_sha256_bytes(&Sha256::digest(bytes))

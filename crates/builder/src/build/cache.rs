@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 
+use kiln_image::digest::DiffId;
+
 use crate::Error;
 
 /// What a cached step produced.
@@ -13,7 +15,7 @@ use crate::Error;
 pub struct Record {
     /// The layer's diffID (also its blob digest: build layers are uncompressed), or None
     /// when the step changed nothing.
-    pub diff_id: Option<String>,
+    pub diff_id: Option<DiffId>,
     /// For a COPY --from keyed by its source's cache key: the key made from the content
     /// it copied, which the next step takes as its parent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -38,7 +40,7 @@ pub struct Inputs {
     pub files: std::collections::BTreeMap<String, String>,
     /// The layer the step made from these inputs (its diffID), if any.
     #[serde(default)]
-    pub result: Option<String>,
+    pub result: Option<DiffId>,
 }
 
 impl Inputs {

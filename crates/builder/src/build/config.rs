@@ -3,6 +3,7 @@
 
 use std::path::{Component, Path};
 
+use kiln_image::digest::DiffId;
 use serde_json::{json, Map, Value};
 
 use crate::ast::{Command, CommandLine, Healthcheck};
@@ -187,7 +188,7 @@ impl ImageConfig {
     }
 
     /// Records a step: a history entry, and the layer's diffID when it made one.
-    pub fn add_history(&mut self, created: &str, created_by: &str, diff_id: Option<&str>) {
+    pub fn add_history(&mut self, created: &str, created_by: &str, diff_id: Option<&DiffId>) {
         let mut entry = json!({"created": created, "created_by": created_by, "comment": "buildkit.dockerfile.v0"});
         match diff_id {
             Some(d) => {
@@ -196,7 +197,7 @@ impl ImageConfig {
                     .entry("rootfs")
                     .or_insert_with(|| json!({"type": "layers", "diff_ids": []}));
                 if let Some(ids) = rootfs.get_mut("diff_ids").and_then(Value::as_array_mut) {
-                    ids.push(json!(d));
+                    ids.push(json!(d.to_string()));
                 }
             }
             None => entry["empty_layer"] = json!(true),

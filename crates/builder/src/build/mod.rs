@@ -6,10 +6,11 @@ mod cache;
 mod config;
 mod copy;
 mod key;
+mod plan;
 pub mod registry_cache;
 mod retention;
+mod schedule;
 mod snapshots;
-mod stages;
 mod steps;
 
 use std::collections::BTreeMap;
@@ -20,11 +21,11 @@ use kiln_image::store::Store;
 use kiln_image::Reference;
 
 pub use config::apply_changes;
+pub use plan::{Base, Plan};
 pub use registry_cache::CacheRef;
 pub use retention::{disk_usage, trim, Trimmed};
-pub use stages::{Base, Plan};
 
-use crate::ast::{Dockerfile, NetworkMode};
+use crate::ast::{Dockerfile, Instruction, NetworkMode};
 use crate::context::Dockerignore;
 use crate::Error;
 
@@ -210,4 +211,13 @@ pub fn build(
     }
     let _guard = store.write_guard()?;
     steps::Builder::new(store, root, exec, opts)?.run(progress)
+}
+
+/// A step's error, naming its line and its first line of text.
+fn step_error(instr: &Instruction, message: impl Into<String>) -> Error {
+    let first = instr.original.lines().next().unwrap_or_default();
+    Error::Step {
+        step: format!("line {}: {first}", instr.span.start.line),
+        message: message.into(),
+    }
 }

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 
 use kiln_image::client::Registry;
-use kiln_image::digest::{self, Digest};
+use kiln_image::digest::{DiffId, Digest};
 use kiln_image::layer::Compression;
 use kiln_image::store::Store;
 use kiln_image::Reference;
@@ -108,7 +108,7 @@ struct CacheConfig {
     records: Vec<Entry>,
     /// The diffIDs of the manifest's layers, in order.
     #[serde(rename = "diffIDs")]
-    diff_ids: Vec<String>,
+    diff_ids: Vec<DiffId>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -136,7 +136,7 @@ pub fn export(
     steps: &[Step],
     report: &dyn kiln_image::client::Report,
 ) -> Result<Digest, Error> {
-    let mut diff_ids: Vec<String> = Vec::new();
+    let mut diff_ids: Vec<DiffId> = Vec::new();
     let mut records = Vec::new();
     for step in steps {
         let layer = step.record.diff_id.as_ref().map(|d| {
@@ -157,7 +157,7 @@ pub fn export(
     // an earlier push); one that came from a registry cache is there compressed already.
     let mut stored = Vec::new();
     for d in &diff_ids {
-        stored.push(store.layer_blob(&digest::parse(d)?).ok_or_else(|| {
+        stored.push(store.layer_blob(d.digest()).ok_or_else(|| {
             Error::Context(format!(
                 "layer {d} of a cached step is no longer in the store (run the build again)"
             ))
@@ -199,7 +199,7 @@ struct Source {
     registry: Registry,
     reference: Reference,
     layers: Vec<Descriptor>,
-    diff_ids: Vec<String>,
+    diff_ids: Vec<DiffId>,
 }
 
 /// The caches `--cache-from` names, read and ready to give records.
@@ -252,7 +252,7 @@ impl RemoteCache {
     /// or its layer cannot be had (said through `report`).
     pub fn fetch(&self, key: &str, store: &Store, report: &dyn Fn(String)) -> Option<Record> {
         let (source, entry) = self.entries.get(key)?;
-        let record = |diff_id: Option<&String>| Record {
+        let record = |diff_id: Option<&DiffId>| Record {
             diff_id: diff_id.cloned(),
             then: entry.then.clone(),
             created: None,
@@ -263,12 +263,12 @@ impl RemoteCache {
         let s = &self.sources[*source];
         let (blob, diff_id) = (&s.layers[layer], &s.diff_ids[layer]);
         let fetched = (|| -> Result<(), Error> {
-            let d = digest::parse(diff_id)?;
+            let d = diff_id.digest();
             kiln_image::client::fetch_blob(&s.registry, store, &s.reference, blob)?;
             match kiln_image::media::layer_compression(blob.media_type().as_ref()) {
-                Some(Compression::None) if blob.digest() == &d => Ok(()),
+                Some(Compression::None) if blob.digest() == d => Ok(()),
                 Some(c) if c != Compression::None => {
-                    Ok(store.remember_compressed(&d, c, blob.digest(), blob.size())?)
+                    Ok(store.remember_compressed(d, c, blob.digest(), blob.size())?)
                 }
                 _ => Err(Error::Context(format!(
                     "layer {} ({}) is not the layer {diff_id}",

@@ -108,7 +108,7 @@ fn entries(store: &Store, root: &Path) -> Result<Vec<Entry>, Error> {
         let Some(diff_id) = record.diff_id else {
             continue;
         };
-        let hex = diff_id.strip_prefix("sha256:").unwrap_or(&diff_id);
+        let hex = diff_id.hex();
         let used = std::fs::metadata(&path).and_then(|m| m.modified());
         match by_layer.get_mut(hex) {
             Some(e) => {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
 
-use kiln_image::digest::Digest;
+use kiln_image::digest::{DiffId, Digest};
 use kiln_image::store::Store;
 
 use crate::Error;
@@ -90,9 +90,8 @@ impl Snapshots {
         self.tmp.join(ROOT_MOUNT_POINT)
     }
 
-    pub fn path(&self, diff_id: &str) -> PathBuf {
-        self.dir
-            .join(diff_id.strip_prefix("sha256:").unwrap_or(diff_id))
+    pub fn path(&self, diff_id: &DiffId) -> PathBuf {
+        self.dir.join(diff_id.hex())
     }
 
     /// A fresh scratch directory for one step (removed with the value).
@@ -107,7 +106,7 @@ impl Snapshots {
     /// directory, then renamed, so a half-unpacked snapshot is never used) and checked
     /// against its diffID: a base image or a registry cache that names a layer wrongly
     /// is caught here.
-    pub fn ensure(&self, store: &Store, diff_id: &str, blob: &Digest) -> Result<PathBuf, Error> {
+    pub fn ensure(&self, store: &Store, diff_id: &DiffId, blob: &Digest) -> Result<PathBuf, Error> {
         let path = self.path(diff_id);
         if path.is_dir() {
             // Its time is its last use, for the cache size limit.
@@ -122,13 +121,12 @@ impl Snapshots {
             path: target.clone(),
             source: e,
         })?;
-        let expected = kiln_image::digest::parse(diff_id)?;
-        kiln_image::layer::apply_snapshot(store.open_blob(blob)?, &target, &expected)?;
+        kiln_image::layer::apply_snapshot(store.open_blob(blob)?, &target, diff_id.digest())?;
         self.adopt(&target, diff_id)
     }
 
     /// Makes `dir` (a step's upper directory) the snapshot of `diff_id`.
-    pub fn adopt(&self, dir: &Path, diff_id: &str) -> Result<PathBuf, Error> {
+    pub fn adopt(&self, dir: &Path, diff_id: &DiffId) -> Result<PathBuf, Error> {
         let path = self.path(diff_id);
         if std::fs::rename(dir, &path).is_err() && !path.is_dir() {
             return Err(Error::Read {

@@ -3,9 +3,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::Mutex;
 use std::time::Instant;
 
+use kiln_image::digest::DiffId;
 use kiln_image::layer::{overlay_changes, write_changes, Compression, LayerOptions};
 use kiln_image::store::{BlobWriter, Store};
 use oci_spec::image::{Descriptor, MediaType};
@@ -25,16 +26,15 @@ use super::cache::{self, Cache, Record};
 use super::config::ImageConfig;
 use super::copy;
 use super::key;
+use super::plan::{self, Base, Plan};
 use super::registry_cache::{self, Mode, RemoteCache};
+use super::schedule;
 use super::snapshots::Snapshots;
-use super::stages::{Base, Plan};
+use super::step_error;
 use super::{BuildOptions, Built, Event, Executor, RunMount};
 use crate::ast::{Command, Instruction, MountKind};
 use crate::expand;
 use crate::Error;
-
-/// Stage index → the stages it needs.
-type Edges<T = usize> = BTreeMap<usize, Vec<T>>;
 
 /// Views mounted for one step, unmounted when it ends however it ends.
 struct Views<'a> {
@@ -55,19 +55,15 @@ struct Layer {
     /// Where the layer is unpacked: made when a step first needs it (see
     /// [`Builder::unpack`]), so a build whose steps all hit the cache unpacks nothing.
     snapshot: PathBuf,
-    diff_id: String,
+    diff_id: DiffId,
     /// The blob the image holds: the uncompressed tar (digest = diffID) for layers
     /// built here, the base image's or the registry cache's own (gzip or zstd) blob.
     blob: Descriptor,
 }
 
 /// The descriptor of a layer built here: an uncompressed tar whose digest is its diffID.
-fn uncompressed(diff_id: &str, size: u64) -> Descriptor {
-    Descriptor::new(
-        MediaType::ImageLayer,
-        size,
-        kiln_image::digest::parse(diff_id).expect("a digest"),
-    )
+fn uncompressed(diff_id: &DiffId, size: u64) -> Descriptor {
+    Descriptor::new(MediaType::ImageLayer, size, diff_id.digest().clone())
 }
 
 /// A stage's file system and config, as far as it has been built.
@@ -107,6 +103,18 @@ impl State {
 
 /// The context's file digests by (path, size, mtime, inode), under `KILN_ROOT`.
 const CONTEXT_HASHES: &str = "context-hashes.json";
+
+/// What a step that makes a layer reads: its instruction as written, the image config and
+/// the ARGs in scope before it, the stages already built, and its progress id and sink.
+#[derive(Clone, Copy)]
+struct Step<'s> {
+    instr: &'s Instruction,
+    config: &'s ImageConfig,
+    args: &'s BTreeMap<String, String>,
+    done: &'s BTreeMap<usize, State>,
+    id: usize,
+    progress: &'s (dyn Fn(Event) + Sync),
+}
 
 pub(super) struct Builder<'a> {
     store: &'a Store,
@@ -170,23 +178,6 @@ fn one_line(original: &str, escape: char) -> String {
     out.trim().to_string()
 }
 
-/// `BUILDPLATFORM`, `BUILDOS`, `BUILDARCH`, `BUILDVARIANT` and the `TARGET…` ones for
-/// `platform` (`os/arch[/variant]`).
-fn platform_args(platform: &str) -> BTreeMap<String, String> {
-    let mut parts = platform.splitn(3, '/');
-    let os = parts.next().unwrap_or_default();
-    let arch = parts.next().unwrap_or_default();
-    let variant = parts.next().unwrap_or_default();
-    let mut out = BTreeMap::new();
-    for side in ["BUILD", "TARGET"] {
-        out.insert(format!("{side}PLATFORM"), platform.to_string());
-        out.insert(format!("{side}OS"), os.to_string());
-        out.insert(format!("{side}ARCH"), arch.to_string());
-        out.insert(format!("{side}VARIANT"), variant.to_string());
-    }
-    out
-}
-
 /// Everything in `upper` (a step that only adds: COPY, ADD, WORKDIR), as the layer's
 /// changes.
 fn added(upper: &Path) -> Result<Vec<kiln_image::layer::Change>, Error> {
@@ -201,14 +192,6 @@ fn added(upper: &Path) -> Result<Vec<kiln_image::layer::Change>, Error> {
         ));
     }
     Ok(all)
-}
-
-fn step_error(instr: &Instruction, message: impl Into<String>) -> Error {
-    let first = instr.original.lines().next().unwrap_or_default();
-    Error::Step {
-        step: format!("line {}: {first}", instr.span.start.line),
-        message: message.into(),
-    }
 }
 
 impl<'a> Builder<'a> {
@@ -275,36 +258,21 @@ impl<'a> Builder<'a> {
     }
 
     pub(super) fn run(mut self, progress: &(dyn Fn(Event) + Sync)) -> Result<Built, Error> {
-        let escape = self.opts.dockerfile.escape;
-        // BuildKit's automatic platform ARGs, in the global scope (a stage takes one by
-        // declaring `ARG TARGETARCH`). Builds are for the host's platform.
-        self.global
-            .extend(platform_args(&kiln_image::store::images::host_platform()));
-        for instr in &self.plan.global_args.clone() {
-            let expanded = expand::instruction(instr, escape, &self.global)?;
-            if let Command::Arg(decls) = &expanded.command {
-                for d in decls {
-                    if let Some(v) = self
-                        .opts
-                        .build_args
-                        .get(&d.name)
-                        .cloned()
-                        .or_else(|| d.default.clone())
-                    {
-                        self.global.insert(d.name.clone(), v);
-                    }
-                }
-            }
-        }
-        let (bases, deps, images) = self.resolve_edges()?;
-        let target = match &self.opts.target {
-            Some(t) => self.plan.find(t).ok_or_else(|| {
-                Error::Context(format!(
-                    "target stage {t:?} could not be found in the Dockerfile"
-                ))
-            })?,
-            None => self.plan.stages.len() - 1,
-        };
+        self.global = self.plan.global_scope(
+            self.opts.dockerfile.escape,
+            &self.opts.build_args,
+            &kiln_image::store::images::host_platform(),
+        )?;
+        let plan::Graph {
+            bases,
+            deps,
+            images,
+        } = self.plan.graph(
+            self.opts.dockerfile.escape,
+            &self.global,
+            &self.opts.build_contexts,
+        )?;
+        let target = self.plan.target(self.opts.target.as_deref())?;
         let order = self.plan.order(target, &deps)?;
         let mut needed: Vec<String> = Vec::new();
         for name in order.iter().flat_map(|i| &images[i]) {
@@ -316,7 +284,10 @@ impl<'a> Builder<'a> {
         if !self.opts.no_cache {
             self.import_caches(progress);
         }
-        let mut results = self.run_stages(&order, &bases, &deps, progress)?;
+        let mut results =
+            schedule::run_stages(&order, &deps, &|i| self.plan.label(i), &|i, done| {
+                self.stage(i, &bases[i], done, progress)
+            })?;
         self.save_hashes();
         let steps = match self.opts.cache_to.as_ref().map(|c| c.mode) {
             // The target's own steps: its state carries those of the stages it is FROM.
@@ -403,151 +374,6 @@ impl<'a> Builder<'a> {
             seconds: start.elapsed().as_secs_f64(),
         });
         Ok(())
-    }
-
-    /// Builds the stages at once, each as soon as the stages it needs are done: two
-    /// independent stages take as long as the longer one.
-    fn run_stages(
-        &self,
-        order: &[usize],
-        bases: &[Base],
-        deps: &Edges,
-        progress: &(dyn Fn(Event) + Sync),
-    ) -> Result<BTreeMap<usize, State>, Error> {
-        let results: Mutex<BTreeMap<usize, State>> = Mutex::new(BTreeMap::new());
-        let failed: Mutex<Option<Error>> = Mutex::new(None);
-        let changed = Condvar::new();
-        // A lock a panicking stage held is still good: what it guards is only ever
-        // replaced whole.
-        fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-            m.lock().unwrap_or_else(|e| e.into_inner())
-        }
-        std::thread::scope(|scope| {
-            for &i in order {
-                let (results, failed, changed) = (&results, &failed, &changed);
-                scope.spawn(move || {
-                    let needs = deps.get(&i).cloned().unwrap_or_default();
-                    let done = {
-                        let mut guard = lock(results);
-                        loop {
-                            if lock(failed).is_some() {
-                                return;
-                            }
-                            if needs.iter().all(|d| guard.contains_key(d)) {
-                                break guard.clone();
-                            }
-                            guard = changed.wait(guard).unwrap_or_else(|e| e.into_inner());
-                        }
-                    };
-                    // A stage that panics fails the build like one that errs: the stages
-                    // waiting for it must wake, not wait forever.
-                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        self.stage(i, &bases[i], &done, progress)
-                    }))
-                    .unwrap_or_else(|panic| {
-                        let what = panic
-                            .downcast_ref::<String>()
-                            .cloned()
-                            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                            .unwrap_or_default();
-                        Err(Error::StagePanicked {
-                            stage: self.plan.label(i),
-                            message: what,
-                        })
-                    });
-                    match outcome {
-                        Ok(state) => {
-                            lock(results).insert(i, state);
-                        }
-                        Err(e) => {
-                            lock(failed).get_or_insert(e);
-                        }
-                    }
-                    let _guard = lock(results);
-                    changed.notify_all();
-                });
-            }
-        });
-        match failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
-            Some(e) => Err(e),
-            None => Ok(results.into_inner().unwrap_or_else(|e| e.into_inner())),
-        }
-    }
-
-    /// Each stage's base, the stages each one needs (FROM, COPY --from, RUN --mount
-    /// from), and the images (not stages) each one takes files from.
-    fn resolve_edges(&self) -> Result<(Vec<Base>, Edges, Edges<String>), Error> {
-        let mut bases = Vec::new();
-        let mut deps: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-        let mut images: BTreeMap<usize, Vec<String>> = BTreeMap::new();
-        for stage in &self.plan.stages {
-            let from = expand::instruction(&stage.from, self.opts.dockerfile.escape, &self.global)?;
-            let Command::From(f) = &from.command else {
-                unreachable!("a stage starts with FROM")
-            };
-            if self.context_dir(&f.image).is_some() {
-                return Err(step_error(
-                    &stage.from,
-                    format!("FROM {}: a directory build context cannot be a base yet: give it as docker-image://REF", f.image),
-                ));
-            }
-            let image = self.source_name(&f.image);
-            let base = if image != f.image {
-                Base::Image(image.to_string())
-            } else if f.image == "scratch" {
-                Base::Scratch
-            } else {
-                match self
-                    .plan
-                    .find(&f.image)
-                    .filter(|j| self.plan.stages[*j].name.is_some() && *j != stage.index)
-                {
-                    Some(j) => Base::Stage(j),
-                    None if self
-                        .plan
-                        .stages
-                        .iter()
-                        .any(|s| s.name.as_deref() == Some(f.image.as_str())) =>
-                    {
-                        return Err(step_error(
-                            &stage.from,
-                            format!("stage {} is built FROM itself", f.image),
-                        ));
-                    }
-                    None => Base::Image(f.image.clone()),
-                }
-            };
-            let mut d = Vec::new();
-            let mut external = Vec::new();
-            match &base {
-                Base::Stage(j) => d.push(*j),
-                Base::Image(name) => external.push(name.clone()),
-                Base::Scratch => {}
-            }
-            for instr in &stage.instructions {
-                let refs: Vec<String> = match &instr.command {
-                    Command::Copy(c) => c.from.iter().cloned().collect(),
-                    Command::Run(r) => r.mounts.iter().filter_map(|m| m.from.clone()).collect(),
-                    _ => Vec::new(),
-                };
-                for r in refs {
-                    let r =
-                        expand::word(&r, self.opts.dockerfile.escape, &self.global).unwrap_or(r);
-                    if self.context_dir(&r).is_some() {
-                        continue;
-                    }
-                    let named = self.source_name(&r);
-                    match self.plan.find(named).filter(|_| named == r) {
-                        Some(j) => d.push(j),
-                        None => external.push(named.to_string()),
-                    }
-                }
-            }
-            deps.insert(stage.index, d);
-            images.insert(stage.index, external);
-            bases.push(base);
-        }
-        Ok((bases, deps, images))
     }
 
     /// Pulls the images the build takes files from that the store lacks (all of them
@@ -732,15 +558,21 @@ impl<'a> Builder<'a> {
                 }
             };
             let diff_id = if layered {
-                let record = self.layer_step(
-                    instr, &expanded, &config, &args, &mut state, done, id, progress,
-                )?;
+                let step = Step {
+                    instr,
+                    config: &config,
+                    args: &args,
+                    done,
+                    id,
+                    progress,
+                };
+                let record = self.layer_step(&step, &expanded, &mut state)?;
                 when = self.step_time(&record);
                 record.diff_id
             } else {
                 None
             };
-            config.add_history(&when, &created_by, diff_id.as_deref());
+            config.add_history(&when, &created_by, diff_id.as_ref());
             progress(Event::Done {
                 id,
                 seconds: start.elapsed().as_secs_f64(),
@@ -766,7 +598,7 @@ impl<'a> Builder<'a> {
         let with_blob = |record: Record| match &record.diff_id {
             None => Some((record, None)),
             Some(d) => {
-                let blob = self.store.layer_blob(&kiln_image::digest::parse(d).ok()?)?;
+                let blob = self.store.layer_blob(d.digest())?;
                 Some((record, Some(blob)))
             }
         };
@@ -794,19 +626,12 @@ impl<'a> Builder<'a> {
 
     /// The directory a `--build-context NAME=DIR` gives `name`.
     fn context_dir(&self, name: &str) -> Option<&Path> {
-        match self.opts.build_contexts.get(name) {
-            Some(super::NamedContext::Dir(d)) => Some(d),
-            _ => None,
-        }
+        plan::context_dir(&self.opts.build_contexts, name)
     }
 
-    /// The stage or image `name` means: the image a `--build-context NAME=docker-image://`
-    /// gives it, else `name` itself.
+    /// The stage or image `name` means (see [`plan::source_name`]).
     fn source_name<'n>(&'n self, name: &'n str) -> &'n str {
-        match self.opts.build_contexts.get(name) {
-            Some(super::NamedContext::Image(image)) => image,
-            _ => name,
-        }
+        plan::source_name(&self.opts.build_contexts, name)
     }
 
     /// The cache key of stage or image `name` (as `--from` names it).
@@ -833,12 +658,17 @@ impl<'a> Builder<'a> {
                 "{e} (kiln builds FROM images in its store or pulls them)"
             ))
         })?;
-        let diff_ids: Vec<String> = image.config.rootfs().diff_ids().clone();
         let mut layers = Vec::new();
-        for (layer, diff_id) in image.manifest.layers().iter().zip(&diff_ids) {
+        for (layer, diff_id) in image
+            .manifest
+            .layers()
+            .iter()
+            .zip(image.config.rootfs().diff_ids())
+        {
+            let diff_id = DiffId::parse(diff_id)?;
             layers.push(Layer {
-                snapshot: self.snapshots.path(diff_id),
-                diff_id: diff_id.clone(),
+                snapshot: self.snapshots.path(&diff_id),
+                diff_id,
                 blob: layer.clone(),
             });
         }
@@ -926,18 +756,20 @@ impl<'a> Builder<'a> {
     }
 
     /// RUN, COPY or ADD: from the cache, or made now.
-    #[allow(clippy::too_many_arguments)]
     fn layer_step(
         &self,
-        instr: &Instruction,
+        step: &Step,
         expanded: &Instruction,
-        config: &ImageConfig,
-        args: &BTreeMap<String, String>,
         state: &mut State,
-        done: &BTreeMap<usize, State>,
-        id: usize,
-        progress: &(dyn Fn(Event) + Sync),
     ) -> Result<Record, Error> {
+        let Step {
+            instr,
+            config,
+            args,
+            done,
+            id,
+            progress,
+        } = *step;
         let text = key::instruction_part(expanded);
         let env_key = key::environment_part(
             args,
@@ -1054,18 +886,7 @@ impl<'a> Builder<'a> {
         })?;
         let changes_dir = match &expanded.command {
             Command::Run(run) => {
-                self.run_step(
-                    instr,
-                    run,
-                    config,
-                    args,
-                    state,
-                    done,
-                    scratch.path(),
-                    &upper,
-                    id,
-                    progress,
-                )?;
+                self.run_step(step, run, state, scratch.path(), &upper)?;
                 overlay_changes(&upper)?
             }
             Command::Workdir(_) => {
@@ -1167,8 +988,8 @@ impl<'a> Builder<'a> {
             let (info, writer) =
                 write_changes(&upper, &changes_dir, opts, BlobWriter::new(self.store)?)?;
             let (digest, size) = writer.commit(None)?;
-            let diff_id = info.diff_id.to_string();
             debug_assert_eq!(digest, info.diff_id);
+            let diff_id = DiffId::from(info.diff_id);
             let snapshot = self.snapshots.adopt(&upper, &diff_id)?;
             state.layers.push(Layer {
                 blob: uncompressed(&diff_id, size),

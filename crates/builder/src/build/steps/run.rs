@@ -1,12 +1,10 @@
 //! RUN: the step handed to the executor, and users resolved in the image.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::resolve_user;
-use super::{cache, step_error, Builder, Event, State, Views};
-use crate::ast::{CommandLine, Instruction, MountKind, Security};
-use crate::build::config::ImageConfig;
+use super::{cache, step_error, Builder, Event, State, Step, Views};
+use crate::ast::{CommandLine, MountKind, Security};
 use crate::build::copy;
 use crate::build::{RunMount, RunMountKind, RunStep};
 use crate::Error;
@@ -66,20 +64,22 @@ pub(super) const DEFAULT_PATH: &str =
     "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 impl Builder<'_> {
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn run_step(
         &self,
-        instr: &Instruction,
+        step: &Step,
         run: &crate::ast::Run,
-        config: &ImageConfig,
-        args: &BTreeMap<String, String>,
         state: &State,
-        done: &BTreeMap<usize, State>,
         scratch: &Path,
         upper: &Path,
-        id: usize,
-        progress: &(dyn Fn(Event) + Sync),
     ) -> Result<(), Error> {
+        let Step {
+            instr,
+            config,
+            args,
+            done,
+            id,
+            progress,
+        } = *step;
         let mut argv = match &run.command {
             CommandLine::Exec(argv) => argv.clone(),
             CommandLine::Shell(s) => {
