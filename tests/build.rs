@@ -1609,6 +1609,10 @@ fn the_flags_ci_scripts_pass_to_docker_build_are_taken() {
         "db.internal:10.1.2.3",
         "--metadata-file",
         metadata.to_str().unwrap(),
+        "--annotation",
+        "org.opencontainers.image.source=https://example.org/app",
+        "--annotation",
+        &format!("manifest[{host}]:com.example.note=a:b=c"),
         "-t",
         "flags:1",
         ctx.to_str().unwrap(),
@@ -1649,6 +1653,24 @@ fn the_flags_ci_scripts_pass_to_docker_build_are_taken() {
     let out = k.run(&["build", "--platform", "linux/s390x", ctx.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains(&host), "{err}");
+    // --annotation lands on the image manifest, as buildx puts it there.
+    let store = kiln_image::store::Store::open(k.root()).unwrap();
+    let manifest = store.resolve("flags:1").unwrap().manifest;
+    let annotations = manifest.annotations().clone().unwrap_or_default();
+    assert_eq!(
+        annotations
+            .get("org.opencontainers.image.source")
+            .map(String::as_str),
+        Some("https://example.org/app")
+    );
+    assert_eq!(
+        annotations.get("com.example.note").map(String::as_str),
+        Some("a:b=c")
+    );
+    // An index annotation waits for multi-platform builds, and says so.
+    let out = k.run(&["build", "--annotation", "index:x=y", ctx.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("no index"), "{err}");
 }
 
 #[test]

@@ -83,6 +83,11 @@ pub struct Args {
     cache_to: Option<String>,
     #[arg(long = "label", value_name = "KEY=VALUE")]
     labels: Vec<String>,
+    /// An annotation of the image manifest, as `docker buildx build --annotation` takes
+    /// it: `KEY=VALUE` or `manifest:KEY=VALUE` (`manifest[OS/ARCH]:` for this host's
+    /// platform). Index annotations wait for multi-platform builds.
+    #[arg(long = "annotation", value_name = "[manifest:]KEY=VALUE")]
+    annotations: Vec<String>,
     /// auto (tty on a terminal, else plain), tty (live lines with spinners), plain (one
     /// line per step, RUN output, CACHED for hits: for CI logs), all on standard error;
     /// json (one event a line, on standard output); quiet (nothing: see -q).
@@ -258,6 +263,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|t| kiln_image::Reference::parse(t))
         .collect::<Result<Vec<_>, _>>()?;
+    let annotations = args
+        .annotations
+        .iter()
+        .map(|a| annotation(a))
+        .collect::<anyhow::Result<_>>()?;
     let opts = BuildOptions {
         dockerfile,
         context: args.context.clone(),
@@ -268,6 +278,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         no_cache: args.no_cache,
         no_cache_filter: args.no_cache_filter.clone(),
         labels,
+        annotations,
         network,
         secrets: secrets(&args.secrets)?,
         cache_mount_dir: args.cache_mount_dir.clone(),
@@ -563,6 +574,40 @@ fn stop_on_signals() -> anyhow::Result<Stop> {
 struct SandboxExecutor {
     snapshotter: Snapshotter,
     cancel: Arc<AtomicBool>,
+}
+
+/// One `--annotation [TYPE[PLATFORM]:]KEY=VALUE` (buildx's form) for the image manifest.
+fn annotation(spec: &str) -> anyhow::Result<(String, String)> {
+    let (target, pair) = match spec.split_once(':') {
+        // A key may hold a colon itself (`org.example:x=1`): only buildx's types are
+        // taken for one.
+        Some((t, rest))
+            if t.split('[').next().is_some_and(|t| {
+                matches!(
+                    t,
+                    "manifest" | "index" | "manifest-descriptor" | "index-descriptor"
+                )
+            }) =>
+        {
+            (t, rest)
+        }
+        _ => ("manifest", spec),
+    };
+    let (kind, platform) = match target.split_once('[') {
+        Some((kind, p)) => (kind, Some(p.trim_end_matches(']'))),
+        None => (target, None),
+    };
+    if kind != "manifest" {
+        bail!("--annotation {spec}: kiln builds one image manifest and no index until multi-platform builds: annotate the manifest (KEY=VALUE or manifest:KEY=VALUE)");
+    }
+    let host = kiln_image::store::images::host_platform();
+    if platform.is_some_and(|p| p != host) {
+        bail!("--annotation {spec}: kiln builds for this host's platform ({host}) only");
+    }
+    match pair.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => bail!("--annotation {spec}: use KEY=VALUE"),
+    }
 }
 
 /// `KILN_SNAPSHOTTER=overlay|copy`, or overlayfs when it mounts on the store's filesystem.

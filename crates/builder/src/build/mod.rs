@@ -42,6 +42,8 @@ pub struct BuildOptions {
     /// `--no-cache-filter`: the stages (by name) whose steps all run.
     pub no_cache_filter: Vec<String>,
     pub labels: BTreeMap<String, String>,
+    /// `--annotation`: the image manifest's annotations.
+    pub annotations: BTreeMap<String, String>,
     pub network: NetworkMode,
     /// `--secret id=ID,src=FILE`: files RUN steps may mount with `--mount=type=secret`.
     pub secrets: BTreeMap<String, PathBuf>,

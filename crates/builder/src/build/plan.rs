@@ -72,22 +72,25 @@ pub enum Base {
     Image(String),
 }
 
+/// A stage: its FROM and the instructions up to the next, borrowed from the Dockerfile.
+/// The build plans with it, and `lint` reads its stages from it.
 #[derive(Debug, Clone)]
-pub struct Stage {
+pub struct Stage<'a> {
     pub index: usize,
+    /// As BuildKit keys stages: lower-cased.
     pub name: Option<String>,
-    pub from: Instruction,
-    pub instructions: Vec<Instruction>,
+    pub from: &'a Instruction,
+    pub instructions: Vec<&'a Instruction>,
 }
 
 /// The stages of a Dockerfile and its global ARGs (those before the first FROM).
-pub struct Plan {
-    pub global_args: Vec<Instruction>,
-    pub stages: Vec<Stage>,
+pub struct Plan<'a> {
+    pub global_args: Vec<&'a Instruction>,
+    pub stages: Vec<Stage<'a>>,
 }
 
-impl Plan {
-    pub fn new(df: &Dockerfile) -> Plan {
+impl<'a> Plan<'a> {
+    pub fn new(df: &'a Dockerfile) -> Plan<'a> {
         let mut global_args = Vec::new();
         let mut stages: Vec<Stage> = Vec::new();
         for instr in &df.instructions {
@@ -95,12 +98,12 @@ impl Plan {
                 Command::From(f) => stages.push(Stage {
                     index: stages.len(),
                     name: f.stage.clone(),
-                    from: instr.clone(),
+                    from: instr,
                     instructions: Vec::new(),
                 }),
                 _ => match stages.last_mut() {
-                    Some(stage) => stage.instructions.push(instr.clone()),
-                    None => global_args.push(instr.clone()),
+                    Some(stage) => stage.instructions.push(instr),
+                    None => global_args.push(instr),
                 },
             }
         }
@@ -163,13 +166,13 @@ impl Plan {
             images: BTreeMap::new(),
         };
         for stage in &self.stages {
-            let from = expand::instruction(&stage.from, escape, global)?;
+            let from = expand::instruction(stage.from, escape, global)?;
             let Command::From(f) = &from.command else {
                 unreachable!("a stage starts with FROM")
             };
             if context_dir(contexts, &f.image).is_some() {
                 return Err(step_error(
-                    &stage.from,
+                    stage.from,
                     format!("FROM {}: a directory build context cannot be a base yet: give it as docker-image://REF", f.image),
                 ));
             }
@@ -190,7 +193,7 @@ impl Plan {
                         .any(|s| s.name.as_deref() == Some(f.image.as_str())) =>
                     {
                         return Err(step_error(
-                            &stage.from,
+                            stage.from,
                             format!("stage {} is built FROM itself", f.image),
                         ));
                     }
@@ -297,8 +300,8 @@ impl Plan {
 mod tests {
     use super::*;
 
-    fn plan(text: &str) -> Plan {
-        Plan::new(&crate::parse("Dockerfile", text).unwrap())
+    fn parse(text: &str) -> Dockerfile {
+        crate::parse("Dockerfile", text).unwrap()
     }
 
     fn none() -> BTreeMap<String, NamedContext> {
@@ -307,9 +310,10 @@ mod tests {
 
     #[test]
     fn the_global_scope_has_the_platform_args_and_build_args_over_defaults() {
-        let p = plan(
+        let df = parse(
             "ARG BASE=alpine\nARG TAG=3.20\nARG FROMPLATFORM=${TARGETARCH}\nFROM $BASE:$TAG\n",
         );
+        let p = Plan::new(&df);
         let args = BTreeMap::from([("TAG".to_string(), "3.21".to_string())]);
         let global = p.global_scope('\\', &args, "linux/arm64/v8").unwrap();
         assert_eq!(global["BASE"], "alpine");
@@ -325,12 +329,13 @@ mod tests {
 
     #[test]
     fn the_graph_has_bases_stage_edges_and_images() {
-        let p = plan(
+        let df = parse(
             "FROM golang:1.22 AS build\nRUN --mount=type=cache,target=/c --mount=from=tools,target=/t true\n\
              FROM scratch AS tools\nCOPY --from=busybox:1 /bin/sh /sh\n\
              FROM build AS test\n\
              FROM alpine:3.20\nCOPY --from=build /app /app\nCOPY --from=1 /sh /sh\n",
         );
+        let p = Plan::new(&df);
         let g = p.graph('\\', &BTreeMap::new(), &none()).unwrap();
         assert_eq!(
             g.bases,
@@ -358,9 +363,10 @@ mod tests {
 
     #[test]
     fn named_contexts_replace_stages_and_a_directory_is_no_base() {
-        let p = plan(
+        let df = parse(
             "FROM base AS base\nFROM alpine:3.20\nCOPY --from=base /a /a\nCOPY --from=src /b /b\n",
         );
+        let p = Plan::new(&df);
         let contexts = BTreeMap::from([
             ("base".to_string(), NamedContext::Image("debian:12".into())),
             ("src".to_string(), NamedContext::Dir("/tmp/src".into())),
@@ -369,7 +375,8 @@ mod tests {
         assert_eq!(g.bases[0], Base::Image("debian:12".into()));
         assert_eq!(g.deps[&1], Vec::<usize>::new(), "the image, not the stage");
         assert_eq!(g.images[&1], ["alpine:3.20", "debian:12"]);
-        let p = plan("FROM src\n");
+        let df = parse("FROM src\n");
+        let p = Plan::new(&df);
         let err = p
             .graph('\\', &BTreeMap::new(), &contexts)
             .unwrap_err()
@@ -382,14 +389,16 @@ mod tests {
 
     #[test]
     fn cycles_and_a_stage_from_itself_are_errors() {
-        let p = plan("FROM alpine:3.20 AS a\nCOPY --from=b /x /x\nFROM alpine:3.20 AS b\nCOPY --from=a /y /y\n");
+        let df = parse("FROM alpine:3.20 AS a\nCOPY --from=b /x /x\nFROM alpine:3.20 AS b\nCOPY --from=a /y /y\n");
+        let p = Plan::new(&df);
         let g = p.graph('\\', &BTreeMap::new(), &none()).unwrap();
         let err = p.order(1, &g.deps).unwrap_err().to_string();
         assert!(
             err.contains("circular dependency between stages: b -> a -> b"),
             "{err}"
         );
-        let err = plan("FROM me AS me\n")
+        let df = parse("FROM me AS me\n");
+        let err = Plan::new(&df)
             .graph('\\', &BTreeMap::new(), &none())
             .unwrap_err()
             .to_string();

@@ -91,16 +91,13 @@ mod tests {
 
     #[test]
     fn a_stage_runs_after_what_it_needs_with_their_results() {
-        // 2 needs 0 and 1; each result is its index plus what it saw.
+        // 2 needs 0 and 1; each result is its index plus the results of what it needs
+        // (`done` may hold more: every stage done when it started).
         let deps: Edges = BTreeMap::from([(0, vec![]), (1, vec![]), (2, vec![0, 1])]);
-        let out = run_stages(&[0, 1, 2], &deps, &label, &|i,
-                                                          done: &BTreeMap<
-            usize,
-            usize,
-        >| {
-            Ok(i * 10 + done.values().sum::<usize>())
-        })
-        .unwrap();
+        let stage = |i: usize, done: &BTreeMap<usize, usize>| {
+            Ok(i * 10 + deps[&i].iter().map(|d| done[d]).sum::<usize>())
+        };
+        let out = run_stages(&[0, 1, 2], &deps, &label, &stage).unwrap();
         assert_eq!(out, BTreeMap::from([(0, 0), (1, 10), (2, 30)]));
     }
 

@@ -121,7 +121,7 @@ pub(super) struct Builder<'a> {
     root: &'a Path,
     exec: &'a dyn Executor,
     opts: &'a BuildOptions,
-    plan: Plan,
+    plan: Plan<'a>,
     snapshots: Snapshots,
     /// The read-only `/etc/hosts` and `/etc/resolv.conf` of every RUN step.
     network_files: Vec<RunMount>,
@@ -454,7 +454,7 @@ impl<'a> Builder<'a> {
             Base::Stage(j) => done.get(j).cloned().expect("dependencies are built first"),
             Base::Image(name) => self
                 .image_state(name)
-                .map_err(|e| step_error(&stage.from, e.to_string()))?,
+                .map_err(|e| step_error(stage.from, e.to_string()))?,
         };
         state.uncached = self.opts.no_cache
             || stage.name.as_ref().is_some_and(|n| {
@@ -470,11 +470,11 @@ impl<'a> Builder<'a> {
             config.set_env("PATH", run::DEFAULT_PATH);
         }
         // ONBUILD triggers of the base run first, and are not inherited further.
-        let mut instructions = onbuild_triggers(&config).map_err(|e| step_error(&stage.from, e))?;
+        let mut instructions = onbuild_triggers(&config).map_err(|e| step_error(stage.from, e))?;
         if !instructions.is_empty() {
             config.set("OnBuild", serde_json::Value::Null);
         }
-        instructions.extend(stage.instructions.iter().cloned());
+        instructions.extend(stage.instructions.iter().map(|i| (*i).clone()));
         let total = instructions.len() + 1;
         // FROM as it resolved: the image's full name, or the stage's.
         let from_text = match base {
@@ -1046,7 +1046,10 @@ impl<'a> Builder<'a> {
             config_bytes.len() as u64,
             config_digest.clone(),
         );
-        let desc = self.store.write_manifest(config, layers)?;
+        let annotations = self.opts.annotations.clone().into_iter().collect();
+        let desc = self
+            .store
+            .write_annotated_manifest(config, layers, annotations)?;
         let digest = desc.digest().clone();
         if self.opts.tags.is_empty() {
             self.store.keep_untagged(&desc)?;

@@ -89,43 +89,41 @@ impl<'a> File<'a> {
     pub fn new(df: &'a Dockerfile, target: Option<&str>) -> File<'a> {
         let mut global_args = BTreeMap::new();
         let globals = global_values(df);
-        let mut stages: Vec<Stage<'a>> = Vec::new();
-        for instr in &df.instructions {
-            match &instr.command {
-                Command::From(from) => {
-                    let words = super::words_as_written(instr);
-                    let name = match words.iter().position(|w| w.eq_ignore_ascii_case("as")) {
-                        Some(i) => words.get(i + 1).cloned(),
-                        None => None,
-                    };
-                    let rec = Recorder::new(&globals);
-                    let image = crate::expand::word(&from.image, df.escape, &rec)
-                        .ok()
-                        .filter(|_| rec.all_known());
-                    let base = image.as_deref().and_then(|i| {
-                        stages.iter().position(|s| {
-                            s.name.as_deref().map(str::to_lowercase) == Some(i.to_lowercase())
-                        })
-                    });
-                    stages.push(Stage {
-                        from: instr,
-                        name,
-                        instructions: Vec::new(),
-                        base,
-                        image,
-                    });
-                }
-                Command::Arg(decls) if stages.is_empty() => {
-                    for d in decls {
-                        global_args.insert(d.name.clone(), d.default.clone());
-                    }
-                }
-                _ => {
-                    if let Some(stage) = stages.last_mut() {
-                        stage.instructions.push(instr);
-                    }
+        // The build's own split into stages: lint sees the stages a build would.
+        let plan = crate::build::Plan::new(df);
+        for instr in &plan.global_args {
+            if let Command::Arg(decls) = &instr.command {
+                for d in decls {
+                    global_args.insert(d.name.clone(), d.default.clone());
                 }
             }
+        }
+        let mut stages: Vec<Stage<'a>> = Vec::new();
+        for planned in plan.stages {
+            let Command::From(from) = &planned.from.command else {
+                unreachable!("a stage starts with FROM")
+            };
+            let words = super::words_as_written(planned.from);
+            let name = match words.iter().position(|w| w.eq_ignore_ascii_case("as")) {
+                Some(i) => words.get(i + 1).cloned(),
+                None => None,
+            };
+            let rec = Recorder::new(&globals);
+            let image = crate::expand::word(&from.image, df.escape, &rec)
+                .ok()
+                .filter(|_| rec.all_known());
+            let base = image.as_deref().and_then(|i| {
+                stages.iter().position(|s| {
+                    s.name.as_deref().map(str::to_lowercase) == Some(i.to_lowercase())
+                })
+            });
+            stages.push(Stage {
+                from: planned.from,
+                name,
+                instructions: planned.instructions,
+                base,
+                image,
+            });
         }
         File {
             df,

@@ -81,7 +81,21 @@ impl Store {
         config: Descriptor,
         layers: Vec<Descriptor>,
     ) -> Result<Descriptor> {
-        let manifest = oci_spec::image::ImageManifestBuilder::default()
+        self.write_annotated_manifest(config, layers, HashMap::new())
+    }
+
+    /// [`Store::write_manifest`] with the manifest's `annotations` (none: no field).
+    pub fn write_annotated_manifest(
+        &self,
+        config: Descriptor,
+        layers: Vec<Descriptor>,
+        annotations: HashMap<String, String>,
+    ) -> Result<Descriptor> {
+        let mut builder = oci_spec::image::ImageManifestBuilder::default();
+        if !annotations.is_empty() {
+            builder = builder.annotations(annotations);
+        }
+        let manifest = builder
             .schema_version(2u32)
             .media_type(oci_spec::image::MediaType::ImageManifest)
             .config(config)
