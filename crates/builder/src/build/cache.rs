@@ -19,7 +19,7 @@ pub struct Record {
     /// For a COPY --from keyed by its source's cache key: the key made from the content
     /// it copied, which the next step takes as its parent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub then: Option<String>,
+    pub then: Option<CacheKey>,
     /// When the step ran (RFC 3339): its history entry keeps this time on a cache hit,
     /// as BuildKit's does, so a rebuild from the cache gives the same image ID.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -89,13 +89,47 @@ impl Inputs {
     }
 }
 
-pub fn key(parts: &[&str]) -> String {
+/// A cache key: the sha256 of its parts, each length-prefixed (so no two lists of parts
+/// give one key). Written as its 64 hex digits (file names, records, registry caches).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CacheKey([u8; 32]);
+
+impl std::fmt::Display for CacheKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl std::str::FromStr for CacheKey {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<CacheKey, String> {
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(s, &mut bytes).map_err(|e| format!("cache key {s:?}: {e}"))?;
+        Ok(CacheKey(bytes))
+    }
+}
+
+impl serde::Serialize for CacheKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CacheKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<CacheKey, D::Error> {
+        let s = <std::borrow::Cow<str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+pub fn key(parts: &[&str]) -> CacheKey {
     let mut h = Sha256::new();
     for p in parts {
         h.update((p.len() as u64).to_le_bytes());
         h.update(p.as_bytes());
     }
-    hex::encode(h.finalize())
+    CacheKey(h.finalize().into())
 }
 
 impl Cache {
@@ -129,8 +163,8 @@ impl Cache {
 
     /// The record of `key`, marked as used now (the cache size limit drops the least
     /// recently used first).
-    pub fn get(&self, key: &str) -> Option<Record> {
-        let path = self.dir.join(key);
+    pub fn get(&self, key: &CacheKey) -> Option<Record> {
+        let path = self.dir.join(key.to_string());
         let record = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
         if let Ok(f) = std::fs::File::options().write(true).open(&path) {
             let _ = f.set_modified(std::time::SystemTime::now());
@@ -140,15 +174,16 @@ impl Cache {
 
     /// Written through a temporary file and a rename: concurrent builds see a record whole
     /// or not at all.
-    pub fn put(&self, key: &str, record: &Record) -> Result<(), Error> {
+    pub fn put(&self, key: &CacheKey, record: &Record) -> Result<(), Error> {
+        let path = self.dir.join(key.to_string());
         let tmp = tempfile::NamedTempFile::new_in(&self.dir).map_err(|e| Error::Read {
             path: self.dir.clone(),
             source: e,
         })?;
         serde_json::to_writer(tmp.as_file(), record)
             .map_err(|e| Error::Context(format!("cache record: {e}")))?;
-        tmp.persist(self.dir.join(key)).map_err(|e| Error::Read {
-            path: self.dir.join(key),
+        tmp.persist(&path).map_err(|e| Error::Read {
+            path,
             source: e.error,
         })?;
         Ok(())

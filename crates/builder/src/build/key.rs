@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use super::cache;
+use super::cache::{self, CacheKey};
 use crate::ast::Instruction;
 
 /// The version of the encoding, the first part of every step key.
@@ -50,7 +50,8 @@ pub fn environment_part(
 
 /// A step's key: the schema, its parent's key, the instruction, the environment, and
 /// the content it takes (COPY sources, RUN bind mounts), each length-prefixed.
-pub fn step(parent: &str, instruction: &str, environment: &str, content: &str) -> String {
+/// `parent` is the parent's key written out (or `link` for COPY --link).
+pub fn step(parent: &str, instruction: &str, environment: &str, content: &str) -> CacheKey {
     cache::key(&[SCHEMA, parent, instruction, environment, content])
 }
 
@@ -78,9 +79,13 @@ mod tests {
         );
         // A change here breaks every cache in every registry: bump SCHEMA with it.
         assert_eq!(
-            key,
+            key.to_string(),
             "6b6a2a2b3f994e9fbbfdc16fca1254f502c3dc12347488f55a389cafa551e1b3"
         );
+        // Written and read as those 64 hex digits (records, registry caches).
+        let json = serde_json::to_string(&key).unwrap();
+        assert_eq!(serde_json::from_str::<CacheKey>(&json).unwrap(), key);
+        assert!(serde_json::from_str::<CacheKey>("\"6b6a\"").is_err());
     }
 
     #[test]

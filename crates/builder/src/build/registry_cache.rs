@@ -17,7 +17,7 @@ use kiln_image::store::Store;
 use kiln_image::Reference;
 use oci_spec::image::{Descriptor, ImageManifest, ImageManifestBuilder, MediaType};
 
-use super::cache::Record;
+use super::cache::{CacheKey, Record};
 use crate::Error;
 
 pub const ARTIFACT_TYPE: &str = "application/vnd.kiln.build-cache.v1";
@@ -113,19 +113,19 @@ struct CacheConfig {
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Entry {
-    key: String,
+    key: CacheKey,
     /// The step's layer (an index into the manifest's layers); none when it changed no file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     layer: Option<usize>,
     /// The key the build goes on with (see [`Record::then`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    then: Option<String>,
+    then: Option<CacheKey>,
 }
 
 /// A step the build went through, hit or made, as an export records it.
 #[derive(Debug, Clone)]
 pub struct Step {
-    pub key: String,
+    pub key: CacheKey,
     pub record: Record,
 }
 
@@ -147,9 +147,9 @@ pub fn export(
         });
         if !records.iter().any(|e: &Entry| e.key == step.key) {
             records.push(Entry {
-                key: step.key.clone(),
+                key: step.key,
                 layer,
-                then: step.record.then.clone(),
+                then: step.record.then,
             });
         }
     }
@@ -208,7 +208,7 @@ pub struct RemoteCache {
     sources: Vec<Source>,
     /// Cache key → the source that has it, and its entry; the first cache naming a
     /// key wins.
-    entries: HashMap<String, (usize, Entry)>,
+    entries: HashMap<CacheKey, (usize, Entry)>,
 }
 
 impl RemoteCache {
@@ -231,8 +231,7 @@ impl RemoteCache {
                     e.layer.unwrap_or_default()
                 )));
             }
-            if let std::collections::hash_map::Entry::Vacant(v) = self.entries.entry(e.key.clone())
-            {
+            if let std::collections::hash_map::Entry::Vacant(v) = self.entries.entry(e.key) {
                 v.insert((source, e));
                 added += 1;
             }
@@ -250,11 +249,11 @@ impl RemoteCache {
     /// remembered as the compressed form of its diffID, as the cache names it: it is
     /// unpacked only if a later step needs it. None when no imported cache has the key,
     /// or its layer cannot be had (said through `report`).
-    pub fn fetch(&self, key: &str, store: &Store, report: &dyn Fn(String)) -> Option<Record> {
+    pub fn fetch(&self, key: &CacheKey, store: &Store, report: &dyn Fn(String)) -> Option<Record> {
         let (source, entry) = self.entries.get(key)?;
         let record = |diff_id: Option<&DiffId>| Record {
             diff_id: diff_id.cloned(),
-            then: entry.then.clone(),
+            then: entry.then,
             created: None,
         };
         let Some(layer) = entry.layer else {

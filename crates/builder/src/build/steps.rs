@@ -22,7 +22,7 @@ use copying::{copy_attrs, copy_dest, resolve_dest, write_heredocs, CopyInput};
 use union::settle_dirs;
 use users::resolve_user;
 
-use super::cache::{self, Cache, Record};
+use super::cache::{self, Cache, CacheKey, Record};
 use super::config::ImageConfig;
 use super::copy;
 use super::key;
@@ -71,7 +71,7 @@ fn uncompressed(diff_id: &DiffId, size: u64) -> Descriptor {
 struct State {
     config_bytes: Vec<u8>,
     layers: Vec<Layer>,
-    key: String,
+    key: CacheKey,
     /// The steps that made `layers` (the base image's are not steps), for `--cache-to`.
     steps: Vec<registry_cache::Step>,
     /// `--no-cache`, or `--no-cache-filter` names the stage: its steps all run.
@@ -81,12 +81,12 @@ struct State {
 impl State {
     /// The step with cache `key` is done, with `record` as its result: the next step's
     /// parent is the key `record` goes on with.
-    fn stepped(&mut self, key: String, record: &Record) {
+    fn stepped(&mut self, key: CacheKey, record: &Record) {
         self.steps.push(registry_cache::Step {
-            key: key.clone(),
+            key,
             record: record.clone(),
         });
-        self.key = record.then.clone().unwrap_or(key);
+        self.key = record.then.unwrap_or(key);
     }
 
     /// The layer of a cache hit, if it made one.
@@ -591,7 +591,7 @@ impl<'a> Builder<'a> {
     /// kept locally). The blob is what the image will hold.
     fn lookup(
         &self,
-        key: &str,
+        key: &CacheKey,
         id: usize,
         progress: &(dyn Fn(Event) + Sync),
     ) -> Result<Option<(Record, Option<Descriptor>)>, Error> {
@@ -642,12 +642,12 @@ impl<'a> Builder<'a> {
         done: &BTreeMap<usize, State>,
     ) -> Result<String, Error> {
         Ok(match self.plan.find(name) {
-            Some(j) => done.get(&j).map(|s| s.key.clone()).unwrap_or_default(),
-            None => {
-                self.image_state(name)
-                    .map_err(|e| step_error(instr, e.to_string()))?
-                    .key
-            }
+            Some(j) => done.get(&j).map(|s| s.key.to_string()).unwrap_or_default(),
+            None => self
+                .image_state(name)
+                .map_err(|e| step_error(instr, e.to_string()))?
+                .key
+                .to_string(),
         })
     }
 
@@ -752,7 +752,7 @@ impl<'a> Builder<'a> {
             }
         }
         let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
-        Ok((cache::key(&parts), files))
+        Ok((cache::key(&parts).to_string(), files))
     }
 
     /// RUN, COPY or ADD: from the cache, or made now.
@@ -785,9 +785,9 @@ impl<'a> Builder<'a> {
             _ => false,
         };
         let parent_key = if linked_copy {
-            "link"
+            "link".to_string()
         } else {
-            state.key.as_str()
+            state.key.to_string()
         };
         // COPY --from is keyed by the content it copies, which takes unpacking the source
         // to read. First a key from the source's own cache key, known without that: a hit
@@ -797,7 +797,7 @@ impl<'a> Builder<'a> {
                 // A directory context is keyed by its content, as the build context is.
                 Some(name) if self.context_dir(name).is_some() => None,
                 Some(name) => Some(key::step(
-                    parent_key,
+                    &parent_key,
                     &text,
                     &env_key,
                     &format!(
@@ -811,9 +811,9 @@ impl<'a> Builder<'a> {
         };
         if let Some(quick) = &quick {
             if let Some((record, blob)) = self.lookup(quick, id, progress)? {
-                if let Some(then) = record.then.clone() {
+                if let Some(then) = record.then {
                     state.push_layer(&self.snapshots, &record, blob);
-                    state.stepped(quick.clone(), &record);
+                    state.stepped(*quick, &record);
                     state.stepped(
                         then,
                         &Record {
@@ -835,21 +835,21 @@ impl<'a> Builder<'a> {
             (None, Command::Run(run)) => self.mounts_key(instr, run, done)?,
             _ => Default::default(),
         };
-        let key = key::step(parent_key, &text, &env_key, &content_key);
+        let key = key::step(&parent_key, &text, &env_key, &content_key);
         // What a hit on `quick` will say next time.
         let remember_quick = |state: &mut State, record: &Record| -> Result<(), Error> {
             if let Some(quick) = &quick {
                 let alias = Record {
-                    then: Some(key.clone()),
+                    then: Some(key),
                     ..record.clone()
                 };
                 self.cache.put(quick, &alias)?;
-                state.stepped(quick.clone(), &alias);
+                state.stepped(*quick, &alias);
             }
             Ok(())
         };
         let inputs = cache::Inputs {
-            parent: state.key.clone(),
+            parent: state.key.to_string(),
             instruction: text.clone(),
             environment: env_key.clone(),
             files,
@@ -859,7 +859,8 @@ impl<'a> Builder<'a> {
             &self.opts.context.display().to_string(),
             &instr.span.start.line.to_string(),
             &instr.original,
-        ]);
+        ])
+        .to_string();
         if !state.uncached {
             if let Some((record, blob)) = self.lookup(&key, id, progress)? {
                 if let Some(v) = &content.as_ref().and_then(|c| c.view.clone()) {

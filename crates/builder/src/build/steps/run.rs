@@ -169,7 +169,7 @@ impl Builder<'_> {
                         .cache_mount_dir
                         .clone()
                         .unwrap_or_else(|| self.root.join("cachemounts"));
-                    let dir = base.join(cache::key(&[&id_name]));
+                    let dir = base.join(cache::key(&[&id_name]).to_string());
                     std::fs::create_dir_all(&dir).map_err(|e| Error::Read {
                         path: dir.clone(),
                         source: e,
