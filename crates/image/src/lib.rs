@@ -11,6 +11,7 @@ pub mod layer;
 pub mod media;
 pub mod reference;
 pub mod store;
+pub mod tree;
 
 pub use error::{Error, Result};
 pub use reference::Reference;

@@ -1,6 +1,5 @@
-//! Unpacked layers for overlay stacks: `KILN_ROOT/snapshots/<diffID hex>/`, each one
-//! layer's files with its whiteouts in overlayfs' form, made once and shared by builds;
-//! and each build's scratch space, `KILN_ROOT/tmp/build-<id>/`, held by a lock on
+//! A build's use of the store's layer snapshots ([`Store::snapshot`]), and each build's
+//! scratch space, `KILN_ROOT/tmp/build-<id>/`, held by a lock on
 //! `build-<id>.lock` for as long as the build runs, so that the next build can tell (and
 //! remove) the scratch of a build that was killed.
 
@@ -15,7 +14,6 @@ use kiln_image::store::Store;
 use crate::Error;
 
 pub struct Snapshots {
-    dir: PathBuf,
     /// This build's scratch directory.
     tmp: PathBuf,
     lock: PathBuf,
@@ -38,11 +36,8 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
 
 impl Snapshots {
     pub fn new(root: &Path) -> Result<Snapshots, Error> {
-        let dir = root.join("snapshots");
         let tmp = root.join("tmp");
-        for d in [&dir, &tmp] {
-            std::fs::create_dir_all(d).map_err(io_error(d))?;
-        }
+        std::fs::create_dir_all(&tmp).map_err(io_error(&tmp))?;
         sweep(&tmp);
         // Locked before its name is visible, so no other build ever takes it for a
         // dead one's.
@@ -63,7 +58,6 @@ impl Snapshots {
         let root_mount_point = scratch.join(ROOT_MOUNT_POINT);
         std::fs::create_dir(&root_mount_point).map_err(io_error(&root_mount_point))?;
         Ok(Snapshots {
-            dir,
             tmp: scratch,
             lock,
             _held: held,
@@ -90,10 +84,6 @@ impl Snapshots {
         self.tmp.join(ROOT_MOUNT_POINT)
     }
 
-    pub fn path(&self, diff_id: &DiffId) -> PathBuf {
-        self.dir.join(diff_id.hex())
-    }
-
     /// A fresh scratch directory for one step (removed with the value).
     pub fn scratch(&self) -> Result<tempfile::TempDir, Error> {
         tempfile::Builder::new()
@@ -102,39 +92,15 @@ impl Snapshots {
             .map_err(io_error(&self.tmp))
     }
 
-    /// The snapshot of a layer from the store, unpacked on first use (into a scratch
-    /// directory, then renamed, so a half-unpacked snapshot is never used) and checked
-    /// against its diffID: a base image or a registry cache that names a layer wrongly
-    /// is caught here.
+    /// The snapshot of a layer from the store ([`Store::snapshot`]), unpacked in this
+    /// build's scratch on first use.
     pub fn ensure(&self, store: &Store, diff_id: &DiffId, blob: &Digest) -> Result<PathBuf, Error> {
-        let path = self.path(diff_id);
-        if path.is_dir() {
-            // Its time is its last use, for the cache size limit.
-            if let Ok(dir) = std::fs::File::open(&path) {
-                let _ = dir.set_modified(std::time::SystemTime::now());
-            }
-            return Ok(path);
-        }
-        let scratch = self.scratch()?;
-        let target = scratch.path().join("layer");
-        std::fs::create_dir(&target).map_err(|e| Error::Read {
-            path: target.clone(),
-            source: e,
-        })?;
-        kiln_image::layer::apply_snapshot(store.open_blob(blob)?, &target, diff_id.digest())?;
-        self.adopt(&target, diff_id)
+        Ok(store.snapshot(diff_id, blob, &self.tmp)?)
     }
 
     /// Makes `dir` (a step's upper directory) the snapshot of `diff_id`.
-    pub fn adopt(&self, dir: &Path, diff_id: &DiffId) -> Result<PathBuf, Error> {
-        let path = self.path(diff_id);
-        if std::fs::rename(dir, &path).is_err() && !path.is_dir() {
-            return Err(Error::Read {
-                path,
-                source: std::io::Error::other("cannot move the snapshot into place"),
-            });
-        }
-        Ok(path)
+    pub fn adopt(&self, store: &Store, dir: &Path, diff_id: &DiffId) -> Result<PathBuf, Error> {
+        Ok(store.adopt_snapshot(dir, diff_id)?)
     }
 }
 

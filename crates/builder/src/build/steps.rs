@@ -15,12 +15,11 @@ use serde_json::json;
 mod copying;
 mod run;
 mod union;
-mod users;
 mod workdir;
 
 use copying::{copy_attrs, copy_dest, resolve_dest, write_heredocs, CopyInput};
+use kiln_image::tree::resolve_user;
 use union::settle_dirs;
-use users::resolve_user;
 
 use super::cache::{self, Cache, CacheKey, Record};
 use super::config::ImageConfig;
@@ -61,6 +60,13 @@ struct Layer {
     blob: Descriptor,
 }
 
+/// The image's tree is read from the layers' snapshots ([`kiln_image::tree`]).
+impl AsRef<Path> for Layer {
+    fn as_ref(&self) -> &Path {
+        &self.snapshot
+    }
+}
+
 /// The descriptor of a layer built here: an uncompressed tar whose digest is its diffID.
 fn uncompressed(diff_id: &DiffId, size: u64) -> Descriptor {
     Descriptor::new(MediaType::ImageLayer, size, diff_id.digest().clone())
@@ -90,10 +96,10 @@ impl State {
     }
 
     /// The layer of a cache hit, if it made one.
-    fn push_layer(&mut self, snapshots: &Snapshots, record: &Record, blob: Option<Descriptor>) {
+    fn push_layer(&mut self, store: &Store, record: &Record, blob: Option<Descriptor>) {
         if let (Some(diff_id), Some(blob)) = (&record.diff_id, blob) {
             self.layers.push(Layer {
-                snapshot: snapshots.path(diff_id),
+                snapshot: store.snapshot_path(diff_id),
                 diff_id: diff_id.clone(),
                 blob,
             });
@@ -667,7 +673,7 @@ impl<'a> Builder<'a> {
         {
             let diff_id = DiffId::parse(diff_id)?;
             layers.push(Layer {
-                snapshot: self.snapshots.path(&diff_id),
+                snapshot: self.store.snapshot_path(&diff_id),
                 diff_id,
                 blob: layer.clone(),
             });
@@ -812,7 +818,7 @@ impl<'a> Builder<'a> {
         if let Some(quick) = &quick {
             if let Some((record, blob)) = self.lookup(quick, id, progress)? {
                 if let Some(then) = record.then {
-                    state.push_layer(&self.snapshots, &record, blob);
+                    state.push_layer(self.store, &record, blob);
                     state.stepped(*quick, &record);
                     state.stepped(
                         then,
@@ -867,7 +873,7 @@ impl<'a> Builder<'a> {
                     self.exec.unview(v);
                 }
                 remember_quick(state, &record)?;
-                state.push_layer(&self.snapshots, &record, blob);
+                state.push_layer(self.store, &record, blob);
                 state.stepped(key, &record);
                 progress(Event::Cached { id });
                 return Ok(record);
@@ -929,7 +935,9 @@ impl<'a> Builder<'a> {
                     .last_inputs(&slot)
                     .filter(|last| view.is_none() && inputs.only_files_changed_from(last));
                 let previous = previous
-                    .and_then(|last| Some((self.snapshots.path(last.result.as_ref()?), last.files)))
+                    .and_then(|last| {
+                        Some((self.store.snapshot_path(last.result.as_ref()?), last.files))
+                    })
                     .filter(|(p, _)| p.is_dir());
                 let mut linked = std::collections::HashSet::new();
                 if let Some((snapshot, before)) = previous {
@@ -991,7 +999,7 @@ impl<'a> Builder<'a> {
             let (digest, size) = writer.commit(None)?;
             debug_assert_eq!(digest, info.diff_id);
             let diff_id = DiffId::from(info.diff_id);
-            let snapshot = self.snapshots.adopt(&upper, &diff_id)?;
+            let snapshot = self.snapshots.adopt(self.store, &upper, &diff_id)?;
             state.layers.push(Layer {
                 blob: uncompressed(&diff_id, size),
                 diff_id: diff_id.clone(),

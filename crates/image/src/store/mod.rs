@@ -26,6 +26,7 @@ mod gc;
 pub mod images;
 mod index;
 mod origins;
+mod snapshots;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

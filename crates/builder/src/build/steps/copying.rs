@@ -3,13 +3,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::users::id_of;
 use super::{step_error, Builder, Layer, State};
 use crate::ast::{Command, Instruction};
 use crate::build::config::ImageConfig;
 use crate::build::copy::{self, Attrs};
 use crate::context::Dockerignore;
 use crate::Error;
+use kiln_image::tree::id_of;
 
 /// What COPY/ADD reads: the source root (the context, or a mounted view of a stage to
 /// unmount after the copy), the chosen sources, and their content key and digests.

@@ -1,51 +1,12 @@
-//! The image's tree as a step sees it: its layers' snapshots (topmost last) read as
-//! overlayfs reads them, whiteouts and opaque directories honoured, without following a
-//! symlink of any layer on the host's side.
+//! What a step's upper directory takes from the image below it (the image's tree is
+//! read through [`kiln_image::tree`]).
 
-use std::fs::Metadata;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
+pub(super) use kiln_image::tree::entry;
+
 use super::Layer;
-
-fn is_whiteout(m: &Metadata) -> bool {
-    m.file_type().is_char_device() && m.rdev() == 0
-}
-
-fn is_opaque(dir: &Path) -> bool {
-    xattr::get(dir, "trusted.overlay.opaque").is_ok_and(|v| v.as_deref() == Some(b"y"))
-}
-
-/// The topmost entry at `rel` (no symlink among its parents) in the layers (topmost
-/// last), honouring whiteouts and opaque directories; none when it is not there.
-pub(super) fn entry(layers: &[Layer], rel: &Path) -> Option<(PathBuf, Metadata)> {
-    let parts: Vec<Component> = rel.components().collect();
-    for layer in layers.iter().rev() {
-        let mut at = layer.snapshot.clone();
-        let mut hides_lower = false;
-        for (i, part) in parts.iter().enumerate() {
-            at.push(part);
-            let Ok(meta) = std::fs::symlink_metadata(&at) else {
-                break;
-            };
-            if is_whiteout(&meta) {
-                return None;
-            }
-            if i + 1 == parts.len() {
-                return Some((at, meta));
-            }
-            if !meta.is_dir() {
-                // A file or symlink here replaces the directory the path goes through.
-                return None;
-            }
-            hides_lower |= is_opaque(&at);
-        }
-        if hides_lower {
-            return None;
-        }
-    }
-    None
-}
 
 /// Gives each directory of `upper` on the way to `rel` (and `rel` itself) the metadata
 /// BuildKit gives it: a directory the image has keeps its mode, owner and time (a

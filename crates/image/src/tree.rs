@@ -1,5 +1,8 @@
-//! Users and groups of the image: `USER` and `--chown` names looked up in its
-//! `/etc/passwd` and `/etc/group`, read as the container would see them — through the
+//! An image's tree as its layers' snapshots give it (bottom first, each a directory in
+//! overlayfs' form): entries read as overlayfs reads them, whiteouts and opaque
+//! directories honoured, without following a symlink of any layer on the host's side;
+//! and the image's users and groups — `USER`, `--chown`, `kiln run --user` names looked
+//! up in its `/etc/passwd` and `/etc/group` as the container would see them: through the
 //! layers, following the image's symlinks inside the image (never the host's), regular
 //! files only and at most [`MAX_ACCOUNT_FILE`] bytes (a link to `/dev/zero` or to the
 //! host's own `/etc/passwd` reads nothing).
@@ -8,11 +11,47 @@ use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::fs::Metadata;
 use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 
-use super::union::entry;
-use super::Layer;
+fn is_whiteout(m: &Metadata) -> bool {
+    m.file_type().is_char_device() && m.rdev() == 0
+}
+
+fn is_opaque(dir: &Path) -> bool {
+    xattr::get(dir, "trusted.overlay.opaque").is_ok_and(|v| v.as_deref() == Some(b"y"))
+}
+
+/// The topmost entry at `rel` (no symlink among its parents) in the layers (topmost
+/// last), honouring whiteouts and opaque directories; none when it is not there.
+pub fn entry<L: AsRef<Path>>(layers: &[L], rel: &Path) -> Option<(PathBuf, Metadata)> {
+    let parts: Vec<Component> = rel.components().collect();
+    for layer in layers.iter().rev() {
+        let mut at = layer.as_ref().to_path_buf();
+        let mut hides_lower = false;
+        for (i, part) in parts.iter().enumerate() {
+            at.push(part);
+            let Ok(meta) = std::fs::symlink_metadata(&at) else {
+                break;
+            };
+            if is_whiteout(&meta) {
+                return None;
+            }
+            if i + 1 == parts.len() {
+                return Some((at, meta));
+            }
+            if !meta.is_dir() {
+                // A file or symlink here replaces the directory the path goes through.
+                return None;
+            }
+            hides_lower |= is_opaque(&at);
+        }
+        if hides_lower {
+            return None;
+        }
+    }
+    None
+}
 
 /// distribution's limit for a manifest; far above any real passwd file.
 const MAX_ACCOUNT_FILE: u64 = 4 << 20;
@@ -20,7 +59,7 @@ const MAX_ACCOUNT_FILE: u64 = 4 << 20;
 const MAX_LINKS: usize = 40;
 
 /// The entry at absolute image path `path`, its symlinks followed inside the image.
-fn resolve(layers: &[Layer], path: &Path) -> Option<(PathBuf, Metadata)> {
+fn resolve<L: AsRef<Path>>(layers: &[L], path: &Path) -> Option<(PathBuf, Metadata)> {
     let mut queue: VecDeque<OsString> = normal_parts(path).collect();
     let mut resolved = PathBuf::new();
     let mut links = 0;
@@ -65,7 +104,7 @@ fn normal_parts(path: &Path) -> impl Iterator<Item = OsString> + '_ {
 
 /// The text of the image's file `path` (e.g. `etc/passwd`); empty when the image has no
 /// such regular file.
-fn image_file(layers: &[Layer], path: &str) -> Result<String, String> {
+fn image_file<L: AsRef<Path>>(layers: &[L], path: &str) -> Result<String, String> {
     let Some((host, meta)) = resolve(layers, Path::new(path)) else {
         return Ok(String::new());
     };
@@ -92,7 +131,7 @@ fn image_file(layers: &[Layer], path: &str) -> Result<String, String> {
 }
 
 /// A number, or the id of `name` in a passwd- or group-format file of the image.
-pub(super) fn id_of(layers: &[Layer], file: &str, name: &str) -> Result<Option<u32>, String> {
+pub fn id_of<L: AsRef<Path>>(layers: &[L], file: &str, name: &str) -> Result<Option<u32>, String> {
     if let Ok(n) = name.parse::<u32>() {
         return Ok(Some(n));
     }
@@ -103,9 +142,9 @@ pub(super) fn id_of(layers: &[Layer], file: &str, name: &str) -> Result<Option<u
         .and_then(|f| f.get(2)?.parse().ok()))
 }
 
-/// Who a RUN step runs as.
+/// Who a process of the image runs as (a RUN step, a container).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct RunUser {
+pub struct User {
     pub uid: u32,
     pub gid: u32,
     /// Supplementary groups: those of `/etc/group` that list the user, when USER names
@@ -121,9 +160,9 @@ fn entries(text: &str) -> impl Iterator<Item = Vec<&str>> {
     text.lines().map(|l| l.split(':').collect())
 }
 
-/// `USER` as uid, gid, supplementary groups and home: numbers, or names from the image's
+/// `USER` (or `--user`) as uid, gid, supplementary groups and home: numbers, or names from the image's
 /// `/etc/passwd` and `/etc/group`.
-pub(super) fn resolve_user(user: &str, layers: &[Layer]) -> Result<RunUser, String> {
+pub fn resolve_user<L: AsRef<Path>>(user: &str, layers: &[L]) -> Result<User, String> {
     let (u, g) = match user.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None if user.is_empty() => ("0", None),
@@ -171,7 +210,7 @@ pub(super) fn resolve_user(user: &str, layers: &[Layer]) -> Result<RunUser, Stri
             (gid, groups)
         }
     };
-    Ok(RunUser {
+    Ok(User {
         uid,
         gid,
         groups,

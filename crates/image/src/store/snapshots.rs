@@ -1,0 +1,54 @@
+//! Layer snapshots: each layer's tree unpacked once in overlayfs' form under
+//! `KILN_ROOT/snapshots/<diffID hex>`, the lower directories of RUN steps and of
+//! containers alike.
+
+use std::path::{Path, PathBuf};
+
+use super::Store;
+use crate::digest::{DiffId, Digest};
+use crate::error::{Error, Result};
+
+impl Store {
+    /// Where the snapshot of layer `diff_id` is (or would be).
+    pub fn snapshot_path(&self, diff_id: &DiffId) -> PathBuf {
+        self.root.join("snapshots").join(diff_id.hex())
+    }
+
+    /// The snapshot of layer `diff_id`, unpacked from `blob` on first use into a scratch
+    /// directory under `scratch` (on the store's filesystem), then renamed into place, so
+    /// a half-unpacked snapshot is never used; checked against its diffID, so a base image
+    /// or a registry cache that names a layer wrongly is caught here. Its time is its last
+    /// use, for the build cache's size limit.
+    pub fn snapshot(&self, diff_id: &DiffId, blob: &Digest, scratch: &Path) -> Result<PathBuf> {
+        let path = self.snapshot_path(diff_id);
+        if path.is_dir() {
+            if let Ok(dir) = std::fs::File::open(&path) {
+                let _ = dir.set_modified(std::time::SystemTime::now());
+            }
+            return Ok(path);
+        }
+        let tmp = tempfile::Builder::new()
+            .prefix("layer-")
+            .tempdir_in(scratch)
+            .map_err(Error::io("create a directory in", scratch))?;
+        let target = tmp.path().join("layer");
+        std::fs::create_dir(&target).map_err(Error::io("create", &target))?;
+        crate::layer::apply_snapshot(self.open_blob(blob)?, &target, diff_id.digest())?;
+        self.adopt_snapshot(&target, diff_id)
+    }
+
+    /// Makes `dir` (on the store's filesystem) the snapshot of `diff_id`; one made at the
+    /// same time by another process wins as well.
+    pub fn adopt_snapshot(&self, dir: &Path, diff_id: &DiffId) -> Result<PathBuf> {
+        let path = self.snapshot_path(diff_id);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(Error::io("create", parent))?;
+        }
+        if std::fs::rename(dir, &path).is_err() && !path.is_dir() {
+            return Err(Error::io("move the snapshot into", &path)(
+                std::io::Error::other("rename failed"),
+            ));
+        }
+        Ok(path)
+    }
+}
