@@ -2,6 +2,7 @@
 
 mod build;
 mod builder;
+mod container;
 mod history;
 mod image;
 mod images;
@@ -16,6 +17,7 @@ mod pull;
 mod push;
 mod registry;
 mod rmi;
+mod run;
 mod save;
 mod tag;
 mod transfer;
@@ -66,6 +68,46 @@ pub enum Command {
     /// Run the bundled OCI registry.
     #[command(subcommand)]
     Registry(registry::Command),
+    /// Run a command in a new container.
+    Run(Box<run::Args>),
+    /// List containers.
+    Ps(container::PsArgs),
+    /// Show a container's output.
+    Logs(container::LogsArgs),
+    /// Stop containers: SIGTERM, then SIGKILL after the grace time.
+    Stop(container::StopArgs),
+    /// Send a signal to containers.
+    Kill(container::KillArgs),
+    /// Remove containers.
+    Rm(container::RmArgs),
+    /// Wait for containers to stop and print their exit codes.
+    Wait(container::WaitArgs),
+    /// Manage containers.
+    #[command(subcommand)]
+    Container(ContainerCommand),
+    #[command(hide = true, name = "container-supervise")]
+    ContainerSupervise(run::SuperviseArgs),
+}
+
+#[derive(clap::Subcommand)]
+pub enum ContainerCommand {
+    /// Run a command in a new container.
+    Run(Box<run::Args>),
+    /// List containers.
+    #[command(alias = "ps", alias = "list")]
+    Ls(container::PsArgs),
+    /// Show what kiln knows of containers, as docker's JSON.
+    Inspect(container::InspectArgs),
+    /// Show a container's output.
+    Logs(container::LogsArgs),
+    /// Stop containers.
+    Stop(container::StopArgs),
+    /// Send a signal to containers.
+    Kill(container::KillArgs),
+    /// Remove containers.
+    Rm(container::RmArgs),
+    /// Wait for containers to stop.
+    Wait(container::WaitArgs),
 }
 
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -87,6 +129,23 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Push(args) => push::run(args),
         Command::Login(args) => login::run(args),
         Command::Logout(args) => login::logout(args),
+        Command::Run(args) | Command::Container(ContainerCommand::Run(args)) => run::run(*args),
+        Command::Ps(args) | Command::Container(ContainerCommand::Ls(args)) => container::ps(args),
+        Command::Logs(args) | Command::Container(ContainerCommand::Logs(args)) => {
+            container::logs(args)
+        }
+        Command::Stop(args) | Command::Container(ContainerCommand::Stop(args)) => {
+            container::stop(args)
+        }
+        Command::Kill(args) | Command::Container(ContainerCommand::Kill(args)) => {
+            container::kill(args)
+        }
+        Command::Rm(args) | Command::Container(ContainerCommand::Rm(args)) => container::rm(args),
+        Command::Wait(args) | Command::Container(ContainerCommand::Wait(args)) => {
+            container::wait(args)
+        }
+        Command::Container(ContainerCommand::Inspect(args)) => container::inspect(args),
+        Command::ContainerSupervise(args) => run::supervise_command(args),
     }
 }
 

@@ -36,4 +36,10 @@ pub enum Error {
     SeccompProfile { path: PathBuf, reason: String },
     #[error("compiling the seccomp filter with libseccomp: {reason}")]
     Seccomp { reason: String },
+    #[error("No such container: {name}")]
+    NoSuchContainer { name: String },
+    #[error("{name} names more than one container: give more of its ID")]
+    AmbiguousContainer { name: String },
+    #[error("the container name \"/{name}\" is already in use by container \"{id}\": remove (or rename) that container to reuse the name")]
+    NameInUse { name: String, id: String },
 }

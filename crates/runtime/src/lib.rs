@@ -2,10 +2,11 @@
 //! in its own namespaces on a root made from layers (overlayfs, or copies), confined as
 //! Docker confines a container: its default capabilities, its seccomp profile, masked
 //! and read-only `/proc` paths, a read-only `/sys`, no device node but the standard set,
-//! no descriptor of the caller. `kiln build` runs RUN steps with it; containers
-//! (`kiln run`) will start from the same spec.
+//! no descriptor of the caller. `kiln build` runs RUN steps with it, and `kiln run`
+//! containers (kept in [`containers`]) start from the same spec.
 
 mod capabilities;
+pub mod containers;
 mod copy_root;
 mod error;
 mod in_root;

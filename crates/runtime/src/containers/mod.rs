@@ -1,0 +1,339 @@
+//! Containers without a daemon: each one a directory `KILN_ROOT/containers/<id>/` with
+//! its configuration (`config.json`, written once), its state (`state.json`, replaced
+//! whole), its layer (`upper/`, overlayfs' `work/`), the files docker writes for it
+//! (`hostname`, `hosts`, `resolv.conf`) and its log (`<id>-json.log`, docker's json-file
+//! format). Any kiln command reads and changes them; creating one holds
+//! `containers/.lock` so two containers never take one name.
+
+mod log;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+
+pub use log::{read_from as read_log, LogLine, LogWriter, Stream};
+
+use crate::error::Error;
+
+/// What a container runs, fixed when it is created.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Config {
+    pub id: String,
+    /// `/NAME`-less, as `docker ps` shows it.
+    pub name: String,
+    /// The image as the user named it, and its ID (config digest).
+    pub image: String,
+    pub image_id: String,
+    /// RFC 3339.
+    pub created: String,
+    /// The program and its arguments (entrypoint then command).
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub working_dir: String,
+    /// `--user` as given (empty: the image's).
+    pub user: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+    pub hostname: String,
+    /// `none` or `host`.
+    pub network: String,
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// `--rm`: removed when it exits.
+    pub auto_remove: bool,
+    /// The image's layer snapshots, topmost first.
+    pub lowers: Vec<PathBuf>,
+    /// The image's entrypoint and command, for `inspect`.
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+}
+
+/// Docker's container states, as `docker ps` and `inspect` name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Created,
+    Running,
+    Exited,
+}
+
+impl Status {
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Exited => "exited",
+        }
+    }
+}
+
+/// Where a container is in its life.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct State {
+    pub status: Status,
+    /// The supervisor: the process that holds the container's streams and waits for it.
+    pub supervisor: u32,
+    /// The container's PID 1, as the host sees it (0 when not running).
+    pub pid: u32,
+    pub exit_code: i32,
+    /// RFC 3339; empty until it happens.
+    pub started_at: String,
+    pub finished_at: String,
+    /// Why the container could not start, if it could not.
+    #[serde(default)]
+    pub error: String,
+}
+
+impl State {
+    pub fn created() -> State {
+        State {
+            status: Status::Created,
+            supervisor: 0,
+            pid: 0,
+            exit_code: 0,
+            started_at: String::new(),
+            finished_at: String::new(),
+            error: String::new(),
+        }
+    }
+}
+
+/// A container: its configuration, and its state as last written.
+#[derive(Debug, Clone)]
+pub struct Container {
+    pub dir: PathBuf,
+    pub config: Config,
+    pub state: State,
+}
+
+impl Container {
+    pub fn upper(&self) -> PathBuf {
+        self.dir.join("upper")
+    }
+
+    pub fn work(&self) -> PathBuf {
+        self.dir.join("work")
+    }
+
+    /// The directory its root is mounted on (in its own mount namespace).
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.join("rootfs")
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join(format!("{}-json.log", self.config.id))
+    }
+
+    /// Writes the state whole (a temporary file renamed over the old one).
+    pub fn save_state(&self) -> Result<(), Error> {
+        write_json(&self.dir.join("state.json"), &self.state)
+    }
+
+    /// The state as another process may have written it since.
+    pub fn reload(&mut self) -> Result<(), Error> {
+        self.state = read_json(&self.dir.join("state.json"))?;
+        Ok(())
+    }
+
+    /// Running, as far as the host can tell: state says so and its supervisor lives. A
+    /// supervisor killed with SIGKILL leaves `running` behind: then it is exited, with an
+    /// unknown status (-1), as `kiln ps` shows it.
+    pub fn settle(&mut self) {
+        if self.state.status == Status::Running && !alive(self.state.supervisor) {
+            self.state.status = Status::Exited;
+            self.state.exit_code = -1;
+            self.state.pid = 0;
+            let _ = self.save_state();
+        }
+    }
+}
+
+/// Whether process `pid` exists (and is not a zombie of ours).
+pub fn alive(pid: u32) -> bool {
+    pid != 0
+        && std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+}
+
+/// The containers under a kiln root.
+pub struct Containers {
+    dir: PathBuf,
+}
+
+impl Containers {
+    pub fn open(root: &Path) -> Result<Containers, Error> {
+        let dir = root.join("containers");
+        std::fs::create_dir_all(&dir).map_err(|e| Error::Io {
+            op: "create",
+            path: dir.clone(),
+            source: e,
+        })?;
+        Ok(Containers { dir })
+    }
+
+    /// Every container, oldest first.
+    pub fn list(&self) -> Result<Vec<Container>, Error> {
+        let mut out = Vec::new();
+        let entries = std::fs::read_dir(&self.dir).map_err(|e| Error::Io {
+            op: "read",
+            path: self.dir.clone(),
+            source: e,
+        })?;
+        for entry in entries.flatten() {
+            let dir = entry.path();
+            if dir
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            {
+                continue;
+            }
+            // One being created or removed right now has no readable config: skip it.
+            let (Ok(config), Ok(state)) = (
+                read_json::<Config>(&dir.join("config.json")),
+                read_json::<State>(&dir.join("state.json")),
+            ) else {
+                continue;
+            };
+            let mut c = Container { dir, config, state };
+            c.settle();
+            out.push(c);
+        }
+        out.sort_by(|a, b| a.config.created.cmp(&b.config.created));
+        Ok(out)
+    }
+
+    /// The container named `what`: its name, its ID, or a unique prefix of its ID.
+    pub fn find(&self, what: &str) -> Result<Container, Error> {
+        let all = self.list()?;
+        let what_name = what.trim_start_matches('/');
+        if let Some(c) = all
+            .iter()
+            .find(|c| c.config.name == what_name || c.config.id == what)
+        {
+            return Ok(c.clone());
+        }
+        let matching: Vec<&Container> = all
+            .iter()
+            .filter(|c| !what.is_empty() && c.config.id.starts_with(what))
+            .collect();
+        match matching.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(Error::NoSuchContainer {
+                name: what.to_string(),
+            }),
+            _ => Err(Error::AmbiguousContainer {
+                name: what.to_string(),
+            }),
+        }
+    }
+
+    /// Makes the container's directory, with `config` and a `created` state; refused when
+    /// the name is taken. `prepare` writes what else the directory needs (hosts, ...);
+    /// if it fails, nothing is left.
+    pub fn create(
+        &self,
+        config: Config,
+        prepare: impl FnOnce(&Container) -> Result<(), Error>,
+    ) -> Result<Container, Error> {
+        let lock_path = self.dir.join(".lock");
+        let lock = File::create(&lock_path).map_err(|e| Error::Io {
+            op: "create",
+            path: lock_path.clone(),
+            source: e,
+        })?;
+        let _held = Flock::lock(lock, FlockArg::LockExclusive).map_err(|(_, e)| Error::Io {
+            op: "lock",
+            path: lock_path,
+            source: e.into(),
+        })?;
+        if let Some(other) = self.list()?.iter().find(|c| c.config.name == config.name) {
+            return Err(Error::NameInUse {
+                name: config.name.clone(),
+                id: other.config.id.clone(),
+            });
+        }
+        // Made under a temporary name and renamed: a half-made container is never seen.
+        let tmp = tempfile::Builder::new()
+            .prefix(".new-")
+            .tempdir_in(&self.dir)
+            .map_err(|e| Error::Io {
+                op: "create a directory in",
+                path: self.dir.clone(),
+                source: e,
+            })?;
+        let mut container = Container {
+            dir: tmp.path().to_path_buf(),
+            config,
+            state: State::created(),
+        };
+        for d in ["upper", "work", "rootfs"] {
+            let path = container.dir.join(d);
+            std::fs::create_dir(&path).map_err(|e| Error::Io {
+                op: "create",
+                path,
+                source: e,
+            })?;
+        }
+        write_json(&container.dir.join("config.json"), &container.config)?;
+        container.save_state()?;
+        prepare(&container)?;
+        let dir = self.dir.join(&container.config.id);
+        let kept = tmp.keep();
+        std::fs::rename(&kept, &dir).map_err(|e| {
+            let _ = std::fs::remove_dir_all(&kept);
+            Error::Io {
+                op: "create",
+                path: dir.clone(),
+                source: e,
+            }
+        })?;
+        container.dir = dir;
+        Ok(container)
+    }
+
+    /// Removes a container's directory (its layer, logs and state).
+    pub fn remove(&self, container: &Container) -> Result<(), Error> {
+        // Renamed away first: a reader never sees a half-removed container.
+        let gone = self.dir.join(format!(".gone-{}", container.config.id));
+        std::fs::rename(&container.dir, &gone).map_err(|e| Error::Io {
+            op: "remove",
+            path: container.dir.clone(),
+            source: e,
+        })?;
+        std::fs::remove_dir_all(&gone).map_err(|e| Error::Io {
+            op: "remove",
+            path: gone,
+            source: e,
+        })
+    }
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
+    let io = |source| Error::Io {
+        op: "write",
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+    serde_json::to_writer_pretty(tmp.as_file(), value).map_err(|e| io(e.into()))?;
+    tmp.persist(path).map_err(|e| io(e.error))?;
+    Ok(())
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, Error> {
+    let io = |source| Error::Io {
+        op: "read",
+        path: path.to_path_buf(),
+        source,
+    };
+    let bytes = std::fs::read(path).map_err(io)?;
+    serde_json::from_slice(&bytes).map_err(|e| io(e.into()))
+}

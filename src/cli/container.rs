@@ -1,0 +1,437 @@
+//! `kiln ps`, `logs`, `stop`, `kill`, `rm`, `wait` and `container inspect`: docker's
+//! names, flags, columns and exit codes, over the containers' directories.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{bail, Context};
+use kiln_image::store::Store;
+use kiln_runtime::containers::{self, Container, Containers, Status, Stream};
+use nix::sys::signal::Signal;
+use serde_json::json;
+
+fn containers() -> anyhow::Result<Containers> {
+    Ok(Containers::open(&Store::default_root())?)
+}
+
+#[derive(clap::Args)]
+pub struct PsArgs {
+    /// Every container, not only running ones.
+    #[arg(short, long)]
+    all: bool,
+    /// IDs only.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Full IDs and commands.
+    #[arg(long)]
+    no_trunc: bool,
+}
+
+/// "2 minutes", as docker's `units.HumanDuration` says a duration.
+fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0 => "Less than a second".into(),
+        1 => "1 second".into(),
+        2..=59 => format!("{s} seconds"),
+        60..=119 => "About a minute".into(),
+        _ if s < 3600 => format!("{} minutes", s / 60),
+        _ if s < 7200 => "About an hour".into(),
+        _ if s < 48 * 3600 => format!("{} hours", s / 3600),
+        _ => format!("{} days", s / 86400),
+    }
+}
+
+fn since(rfc3339: &str) -> Duration {
+    humantime::parse_rfc3339_weak(rfc3339)
+        .ok()
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .unwrap_or_default()
+}
+
+/// `Up 2 minutes`, `Exited (0) 5 seconds ago`, `Created`.
+fn status_text(c: &Container) -> String {
+    match c.state.status {
+        Status::Created => "Created".into(),
+        Status::Running => format!("Up {}", human(since(&c.state.started_at))),
+        Status::Exited => format!(
+            "Exited ({}) {} ago",
+            c.state.exit_code,
+            human(since(&c.state.finished_at))
+        ),
+    }
+}
+
+pub fn ps(args: PsArgs) -> anyhow::Result<ExitCode> {
+    let mut list = containers()?.list()?;
+    // Newest first, as docker lists them.
+    list.reverse();
+    let shown: Vec<&Container> = list
+        .iter()
+        .filter(|c| args.all || c.state.status == Status::Running)
+        .collect();
+    let id = |c: &Container| {
+        if args.no_trunc {
+            c.config.id.clone()
+        } else {
+            c.config.id[..12].to_string()
+        }
+    };
+    if args.quiet {
+        for c in shown {
+            println!("{}", id(c));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut rows = vec![[
+        "CONTAINER ID".to_string(),
+        "IMAGE".into(),
+        "COMMAND".into(),
+        "CREATED".into(),
+        "STATUS".into(),
+        "PORTS".into(),
+        "NAMES".into(),
+    ]];
+    for c in shown {
+        let mut command = c.config.args.join(" ");
+        if !args.no_trunc && command.chars().count() > 20 {
+            command = command.chars().take(19).collect::<String>() + "…";
+        }
+        rows.push([
+            id(c),
+            c.config.image.clone(),
+            format!("\"{command}\""),
+            format!("{} ago", human(since(&c.config.created))),
+            status_text(c),
+            String::new(),
+            c.config.name.clone(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..7)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    for row in rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i == 6 {
+                line.push_str(cell);
+            } else {
+                line.push_str(cell);
+                line.push_str(&" ".repeat(widths[i] - cell.chars().count() + 3));
+            }
+        }
+        println!("{}", line.trim_end());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(clap::Args)]
+pub struct LogsArgs {
+    /// Follow the log until the container stops.
+    #[arg(short, long)]
+    follow: bool,
+    /// Only the last N lines (`all`: every line).
+    #[arg(short = 'n', long, default_value = "all")]
+    tail: String,
+    /// Each line with its time (RFC 3339 with nanoseconds).
+    #[arg(short, long)]
+    timestamps: bool,
+    container: String,
+}
+
+pub fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    let store = containers()?;
+    let mut c = store.find(&args.container)?;
+    let path = c.log_path();
+    let (mut lines, mut offset) = containers::read_log(&path, 0)?;
+    if args.tail != "all" {
+        let n: usize = args
+            .tail
+            .parse()
+            .with_context(|| format!("--tail {}: give a number or all", args.tail))?;
+        let skip = lines.len().saturating_sub(n);
+        lines.drain(..skip);
+    }
+    let print = |lines: &[containers::LogLine]| -> std::io::Result<()> {
+        let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+        for l in lines {
+            let text = if args.timestamps {
+                format!("{} {}", l.time, l.log)
+            } else {
+                l.log.clone()
+            };
+            match l.stream {
+                Stream::Stdout => out.write_all(text.as_bytes())?,
+                Stream::Stderr => err.write_all(text.as_bytes())?,
+            }
+        }
+        out.flush()
+    };
+    print(&lines)?;
+    if args.follow {
+        loop {
+            let running = c.reload().is_ok() && c.state.status != Status::Exited;
+            let (more, next) = containers::read_log(&path, offset)?;
+            print(&more)?;
+            offset = next;
+            if !running {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Waits up to `timeout` for `c` to exit; true when it did.
+fn wait_exit(c: &mut Container, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if c.reload().is_err() {
+            return true;
+        }
+        c.settle();
+        if c.state.status != Status::Running {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn signal(c: &Container, sig: Signal) -> anyhow::Result<()> {
+    if c.state.pid == 0 {
+        return Ok(());
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.state.pid as i32), sig)
+        .with_context(|| format!("sending {sig} to {}", c.config.name))
+}
+
+/// SIGTERM, then SIGKILL after `timeout`.
+fn stop_one(c: &mut Container, timeout: Duration) -> anyhow::Result<()> {
+    if c.state.status != Status::Running {
+        return Ok(());
+    }
+    signal(c, Signal::SIGTERM)?;
+    if !wait_exit(c, timeout) {
+        signal(c, Signal::SIGKILL)?;
+        if !wait_exit(c, Duration::from_secs(10)) {
+            bail!("{} did not stop after SIGKILL", c.config.name);
+        }
+    }
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct StopArgs {
+    /// Seconds to wait after SIGTERM before SIGKILL.
+    #[arg(short = 't', long = "time", default_value_t = 10)]
+    time: u64,
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+/// Runs `each` on every named container, printing the name as docker does; an error on
+/// one is said and the others go on; exit 1 if any failed.
+fn for_each(
+    names: &[String],
+    mut each: impl FnMut(&Containers, &mut Container) -> anyhow::Result<()>,
+) -> anyhow::Result<ExitCode> {
+    let store = containers()?;
+    let mut failed = false;
+    for name in names {
+        let result = store
+            .find(name)
+            .map_err(anyhow::Error::from)
+            .and_then(|mut c| each(&store, &mut c));
+        match result {
+            Ok(()) => println!("{name}"),
+            Err(e) => {
+                eprintln!("Error response from daemon: {}", crate::message(&e));
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+pub fn stop(args: StopArgs) -> anyhow::Result<ExitCode> {
+    let timeout = Duration::from_secs(args.time);
+    for_each(&args.containers, |_, c| stop_one(c, timeout))
+}
+
+#[derive(clap::Args)]
+pub struct KillArgs {
+    /// The signal: a name (KILL, SIGTERM, ...) or a number.
+    #[arg(short, long, default_value = "KILL")]
+    signal: String,
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+fn parse_signal(s: &str) -> anyhow::Result<Signal> {
+    if let Ok(n) = s.parse::<i32>() {
+        return Signal::try_from(n).with_context(|| format!("--signal {s}: no such signal"));
+    }
+    let name = s.to_ascii_uppercase();
+    let name = if name.starts_with("SIG") {
+        name
+    } else {
+        format!("SIG{name}")
+    };
+    name.parse::<Signal>()
+        .with_context(|| format!("--signal {s}: no such signal"))
+}
+
+pub fn kill(args: KillArgs) -> anyhow::Result<ExitCode> {
+    let sig = parse_signal(&args.signal)?;
+    for_each(&args.containers, |_, c| {
+        if c.state.status != Status::Running {
+            bail!(
+                "cannot kill container {}: container is not running",
+                c.config.name
+            );
+        }
+        signal(c, sig)
+    })
+}
+
+#[derive(clap::Args)]
+pub struct RmArgs {
+    /// Kill a running container first.
+    #[arg(short, long)]
+    force: bool,
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+pub fn rm(args: RmArgs) -> anyhow::Result<ExitCode> {
+    for_each(&args.containers, |store, c| {
+        if c.state.status == Status::Running {
+            if !args.force {
+                bail!(
+                    "cannot remove container \"/{}\": container is running: stop the container before removing or force remove (-f)",
+                    c.config.name
+                );
+            }
+            signal(c, Signal::SIGKILL)?;
+            wait_exit(c, Duration::from_secs(10));
+        }
+        store.remove(c)?;
+        Ok(())
+    })
+}
+
+#[derive(clap::Args)]
+pub struct WaitArgs {
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+pub fn wait(args: WaitArgs) -> anyhow::Result<ExitCode> {
+    let store = containers()?;
+    for name in &args.containers {
+        let mut c = store.find(name)?;
+        while !wait_exit(&mut c, Duration::from_secs(3600)) {}
+        println!("{}", c.state.exit_code);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(clap::Args)]
+pub struct InspectArgs {
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+/// docker's shape for what kiln knows of a container.
+fn inspect_json(c: &Container) -> serde_json::Value {
+    let s = &c.state;
+    let zero = "0001-01-01T00:00:00Z";
+    let or_zero = |t: &str| {
+        if t.is_empty() {
+            zero.to_string()
+        } else {
+            t.to_string()
+        }
+    };
+    json!({
+        "Id": c.config.id,
+        "Created": c.config.created,
+        "Path": c.config.args.first(),
+        "Args": c.config.args.get(1..).unwrap_or_default(),
+        "State": {
+            "Status": s.status.name(),
+            "Running": s.status == Status::Running,
+            "Paused": false,
+            "Restarting": false,
+            "OOMKilled": false,
+            "Dead": false,
+            "Pid": s.pid,
+            "ExitCode": s.exit_code,
+            "Error": s.error,
+            "StartedAt": or_zero(&s.started_at),
+            "FinishedAt": or_zero(&s.finished_at),
+        },
+        "Image": c.config.image_id,
+        "LogPath": c.log_path(),
+        "Name": format!("/{}", c.config.name),
+        "HostsPath": c.dir.join("hosts"),
+        "HostnamePath": c.dir.join("hostname"),
+        "ResolvConfPath": c.dir.join("resolv.conf"),
+        "Driver": "overlay",
+        "HostConfig": {
+            "NetworkMode": c.config.network,
+            "AutoRemove": c.config.auto_remove,
+            "LogConfig": {"Type": "json-file", "Config": {}},
+        },
+        "GraphDriver": {
+            "Name": "overlay",
+            "Data": {
+                "LowerDir": c.config.lowers.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":"),
+                "UpperDir": c.upper(),
+                "WorkDir": c.work(),
+                "MergedDir": c.rootfs(),
+            },
+        },
+        "Mounts": [],
+        "Config": {
+            "Hostname": c.config.hostname,
+            "User": c.config.user,
+            "Env": c.config.env,
+            "Cmd": c.config.cmd,
+            "Entrypoint": if c.config.entrypoint.is_empty() { serde_json::Value::Null } else { json!(c.config.entrypoint) },
+            "Image": c.config.image,
+            "WorkingDir": c.config.working_dir,
+            "Labels": c.config.labels,
+        },
+    })
+}
+
+pub fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
+    let store = containers()?;
+    let mut out = Vec::new();
+    let mut failed = false;
+    for name in &args.containers {
+        match store.find(name) {
+            Ok(c) => out.push(inspect_json(&c)),
+            Err(e) => {
+                eprintln!("Error: {e}");
+                failed = true;
+            }
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}

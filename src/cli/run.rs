@@ -1,0 +1,589 @@
+//! `kiln run [-d] [--rm] [--name N] [-e K=V]... [--env-file F]... [-w DIR] [-u USER[:GROUP]]
+//! [-h HOST] [--entrypoint CMD] [-l K=V]... [--network none|host] [--pull missing|always|never]
+//! IMAGE [COMMAND] [ARG...]`, and the supervisor each container gets (`kiln run -d`
+//! starts one as a process of its own; without `-d` the `kiln run` process is it).
+//!
+//! Exit codes as docker's: 125 when kiln fails, 126 when the command cannot be run, 127
+//! when it is not found, else the container's own.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::{ExitCode, Stdio};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{bail, Context};
+use kiln_image::store::Store;
+use kiln_runtime::containers::{Config, Container, Containers, LogWriter, Status, Stream};
+use kiln_runtime::{Network, ProcessSpec, Rootfs, Snapshotter};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Run in the background and print the container's ID.
+    #[arg(short, long)]
+    detach: bool,
+    /// Remove the container when it exits.
+    #[arg(long)]
+    rm: bool,
+    /// The container's name (default: a generated one).
+    #[arg(long)]
+    name: Option<String>,
+    /// An environment variable: `K=V`, or `K` to pass this one's (repeatable).
+    #[arg(short, long = "env", value_name = "K=V")]
+    env: Vec<String>,
+    /// A file of `K=V` lines (repeatable).
+    #[arg(long = "env-file", value_name = "FILE")]
+    env_files: Vec<PathBuf>,
+    /// The working directory inside the container.
+    #[arg(short, long = "workdir", value_name = "DIR")]
+    workdir: Option<String>,
+    /// USER[:GROUP], by name (from the image's /etc/passwd) or number.
+    #[arg(short, long)]
+    user: Option<String>,
+    /// The container's host name (default: the first 12 digits of its ID).
+    #[arg(short = 'h', long)]
+    hostname: Option<String>,
+    /// Replace the image's ENTRYPOINT (`""` clears it).
+    #[arg(long)]
+    entrypoint: Option<String>,
+    /// A label: `K=V` (repeatable).
+    #[arg(short, long = "label", value_name = "K=V")]
+    labels: Vec<String>,
+    /// none (loopback only, the default until kiln has container networks) or host.
+    #[arg(long, default_value = "none", value_name = "none|host")]
+    network: String,
+    /// missing (pull the image when the store lacks it), always, or never.
+    #[arg(long, default_value = "missing", value_name = "missing|always|never")]
+    pull: String,
+    /// The image to run.
+    image: String,
+    /// The command and its arguments (default: the image's CMD).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+/// The hidden `kiln container-supervise ID` a detached container runs under.
+#[derive(clap::Args)]
+pub struct SuperviseArgs {
+    id: String,
+}
+
+/// docker's code for an error of its own.
+const KILN_FAILED: u8 = 125;
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match run_container(args) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            eprintln!("kiln: {}", crate::message(&e));
+            Ok(ExitCode::from(KILN_FAILED))
+        }
+    }
+}
+
+fn run_container(args: Args) -> anyhow::Result<ExitCode> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!("kiln run starts containers in namespaces on overlayfs and needs root for now");
+    }
+    if !matches!(args.network.as_str(), "none" | "host") {
+        bail!(
+            "--network {}: kiln runs containers with --network none or host for now",
+            args.network
+        );
+    }
+    let store = super::store()?;
+    let root = Store::default_root();
+    let image = image(&store, &args.image, &args.pull)?;
+    let containers = Containers::open(&root)?;
+    let config = container_config(&store, &root, &image, &args)?;
+    let auto_remove = config.auto_remove;
+    let container = containers.create(config, write_etc_files)?;
+    if args.detach {
+        start_detached(&containers, container)
+    } else {
+        let code = supervise(&containers, container, true)?;
+        let _ = auto_remove;
+        Ok(ExitCode::from(code))
+    }
+}
+
+/// The image, pulled first when `pull` asks for it.
+fn image(
+    store: &Store,
+    name: &str,
+    pull: &str,
+) -> anyhow::Result<kiln_image::store::images::ResolvedImage> {
+    let have = store.resolve(name);
+    let fetch = match pull {
+        "always" => true,
+        "missing" => have.is_err(),
+        "never" => false,
+        other => bail!("--pull {other}: use missing, always or never"),
+    };
+    if fetch {
+        if have.is_err() {
+            eprintln!("Unable to find image '{name}' locally");
+        }
+        let reference = kiln_image::Reference::parse(name)?;
+        let platform = kiln_image::store::images::host_platform();
+        let report = |line: String| eprintln!("{line}");
+        kiln_image::client::pull_image(store, &reference, &platform, &report)
+            .with_context(|| format!("pulling {name}"))?;
+    }
+    store
+        .resolve(name)
+        .with_context(|| format!("no such image {name} (pull it, or build it with kiln build)"))
+}
+
+fn random_id() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 32];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)?;
+    Ok(hex::encode(bytes))
+}
+
+/// A name as docker makes one: an adjective and a surname.
+fn generated_name(id: &str) -> String {
+    const ADJECTIVES: [&str; 16] = [
+        "brave", "calm", "eager", "fervent", "gifted", "happy", "jolly", "keen", "lucid", "modest",
+        "nifty", "quirky", "serene", "tender", "vibrant", "zealous",
+    ];
+    const NAMES: [&str; 16] = [
+        "allen", "babbage", "curie", "dijkstra", "euler", "franklin", "goldberg", "hopper", "kare",
+        "lamport", "lovelace", "noether", "ritchie", "shannon", "thompson", "wing",
+    ];
+    let n = u16::from_str_radix(&id[..4], 16).unwrap_or(0) as usize;
+    format!("{}_{}", ADJECTIVES[n % 16], NAMES[(n / 16) % 16])
+}
+
+/// `K=V` entries from `-e` and `--env-file`, in order (later ones win).
+fn env_entries(args: &Args) -> anyhow::Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    let mut take = |entry: &str| {
+        match entry.split_once('=') {
+            Some((k, v)) => out.push((k.to_string(), v.to_string())),
+            // `-e K`: this process's K, when it has one.
+            None => {
+                if let Ok(v) = std::env::var(entry) {
+                    out.push((entry.to_string(), v));
+                }
+            }
+        }
+    };
+    for file in &args.env_files {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("--env-file {}", file.display()))?;
+        for line in text.lines() {
+            let line = line.trim();
+            if !line.is_empty() && !line.starts_with('#') {
+                take(line);
+            }
+        }
+    }
+    for e in &args.env {
+        take(e);
+    }
+    Ok(out)
+}
+
+fn container_config(
+    store: &Store,
+    root: &Path,
+    image: &kiln_image::store::images::ResolvedImage,
+    args: &Args,
+) -> anyhow::Result<Config> {
+    let id = random_id()?;
+    let name = match &args.name {
+        Some(n) => {
+            let valid = n.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+            if !valid {
+                bail!(
+                    "--name {n}: use letters, digits, _ . and -, starting with a letter or digit"
+                );
+            }
+            n.clone()
+        }
+        None => generated_name(&id),
+    };
+    let image_config = image.config.config().clone().unwrap_or_default();
+    let image_entrypoint = image_config.entrypoint().clone().unwrap_or_default();
+    let image_cmd = image_config.cmd().clone().unwrap_or_default();
+    let entrypoint = match &args.entrypoint {
+        Some(e) if e.is_empty() => Vec::new(),
+        Some(e) => vec![e.clone()],
+        None => image_entrypoint.clone(),
+    };
+    // A new entrypoint drops the image's CMD, as docker does.
+    let cmd = if !args.command.is_empty() {
+        args.command.clone()
+    } else if args.entrypoint.is_some() {
+        Vec::new()
+    } else {
+        image_cmd.clone()
+    };
+    let argv: Vec<String> = entrypoint.iter().chain(&cmd).cloned().collect();
+    if argv.is_empty() {
+        bail!("no command specified: give one after the image, or build the image with CMD");
+    }
+
+    // The layers' snapshots, unpacked once and shared with builds.
+    let scratch = root.join("tmp");
+    std::fs::create_dir_all(&scratch)?;
+    let diff_ids = image.config.rootfs().diff_ids();
+    let mut bottom_first = Vec::new();
+    for (layer, diff_id) in image.manifest.layers().iter().zip(diff_ids) {
+        let diff_id = kiln_image::digest::DiffId::parse(diff_id)?;
+        bottom_first.push(store.snapshot(&diff_id, layer.digest(), &scratch)?);
+    }
+    let user = args
+        .user
+        .clone()
+        .or_else(|| image_config.user().clone())
+        .unwrap_or_default();
+    let account = kiln_image::tree::resolve_user(&user, &bottom_first)
+        .map_err(|e| anyhow::anyhow!("--user {user}: {e}"))?;
+
+    // The image's environment, then HOME and PATH if it lacks them, then -e.
+    let mut env: Vec<(String, String)> = image_config
+        .env()
+        .clone()
+        .unwrap_or_default()
+        .iter()
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (k.to_string(), v.to_string())
+        })
+        .collect();
+    let mut set = |k: &str, v: String, replace: bool| match env.iter_mut().find(|(key, _)| key == k)
+    {
+        Some(entry) if replace => entry.1 = v,
+        Some(_) => {}
+        None => env.push((k.to_string(), v)),
+    };
+    set(
+        "PATH",
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        false,
+    );
+    set("HOME", account.home.clone(), false);
+    for (k, v) in env_entries(args)? {
+        set(&k, v, true);
+    }
+    let hostname = args
+        .hostname
+        .clone()
+        .unwrap_or_else(|| id[..12].to_string());
+    let mut labels: BTreeMap<String, String> = image_config
+        .labels()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    for l in &args.labels {
+        let (k, v) = l.split_once('=').unwrap_or((l, ""));
+        labels.insert(k.to_string(), v.to_string());
+    }
+    Ok(Config {
+        name,
+        image: args.image.clone(),
+        image_id: image.id().to_string(),
+        created: humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
+        args: argv,
+        env: env.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        working_dir: args
+            .workdir
+            .clone()
+            .or_else(|| image_config.working_dir().clone())
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| "/".into()),
+        user,
+        uid: account.uid,
+        gid: account.gid,
+        groups: account.groups,
+        hostname,
+        network: args.network.clone(),
+        labels,
+        auto_remove: args.rm,
+        lowers: bottom_first.into_iter().rev().collect(),
+        entrypoint,
+        cmd,
+        id,
+    })
+}
+
+/// `/etc/hostname`, `/etc/hosts` and `/etc/resolv.conf`, as docker writes them for a
+/// container (bound read-write: a container may edit its own).
+fn write_etc_files(c: &Container) -> Result<(), kiln_runtime::Error> {
+    let host = &c.config.hostname;
+    let files = [
+        ("hostname", format!("{host}\n")),
+        (
+            "hosts",
+            format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{host}\n"),
+        ),
+        (
+            "resolv.conf",
+            std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+        ),
+    ];
+    for (name, text) in files {
+        let path = c.dir.join(name);
+        std::fs::write(&path, text).map_err(|e| kiln_runtime::Error::Io {
+            op: "write",
+            path,
+            source: e,
+        })?;
+    }
+    Ok(())
+}
+
+/// Starts `kiln container-supervise ID` in a session of its own and waits until the
+/// container runs (or could not start), then prints its ID as `docker run -d` does.
+fn start_detached(containers: &Containers, mut container: Container) -> anyhow::Result<ExitCode> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe().context("finding the kiln binary")?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(["container-supervise", &container.config.id])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: setsid(2) in the child before exec: it outlives this process, apart from
+    // its terminal and its process group.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+    cmd.spawn().context("starting the container's supervisor")?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        // Gone already: a --rm container that ran and was removed.
+        if container.reload().is_err() {
+            break;
+        }
+        match container.state.status {
+            Status::Created if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(2))
+            }
+            Status::Created => bail!("the container did not start within 30 s"),
+            _ => break,
+        }
+    }
+    if !container.state.error.is_empty() {
+        eprintln!("kiln: {}", container.state.error);
+        let code = container.state.exit_code as u8;
+        if container.config.auto_remove {
+            let _ = containers.remove(&container);
+        }
+        return Ok(ExitCode::from(code));
+    }
+    println!("{}", container.config.id);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn supervise_command(args: SuperviseArgs) -> anyhow::Result<ExitCode> {
+    let root = Store::default_root();
+    let containers = Containers::open(&root)?;
+    let container = containers.find(&args.id)?;
+    let mut record = container.clone();
+    match supervise(&containers, container, false) {
+        Ok(code) => Ok(ExitCode::from(code)),
+        // Said where `kiln run -d` waits for it: the state.
+        Err(e) => {
+            record.state.status = Status::Exited;
+            record.state.exit_code = KILN_FAILED as i32;
+            record.state.error = crate::message(&e);
+            record.state.finished_at = now();
+            let _ = record.save_state();
+            Ok(ExitCode::from(KILN_FAILED))
+        }
+    }
+}
+
+/// Runs the container and waits for it: its output to the log (and, in the foreground,
+/// to this process's streams), its state kept in its directory. Returns its exit code
+/// (or docker's 126/127 when its command cannot run).
+fn supervise(containers: &Containers, mut container: Container, echo: bool) -> anyhow::Result<u8> {
+    let c = &container.config;
+    let mounts = ["hostname", "hosts", "resolv.conf"]
+        .iter()
+        .map(|f| {
+            kiln_runtime::bind_mount(&Path::new("/etc").join(f), &container.dir.join(f), false)
+        })
+        .collect();
+    let spec = kiln_runtime::default_spec(&ProcessSpec {
+        args: c.args.clone(),
+        env: c.env.clone(),
+        cwd: c.working_dir.clone().into(),
+        uid: c.uid,
+        gid: c.gid,
+        groups: c.groups.clone(),
+        hostname: c.hostname.clone(),
+        network: if c.network == "host" {
+            Network::Host
+        } else {
+            Network::Loopback
+        },
+        privileged: false,
+        mounts,
+        rlimits: Vec::new(),
+        shm_size: None,
+    })?;
+    let rootfs = Rootfs {
+        lower: c.lowers.clone(),
+        upper: container.upper(),
+        work: container.work(),
+        merged: container.rootfs(),
+        snapshotter: Snapshotter::Overlay,
+    };
+    let (out_r, out_w) = std::io::pipe()?;
+    let (err_r, err_w) = std::io::pipe()?;
+    let signals = forward_signals()?;
+    let sandboxed = match kiln_runtime::spawn(
+        &spec,
+        &rootfs,
+        Stdio::null(),
+        Stdio::from(out_w),
+        Stdio::from(err_w),
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            let (code, message) = match &e {
+                kiln_runtime::Error::Spawn { source, .. }
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    (
+                        127,
+                        format!("exec: {:?}: executable file not found in $PATH", c.args[0]),
+                    )
+                }
+                kiln_runtime::Error::Spawn { source, .. }
+                    if source.kind() == std::io::ErrorKind::PermissionDenied =>
+                {
+                    (126, format!("exec: {:?}: permission denied", c.args[0]))
+                }
+                other => (KILN_FAILED, other.to_string()),
+            };
+            container.state.status = Status::Exited;
+            container.state.exit_code = code as i32;
+            container.state.error = message.clone();
+            container.state.finished_at = now();
+            container.save_state()?;
+            if echo {
+                eprintln!("kiln: {message}");
+                if container.config.auto_remove {
+                    let _ = containers.remove(&container);
+                }
+            }
+            return Ok(code);
+        }
+    };
+    let middle = sandboxed.child.id();
+    container.state.status = Status::Running;
+    container.state.supervisor = std::process::id();
+    container.state.pid = init_pid(middle).unwrap_or(middle);
+    container.state.started_at = now();
+    container.save_state()?;
+    signals
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .replace(container.state.pid);
+
+    let log = Arc::new(Mutex::new(LogWriter::open(&container.log_path())?));
+    let pump = |reader: std::io::PipeReader, stream: Stream| {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            let mut reader = std::io::BufReader::new(reader);
+            let mut line = String::new();
+            loop {
+                line.clear();
+                match reader.read_line(&mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        let _ = log
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .write(stream, &line);
+                        if echo {
+                            let _ = match stream {
+                                Stream::Stdout => std::io::stdout().write_all(line.as_bytes()),
+                                Stream::Stderr => std::io::stderr().write_all(line.as_bytes()),
+                            };
+                        }
+                    }
+                }
+            }
+        })
+    };
+    let out = pump(out_r, Stream::Stdout);
+    let err = pump(err_r, Stream::Stderr);
+    let status = sandboxed.wait()?;
+    let _ = out.join();
+    let _ = err.join();
+    let code = status.code().unwrap_or(255);
+    signals.lock().unwrap_or_else(|e| e.into_inner()).take();
+    container.state.status = Status::Exited;
+    container.state.exit_code = code;
+    container.state.pid = 0;
+    container.state.finished_at = now();
+    container.save_state()?;
+    if container.config.auto_remove {
+        containers.remove(&container)?;
+    }
+    Ok(code.clamp(0, 255) as u8)
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string()
+}
+
+/// The container's PID 1: the one child of the sandbox's middle process (it forks it
+/// at once; a few milliseconds at most).
+fn init_pid(middle: u32) -> Option<u32> {
+    for _ in 0..500 {
+        if let Ok(children) =
+            std::fs::read_to_string(format!("/proc/{middle}/task/{middle}/children"))
+        {
+            if let Some(pid) = children
+                .split_whitespace()
+                .next()
+                .and_then(|p| p.parse().ok())
+            {
+                return Some(pid);
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    None
+}
+
+/// SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 sent to the supervisor go to
+/// the container's PID 1 (docker's sig-proxy); the slot holds its PID while it runs.
+fn forward_signals() -> anyhow::Result<Arc<Mutex<Option<u32>>>> {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    for s in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+    ] {
+        set.add(s);
+    }
+    set.thread_block()
+        .context("blocking the signals to forward")?;
+    let slot: Arc<Mutex<Option<u32>>> = Arc::new(Mutex::new(None));
+    let target = slot.clone();
+    std::thread::spawn(move || {
+        while let Ok(sig) = set.wait() {
+            if let Some(pid) = *target.lock().unwrap_or_else(|e| e.into_inner()) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);
+            }
+        }
+    });
+    Ok(slot)
+}

@@ -1,0 +1,210 @@
+//! `kiln run` and the container commands, through the binary, on the busybox image kiln
+//! builds: docker's exit codes, output, columns and stop semantics. Needs root, as
+//! containers do.
+
+#[path = "support/kiln.rs"]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::{build_busybox, root_or_skip, Kiln};
+
+/// A store with busybox:kiln, or None when not root (outside CI).
+fn busybox_kiln() -> Option<Kiln> {
+    if !root_or_skip() {
+        return None;
+    }
+    let k = Kiln::new();
+    build_busybox(&k);
+    Some(k)
+}
+
+fn code(k: &Kiln, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = k.run(args);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn run_passes_output_and_exit_codes_through_as_docker_does() {
+    let Some(k) = busybox_kiln() else { return };
+    let (rc, out, _) = code(&k, &["run", "--rm", "busybox:kiln", "echo", "hello"]);
+    assert_eq!((rc, out.as_str()), (Some(0), "hello\n"));
+    let (rc, _, err) = code(
+        &k,
+        &[
+            "run",
+            "--rm",
+            "busybox:kiln",
+            "sh",
+            "-c",
+            "echo oops >&2; exit 3",
+        ],
+    );
+    assert_eq!((rc, err.as_str()), (Some(3), "oops\n"));
+    // Not found: 127; kiln's own failure (no such image, never pulled): 125.
+    let (rc, _, err) = code(&k, &["run", "--rm", "busybox:kiln", "no-such-program"]);
+    assert_eq!(rc, Some(127), "{err}");
+    assert!(err.contains("executable file not found"), "{err}");
+    let (rc, _, err) = code(&k, &["run", "--rm", "--pull", "never", "nothere:1", "true"]);
+    assert_eq!(rc, Some(125), "{err}");
+    // --rm leaves nothing; without it the container stays, exited.
+    assert_eq!(k.ok(&["ps", "-aq"]), "");
+    let (rc, _, _) = code(&k, &["run", "--name", "kept", "busybox:kiln", "true"]);
+    assert_eq!(rc, Some(0));
+    let ps = k.ok(&["ps", "-a"]);
+    assert!(ps.starts_with("CONTAINER ID   IMAGE"), "{ps}");
+    assert!(ps.contains("Exited (0)") && ps.contains("kept"), "{ps}");
+    assert_eq!(
+        k.ok(&["ps"]).lines().count(),
+        1,
+        "only the header: none running"
+    );
+    // The name is taken: refused, and nothing half-made.
+    let (rc, _, err) = code(&k, &["run", "--name", "kept", "busybox:kiln", "true"]);
+    assert_eq!(rc, Some(125));
+    assert!(err.contains("is already in use"), "{err}");
+    assert_eq!(k.ok(&["ps", "-aq"]).lines().count(), 1);
+    let dirs = std::fs::read_dir(k.root().join("containers"))
+        .unwrap()
+        .filter(|e| {
+            !e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".lock")
+        })
+        .count();
+    assert_eq!(dirs, 1, "no directory left by the refused run");
+}
+
+#[test]
+fn a_container_has_its_own_names_env_and_dockers_confinement() {
+    let Some(k) = busybox_kiln() else { return };
+    let out = k.ok(&[
+        "run",
+        "--rm",
+        "-e",
+        "GREETING=hi",
+        "-w",
+        "/tmp/work",
+        "-h",
+        "box",
+        "busybox:kiln",
+        "sh",
+        "-c",
+        "echo $GREETING $HOME $(pwd) $(hostname); grep -E '^(CapEff|Seccomp):' /proc/self/status; tail -1 /etc/hosts",
+    ]);
+    assert_eq!(
+        out,
+        "hi /root /tmp/work box\nCapEff:\t00000000a80425fb\nSeccomp:\t2\n127.0.1.1\tbox\n"
+    );
+    let (rc, _, err) = code(&k, &["run", "--rm", "-u", "nobody", "busybox:kiln", "true"]);
+    assert_eq!(rc, Some(125));
+    assert!(err.contains("unable to find user nobody"), "{err}");
+    let out = k.ok(&["run", "--rm", "-u", "1000:1000", "busybox:kiln", "id"]);
+    assert_eq!(out, "uid=1000 gid=1000 groups=1000\n");
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn detached_containers_log_stop_and_go() {
+    let Some(k) = busybox_kiln() else { return };
+    let id = k.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ticker",
+        "busybox:kiln",
+        "sh",
+        "-c",
+        "trap 'echo bye; exit 0' TERM; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done",
+    ]);
+    let id = id.trim().to_string();
+    assert_eq!(id.len(), 64, "{id}");
+    assert_eq!(k.ok(&["ps", "-q"]).trim(), &id[..12]);
+    wait_for("three ticks", || {
+        k.ok(&["logs", "ticker"]).contains("tick 2")
+    });
+    let tail = k.ok(&["logs", "--tail", "1", "ticker"]);
+    assert_eq!(tail.lines().count(), 1, "{tail}");
+    assert!(tail.starts_with("tick "), "{tail}");
+    // It is running: rm refuses without -f.
+    let (rc, _, err) = code(&k, &["rm", "ticker"]);
+    assert_eq!(rc, Some(1));
+    assert!(err.contains("container is running"), "{err}");
+    // SIGTERM reaches its PID 1, which traps it and exits 0.
+    assert_eq!(k.ok(&["stop", "ticker"]), "ticker\n");
+    let inspect: serde_json::Value =
+        serde_json::from_str(&k.ok(&["container", "inspect", "ticker"])).unwrap();
+    assert_eq!(inspect[0]["State"]["Status"], "exited");
+    assert_eq!(inspect[0]["State"]["ExitCode"], 0);
+    assert_eq!(inspect[0]["Name"], "/ticker");
+    assert_eq!(inspect[0]["Id"], id.as_str());
+    assert!(k.ok(&["logs", "ticker"]).ends_with("bye\n"));
+
+    // One that ignores SIGTERM (a PID 1 without a handler) is killed after -t.
+    k.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "deaf",
+        "busybox:kiln",
+        "sleep",
+        "100",
+    ]);
+    let start = Instant::now();
+    k.ok(&["stop", "-t", "1", "deaf"]);
+    assert!(start.elapsed() >= Duration::from_secs(1));
+    assert_eq!(k.ok(&["wait", "deaf"]), "137\n");
+    k.ok(&["rm", "ticker", "deaf"]);
+    assert_eq!(k.ok(&["ps", "-aq"]), "");
+    assert_eq!(code(&k, &["logs", "deaf"]).0, Some(1), "gone");
+}
+
+#[test]
+fn a_killed_supervisor_leaves_an_exited_container_that_rm_cleans() {
+    let Some(k) = busybox_kiln() else { return };
+    k.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "orphan",
+        "busybox:kiln",
+        "sleep",
+        "100",
+    ]);
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::fs::read_dir(k.root().join("containers"))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .find(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+                .unwrap()
+                .join("state.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let supervisor = state["supervisor"].as_u64().unwrap() as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(supervisor),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_for("the exited status", || {
+        k.ok(&["ps", "-a"]).contains("Exited (-1)")
+    });
+    k.ok(&["rm", "orphan"]);
+    assert_eq!(k.ok(&["ps", "-aq"]), "");
+}
