@@ -208,3 +208,89 @@ fn a_killed_supervisor_leaves_an_exited_container_that_rm_cleans() {
     k.ok(&["rm", "orphan"]);
     assert_eq!(k.ok(&["ps", "-aq"]), "");
 }
+
+#[test]
+fn volumes_are_filled_from_the_image_outlive_containers_and_binds_reach_the_host() {
+    let Some(k) = busybox_kiln() else { return };
+    let ctx = support::context(
+        &k.dir.path().join("vol"),
+        &[(
+            "Dockerfile",
+            "FROM busybox:kiln\nRUN mkdir -p /data && echo seed > /data/seed && ln -s /etc /escape\nVOLUME /data\n",
+        )],
+    );
+    k.ok(&["build", "-t", "vol:1", ctx.to_str().unwrap()]);
+    // A named volume: made on first use, filled from the image, kept after --rm.
+    let out = k.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "appdata:/data",
+        "vol:1",
+        "sh",
+        "-c",
+        "cat /data/seed; echo more >> /data/seed",
+    ]);
+    assert_eq!(out, "seed\n");
+    let out = k.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "appdata:/data:ro",
+        "vol:1",
+        "sh",
+        "-c",
+        "cat /data/seed; touch /data/x 2>/dev/null || echo read-only",
+    ]);
+    assert_eq!(out, "seed\nmore\nread-only\n");
+    assert_eq!(k.ok(&["volume", "ls", "-q"]), "appdata\n");
+    // In use by a container (even a stopped one): not removed.
+    k.ok(&[
+        "run",
+        "--name",
+        "holder",
+        "-v",
+        "appdata:/data",
+        "vol:1",
+        "true",
+    ]);
+    let out = k.run(&["volume", "rm", "appdata"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("in use by container holder"));
+    k.ok(&["rm", "holder"]);
+    k.ok(&["volume", "rm", "appdata"]);
+    // The image's VOLUME without -v: an anonymous volume, which rm -v removes.
+    k.ok(&["run", "--name", "anon", "vol:1", "true"]);
+    assert_eq!(k.ok(&["volume", "ls", "-q"]).trim().len(), 64);
+    k.ok(&["rm", "-v", "anon"]);
+    assert_eq!(k.ok(&["volume", "ls", "-q"]), "");
+    // A volume at a path that is a symlink of the image to /etc is filled from the
+    // image's /etc (busybox:kiln has none), never from the host's.
+    k.ok(&["run", "--rm", "-v", "escape:/escape", "vol:1", "true"]);
+    let data = k.root().join("volumes/escape/_data");
+    assert!(!data.join("passwd").exists() && !data.join("hostname").exists());
+    // A bind mount reaches the host directory, both ways; a tmpfs is a tmpfs.
+    let host = k.dir.path().join("host");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("in"), "from host\n").unwrap();
+    let bind = format!("{}:/mnt", host.display());
+    let out = k.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &bind,
+        "--tmpfs",
+        "/scratch",
+        "vol:1",
+        "sh",
+        "-c",
+        "cat /mnt/in; echo back > /mnt/out; grep -c ' /scratch tmpfs ' /proc/mounts",
+    ]);
+    assert_eq!(out, "from host\n1\n");
+    assert_eq!(std::fs::read_to_string(host.join("out")).unwrap(), "back\n");
+    // Bad specs are refused with what to write, and make nothing.
+    let out = k.run(&["run", "--rm", "-v", "data:relative", "vol:1", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("must be an absolute path"));
+    assert_eq!(k.ok(&["ps", "-aq"]), "");
+}

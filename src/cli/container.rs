@@ -308,6 +308,9 @@ pub struct RmArgs {
     /// Kill a running container first.
     #[arg(short, long)]
     force: bool,
+    /// Remove its anonymous volumes too.
+    #[arg(short, long)]
+    volumes: bool,
     #[arg(required = true)]
     containers: Vec<String>,
 }
@@ -325,6 +328,17 @@ pub fn rm(args: RmArgs) -> anyhow::Result<ExitCode> {
             wait_exit(c, Duration::from_secs(10));
         }
         store.remove(c)?;
+        if args.volumes {
+            let volumes = kiln_runtime::volumes::Volumes::open(&Store::default_root())?;
+            for m in &c.config.mounts {
+                if m.kind == kiln_runtime::containers::MountType::Volume
+                    && super::run::is_anonymous(&m.source)
+                    && super::volume::user_of(store, &m.source)?.is_none()
+                {
+                    volumes.remove(&m.source)?;
+                }
+            }
+        }
         Ok(())
     })
 }
@@ -401,7 +415,22 @@ fn inspect_json(c: &Container) -> serde_json::Value {
                 "MergedDir": c.rootfs(),
             },
         },
-        "Mounts": [],
+        "Mounts": c.config.mounts.iter().map(|m| {
+            let source = match m.kind {
+                kiln_runtime::containers::MountType::Volume => kiln_runtime::volumes::Volumes::open(&Store::default_root())
+                    .and_then(|v| v.get(&m.source))
+                    .map(|v| v.mountpoint.display().to_string())
+                    .unwrap_or_default(),
+                _ => m.source.clone(),
+            };
+            json!({
+                "Type": m.kind.name(),
+                "Name": if m.kind == kiln_runtime::containers::MountType::Volume { json!(m.source) } else { serde_json::Value::Null },
+                "Source": source,
+                "Destination": m.destination,
+                "RW": !m.readonly,
+            })
+        }).collect::<Vec<_>>(),
         "Config": {
             "Hostname": c.config.hostname,
             "User": c.config.user,

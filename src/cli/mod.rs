@@ -21,6 +21,7 @@ mod run;
 mod save;
 mod tag;
 mod transfer;
+mod volume;
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -85,6 +86,9 @@ pub enum Command {
     /// Manage containers.
     #[command(subcommand)]
     Container(ContainerCommand),
+    /// Manage volumes.
+    #[command(subcommand)]
+    Volume(volume::Command),
     #[command(hide = true, name = "container-supervise")]
     ContainerSupervise(run::SuperviseArgs),
 }
@@ -146,6 +150,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Container(ContainerCommand::Inspect(args)) => container::inspect(args),
         Command::ContainerSupervise(args) => run::supervise_command(args),
+        Command::Volume(command) => volume::run(command),
     }
 }
 

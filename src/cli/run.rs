@@ -1,6 +1,7 @@
 //! `kiln run [-d] [--rm] [--name N] [-e K=V]... [--env-file F]... [-w DIR] [-u USER[:GROUP]]
-//! [-h HOST] [--entrypoint CMD] [-l K=V]... [--network none|host] [--pull missing|always|never]
-//! IMAGE [COMMAND] [ARG...]`, and the supervisor each container gets (`kiln run -d`
+//! [-h HOST] [--entrypoint CMD] [-l K=V]... [-v SRC:DST[:ro]]... [--mount type=…,…]...
+//! [--tmpfs DST]... [--network none|host] [--pull missing|always|never] IMAGE [COMMAND]
+//! [ARG...]`, and the supervisor each container gets (`kiln run -d`
 //! starts one as a process of its own; without `-d` the `kiln run` process is it).
 //!
 //! Exit codes as docker's: 125 when kiln fails, 126 when the command cannot be run, 127
@@ -14,7 +15,10 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context};
 use kiln_image::store::Store;
-use kiln_runtime::containers::{Config, Container, Containers, LogWriter, Status, Stream};
+use kiln_runtime::containers::{
+    Config, Container, Containers, LogWriter, MountPoint, MountType, Status, Stream,
+};
+use kiln_runtime::volumes::Volumes;
 use kiln_runtime::{Network, ProcessSpec, Rootfs, Snapshotter};
 
 #[derive(clap::Args)]
@@ -49,6 +53,17 @@ pub struct Args {
     /// A label: `K=V` (repeatable).
     #[arg(short, long = "label", value_name = "K=V")]
     labels: Vec<String>,
+    /// A volume or a bind mount: `NAME:/path[:ro]` (a named volume, made on first use and
+    /// filled from the image), `/host/path:/path[:ro]` (a bind), `/path` (an anonymous
+    /// volume) (repeatable).
+    #[arg(short, long = "volume", value_name = "SRC:DST[:ro]")]
+    volumes: Vec<String>,
+    /// `type=bind|volume|tmpfs,source=…,target=…[,readonly]` (repeatable).
+    #[arg(long = "mount", value_name = "type=…,source=…,target=…")]
+    mounts: Vec<String>,
+    /// A tmpfs at this path (repeatable).
+    #[arg(long = "tmpfs", value_name = "DST")]
+    tmpfs: Vec<String>,
     /// none (loopback only, the default until kiln has container networks) or host.
     #[arg(long, default_value = "none", value_name = "none|host")]
     network: String,
@@ -97,7 +112,19 @@ fn run_container(args: Args) -> anyhow::Result<ExitCode> {
     let containers = Containers::open(&root)?;
     let config = container_config(&store, &root, &image, &args)?;
     let auto_remove = config.auto_remove;
-    let container = containers.create(config, write_etc_files)?;
+    let volumes = Volumes::open(&root)?;
+    let container = containers.create(config, |c| {
+        write_etc_files(c)?;
+        for m in c
+            .config
+            .mounts
+            .iter()
+            .filter(|m| m.kind == MountType::Volume)
+        {
+            volumes.create(&m.source, BTreeMap::new(), is_anonymous(&m.source))?;
+        }
+        Ok(())
+    })?;
     if args.detach {
         start_detached(&containers, container)
     } else {
@@ -135,7 +162,7 @@ fn image(
         .with_context(|| format!("no such image {name} (pull it, or build it with kiln build)"))
 }
 
-fn random_id() -> anyhow::Result<String> {
+pub(crate) fn random_id() -> anyhow::Result<String> {
     let mut bytes = [0u8; 32];
     std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)?;
     Ok(hex::encode(bytes))
@@ -182,6 +209,127 @@ fn env_entries(args: &Args) -> anyhow::Result<Vec<(String, String)>> {
     for e in &args.env {
         take(e);
     }
+    Ok(out)
+}
+
+/// An anonymous volume's name: 64 hex digits, as docker names them.
+pub(crate) fn is_anonymous(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// `-v SRC:DST[:OPTS]`, as docker reads it: an absolute SRC is a host path, another a
+/// volume's name; DST alone is an anonymous volume.
+fn volume_flag(spec: &str) -> anyhow::Result<MountPoint> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (source, destination, options) = match parts.as_slice() {
+        [dst] => ("", *dst, ""),
+        [src, dst] => (*src, *dst, ""),
+        [src, dst, opts] => (*src, *dst, *opts),
+        _ => bail!("-v {spec}: use SOURCE:DESTINATION[:ro]"),
+    };
+    let mut readonly = false;
+    for o in options.split(',').filter(|o| !o.is_empty()) {
+        match o {
+            "ro" | "readonly" => readonly = true,
+            "rw" => readonly = false,
+            // SELinux relabelling and propagation: nothing to do on this host.
+            "z" | "Z" | "rprivate" | "private" => {}
+            other => bail!("-v {spec}: unknown option {other} (use ro or rw)"),
+        }
+    }
+    if !destination.starts_with('/') {
+        bail!("-v {spec}: the destination {destination:?} must be an absolute path");
+    }
+    let kind = if source.starts_with('/') {
+        MountType::Bind
+    } else {
+        MountType::Volume
+    };
+    Ok(MountPoint {
+        kind,
+        source: source.to_string(),
+        destination: destination.to_string(),
+        readonly,
+    })
+}
+
+/// `--mount type=bind|volume|tmpfs,source=…,target=…[,readonly]`.
+fn mount_flag(spec: &str) -> anyhow::Result<MountPoint> {
+    let mut kind = MountType::Volume;
+    let (mut source, mut destination, mut readonly) = (String::new(), String::new(), false);
+    for field in spec.split(',') {
+        let (k, v) = field.split_once('=').unwrap_or((field, ""));
+        match k {
+            "type" => {
+                kind = match v {
+                    "bind" => MountType::Bind,
+                    "volume" => MountType::Volume,
+                    "tmpfs" => MountType::Tmpfs,
+                    other => bail!("--mount {spec}: type {other}: use bind, volume or tmpfs"),
+                }
+            }
+            "source" | "src" => source = v.to_string(),
+            "target" | "destination" | "dst" => destination = v.to_string(),
+            "readonly" | "ro" => readonly = v.is_empty() || v == "true" || v == "1",
+            other => bail!("--mount {spec}: unknown field {other}"),
+        }
+    }
+    if !destination.starts_with('/') {
+        bail!("--mount {spec}: give target=/absolute/path");
+    }
+    if kind == MountType::Bind && !Path::new(&source).exists() {
+        bail!("--mount {spec}: bind source path does not exist: {source}");
+    }
+    Ok(MountPoint {
+        kind,
+        source,
+        destination,
+        readonly,
+    })
+}
+
+/// The container's mounts: `-v`, `--mount`, `--tmpfs`, then an anonymous volume for each
+/// image `VOLUME` none of them covers. Anonymous volumes get a random name here.
+fn mount_points(args: &Args, image_volumes: &[String]) -> anyhow::Result<Vec<MountPoint>> {
+    let mut out = Vec::new();
+    for v in &args.volumes {
+        out.push(volume_flag(v)?);
+    }
+    for m in &args.mounts {
+        out.push(mount_flag(m)?);
+    }
+    for t in &args.tmpfs {
+        let dst = t.split(':').next().unwrap_or(t);
+        if !dst.starts_with('/') {
+            bail!("--tmpfs {t}: give an absolute path");
+        }
+        out.push(MountPoint {
+            kind: MountType::Tmpfs,
+            source: String::new(),
+            destination: dst.to_string(),
+            readonly: false,
+        });
+    }
+    for v in image_volumes {
+        if !out.iter().any(|m| m.destination == *v) {
+            out.push(MountPoint {
+                kind: MountType::Volume,
+                source: String::new(),
+                destination: v.clone(),
+                readonly: false,
+            });
+        }
+    }
+    for m in &mut out {
+        if m.kind == MountType::Volume && m.source.is_empty() {
+            m.source = random_id()?;
+        }
+        if m.kind == MountType::Volume && !kiln_runtime::volumes::valid_name(&m.source) {
+            bail!("volume name {:?}: use letters, digits, _ . and -", m.source);
+        }
+    }
+    // Parents first: a volume at /data before a bind at /data/conf.
+    out.sort_by_key(|m| Path::new(&m.destination).components().count());
     Ok(out)
 }
 
@@ -270,6 +418,13 @@ fn container_config(
     for (k, v) in env_entries(args)? {
         set(&k, v, true);
     }
+    let image_volumes: Vec<String> = image_config
+        .volumes()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let mounts = mount_points(args, &image_volumes)?;
     let hostname = args
         .hostname
         .clone()
@@ -308,6 +463,7 @@ fn container_config(
         lowers: bottom_first.into_iter().rev().collect(),
         entrypoint,
         cmd,
+        mounts,
         id,
     })
 }
@@ -407,12 +563,41 @@ pub fn supervise_command(args: SuperviseArgs) -> anyhow::Result<ExitCode> {
 /// (or docker's 126/127 when its command cannot run).
 fn supervise(containers: &Containers, mut container: Container, echo: bool) -> anyhow::Result<u8> {
     let c = &container.config;
-    let mounts = ["hostname", "hosts", "resolv.conf"]
+    let mut mounts: Vec<_> = ["hostname", "hosts", "resolv.conf"]
         .iter()
         .map(|f| {
             kiln_runtime::bind_mount(&Path::new("/etc").join(f), &container.dir.join(f), false)
         })
         .collect();
+    let root = Store::default_root();
+    let volumes = Volumes::open(&root)?;
+    for m in &c.mounts {
+        let destination = Path::new(&m.destination);
+        mounts.push(match m.kind {
+            MountType::Bind => {
+                // -v makes a missing host directory, as docker does.
+                std::fs::create_dir_all(&m.source)
+                    .with_context(|| format!("creating {} for -v", m.source))?;
+                kiln_runtime::bind_mount(destination, Path::new(&m.source), m.readonly)
+            }
+            MountType::Volume => {
+                let volume = volumes.get(&m.source)?;
+                let empty = std::fs::read_dir(&volume.mountpoint)
+                    .map(|mut d| d.next().is_none())
+                    .unwrap_or(false);
+                if empty {
+                    kiln_runtime::volumes::fill_volume(
+                        &c.lowers,
+                        destination,
+                        &volume.mountpoint,
+                        &root.join("tmp"),
+                    )?;
+                }
+                kiln_runtime::bind_mount(destination, &volume.mountpoint, m.readonly)
+            }
+            MountType::Tmpfs => kiln_runtime::tmpfs_mount(destination, None),
+        });
+    }
     let spec = kiln_runtime::default_spec(&ProcessSpec {
         args: c.args.clone(),
         env: c.env.clone(),

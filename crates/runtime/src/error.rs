@@ -36,6 +36,14 @@ pub enum Error {
     SeccompProfile { path: PathBuf, reason: String },
     #[error("compiling the seccomp filter with libseccomp: {reason}")]
     Seccomp { reason: String },
+    #[error("no such volume: {name}")]
+    NoSuchVolume { name: String },
+    #[error("volume name {name:?}: use letters, digits, _ . and -, starting with a letter or digit, two characters at least")]
+    VolumeName { name: String },
+    #[error(
+        "remove volume {name}: it is in use by container {container}: remove the container first"
+    )]
+    VolumeInUse { name: String, container: String },
     #[error("No such container: {name}")]
     NoSuchContainer { name: String },
     #[error("{name} names more than one container: give more of its ID")]

@@ -15,6 +15,7 @@ mod rootfs;
 mod sandbox;
 mod seccomp;
 mod spec;
+pub mod volumes;
 
 pub use copy_root::{merge_layers, overlay_works};
 pub use error::Error;

@@ -48,6 +48,38 @@ pub struct Config {
     /// The image's entrypoint and command, for `inspect`.
     pub entrypoint: Vec<String>,
     pub cmd: Vec<String>,
+    /// Volumes, binds and tmpfs mounts, mounted in this order.
+    #[serde(default)]
+    pub mounts: Vec<MountPoint>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MountType {
+    Bind,
+    Volume,
+    Tmpfs,
+}
+
+impl MountType {
+    pub fn name(self) -> &'static str {
+        match self {
+            MountType::Bind => "bind",
+            MountType::Volume => "volume",
+            MountType::Tmpfs => "tmpfs",
+        }
+    }
+}
+
+/// One of a container's mounts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountPoint {
+    #[serde(rename = "type")]
+    pub kind: MountType,
+    /// A host path (bind), a volume's name (volume), nothing (tmpfs).
+    pub source: String,
+    pub destination: String,
+    pub readonly: bool,
 }
 
 /// Docker's container states, as `docker ps` and `inspect` name them.

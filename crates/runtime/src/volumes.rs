@@ -1,0 +1,249 @@
+//! Named volumes, kept as docker keeps them: `KILN_ROOT/volumes/<name>/_data` holds the
+//! files, `KILN_ROOT/volumes/<name>/volume.json` when and with which labels it was made.
+//! A volume is made on first use, and filled from the image's content at the mount
+//! point the first time it is mounted while still empty.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use std::os::fd::AsRawFd;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Volume {
+    pub name: String,
+    /// RFC 3339.
+    pub created: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Made for one container (an image's `VOLUME`, or `-v /path`): removed with it by
+    /// `rm -v`.
+    #[serde(default)]
+    pub anonymous: bool,
+    #[serde(skip)]
+    pub mountpoint: PathBuf,
+}
+
+pub struct Volumes {
+    dir: PathBuf,
+}
+
+fn io<'p>(op: &'static str, path: &'p Path) -> impl FnOnce(std::io::Error) -> Error + 'p {
+    move |source| Error::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// docker's rule for names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+pub fn valid_name(name: &str) -> bool {
+    name.len() >= 2
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+impl Volumes {
+    pub fn open(root: &Path) -> Result<Volumes, Error> {
+        let dir = root.join("volumes");
+        std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+        Ok(Volumes { dir })
+    }
+
+    fn read(&self, name: &str) -> Option<Volume> {
+        let dir = self.dir.join(name);
+        let mut v: Volume =
+            serde_json::from_slice(&std::fs::read(dir.join("volume.json")).ok()?).ok()?;
+        v.mountpoint = dir.join("_data");
+        Some(v)
+    }
+
+    pub fn get(&self, name: &str) -> Result<Volume, Error> {
+        self.read(name).ok_or_else(|| Error::NoSuchVolume {
+            name: name.to_string(),
+        })
+    }
+
+    /// The volume `name`, made (empty) if there is none; the bool says whether it was made
+    /// now. Made under a temporary name and renamed: two containers that make the same
+    /// volume at once both get the one that won.
+    pub fn create(
+        &self,
+        name: &str,
+        labels: BTreeMap<String, String>,
+        anonymous: bool,
+    ) -> Result<(Volume, bool), Error> {
+        if !valid_name(name) {
+            return Err(Error::VolumeName {
+                name: name.to_string(),
+            });
+        }
+        if let Some(v) = self.read(name) {
+            return Ok((v, false));
+        }
+        let tmp = tempfile::Builder::new()
+            .prefix(".new-")
+            .tempdir_in(&self.dir)
+            .map_err(io("create a directory in", &self.dir))?;
+        let volume = Volume {
+            name: name.to_string(),
+            created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            labels,
+            anonymous,
+            mountpoint: PathBuf::new(),
+        };
+        let data = tmp.path().join("_data");
+        std::fs::create_dir(&data).map_err(io("create", &data))?;
+        let meta = tmp.path().join("volume.json");
+        std::fs::write(
+            &meta,
+            serde_json::to_vec_pretty(&volume).expect("a volume serializes"),
+        )
+        .map_err(io("write", &meta))?;
+        let dir = self.dir.join(name);
+        let made = std::fs::rename(tmp.keep(), &dir).is_ok();
+        Ok((self.get(name)?, made))
+    }
+
+    pub fn list(&self) -> Result<Vec<Volume>, Error> {
+        let mut out: Vec<Volume> = std::fs::read_dir(&self.dir)
+            .map_err(io("read", &self.dir))?
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') {
+                    return None;
+                }
+                self.read(&name)
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Removes a volume; the caller has checked that no container uses it.
+    pub fn remove(&self, name: &str) -> Result<(), Error> {
+        let dir = self.dir.join(name);
+        if self.read(name).is_none() {
+            return Err(Error::NoSuchVolume {
+                name: name.to_string(),
+            });
+        }
+        let gone = self.dir.join(format!(".gone-{name}"));
+        std::fs::rename(&dir, &gone).map_err(io("remove", &dir))?;
+        std::fs::remove_dir_all(&gone).map_err(io("remove", &gone))
+    }
+}
+
+/// Copies what the image (its layer snapshots `lowers`, topmost first) has at `path` into
+/// `target` (an empty volume), owners, modes and times kept, as docker fills a new
+/// volume. The image is mounted read-only on a scratch directory in a mount namespace
+/// of a thread of its own, so nothing of it is seen outside or outlives the copy.
+pub fn fill_volume(
+    lowers: &[PathBuf],
+    path: &Path,
+    target: &Path,
+    scratch: &Path,
+) -> Result<(), Error> {
+    let lowers = lowers.to_vec();
+    let (path, target, scratch) = (
+        path.to_path_buf(),
+        target.to_path_buf(),
+        scratch.to_path_buf(),
+    );
+    std::thread::spawn(move || -> Result<(), Error> {
+        use nix::mount::MsFlags;
+        let failed = |op: &'static str, path: &Path| {
+            let path = path.to_path_buf();
+            move |e: nix::Error| Error::Io {
+                op,
+                path,
+                source: e.into(),
+            }
+        };
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS | nix::sched::CloneFlags::CLONE_FS)
+            .map_err(failed("make a mount namespace for", &target))?;
+        nix::mount::mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .map_err(failed("make private the mounts of", Path::new("/")))?;
+        let view = tempfile::Builder::new()
+            .prefix("volume-fill-")
+            .tempdir_in(&scratch)
+            .map_err(io("create a directory in", &scratch))?;
+        let lowerdir: Vec<String> = lowers.iter().map(|l| l.display().to_string()).collect();
+        // overlayfs wants two lower directories at least when there is no upper one.
+        let options = if lowerdir.len() == 1 {
+            format!("lowerdir={}:{}", lowerdir[0], lowerdir[0])
+        } else {
+            format!("lowerdir={}", lowerdir.join(":"))
+        };
+        nix::mount::mount(
+            Some("overlay"),
+            view.path(),
+            Some("overlay"),
+            MsFlags::MS_RDONLY,
+            Some(options.as_str()),
+        )
+        .map_err(failed("mount the image on", view.path()))?;
+        // The path resolved inside the image (a symlink of the image never leads to the
+        // host's files), then copied through its descriptor: cp copies links as links.
+        let copied = match open_in(view.path(), &path) {
+            Some(dir) => std::process::Command::new("cp")
+                .arg("-a")
+                .arg(format!(
+                    "/proc/{}/fd/{}/.",
+                    std::process::id(),
+                    dir.as_raw_fd()
+                ))
+                .arg(&target)
+                .status(),
+            None => Ok(std::process::ExitStatus::default()),
+        };
+        let _ = nix::mount::umount2(view.path(), nix::mount::MntFlags::MNT_DETACH);
+        match copied {
+            Ok(s) if s.success() => Ok(()),
+            Ok(s) => Err(Error::Io {
+                op: "fill the volume",
+                path: target.clone(),
+                source: std::io::Error::other(format!("cp -a exited with {s}")),
+            }),
+            Err(e) => Err(Error::Io {
+                op: "fill the volume",
+                path: target.clone(),
+                source: e,
+            }),
+        }
+    })
+    .join()
+    .unwrap_or_else(|_| {
+        Err(Error::Io {
+            op: "fill the volume",
+            path: PathBuf::new(),
+            source: std::io::Error::other("the copy panicked"),
+        })
+    })
+}
+
+/// The directory at `path` in the tree at `root`, resolved inside it; None when there is
+/// no such directory.
+fn open_in(root: &Path, path: &Path) -> Option<std::os::fd::OwnedFd> {
+    use std::os::unix::ffi::OsStrExt;
+    let root = std::ffi::CString::new(root.as_os_str().as_bytes()).ok()?;
+    let root = crate::in_root::open_dir(&root).ok()?;
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    let rel = std::ffi::CString::new(rel.as_os_str().as_bytes()).ok()?;
+    crate::in_root::openat2(root.as_raw_fd(), &rel, nix::libc::O_DIRECTORY).ok()
+}
