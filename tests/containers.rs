@@ -294,3 +294,71 @@ fn volumes_are_filled_from_the_image_outlive_containers_and_binds_reach_the_host
     assert!(String::from_utf8_lossy(&out.stderr).contains("must be an absolute path"));
     assert_eq!(k.ok(&["ps", "-aq"]), "");
 }
+
+#[test]
+fn exec_runs_in_the_containers_namespaces_and_root_confined_as_it_is() {
+    let Some(k) = busybox_kiln() else { return };
+    k.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "box",
+        "busybox:kiln",
+        "sh",
+        "-c",
+        "echo inside > /marker; exec sleep 60",
+    ]);
+    wait_for("the marker", || {
+        k.run(&["exec", "box", "cat", "/marker"]).stdout == b"inside\n"
+    });
+    // Its PID namespace (PID 1 is the container's), its root, docker's confinement.
+    let out = k.ok(&[
+        "exec",
+        "box",
+        "sh",
+        "-c",
+        "tr '\\0' ' ' < /proc/1/cmdline; echo; grep -E '^(CapEff|Seccomp):' /proc/self/status; test -e /etc/passwd || echo no-host-passwd",
+    ]);
+    assert_eq!(
+        out,
+        "sleep 60 \nCapEff:\t00000000a80425fb\nSeccomp:\t2\nno-host-passwd\n"
+    );
+    let out = k.run(&[
+        "exec",
+        "-w",
+        "/bin",
+        "-e",
+        "X=1",
+        "box",
+        "sh",
+        "-c",
+        "echo $X $(pwd); exit 5",
+    ]);
+    assert_eq!(out.status.code(), Some(5));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "1 /bin\n");
+    assert_eq!(
+        k.run(&["exec", "box", "no-such-program"]).status.code(),
+        Some(127)
+    );
+    let mut child = k
+        .cmd(&["exec", "-i", "box", "cat"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"through stdin\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "through stdin\n");
+    k.ok(&["rm", "-f", "box"]);
+    // Not running: refused with what to do.
+    k.ok(&["run", "--name", "done", "busybox:kiln", "true"]);
+    let out = k.run(&["exec", "done", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not running"));
+}

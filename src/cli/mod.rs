@@ -71,6 +71,8 @@ pub enum Command {
     Registry(registry::Command),
     /// Run a command in a new container.
     Run(Box<run::Args>),
+    /// Run a command in a running container.
+    Exec(run::ExecArgs),
     /// List containers.
     Ps(container::PsArgs),
     /// Show a container's output.
@@ -100,6 +102,8 @@ pub enum ContainerCommand {
     /// List containers.
     #[command(alias = "ps", alias = "list")]
     Ls(container::PsArgs),
+    /// Run a command in a running container.
+    Exec(run::ExecArgs),
     /// Show what kiln knows of containers, as docker's JSON.
     Inspect(container::InspectArgs),
     /// Show a container's output.
@@ -149,6 +153,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
             container::wait(args)
         }
         Command::Container(ContainerCommand::Inspect(args)) => container::inspect(args),
+        Command::Exec(args) | Command::Container(ContainerCommand::Exec(args)) => run::exec(args),
         Command::ContainerSupervise(args) => run::supervise_command(args),
         Command::Volume(command) => volume::run(command),
     }

@@ -100,7 +100,10 @@ impl Sandboxed {
 struct Prepared {
     namespaces: CloneFlags,
     loopback: bool,
-    root: plan::RootPlan,
+    /// The root to build; None for a process that joins a running sandbox ([`exec`]).
+    root: Option<plan::RootPlan>,
+    /// Namespaces to join (descriptors of `/proc/PID/ns/*`, and their types), in order.
+    join: Vec<(libc::c_int, libc::c_int)>,
     hostname: Option<CString>,
     cwd: InRoot,
     uid: libc::uid_t,
@@ -147,9 +150,14 @@ fn namespaces(spec: &Spec) -> Result<(CloneFlags, bool), Error> {
     ))
 }
 
-fn prepare(spec: &Spec, rootfs: &Rootfs) -> Result<Prepared, Error> {
+/// What the sandbox does for `spec`: on a root made from `rootfs`, in namespaces of its
+/// own; or (`rootfs` None) in the namespaces of a running sandbox, joined by [`exec`].
+fn prepare(spec: &Spec, rootfs: Option<&Rootfs>) -> Result<Prepared, Error> {
     let process = spec.process().as_ref().ok_or(Error::NoProgram)?;
-    let (namespaces, loopback) = namespaces(spec)?;
+    let (namespaces, loopback) = match rootfs {
+        Some(_) => namespaces(spec)?,
+        None => (CloneFlags::empty(), false),
+    };
     let user = process.user();
     let mut groups: Vec<libc::gid_t> = vec![user.gid()];
     groups.extend(user.additional_gids().iter().flatten());
@@ -181,7 +189,8 @@ fn prepare(spec: &Spec, rootfs: &Rootfs) -> Result<Prepared, Error> {
     Ok(Prepared {
         namespaces,
         loopback,
-        root: plan::RootPlan::new(spec, rootfs)?,
+        root: rootfs.map(|r| plan::RootPlan::new(spec, r)).transpose()?,
+        join: Vec::new(),
         hostname: spec
             .hostname()
             .as_deref()
@@ -232,8 +241,6 @@ pub fn spawn(
     stderr: Stdio,
 ) -> Result<Sandboxed, Error> {
     let process = spec.process().as_ref().ok_or(Error::NoProgram)?;
-    let args = process.args().clone().unwrap_or_default();
-    let program = args.first().ok_or(Error::NoProgram)?.clone();
     for dir in [&rootfs.upper, &rootfs.work, &rootfs.merged] {
         std::fs::create_dir_all(dir).map_err(|e| Error::Io {
             op: "create directory",
@@ -256,7 +263,68 @@ pub fn spawn(
             Some((merged.clone(), baseline))
         }
     };
-    let prepared = prepare(spec, rootfs)?;
+    let prepared = prepare(spec, Some(rootfs))?;
+    let child = start(process, prepared, stdin, stdout, stderr)?;
+    Ok(Sandboxed {
+        child,
+        upper: rootfs.upper.clone(),
+        stubs,
+        copied,
+    })
+}
+
+/// Starts the process of `spec` in the namespaces of the running sandbox whose PID 1 is
+/// `pid` (as `docker exec` does), confined as `spec` says; its root is that sandbox's.
+pub fn exec(
+    spec: &Spec,
+    pid: u32,
+    stdin: Stdio,
+    stdout: Stdio,
+    stderr: Stdio,
+) -> Result<Sandboxed, Error> {
+    let process = spec.process().as_ref().ok_or(Error::NoProgram)?;
+    let mut prepared = prepare(spec, None)?;
+    // Held open until the process has joined them (the descriptors close at its exec).
+    let mut held = Vec::new();
+    for (name, nstype) in [
+        ("ipc", libc::CLONE_NEWIPC),
+        ("uts", libc::CLONE_NEWUTS),
+        ("net", libc::CLONE_NEWNET),
+        ("pid", libc::CLONE_NEWPID),
+        ("mnt", libc::CLONE_NEWNS),
+    ] {
+        let path = std::path::PathBuf::from(format!("/proc/{pid}/ns/{name}"));
+        let fd = std::fs::File::open(&path).map_err(|source| Error::Io {
+            op: "open",
+            path,
+            source,
+        })?;
+        prepared
+            .join
+            .push((std::os::fd::AsRawFd::as_raw_fd(&fd), nstype));
+        held.push(fd);
+    }
+    let child = start(process, prepared, stdin, stdout, stderr)?;
+    drop(held);
+    Ok(Sandboxed {
+        child,
+        upper: std::path::PathBuf::new(),
+        stubs: Vec::new(),
+        copied: None,
+    })
+}
+
+/// Forks the supervisor of `prepared` with `process`'s program, arguments and
+/// environment and the given streams.
+fn start(
+    process: &oci_spec::runtime::Process,
+    prepared: Prepared,
+    stdin: Stdio,
+    stdout: Stdio,
+    stderr: Stdio,
+) -> Result<Child, Error> {
+    let args = process.args().clone().unwrap_or_default();
+    let program = args.first().ok_or(Error::NoProgram)?.clone();
     let mut cmd = Command::new(&program);
     cmd.args(&args[1..])
         .env_clear()
@@ -278,12 +346,7 @@ pub fn spawn(
     LIVE.lock()
         .unwrap_or_else(|e| e.into_inner())
         .push(child.id());
-    Ok(Sandboxed {
-        child,
-        upper: rootfs.upper.clone(),
-        stubs,
-        copied,
-    })
+    Ok(child)
 }
 
 /// The supervisor's PID 1, for its signal handler.
@@ -336,6 +399,10 @@ fn supervise(p: &Prepared) -> std::io::Result<()> {
         ))?;
     }
     nix::sched::unshare(p.namespaces).map_err(std::io::Error::from)?;
+    for (fd, nstype) in &p.join {
+        // SAFETY: setns(2) with a descriptor the caller holds open across the fork.
+        check(unsafe { libc::setns(*fd, *nstype) })?;
+    }
     // When the caller dies, SIGTERM: the handler kills PID 1 and so the namespace.
     set_handlers(kill_init as extern "C" fn(libc::c_int) as libc::sighandler_t)?;
     // SAFETY: prctl(2) and getppid(2) with integer arguments.
@@ -397,7 +464,9 @@ fn init(p: &Prepared) -> std::io::Result<()> {
         }
     }
     set_handlers(libc::SIG_DFL)?;
-    apply::enter(&p.root)?;
+    if let Some(root) = &p.root {
+        apply::enter(root)?;
+    }
     if let Some(h) = &p.hostname {
         // SAFETY: sethostname(2) reads the bytes of `h`.
         check(unsafe { libc::sethostname(h.as_ptr(), h.as_bytes().len()) })?;
