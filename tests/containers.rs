@@ -362,3 +362,125 @@ fn exec_runs_in_the_containers_namespaces_and_root_confined_as_it_is() {
     assert_eq!(out.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not running"));
 }
+
+#[test]
+fn restart_policies_restart_as_docker_does_and_restore_brings_always_back() {
+    let Some(k) = busybox_kiln() else { return };
+    // on-failure:3: the first run and three restarts, then it stays exited.
+    k.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:3",
+        "busybox:kiln",
+        "sh",
+        "-c",
+        "echo run; exit 1",
+    ]);
+    wait_for("three restarts", || {
+        let v: serde_json::Value =
+            serde_json::from_str(&k.ok(&["container", "inspect", "flaky"])).unwrap();
+        v[0]["RestartCount"] == 3 && v[0]["State"]["Status"] == "exited"
+    });
+    assert_eq!(k.ok(&["logs", "flaky"]), "run\nrun\nrun\nrun\n");
+    // A clean exit is not a failure.
+    k.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "fine",
+        "--restart",
+        "on-failure",
+        "busybox:kiln",
+        "true",
+    ]);
+    assert_eq!(k.ok(&["wait", "fine"]), "0\n");
+    let v: serde_json::Value =
+        serde_json::from_str(&k.ok(&["container", "inspect", "fine"])).unwrap();
+    assert_eq!(v[0]["RestartCount"], 0);
+    // --rm and --restart conflict, as in docker.
+    let out = k.run(&["run", "--rm", "--restart", "always", "busybox:kiln", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+
+    // always: a dead supervisor (a reboot) leaves it exited; restore starts it, once.
+    k.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "svc",
+        "--restart",
+        "always",
+        "busybox:kiln",
+        "sleep",
+        "60",
+    ]);
+    k.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "stopped",
+        "--restart",
+        "unless-stopped",
+        "busybox:kiln",
+        "sleep",
+        "60",
+    ]);
+    k.ok(&["stop", "-t", "0", "stopped"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&k.ok(&["container", "inspect", "svc"])).unwrap();
+    let supervisor_pid = {
+        let dir = k
+            .root()
+            .join("containers")
+            .join(v[0]["Id"].as_str().unwrap());
+        let state: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("state.json")).unwrap())
+                .unwrap();
+        state["supervisor"].as_u64().unwrap() as i32
+    };
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(supervisor_pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_for("svc to be exited", || {
+        k.ok(&["ps", "-a"]).contains("Exited (-1)")
+    });
+    assert_eq!(
+        k.ok(&["system", "restore"]),
+        "svc\n",
+        "unless-stopped stays stopped"
+    );
+    assert_eq!(
+        k.ok(&["system", "restore"]),
+        "",
+        "already running: nothing twice"
+    );
+    let running = k.ok(&["ps"]);
+    assert!(
+        running.contains("svc") && !running.contains("stopped"),
+        "{running}"
+    );
+    k.ok(&["rm", "-f", "svc", "stopped", "flaky", "fine"]);
+
+    // create, then start -a: its output and its exit code; start again, detached.
+    let id = k.ok(&[
+        "create",
+        "--name",
+        "later",
+        "busybox:kiln",
+        "sh",
+        "-c",
+        "echo started; exit 4",
+    ]);
+    assert_eq!(id.trim().len(), 64);
+    assert!(k.ok(&["ps", "-a"]).contains("Created"));
+    let out = k.run(&["start", "-a", "later"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "started\n");
+    assert_eq!(k.ok(&["start", "later"]), "later\n");
+    assert_eq!(k.ok(&["wait", "later"]), "4\n");
+    assert_eq!(k.ok(&["logs", "later"]), "started\nstarted\n");
+}

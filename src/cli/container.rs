@@ -59,6 +59,11 @@ fn status_text(c: &Container) -> String {
             c.state.exit_code,
             human(since(&c.state.finished_at))
         ),
+        Status::Restarting => format!(
+            "Restarting ({}) {} ago",
+            c.state.exit_code,
+            human(since(&c.state.finished_at))
+        ),
     }
 }
 
@@ -192,7 +197,7 @@ fn wait_exit(c: &mut Container, timeout: Duration) -> bool {
             return true;
         }
         c.settle();
-        if c.state.status != Status::Running {
+        if c.state.status == Status::Exited || c.state.status == Status::Created {
             return true;
         }
         if Instant::now() >= deadline {
@@ -202,7 +207,11 @@ fn wait_exit(c: &mut Container, timeout: Duration) -> bool {
     }
 }
 
+/// Marks the container stopped by its user (its restart policy leaves it so), then sends
+/// `sig` to its PID 1.
 fn signal(c: &Container, sig: Signal) -> anyhow::Result<()> {
+    std::fs::write(c.stop_marker(), b"")
+        .with_context(|| format!("marking {} stopped", c.config.name))?;
     if c.state.pid == 0 {
         return Ok(());
     }
@@ -212,7 +221,7 @@ fn signal(c: &Container, sig: Signal) -> anyhow::Result<()> {
 
 /// SIGTERM, then SIGKILL after `timeout`.
 fn stop_one(c: &mut Container, timeout: Duration) -> anyhow::Result<()> {
-    if c.state.status != Status::Running {
+    if !matches!(c.state.status, Status::Running | Status::Restarting) {
         return Ok(());
     }
     signal(c, Signal::SIGTERM)?;
@@ -317,7 +326,7 @@ pub struct RmArgs {
 
 pub fn rm(args: RmArgs) -> anyhow::Result<ExitCode> {
     for_each(&args.containers, |store, c| {
-        if c.state.status == Status::Running {
+        if matches!(c.state.status, Status::Running | Status::Restarting) {
             if !args.force {
                 bail!(
                     "cannot remove container \"/{}\": container is running: stop the container before removing or force remove (-f)",
@@ -385,7 +394,7 @@ fn inspect_json(c: &Container) -> serde_json::Value {
             "Status": s.status.name(),
             "Running": s.status == Status::Running,
             "Paused": false,
-            "Restarting": false,
+            "Restarting": s.status == Status::Restarting,
             "OOMKilled": false,
             "Dead": false,
             "Pid": s.pid,
@@ -401,7 +410,12 @@ fn inspect_json(c: &Container) -> serde_json::Value {
         "HostnamePath": c.dir.join("hostname"),
         "ResolvConfPath": c.dir.join("resolv.conf"),
         "Driver": "overlay",
+        "RestartCount": s.restart_count,
         "HostConfig": {
+            "RestartPolicy": {
+                "Name": c.config.restart.split(':').next(),
+                "MaximumRetryCount": c.config.restart.split_once(':').and_then(|(_, n)| n.parse::<u32>().ok()).unwrap_or(0),
+            },
             "NetworkMode": c.config.network,
             "AutoRemove": c.config.auto_remove,
             "LogConfig": {"Type": "json-file", "Config": {}},
@@ -462,5 +476,27 @@ pub fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+#[derive(clap::Args)]
+pub struct RestartArgs {
+    /// Seconds to wait after SIGTERM before SIGKILL.
+    #[arg(short = 't', long = "time", default_value_t = 10)]
+    time: u64,
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+/// `kiln restart`: stop (as `stop` does), then start again.
+pub fn restart(args: RestartArgs) -> anyhow::Result<ExitCode> {
+    let timeout = Duration::from_secs(args.time);
+    for_each(&args.containers, |store, c| {
+        stop_one(c, timeout)?;
+        c.reload()?;
+        match super::run::spawn_supervisor(store, c)? {
+            None => Ok(()),
+            Some((_, message)) => bail!("{message}"),
+        }
     })
 }

@@ -73,6 +73,12 @@ pub enum Command {
     Run(Box<run::Args>),
     /// Run a command in a running container.
     Exec(run::ExecArgs),
+    /// Make a container without starting it.
+    Create(Box<run::Args>),
+    /// Start created or stopped containers.
+    Start(run::StartArgs),
+    /// Stop, then start containers.
+    Restart(container::RestartArgs),
     /// List containers.
     Ps(container::PsArgs),
     /// Show a container's output.
@@ -91,12 +97,28 @@ pub enum Command {
     /// Manage volumes.
     #[command(subcommand)]
     Volume(volume::Command),
+    /// What concerns the whole of kiln.
+    #[command(subcommand)]
+    System(SystemCommand),
     #[command(hide = true, name = "container-supervise")]
     ContainerSupervise(run::SuperviseArgs),
 }
 
 #[derive(clap::Subcommand)]
+pub enum SystemCommand {
+    /// Start again the containers whose restart policy says so (after a reboot): `always`
+    /// ones, and `unless-stopped` ones nobody stopped. Safe to run more than once.
+    Restore,
+}
+
+#[derive(clap::Subcommand)]
 pub enum ContainerCommand {
+    /// Make a container without starting it.
+    Create(Box<run::Args>),
+    /// Start created or stopped containers.
+    Start(run::StartArgs),
+    /// Stop, then start containers.
+    Restart(container::RestartArgs),
     /// Run a command in a new container.
     Run(Box<run::Args>),
     /// List containers.
@@ -156,6 +178,16 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Exec(args) | Command::Container(ContainerCommand::Exec(args)) => run::exec(args),
         Command::ContainerSupervise(args) => run::supervise_command(args),
         Command::Volume(command) => volume::run(command),
+        Command::Create(args) | Command::Container(ContainerCommand::Create(args)) => {
+            run::create(*args)
+        }
+        Command::Start(args) | Command::Container(ContainerCommand::Start(args)) => {
+            run::start(args)
+        }
+        Command::Restart(args) | Command::Container(ContainerCommand::Restart(args)) => {
+            container::restart(args)
+        }
+        Command::System(SystemCommand::Restore) => run::restore(),
     }
 }
 

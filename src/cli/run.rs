@@ -64,6 +64,9 @@ pub struct Args {
     /// A tmpfs at this path (repeatable).
     #[arg(long = "tmpfs", value_name = "DST")]
     tmpfs: Vec<String>,
+    /// no, always, unless-stopped or on-failure[:N]: what happens when it exits.
+    #[arg(long, default_value = "no", value_name = "POLICY")]
+    restart: String,
     /// none (loopback only, the default until kiln has container networks) or host.
     #[arg(long, default_value = "none", value_name = "none|host")]
     network: String,
@@ -97,8 +100,51 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 fn run_container(args: Args) -> anyhow::Result<ExitCode> {
+    let (containers, container) = create_container(&args)?;
+    if args.detach {
+        start_detached(&containers, container)
+    } else {
+        let code = supervise(&containers, container, true)?;
+        Ok(ExitCode::from(code))
+    }
+}
+
+/// `kiln create [run's flags] IMAGE [COMMAND] [ARG...]`: the container, made and not
+/// started; its ID printed.
+pub fn create(args: Args) -> anyhow::Result<ExitCode> {
+    match create_container(&args) {
+        Ok((_, c)) => {
+            println!("{}", c.config.id);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("kiln: {}", crate::message(&e));
+            Ok(ExitCode::from(KILN_FAILED))
+        }
+    }
+}
+
+/// Checks `args`, finds (or pulls) the image and makes the container and its volumes.
+fn create_container(args: &Args) -> anyhow::Result<(Containers, Container)> {
     if !nix::unistd::geteuid().is_root() {
         bail!("kiln run starts containers in namespaces on overlayfs and needs root for now");
+    }
+    let policy_ok = match args.restart.split_once(':') {
+        Some(("on-failure", n)) => n.parse::<u32>().is_ok(),
+        None => matches!(
+            args.restart.as_str(),
+            "no" | "always" | "unless-stopped" | "on-failure"
+        ),
+        _ => false,
+    };
+    if !policy_ok {
+        bail!(
+            "--restart {}: use no, always, unless-stopped or on-failure[:N]",
+            args.restart
+        );
+    }
+    if args.rm && args.restart != "no" {
+        bail!("conflicting options: --restart and --rm (a container removed when it exits cannot be restarted)");
     }
     if !matches!(args.network.as_str(), "none" | "host") {
         bail!(
@@ -110,8 +156,7 @@ fn run_container(args: Args) -> anyhow::Result<ExitCode> {
     let root = Store::default_root();
     let image = image(&store, &args.image, &args.pull)?;
     let containers = Containers::open(&root)?;
-    let config = container_config(&store, &root, &image, &args)?;
-    let auto_remove = config.auto_remove;
+    let config = container_config(&store, &root, &image, args)?;
     let volumes = Volumes::open(&root)?;
     let container = containers.create(config, |c| {
         write_etc_files(c)?;
@@ -125,13 +170,7 @@ fn run_container(args: Args) -> anyhow::Result<ExitCode> {
         }
         Ok(())
     })?;
-    if args.detach {
-        start_detached(&containers, container)
-    } else {
-        let code = supervise(&containers, container, true)?;
-        let _ = auto_remove;
-        Ok(ExitCode::from(code))
-    }
+    Ok((containers, container))
 }
 
 /// The image, pulled first when `pull` asks for it.
@@ -464,6 +503,7 @@ fn container_config(
         entrypoint,
         cmd,
         mounts,
+        restart: args.restart.clone(),
         id,
     })
 }
@@ -495,9 +535,18 @@ fn write_etc_files(c: &Container) -> Result<(), kiln_runtime::Error> {
 }
 
 /// Starts `kiln container-supervise ID` in a session of its own and waits until the
-/// container runs (or could not start), then prints its ID as `docker run -d` does.
-fn start_detached(containers: &Containers, mut container: Container) -> anyhow::Result<ExitCode> {
+/// container runs; None, or docker's exit code and message when it could not start (a
+/// `--rm` container is then removed).
+pub(crate) fn spawn_supervisor(
+    containers: &Containers,
+    container: &mut Container,
+) -> anyhow::Result<Option<(u8, String)>> {
     use std::os::unix::process::CommandExt;
+    // From `created`, so the wait below sees this start and not an earlier one.
+    container.state.status = Status::Created;
+    container.state.error.clear();
+    container.save_state()?;
+    let _ = std::fs::remove_file(container.stop_marker());
     let exe = std::env::current_exe().context("finding the kiln binary")?;
     let mut cmd = std::process::Command::new(exe);
     cmd.args(["container-supervise", &container.config.id])
@@ -517,7 +566,7 @@ fn start_detached(containers: &Containers, mut container: Container) -> anyhow::
     loop {
         // Gone already: a --rm container that ran and was removed.
         if container.reload().is_err() {
-            break;
+            return Ok(None);
         }
         match container.state.status {
             Status::Created if std::time::Instant::now() < deadline => {
@@ -527,15 +576,105 @@ fn start_detached(containers: &Containers, mut container: Container) -> anyhow::
             _ => break,
         }
     }
-    if !container.state.error.is_empty() {
-        eprintln!("kiln: {}", container.state.error);
-        let code = container.state.exit_code as u8;
-        if container.config.auto_remove {
-            let _ = containers.remove(&container);
-        }
-        return Ok(ExitCode::from(code));
+    if container.state.error.is_empty() {
+        return Ok(None);
     }
-    println!("{}", container.config.id);
+    if container.config.auto_remove {
+        let _ = containers.remove(container);
+    }
+    Ok(Some((
+        container.state.exit_code as u8,
+        container.state.error.clone(),
+    )))
+}
+
+/// `run -d`: the container started, its ID printed as docker prints it.
+fn start_detached(containers: &Containers, mut container: Container) -> anyhow::Result<ExitCode> {
+    match spawn_supervisor(containers, &mut container)? {
+        None => {
+            println!("{}", container.config.id);
+            Ok(ExitCode::SUCCESS)
+        }
+        Some((code, message)) => {
+            eprintln!("kiln: {message}");
+            Ok(ExitCode::from(code))
+        }
+    }
+}
+
+#[derive(clap::Args)]
+pub struct StartArgs {
+    /// Attach to its output and wait for it, with its exit code as ours (one container).
+    #[arg(short, long)]
+    attach: bool,
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+/// `kiln start [-a] CONTAINER...`: created or stopped containers run again (their
+/// layer kept).
+pub fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
+    let containers = Containers::open(&Store::default_root())?;
+    if args.attach {
+        let [name] = args.containers.as_slice() else {
+            bail!("start -a takes one container");
+        };
+        let container = containers.find(name)?;
+        if container.state.status == Status::Running {
+            bail!("container {name} is running already");
+        }
+        return Ok(ExitCode::from(supervise(&containers, container, true)?));
+    }
+    let mut failed = false;
+    for name in &args.containers {
+        let started = containers
+            .find(name)
+            .map_err(anyhow::Error::from)
+            .and_then(|mut c| {
+                if matches!(c.state.status, Status::Running | Status::Restarting) {
+                    return Ok(None);
+                }
+                spawn_supervisor(&containers, &mut c)
+            });
+        match started {
+            Ok(None) => println!("{name}"),
+            Ok(Some((_, message))) => {
+                eprintln!("Error response from daemon: {message}");
+                failed = true;
+            }
+            Err(e) => {
+                eprintln!("Error response from daemon: {}", crate::message(&e));
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `kiln system restore`: after a reboot (or anything that killed the supervisors),
+/// starts again the containers whose restart policy says so — `always` ones, and
+/// `unless-stopped` ones a user did not stop. Running ones are left alone, so running it
+/// twice starts nothing twice.
+pub fn restore() -> anyhow::Result<ExitCode> {
+    let containers = Containers::open(&Store::default_root())?;
+    for mut c in containers.list()? {
+        let wanted = match c.config.restart.as_str() {
+            "always" => true,
+            "unless-stopped" => !c.stop_marker().exists(),
+            _ => false,
+        };
+        if !wanted || matches!(c.state.status, Status::Running | Status::Restarting) {
+            continue;
+        }
+        match spawn_supervisor(&containers, &mut c)? {
+            None => println!("{}", c.config.name),
+            Some((_, message)) => eprintln!("kiln: {}: {message}", c.config.name),
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -558,10 +697,9 @@ pub fn supervise_command(args: SuperviseArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Runs the container and waits for it: its output to the log (and, in the foreground,
-/// to this process's streams), its state kept in its directory. Returns its exit code
-/// (or docker's 126/127 when its command cannot run).
-fn supervise(containers: &Containers, mut container: Container, echo: bool) -> anyhow::Result<u8> {
+/// The container's spec and root: its mounts (volumes filled on first use), its process,
+/// its layers under its own upper directory.
+fn container_spec(container: &Container) -> anyhow::Result<(kiln_runtime::Spec, Rootfs)> {
     let c = &container.config;
     let mut mounts: Vec<_> = ["hostname", "hosts", "resolv.conf"]
         .iter()
@@ -623,9 +761,40 @@ fn supervise(containers: &Containers, mut container: Container, echo: bool) -> a
         merged: container.rootfs(),
         snapshotter: Snapshotter::Overlay,
     };
+    Ok((spec, rootfs))
+}
+
+/// Why a container's command could not start: docker's exit code and message.
+fn start_failure(c: &Config, e: &kiln_runtime::Error) -> (u8, String) {
+    match e {
+        kiln_runtime::Error::Spawn { source, .. }
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            (
+                127,
+                format!("exec: {:?}: executable file not found in $PATH", c.args[0]),
+            )
+        }
+        kiln_runtime::Error::Spawn { source, .. }
+            if source.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
+            (126, format!("exec: {:?}: permission denied", c.args[0]))
+        }
+        other => (KILN_FAILED, other.to_string()),
+    }
+}
+
+/// Runs the container's command once: output to the log (and, with `echo`, to this
+/// process's streams), state `running` while it runs. Its exit code, or docker's code
+/// and message when it could not start.
+fn run_once(
+    container: &mut Container,
+    signals: &Mutex<Option<u32>>,
+    echo: bool,
+) -> anyhow::Result<Result<i32, (u8, String)>> {
+    let (spec, rootfs) = container_spec(container)?;
     let (out_r, out_w) = std::io::pipe()?;
     let (err_r, err_w) = std::io::pipe()?;
-    let signals = forward_signals()?;
     let sandboxed = match kiln_runtime::spawn(
         &spec,
         &rootfs,
@@ -634,48 +803,19 @@ fn supervise(containers: &Containers, mut container: Container, echo: bool) -> a
         Stdio::from(err_w),
     ) {
         Ok(s) => s,
-        Err(e) => {
-            let (code, message) = match &e {
-                kiln_runtime::Error::Spawn { source, .. }
-                    if source.kind() == std::io::ErrorKind::NotFound =>
-                {
-                    (
-                        127,
-                        format!("exec: {:?}: executable file not found in $PATH", c.args[0]),
-                    )
-                }
-                kiln_runtime::Error::Spawn { source, .. }
-                    if source.kind() == std::io::ErrorKind::PermissionDenied =>
-                {
-                    (126, format!("exec: {:?}: permission denied", c.args[0]))
-                }
-                other => (KILN_FAILED, other.to_string()),
-            };
-            container.state.status = Status::Exited;
-            container.state.exit_code = code as i32;
-            container.state.error = message.clone();
-            container.state.finished_at = now();
-            container.save_state()?;
-            if echo {
-                eprintln!("kiln: {message}");
-                if container.config.auto_remove {
-                    let _ = containers.remove(&container);
-                }
-            }
-            return Ok(code);
-        }
+        Err(e) => return Ok(Err(start_failure(&container.config, &e))),
     };
     let middle = sandboxed.child.id();
     container.state.status = Status::Running;
     container.state.supervisor = std::process::id();
     container.state.pid = init_pid(middle).unwrap_or(middle);
     container.state.started_at = now();
+    container.state.error.clear();
     container.save_state()?;
     signals
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .replace(container.state.pid);
-
     let log = Arc::new(Mutex::new(LogWriter::open(&container.log_path())?));
     let pump = |reader: std::io::PipeReader, stream: Stream| {
         let log = log.clone();
@@ -707,13 +847,78 @@ fn supervise(containers: &Containers, mut container: Container, echo: bool) -> a
     let status = sandboxed.wait()?;
     let _ = out.join();
     let _ = err.join();
-    let code = status.code().unwrap_or(255);
     signals.lock().unwrap_or_else(|e| e.into_inner()).take();
-    container.state.status = Status::Exited;
-    container.state.exit_code = code;
-    container.state.pid = 0;
-    container.state.finished_at = now();
-    container.save_state()?;
+    Ok(Ok(status.code().unwrap_or(255)))
+}
+
+/// Whether the restart policy restarts a container that exited with `code` after
+/// `count` restarts (`stopped`: a user stopped it; docker then leaves it stopped).
+fn restarts(policy: &str, code: i32, count: u32, stopped: bool) -> bool {
+    if stopped {
+        return false;
+    }
+    match policy.split_once(':').unwrap_or((policy, "")) {
+        ("always" | "unless-stopped", _) => true,
+        ("on-failure", max) => code != 0 && max.parse::<u32>().map_or(true, |m| count < m),
+        _ => false,
+    }
+}
+
+/// Runs the container and waits for it, restarting it as its policy says (docker's
+/// back-off: 100 ms doubling to a minute, back to 100 ms after 10 s of running); its
+/// state is kept in its directory. Returns its last exit code (or docker's 126/127 when
+/// its command cannot run).
+fn supervise(containers: &Containers, mut container: Container, echo: bool) -> anyhow::Result<u8> {
+    let signals = forward_signals()?;
+    container.state.restart_count = 0;
+    let _ = std::fs::remove_file(container.stop_marker());
+    let mut delay = std::time::Duration::from_millis(100);
+    let code = loop {
+        let started = std::time::Instant::now();
+        let code = match run_once(&mut container, &signals, echo)? {
+            Ok(code) => code,
+            Err((code, message)) => {
+                container.state.status = Status::Exited;
+                container.state.exit_code = code as i32;
+                container.state.error = message.clone();
+                container.state.finished_at = now();
+                container.save_state()?;
+                if !echo {
+                    // `run -d` reads why in the state, then removes a --rm container.
+                    return Ok(code);
+                }
+                eprintln!("kiln: {message}");
+                break code as i32;
+            }
+        };
+        container.state.exit_code = code;
+        container.state.pid = 0;
+        container.state.finished_at = now();
+        let stopped = container.stop_marker().exists();
+        if !restarts(
+            &container.config.restart,
+            code,
+            container.state.restart_count,
+            stopped,
+        ) {
+            container.state.status = Status::Exited;
+            container.save_state()?;
+            break code;
+        }
+        if started.elapsed() >= std::time::Duration::from_secs(10) {
+            delay = std::time::Duration::from_millis(100);
+        }
+        container.state.status = Status::Restarting;
+        container.state.restart_count += 1;
+        container.save_state()?;
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(std::time::Duration::from_secs(60));
+        if container.stop_marker().exists() {
+            container.state.status = Status::Exited;
+            container.save_state()?;
+            break code;
+        }
+    };
     if container.config.auto_remove {
         containers.remove(&container)?;
     }
@@ -811,20 +1016,14 @@ fn exec_in(args: ExecArgs) -> anyhow::Result<ExitCode> {
         bail!("container {} is not running: start it first", c.config.name);
     }
     let bottom_first: Vec<PathBuf> = c.config.lowers.iter().rev().cloned().collect();
-    let (uid, gid, groups, user) = match &args.user {
+    let (uid, gid, groups) = match &args.user {
         Some(u) => {
             let account = kiln_image::tree::resolve_user(u, &bottom_first)
                 .map_err(|e| anyhow::anyhow!("--user {u}: {e}"))?;
-            (account.uid, account.gid, account.groups, u.clone())
+            (account.uid, account.gid, account.groups)
         }
-        None => (
-            c.config.uid,
-            c.config.gid,
-            c.config.groups.clone(),
-            c.config.user.clone(),
-        ),
+        None => (c.config.uid, c.config.gid, c.config.groups.clone()),
     };
-    let _ = user;
     let mut env = c.config.env.clone();
     for e in &args.env {
         let key = e.split('=').next().unwrap_or(e);

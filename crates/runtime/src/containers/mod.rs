@@ -51,6 +51,13 @@ pub struct Config {
     /// Volumes, binds and tmpfs mounts, mounted in this order.
     #[serde(default)]
     pub mounts: Vec<MountPoint>,
+    /// docker's restart policy: `no`, `always`, `unless-stopped`, `on-failure[:N]`.
+    #[serde(default = "no_restart")]
+    pub restart: String,
+}
+
+fn no_restart() -> String {
+    "no".into()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,6 +95,8 @@ pub struct MountPoint {
 pub enum Status {
     Created,
     Running,
+    /// Exited, and about to start again (its restart policy's back-off).
+    Restarting,
     Exited,
 }
 
@@ -96,6 +105,7 @@ impl Status {
         match self {
             Status::Created => "created",
             Status::Running => "running",
+            Status::Restarting => "restarting",
             Status::Exited => "exited",
         }
     }
@@ -116,6 +126,9 @@ pub struct State {
     /// Why the container could not start, if it could not.
     #[serde(default)]
     pub error: String,
+    /// How many times its restart policy restarted it since it was started.
+    #[serde(default)]
+    pub restart_count: u32,
 }
 
 impl State {
@@ -128,6 +141,7 @@ impl State {
             started_at: String::new(),
             finished_at: String::new(),
             error: String::new(),
+            restart_count: 0,
         }
     }
 }
@@ -154,6 +168,12 @@ impl Container {
         self.dir.join("rootfs")
     }
 
+    /// Present when a user stopped (or killed) the container: its restart policy leaves
+    /// it stopped, as docker's does. `start` removes it.
+    pub fn stop_marker(&self) -> PathBuf {
+        self.dir.join("stopped")
+    }
+
     pub fn log_path(&self) -> PathBuf {
         self.dir.join(format!("{}-json.log", self.config.id))
     }
@@ -173,7 +193,9 @@ impl Container {
     /// supervisor killed with SIGKILL leaves `running` behind: then it is exited, with an
     /// unknown status (-1), as `kiln ps` shows it.
     pub fn settle(&mut self) {
-        if self.state.status == Status::Running && !alive(self.state.supervisor) {
+        if matches!(self.state.status, Status::Running | Status::Restarting)
+            && !alive(self.state.supervisor)
+        {
             self.state.status = Status::Exited;
             self.state.exit_code = -1;
             self.state.pid = 0;
