@@ -31,6 +31,7 @@ fn process(privileged: bool) -> ProcessSpec {
         mounts: vec![],
         rlimits: Vec::new(),
         shm_size: None,
+        cgroup: None,
     }
 }
 

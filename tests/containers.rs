@@ -484,3 +484,52 @@ fn restart_policies_restart_as_docker_does_and_restore_brings_always_back() {
     assert_eq!(k.ok(&["wait", "later"]), "4\n");
     assert_eq!(k.ok(&["logs", "later"]), "started\nstarted\n");
 }
+
+#[test]
+fn limits_kill_a_memory_hog_and_stop_a_fork_bomb_and_leave_no_cgroup() {
+    let Some(k) = busybox_kiln() else { return };
+    // Past 32 MiB the kernel's OOM killer ends it: 137, and inspect says why.
+    let out = k.run(&[
+        "run",
+        "--name",
+        "hog",
+        "-m",
+        "32m",
+        "busybox:kiln",
+        "sh",
+        "-c",
+        "x=a; while true; do x=\"$x$x\"; done",
+    ]);
+    assert_eq!(out.status.code(), Some(137));
+    let v: serde_json::Value =
+        serde_json::from_str(&k.ok(&["container", "inspect", "hog"])).unwrap();
+    assert_eq!(v[0]["State"]["OOMKilled"], true);
+    assert_eq!(v[0]["HostConfig"]["Memory"], 32 << 20);
+    // A fork bomb meets --pids-limit: forks fail, the shell goes on and says so.
+    let out = k.run(&[
+        "run",
+        "--rm",
+        "--pids-limit",
+        "20",
+        "busybox:kiln",
+        "sh",
+        "-c",
+        "for i in $(seq 1 50); do sleep 5 & done; echo after",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("can't fork"), "{err}");
+    // Below docker's minimum: refused, nothing made.
+    let out = k.run(&["run", "--rm", "-m", "1m", "busybox:kiln", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("minimum memory limit"));
+    // Each container's cgroup goes with it.
+    let id = v[0]["Id"].as_str().unwrap().to_string();
+    k.ok(&["rm", "hog"]);
+    for hierarchy in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        assert!(
+            !hierarchy.path().join("kiln").join(&id).exists(),
+            "{} is left",
+            hierarchy.path().display()
+        );
+    }
+}

@@ -677,6 +677,7 @@ impl Executor for SandboxExecutor {
             privileged: step.insecure,
             rlimits: step.ulimits.clone(),
             shm_size: step.shm_size,
+            cgroup: None,
             mounts,
         })
         .map_err(failed)?;

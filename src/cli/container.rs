@@ -395,7 +395,7 @@ fn inspect_json(c: &Container) -> serde_json::Value {
             "Running": s.status == Status::Running,
             "Paused": false,
             "Restarting": s.status == Status::Restarting,
-            "OOMKilled": false,
+            "OOMKilled": s.oom_killed,
             "Dead": false,
             "Pid": s.pid,
             "ExitCode": s.exit_code,
@@ -412,6 +412,11 @@ fn inspect_json(c: &Container) -> serde_json::Value {
         "Driver": "overlay",
         "RestartCount": s.restart_count,
         "HostConfig": {
+            "Memory": c.config.limits.memory.unwrap_or(0),
+            "MemorySwap": c.config.limits.memory_swap.or(c.config.limits.memory.map(|m| m * 2)).unwrap_or(0),
+            "NanoCpus": c.config.limits.cpus.map_or(0, |c| (c * 1e9) as i64),
+            "CpuShares": c.config.limits.cpu_shares.unwrap_or(0),
+            "PidsLimit": c.config.limits.pids,
             "RestartPolicy": {
                 "Name": c.config.restart.split(':').next(),
                 "MaximumRetryCount": c.config.restart.split_once(':').and_then(|(_, n)| n.parse::<u32>().ok()).unwrap_or(0),

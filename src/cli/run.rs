@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{bail, Context};
 use kiln_image::store::Store;
 use kiln_runtime::containers::{
-    Config, Container, Containers, LogWriter, MountPoint, MountType, Status, Stream,
+    Config, Container, Containers, Limits, LogWriter, MountPoint, MountType, Status, Stream,
 };
 use kiln_runtime::volumes::Volumes;
 use kiln_runtime::{Network, ProcessSpec, Rootfs, Snapshotter};
@@ -64,6 +64,21 @@ pub struct Args {
     /// A tmpfs at this path (repeatable).
     #[arg(long = "tmpfs", value_name = "DST")]
     tmpfs: Vec<String>,
+    /// A memory limit (`512m`, `1g`; 6 MiB at least, as docker).
+    #[arg(short, long, value_name = "SIZE")]
+    memory: Option<String>,
+    /// Memory and swap together (`-1`: unlimited swap; default twice --memory).
+    #[arg(long, value_name = "SIZE")]
+    memory_swap: Option<String>,
+    /// CPUs it may use (`1.5`).
+    #[arg(long)]
+    cpus: Option<f64>,
+    /// Relative CPU weight (1024 by default).
+    #[arg(short = 'c', long)]
+    cpu_shares: Option<u64>,
+    /// How many processes it may have (`-1`: no limit).
+    #[arg(long)]
+    pids_limit: Option<i64>,
     /// no, always, unless-stopped or on-failure[:N]: what happens when it exits.
     #[arg(long, default_value = "no", value_name = "POLICY")]
     restart: String,
@@ -249,6 +264,50 @@ fn env_entries(args: &Args) -> anyhow::Result<Vec<(String, String)>> {
         take(e);
     }
     Ok(out)
+}
+
+/// The resource limits of `args`, checked as docker checks them.
+fn limits(args: &Args) -> anyhow::Result<Limits> {
+    let size = |flag: &str, v: &Option<String>| -> anyhow::Result<Option<i64>> {
+        v.as_deref()
+            .map(|s| {
+                if s == "-1" {
+                    return Ok(-1);
+                }
+                kiln_builder::size::parse(s)
+                    .map(|n| n as i64)
+                    .ok_or_else(|| anyhow::anyhow!("{flag} {s}: give a size (512m, 1g, ...)"))
+            })
+            .transpose()
+    };
+    let memory = size("--memory", &args.memory)?;
+    if memory.is_some_and(|m| m < 6 << 20) {
+        bail!(
+            "--memory {}: the minimum memory limit allowed is 6MB",
+            args.memory.as_deref().unwrap_or_default()
+        );
+    }
+    let memory_swap = size("--memory-swap", &args.memory_swap)?;
+    if let (Some(m), Some(s)) = (memory, memory_swap) {
+        if s != -1 && s < m {
+            bail!(
+                "--memory-swap must be larger than --memory (it counts memory and swap together)"
+            );
+        }
+    }
+    if args.cpus.is_some_and(|c| c <= 0.0) {
+        bail!(
+            "--cpus {}: give a positive number",
+            args.cpus.unwrap_or_default()
+        );
+    }
+    Ok(Limits {
+        memory,
+        memory_swap,
+        cpus: args.cpus,
+        cpu_shares: args.cpu_shares,
+        pids: args.pids_limit,
+    })
 }
 
 /// An anonymous volume's name: 64 hex digits, as docker names them.
@@ -504,6 +563,7 @@ fn container_config(
         cmd,
         mounts,
         restart: args.restart.clone(),
+        limits: limits(args)?,
         id,
     })
 }
@@ -753,6 +813,16 @@ fn container_spec(container: &Container) -> anyhow::Result<(kiln_runtime::Spec, 
         mounts,
         rlimits: Vec::new(),
         shm_size: None,
+        cgroup: Some((
+            container.cgroup_path(),
+            kiln_runtime::cgroups::resources(
+                c.limits.memory,
+                c.limits.memory_swap,
+                c.limits.cpus,
+                c.limits.cpu_shares,
+                c.limits.pids,
+            ),
+        )),
     })?;
     let rootfs = Rootfs {
         lower: c.lowers.clone(),
@@ -844,11 +914,12 @@ fn run_once(
     };
     let out = pump(out_r, Stream::Stdout);
     let err = pump(err_r, Stream::Stderr);
-    let status = sandboxed.wait()?;
+    let exit = sandboxed.wait_exit()?;
     let _ = out.join();
     let _ = err.join();
     signals.lock().unwrap_or_else(|e| e.into_inner()).take();
-    Ok(Ok(status.code().unwrap_or(255)))
+    container.state.oom_killed = exit.oom_killed;
+    Ok(Ok(exit.status.code().unwrap_or(255)))
 }
 
 /// Whether the restart policy restarts a container that exited with `code` after
@@ -1047,6 +1118,7 @@ fn exec_in(args: ExecArgs) -> anyhow::Result<ExitCode> {
         mounts: Vec::new(),
         rlimits: Vec::new(),
         shm_size: None,
+        cgroup: Some((c.cgroup_path(), Default::default())),
     })?;
     let stdin = if args.interactive {
         Stdio::inherit()

@@ -36,6 +36,8 @@ pub enum Error {
     SeccompProfile { path: PathBuf, reason: String },
     #[error("compiling the seccomp filter with libseccomp: {reason}")]
     Seccomp { reason: String },
+    #[error("cgroup {}: {reason}", path.display())]
+    Cgroup { path: PathBuf, reason: String },
     #[error("no such volume: {name}")]
     NoSuchVolume { name: String },
     #[error("volume name {name:?}: use letters, digits, _ . and -, starting with a letter or digit, two characters at least")]

@@ -6,6 +6,7 @@
 //! containers (kept in [`containers`]) start from the same spec.
 
 mod capabilities;
+pub mod cgroups;
 pub mod containers;
 mod copy_root;
 mod error;
@@ -21,7 +22,7 @@ pub use copy_root::{merge_layers, overlay_works};
 pub use error::Error;
 pub use oci_spec::runtime::Spec;
 pub use rootfs::isolate_mounts;
-pub use sandbox::{exec, spawn, stop_all, Sandboxed};
+pub use sandbox::{exec, spawn, stop_all, Exit, Sandboxed};
 pub use spec::{
     bind_mount, default_spec, overlay_mount, tmpfs_mount, Network, ProcessSpec, Rootfs,
     Snapshotter, DEFAULT_CAPABILITIES,

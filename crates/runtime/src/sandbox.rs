@@ -45,9 +45,19 @@ pub fn stop_all() {
     }
 }
 
+/// How a sandboxed process ended.
+#[derive(Debug, Clone, Copy)]
+pub struct Exit {
+    pub status: ExitStatus,
+    /// The kernel's OOM killer killed a process of its cgroup.
+    pub oom_killed: bool,
+}
+
 /// A running sandboxed process.
 pub struct Sandboxed {
     pub child: Child,
+    /// Its cgroup, when its spec asks for one (removed when it ends).
+    cgroup: Option<crate::cgroups::Cgroup>,
     upper: PathBuf,
     stubs: Vec<PathBuf>,
     /// The copying snapshotter's root and what it held before the process.
@@ -70,7 +80,12 @@ impl Sandboxed {
 
     /// Waits for the program, then removes the mount-point stubs from the upper
     /// directory, so the upper directory holds only what the program changed.
-    pub fn wait(mut self) -> Result<ExitStatus, Error> {
+    pub fn wait(self) -> Result<ExitStatus, Error> {
+        Ok(self.wait_exit()?.status)
+    }
+
+    /// [`Sandboxed::wait`], saying whether the OOM killer struck; its cgroup removed.
+    pub fn wait_exit(mut self) -> Result<Exit, Error> {
         // Wait without reaping, so that [`stop_all`] never signals a reaped (and perhaps
         // reused) PID: out of the list first, then reaped.
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
@@ -92,7 +107,11 @@ impl Sandboxed {
             })?;
         }
         plan::remove_stubs(&self.upper, &self.stubs);
-        Ok(status)
+        let oom_killed = self.cgroup.as_ref().is_some_and(|c| c.oom_killed());
+        if let Some(c) = &self.cgroup {
+            c.remove();
+        }
+        Ok(Exit { status, oom_killed })
     }
 }
 
@@ -104,6 +123,8 @@ struct Prepared {
     root: Option<plan::RootPlan>,
     /// Namespaces to join (descriptors of `/proc/PID/ns/*`, and their types), in order.
     join: Vec<(libc::c_int, libc::c_int)>,
+    /// The `cgroup.procs` files the middle process joins before it forks PID 1.
+    cgroup_procs: Vec<CString>,
     hostname: Option<CString>,
     cwd: InRoot,
     uid: libc::uid_t,
@@ -191,6 +212,7 @@ fn prepare(spec: &Spec, rootfs: Option<&Rootfs>) -> Result<Prepared, Error> {
         loopback,
         root: rootfs.map(|r| plan::RootPlan::new(spec, r)).transpose()?,
         join: Vec::new(),
+        cgroup_procs: Vec::new(),
         hostname: spec
             .hostname()
             .as_deref()
@@ -263,10 +285,23 @@ pub fn spawn(
             Some((merged.clone(), baseline))
         }
     };
-    let prepared = prepare(spec, Some(rootfs))?;
-    let child = start(process, prepared, stdin, stdout, stderr)?;
+    let mut prepared = prepare(spec, Some(rootfs))?;
+    let cgroup = crate::cgroups::Cgroup::create(spec)?;
+    if let Some(c) = &cgroup {
+        prepared.cgroup_procs = c.procs().to_vec();
+    }
+    let child = match start(process, prepared, stdin, stdout, stderr) {
+        Ok(child) => child,
+        Err(e) => {
+            if let Some(c) = &cgroup {
+                c.remove();
+            }
+            return Err(e);
+        }
+    };
     Ok(Sandboxed {
         child,
+        cgroup,
         upper: rootfs.upper.clone(),
         stubs,
         copied,
@@ -284,6 +319,7 @@ pub fn exec(
 ) -> Result<Sandboxed, Error> {
     let process = spec.process().as_ref().ok_or(Error::NoProgram)?;
     let mut prepared = prepare(spec, None)?;
+    prepared.cgroup_procs = crate::cgroups::Cgroup::procs_of(spec);
     // Held open until the process has joined them (the descriptors close at its exec).
     let mut held = Vec::new();
     for (name, nstype) in [
@@ -308,6 +344,7 @@ pub fn exec(
     drop(held);
     Ok(Sandboxed {
         child,
+        cgroup: None,
         upper: std::path::PathBuf::new(),
         stubs: Vec::new(),
         copied: None,
@@ -397,6 +434,21 @@ fn supervise(p: &Prepared) -> std::io::Result<()> {
             &none,
             std::ptr::null_mut(),
         ))?;
+    }
+    for procs in &p.cgroup_procs {
+        // SAFETY: open(2), write(2) and close(2) on a NUL-terminated path prepared
+        // before fork: "0" moves the writer into the cgroup, before it forks PID 1.
+        unsafe {
+            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let written = libc::write(fd, c"0".as_ptr().cast(), 1);
+            libc::close(fd);
+            if written != 1 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
     }
     nix::sched::unshare(p.namespaces).map_err(std::io::Error::from)?;
     for (fd, nstype) in &p.join {

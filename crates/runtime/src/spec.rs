@@ -116,6 +116,10 @@ pub struct ProcessSpec {
     pub rlimits: Vec<(String, u64, u64)>,
     /// The size of `/dev/shm` in bytes (Docker's 64 MiB when None).
     pub shm_size: Option<u64>,
+    /// A cgroup of its own (the path under each hierarchy) with these limits (see
+    /// [`crate::cgroups::resources`]); a process that joins a running sandbox
+    /// ([`crate::exec`]) joins this existing cgroup.
+    pub cgroup: Option<(String, oci_spec::runtime::LinuxResources)>,
 }
 
 fn mount(destination: &str, typ: &str, source: &str, options: &[&str]) -> Mount {
@@ -277,6 +281,11 @@ pub fn default_spec(p: &ProcessSpec) -> Result<Spec, Error> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(spec_error)?;
     let mut linux = LinuxBuilder::default().namespaces(namespaces);
+    if let Some((path, resources)) = &p.cgroup {
+        linux = linux
+            .cgroups_path(std::path::PathBuf::from(path))
+            .resources(resources.clone());
+    }
     if !p.privileged {
         let held_names: Vec<String> = bounding.iter().map(|s| s.to_string()).collect();
         linux = linux

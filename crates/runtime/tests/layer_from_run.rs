@@ -76,6 +76,7 @@ fn changes_become_a_layer(snapshotter: Snapshotter) {
         mounts: vec![],
         rlimits: Vec::new(),
         shm_size: None,
+        cgroup: None,
     })
     .unwrap();
     let root = Rootfs {

@@ -54,6 +54,18 @@ pub struct Config {
     /// docker's restart policy: `no`, `always`, `unless-stopped`, `on-failure[:N]`.
     #[serde(default = "no_restart")]
     pub restart: String,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// `--memory`, `--memory-swap`, `--cpus`, `--cpu-shares`, `--pids-limit`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Limits {
+    pub memory: Option<i64>,
+    pub memory_swap: Option<i64>,
+    pub cpus: Option<f64>,
+    pub cpu_shares: Option<u64>,
+    pub pids: Option<i64>,
 }
 
 fn no_restart() -> String {
@@ -129,6 +141,9 @@ pub struct State {
     /// How many times its restart policy restarted it since it was started.
     #[serde(default)]
     pub restart_count: u32,
+    /// The kernel's OOM killer struck in its last run.
+    #[serde(default)]
+    pub oom_killed: bool,
 }
 
 impl State {
@@ -142,6 +157,7 @@ impl State {
             finished_at: String::new(),
             error: String::new(),
             restart_count: 0,
+            oom_killed: false,
         }
     }
 }
@@ -161,6 +177,11 @@ impl Container {
 
     pub fn work(&self) -> PathBuf {
         self.dir.join("work")
+    }
+
+    /// Its cgroup, under each hierarchy.
+    pub fn cgroup_path(&self) -> String {
+        format!("/kiln/{}", self.config.id)
     }
 
     /// The directory its root is mounted on (in its own mount namespace).
@@ -352,8 +373,10 @@ impl Containers {
         Ok(container)
     }
 
-    /// Removes a container's directory (its layer, logs and state).
+    /// Removes a container: its directory (its layer, logs and state) and any cgroup a
+    /// killed supervisor left.
     pub fn remove(&self, container: &Container) -> Result<(), Error> {
+        crate::cgroups::remove_path(Path::new(&container.cgroup_path()));
         // Renamed away first: a reader never sees a half-removed container.
         let gone = self.dir.join(format!(".gone-{}", container.config.id));
         std::fs::rename(&container.dir, &gone).map_err(|e| Error::Io {

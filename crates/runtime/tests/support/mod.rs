@@ -59,6 +59,7 @@ pub fn config(dir: &Path, args: &[&str]) -> Config {
             mounts: Vec::new(),
             rlimits: Vec::new(),
             shm_size: None,
+            cgroup: None,
         },
         root: Rootfs {
             lower: vec![lower],

@@ -1,0 +1,250 @@
+//! A sandbox's control group, from its spec's `linux.cgroupsPath` and
+//! `linux.resources`, made and limited with youki's `libcgroups` (cgroups v1, hybrid and
+//! v2, as it finds the machine). The sandbox's middle process joins it before it forks
+//! PID 1, so nothing the container runs ever escapes it.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use libcgroups::common::{
+    create_cgroup_manager, AnyCgroupManager, CgroupConfig, CgroupManager, ControllerOpt,
+};
+use oci_spec::runtime::{LinuxResources, Spec};
+
+use crate::error::Error;
+
+pub struct Cgroup {
+    manager: AnyCgroupManager,
+    /// Its `cgroup.procs` files (one per v1 hierarchy, one for v2).
+    procs: Vec<CString>,
+    dirs: Vec<PathBuf>,
+}
+
+fn failed(path: &Path, reason: impl std::fmt::Display) -> Error {
+    Error::Cgroup {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Every cgroup hierarchy mounted here (from `/proc/self/mountinfo`): its mount point,
+/// and whether it is v2's.
+fn hierarchies() -> Vec<(PathBuf, bool)> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    mountinfo
+        .lines()
+        .filter_map(|line| {
+            let (before, after) = line.split_once(" - ")?;
+            let fstype = after.split_whitespace().next()?;
+            if fstype != "cgroup" && fstype != "cgroup2" {
+                return None;
+            }
+            let mount_point = before.split_whitespace().nth(4)?;
+            Some((PathBuf::from(mount_point), fstype == "cgroup2"))
+        })
+        .collect()
+}
+
+/// The directories of cgroup `path` in every hierarchy that has it.
+fn dirs_of(path: &Path) -> Vec<PathBuf> {
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    hierarchies()
+        .into_iter()
+        .map(|(mount, _)| mount.join(rel))
+        .filter(|dir| dir.join("cgroup.procs").exists())
+        .collect()
+}
+
+/// Makes cgroup `path` in every hierarchy (libcgroups limits a cgroup that exists);
+/// under v2, with the memory, cpu and pids controllers enabled on the way down.
+fn make_dirs(path: &Path) -> Result<(), Error> {
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    for (mount, v2) in hierarchies() {
+        if v2 {
+            let available =
+                std::fs::read_to_string(mount.join("cgroup.controllers")).unwrap_or_default();
+            let wanted: Vec<String> = ["memory", "cpu", "pids"]
+                .iter()
+                .filter(|c| available.split_whitespace().any(|a| a == **c))
+                .map(|c| format!("+{c}"))
+                .collect();
+            let mut at = mount.clone();
+            for part in rel.parent().into_iter().flat_map(|p| p.components()) {
+                if !wanted.is_empty() {
+                    let _ = std::fs::write(at.join("cgroup.subtree_control"), wanted.join(" "));
+                }
+                at.push(part);
+                std::fs::create_dir_all(&at).map_err(|e| failed(&at, e))?;
+            }
+            if !wanted.is_empty() {
+                let _ = std::fs::write(at.join("cgroup.subtree_control"), wanted.join(" "));
+            }
+        }
+        let mut at = mount.clone();
+        for part in rel.components() {
+            let parent = at.clone();
+            at.push(part);
+            std::fs::create_dir_all(&at).map_err(|e| failed(&at, e))?;
+            // v1's cpuset starts a cgroup with no CPU and no memory node, where no task
+            // may go (ENOSPC): take the parent's, as runc does.
+            for file in ["cpuset.cpus", "cpuset.mems"] {
+                let here = at.join(file);
+                if std::fs::read_to_string(&here).is_ok_and(|v| v.trim().is_empty()) {
+                    let value = std::fs::read_to_string(parent.join(file)).unwrap_or_default();
+                    std::fs::write(&here, value.trim()).map_err(|e| failed(&here, e))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Cgroup {
+    /// The cgroup `spec` asks for, made with its limits; None when it names none.
+    pub(crate) fn create(spec: &Spec) -> Result<Option<Cgroup>, Error> {
+        let Some(linux) = spec.linux().as_ref() else {
+            return Ok(None);
+        };
+        let Some(path) = linux.cgroups_path().clone() else {
+            return Ok(None);
+        };
+        let resources = linux.resources().clone().unwrap_or_default();
+        make_dirs(&path)?;
+        let manager = create_cgroup_manager(CgroupConfig {
+            cgroup_path: path.clone(),
+            systemd_cgroup: false,
+            container_name: path.display().to_string(),
+        })
+        .map_err(|e| failed(&path, e))?;
+        let cgroup = Cgroup {
+            manager,
+            procs: Vec::new(),
+            dirs: Vec::new(),
+        };
+        let applied = cgroup
+            .manager
+            .apply(&ControllerOpt {
+                resources: &resources,
+                disable_oom_killer: false,
+                oom_score_adj: None,
+                freezer_state: None,
+            })
+            .map_err(|e| {
+                failed(
+                    &path,
+                    format!("{e} (a limit below what the kernel accepts?)"),
+                )
+            });
+        let cgroup = cgroup.with_dirs(&path);
+        if let Err(e) = applied {
+            cgroup.remove();
+            return Err(e);
+        }
+        Ok(Some(cgroup))
+    }
+
+    fn with_dirs(mut self, path: &Path) -> Cgroup {
+        self.dirs = dirs_of(path);
+        self.procs = self
+            .dirs
+            .iter()
+            .filter_map(|d| CString::new(d.join("cgroup.procs").as_os_str().as_bytes()).ok())
+            .collect();
+        self
+    }
+
+    /// The `cgroup.procs` files of an existing cgroup (for a process that joins a running
+    /// container's).
+    pub(crate) fn procs_of(spec: &Spec) -> Vec<CString> {
+        let Some(path) = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone()) else {
+            return Vec::new();
+        };
+        dirs_of(&path)
+            .iter()
+            .filter_map(|d| CString::new(d.join("cgroup.procs").as_os_str().as_bytes()).ok())
+            .collect()
+    }
+
+    pub(crate) fn procs(&self) -> &[CString] {
+        &self.procs
+    }
+
+    /// Whether the kernel's OOM killer killed a process of the cgroup (v1's
+    /// `memory.oom_control`, v2's `memory.events`).
+    pub fn oom_killed(&self) -> bool {
+        self.dirs.iter().any(|d| {
+            ["memory.oom_control", "memory.events"].iter().any(|f| {
+                std::fs::read_to_string(d.join(f)).is_ok_and(|text| {
+                    text.lines().any(|l| {
+                        l.strip_prefix("oom_kill ")
+                            .and_then(|n| n.trim().parse::<u64>().ok())
+                            .is_some_and(|n| n > 0)
+                    })
+                })
+            })
+        })
+    }
+
+    /// Removes the cgroup in every hierarchy (its processes are gone).
+    pub(crate) fn remove(&self) {
+        let _ = self.manager.remove();
+        for dir in &self.dirs {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// Removes cgroup `path` wherever it is left (its sandbox's supervisor was killed before
+/// it could); a cgroup still in use stays.
+pub fn remove_path(path: &Path) {
+    for dir in dirs_of(path) {
+        let _ = std::fs::remove_dir(dir);
+    }
+}
+
+/// `--memory`, `--memory-swap`, `--cpus`, `--cpu-shares`, `--pids-limit` as OCI
+/// resources.
+pub fn resources(
+    memory: Option<i64>,
+    memory_swap: Option<i64>,
+    cpus: Option<f64>,
+    cpu_shares: Option<u64>,
+    pids: Option<i64>,
+) -> LinuxResources {
+    use oci_spec::runtime::{
+        LinuxCpuBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResourcesBuilder,
+    };
+    let mut r = LinuxResourcesBuilder::default();
+    if memory.is_some() || memory_swap.is_some() {
+        let mut m = LinuxMemoryBuilder::default();
+        if let Some(limit) = memory {
+            m = m.limit(limit);
+            // docker: without --memory-swap, as much swap as memory.
+            m = m.swap(memory_swap.unwrap_or(limit * 2));
+        } else if let Some(swap) = memory_swap {
+            m = m.swap(swap);
+        }
+        r = r.memory(m.build().expect("memory limits"));
+    }
+    if cpus.is_some() || cpu_shares.is_some() {
+        let mut c = LinuxCpuBuilder::default();
+        if let Some(cpus) = cpus {
+            let period = 100_000u64;
+            c = c.period(period).quota((cpus * period as f64) as i64);
+        }
+        if let Some(shares) = cpu_shares {
+            c = c.shares(shares);
+        }
+        r = r.cpu(c.build().expect("cpu limits"));
+    }
+    if let Some(limit) = pids {
+        r = r.pids(
+            LinuxPidsBuilder::default()
+                .limit(limit)
+                .build()
+                .expect("pids limit"),
+        );
+    }
+    r.build().expect("resources")
+}
