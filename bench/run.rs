@@ -1,0 +1,224 @@
+//! Container start: `kiln run --rm IMG true` (image → root → exit, the supervisor and the
+//! state included) against `crun run`/`runc run` of a bundle of the same image (the runtime
+//! alone) and `podman run --rm --network none` of the same image (private storage), N
+//! times each in the same run; then 50 `kiln run -d` at once: the time to start them all,
+//! and each supervisor's resident memory. Prints milliseconds and ratios.
+//! Usage (root; crun, runc, podman from Debian): run-bench [N]   (default 50)
+
+mod oci;
+
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+fn ok(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Milliseconds per run of `cmd`, N times.
+fn per_run(n: usize, mut cmd: impl FnMut() -> Command) -> f64 {
+    let start = Instant::now();
+    for _ in 0..n {
+        ok(&mut cmd());
+    }
+    start.elapsed().as_secs_f64() * 1000.0 / n as f64
+}
+
+fn main() {
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(50);
+    assert!(nix::unistd::geteuid().is_root(), "run-bench needs root");
+    let kiln = std::env::current_exe().unwrap().with_file_name("kiln");
+    assert!(kiln.exists(), "build kiln first: cargo build --release");
+    let work = tempfile::tempdir_in("/tmp").unwrap();
+    let w = work.path();
+    let store = w.join("store");
+    let k = |args: &[&str]| {
+        let mut c = Command::new(&kiln);
+        c.env("KILN_ROOT", &store).args(args);
+        c
+    };
+    // busybox, built by kiln FROM scratch.
+    let ctx = w.join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::copy("/bin/busybox", ctx.join("busybox")).expect("/bin/busybox (busybox-static)");
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n").unwrap();
+    ok(&mut k(&[
+        "build",
+        "-q",
+        "-t",
+        "localhost/bench:1",
+        ctx.to_str().unwrap(),
+    ]));
+    let archive = w.join("image.tar");
+    ok(&mut k(&[
+        "save",
+        "-o",
+        archive.to_str().unwrap(),
+        "localhost/bench:1",
+    ]));
+    // The same image's root, for the bundle of crun and runc.
+    let rootfs = w.join("rootfs");
+    std::fs::create_dir_all(&rootfs).unwrap();
+    ok(Command::new("tar")
+        .arg("-xf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(w));
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(w.join("index.json")).unwrap()).unwrap();
+    let manifest_digest = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .replace(':', "/");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(w.join("blobs").join(&manifest_digest)).unwrap())
+            .unwrap();
+    for layer in manifest["layers"].as_array().unwrap() {
+        let blob = w
+            .join("blobs")
+            .join(layer["digest"].as_str().unwrap().replace(':', "/"));
+        ok(Command::new("tar")
+            .arg("-xf")
+            .arg(&blob)
+            .arg("-C")
+            .arg(&rootfs));
+    }
+
+    k(&["run", "--rm", "localhost/bench:1", "true"])
+        .output()
+        .unwrap(); // warm
+    let kiln_ms = per_run(n, || k(&["run", "--rm", "localhost/bench:1", "true"]));
+    let runtime = ["crun", "runc"]
+        .iter()
+        .find_map(|r| oci::oci_runtime(r, w, &rootfs, n).map(|ms| (*r, ms)));
+
+    let proot = w.join("podman");
+    let podman = |args: &[&str]| {
+        let mut c = Command::new("podman");
+        c.arg("--root")
+            .arg(proot.join("root"))
+            .arg("--runroot")
+            .arg(proot.join("run"))
+            .args(["--cgroup-manager", "cgroupfs", "--events-backend", "none"])
+            // crun refuses this machine's hybrid cgroups.
+            .args(["--runtime", "runc"])
+            .args(args);
+        c
+    };
+    let podman_ms = if Command::new("podman").arg("--version").output().is_ok() {
+        ok(&mut podman(&[
+            "load",
+            "-q",
+            "-i",
+            archive.to_str().unwrap(),
+        ]));
+        podman(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=4096:4096",
+            "localhost/bench:1",
+            "true",
+        ])
+        .output()
+        .unwrap();
+        let runs = n.min(20);
+        Some(per_run(runs, || {
+            podman(&[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "--ulimit",
+                "nofile=1024:1024",
+                "--ulimit",
+                "nproc=4096:4096",
+                "localhost/bench:1",
+                "true",
+            ])
+        }))
+    } else {
+        println!("podman: not installed (apt-get install podman)");
+        None
+    };
+
+    // 50 detached containers at once, then each supervisor's memory.
+    let start = Instant::now();
+    let children: Vec<_> = (0..50)
+        .map(|i| {
+            k(&[
+                "run",
+                "-d",
+                "--name",
+                &format!("c{i}"),
+                "localhost/bench:1",
+                "sleep",
+                "60",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    for mut c in children {
+        assert!(c.wait().unwrap().success());
+    }
+    let fifty = start.elapsed().as_secs_f64();
+    let mut rss = Vec::new();
+    for entry in std::fs::read_dir(store.join("containers"))
+        .unwrap()
+        .flatten()
+    {
+        let Ok(state) = std::fs::read(entry.path().join("state.json")) else {
+            continue;
+        };
+        let state: serde_json::Value = serde_json::from_slice(&state).unwrap();
+        let pid = state["supervisor"].as_u64().unwrap_or(0);
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        if let Some(kb) = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+        {
+            rss.push(kb);
+        }
+    }
+    let names: Vec<String> = (0..50).map(|i| format!("c{i}")).collect();
+    let mut rm = k(&["rm", "-f"]);
+    rm.args(&names).stdout(Stdio::null());
+    ok(&mut rm);
+
+    println!("container start to exit, `true`, {n} runs each:");
+    println!("  kiln run --rm            {kiln_ms:>8.1} ms");
+    if let Some((name, ms)) = runtime {
+        println!(
+            "  {name} run (bundle)       {ms:>8.1} ms   kiln / {name}: {:.2}x",
+            kiln_ms / ms
+        );
+    }
+    if let Some(ms) = podman_ms {
+        println!(
+            "  podman run --rm          {ms:>8.1} ms   podman / kiln: {:.1}x",
+            ms / kiln_ms
+        );
+    }
+    rss.sort_unstable();
+    println!(
+        "50 kiln run -d at once: {fifty:.2} s; supervisor RSS: median {} KiB, max {} KiB",
+        rss.get(rss.len() / 2).copied().unwrap_or(0),
+        rss.last().copied().unwrap_or(0)
+    );
+    println!("goals: start-to-exit within 1.5x crun's (runc's where crun refuses), >= 10x faster than podman; supervisor <= 2 MiB RSS");
+}
