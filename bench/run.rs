@@ -10,6 +10,21 @@ mod oci;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+/// `podman run` of the image: the caller's rlimits (root here lacks CAP_SYS_RESOURCE to
+/// raise them as podman's defaults would).
+const PODMAN_RUN: [&str; 10] = [
+    "run",
+    "--rm",
+    "--network",
+    "none",
+    "--ulimit",
+    "nofile=1024:1024",
+    "--ulimit",
+    "nproc=4096:4096",
+    "localhost/bench:1",
+    "true",
+];
+
 fn ok(cmd: &mut Command) -> String {
     let out = cmd.output().expect("run");
     assert!(
@@ -120,35 +135,9 @@ fn main() {
             "-i",
             archive.to_str().unwrap(),
         ]));
-        podman(&[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--ulimit",
-            "nofile=1024:1024",
-            "--ulimit",
-            "nproc=4096:4096",
-            "localhost/bench:1",
-            "true",
-        ])
-        .output()
-        .unwrap();
+        podman(&PODMAN_RUN).output().unwrap();
         let runs = n.min(20);
-        Some(per_run(runs, || {
-            podman(&[
-                "run",
-                "--rm",
-                "--network",
-                "none",
-                "--ulimit",
-                "nofile=1024:1024",
-                "--ulimit",
-                "nproc=4096:4096",
-                "localhost/bench:1",
-                "true",
-            ])
-        }))
+        Some(per_run(runs, || podman(&PODMAN_RUN)))
     } else {
         println!("podman: not installed (apt-get install podman)");
         None

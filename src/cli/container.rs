@@ -245,7 +245,7 @@ pub struct StopArgs {
 
 /// Runs `each` on every named container, printing the name as docker does; an error on
 /// one is said and the others go on; exit 1 if any failed.
-fn for_each(
+pub(crate) fn for_each(
     names: &[String],
     mut each: impl FnMut(&Containers, &mut Container) -> anyhow::Result<()>,
 ) -> anyhow::Result<ExitCode> {
@@ -476,12 +476,7 @@ pub fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    println!("{}", serde_json::to_string_pretty(&out)?);
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    super::print_inspected(&out, failed)
 }
 
 #[derive(clap::Args)]

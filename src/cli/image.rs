@@ -78,12 +78,7 @@ fn inspect(names: &[String]) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    println!("{}", serde_json::to_string_pretty(&out)?);
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    super::print_inspected(&out, failed)
 }
 
 fn prune(all: bool) -> anyhow::Result<ExitCode> {

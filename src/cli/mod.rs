@@ -70,10 +70,12 @@ pub enum Command {
     #[command(subcommand)]
     Registry(registry::Command),
     /// Run a command in a new container.
+    #[command(disable_help_flag = true)]
     Run(Box<run::Args>),
     /// Run a command in a running container.
     Exec(run::ExecArgs),
     /// Make a container without starting it.
+    #[command(disable_help_flag = true)]
     Create(Box<run::Args>),
     /// Start created or stopped containers.
     Start(run::StartArgs),
@@ -114,12 +116,14 @@ pub enum SystemCommand {
 #[derive(clap::Subcommand)]
 pub enum ContainerCommand {
     /// Make a container without starting it.
+    #[command(disable_help_flag = true)]
     Create(Box<run::Args>),
     /// Start created or stopped containers.
     Start(run::StartArgs),
     /// Stop, then start containers.
     Restart(container::RestartArgs),
     /// Run a command in a new container.
+    #[command(disable_help_flag = true)]
     Run(Box<run::Args>),
     /// List containers.
     #[command(alias = "ps", alias = "list")]
@@ -189,6 +193,17 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::System(SystemCommand::Restore) => run::restore(),
     }
+}
+
+/// Prints what an `inspect` found as docker does (a JSON array); exit 1 when some name
+/// was not found (said already).
+fn print_inspected(found: &[serde_json::Value], failed: bool) -> anyhow::Result<ExitCode> {
+    println!("{}", serde_json::to_string_pretty(found)?);
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// The store at `KILN_ROOT` (or the default root).

@@ -47,6 +47,9 @@ pub struct Args {
     /// The container's host name (default: the first 12 digits of its ID).
     #[arg(short = 'h', long)]
     hostname: Option<String>,
+    /// Print help (`-h` is --hostname, as in docker).
+    #[arg(long, action = clap::ArgAction::Help)]
+    help: Option<bool>,
     /// Replace the image's ENTRYPOINT (`""` clears it).
     #[arg(long)]
     entrypoint: Option<String>,
@@ -685,33 +688,14 @@ pub fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::from(supervise(&containers, container, true)?));
     }
-    let mut failed = false;
-    for name in &args.containers {
-        let started = containers
-            .find(name)
-            .map_err(anyhow::Error::from)
-            .and_then(|mut c| {
-                if matches!(c.state.status, Status::Running | Status::Restarting) {
-                    return Ok(None);
-                }
-                spawn_supervisor(&containers, &mut c)
-            });
-        match started {
-            Ok(None) => println!("{name}"),
-            Ok(Some((_, message))) => {
-                eprintln!("Error response from daemon: {message}");
-                failed = true;
-            }
-            Err(e) => {
-                eprintln!("Error response from daemon: {}", crate::message(&e));
-                failed = true;
-            }
+    super::container::for_each(&args.containers, |store, c| {
+        if matches!(c.state.status, Status::Running | Status::Restarting) {
+            return Ok(());
         }
-    }
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
+        match spawn_supervisor(store, c)? {
+            None => Ok(()),
+            Some((_, message)) => bail!("{message}"),
+        }
     })
 }
 

@@ -120,10 +120,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
-            println!("{}", serde_json::to_string_pretty(&out)?);
-            if failed {
-                return Ok(ExitCode::FAILURE);
-            }
+            return super::print_inspected(&out, failed);
         }
         Command::Rm { names, .. } => {
             let mut failed = false;
