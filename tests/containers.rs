@@ -205,8 +205,18 @@ fn a_killed_supervisor_leaves_an_exited_container_that_rm_cleans() {
     wait_for("the exited status", || {
         k.ok(&["ps", "-a"]).contains("Exited (-1)")
     });
+    let inspect: serde_json::Value =
+        serde_json::from_str(&k.ok(&["container", "inspect", "orphan"])).unwrap();
+    let id = inspect[0]["Id"].as_str().unwrap().to_string();
     k.ok(&["rm", "orphan"]);
     assert_eq!(k.ok(&["ps", "-aq"]), "");
+    // The cgroup its supervisor could not remove goes with it.
+    wait_for("no cgroup left", || {
+        std::fs::read_dir("/sys/fs/cgroup")
+            .unwrap()
+            .flatten()
+            .all(|h| !h.path().join("kiln").join(&id).exists())
+    });
 }
 
 #[test]
@@ -532,4 +542,44 @@ fn limits_kill_a_memory_hog_and_stop_a_fork_bomb_and_leave_no_cgroup() {
             hierarchy.path().display()
         );
     }
+}
+
+#[test]
+fn rename_top_stats_and_prune_as_docker_has_them() {
+    let Some(k) = busybox_kiln() else { return };
+    k.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "first",
+        "-m",
+        "64m",
+        "busybox:kiln",
+        "sh",
+        "-c",
+        "sleep 60 & exec sleep 61",
+    ]);
+    k.ok(&["rename", "first", "second"]);
+    let ps = k.ok(&["ps"]);
+    assert!(ps.contains("second") && !ps.contains("first"), "{ps}");
+    k.ok(&["run", "--name", "other", "busybox:kiln", "true"]);
+    let out = k.run(&["rename", "second", "other"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already in use"));
+    wait_for("both sleeps", || {
+        let top = k.ok(&["top", "second"]);
+        top.contains("sleep 61") && top.contains("sleep 60")
+    });
+    let top = k.ok(&["top", "second"]);
+    assert!(top.starts_with("UID"), "{top}");
+    let stats = k.ok(&["stats", "--no-stream", "second"]);
+    let row = stats.lines().nth(1).unwrap_or_default().to_string();
+    assert!(stats.starts_with("CONTAINER ID"), "{stats}");
+    assert!(row.contains("second") && row.contains("/ 64MiB"), "{stats}");
+    let pids: u64 = row.split_whitespace().last().unwrap().parse().unwrap();
+    assert!(pids >= 2, "{stats}");
+    k.ok(&["stop", "-t", "0", "second"]);
+    let pruned = k.ok(&["container", "prune", "-f"]);
+    assert_eq!(pruned.lines().count(), 3, "{pruned}");
+    assert_eq!(k.ok(&["ps", "-aq"]), "");
 }

@@ -500,3 +500,176 @@ pub fn restart(args: RestartArgs) -> anyhow::Result<ExitCode> {
         }
     })
 }
+
+#[derive(clap::Args)]
+pub struct RenameArgs {
+    container: String,
+    new_name: String,
+}
+
+pub fn rename(args: RenameArgs) -> anyhow::Result<ExitCode> {
+    let store = containers()?;
+    let mut c = store.find(&args.container)?;
+    if !kiln_runtime::volumes::valid_name(&args.new_name) {
+        bail!(
+            "invalid container name {:?}: use letters, digits, _ . and -",
+            args.new_name
+        );
+    }
+    store.rename(&mut c, &args.new_name)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(clap::Args)]
+pub struct PruneArgs {
+    /// Do not ask (kiln never asks: without -f it refuses).
+    #[arg(short, long)]
+    force: bool,
+}
+
+/// `kiln container prune -f`: every container that is not running.
+pub fn prune(args: PruneArgs) -> anyhow::Result<ExitCode> {
+    if !args.force {
+        bail!("kiln container prune removes every stopped container without asking: pass -f");
+    }
+    let store = containers()?;
+    println!("Deleted Containers:");
+    for c in store.list()? {
+        if matches!(c.state.status, Status::Exited | Status::Created) {
+            store.remove(&c)?;
+            println!("{}", c.config.id);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(clap::Args)]
+pub struct StatsArgs {
+    /// One sample, then exit (the only mode for now).
+    #[arg(long)]
+    no_stream: bool,
+    /// Containers (default: every running one).
+    containers: Vec<String>,
+}
+
+/// "1.5MiB", as docker's `units.BytesSize` writes a size.
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < UNITS.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    format!("{:.4}", v)
+        .trim_end_matches('0')
+        .trim_end_matches('.')
+        .to_string()
+        + UNITS[i]
+}
+
+/// `kiln stats --no-stream`: CPU (over a 200 ms sample), memory and processes, from each
+/// container's cgroup.
+pub fn stats(args: StatsArgs) -> anyhow::Result<ExitCode> {
+    if !args.no_stream {
+        bail!("kiln stats shows one sample for now: pass --no-stream");
+    }
+    let store = containers()?;
+    let chosen: Vec<Container> = if args.containers.is_empty() {
+        store
+            .list()?
+            .into_iter()
+            .filter(|c| c.state.status == Status::Running)
+            .collect()
+    } else {
+        args.containers
+            .iter()
+            .map(|n| store.find(n))
+            .collect::<Result<_, _>>()?
+    };
+    let path = |c: &Container| std::path::PathBuf::from(c.cgroup_path());
+    let before: Vec<_> = chosen
+        .iter()
+        .map(|c| kiln_runtime::cgroups::usage(&path(c)))
+        .collect();
+    let window = Duration::from_millis(200);
+    std::thread::sleep(window);
+    let total_memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .unwrap_or(0)
+        * 1024;
+    println!(
+        "{:<15}{:<20}{:<10}{:<24}{:<10}{:<15}{:<15}PIDS",
+        "CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O"
+    );
+    for (c, before) in chosen.iter().zip(before) {
+        let now = kiln_runtime::cgroups::usage(&path(c));
+        let cpu =
+            (now.cpu_ns.saturating_sub(before.cpu_ns)) as f64 / window.as_nanos() as f64 * 100.0;
+        let limit = now.memory_limit.unwrap_or(total_memory);
+        let mem_pct = if limit > 0 {
+            now.memory as f64 / limit as f64 * 100.0
+        } else {
+            0.0
+        };
+        println!(
+            "{:<15}{:<20}{:<10}{:<24}{:<10}{:<15}{:<15}{}",
+            &c.config.id[..12],
+            c.config.name,
+            format!("{cpu:.2}%"),
+            format!("{} / {}", bytes(now.memory), bytes(limit)),
+            format!("{mem_pct:.2}%"),
+            "0B / 0B",
+            "0B / 0B",
+            now.pids
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(clap::Args)]
+pub struct TopArgs {
+    container: String,
+}
+
+/// `kiln top C`: the container's processes as `ps -f` shows them (docker runs ps too).
+pub fn top(args: TopArgs) -> anyhow::Result<ExitCode> {
+    let c = containers()?.find(&args.container)?;
+    if c.state.status != Status::Running {
+        bail!("container {} is not running", c.config.name);
+    }
+    let pids = kiln_runtime::cgroups::pids(std::path::Path::new(&c.cgroup_path()));
+    // The sandbox's middle process is in the cgroup too; the container's are its
+    // descendants, PID 1 first.
+    let shown: Vec<String> = pids
+        .iter()
+        .filter(|p| **p != 0)
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/status")).is_ok_and(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("NSpid:"))
+                    .is_some_and(|ns| ns.split_whitespace().count() > 1)
+            })
+        })
+        .map(|p| p.to_string())
+        .collect();
+    if shown.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let status = std::process::Command::new("ps")
+        .arg("-f")
+        .arg("-p")
+        .arg(shown.join(","))
+        .status()
+        .context("running ps")?;
+    Ok(if status.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

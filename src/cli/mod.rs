@@ -93,6 +93,12 @@ pub enum Command {
     Rm(container::RmArgs),
     /// Wait for containers to stop and print their exit codes.
     Wait(container::WaitArgs),
+    /// Rename a container.
+    Rename(container::RenameArgs),
+    /// Show containers' CPU, memory and processes.
+    Stats(container::StatsArgs),
+    /// Show a container's processes.
+    Top(container::TopArgs),
     /// Manage containers.
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -142,6 +148,14 @@ pub enum ContainerCommand {
     Rm(container::RmArgs),
     /// Wait for containers to stop.
     Wait(container::WaitArgs),
+    /// Rename a container.
+    Rename(container::RenameArgs),
+    /// Show containers' CPU, memory and processes.
+    Stats(container::StatsArgs),
+    /// Show a container's processes.
+    Top(container::TopArgs),
+    /// Remove every stopped container.
+    Prune(container::PruneArgs),
 }
 
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -192,6 +206,16 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
             container::restart(args)
         }
         Command::System(SystemCommand::Restore) => run::restore(),
+        Command::Rename(args) | Command::Container(ContainerCommand::Rename(args)) => {
+            container::rename(args)
+        }
+        Command::Stats(args) | Command::Container(ContainerCommand::Stats(args)) => {
+            container::stats(args)
+        }
+        Command::Top(args) | Command::Container(ContainerCommand::Top(args)) => {
+            container::top(args)
+        }
+        Command::Container(ContainerCommand::Prune(args)) => container::prune(args),
     }
 }
 

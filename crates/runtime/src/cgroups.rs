@@ -170,6 +170,17 @@ impl Cgroup {
         &self.procs
     }
 
+    /// The `cgroup.procs` files of the cgroups above it: where the sandbox's middle
+    /// process goes back once PID 1 is forked, so the cgroup counts the container's
+    /// processes alone.
+    pub(crate) fn parent_procs(&self) -> Vec<CString> {
+        self.dirs
+            .iter()
+            .filter_map(|d| d.parent())
+            .filter_map(|p| CString::new(p.join("cgroup.procs").as_os_str().as_bytes()).ok())
+            .collect()
+    }
+
     /// Whether the kernel's OOM killer killed a process of the cgroup (v1's
     /// `memory.oom_control`, v2's `memory.events`).
     pub fn oom_killed(&self) -> bool {
@@ -201,6 +212,72 @@ pub fn remove_path(path: &Path) {
     for dir in dirs_of(path) {
         let _ = std::fs::remove_dir(dir);
     }
+}
+
+/// What a cgroup uses now, read from its files (v1's or v2's names): CPU time in
+/// nanoseconds, memory in bytes (and its limit, None when unlimited), processes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Usage {
+    pub cpu_ns: u64,
+    pub memory: u64,
+    pub memory_limit: Option<u64>,
+    pub pids: u64,
+}
+
+pub fn usage(path: &Path) -> Usage {
+    let mut u = Usage::default();
+    let number = |dir: &Path, file: &str| -> Option<u64> {
+        std::fs::read_to_string(dir.join(file))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    for dir in dirs_of(path) {
+        if let Some(ns) = number(&dir, "cpuacct.usage") {
+            u.cpu_ns = ns;
+        }
+        if let Ok(stat) = std::fs::read_to_string(dir.join("cpu.stat")) {
+            if let Some(us) = stat
+                .lines()
+                .find_map(|l| l.strip_prefix("usage_usec "))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+            {
+                u.cpu_ns = us * 1000;
+            }
+        }
+        if let Some(m) =
+            number(&dir, "memory.usage_in_bytes").or_else(|| number(&dir, "memory.current"))
+        {
+            u.memory = m;
+        }
+        // v1 says "no limit" with a huge number, v2 with "max" (not a number).
+        if let Some(l) =
+            number(&dir, "memory.limit_in_bytes").or_else(|| number(&dir, "memory.max"))
+        {
+            u.memory_limit = (l < (1 << 62)).then_some(l);
+        }
+        if let Some(p) = number(&dir, "pids.current") {
+            u.pids = p;
+        }
+    }
+    u
+}
+
+/// The processes in cgroup `path` (host PIDs).
+pub fn pids(path: &Path) -> Vec<u32> {
+    let mut out: Vec<u32> = dirs_of(path)
+        .iter()
+        .filter_map(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
+        .flat_map(|text| {
+            text.lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 /// `--memory`, `--memory-swap`, `--cpus`, `--cpu-shares`, `--pids-limit` as OCI

@@ -123,8 +123,10 @@ struct Prepared {
     root: Option<plan::RootPlan>,
     /// Namespaces to join (descriptors of `/proc/PID/ns/*`, and their types), in order.
     join: Vec<(libc::c_int, libc::c_int)>,
-    /// The `cgroup.procs` files the middle process joins before it forks PID 1.
+    /// The `cgroup.procs` files the middle process joins before it forks PID 1, and
+    /// those it goes back to after.
     cgroup_procs: Vec<CString>,
+    cgroup_leave: Vec<CString>,
     hostname: Option<CString>,
     cwd: InRoot,
     uid: libc::uid_t,
@@ -213,6 +215,7 @@ fn prepare(spec: &Spec, rootfs: Option<&Rootfs>) -> Result<Prepared, Error> {
         root: rootfs.map(|r| plan::RootPlan::new(spec, r)).transpose()?,
         join: Vec::new(),
         cgroup_procs: Vec::new(),
+        cgroup_leave: Vec::new(),
         hostname: spec
             .hostname()
             .as_deref()
@@ -289,6 +292,7 @@ pub fn spawn(
     let cgroup = crate::cgroups::Cgroup::create(spec)?;
     if let Some(c) = &cgroup {
         prepared.cgroup_procs = c.procs().to_vec();
+        prepared.cgroup_leave = c.parent_procs();
     }
     let child = match start(process, prepared, stdin, stdout, stderr) {
         Ok(child) => child,
@@ -421,6 +425,26 @@ fn check(rc: libc::c_int) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Moves the calling process into each cgroup whose `cgroup.procs` file is given.
+fn join_cgroups(procs: &[CString]) -> std::io::Result<()> {
+    for file in procs {
+        // SAFETY: open(2), write(2) and close(2) on a NUL-terminated path prepared
+        // before fork: "0" moves the writer.
+        unsafe {
+            let fd = libc::open(file.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let written = libc::write(fd, c"0".as_ptr().cast(), 1);
+            libc::close(fd);
+            if written != 1 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The middle process: unshares, forks PID 1, and waits for it.
 fn supervise(p: &Prepared) -> std::io::Result<()> {
     // The caller may block signals it waits for on a thread of its own; the sandbox
@@ -435,21 +459,8 @@ fn supervise(p: &Prepared) -> std::io::Result<()> {
             std::ptr::null_mut(),
         ))?;
     }
-    for procs in &p.cgroup_procs {
-        // SAFETY: open(2), write(2) and close(2) on a NUL-terminated path prepared
-        // before fork: "0" moves the writer into the cgroup, before it forks PID 1.
-        unsafe {
-            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-            if fd < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            let written = libc::write(fd, c"0".as_ptr().cast(), 1);
-            libc::close(fd);
-            if written != 1 {
-                return Err(std::io::Error::last_os_error());
-            }
-        }
-    }
+    // Into the cgroup before PID 1 is forked: nothing of the container escapes it.
+    join_cgroups(&p.cgroup_procs)?;
     nix::sched::unshare(p.namespaces).map_err(std::io::Error::from)?;
     for (fd, nstype) in &p.join {
         // SAFETY: setns(2) with a descriptor the caller holds open across the fork.
@@ -474,6 +485,9 @@ fn supervise(p: &Prepared) -> std::io::Result<()> {
         return init(p);
     }
     SANDBOX_INIT.store(pid, Ordering::SeqCst);
+    // Out again: the cgroup counts (and limits) the container's processes alone. PID 1
+    // is in; where we go does not matter to it.
+    let _ = join_cgroups(&p.cgroup_leave);
     // Drop every inherited descriptor but the standard streams: holding the spawn error
     // pipe would keep the caller's `spawn` waiting until we exit.
     // SAFETY: close_range(2) on descriptors this process no longer uses.

@@ -2,7 +2,7 @@
 //! its configuration (`config.json`, written once), its state (`state.json`, replaced
 //! whole), its layer (`upper/`, overlayfs' `work/`), the files docker writes for it
 //! (`hostname`, `hosts`, `resolv.conf`) and its log (`<id>-json.log`, docker's json-file
-//! format). Any kiln command reads and changes them; creating one holds
+//! format). Any kiln command reads and changes them; creating or renaming one holds
 //! `containers/.lock` so two containers never take one name.
 
 mod log;
@@ -17,7 +17,7 @@ pub use log::{read_from as read_log, LogLine, LogWriter, Stream};
 
 use crate::error::Error;
 
-/// What a container runs, fixed when it is created.
+/// What a container runs, fixed when it is created (but its name).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Config {
     pub id: String,
@@ -317,17 +317,7 @@ impl Containers {
         config: Config,
         prepare: impl FnOnce(&Container) -> Result<(), Error>,
     ) -> Result<Container, Error> {
-        let lock_path = self.dir.join(".lock");
-        let lock = File::create(&lock_path).map_err(|e| Error::Io {
-            op: "create",
-            path: lock_path.clone(),
-            source: e,
-        })?;
-        let _held = Flock::lock(lock, FlockArg::LockExclusive).map_err(|(_, e)| Error::Io {
-            op: "lock",
-            path: lock_path,
-            source: e.into(),
-        })?;
+        let _held = self.lock()?;
         if let Some(other) = self.list()?.iter().find(|c| c.config.name == config.name) {
             return Err(Error::NameInUse {
                 name: config.name.clone(),
@@ -371,6 +361,34 @@ impl Containers {
         })?;
         container.dir = dir;
         Ok(container)
+    }
+
+    /// Gives `container` the name `name`, refused when another has it.
+    pub fn rename(&self, container: &mut Container, name: &str) -> Result<(), Error> {
+        let _held = self.lock()?;
+        if let Some(other) = self.list()?.iter().find(|c| c.config.name == name) {
+            return Err(Error::NameInUse {
+                name: name.to_string(),
+                id: other.config.id.clone(),
+            });
+        }
+        container.config.name = name.to_string();
+        write_json(&container.dir.join("config.json"), &container.config)
+    }
+
+    /// Held while names change hands: no two containers get one name.
+    fn lock(&self) -> Result<Flock<File>, Error> {
+        let lock_path = self.dir.join(".lock");
+        let lock = File::create(&lock_path).map_err(|e| Error::Io {
+            op: "create",
+            path: lock_path.clone(),
+            source: e,
+        })?;
+        Flock::lock(lock, FlockArg::LockExclusive).map_err(|(_, e)| Error::Io {
+            op: "lock",
+            path: lock_path,
+            source: e.into(),
+        })
     }
 
     /// Removes a container: its directory (its layer, logs and state) and any cgroup a
