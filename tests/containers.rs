@@ -583,3 +583,65 @@ fn rename_top_stats_and_prune_as_docker_has_them() {
     assert_eq!(pruned.lines().count(), 3, "{pruned}");
     assert_eq!(k.ok(&["ps", "-aq"]), "");
 }
+
+#[test]
+fn commit_makes_an_image_of_the_changes_and_export_writes_the_whole_tree() {
+    let Some(k) = busybox_kiln() else { return };
+    k.ok(&[
+        "run",
+        "--name",
+        "changed",
+        "busybox:kiln",
+        "sh",
+        "-c",
+        "echo changed > /new; rm /bin/vi",
+    ]);
+    let id = k.ok(&[
+        "commit",
+        "-m",
+        "one change",
+        "-c",
+        "CMD [\"cat\", \"/new\"]",
+        "changed",
+        "committed:1",
+    ]);
+    assert!(id.starts_with("sha256:"), "{id}");
+    // The new image runs its new CMD on the change, and the removal holds.
+    assert_eq!(k.ok(&["run", "--rm", "committed:1"]), "changed\n");
+    let out = k.run(&["run", "--rm", "committed:1", "ls", "/bin/vi"]);
+    assert_ne!(out.status.code(), Some(0));
+    // Its last layer holds the change (and the whiteout), as docker commit's does.
+    let store = kiln_image::store::Store::open(k.root()).unwrap();
+    let image = store.resolve("committed:1").unwrap();
+    let last = image.manifest.layers().last().unwrap();
+    let mut names = Vec::new();
+    let mut archive = tar::Archive::new(store.open_blob(last.digest()).unwrap());
+    for e in archive.entries().unwrap() {
+        names.push(e.unwrap().path().unwrap().display().to_string());
+    }
+    assert!(names.contains(&"new".to_string()), "{names:?}");
+    assert!(names.contains(&"bin/.wh.vi".to_string()), "{names:?}");
+    let history = k.ok(&["history", "committed:1"]);
+    assert!(
+        history.lines().nth(1).unwrap().contains("one change"),
+        "{history}"
+    );
+    // export: the merged tree, as one tar.
+    let out = k.dir.path().join("changed.tar");
+    k.ok(&["export", "-o", out.to_str().unwrap(), "changed"]);
+    let mut names = Vec::new();
+    let mut archive = tar::Archive::new(std::fs::File::open(&out).unwrap());
+    for e in archive.entries().unwrap() {
+        names.push(e.unwrap().path().unwrap().display().to_string());
+    }
+    assert!(names.iter().any(|n| n == "./new") && names.iter().any(|n| n == "./bin/busybox"));
+    assert!(
+        !names.iter().any(|n| n == "./bin/vi" || n.contains(".wh.")),
+        "{names:?}"
+    );
+    // A running container is refused, with what to do.
+    k.ok(&["run", "-d", "--name", "busy", "busybox:kiln", "sleep", "60"]);
+    let out = k.run(&["commit", "busy"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stop it first"));
+    k.ok(&["rm", "-f", "busy", "changed"]);
+}

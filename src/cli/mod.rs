@@ -2,6 +2,7 @@
 
 mod build;
 mod builder;
+mod commit;
 mod container;
 mod history;
 mod image;
@@ -93,6 +94,10 @@ pub enum Command {
     Rm(container::RmArgs),
     /// Wait for containers to stop and print their exit codes.
     Wait(container::WaitArgs),
+    /// Make an image of a container's changes.
+    Commit(commit::CommitArgs),
+    /// Write a container's whole tree as a tar.
+    Export(commit::ExportArgs),
     /// Rename a container.
     Rename(container::RenameArgs),
     /// Show containers' CPU, memory and processes.
@@ -156,6 +161,10 @@ pub enum ContainerCommand {
     Top(container::TopArgs),
     /// Remove every stopped container.
     Prune(container::PruneArgs),
+    /// Make an image of a container's changes.
+    Commit(commit::CommitArgs),
+    /// Write a container's whole tree as a tar.
+    Export(commit::ExportArgs),
 }
 
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -216,6 +225,12 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
             container::top(args)
         }
         Command::Container(ContainerCommand::Prune(args)) => container::prune(args),
+        Command::Commit(args) | Command::Container(ContainerCommand::Commit(args)) => {
+            commit::commit(args)
+        }
+        Command::Export(args) | Command::Container(ContainerCommand::Export(args)) => {
+            commit::export(args)
+        }
     }
 }
 

@@ -143,23 +143,17 @@ impl Volumes {
     }
 }
 
-/// Copies what the image (its layer snapshots `lowers`, topmost first) has at `path` into
-/// `target` (an empty volume), owners, modes and times kept, as docker fills a new
-/// volume. The image is mounted read-only on a scratch directory in a mount namespace
-/// of a thread of its own, so nothing of it is seen outside or outlives the copy.
-pub fn fill_volume(
+/// Runs `f` on a read-only overlay of `lowers` (topmost first) mounted on a scratch
+/// directory under `scratch`, in the mount namespace of a thread of its own: nothing of
+/// the view is seen outside, or outlives `f`. Child processes `f` starts see it too.
+pub fn with_view<T: Send + 'static>(
     lowers: &[PathBuf],
-    path: &Path,
-    target: &Path,
     scratch: &Path,
-) -> Result<(), Error> {
+    f: impl FnOnce(&Path) -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
     let lowers = lowers.to_vec();
-    let (path, target, scratch) = (
-        path.to_path_buf(),
-        target.to_path_buf(),
-        scratch.to_path_buf(),
-    );
-    std::thread::spawn(move || -> Result<(), Error> {
+    let scratch = scratch.to_path_buf();
+    std::thread::spawn(move || -> Result<T, Error> {
         use nix::mount::MsFlags;
         let failed = |op: &'static str, path: &Path| {
             let path = path.to_path_buf();
@@ -170,7 +164,7 @@ pub fn fill_volume(
             }
         };
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS | nix::sched::CloneFlags::CLONE_FS)
-            .map_err(failed("make a mount namespace for", &target))?;
+            .map_err(failed("make a mount namespace under", &scratch))?;
         nix::mount::mount(
             None::<&str>,
             "/",
@@ -180,7 +174,7 @@ pub fn fill_volume(
         )
         .map_err(failed("make private the mounts of", Path::new("/")))?;
         let view = tempfile::Builder::new()
-            .prefix("volume-fill-")
+            .prefix("view-")
             .tempdir_in(&scratch)
             .map_err(io("create a directory in", &scratch))?;
         let lowerdir: Vec<String> = lowers.iter().map(|l| l.display().to_string()).collect();
@@ -197,43 +191,81 @@ pub fn fill_volume(
             MsFlags::MS_RDONLY,
             Some(options.as_str()),
         )
-        .map_err(failed("mount the image on", view.path()))?;
-        // The path resolved inside the image (a symlink of the image never leads to the
-        // host's files), then copied through its descriptor: cp copies links as links.
-        let copied = match open_in(view.path(), &path) {
-            Some(dir) => std::process::Command::new("cp")
-                .arg("-a")
-                .arg(format!(
-                    "/proc/{}/fd/{}/.",
-                    std::process::id(),
-                    dir.as_raw_fd()
-                ))
-                .arg(&target)
-                .status(),
-            None => Ok(std::process::ExitStatus::default()),
-        };
+        .map_err(failed("mount the layers on", view.path()))?;
+        let result = f(view.path());
         let _ = nix::mount::umount2(view.path(), nix::mount::MntFlags::MNT_DETACH);
-        match copied {
-            Ok(s) if s.success() => Ok(()),
-            Ok(s) => Err(Error::Io {
-                op: "fill the volume",
-                path: target.clone(),
-                source: std::io::Error::other(format!("cp -a exited with {s}")),
-            }),
-            Err(e) => Err(Error::Io {
-                op: "fill the volume",
-                path: target.clone(),
-                source: e,
-            }),
-        }
+        result
     })
     .join()
     .unwrap_or_else(|_| {
         Err(Error::Io {
-            op: "fill the volume",
+            op: "read the layers",
             path: PathBuf::new(),
-            source: std::io::Error::other("the copy panicked"),
+            source: std::io::Error::other("the reader panicked"),
         })
+    })
+}
+
+/// Runs `cmd`; an error naming `op` and `path` when it fails.
+fn run(mut cmd: std::process::Command, op: &'static str, path: &Path) -> Result<(), Error> {
+    match cmd.status() {
+        Ok(s) if s.success() => Ok(()),
+        Ok(s) => Err(Error::Io {
+            op,
+            path: path.to_path_buf(),
+            source: std::io::Error::other(format!("{:?} exited with {s}", cmd.get_program())),
+        }),
+        Err(e) => Err(Error::Io {
+            op,
+            path: path.to_path_buf(),
+            source: e,
+        }),
+    }
+}
+
+/// Copies what the image (its layer snapshots `lowers`, topmost first) has at `path` into
+/// `target` (an empty volume), owners, modes and times kept, as docker fills a new
+/// volume.
+pub fn fill_volume(
+    lowers: &[PathBuf],
+    path: &Path,
+    target: &Path,
+    scratch: &Path,
+) -> Result<(), Error> {
+    let (path, target) = (path.to_path_buf(), target.to_path_buf());
+    with_view(lowers, scratch, move |view| {
+        // The path resolved inside the image (a symlink of the image never leads to the
+        // host's files), then copied through its descriptor: cp copies links as links.
+        let Some(dir) = open_in(view, &path) else {
+            return Ok(());
+        };
+        let mut cp = std::process::Command::new("cp");
+        cp.arg("-a")
+            .arg(format!(
+                "/proc/{}/fd/{}/.",
+                std::process::id(),
+                dir.as_raw_fd()
+            ))
+            .arg(&target);
+        run(cp, "fill the volume", &target)
+    })
+}
+
+/// Writes the tree of `lowers` (topmost first: a container's upper directory, then its
+/// image's layers) as one tar to `out` (`-`: standard output), numeric owners, as
+/// `docker export` does.
+pub fn export(lowers: &[PathBuf], out: &Path, scratch: &Path) -> Result<(), Error> {
+    let out = out.to_path_buf();
+    with_view(lowers, scratch, move |view| {
+        let mut tar = std::process::Command::new("tar");
+        tar.arg("--numeric-owner")
+            .arg("--xattrs")
+            .arg("-C")
+            .arg(view)
+            .arg("-cf")
+            .arg(&out)
+            .arg(".");
+        run(tar, "write", &out)
     })
 }
 

@@ -1,0 +1,138 @@
+//! `kiln commit [-c INSTRUCTION]... [-m MESSAGE] [-a AUTHOR] CONTAINER [REPOSITORY[:TAG]]`
+//! and `kiln export [-o FILE] CONTAINER`: a container's changes as a new image's layer, or
+//! its whole tree as one tar.
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use kiln_image::layer::{overlay_changes, write_changes, Compression, LayerOptions};
+use kiln_image::store::{BlobWriter, Store};
+use kiln_runtime::containers::{Container, Containers, Status};
+use oci_spec::image::{Descriptor, MediaType};
+use serde_json::{json, Value};
+
+#[derive(clap::Args)]
+pub struct CommitArgs {
+    /// A Dockerfile instruction for the new image's config (CMD, ENTRYPOINT, ENV, EXPOSE,
+    /// LABEL, ONBUILD, USER, VOLUME, WORKDIR), as docker commit takes it (repeatable).
+    #[arg(short = 'c', long = "change", value_name = "INSTRUCTION")]
+    changes: Vec<String>,
+    /// The history entry's comment.
+    #[arg(short, long)]
+    message: Option<String>,
+    /// The image's author.
+    #[arg(short, long)]
+    author: Option<String>,
+    container: String,
+    reference: Option<String>,
+}
+
+/// A stopped container (its layer is still while it is read).
+fn stopped(name: &str) -> anyhow::Result<Container> {
+    let c = Containers::open(&Store::default_root())?.find(name)?;
+    if matches!(c.state.status, Status::Running | Status::Restarting) {
+        bail!(
+            "{} is running: stop it first (kiln reads a container's layer while it is still)",
+            c.config.name
+        );
+    }
+    Ok(c)
+}
+
+pub fn commit(args: CommitArgs) -> anyhow::Result<ExitCode> {
+    let c = stopped(&args.container)?;
+    let store = super::store()?;
+    let image = store
+        .resolve(&c.config.image)
+        .ok()
+        .filter(|i| i.id().to_string() == c.config.image_id)
+        .map(Ok)
+        .unwrap_or_else(|| store.resolve(&c.config.image_id))
+        .with_context(|| {
+            format!(
+                "the image of {} ({}) is no longer in the store",
+                c.config.name, c.config.image
+            )
+        })?;
+    // The container's layer, as builds write theirs: uncompressed, its digest its diffID.
+    let upper = c.upper();
+    let changes = overlay_changes(&upper)?;
+    let (info, writer) = write_changes(
+        &upper,
+        &changes,
+        LayerOptions::from_env(Compression::None),
+        BlobWriter::new(&store)?,
+    )?;
+    let (layer_digest, size) = writer.commit(None)?;
+
+    let mut config: Value = serde_json::from_slice(&image.config_bytes)?;
+    let cc = &c.config;
+    let mut run_config = config.get("config").cloned().unwrap_or_else(|| json!({}));
+    // The container's own settings, as docker commit keeps them.
+    run_config["Env"] = json!(cc.env);
+    run_config["Cmd"] = json!(cc.cmd);
+    run_config["Entrypoint"] = if cc.entrypoint.is_empty() {
+        Value::Null
+    } else {
+        json!(cc.entrypoint)
+    };
+    run_config["WorkingDir"] = json!(cc.working_dir);
+    run_config["User"] = json!(cc.user);
+    run_config["Labels"] = json!(cc.labels);
+    config["config"] = kiln_builder::build::apply_changes(run_config, &args.changes)?;
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    config["created"] = json!(now);
+    if let Some(a) = &args.author {
+        config["author"] = json!(a);
+    }
+    config["rootfs"]["diff_ids"]
+        .as_array_mut()
+        .context("the image's config has no rootfs.diff_ids")?
+        .push(json!(info.diff_id.to_string()));
+    let mut entry = json!({"created": now, "created_by": cc.args.join(" ")});
+    if let Some(m) = &args.message {
+        entry["comment"] = json!(m);
+    }
+    if let Some(a) = &args.author {
+        entry["author"] = json!(a);
+    }
+    match config["history"].as_array_mut() {
+        Some(h) => h.push(entry),
+        None => config["history"] = json!([entry]),
+    }
+    let config_bytes = serde_json::to_vec(&config)?;
+    let config_digest = store.write_blob_bytes(&config_bytes)?;
+    let mut layers = image.manifest.layers().clone();
+    layers.push(Descriptor::new(MediaType::ImageLayer, size, layer_digest));
+    let desc = store.write_manifest(
+        Descriptor::new(
+            MediaType::ImageConfig,
+            config_bytes.len() as u64,
+            config_digest.clone(),
+        ),
+        layers,
+    )?;
+    match &args.reference {
+        Some(r) => store.tag(&kiln_image::Reference::parse(r)?, &desc)?,
+        None => store.keep_untagged(&desc)?,
+    }
+    println!("{config_digest}");
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(clap::Args)]
+pub struct ExportArgs {
+    /// The tar to write (default: standard output).
+    #[arg(short, long)]
+    output: Option<std::path::PathBuf>,
+    container: String,
+}
+
+pub fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
+    let c = stopped(&args.container)?;
+    let mut lowers = vec![c.upper()];
+    lowers.extend(c.config.lowers.iter().cloned());
+    let out = args.output.unwrap_or_else(|| "-".into());
+    kiln_runtime::volumes::export(&lowers, &out, &Store::default_root().join("tmp"))?;
+    Ok(ExitCode::SUCCESS)
+}
