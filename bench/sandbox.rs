@@ -35,6 +35,10 @@ fn process(privileged: bool) -> ProcessSpec {
         rlimits: Vec::new(),
         shm_size: None,
         cgroup: None,
+        cap_add: Vec::new(),
+        cap_drop: Vec::new(),
+        readonly_root: false,
+        no_new_privileges: false,
     }
 }
 

@@ -645,3 +645,97 @@ fn commit_makes_an_image_of_the_changes_and_export_writes_the_whole_tree() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("stop it first"));
     k.ok(&["rm", "-f", "busy", "changed"]);
 }
+
+#[test]
+fn security_flags_change_the_confinement_as_dockers_do() {
+    let Some(k) = busybox_kiln() else { return };
+    let caps = |extra: &[&str]| {
+        let mut args = vec!["run", "--rm"];
+        args.extend(extra);
+        args.extend([
+            "busybox:kiln",
+            "grep",
+            "-E",
+            "^(CapEff|Seccomp|NoNewPrivs):",
+            "/proc/self/status",
+        ]);
+        k.ok(&args)
+    };
+    assert_eq!(
+        caps(&["--cap-drop", "ALL", "--cap-add", "NET_ADMIN"]),
+        "CapEff:\t0000000000001000\nNoNewPrivs:\t0\nSeccomp:\t2\n"
+    );
+    assert_eq!(
+        caps(&[
+            "--cap-drop",
+            "NET_RAW",
+            "--security-opt",
+            "no-new-privileges"
+        ]),
+        "CapEff:\t00000000a80405fb\nNoNewPrivs:\t1\nSeccomp:\t2\n"
+    );
+    let privileged = caps(&["--privileged"]);
+    assert!(privileged.contains("Seccomp:\t0"), "{privileged}");
+    // --read-only: the root only; a tmpfs stays writable.
+    let out = k.ok(&[
+        "run",
+        "--rm",
+        "--read-only",
+        "--tmpfs",
+        "/tmp",
+        "busybox:kiln",
+        "sh",
+        "-c",
+        "touch /x 2>/dev/null || echo ro; touch /tmp/x && echo tmp-rw",
+    ]);
+    assert_eq!(out, "ro\ntmp-rw\n");
+    let out = k.ok(&[
+        "run",
+        "--rm",
+        "--ulimit",
+        "nofile=100:200",
+        "busybox:kiln",
+        "sh",
+        "-c",
+        "ulimit -n; ulimit -Hn",
+    ]);
+    assert_eq!(out, "100\n200\n");
+    // -i: standard input reaches the container.
+    let mut child = k
+        .cmd(&["run", "--rm", "-i", "busybox:kiln", "cat"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"in\n").unwrap();
+    assert_eq!(child.wait_with_output().unwrap().stdout, b"in\n");
+    // --stop-signal: stop sends it first.
+    k.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "usr1",
+        "--stop-signal",
+        "USR1",
+        "busybox:kiln",
+        "sh",
+        "-c",
+        "trap 'echo got-usr1; exit 0' USR1; while true; do sleep 0.1; done",
+    ]);
+    wait_for("the trap to be set", || {
+        k.ok(&["top", "usr1"]).contains("sleep")
+    });
+    k.ok(&["stop", "usr1"]);
+    assert_eq!(k.ok(&["logs", "usr1"]), "got-usr1\n");
+    assert_eq!(k.ok(&["wait", "usr1"]), "0\n");
+    let out = k.run(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "seccomp=unconfined",
+        "busybox:kiln",
+        "true",
+    ]);
+    assert_eq!(out.status.code(), Some(125));
+}

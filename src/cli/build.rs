@@ -400,7 +400,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// `--ulimit NAME=SOFT[:HARD]` (docker's names: nofile, nproc, core, ...; `unlimited`
 /// or -1 for no limit).
-fn ulimits(specs: &[String]) -> anyhow::Result<Vec<(String, u64, u64)>> {
+pub(crate) fn ulimits(specs: &[String]) -> anyhow::Result<Vec<(String, u64, u64)>> {
     let value = |spec: &str, v: &str| -> anyhow::Result<u64> {
         match v {
             "unlimited" | "-1" => Ok(u64::MAX),
@@ -678,6 +678,10 @@ impl Executor for SandboxExecutor {
             rlimits: step.ulimits.clone(),
             shm_size: step.shm_size,
             cgroup: None,
+            cap_add: Vec::new(),
+            cap_drop: Vec::new(),
+            readonly_root: false,
+            no_new_privileges: false,
             mounts,
         })
         .map_err(failed)?;

@@ -219,12 +219,18 @@ fn signal(c: &Container, sig: Signal) -> anyhow::Result<()> {
         .with_context(|| format!("sending {sig} to {}", c.config.name))
 }
 
-/// SIGTERM, then SIGKILL after `timeout`.
-fn stop_one(c: &mut Container, timeout: Duration) -> anyhow::Result<()> {
+/// The container's stop signal (SIGTERM unless `--stop-signal` said), then SIGKILL after
+/// `timeout` (`-t`, else the container's `--stop-timeout`, else 10 s).
+fn stop_one(c: &mut Container, timeout: Option<u64>) -> anyhow::Result<()> {
     if !matches!(c.state.status, Status::Running | Status::Restarting) {
         return Ok(());
     }
-    signal(c, Signal::SIGTERM)?;
+    let timeout = Duration::from_secs(timeout.or(c.config.security.stop_timeout).unwrap_or(10));
+    let first = match &c.config.security.stop_signal {
+        Some(s) => parse_signal(s)?,
+        None => Signal::SIGTERM,
+    };
+    signal(c, first)?;
     if !wait_exit(c, timeout) {
         signal(c, Signal::SIGKILL)?;
         if !wait_exit(c, Duration::from_secs(10)) {
@@ -236,9 +242,10 @@ fn stop_one(c: &mut Container, timeout: Duration) -> anyhow::Result<()> {
 
 #[derive(clap::Args)]
 pub struct StopArgs {
-    /// Seconds to wait after SIGTERM before SIGKILL.
-    #[arg(short = 't', long = "time", default_value_t = 10)]
-    time: u64,
+    /// Seconds to wait after SIGTERM before SIGKILL (default: the container's
+    /// --stop-timeout, else 10).
+    #[arg(short = 't', long = "time")]
+    time: Option<u64>,
     #[arg(required = true)]
     containers: Vec<String>,
 }
@@ -272,8 +279,7 @@ pub(crate) fn for_each(
 }
 
 pub fn stop(args: StopArgs) -> anyhow::Result<ExitCode> {
-    let timeout = Duration::from_secs(args.time);
-    for_each(&args.containers, |_, c| stop_one(c, timeout))
+    for_each(&args.containers, |_, c| stop_one(c, args.time))
 }
 
 #[derive(clap::Args)]
@@ -285,7 +291,7 @@ pub struct KillArgs {
     containers: Vec<String>,
 }
 
-fn parse_signal(s: &str) -> anyhow::Result<Signal> {
+pub(crate) fn parse_signal(s: &str) -> anyhow::Result<Signal> {
     if let Ok(n) = s.parse::<i32>() {
         return Signal::try_from(n).with_context(|| format!("--signal {s}: no such signal"));
     }
@@ -481,18 +487,18 @@ pub fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
 
 #[derive(clap::Args)]
 pub struct RestartArgs {
-    /// Seconds to wait after SIGTERM before SIGKILL.
-    #[arg(short = 't', long = "time", default_value_t = 10)]
-    time: u64,
+    /// Seconds to wait after SIGTERM before SIGKILL (default: the container's
+    /// --stop-timeout, else 10).
+    #[arg(short = 't', long = "time")]
+    time: Option<u64>,
     #[arg(required = true)]
     containers: Vec<String>,
 }
 
 /// `kiln restart`: stop (as `stop` does), then start again.
 pub fn restart(args: RestartArgs) -> anyhow::Result<ExitCode> {
-    let timeout = Duration::from_secs(args.time);
     for_each(&args.containers, |store, c| {
-        stop_one(c, timeout)?;
+        stop_one(c, args.time)?;
         c.reload()?;
         match super::run::spawn_supervisor(store, c)? {
             None => Ok(()),

@@ -16,7 +16,8 @@ use std::sync::{Arc, Mutex};
 use anyhow::{bail, Context};
 use kiln_image::store::Store;
 use kiln_runtime::containers::{
-    Config, Container, Containers, Limits, LogWriter, MountPoint, MountType, Status, Stream,
+    Config, Container, Containers, Limits, LogWriter, MountPoint, MountType, Security, Status,
+    Stream,
 };
 use kiln_runtime::volumes::Volumes;
 use kiln_runtime::{Network, ProcessSpec, Rootfs, Snapshotter};
@@ -82,6 +83,33 @@ pub struct Args {
     /// How many processes it may have (`-1`: no limit).
     #[arg(long)]
     pids_limit: Option<i64>,
+    /// Every capability, no seccomp filter, nothing masked, the host's devices.
+    #[arg(long)]
+    privileged: bool,
+    /// A capability to add to docker's default set (`NET_ADMIN`, `ALL`) (repeatable).
+    #[arg(long = "cap-add", value_name = "CAP")]
+    cap_add: Vec<String>,
+    /// A capability to drop (`NET_RAW`, `ALL`) (repeatable).
+    #[arg(long = "cap-drop", value_name = "CAP")]
+    cap_drop: Vec<String>,
+    /// The root read-only (volumes, binds and tmpfs mounts stay writable).
+    #[arg(long)]
+    read_only: bool,
+    /// `no-new-privileges` (the only one for now).
+    #[arg(long = "security-opt", value_name = "OPT")]
+    security_opts: Vec<String>,
+    /// `NAME=SOFT[:HARD]` resource limits (repeatable).
+    #[arg(long, value_name = "NAME=SOFT[:HARD]")]
+    ulimit: Vec<String>,
+    /// The signal `stop` sends first (default SIGTERM).
+    #[arg(long, value_name = "SIGNAL")]
+    stop_signal: Option<String>,
+    /// Seconds `stop` waits before SIGKILL (default 10).
+    #[arg(long, value_name = "SECONDS")]
+    stop_timeout: Option<u64>,
+    /// Pass standard input to the container (foreground runs).
+    #[arg(short, long)]
+    interactive: bool,
     /// no, always, unless-stopped or on-failure[:N]: what happens when it exits.
     #[arg(long, default_value = "no", value_name = "POLICY")]
     restart: String,
@@ -267,6 +295,33 @@ fn env_entries(args: &Args) -> anyhow::Result<Vec<(String, String)>> {
         take(e);
     }
     Ok(out)
+}
+
+/// The security options of `args`, checked.
+fn security(args: &Args) -> anyhow::Result<Security> {
+    let mut no_new_privileges = false;
+    for o in &args.security_opts {
+        match o.as_str() {
+            "no-new-privileges" | "no-new-privileges=true" | "no-new-privileges:true" => {
+                no_new_privileges = true
+            }
+            other => bail!("--security-opt {other}: kiln takes no-new-privileges for now"),
+        }
+    }
+    let ulimits = super::build::ulimits(&args.ulimit)?;
+    if let Some(s) = &args.stop_signal {
+        super::container::parse_signal(s)?;
+    }
+    Ok(Security {
+        privileged: args.privileged,
+        cap_add: args.cap_add.clone(),
+        cap_drop: args.cap_drop.clone(),
+        read_only: args.read_only,
+        no_new_privileges,
+        ulimits,
+        stop_signal: args.stop_signal.clone(),
+        stop_timeout: args.stop_timeout,
+    })
 }
 
 /// The resource limits of `args`, checked as docker checks them.
@@ -567,6 +622,8 @@ fn container_config(
         mounts,
         restart: args.restart.clone(),
         limits: limits(args)?,
+        security: security(args)?,
+        open_stdin: args.interactive,
         id,
     })
 }
@@ -793,10 +850,14 @@ fn container_spec(container: &Container) -> anyhow::Result<(kiln_runtime::Spec, 
         } else {
             Network::Loopback
         },
-        privileged: false,
+        privileged: c.security.privileged,
         mounts,
-        rlimits: Vec::new(),
+        rlimits: c.security.ulimits.clone(),
         shm_size: None,
+        cap_add: c.security.cap_add.clone(),
+        cap_drop: c.security.cap_drop.clone(),
+        readonly_root: c.security.read_only,
+        no_new_privileges: c.security.no_new_privileges,
         cgroup: Some((
             container.cgroup_path(),
             kiln_runtime::cgroups::resources(
@@ -849,10 +910,15 @@ fn run_once(
     let (spec, rootfs) = container_spec(container)?;
     let (out_r, out_w) = std::io::pipe()?;
     let (err_r, err_w) = std::io::pipe()?;
+    let stdin = if echo && container.config.open_stdin {
+        Stdio::inherit()
+    } else {
+        Stdio::null()
+    };
     let sandboxed = match kiln_runtime::spawn(
         &spec,
         &rootfs,
-        Stdio::null(),
+        stdin,
         Stdio::from(out_w),
         Stdio::from(err_w),
     ) {
@@ -1098,11 +1164,15 @@ fn exec_in(args: ExecArgs) -> anyhow::Result<ExitCode> {
         groups,
         hostname: c.config.hostname.clone(),
         network: Network::Host,
-        privileged: false,
+        privileged: c.config.security.privileged,
         mounts: Vec::new(),
-        rlimits: Vec::new(),
+        rlimits: c.config.security.ulimits.clone(),
         shm_size: None,
         cgroup: Some((c.cgroup_path(), Default::default())),
+        cap_add: c.config.security.cap_add.clone(),
+        cap_drop: c.config.security.cap_drop.clone(),
+        readonly_root: false,
+        no_new_privileges: c.config.security.no_new_privileges,
     })?;
     let stdin = if args.interactive {
         Stdio::inherit()

@@ -120,6 +120,24 @@ pub struct ProcessSpec {
     /// [`crate::cgroups::resources`]); a process that joins a running sandbox
     /// ([`crate::exec`]) joins this existing cgroup.
     pub cgroup: Option<(String, oci_spec::runtime::LinuxResources)>,
+    /// `--cap-add`/`--cap-drop`: capability names (`NET_ADMIN` or `CAP_NET_ADMIN`; `ALL`
+    /// drops every one), applied to Docker's default set.
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    /// `--read-only`: the root mounted read-only.
+    pub readonly_root: bool,
+    /// `--security-opt no-new-privileges`.
+    pub no_new_privileges: bool,
+}
+
+/// `NET_ADMIN` as the kernel names it: `CAP_NET_ADMIN`.
+fn cap_name(name: &str) -> String {
+    let upper = name.to_ascii_uppercase();
+    if upper.starts_with("CAP_") {
+        upper
+    } else {
+        format!("CAP_{upper}")
+    }
 }
 
 fn mount(destination: &str, typ: &str, source: &str, options: &[&str]) -> Mount {
@@ -215,7 +233,21 @@ pub fn default_spec(p: &ProcessSpec) -> Result<Spec, Error> {
             .collect();
         all.iter().map(String::as_str).collect()
     } else {
-        DEFAULT_CAPABILITIES.to_vec()
+        let mut set: Vec<String> = DEFAULT_CAPABILITIES.iter().map(|c| c.to_string()).collect();
+        let drop: Vec<String> = p.cap_drop.iter().map(|c| cap_name(c)).collect();
+        if drop.iter().any(|c| c == "CAP_ALL") {
+            set.clear();
+        }
+        set.retain(|c| !drop.contains(c));
+        for add in p.cap_add.iter().map(|c| cap_name(c)) {
+            if add == "CAP_ALL" {
+                set = caps::all().iter().map(|c| c.to_string()).collect();
+            } else if !set.contains(&add) {
+                set.push(add);
+            }
+        }
+        all = set;
+        all.iter().map(String::as_str).collect()
     };
     let held = if p.uid == 0 {
         bounding.clone()
@@ -243,7 +275,7 @@ pub fn default_spec(p: &ProcessSpec) -> Result<Spec, Error> {
                 .map_err(spec_error)?,
         )
         .capabilities(caps)
-        .no_new_privileges(false)
+        .no_new_privileges(p.no_new_privileges)
         .rlimits(
             p.rlimits
                 .iter()
@@ -351,7 +383,7 @@ pub fn default_spec(p: &ProcessSpec) -> Result<Spec, Error> {
         .root(
             RootBuilder::default()
                 .path("rootfs")
-                .readonly(false)
+                .readonly(p.readonly_root)
                 .build()
                 .map_err(spec_error)?,
         )

@@ -77,6 +77,10 @@ fn changes_become_a_layer(snapshotter: Snapshotter) {
         rlimits: Vec::new(),
         shm_size: None,
         cgroup: None,
+        cap_add: Vec::new(),
+        cap_drop: Vec::new(),
+        readonly_root: false,
+        no_new_privileges: false,
     })
     .unwrap();
     let root = Rootfs {

@@ -56,6 +56,28 @@ pub struct Config {
     pub restart: String,
     #[serde(default)]
     pub limits: Limits,
+    #[serde(default)]
+    pub security: Security,
+    /// `-i`: its standard input is the caller's (in the foreground).
+    #[serde(default)]
+    pub open_stdin: bool,
+}
+
+/// `--privileged`, `--cap-add`, `--cap-drop`, `--read-only`, `--security-opt
+/// no-new-privileges`, `--ulimit`, `--stop-signal`, `--stop-timeout`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Security {
+    pub privileged: bool,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub read_only: bool,
+    pub no_new_privileges: bool,
+    /// (`RLIMIT_…` name, soft, hard).
+    pub ulimits: Vec<(String, u64, u64)>,
+    /// The signal `stop` sends first (default SIGTERM).
+    pub stop_signal: Option<String>,
+    /// Seconds `stop` waits before SIGKILL (default 10).
+    pub stop_timeout: Option<u64>,
 }
 
 /// `--memory`, `--memory-swap`, `--cpus`, `--cpu-shares`, `--pids-limit`.

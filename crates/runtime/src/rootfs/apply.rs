@@ -113,21 +113,21 @@ fn is_dir(fd: &OwnedFd) -> bool {
 pub(crate) fn enter(plan: &RootPlan) -> io::Result<()> {
     // Mount events of the sandbox stay in it.
     mount(None, c"/", None, libc::MS_REC | libc::MS_PRIVATE, None)?;
-    let ro = if plan.readonly { libc::MS_RDONLY } else { 0 };
+    // Writable while the mounts go in (their targets may need making); a read-only root
+    // becomes so just before pivot_root, as runc does it.
     match &plan.overlay {
         Some(data) => mount(
             Some(c"overlay"),
             &plan.merged,
             Some(c"overlay"),
-            libc::MS_NODEV | ro,
+            libc::MS_NODEV,
             Some(data),
         )?,
         // pivot_root needs a mount point; nodev as the overlay is.
         None => {
             mount(Some(&plan.merged), &plan.merged, None, libc::MS_BIND, None)?;
             let fd = open_dir(&plan.merged)?;
-            let attrs = MOUNT_ATTR_NODEV | if plan.readonly { MOUNT_ATTR_RDONLY } else { 0 };
-            set_attrs(fd.as_raw_fd(), attrs, false)?;
+            set_attrs(fd.as_raw_fd(), MOUNT_ATTR_NODEV, false)?;
         }
     }
     let root_fd = open_dir(&plan.merged)?;
@@ -231,6 +231,11 @@ pub(crate) fn enter(plan: &RootPlan) -> io::Result<()> {
         let mounted = path.open(root, Leaf::Existing)?;
         let attrs = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
         set_attrs(mounted.as_raw_fd(), attrs, true)?;
+    }
+
+    if plan.readonly {
+        // The root mount alone: volumes, binds and tmpfs mounts keep their own flags.
+        set_attrs(root, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV, false)?;
     }
 
     // pivot_root(".", ".") stacks the old root on the new one; detaching it leaves only

@@ -60,6 +60,10 @@ pub fn config(dir: &Path, args: &[&str]) -> Config {
             rlimits: Vec::new(),
             shm_size: None,
             cgroup: None,
+            cap_add: Vec::new(),
+            cap_drop: Vec::new(),
+            readonly_root: false,
+            no_new_privileges: false,
         },
         root: Rootfs {
             lower: vec![lower],
