@@ -739,3 +739,58 @@ fn security_flags_change_the_confinement_as_dockers_do() {
     ]);
     assert_eq!(out.status.code(), Some(125));
 }
+
+#[test]
+fn health_checks_run_in_the_container_and_show_in_ps_and_inspect() {
+    let Some(k) = busybox_kiln() else { return };
+    let ctx = support::context(
+        &k.dir.path().join("hc"),
+        &[(
+            "Dockerfile",
+            "FROM busybox:kiln\nHEALTHCHECK --interval=200ms --retries=2 CMD test -e /ready\n",
+        )],
+    );
+    k.ok(&["build", "-t", "hc:1", ctx.to_str().unwrap()]);
+    // The image's HEALTHCHECK: unhealthy after two failures, healthy once the test
+    // passes inside the container.
+    k.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "svc",
+        "hc:1",
+        "sh",
+        "-c",
+        "sleep 1.5; touch /ready; exec sleep 60",
+    ]);
+    wait_for("unhealthy", || k.ok(&["ps"]).contains("(unhealthy)"));
+    wait_for("healthy", || k.ok(&["ps"]).contains("(healthy)"));
+    let v: serde_json::Value =
+        serde_json::from_str(&k.ok(&["container", "inspect", "svc"])).unwrap();
+    let health = &v[0]["State"]["Health"];
+    assert_eq!(health["Status"], "healthy");
+    assert_eq!(health["FailingStreak"], 0);
+    assert_eq!(
+        health["Log"].as_array().unwrap().last().unwrap()["ExitCode"],
+        0
+    );
+    // --no-healthcheck: none.
+    k.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "plain",
+        "--no-healthcheck",
+        "hc:1",
+        "sleep",
+        "60",
+    ]);
+    let v: serde_json::Value =
+        serde_json::from_str(&k.ok(&["container", "inspect", "plain"])).unwrap();
+    assert!(v[0]["State"]["Health"].is_null());
+    assert!(!k
+        .ok(&["ps"])
+        .lines()
+        .any(|l| l.contains("plain") && l.contains("health")));
+    k.ok(&["rm", "-f", "svc", "plain"]);
+}

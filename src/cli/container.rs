@@ -53,7 +53,14 @@ fn since(rfc3339: &str) -> Duration {
 fn status_text(c: &Container) -> String {
     match c.state.status {
         Status::Created => "Created".into(),
-        Status::Running => format!("Up {}", human(since(&c.state.started_at))),
+        Status::Running => {
+            let health = match super::health::read(&c.dir).map(|h| h.status) {
+                Some(s) if s == "starting" => " (health: starting)".to_string(),
+                Some(s) => format!(" ({s})"),
+                None => String::new(),
+            };
+            format!("Up {}{health}", human(since(&c.state.started_at)))
+        }
         Status::Exited => format!(
             "Exited ({}) {} ago",
             c.state.exit_code,
@@ -408,6 +415,7 @@ fn inspect_json(c: &Container) -> serde_json::Value {
             "Error": s.error,
             "StartedAt": or_zero(&s.started_at),
             "FinishedAt": or_zero(&s.finished_at),
+            "Health": c.config.healthcheck.as_ref().and(super::health::read(&c.dir)),
         },
         "Image": c.config.image_id,
         "LogPath": c.log_path(),

@@ -4,6 +4,8 @@ mod build;
 mod builder;
 mod commit;
 mod container;
+mod exec;
+mod health;
 mod history;
 mod image;
 mod images;
@@ -74,7 +76,7 @@ pub enum Command {
     #[command(disable_help_flag = true)]
     Run(Box<run::Args>),
     /// Run a command in a running container.
-    Exec(run::ExecArgs),
+    Exec(exec::ExecArgs),
     /// Make a container without starting it.
     #[command(disable_help_flag = true)]
     Create(Box<run::Args>),
@@ -140,7 +142,7 @@ pub enum ContainerCommand {
     #[command(alias = "ps", alias = "list")]
     Ls(container::PsArgs),
     /// Run a command in a running container.
-    Exec(run::ExecArgs),
+    Exec(exec::ExecArgs),
     /// Show what kiln knows of containers, as docker's JSON.
     Inspect(container::InspectArgs),
     /// Show a container's output.
@@ -202,7 +204,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
             container::wait(args)
         }
         Command::Container(ContainerCommand::Inspect(args)) => container::inspect(args),
-        Command::Exec(args) | Command::Container(ContainerCommand::Exec(args)) => run::exec(args),
+        Command::Exec(args) | Command::Container(ContainerCommand::Exec(args)) => exec::exec(args),
         Command::ContainerSupervise(args) => run::supervise_command(args),
         Command::Volume(command) => volume::run(command),
         Command::Create(args) | Command::Container(ContainerCommand::Create(args)) => {

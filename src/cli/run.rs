@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex};
 use anyhow::{bail, Context};
 use kiln_image::store::Store;
 use kiln_runtime::containers::{
-    Config, Container, Containers, Limits, LogWriter, MountPoint, MountType, Security, Status,
-    Stream,
+    Config, Container, Containers, Healthcheck, Limits, LogWriter, MountPoint, MountType, Security,
+    Status, Stream,
 };
 use kiln_runtime::volumes::Volumes;
 use kiln_runtime::{Network, ProcessSpec, Rootfs, Snapshotter};
@@ -107,6 +107,24 @@ pub struct Args {
     /// Seconds `stop` waits before SIGKILL (default 10).
     #[arg(long, value_name = "SECONDS")]
     stop_timeout: Option<u64>,
+    /// A health check command, run with /bin/sh -c in the container.
+    #[arg(long, value_name = "COMMAND")]
+    health_cmd: Option<String>,
+    /// Time between health checks (`30s`, `1m`).
+    #[arg(long, value_name = "DURATION")]
+    health_interval: Option<String>,
+    /// How long a health check may run.
+    #[arg(long, value_name = "DURATION")]
+    health_timeout: Option<String>,
+    /// Failures in a row that make it unhealthy.
+    #[arg(long, value_name = "N")]
+    health_retries: Option<u32>,
+    /// Time after start when failures do not count.
+    #[arg(long, value_name = "DURATION")]
+    health_start_period: Option<String>,
+    /// No health check, whatever the image says.
+    #[arg(long)]
+    no_healthcheck: bool,
     /// Pass standard input to the container (foreground runs).
     #[arg(short, long)]
     interactive: bool,
@@ -133,7 +151,7 @@ pub struct SuperviseArgs {
 }
 
 /// docker's code for an error of its own.
-const KILN_FAILED: u8 = 125;
+pub(crate) const KILN_FAILED: u8 = 125;
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match run_container(args) {
@@ -295,6 +313,47 @@ fn env_entries(args: &Args) -> anyhow::Result<Vec<(String, String)>> {
         take(e);
     }
     Ok(out)
+}
+
+/// The image's HEALTHCHECK (docker's `config.Healthcheck`), with `--health-*` over it.
+fn healthcheck(args: &Args, config_bytes: &[u8]) -> anyhow::Result<Option<Healthcheck>> {
+    if args.no_healthcheck {
+        return Ok(None);
+    }
+    let config: serde_json::Value = serde_json::from_slice(config_bytes).unwrap_or_default();
+    let image = &config["config"]["Healthcheck"];
+    let mut check = Healthcheck {
+        test: serde_json::from_value(image["Test"].clone()).unwrap_or_default(),
+        interval_ns: image["Interval"].as_u64().unwrap_or(0),
+        timeout_ns: image["Timeout"].as_u64().unwrap_or(0),
+        start_period_ns: image["StartPeriod"].as_u64().unwrap_or(0),
+        retries: image["Retries"].as_u64().unwrap_or(0) as u32,
+    };
+    let duration = |flag: &str, v: &Option<String>| -> anyhow::Result<Option<u64>> {
+        v.as_deref()
+            .map(|d| {
+                humantime::parse_duration(d)
+                    .map(|d| d.as_nanos() as u64)
+                    .map_err(|e| anyhow::anyhow!("{flag} {d}: {e} (write 30s, 1m, 1h30m)"))
+            })
+            .transpose()
+    };
+    if let Some(cmd) = &args.health_cmd {
+        check.test = vec!["CMD-SHELL".into(), cmd.clone()];
+    }
+    if let Some(ns) = duration("--health-interval", &args.health_interval)? {
+        check.interval_ns = ns;
+    }
+    if let Some(ns) = duration("--health-timeout", &args.health_timeout)? {
+        check.timeout_ns = ns;
+    }
+    if let Some(ns) = duration("--health-start-period", &args.health_start_period)? {
+        check.start_period_ns = ns;
+    }
+    if let Some(r) = args.health_retries {
+        check.retries = r;
+    }
+    Ok((!check.test.is_empty() && check.test[0] != "NONE").then_some(check))
 }
 
 /// The security options of `args`, checked.
@@ -624,6 +683,7 @@ fn container_config(
         limits: limits(args)?,
         security: security(args)?,
         open_stdin: args.interactive,
+        healthcheck: healthcheck(args, &image.config_bytes)?,
         id,
     })
 }
@@ -964,7 +1024,16 @@ fn run_once(
     };
     let out = pump(out_r, Stream::Stdout);
     let err = pump(err_r, Stream::Stderr);
+    let stop_health = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let health = container.config.healthcheck.clone().map(|check| {
+        let (c, stop) = (container.clone(), stop_health.clone());
+        std::thread::spawn(move || super::health::monitor(c, check, stop))
+    });
     let exit = sandboxed.wait_exit()?;
+    stop_health.store(true, std::sync::atomic::Ordering::SeqCst);
+    if let Some(h) = health {
+        let _ = h.join();
+    }
     let _ = out.join();
     let _ = err.join();
     signals.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -1097,109 +1166,4 @@ fn forward_signals() -> anyhow::Result<Arc<Mutex<Option<u32>>>> {
         }
     });
     Ok(slot)
-}
-
-#[derive(clap::Args)]
-pub struct ExecArgs {
-    /// Pass standard input to the command.
-    #[arg(short, long)]
-    interactive: bool,
-    /// An environment variable: `K=V` (repeatable).
-    #[arg(short, long = "env", value_name = "K=V")]
-    env: Vec<String>,
-    /// USER[:GROUP], by name or number (default: the container's).
-    #[arg(short, long)]
-    user: Option<String>,
-    /// The working directory (default: the container's).
-    #[arg(short, long = "workdir", value_name = "DIR")]
-    workdir: Option<String>,
-    container: String,
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
-    command: Vec<String>,
-}
-
-/// `kiln exec [-i] [-e K=V]... [-u USER] [-w DIR] CONTAINER COMMAND [ARG...]`: a process
-/// in a running container's namespaces and root, confined as the container is.
-pub fn exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
-    match exec_in(args) {
-        Ok(code) => Ok(code),
-        Err(e) => {
-            eprintln!("kiln: {}", crate::message(&e));
-            Ok(ExitCode::from(KILN_FAILED))
-        }
-    }
-}
-
-fn exec_in(args: ExecArgs) -> anyhow::Result<ExitCode> {
-    let containers = Containers::open(&Store::default_root())?;
-    let c = containers.find(&args.container)?;
-    if c.state.status != Status::Running || c.state.pid == 0 {
-        bail!("container {} is not running: start it first", c.config.name);
-    }
-    let bottom_first: Vec<PathBuf> = c.config.lowers.iter().rev().cloned().collect();
-    let (uid, gid, groups) = match &args.user {
-        Some(u) => {
-            let account = kiln_image::tree::resolve_user(u, &bottom_first)
-                .map_err(|e| anyhow::anyhow!("--user {u}: {e}"))?;
-            (account.uid, account.gid, account.groups)
-        }
-        None => (c.config.uid, c.config.gid, c.config.groups.clone()),
-    };
-    let mut env = c.config.env.clone();
-    for e in &args.env {
-        let key = e.split('=').next().unwrap_or(e);
-        env.retain(|kv| kv.split('=').next() != Some(key));
-        env.push(e.clone());
-    }
-    let spec = kiln_runtime::default_spec(&ProcessSpec {
-        args: args.command.clone(),
-        env,
-        cwd: args
-            .workdir
-            .clone()
-            .unwrap_or_else(|| c.config.working_dir.clone())
-            .into(),
-        uid,
-        gid,
-        groups,
-        hostname: c.config.hostname.clone(),
-        network: Network::Host,
-        privileged: c.config.security.privileged,
-        mounts: Vec::new(),
-        rlimits: c.config.security.ulimits.clone(),
-        shm_size: None,
-        cgroup: Some((c.cgroup_path(), Default::default())),
-        cap_add: c.config.security.cap_add.clone(),
-        cap_drop: c.config.security.cap_drop.clone(),
-        readonly_root: false,
-        no_new_privileges: c.config.security.no_new_privileges,
-    })?;
-    let stdin = if args.interactive {
-        Stdio::inherit()
-    } else {
-        Stdio::null()
-    };
-    let process = match kiln_runtime::exec(
-        &spec,
-        c.state.pid,
-        stdin,
-        Stdio::inherit(),
-        Stdio::inherit(),
-    ) {
-        Ok(p) => p,
-        Err(kiln_runtime::Error::Spawn { source, .. }) => {
-            let (code, what) = match source.kind() {
-                std::io::ErrorKind::NotFound => (127, "executable file not found in $PATH"),
-                std::io::ErrorKind::PermissionDenied => (126, "permission denied"),
-                _ => return Err(source.into()),
-            };
-            eprintln!("kiln: exec: {:?}: {what}", args.command[0]);
-            return Ok(ExitCode::from(code));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let status = process.wait()?;
-    Ok(ExitCode::from(
-        status.code().unwrap_or(255).clamp(0, 255) as u8
-    ))
 }

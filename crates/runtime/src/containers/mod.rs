@@ -61,6 +61,52 @@ pub struct Config {
     /// `-i`: its standard input is the caller's (in the foreground).
     #[serde(default)]
     pub open_stdin: bool,
+    /// The image's HEALTHCHECK, or `--health-*`'s.
+    #[serde(default)]
+    pub healthcheck: Option<Healthcheck>,
+}
+
+/// docker's health check configuration (durations in nanoseconds; 0: the default).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Healthcheck {
+    /// `["CMD", …]`, `["CMD-SHELL", "…"]` or `["NONE"]`.
+    pub test: Vec<String>,
+    pub interval_ns: u64,
+    pub timeout_ns: u64,
+    pub start_period_ns: u64,
+    pub retries: u32,
+}
+
+impl Healthcheck {
+    fn or(ns: u64, default: std::time::Duration) -> std::time::Duration {
+        if ns == 0 {
+            default
+        } else {
+            std::time::Duration::from_nanos(ns)
+        }
+    }
+
+    /// 30 s unless set, as docker's.
+    pub fn interval(&self) -> std::time::Duration {
+        Self::or(self.interval_ns, std::time::Duration::from_secs(30))
+    }
+
+    pub fn timeout(&self) -> std::time::Duration {
+        Self::or(self.timeout_ns, std::time::Duration::from_secs(30))
+    }
+
+    pub fn start_period(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.start_period_ns)
+    }
+
+    /// 3 unless set.
+    pub fn retries(&self) -> u32 {
+        if self.retries == 0 {
+            3
+        } else {
+            self.retries
+        }
+    }
 }
 
 /// `--privileged`, `--cap-add`, `--cap-drop`, `--read-only`, `--security-opt

@@ -1,0 +1,130 @@
+//! `kiln exec [-i] [-e K=V]... [-u USER] [-w DIR] CONTAINER COMMAND [ARG...]`: a process
+//! in a running container's namespaces, root and cgroup, confined as the container is.
+
+use std::path::PathBuf;
+use std::process::{ExitCode, Stdio};
+
+use anyhow::bail;
+use kiln_image::store::Store;
+use kiln_runtime::containers::{Container, Containers, Status};
+use kiln_runtime::{Network, ProcessSpec};
+
+#[derive(clap::Args)]
+pub struct ExecArgs {
+    /// Pass standard input to the command.
+    #[arg(short, long)]
+    interactive: bool,
+    /// An environment variable: `K=V` (repeatable).
+    #[arg(short, long = "env", value_name = "K=V")]
+    env: Vec<String>,
+    /// USER[:GROUP], by name or number (default: the container's).
+    #[arg(short, long)]
+    user: Option<String>,
+    /// The working directory (default: the container's).
+    #[arg(short, long = "workdir", value_name = "DIR")]
+    workdir: Option<String>,
+    container: String,
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+/// `kiln exec [-i] [-e K=V]... [-u USER] [-w DIR] CONTAINER COMMAND [ARG...]`: a process
+/// in a running container's namespaces and root, confined as the container is.
+pub fn exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
+    match exec_in(args) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            eprintln!("kiln: {}", crate::message(&e));
+            Ok(ExitCode::from(super::run::KILN_FAILED))
+        }
+    }
+}
+
+/// The spec of a process that joins container `c`: its environment (with `env` over
+/// it), its user (or `user`), its working directory (or `workdir`), its confinement and
+/// its cgroup.
+pub(crate) fn exec_spec(
+    c: &Container,
+    command: &[String],
+    env_extra: &[String],
+    user: Option<&str>,
+    workdir: Option<&str>,
+) -> anyhow::Result<kiln_runtime::Spec> {
+    let bottom_first: Vec<PathBuf> = c.config.lowers.iter().rev().cloned().collect();
+    let (uid, gid, groups) = match user {
+        Some(u) => {
+            let account = kiln_image::tree::resolve_user(u, &bottom_first)
+                .map_err(|e| anyhow::anyhow!("user {u}: {e}"))?;
+            (account.uid, account.gid, account.groups)
+        }
+        None => (c.config.uid, c.config.gid, c.config.groups.clone()),
+    };
+    let mut env = c.config.env.clone();
+    for e in env_extra {
+        let key = e.split('=').next().unwrap_or(e);
+        env.retain(|kv| kv.split('=').next() != Some(key));
+        env.push(e.clone());
+    }
+    Ok(kiln_runtime::default_spec(&ProcessSpec {
+        args: command.to_vec(),
+        env,
+        cwd: workdir.unwrap_or(&c.config.working_dir).into(),
+        uid,
+        gid,
+        groups,
+        hostname: c.config.hostname.clone(),
+        network: Network::Host,
+        privileged: c.config.security.privileged,
+        mounts: Vec::new(),
+        rlimits: c.config.security.ulimits.clone(),
+        shm_size: None,
+        cgroup: Some((c.cgroup_path(), Default::default())),
+        cap_add: c.config.security.cap_add.clone(),
+        cap_drop: c.config.security.cap_drop.clone(),
+        readonly_root: false,
+        no_new_privileges: c.config.security.no_new_privileges,
+    })?)
+}
+
+fn exec_in(args: ExecArgs) -> anyhow::Result<ExitCode> {
+    let containers = Containers::open(&Store::default_root())?;
+    let c = containers.find(&args.container)?;
+    if c.state.status != Status::Running || c.state.pid == 0 {
+        bail!("container {} is not running: start it first", c.config.name);
+    }
+    let spec = exec_spec(
+        &c,
+        &args.command,
+        &args.env,
+        args.user.as_deref(),
+        args.workdir.as_deref(),
+    )?;
+    let stdin = if args.interactive {
+        Stdio::inherit()
+    } else {
+        Stdio::null()
+    };
+    let process = match kiln_runtime::exec(
+        &spec,
+        c.state.pid,
+        stdin,
+        Stdio::inherit(),
+        Stdio::inherit(),
+    ) {
+        Ok(p) => p,
+        Err(kiln_runtime::Error::Spawn { source, .. }) => {
+            let (code, what) = match source.kind() {
+                std::io::ErrorKind::NotFound => (127, "executable file not found in $PATH"),
+                std::io::ErrorKind::PermissionDenied => (126, "permission denied"),
+                _ => return Err(source.into()),
+            };
+            eprintln!("kiln: exec: {:?}: {what}", args.command[0]);
+            return Ok(ExitCode::from(code));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let status = process.wait()?;
+    Ok(ExitCode::from(
+        status.code().unwrap_or(255).clamp(0, 255) as u8
+    ))
+}
