@@ -19,6 +19,11 @@ fn busybox_kiln() -> Option<Kiln> {
     Some(k)
 }
 
+/// `kiln container inspect NAME`, parsed.
+fn inspect(k: &Kiln, name: &str) -> serde_json::Value {
+    serde_json::from_str(&k.ok(&["container", "inspect", name])).unwrap()
+}
+
 fn code(k: &Kiln, args: &[&str]) -> (Option<i32>, String, String) {
     let out = k.run(args);
     (
@@ -145,8 +150,7 @@ fn detached_containers_log_stop_and_go() {
     assert!(err.contains("container is running"), "{err}");
     // SIGTERM reaches its PID 1, which traps it and exits 0.
     assert_eq!(k.ok(&["stop", "ticker"]), "ticker\n");
-    let inspect: serde_json::Value =
-        serde_json::from_str(&k.ok(&["container", "inspect", "ticker"])).unwrap();
+    let inspect: serde_json::Value = inspect(&k, "ticker");
     assert_eq!(inspect[0]["State"]["Status"], "exited");
     assert_eq!(inspect[0]["State"]["ExitCode"], 0);
     assert_eq!(inspect[0]["Name"], "/ticker");
@@ -205,8 +209,7 @@ fn a_killed_supervisor_leaves_an_exited_container_that_rm_cleans() {
     wait_for("the exited status", || {
         k.ok(&["ps", "-a"]).contains("Exited (-1)")
     });
-    let inspect: serde_json::Value =
-        serde_json::from_str(&k.ok(&["container", "inspect", "orphan"])).unwrap();
+    let inspect: serde_json::Value = inspect(&k, "orphan");
     let id = inspect[0]["Id"].as_str().unwrap().to_string();
     k.ok(&["rm", "orphan"]);
     assert_eq!(k.ok(&["ps", "-aq"]), "");
@@ -390,8 +393,7 @@ fn restart_policies_restart_as_docker_does_and_restore_brings_always_back() {
         "echo run; exit 1",
     ]);
     wait_for("three restarts", || {
-        let v: serde_json::Value =
-            serde_json::from_str(&k.ok(&["container", "inspect", "flaky"])).unwrap();
+        let v: serde_json::Value = inspect(&k, "flaky");
         v[0]["RestartCount"] == 3 && v[0]["State"]["Status"] == "exited"
     });
     assert_eq!(k.ok(&["logs", "flaky"]), "run\nrun\nrun\nrun\n");
@@ -407,8 +409,7 @@ fn restart_policies_restart_as_docker_does_and_restore_brings_always_back() {
         "true",
     ]);
     assert_eq!(k.ok(&["wait", "fine"]), "0\n");
-    let v: serde_json::Value =
-        serde_json::from_str(&k.ok(&["container", "inspect", "fine"])).unwrap();
+    let v: serde_json::Value = inspect(&k, "fine");
     assert_eq!(v[0]["RestartCount"], 0);
     // --rm and --restart conflict, as in docker.
     let out = k.run(&["run", "--rm", "--restart", "always", "busybox:kiln", "true"]);
@@ -438,8 +439,7 @@ fn restart_policies_restart_as_docker_does_and_restore_brings_always_back() {
         "60",
     ]);
     k.ok(&["stop", "-t", "0", "stopped"]);
-    let v: serde_json::Value =
-        serde_json::from_str(&k.ok(&["container", "inspect", "svc"])).unwrap();
+    let v: serde_json::Value = inspect(&k, "svc");
     let supervisor_pid = {
         let dir = k
             .root()
@@ -511,8 +511,7 @@ fn limits_kill_a_memory_hog_and_stop_a_fork_bomb_and_leave_no_cgroup() {
         "x=a; while true; do x=\"$x$x\"; done",
     ]);
     assert_eq!(out.status.code(), Some(137));
-    let v: serde_json::Value =
-        serde_json::from_str(&k.ok(&["container", "inspect", "hog"])).unwrap();
+    let v: serde_json::Value = inspect(&k, "hog");
     assert_eq!(v[0]["State"]["OOMKilled"], true);
     assert_eq!(v[0]["HostConfig"]["Memory"], 32 << 20);
     // A fork bomb meets --pids-limit: forks fail, the shell goes on and says so.
@@ -765,8 +764,7 @@ fn health_checks_run_in_the_container_and_show_in_ps_and_inspect() {
     ]);
     wait_for("unhealthy", || k.ok(&["ps"]).contains("(unhealthy)"));
     wait_for("healthy", || k.ok(&["ps"]).contains("(healthy)"));
-    let v: serde_json::Value =
-        serde_json::from_str(&k.ok(&["container", "inspect", "svc"])).unwrap();
+    let v: serde_json::Value = inspect(&k, "svc");
     let health = &v[0]["State"]["Health"];
     assert_eq!(health["Status"], "healthy");
     assert_eq!(health["FailingStreak"], 0);
@@ -785,8 +783,7 @@ fn health_checks_run_in_the_container_and_show_in_ps_and_inspect() {
         "sleep",
         "60",
     ]);
-    let v: serde_json::Value =
-        serde_json::from_str(&k.ok(&["container", "inspect", "plain"])).unwrap();
+    let v: serde_json::Value = inspect(&k, "plain");
     assert!(v[0]["State"]["Health"].is_null());
     assert!(!k
         .ok(&["ps"])

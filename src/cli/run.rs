@@ -1134,7 +1134,15 @@ fn init_pid(middle: u32) -> Option<u32> {
                 return Some(pid);
             }
         }
-        std::thread::sleep(std::time::Duration::from_millis(1));
+        // A command that ends at once (`true`) is reaped before we look: the middle
+        // process is then gone or ending, and there is no PID 1 to wait for.
+        if !kiln_runtime::containers::alive(middle)
+            || std::fs::read_to_string(format!("/proc/{middle}/wchan"))
+                .is_ok_and(|w| w.contains("exit"))
+        {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_micros(200));
     }
     None
 }

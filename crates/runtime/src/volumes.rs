@@ -163,16 +163,12 @@ pub fn with_view<T: Send + 'static>(
                 source: e.into(),
             }
         };
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS | nix::sched::CloneFlags::CLONE_FS)
-            .map_err(failed("make a mount namespace under", &scratch))?;
-        nix::mount::mount(
-            None::<&str>,
-            "/",
-            None::<&str>,
-            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-            None::<&str>,
-        )
-        .map_err(failed("make private the mounts of", Path::new("/")))?;
+        // This thread alone (unshare affects the calling thread's mount namespace).
+        crate::isolate_mounts().map_err(|e| Error::Io {
+            op: "make a mount namespace under",
+            path: scratch.clone(),
+            source: e,
+        })?;
         let view = tempfile::Builder::new()
             .prefix("view-")
             .tempdir_in(&scratch)

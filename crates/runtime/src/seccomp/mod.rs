@@ -47,16 +47,44 @@ impl Program {
     }
 }
 
-/// Compiles `seccomp` once per process and per distinct profile: a build runs many
-/// steps with the same one, and compiling costs more than the step's other setup.
+/// Where compiled filters are kept between processes (root's only).
+const DISK_CACHE: &str = "/run/kiln/seccomp";
+
+/// Compiles `seccomp` once per process and per distinct profile (a build runs many
+/// steps with the same one), and keeps the BPF on disk for the next process (a `kiln run`
+/// would otherwise spend more compiling it than starting the container). A cached file
+/// holds its whole key (the profile and libseccomp's version), checked on reading, so a
+/// name clash or a libseccomp upgrade only compiles again.
 pub(crate) fn compile(seccomp: &LinuxSeccomp) -> Result<Arc<Program>, Error> {
     static COMPILED: OnceLock<Mutex<HashMap<String, Arc<Program>>>> = OnceLock::new();
-    let key = serde_json::to_string(seccomp).unwrap_or_default();
+    let version = libseccomp::ScmpVersion::current()
+        .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
+        .unwrap_or_default();
+    let key = format!(
+        "libseccomp {version}\n{}",
+        serde_json::to_string(seccomp).unwrap_or_default()
+    );
     let cache = COMPILED.get_or_init(Default::default);
     if let Some(p) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
         return Ok(p.clone());
     }
-    let program = Arc::new(build(seccomp).map_err(|reason| Error::Seccomp { reason })?);
+    let path = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        std::path::Path::new(DISK_CACHE).join(format!("{:016x}.bpf", h.finish()))
+    };
+    let bpf = match read_cached(&path, &key) {
+        Some(bpf) => bpf,
+        None => {
+            let bpf = export(seccomp).map_err(|e| Error::Seccomp {
+                reason: e.to_string(),
+            })?;
+            write_cached(&path, &key, &bpf);
+            bpf
+        }
+    };
+    let program = Arc::new(program(&bpf));
     cache
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -115,8 +143,37 @@ fn compare(arg: &oci_spec::runtime::LinuxSeccompArg) -> ScmpArgCompare {
     ScmpArgCompare::new(arg.index() as u32, op, arg.value())
 }
 
-fn build(seccomp: &LinuxSeccomp) -> Result<Program, String> {
-    let bpf = export(seccomp).map_err(|e| e.to_string())?;
+/// The BPF in `path` if the file was written for `key`.
+fn read_cached(path: &std::path::Path, key: &str) -> Option<Vec<u8>> {
+    let bytes = std::fs::read(path).ok()?;
+    let rest = bytes.strip_prefix(key.as_bytes())?.strip_prefix(b"\0")?;
+    (!rest.is_empty() && rest.len() % 8 == 0).then(|| rest.to_vec())
+}
+
+/// Keeps `bpf` for `key` (written whole, then renamed); a cache that cannot be written
+/// only means compiling again.
+fn write_cached(path: &std::path::Path, key: &str, bpf: &[u8]) {
+    use std::io::Write;
+    use std::os::unix::fs::DirBuilderExt;
+    let Some(dir) = path.parent() else {
+        return;
+    };
+    let _ = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir);
+    if let Ok(mut tmp) = tempfile::NamedTempFile::new_in(dir) {
+        let written = tmp
+            .write_all(key.as_bytes())
+            .and_then(|()| tmp.write_all(b"\0"))
+            .and_then(|()| tmp.write_all(bpf));
+        if written.is_ok() {
+            let _ = tmp.persist(path);
+        }
+    }
+}
+
+fn program(bpf: &[u8]) -> Program {
     let filter = bpf
         .chunks_exact(8)
         .map(|c| nix::libc::sock_filter {
@@ -126,7 +183,7 @@ fn build(seccomp: &LinuxSeccomp) -> Result<Program, String> {
             k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
         })
         .collect();
-    Ok(Program { filter })
+    Program { filter }
 }
 
 /// The filter as BPF bytes.
