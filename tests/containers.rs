@@ -791,3 +791,81 @@ fn health_checks_run_in_the_container_and_show_in_ps_and_inspect() {
         .any(|l| l.contains("plain") && l.contains("health")));
     k.ok(&["rm", "-f", "svc", "plain"]);
 }
+
+#[test]
+fn cp_copies_both_ways_and_never_out_of_the_root() {
+    let Some(k) = busybox_kiln() else { return };
+    let host = k.dir.path().join("cp");
+    std::fs::create_dir_all(host.join("tree/sub")).unwrap();
+    std::fs::write(host.join("tree/sub/f"), "from host\n").unwrap();
+    std::fs::write(host.join("one"), "one\n").unwrap();
+    // Into a stopped container (its own layer), then read back in a run of it.
+    k.ok(&[
+        "create",
+        "--name",
+        "box",
+        "busybox:kiln",
+        "sh",
+        "-c",
+        "cat /one /tree/sub/f",
+    ]);
+    k.ok(&["cp", host.join("one").to_str().unwrap(), "box:/one"]);
+    k.ok(&["cp", host.join("tree").to_str().unwrap(), "box:/"]);
+    // A symlink of the container to the host's /etc: writing through it stays inside.
+    k.ok(&[
+        "run",
+        "--name",
+        "linker",
+        "busybox:kiln",
+        "sh",
+        "-c",
+        "ln -s /etc /escape",
+    ]);
+    k.ok(&[
+        "cp",
+        host.join("one").to_str().unwrap(),
+        "linker:/escape/hostname-not",
+    ]);
+    assert!(
+        !std::path::Path::new("/etc/hostname-not").exists(),
+        "wrote through to the host"
+    );
+    // Out of a running container, and a path through its symlink resolves inside it.
+    k.ok(&["run", "-d", "--name", "live", "busybox:kiln", "sh", "-c", "echo made > /made; mkdir /etc; echo inside > /etc/passwd; ln -s /etc /escape; exec sleep 60"]);
+    wait_for("the file", || {
+        k.run(&["exec", "live", "cat", "/made"]).status.success()
+    });
+    let out_dir = k.dir.path().join("out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    k.ok(&["cp", "live:/made", out_dir.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("made")).unwrap(),
+        "made\n"
+    );
+    k.ok(&[
+        "cp",
+        "live:/escape/passwd",
+        out_dir.join("p").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("p")).unwrap(),
+        "inside\n"
+    );
+    // A path that climbs out stays in the root: /../../etc/passwd is the container's.
+    k.ok(&[
+        "cp",
+        "live:/../../etc/passwd",
+        out_dir.join("q").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("q")).unwrap(),
+        "inside\n"
+    );
+    // And into a running one.
+    k.ok(&["cp", host.join("one").to_str().unwrap(), "live:/tmp-one"]);
+    assert_eq!(k.ok(&["exec", "live", "cat", "/tmp-one"]), "one\n");
+    // The stopped container's copies are in its layer.
+    let out = k.run(&["start", "-a", "box"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "one\nfrom host\n");
+    k.ok(&["rm", "-f", "box", "linker", "live"]);
+}

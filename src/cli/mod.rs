@@ -4,6 +4,7 @@ mod build;
 mod builder;
 mod commit;
 mod container;
+mod cp;
 mod exec;
 mod health;
 mod history;
@@ -96,6 +97,8 @@ pub enum Command {
     Rm(container::RmArgs),
     /// Wait for containers to stop and print their exit codes.
     Wait(container::WaitArgs),
+    /// Copy files between a container and the host.
+    Cp(cp::Args),
     /// Make an image of a container's changes.
     Commit(commit::CommitArgs),
     /// Write a container's whole tree as a tar.
@@ -163,6 +166,8 @@ pub enum ContainerCommand {
     Top(container::TopArgs),
     /// Remove every stopped container.
     Prune(container::PruneArgs),
+    /// Copy files between a container and the host.
+    Cp(cp::Args),
     /// Make an image of a container's changes.
     Commit(commit::CommitArgs),
     /// Write a container's whole tree as a tar.
@@ -227,6 +232,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
             container::top(args)
         }
         Command::Container(ContainerCommand::Prune(args)) => container::prune(args),
+        Command::Cp(args) | Command::Container(ContainerCommand::Cp(args)) => cp::run(args),
         Command::Commit(args) | Command::Container(ContainerCommand::Commit(args)) => {
             commit::commit(args)
         }

@@ -151,6 +151,32 @@ pub fn with_view<T: Send + 'static>(
     scratch: &Path,
     f: impl FnOnce(&Path) -> Result<T, Error> + Send + 'static,
 ) -> Result<T, Error> {
+    with_overlay(lowers, None, scratch, f)
+}
+
+/// [`with_view`], writable: changes go to `upper` (with overlayfs' `work` beside it),
+/// as a stopped container's would.
+pub fn with_writable_view<T: Send + 'static>(
+    lowers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    scratch: &Path,
+    f: impl FnOnce(&Path) -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    with_overlay(
+        lowers,
+        Some((upper.to_path_buf(), work.to_path_buf())),
+        scratch,
+        f,
+    )
+}
+
+fn with_overlay<T: Send + 'static>(
+    lowers: &[PathBuf],
+    upper: Option<(PathBuf, PathBuf)>,
+    scratch: &Path,
+    f: impl FnOnce(&Path) -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
     let lowers = lowers.to_vec();
     let scratch = scratch.to_path_buf();
     std::thread::spawn(move || -> Result<T, Error> {
@@ -174,17 +200,31 @@ pub fn with_view<T: Send + 'static>(
             .tempdir_in(&scratch)
             .map_err(io("create a directory in", &scratch))?;
         let lowerdir: Vec<String> = lowers.iter().map(|l| l.display().to_string()).collect();
-        // overlayfs wants two lower directories at least when there is no upper one.
-        let options = if lowerdir.len() == 1 {
-            format!("lowerdir={}:{}", lowerdir[0], lowerdir[0])
-        } else {
-            format!("lowerdir={}", lowerdir.join(":"))
+        let (options, flags) = match &upper {
+            Some((upper, work)) => (
+                format!(
+                    "lowerdir={},upperdir={},workdir={}",
+                    lowerdir.join(":"),
+                    upper.display(),
+                    work.display()
+                ),
+                MsFlags::empty(),
+            ),
+            // overlayfs wants two lower directories at least when there is no upper one.
+            None if lowerdir.len() == 1 => (
+                format!("lowerdir={}:{}", lowerdir[0], lowerdir[0]),
+                MsFlags::MS_RDONLY,
+            ),
+            None => (
+                format!("lowerdir={}", lowerdir.join(":")),
+                MsFlags::MS_RDONLY,
+            ),
         };
         nix::mount::mount(
             Some("overlay"),
             view.path(),
             Some("overlay"),
-            MsFlags::MS_RDONLY,
+            flags,
             Some(options.as_str()),
         )
         .map_err(failed("mount the layers on", view.path()))?;
@@ -263,6 +303,30 @@ pub fn export(lowers: &[PathBuf], out: &Path, scratch: &Path) -> Result<(), Erro
             .arg(".");
         run(tar, "write", &out)
     })
+}
+
+/// The file or directory at `path` in the tree at `root`, resolved inside it (a symlink of
+/// the tree never leads out of it, a final one is followed inside it), as an `O_PATH`
+/// descriptor: `/proc/self/fd/N` names it for a program.
+pub fn open_in_root(root: &Path, path: &Path) -> Result<std::os::fd::OwnedFd, Error> {
+    use std::os::unix::ffi::OsStrExt;
+    let fail = |e: std::io::Error| Error::Io {
+        op: "open in the container",
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let c_root = std::ffi::CString::new(root.as_os_str().as_bytes())
+        .map_err(|_| fail(std::io::Error::other("a NUL byte in the path")))?;
+    let root_fd = crate::in_root::open_dir(&c_root).map_err(fail)?;
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    let rel = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
+    let c_rel = std::ffi::CString::new(rel.as_os_str().as_bytes())
+        .map_err(|_| fail(std::io::Error::other("a NUL byte in the path")))?;
+    crate::in_root::openat2(root_fd.as_raw_fd(), &c_rel, 0).map_err(fail)
 }
 
 /// The directory at `path` in the tree at `root`, resolved inside it; None when there is
