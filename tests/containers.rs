@@ -737,6 +737,29 @@ fn security_flags_change_the_confinement_as_dockers_do() {
         "true",
     ]);
     assert_eq!(out.status.code(), Some(125));
+    // --group-add: supplementary groups by number (or by name from the image).
+    let out = k.ok(&[
+        "run",
+        "--rm",
+        "--group-add",
+        "50",
+        "-u",
+        "1000:1000",
+        "busybox:kiln",
+        "id",
+        "-G",
+    ]);
+    let groups: Vec<&str> = out.split_whitespace().collect();
+    assert!(groups.contains(&"50") && groups.contains(&"1000"), "{out}");
+    let out = k.run(&[
+        "run",
+        "--rm",
+        "--group-add",
+        "staff",
+        "busybox:kiln",
+        "true",
+    ]);
+    assert_eq!(out.status.code(), Some(125));
 }
 
 #[test]
@@ -868,4 +891,51 @@ fn cp_copies_both_ways_and_never_out_of_the_root() {
     let out = k.run(&["start", "-a", "box"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "one\nfrom host\n");
     k.ok(&["rm", "-f", "box", "linker", "live"]);
+}
+
+#[test]
+fn logs_rotate_at_max_size_and_logs_reads_the_rotated_files() {
+    let Some(k) = busybox_kiln() else { return };
+    k.ok(&[
+        "run",
+        "--name",
+        "chatty",
+        "--log-opt",
+        "max-size=1k",
+        "--log-opt",
+        "max-file=3",
+        "busybox:kiln",
+        "sh",
+        "-c",
+        "for i in $(seq 1 100); do echo line-$i; done",
+    ]);
+    let c = inspect(&k, "chatty");
+    let log = std::path::PathBuf::from(c[0]["LogPath"].as_str().unwrap());
+    let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    assert!(size(&log) <= 1024, "{}", size(&log));
+    let first = std::path::PathBuf::from(format!("{}.1", log.display()));
+    let second = std::path::PathBuf::from(format!("{}.2", log.display()));
+    assert!(first.exists() && second.exists());
+    assert!(
+        !std::path::Path::new(&format!("{}.3", log.display())).exists(),
+        "max-file=3 keeps three"
+    );
+    // logs reads what is kept, oldest first, in order, to the last line.
+    let out = k.ok(&["logs", "chatty"]);
+    let numbers: Vec<u32> = out
+        .lines()
+        .map(|l| l.trim_start_matches("line-").parse().unwrap())
+        .collect();
+    assert_eq!(*numbers.last().unwrap(), 100);
+    assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "{out}");
+    assert!(numbers.len() < 100, "older lines were rotated away");
+    let out = k.run(&[
+        "run",
+        "--rm",
+        "--log-opt",
+        "max-size=lots",
+        "busybox:kiln",
+        "true",
+    ]);
+    assert_eq!(out.status.code(), Some(125));
 }

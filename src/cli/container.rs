@@ -156,7 +156,12 @@ pub fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
     let store = containers()?;
     let mut c = store.find(&args.container)?;
     let path = c.log_path();
-    let (mut lines, mut offset) = containers::read_log(&path, 0)?;
+    let mut lines = Vec::new();
+    for older in containers::rotated_logs(&path) {
+        lines.extend(containers::read_log(&older, 0)?.0);
+    }
+    let (current, mut offset) = containers::read_log(&path, 0)?;
+    lines.extend(current);
     if args.tail != "all" {
         let n: usize = args
             .tail

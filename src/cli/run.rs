@@ -107,6 +107,13 @@ pub struct Args {
     /// Seconds `stop` waits before SIGKILL (default 10).
     #[arg(long, value_name = "SECONDS")]
     stop_timeout: Option<u64>,
+    /// A supplementary group, by name (from the image's /etc/group) or number
+    /// (repeatable).
+    #[arg(long = "group-add", value_name = "GROUP")]
+    group_add: Vec<String>,
+    /// json-file log options: `max-size=10m`, `max-file=3` (repeatable).
+    #[arg(long = "log-opt", value_name = "KEY=VALUE")]
+    log_opts: Vec<String>,
     /// A health check command, run with /bin/sh -c in the container.
     #[arg(long, value_name = "COMMAND")]
     health_cmd: Option<String>,
@@ -604,8 +611,18 @@ fn container_config(
         .clone()
         .or_else(|| image_config.user().clone())
         .unwrap_or_default();
-    let account = kiln_image::tree::resolve_user(&user, &bottom_first)
+    let mut account = kiln_image::tree::resolve_user(&user, &bottom_first)
         .map_err(|e| anyhow::anyhow!("--user {user}: {e}"))?;
+    for g in &args.group_add {
+        let gid = kiln_image::tree::id_of(&bottom_first, "etc/group", g)
+            .map_err(|e| anyhow::anyhow!("--group-add {g}: {e}"))?
+            .ok_or_else(|| {
+                anyhow::anyhow!("--group-add {g}: no such group in the image's /etc/group")
+            })?;
+        if !account.groups.contains(&gid) {
+            account.groups.push(gid);
+        }
+    }
 
     // The image's environment, then HOME and PATH if it lacks them, then -e.
     let mut env: Vec<(String, String)> = image_config
@@ -640,6 +657,24 @@ fn container_config(
         .into_iter()
         .collect();
     let mounts = mount_points(args, &image_volumes)?;
+    let (mut log_max_size, mut log_max_file) = (None, 1);
+    for opt in &args.log_opts {
+        match opt.split_once('=') {
+            Some(("max-size", v)) => {
+                log_max_size = Some(
+                    kiln_builder::size::parse(v)
+                        .ok_or_else(|| anyhow::anyhow!("--log-opt {opt}: give a size (10m, 1g)"))?,
+                )
+            }
+            Some(("max-file", v)) => {
+                log_max_file =
+                    v.parse::<u32>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                        anyhow::anyhow!("--log-opt {opt}: give a count of 1 or more")
+                    })?
+            }
+            _ => bail!("--log-opt {opt}: kiln's json-file log takes max-size and max-file"),
+        }
+    }
     let hostname = args
         .hostname
         .clone()
@@ -684,6 +719,8 @@ fn container_config(
         security: security(args)?,
         open_stdin: args.interactive,
         healthcheck: healthcheck(args, &image.config_bytes)?,
+        log_max_size,
+        log_max_file,
         id,
     })
 }
@@ -996,7 +1033,11 @@ fn run_once(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .replace(container.state.pid);
-    let log = Arc::new(Mutex::new(LogWriter::open(&container.log_path())?));
+    let log = Arc::new(Mutex::new(LogWriter::open(
+        &container.log_path(),
+        container.config.log_max_size,
+        container.config.log_max_file,
+    )?));
     let pump = |reader: std::io::PipeReader, stream: Stream| {
         let log = log.clone();
         std::thread::spawn(move || {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
-pub use log::{read_from as read_log, LogLine, LogWriter, Stream};
+pub use log::{read_from as read_log, rotated as rotated_logs, LogLine, LogWriter, Stream};
 
 use crate::error::Error;
 
@@ -64,6 +64,11 @@ pub struct Config {
     /// The image's HEALTHCHECK, or `--health-*`'s.
     #[serde(default)]
     pub healthcheck: Option<Healthcheck>,
+    /// `--log-opt max-size=…` in bytes, and `max-file=…`.
+    #[serde(default)]
+    pub log_max_size: Option<u64>,
+    #[serde(default)]
+    pub log_max_file: u32,
 }
 
 /// docker's health check configuration (durations in nanoseconds; 0: the default).
