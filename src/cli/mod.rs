@@ -25,6 +25,7 @@ mod run;
 mod save;
 mod tag;
 mod transfer;
+mod tty;
 mod volume;
 
 use std::collections::HashSet;

@@ -132,6 +132,9 @@ pub struct Args {
     /// No health check, whatever the image says.
     #[arg(long)]
     no_healthcheck: bool,
+    /// A pseudo-terminal for the container (`-it` for an interactive shell).
+    #[arg(short, long)]
+    tty: bool,
     /// Pass standard input to the container (foreground runs).
     #[arg(short, long)]
     interactive: bool,
@@ -718,6 +721,7 @@ fn container_config(
         limits: limits(args)?,
         security: security(args)?,
         open_stdin: args.interactive,
+        tty: args.tty,
         healthcheck: healthcheck(args, &image.config_bytes)?,
         log_max_size,
         log_max_file,
@@ -1004,21 +1008,39 @@ fn run_once(
     signals: &Mutex<Option<u32>>,
     echo: bool,
 ) -> anyhow::Result<Result<i32, (u8, String)>> {
-    let (spec, rootfs) = container_spec(container)?;
-    let (out_r, out_w) = std::io::pipe()?;
-    let (err_r, err_w) = std::io::pipe()?;
-    let stdin = if echo && container.config.open_stdin {
-        Stdio::inherit()
+    let (mut spec, rootfs) = container_spec(container)?;
+    let log = Arc::new(Mutex::new(LogWriter::open(
+        &container.log_path(),
+        container.config.log_max_size,
+        container.config.log_max_file,
+    )?));
+    // -t: one terminal for all three streams; else pipes, read line by line.
+    let (terminal, pipes, streams) = if container.config.tty {
+        let mut process = spec.process().clone().unwrap_or_default();
+        process.set_terminal(Some(true));
+        spec.set_process(Some(process));
+        let (master, slave) = super::tty::open()?;
+        let streams = (
+            Stdio::from(slave.try_clone()?),
+            Stdio::from(slave.try_clone()?),
+            Stdio::from(slave),
+        );
+        (Some(master), None, streams)
     } else {
-        Stdio::null()
+        let (out_r, out_w) = std::io::pipe()?;
+        let (err_r, err_w) = std::io::pipe()?;
+        let stdin = if echo && container.config.open_stdin {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        };
+        (
+            None,
+            Some((out_r, err_r)),
+            (stdin, Stdio::from(out_w), Stdio::from(err_w)),
+        )
     };
-    let sandboxed = match kiln_runtime::spawn(
-        &spec,
-        &rootfs,
-        stdin,
-        Stdio::from(out_w),
-        Stdio::from(err_w),
-    ) {
+    let sandboxed = match kiln_runtime::spawn(&spec, &rootfs, streams.0, streams.1, streams.2) {
         Ok(s) => s,
         Err(e) => return Ok(Err(start_failure(&container.config, &e))),
     };
@@ -1033,11 +1055,6 @@ fn run_once(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .replace(container.state.pid);
-    let log = Arc::new(Mutex::new(LogWriter::open(
-        &container.log_path(),
-        container.config.log_max_size,
-        container.config.log_max_file,
-    )?));
     let pump = |reader: std::io::PipeReader, stream: Stream| {
         let log = log.clone();
         std::thread::spawn(move || {
@@ -1063,8 +1080,28 @@ fn run_once(
             }
         })
     };
-    let out = pump(out_r, Stream::Stdout);
-    let err = pump(err_r, Stream::Stderr);
+    let _raw = (terminal.is_some() && echo).then(super::tty::RawMode::enter);
+    let copiers: Vec<std::thread::JoinHandle<()>> = match (terminal, pipes) {
+        (Some(master), _) => {
+            super::tty::MASTER.store(
+                super::tty::raw(&master),
+                std::sync::atomic::Ordering::SeqCst,
+            );
+            super::tty::follow_window_size();
+            if echo && container.config.open_stdin {
+                super::tty::copy_in(std::fs::File::from(master.try_clone()?));
+            }
+            vec![super::tty::copy_out(
+                std::fs::File::from(master),
+                echo,
+                log.clone(),
+            )]
+        }
+        (None, Some((out_r, err_r))) => {
+            vec![pump(out_r, Stream::Stdout), pump(err_r, Stream::Stderr)]
+        }
+        (None, None) => Vec::new(),
+    };
     let stop_health = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let health = container.config.healthcheck.clone().map(|check| {
         let (c, stop) = (container.clone(), stop_health.clone());
@@ -1075,8 +1112,10 @@ fn run_once(
     if let Some(h) = health {
         let _ = h.join();
     }
-    let _ = out.join();
-    let _ = err.join();
+    for c in copiers {
+        let _ = c.join();
+    }
+    super::tty::MASTER.store(-1, std::sync::atomic::Ordering::SeqCst);
     signals.lock().unwrap_or_else(|e| e.into_inner()).take();
     container.state.oom_killed = exit.oom_killed;
     Ok(Ok(exit.status.code().unwrap_or(255)))
@@ -1200,6 +1239,7 @@ fn forward_signals() -> anyhow::Result<Arc<Mutex<Option<u32>>>> {
         Signal::SIGQUIT,
         Signal::SIGUSR1,
         Signal::SIGUSR2,
+        Signal::SIGWINCH,
     ] {
         set.add(s);
     }
@@ -1209,6 +1249,11 @@ fn forward_signals() -> anyhow::Result<Arc<Mutex<Option<u32>>>> {
     let target = slot.clone();
     std::thread::spawn(move || {
         while let Ok(sig) = set.wait() {
+            // The terminal's size follows the caller's; the kernel tells the container.
+            if sig == Signal::SIGWINCH {
+                super::tty::follow_window_size();
+                continue;
+            }
             if let Some(pid) = *target.lock().unwrap_or_else(|e| e.into_inner()) {
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);
             }

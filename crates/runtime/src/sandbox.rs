@@ -135,6 +135,8 @@ struct Prepared {
     caps: CapSets,
     seccomp: Option<Arc<Program>>,
     no_new_privileges: bool,
+    /// `process.terminal`: its standard input is a terminal, made its controlling one.
+    terminal: bool,
     rlimits: Vec<(u32, libc::rlimit)>,
     /// The caller's PID: the supervisor checks it still has that parent.
     parent: libc::pid_t,
@@ -229,6 +231,7 @@ fn prepare(spec: &Spec, rootfs: Option<&Rootfs>) -> Result<Prepared, Error> {
         caps: CapSets::from_spec(process.capabilities().as_ref())?,
         seccomp,
         no_new_privileges: process.no_new_privileges().unwrap_or(false),
+        terminal: process.terminal().unwrap_or(false),
         rlimits,
         parent: std::process::id() as libc::pid_t,
     })
@@ -530,6 +533,17 @@ fn init(p: &Prepared) -> std::io::Result<()> {
         }
     }
     set_handlers(libc::SIG_DFL)?;
+    if p.terminal {
+        // A session of its own, led by the program, with the terminal it was given on
+        // its standard streams as its controlling terminal: job control and ^C work.
+        // SAFETY: setsid(2) and ioctl(2) on descriptor 0 with an integer argument.
+        unsafe {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            check(libc::ioctl(0, libc::TIOCSCTTY, 0))?;
+        }
+    }
     if let Some(root) = &p.root {
         apply::enter(root)?;
     }

@@ -61,6 +61,9 @@ pub struct Config {
     /// `-i`: its standard input is the caller's (in the foreground).
     #[serde(default)]
     pub open_stdin: bool,
+    /// `-t`: a pseudo-terminal on its standard streams.
+    #[serde(default)]
+    pub tty: bool,
     /// The image's HEALTHCHECK, or `--health-*`'s.
     #[serde(default)]
     pub healthcheck: Option<Healthcheck>,
