@@ -983,3 +983,30 @@ fn run_it_gives_a_terminal_with_a_prompt_the_callers_size_and_the_exit_code() {
         "tty\r\n"
     );
 }
+
+#[test]
+fn exec_t_gives_a_terminal_and_exec_d_runs_in_the_background() {
+    let Some(k) = busybox_kiln() else { return };
+    k.ok(&["run", "-d", "--name", "box", "busybox:kiln", "sleep", "60"]);
+    assert_eq!(
+        k.ok(&["exec", "-t", "box", "sh", "-c", "test -t 0 && echo tty"]),
+        "tty\r\n"
+    );
+    let start = std::time::Instant::now();
+    k.ok(&[
+        "exec",
+        "-d",
+        "box",
+        "sh",
+        "-c",
+        "sleep 0.5; echo done > /done",
+    ]);
+    assert!(
+        start.elapsed() < Duration::from_millis(500),
+        "returns at once"
+    );
+    wait_for("the detached command", || {
+        k.run(&["exec", "box", "cat", "/done"]).stdout == b"done\n"
+    });
+    k.ok(&["rm", "-f", "box"]);
+}

@@ -11,9 +11,15 @@ use kiln_runtime::{Network, ProcessSpec};
 
 #[derive(clap::Args)]
 pub struct ExecArgs {
+    /// Run it in the background (its output goes nowhere, as docker's).
+    #[arg(short, long)]
+    detach: bool,
     /// Pass standard input to the command.
     #[arg(short, long)]
     interactive: bool,
+    /// A pseudo-terminal for the command (`-it` for a shell).
+    #[arg(short, long)]
+    tty: bool,
     /// An environment variable: `K=V` (repeatable).
     #[arg(short, long = "env", value_name = "K=V")]
     env: Vec<String>,
@@ -99,18 +105,28 @@ fn exec_in(args: ExecArgs) -> anyhow::Result<ExitCode> {
         args.user.as_deref(),
         args.workdir.as_deref(),
     )?;
-    let stdin = if args.interactive {
-        Stdio::inherit()
+    if args.detach {
+        return detach(&args);
+    }
+    let mut spec = spec;
+    let terminal = if args.tty {
+        let mut process = spec.process().clone().unwrap_or_default();
+        process.set_terminal(Some(true));
+        spec.set_process(Some(process));
+        Some(super::tty::open()?)
     } else {
-        Stdio::null()
+        None
     };
-    let process = match kiln_runtime::exec(
-        &spec,
-        c.state.pid,
-        stdin,
-        Stdio::inherit(),
-        Stdio::inherit(),
-    ) {
+    let (stdin, stdout, stderr) = match &terminal {
+        Some((_, slave)) => (
+            Stdio::from(slave.try_clone()?),
+            Stdio::from(slave.try_clone()?),
+            Stdio::from(slave.try_clone()?),
+        ),
+        None if args.interactive => (Stdio::inherit(), Stdio::inherit(), Stdio::inherit()),
+        None => (Stdio::null(), Stdio::inherit(), Stdio::inherit()),
+    };
+    let process = match kiln_runtime::exec(&spec, c.state.pid, stdin, stdout, stderr) {
         Ok(p) => p,
         Err(kiln_runtime::Error::Spawn { source, .. }) => {
             let (code, what) = match source.kind() {
@@ -123,8 +139,56 @@ fn exec_in(args: ExecArgs) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Err(e.into()),
     };
-    let status = process.wait()?;
-    Ok(ExitCode::from(
-        status.code().unwrap_or(255).clamp(0, 255) as u8
-    ))
+    let code = |status: std::process::ExitStatus| {
+        ExitCode::from(status.code().unwrap_or(255).clamp(0, 255) as u8)
+    };
+    if let Some((master, slave)) = terminal {
+        // Ours closed: the terminal ends when the command's side does.
+        drop(slave);
+        let _raw = super::tty::RawMode::enter();
+        super::tty::MASTER.store(
+            super::tty::raw(&master),
+            std::sync::atomic::Ordering::SeqCst,
+        );
+        super::tty::follow_window_size();
+        if args.interactive {
+            super::tty::copy_in(std::fs::File::from(master.try_clone()?));
+        }
+        let copier = super::tty::copy_out(std::fs::File::from(master), true, None);
+        let status = process.wait()?;
+        let _ = copier.join();
+        return Ok(code(status));
+    }
+    Ok(code(process.wait()?))
+}
+
+/// `exec -d`: the same exec, by a kiln process of its own session (the exec'd process
+/// lives as long as the process that started it), this one returning at once.
+fn detach(args: &ExecArgs) -> anyhow::Result<ExitCode> {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    cmd.arg("exec");
+    for e in &args.env {
+        cmd.arg("-e").arg(e);
+    }
+    if let Some(u) = &args.user {
+        cmd.arg("-u").arg(u);
+    }
+    if let Some(w) = &args.workdir {
+        cmd.arg("-w").arg(w);
+    }
+    cmd.arg(&args.container)
+        .args(&args.command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: setsid(2) in the child before exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+    cmd.spawn()?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -1094,7 +1094,7 @@ fn run_once(
             vec![super::tty::copy_out(
                 std::fs::File::from(master),
                 echo,
-                log.clone(),
+                Some(log.clone()),
             )]
         }
         (None, Some((out_r, err_r))) => {

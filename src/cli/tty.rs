@@ -73,11 +73,11 @@ impl Drop for RawMode {
 }
 
 /// Copies the terminal's output to the caller (with `echo`) as it comes, and to the log
-/// line by line; ends when the container's side closes.
+/// (if any) line by line; ends when the container's side closes.
 pub fn copy_out(
     master: File,
     echo: bool,
-    log: Arc<Mutex<LogWriter>>,
+    log: Option<Arc<Mutex<LogWriter>>>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut master = master;
@@ -93,6 +93,9 @@ pub fn copy_out(
                 let _ = out.write_all(&buf[..n]);
                 let _ = out.flush();
             }
+            let Some(log) = &log else {
+                continue;
+            };
             pending.extend_from_slice(&buf[..n]);
             while let Some(end) = pending.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = pending.drain(..=end).collect();
@@ -102,7 +105,7 @@ pub fn copy_out(
                     .write(Stream::Stdout, &String::from_utf8_lossy(&line));
             }
         }
-        if !pending.is_empty() {
+        if let (Some(log), false) = (&log, pending.is_empty()) {
             let _ = log
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
