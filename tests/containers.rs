@@ -1010,3 +1010,36 @@ fn exec_t_gives_a_terminal_and_exec_d_runs_in_the_background() {
     });
     k.ok(&["rm", "-f", "box"]);
 }
+
+#[test]
+fn init_reaps_orphans_and_passes_signals_on() {
+    let Some(k) = busybox_kiln() else { return };
+    // PID 1 is kiln's init; the command's exit code is the container's.
+    let out = k.run(&["run", "--rm", "--init", "busybox:kiln", "sh", "-c", "cat /proc/1/comm; (sleep 0.1 &); sleep 0.5; grep -l ' Z ' /proc/[0-9]*/stat | wc -l; exit 4"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "kiln-init\n0\n",
+        "no zombie left"
+    );
+    // A command that would ignore SIGTERM as PID 1 gets it from init: stop is quick.
+    k.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "sleeper",
+        "--init",
+        "busybox:kiln",
+        "sleep",
+        "60",
+    ]);
+    let start = std::time::Instant::now();
+    k.ok(&["stop", "sleeper"]);
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(k.ok(&["wait", "sleeper"]), "143\n");
+    k.ok(&["rm", "sleeper"]);
+}

@@ -132,6 +132,10 @@ pub struct Args {
     /// No health check, whatever the image says.
     #[arg(long)]
     no_healthcheck: bool,
+    /// A small init as PID 1: it reaps orphaned processes and passes signals on to the
+    /// command (docker's --init).
+    #[arg(long)]
+    init: bool,
     /// A pseudo-terminal for the container (`-it` for an interactive shell).
     #[arg(short, long)]
     tty: bool,
@@ -722,6 +726,7 @@ fn container_config(
         security: security(args)?,
         open_stdin: args.interactive,
         tty: args.tty,
+        init: args.init,
         healthcheck: healthcheck(args, &image.config_bytes)?,
         log_max_size,
         log_max_file,
@@ -1009,6 +1014,14 @@ fn run_once(
     echo: bool,
 ) -> anyhow::Result<Result<i32, (u8, String)>> {
     let (mut spec, rootfs) = container_spec(container)?;
+    if container.config.init {
+        let mut annotations = spec.annotations().clone().unwrap_or_default();
+        annotations.insert(
+            kiln_runtime::INIT_ANNOTATION.to_string(),
+            "true".to_string(),
+        );
+        spec.set_annotations(Some(annotations));
+    }
     let log = Arc::new(Mutex::new(LogWriter::open(
         &container.log_path(),
         container.config.log_max_size,

@@ -22,7 +22,7 @@ pub use copy_root::{merge_layers, overlay_works};
 pub use error::Error;
 pub use oci_spec::runtime::Spec;
 pub use rootfs::isolate_mounts;
-pub use sandbox::{exec, spawn, stop_all, Exit, Sandboxed};
+pub use sandbox::{exec, spawn, stop_all, Exit, Sandboxed, INIT_ANNOTATION};
 pub use spec::{
     bind_mount, default_spec, overlay_mount, tmpfs_mount, Network, ProcessSpec, Rootfs,
     Snapshotter, DEFAULT_CAPABILITIES,

@@ -137,6 +137,8 @@ struct Prepared {
     no_new_privileges: bool,
     /// `process.terminal`: its standard input is a terminal, made its controlling one.
     terminal: bool,
+    /// The [`INIT_ANNOTATION`]: PID 1 stays a reaper and the program runs as its child.
+    init: bool,
     rlimits: Vec<(u32, libc::rlimit)>,
     /// The caller's PID: the supervisor checks it still has that parent.
     parent: libc::pid_t,
@@ -232,6 +234,10 @@ fn prepare(spec: &Spec, rootfs: Option<&Rootfs>) -> Result<Prepared, Error> {
         seccomp,
         no_new_privileges: process.no_new_privileges().unwrap_or(false),
         terminal: process.terminal().unwrap_or(false),
+        init: spec
+            .annotations()
+            .as_ref()
+            .is_some_and(|a| a.get(INIT_ANNOTATION).is_some_and(|v| v == "true")),
         rlimits,
         parent: std::process::id() as libc::pid_t,
     })
@@ -580,5 +586,74 @@ fn init(p: &Prepared) -> std::io::Result<()> {
         // A change of user clears the parent-death signal: set it again.
         check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0))?;
     }
+    if p.init {
+        reap_as_init()?;
+    }
     Ok(())
+}
+
+/// Set to `"true"` in a spec's annotations (`kiln run --init`): PID 1 forks the program
+/// and stays, confined as it is, to reap orphaned processes and pass signals on, as
+/// docker's `--init` (tini) does — no binary to put in the container: it is this code.
+pub const INIT_ANNOTATION: &str = "io.kiln.init";
+
+/// The program's process, for the forwarding handler.
+static INIT_CHILD: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forward(sig: libc::c_int) {
+    let child = INIT_CHILD.load(Ordering::SeqCst);
+    if child > 0 {
+        // SAFETY: kill(2) is async-signal-safe.
+        unsafe { libc::kill(child, sig) };
+    }
+}
+
+/// In the sandbox's PID 1, just before exec: forks; the child returns (and execs the
+/// program); PID 1 passes signals on to it, reaps every process that ends, and exits as
+/// the program does.
+fn reap_as_init() -> std::io::Result<()> {
+    // SAFETY: fork(2) from the single-threaded PID 1; prctl, sigaction, waitpid and
+    // _exit are async-signal-safe and allocate nothing.
+    unsafe {
+        let child = libc::fork();
+        if child < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if child == 0 {
+            return Ok(());
+        }
+        INIT_CHILD.store(child, Ordering::SeqCst);
+        // Nothing of the caller's: above all not the pipe on which the caller's spawn
+        // waits for the program's exec (it would wait for this process instead).
+        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+        libc::prctl(libc::PR_SET_NAME, c"kiln-init".as_ptr(), 0, 0, 0);
+        for sig in [
+            libc::SIGTERM,
+            libc::SIGINT,
+            libc::SIGHUP,
+            libc::SIGQUIT,
+            libc::SIGUSR1,
+            libc::SIGUSR2,
+            libc::SIGWINCH,
+        ] {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = forward as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            libc::sigaction(sig, &action, std::ptr::null_mut());
+        }
+        let code = loop {
+            let mut status = 0;
+            let rc = libc::waitpid(-1, &mut status, 0);
+            if rc == child {
+                if libc::WIFEXITED(status) {
+                    break libc::WEXITSTATUS(status);
+                }
+                if libc::WIFSIGNALED(status) {
+                    break 128 + libc::WTERMSIG(status);
+                }
+            } else if rc < 0 && *libc::__errno_location() != libc::EINTR {
+                break 255;
+            }
+        };
+        libc::_exit(code)
+    }
 }

@@ -64,6 +64,9 @@ pub struct Config {
     /// `-t`: a pseudo-terminal on its standard streams.
     #[serde(default)]
     pub tty: bool,
+    /// `--init`: PID 1 reaps and passes signals on; the command is its child.
+    #[serde(default)]
+    pub init: bool,
     /// The image's HEALTHCHECK, or `--health-*`'s.
     #[serde(default)]
     pub healthcheck: Option<Healthcheck>,
