@@ -1043,3 +1043,36 @@ fn init_reaps_orphans_and_passes_signals_on() {
     assert_eq!(k.ok(&["wait", "sleeper"]), "143\n");
     k.ok(&["rm", "sleeper"]);
 }
+
+#[test]
+fn stats_streams_and_generate_systemd_writes_a_unit_that_runs_the_container() {
+    let Some(k) = busybox_kiln() else { return };
+    k.ok(&["run", "-d", "--name", "web", "busybox:kiln", "sleep", "60"]);
+    // Without --no-stream: a table each second until interrupted.
+    let out = std::process::Command::new("timeout")
+        .args(["2.5", env!("CARGO_BIN_EXE_kiln"), "stats", "web"])
+        .env("KILN_ROOT", k.root())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.matches("CONTAINER ID").count() >= 2, "{text}");
+    let unit = k.ok(&["generate", "systemd", "web"]);
+    let kiln = env!("CARGO_BIN_EXE_kiln");
+    assert!(
+        unit.contains(&format!("ExecStart={kiln} start -a web\n")),
+        "{unit}"
+    );
+    assert!(
+        unit.contains(&format!("ExecStop={kiln} stop -t 10 web\n")),
+        "{unit}"
+    );
+    assert!(
+        unit.contains(&format!("Environment=KILN_ROOT={}\n", k.root().display())),
+        "{unit}"
+    );
+    assert_eq!(
+        k.run(&["generate", "systemd", "nothere"]).status.code(),
+        Some(1)
+    );
+    k.ok(&["rm", "-f", "web"]);
+}

@@ -564,7 +564,7 @@ pub fn prune(args: PruneArgs) -> anyhow::Result<ExitCode> {
 
 #[derive(clap::Args)]
 pub struct StatsArgs {
-    /// One sample, then exit (the only mode for now).
+    /// One table, then exit (else a table each second until interrupted).
     #[arg(long)]
     no_stream: bool,
     /// Containers (default: every running one).
@@ -589,10 +589,19 @@ fn bytes(n: u64) -> String {
 
 /// `kiln stats --no-stream`: CPU (over a 200 ms sample), memory and processes, from each
 /// container's cgroup.
+/// `kiln stats [--no-stream] [C...]`: a table each second (until interrupted), or one.
 pub fn stats(args: StatsArgs) -> anyhow::Result<ExitCode> {
-    if !args.no_stream {
-        bail!("kiln stats shows one sample for now: pass --no-stream");
+    loop {
+        sample(&args)?;
+        if args.no_stream {
+            return Ok(ExitCode::SUCCESS);
+        }
+        std::io::Write::flush(&mut std::io::stdout())?;
     }
+}
+
+/// One table: CPU over a 200 ms window (then 800 ms more when streaming, a second a row).
+fn sample(args: &StatsArgs) -> anyhow::Result<()> {
     let store = containers()?;
     let chosen: Vec<Container> = if args.containers.is_empty() {
         store
@@ -648,7 +657,10 @@ pub fn stats(args: StatsArgs) -> anyhow::Result<ExitCode> {
             now.pids
         );
     }
-    Ok(ExitCode::SUCCESS)
+    if !args.no_stream {
+        std::thread::sleep(Duration::from_millis(800));
+    }
+    Ok(())
 }
 
 #[derive(clap::Args)]

@@ -6,6 +6,7 @@ mod commit;
 mod container;
 mod cp;
 mod exec;
+mod generate;
 mod health;
 mod history;
 mod image;
@@ -119,6 +120,9 @@ pub enum Command {
     /// What concerns the whole of kiln.
     #[command(subcommand)]
     System(SystemCommand),
+    /// Make files that run kiln's containers elsewhere (systemd units).
+    #[command(subcommand)]
+    Generate(generate::Command),
     #[command(hide = true, name = "container-supervise")]
     ContainerSupervise(run::SuperviseArgs),
 }
@@ -223,6 +227,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
             container::restart(args)
         }
         Command::System(SystemCommand::Restore) => run::restore(),
+        Command::Generate(command) => generate::run(command),
         Command::Rename(args) | Command::Container(ContainerCommand::Rename(args)) => {
             container::rename(args)
         }
