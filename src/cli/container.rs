@@ -359,7 +359,7 @@ pub fn rm(args: RmArgs) -> anyhow::Result<ExitCode> {
             let volumes = kiln_runtime::volumes::Volumes::open(&Store::default_root())?;
             for m in &c.config.mounts {
                 if m.kind == kiln_runtime::containers::MountType::Volume
-                    && super::run::is_anonymous(&m.source)
+                    && super::mounts::is_anonymous(&m.source)
                     && super::volume::user_of(store, &m.source)?.is_none()
                 {
                     volumes.remove(&m.source)?;
@@ -513,7 +513,7 @@ pub fn restart(args: RestartArgs) -> anyhow::Result<ExitCode> {
     for_each(&args.containers, |store, c| {
         stop_one(c, args.time)?;
         c.reload()?;
-        match super::run::spawn_supervisor(store, c)? {
+        match super::supervisor::spawn_supervisor(store, c)? {
             None => Ok(()),
             Some((_, message)) => bail!("{message}"),
         }

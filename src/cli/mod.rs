@@ -15,6 +15,7 @@ mod import;
 mod lint;
 mod load;
 mod login;
+mod mounts;
 mod output;
 mod parse;
 mod progress;
@@ -24,6 +25,7 @@ mod registry;
 mod rmi;
 mod run;
 mod save;
+mod supervisor;
 mod tag;
 mod transfer;
 mod tty;
@@ -84,7 +86,7 @@ pub enum Command {
     #[command(disable_help_flag = true)]
     Create(Box<run::Args>),
     /// Start created or stopped containers.
-    Start(run::StartArgs),
+    Start(supervisor::StartArgs),
     /// Stop, then start containers.
     Restart(container::RestartArgs),
     /// List containers.
@@ -124,7 +126,7 @@ pub enum Command {
     #[command(subcommand)]
     Generate(generate::Command),
     #[command(hide = true, name = "container-supervise")]
-    ContainerSupervise(run::SuperviseArgs),
+    ContainerSupervise(supervisor::SuperviseArgs),
 }
 
 #[derive(clap::Subcommand)]
@@ -140,7 +142,7 @@ pub enum ContainerCommand {
     #[command(disable_help_flag = true)]
     Create(Box<run::Args>),
     /// Start created or stopped containers.
-    Start(run::StartArgs),
+    Start(supervisor::StartArgs),
     /// Stop, then start containers.
     Restart(container::RestartArgs),
     /// Run a command in a new container.
@@ -215,18 +217,18 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Container(ContainerCommand::Inspect(args)) => container::inspect(args),
         Command::Exec(args) | Command::Container(ContainerCommand::Exec(args)) => exec::exec(args),
-        Command::ContainerSupervise(args) => run::supervise_command(args),
+        Command::ContainerSupervise(args) => supervisor::supervise_command(args),
         Command::Volume(command) => volume::run(command),
         Command::Create(args) | Command::Container(ContainerCommand::Create(args)) => {
             run::create(*args)
         }
         Command::Start(args) | Command::Container(ContainerCommand::Start(args)) => {
-            run::start(args)
+            supervisor::start(args)
         }
         Command::Restart(args) | Command::Container(ContainerCommand::Restart(args)) => {
             container::restart(args)
         }
-        Command::System(SystemCommand::Restore) => run::restore(),
+        Command::System(SystemCommand::Restore) => supervisor::restore(),
         Command::Generate(command) => generate::run(command),
         Command::Rename(args) | Command::Container(ContainerCommand::Rename(args)) => {
             container::rename(args)

@@ -91,7 +91,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
                     (k.to_string(), v.to_string())
                 })
                 .collect();
-            let anonymous = super::run::is_anonymous(&name);
+            let anonymous = super::mounts::is_anonymous(&name);
             volumes.create(&name, labels, anonymous)?;
             println!("{name}");
         }
