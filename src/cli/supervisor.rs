@@ -326,7 +326,9 @@ fn run_once(
     let middle = sandboxed.child.id();
     container.state.status = Status::Running;
     container.state.supervisor = std::process::id();
-    container.state.pid = init_pid(middle).unwrap_or(middle);
+    // 0 when it has ended already: nothing to signal (never the middle process, which a
+    // signal meant for the container would kill instead).
+    container.state.pid = init_pid(middle).unwrap_or(0);
     container.state.started_at = now();
     container.state.error.clear();
     container.save_state()?;
@@ -498,11 +500,8 @@ fn init_pid(middle: u32) -> Option<u32> {
             }
         }
         // A command that ends at once (`true`) is reaped before we look: the middle
-        // process is then gone or ending, and there is no PID 1 to wait for.
-        if !kiln_runtime::containers::alive(middle)
-            || std::fs::read_to_string(format!("/proc/{middle}/wchan"))
-                .is_ok_and(|w| w.contains("exit"))
-        {
+        // process is then gone, and there is no PID 1 to wait for.
+        if !kiln_runtime::containers::alive(middle) {
             return None;
         }
         std::thread::sleep(std::time::Duration::from_micros(200));
