@@ -165,30 +165,18 @@ fn exec_in(args: ExecArgs) -> anyhow::Result<ExitCode> {
 /// `exec -d`: the same exec, by a kiln process of its own session (the exec'd process
 /// lives as long as the process that started it), this one returning at once.
 fn detach(args: &ExecArgs) -> anyhow::Result<ExitCode> {
-    use std::os::unix::process::CommandExt;
-    let mut cmd = std::process::Command::new(std::env::current_exe()?);
-    cmd.arg("exec");
+    let mut argv: Vec<&str> = vec!["exec"];
     for e in &args.env {
-        cmd.arg("-e").arg(e);
+        argv.extend(["-e", e]);
     }
     if let Some(u) = &args.user {
-        cmd.arg("-u").arg(u);
+        argv.extend(["-u", u]);
     }
     if let Some(w) = &args.workdir {
-        cmd.arg("-w").arg(w);
+        argv.extend(["-w", w]);
     }
-    cmd.arg(&args.container)
-        .args(&args.command)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    // SAFETY: setsid(2) in the child before exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::unistd::setsid().map_err(std::io::Error::from)?;
-            Ok(())
-        });
-    }
-    cmd.spawn()?;
+    argv.push(&args.container);
+    argv.extend(args.command.iter().map(String::as_str));
+    super::supervisor::spawn_detached(&argv)?;
     Ok(ExitCode::SUCCESS)
 }

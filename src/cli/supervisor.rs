@@ -30,27 +30,13 @@ pub(crate) fn spawn_supervisor(
     containers: &Containers,
     container: &mut Container,
 ) -> anyhow::Result<Option<(u8, String)>> {
-    use std::os::unix::process::CommandExt;
     // From `created`, so the wait below sees this start and not an earlier one.
     container.state.status = Status::Created;
     container.state.error.clear();
     container.save_state()?;
     let _ = std::fs::remove_file(container.stop_marker());
-    let exe = std::env::current_exe().context("finding the kiln binary")?;
-    let mut cmd = std::process::Command::new(exe);
-    cmd.args(["container-supervise", &container.config.id])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    // SAFETY: setsid(2) in the child before exec: it outlives this process, apart from
-    // its terminal and its process group.
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::unistd::setsid().map_err(std::io::Error::from)?;
-            Ok(())
-        });
-    }
-    cmd.spawn().context("starting the container's supervisor")?;
+    spawn_detached(&["container-supervise", &container.config.id])
+        .context("starting the container's supervisor")?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         // Gone already: a --rm container that ran and was removed.
@@ -75,6 +61,27 @@ pub(crate) fn spawn_supervisor(
         container.state.exit_code as u8,
         container.state.error.clone(),
     )))
+}
+
+/// Starts `kiln ARGS` in a session of its own, without our streams: it outlives this
+/// process, apart from its terminal and its process group.
+pub(crate) fn spawn_detached(args: &[&str]) -> anyhow::Result<()> {
+    use std::os::unix::process::CommandExt;
+    let mut cmd =
+        std::process::Command::new(std::env::current_exe().context("finding the kiln binary")?);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: setsid(2) in the child before exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+    cmd.spawn()?;
+    Ok(())
 }
 
 /// `run -d`: the container started, its ID printed as docker prints it.
