@@ -691,8 +691,9 @@ impl Executor for SandboxExecutor {
             work: step.work.clone(),
             merged: match self.snapshotter {
                 Snapshotter::Overlay => step.merged.clone(),
-                // The copy is the root: a directory of the step's own.
-                Snapshotter::Copy => step.work.with_file_name("merged"),
+                // The copy is the root: a directory of the step's own (builds never use a
+                // made root).
+                Snapshotter::Copy | Snapshotter::Made => step.work.with_file_name("merged"),
             },
             snapshotter: self.snapshotter,
         };

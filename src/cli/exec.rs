@@ -109,24 +109,26 @@ fn exec_in(args: ExecArgs) -> anyhow::Result<ExitCode> {
         return detach(&args);
     }
     let mut spec = spec;
-    let terminal = if args.tty {
+    let console = if args.tty {
         let mut process = spec.process().clone().unwrap_or_default();
         process.set_terminal(Some(true));
         spec.set_process(Some(process));
-        Some(super::tty::open()?)
+        Some(super::tty::console()?)
     } else {
         None
     };
-    let (stdin, stdout, stderr) = match &terminal {
-        Some((_, slave)) => (
-            Stdio::from(slave.try_clone()?),
-            Stdio::from(slave.try_clone()?),
-            Stdio::from(slave.try_clone()?),
-        ),
-        None if args.interactive => (Stdio::inherit(), Stdio::inherit(), Stdio::inherit()),
-        None => (Stdio::null(), Stdio::inherit(), Stdio::inherit()),
+    let started = match &console {
+        Some((_, theirs)) => kiln_runtime::exec_terminal(&spec, c.state.pid, theirs),
+        None => {
+            let stdin = if args.interactive {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            };
+            kiln_runtime::exec(&spec, c.state.pid, stdin, Stdio::inherit(), Stdio::inherit())
+        }
     };
-    let process = match kiln_runtime::exec(&spec, c.state.pid, stdin, stdout, stderr) {
+    let process = match started {
         Ok(p) => p,
         Err(kiln_runtime::Error::Spawn { source, .. }) => {
             let (code, what) = match source.kind() {
@@ -142,9 +144,9 @@ fn exec_in(args: ExecArgs) -> anyhow::Result<ExitCode> {
     let code = |status: std::process::ExitStatus| {
         ExitCode::from(status.code().unwrap_or(255).clamp(0, 255) as u8)
     };
-    if let Some((master, slave)) = terminal {
-        // Ours closed: the terminal ends when the command's side does.
-        drop(slave);
+    if let Some((ours, theirs)) = console {
+        drop(theirs);
+        let master = super::tty::receive(&ours)?;
         let _raw = super::tty::RawMode::enter();
         super::tty::MASTER.store(
             super::tty::raw(&master),

@@ -24,6 +24,7 @@ mod push;
 mod registry;
 mod rmi;
 mod run;
+mod runtime;
 mod save;
 mod supervisor;
 mod tag;
@@ -125,6 +126,8 @@ pub enum Command {
     /// Make files that run kiln's containers elsewhere (systemd units).
     #[command(subcommand)]
     Generate(generate::Command),
+    /// kiln's OCI runtime on runc's command line (for podman --runtime, containerd).
+    Runtime(runtime::Args),
     #[command(hide = true, name = "container-supervise")]
     ContainerSupervise(supervisor::SuperviseArgs),
 }
@@ -184,6 +187,7 @@ pub enum ContainerCommand {
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Parse(args) => parse::run(args),
+        Command::Runtime(args) => runtime::run(args),
         Command::Build(args) => build::run(*args),
         Command::Lint(args) => lint::run(args),
         Command::Builder(command) => builder::run(command),

@@ -300,36 +300,33 @@ fn run_once(
         container.config.log_max_size,
         container.config.log_max_file,
     )?));
-    // -t: one terminal for all three streams; else pipes, read line by line.
-    let (terminal, pipes, streams) = if container.config.tty {
+    // -t: a terminal made in the container for all three streams; else pipes, read line
+    // by line.
+    let mut console = None;
+    let mut pipes = None;
+    let spawned = if container.config.tty {
         let mut process = spec.process().clone().unwrap_or_default();
         process.set_terminal(Some(true));
         spec.set_process(Some(process));
-        let (master, slave) = super::tty::open()?;
-        let streams = (
-            Stdio::from(slave.try_clone()?),
-            Stdio::from(slave.try_clone()?),
-            Stdio::from(slave),
-        );
-        (Some(master), None, streams)
+        let (ours, theirs) = super::tty::console()?;
+        console = Some(ours);
+        kiln_runtime::spawn_terminal(&spec, &rootfs, &theirs)
     } else {
         let (out_r, out_w) = std::io::pipe()?;
         let (err_r, err_w) = std::io::pipe()?;
+        pipes = Some((out_r, err_r));
         let stdin = if echo && container.config.open_stdin {
             Stdio::inherit()
         } else {
             Stdio::null()
         };
-        (
-            None,
-            Some((out_r, err_r)),
-            (stdin, Stdio::from(out_w), Stdio::from(err_w)),
-        )
+        kiln_runtime::spawn(&spec, &rootfs, stdin, out_w.into(), err_w.into())
     };
-    let sandboxed = match kiln_runtime::spawn(&spec, &rootfs, streams.0, streams.1, streams.2) {
+    let sandboxed = match spawned {
         Ok(s) => s,
         Err(e) => return Ok(Err(start_failure(&container.config, &e))),
     };
+    let terminal = console.map(|ours| super::tty::receive(&ours)).transpose()?;
     let middle = sandboxed.child.id();
     container.state.status = Status::Running;
     container.state.supervisor = std::process::id();

@@ -5,6 +5,7 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -15,16 +16,26 @@ use nix::sys::termios;
 /// none).
 pub static MASTER: AtomicI32 = AtomicI32::new(-1);
 
-/// A terminal pair sized as the caller's terminal (80×24 when there is none).
-pub fn open() -> anyhow::Result<(OwnedFd, OwnedFd)> {
-    let size = window_size(0).unwrap_or(nix::pty::Winsize {
+/// The socket pair a container's terminal comes on: the sandbox makes the terminal in
+/// the container's own devpts (so `tty` there names a device that exists there) and
+/// sends its master on the second; [`receive`] takes it from the first.
+pub fn console() -> anyhow::Result<(UnixStream, UnixStream)> {
+    Ok(UnixStream::pair()?)
+}
+
+/// The terminal's master, sized as the caller's terminal (80×24 when there is none).
+pub fn receive(ours: &UnixStream) -> anyhow::Result<OwnedFd> {
+    let master = kiln_runtime::terminal::receive(ours)?;
+    // A terminal of no size (script(1)'s, with no terminal behind it) counts as none.
+    let size = window_size(0).filter(|s| s.ws_row > 0).unwrap_or(nix::pty::Winsize {
         ws_row: 24,
         ws_col: 80,
         ws_xpixel: 0,
         ws_ypixel: 0,
     });
-    let pty = nix::pty::openpty(Some(&size), None)?;
-    Ok((pty.master, pty.slave))
+    // SAFETY: TIOCSWINSZ reads `size`.
+    unsafe { nix::libc::ioctl(master.as_raw_fd(), nix::libc::TIOCSWINSZ, &size) };
+    Ok(master)
 }
 
 fn window_size(fd: i32) -> Option<nix::pty::Winsize> {

@@ -35,6 +35,13 @@ struct CapData {
     inheritable: u32,
 }
 
+/// Every capability this kernel interface knows, by name (`CAP_CHOWN`, ...).
+pub fn known() -> Vec<String> {
+    let mut names: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect();
+    names.sort();
+    names
+}
+
 /// The mask of `names` (`CAP_CHOWN`, ...).
 pub(crate) fn mask_of<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<u64, Error> {
     names.into_iter().try_fold(0u64, |mask, name| {
@@ -124,7 +131,11 @@ impl CapSets {
             {
                 return Err(io::Error::last_os_error());
             }
-            for cap in (0..64u64).filter(|c| self.ambient & (1 << c) != 0) {
+            // The kernel raises an ambient capability only if it is permitted and
+            // inheritable; runc skips the others (its own default spec lists ambient
+            // capabilities with no inheritable set), and so does kiln.
+            let raisable = self.ambient & self.permitted & self.inheritable;
+            for cap in (0..64u64).filter(|c| raisable & (1 << c) != 0) {
                 if nix::libc::prctl(
                     nix::libc::PR_CAP_AMBIENT,
                     nix::libc::PR_CAP_AMBIENT_RAISE,

@@ -52,4 +52,18 @@ pub enum Error {
     AmbiguousContainer { name: String },
     #[error("the container name \"/{name}\" is already in use by container \"{id}\": remove (or rename) that container to reuse the name")]
     NameInUse { name: String, id: String },
+    #[error("container ID {id:?}: use letters, digits and _ . + -")]
+    BundleId { id: String },
+    #[error("container {id} exists already: delete it first (kiln runtime delete {id})")]
+    BundleExists { id: String },
+    #[error("container {id} does not exist")]
+    NoSuchBundle { id: String },
+    #[error("container {id} is {status}; this needs it {wanted}")]
+    BundleStatus {
+        id: String,
+        status: String,
+        wanted: &'static str,
+    },
+    #[error("reading the bundle's {}: {reason}", path.display())]
+    BundleConfig { path: PathBuf, reason: String },
 }

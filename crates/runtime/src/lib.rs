@@ -5,6 +5,7 @@
 //! no descriptor of the caller. `kiln build` runs RUN steps with it, and `kiln run`
 //! containers (kept in [`containers`]) start from the same spec.
 
+pub mod bundles;
 mod capabilities;
 pub mod cgroups;
 pub mod containers;
@@ -16,13 +17,17 @@ mod rootfs;
 mod sandbox;
 mod seccomp;
 mod spec;
+pub mod terminal;
 pub mod volumes;
 
+pub use capabilities::known as known_capabilities;
 pub use copy_root::{merge_layers, overlay_works};
 pub use error::Error;
 pub use oci_spec::runtime::Spec;
 pub use rootfs::isolate_mounts;
-pub use sandbox::{exec, spawn, stop_all, Exit, Sandboxed, INIT_ANNOTATION};
+pub use sandbox::{
+    exec, exec_terminal, spawn, spawn_terminal, stop_all, Exit, Sandboxed, INIT_ANNOTATION,
+};
 pub use spec::{
     bind_mount, default_spec, overlay_mount, tmpfs_mount, Network, ProcessSpec, Rootfs,
     Snapshotter, DEFAULT_CAPABILITIES,

@@ -70,12 +70,15 @@ impl Drop for Sandboxed {
     }
 }
 
+fn forget_pid(id: u32) {
+    LIVE.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|p| *p != id);
+}
+
 impl Sandboxed {
     fn forget(&self) {
-        let id = self.child.id();
-        LIVE.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|p| *p != id);
+        forget_pid(self.child.id());
     }
 
     /// Waits for the program, then removes the mount-point stubs from the upper
@@ -140,12 +143,32 @@ struct Prepared {
     /// The [`INIT_ANNOTATION`]: PID 1 stays a reaper and the program runs as its child.
     init: bool,
     rlimits: Vec<(u32, libc::rlimit)>,
+    umask: Option<libc::mode_t>,
     /// The caller's PID: the supervisor checks it still has that parent.
     parent: libc::pid_t,
+    /// Set for a detached start ([`create`], [`exec_detached`]): the middle process
+    /// writes PID 1's PID here and leaves at once, so that the caller's subreaper (conmon,
+    /// for podman) becomes PID 1's parent and reaps it; nothing kills PID 1 with it.
+    report: Option<libc::c_int>,
+    /// PID 1 waits for a byte on it before exec ([`create`]; `kiln runtime start`).
+    gate: Option<libc::c_int>,
+    /// Where the program may be (its name, or each `$PATH` directory with it): a
+    /// created sandbox checks before it waits, so that a missing program fails `create`
+    /// as runc's does, and not the exec after `start`, which nobody would hear of.
+    lookup: Vec<CString>,
+    /// With `terminal`: the socket the terminal's master goes to; the terminal is made
+    /// inside the sandbox ([`crate::terminal`]).
+    console: Option<libc::c_int>,
 }
 
-fn namespaces(spec: &Spec) -> Result<(CloneFlags, bool), Error> {
+/// The namespaces `spec` asks for: those to make (always a mount and a PID namespace),
+/// whether its network namespace is new (its loopback is then brought up), and those to
+/// join (`path`), with their types.
+type Namespaces = (CloneFlags, bool, Vec<(PathBuf, libc::c_int)>);
+
+fn namespaces(spec: &Spec) -> Result<Namespaces, Error> {
     let mut flags = CloneFlags::empty();
+    let mut join = Vec::new();
     for ns in spec
         .linux()
         .as_ref()
@@ -156,10 +179,7 @@ fn namespaces(spec: &Spec) -> Result<(CloneFlags, bool), Error> {
         let unsupported = || Error::Namespace {
             namespace: ns.typ().to_string(),
         };
-        if ns.path().is_some() {
-            return Err(unsupported());
-        }
-        flags |= match ns.typ() {
+        let flag = match ns.typ() {
             LinuxNamespaceType::Pid => CloneFlags::CLONE_NEWPID,
             LinuxNamespaceType::Mount => CloneFlags::CLONE_NEWNS,
             LinuxNamespaceType::Uts => CloneFlags::CLONE_NEWUTS,
@@ -167,14 +187,43 @@ fn namespaces(spec: &Spec) -> Result<(CloneFlags, bool), Error> {
             LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
             _ => return Err(unsupported()),
         };
+        match ns.path() {
+            // The root is built by mounting, and the sandbox dies whole with its PID 1:
+            // those two are always its own.
+            Some(_) if matches!(ns.typ(), LinuxNamespaceType::Pid | LinuxNamespaceType::Mount) => {
+                return Err(unsupported())
+            }
+            Some(path) => join.push((path.clone(), flag.bits())),
+            None => flags |= flag,
+        }
     }
-    // The root is built by mounting: the sandbox always has a mount namespace, and a PID
-    // namespace so that it dies whole with its PID 1.
     let loopback = flags.contains(CloneFlags::CLONE_NEWNET);
     Ok((
         flags | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID,
         loopback,
+        join,
     ))
+}
+
+/// Opens the namespaces to join; the descriptors must stay open until the sandbox has
+/// joined them (they close at its exec).
+fn open_namespaces(
+    prepared: &mut Prepared,
+    paths: &[(PathBuf, libc::c_int)],
+) -> Result<Vec<std::fs::File>, Error> {
+    let mut held = Vec::new();
+    for (path, nstype) in paths {
+        let fd = std::fs::File::open(path).map_err(|source| Error::Io {
+            op: "open the namespace",
+            path: path.clone(),
+            source,
+        })?;
+        prepared
+            .join
+            .push((std::os::fd::AsRawFd::as_raw_fd(&fd), *nstype));
+        held.push(fd);
+    }
+    Ok(held)
 }
 
 /// What the sandbox does for `spec`: on a root made from `rootfs`, in namespaces of its
@@ -182,7 +231,10 @@ fn namespaces(spec: &Spec) -> Result<(CloneFlags, bool), Error> {
 fn prepare(spec: &Spec, rootfs: Option<&Rootfs>) -> Result<Prepared, Error> {
     let process = spec.process().as_ref().ok_or(Error::NoProgram)?;
     let (namespaces, loopback) = match rootfs {
-        Some(_) => namespaces(spec)?,
+        Some(_) => {
+            let (flags, loopback, _) = namespaces(spec)?;
+            (flags, loopback)
+        }
         None => (CloneFlags::empty(), false),
     };
     let user = process.user();
@@ -239,8 +291,33 @@ fn prepare(spec: &Spec, rootfs: Option<&Rootfs>) -> Result<Prepared, Error> {
             .as_ref()
             .is_some_and(|a| a.get(INIT_ANNOTATION).is_some_and(|v| v == "true")),
         rlimits,
+        umask: user.umask().map(|m| m as libc::mode_t),
         parent: std::process::id() as libc::pid_t,
+        report: None,
+        gate: None,
+        lookup: Vec::new(),
+        console: None,
     })
+}
+
+/// The paths `execvp` would try for `process`'s program.
+fn lookup(process: &oci_spec::runtime::Process) -> Result<Vec<CString>, Error> {
+    let Some(program) = process.args().as_ref().and_then(|a| a.first()) else {
+        return Ok(Vec::new());
+    };
+    if program.contains('/') {
+        return Ok(vec![plan::cstring(std::path::Path::new(program))?]);
+    }
+    let path = process
+        .env()
+        .iter()
+        .flatten()
+        .find_map(|kv| kv.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    path.split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| plan::cstring(&std::path::Path::new(d).join(program)))
+        .collect()
 }
 
 fn rlimit_resource(name: &str) -> Option<u32> {
@@ -274,17 +351,37 @@ pub fn spawn(
     stdout: Stdio,
     stderr: Stdio,
 ) -> Result<Sandboxed, Error> {
+    spawn_on(spec, rootfs, [stdin, stdout, stderr], None)
+}
+
+/// [`spawn`] with a terminal (`process.terminal`) made in the sandbox: its master comes
+/// on the caller's end of `console` ([`crate::terminal::receive`]).
+pub fn spawn_terminal(
+    spec: &Spec,
+    rootfs: &Rootfs,
+    console: &std::os::unix::net::UnixStream,
+) -> Result<Sandboxed, Error> {
+    let console = std::os::fd::AsRawFd::as_raw_fd(console);
+    spawn_on(
+        spec,
+        rootfs,
+        [Stdio::null(), Stdio::null(), Stdio::null()],
+        Some(console),
+    )
+}
+
+fn spawn_on(
+    spec: &Spec,
+    rootfs: &Rootfs,
+    [stdin, stdout, stderr]: [Stdio; 3],
+    console: Option<libc::c_int>,
+) -> Result<Sandboxed, Error> {
     let process = spec.process().as_ref().ok_or(Error::NoProgram)?;
-    for dir in [&rootfs.upper, &rootfs.work, &rootfs.merged] {
-        std::fs::create_dir_all(dir).map_err(|e| Error::Io {
-            op: "create directory",
-            path: dir.clone(),
-            source: e,
-        })?;
-    }
+    let (mut prepared, held) = prepare_root(spec, rootfs)?;
+    prepared.console = console;
     let stubs = plan::stubs(spec, rootfs);
     let copied = match rootfs.snapshotter {
-        Snapshotter::Overlay => None,
+        Snapshotter::Overlay | Snapshotter::Made => None,
         Snapshotter::Copy => {
             let merged = &rootfs.merged;
             let baseline = copy_root::merge_layers(&rootfs.lower, merged, false)
@@ -297,12 +394,7 @@ pub fn spawn(
             Some((merged.clone(), baseline))
         }
     };
-    let mut prepared = prepare(spec, Some(rootfs))?;
-    let cgroup = crate::cgroups::Cgroup::create(spec)?;
-    if let Some(c) = &cgroup {
-        prepared.cgroup_procs = c.procs().to_vec();
-        prepared.cgroup_leave = c.parent_procs();
-    }
+    let cgroup = make_cgroup(spec, &mut prepared)?;
     let child = match start(process, prepared, stdin, stdout, stderr) {
         Ok(child) => child,
         Err(e) => {
@@ -312,6 +404,7 @@ pub fn spawn(
             return Err(e);
         }
     };
+    drop(held);
     Ok(Sandboxed {
         child,
         cgroup,
@@ -319,6 +412,110 @@ pub fn spawn(
         stubs,
         copied,
     })
+}
+
+/// What [`spawn`] and [`create`] share: the plan, and the namespaces to join (held
+/// open).
+fn prepare_root(spec: &Spec, rootfs: &Rootfs) -> Result<(Prepared, Vec<std::fs::File>), Error> {
+    if rootfs.snapshotter != Snapshotter::Made {
+        for dir in [&rootfs.upper, &rootfs.work, &rootfs.merged] {
+            std::fs::create_dir_all(dir).map_err(|e| Error::Io {
+                op: "create directory",
+                path: dir.clone(),
+                source: e,
+            })?;
+        }
+    }
+    let mut prepared = prepare(spec, Some(rootfs))?;
+    let (_, _, join) = namespaces(spec)?;
+    let held = open_namespaces(&mut prepared, &join)?;
+    Ok((prepared, held))
+}
+
+/// The cgroup `spec` asks for, made, with the middle process to join it.
+fn make_cgroup(
+    spec: &Spec,
+    prepared: &mut Prepared,
+) -> Result<Option<crate::cgroups::Cgroup>, Error> {
+    let cgroup = crate::cgroups::Cgroup::create(spec)?;
+    if let Some(c) = &cgroup {
+        prepared.cgroup_procs = c.procs().to_vec();
+        prepared.cgroup_leave = c.parent_procs();
+    }
+    Ok(cgroup)
+}
+
+/// Makes the sandbox of `spec` on `rootfs` as `runc create` does: PID 1 is set up and
+/// waits, before it execs the program, for a byte on `gate` (`kiln runtime start`
+/// writes it); no process of ours stays its parent. Returns PID 1's PID. Its cgroup
+/// stays until the caller removes it ([`crate::cgroups::remove_path`]).
+/// With `console`, the terminal is made in the sandbox and its master sent there; the
+/// standard streams are then the terminal's.
+pub fn create(
+    spec: &Spec,
+    rootfs: &Rootfs,
+    gate: &std::fs::File,
+    console: Option<&std::os::unix::net::UnixStream>,
+) -> Result<u32, Error> {
+    let process = spec.process().as_ref().ok_or(Error::NoProgram)?;
+    let (mut prepared, held) = prepare_root(spec, rootfs)?;
+    prepared.lookup = lookup(process)?;
+    prepared.console = console.map(std::os::fd::AsRawFd::as_raw_fd);
+    let cgroup = make_cgroup(spec, &mut prepared)?;
+    prepared.gate = Some(std::os::fd::AsRawFd::as_raw_fd(gate));
+    let (stdin, stdout, stderr) = match console {
+        Some(_) => (Stdio::null(), Stdio::null(), Stdio::null()),
+        None => (Stdio::inherit(), Stdio::inherit(), Stdio::inherit()),
+    };
+    let pid = start_detached(process, prepared, stdin, stdout, stderr);
+    drop(held);
+    if pid.is_err() {
+        if let Some(c) = &cgroup {
+            c.remove();
+        }
+    }
+    pid
+}
+
+/// [`exec`] as `runc exec --detach` does it: returns the process's PID at once, and no
+/// process of ours stays its parent.
+pub fn exec_detached(
+    spec: &Spec,
+    pid: u32,
+    stdin: Stdio,
+    stdout: Stdio,
+    stderr: Stdio,
+) -> Result<u32, Error> {
+    let process = spec.process().as_ref().ok_or(Error::NoProgram)?;
+    let (prepared, held) = prepare_exec(spec, pid)?;
+    let pid = start_detached(process, prepared, stdin, stdout, stderr);
+    drop(held);
+    pid
+}
+
+/// Starts `prepared` detached: the middle process reports PID 1's PID on a pipe and
+/// leaves.
+fn start_detached(
+    process: &oci_spec::runtime::Process,
+    mut prepared: Prepared,
+    stdin: Stdio,
+    stdout: Stdio,
+    stderr: Stdio,
+) -> Result<u32, Error> {
+    let io = |op, source| Error::Io {
+        op,
+        path: PathBuf::from("/proc/self"),
+        source,
+    };
+    let (read, write) = std::io::pipe().map_err(|e| io("make a pipe", e))?;
+    prepared.report = Some(std::os::fd::AsRawFd::as_raw_fd(&write));
+    let mut child = start(process, prepared, stdin, stdout, stderr)?;
+    forget_pid(child.id());
+    drop(write);
+    child.wait().map_err(|e| io("wait for the sandbox", e))?;
+    let mut pid = [0u8; 4];
+    std::io::Read::read_exact(&mut &read, &mut pid).map_err(|e| io("read PID 1 of", e))?;
+    Ok(u32::from_ne_bytes(pid))
 }
 
 /// Starts the process of `spec` in the namespaces of the running sandbox whose PID 1 is
@@ -330,29 +527,33 @@ pub fn exec(
     stdout: Stdio,
     stderr: Stdio,
 ) -> Result<Sandboxed, Error> {
+    exec_on(spec, pid, [stdin, stdout, stderr], None)
+}
+
+/// [`exec`] with a terminal made in the sandbox, as [`spawn_terminal`] makes it.
+pub fn exec_terminal(
+    spec: &Spec,
+    pid: u32,
+    console: &std::os::unix::net::UnixStream,
+) -> Result<Sandboxed, Error> {
+    let console = std::os::fd::AsRawFd::as_raw_fd(console);
+    exec_on(
+        spec,
+        pid,
+        [Stdio::null(), Stdio::null(), Stdio::null()],
+        Some(console),
+    )
+}
+
+fn exec_on(
+    spec: &Spec,
+    pid: u32,
+    [stdin, stdout, stderr]: [Stdio; 3],
+    console: Option<libc::c_int>,
+) -> Result<Sandboxed, Error> {
     let process = spec.process().as_ref().ok_or(Error::NoProgram)?;
-    let mut prepared = prepare(spec, None)?;
-    prepared.cgroup_procs = crate::cgroups::Cgroup::procs_of(spec);
-    // Held open until the process has joined them (the descriptors close at its exec).
-    let mut held = Vec::new();
-    for (name, nstype) in [
-        ("ipc", libc::CLONE_NEWIPC),
-        ("uts", libc::CLONE_NEWUTS),
-        ("net", libc::CLONE_NEWNET),
-        ("pid", libc::CLONE_NEWPID),
-        ("mnt", libc::CLONE_NEWNS),
-    ] {
-        let path = std::path::PathBuf::from(format!("/proc/{pid}/ns/{name}"));
-        let fd = std::fs::File::open(&path).map_err(|source| Error::Io {
-            op: "open",
-            path,
-            source,
-        })?;
-        prepared
-            .join
-            .push((std::os::fd::AsRawFd::as_raw_fd(&fd), nstype));
-        held.push(fd);
-    }
+    let (mut prepared, held) = prepare_exec(spec, pid)?;
+    prepared.console = console;
     let child = start(process, prepared, stdin, stdout, stderr)?;
     drop(held);
     Ok(Sandboxed {
@@ -362,6 +563,25 @@ pub fn exec(
         stubs: Vec::new(),
         copied: None,
     })
+}
+
+/// The plan of a process joining the running sandbox whose PID 1 is `pid`, and the
+/// namespace descriptors to hold open until it has joined them.
+fn prepare_exec(spec: &Spec, pid: u32) -> Result<(Prepared, Vec<std::fs::File>), Error> {
+    let mut prepared = prepare(spec, None)?;
+    prepared.cgroup_procs = crate::cgroups::Cgroup::procs_of(spec);
+    let paths: Vec<(PathBuf, libc::c_int)> = [
+        ("ipc", libc::CLONE_NEWIPC),
+        ("uts", libc::CLONE_NEWUTS),
+        ("net", libc::CLONE_NEWNET),
+        ("pid", libc::CLONE_NEWPID),
+        ("mnt", libc::CLONE_NEWNS),
+    ]
+    .iter()
+    .map(|(name, nstype)| (PathBuf::from(format!("/proc/{pid}/ns/{name}")), *nstype))
+    .collect();
+    let held = open_namespaces(&mut prepared, &paths)?;
+    Ok((prepared, held))
 }
 
 /// Forks the supervisor of `prepared` with `process`'s program, arguments and
@@ -475,14 +695,17 @@ fn supervise(p: &Prepared) -> std::io::Result<()> {
         // SAFETY: setns(2) with a descriptor the caller holds open across the fork.
         check(unsafe { libc::setns(*fd, *nstype) })?;
     }
-    // When the caller dies, SIGTERM: the handler kills PID 1 and so the namespace.
-    set_handlers(kill_init as extern "C" fn(libc::c_int) as libc::sighandler_t)?;
-    // SAFETY: prctl(2) and getppid(2) with integer arguments.
-    unsafe {
-        check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0))?;
-        // The caller may have died before the line above: then nothing would signal us.
-        if libc::getppid() != p.parent {
-            libc::_exit(137);
+    if p.report.is_none() {
+        // When the caller dies, SIGTERM: the handler kills PID 1 and so the namespace.
+        set_handlers(kill_init as extern "C" fn(libc::c_int) as libc::sighandler_t)?;
+        // SAFETY: prctl(2) and getppid(2) with integer arguments.
+        unsafe {
+            check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0))?;
+            // The caller may have died before the line above: then nothing would signal
+            // us.
+            if libc::getppid() != p.parent {
+                libc::_exit(137);
+            }
         }
     }
     // SAFETY: see `spawn`; the parent branch only waits and exits.
@@ -492,6 +715,14 @@ fn supervise(p: &Prepared) -> std::io::Result<()> {
     }
     if pid == 0 {
         return init(p);
+    }
+    if let Some(report) = p.report {
+        // SAFETY: write(2) of a local and _exit(2): the caller reads the PID, PID 1 goes
+        // to the caller's subreaper.
+        unsafe {
+            let written = libc::write(report, (&pid as *const libc::pid_t).cast(), 4);
+            libc::_exit(if written == 4 { 0 } else { 1 })
+        }
     }
     SANDBOX_INIT.store(pid, Ordering::SeqCst);
     // Out again: the cgroup counts (and limits) the container's processes alone. PID 1
@@ -523,9 +754,11 @@ fn supervise(p: &Prepared) -> std::io::Result<()> {
 
 /// The sandbox's PID 1, before it execs the program.
 fn init(p: &Prepared) -> std::io::Result<()> {
+    // Detached, the parent (the middle process) leaves at once: no death signal then.
+    let death_signal = if p.report.is_some() { 0 } else { libc::SIGKILL };
     // SAFETY: signal(2), prctl(2) and close_range(2) with integer arguments.
     unsafe {
-        check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0))?;
+        check(libc::prctl(libc::PR_SET_PDEATHSIG, death_signal, 0, 0, 0))?;
         // Descriptors the caller left open (a host directory is a way out of the root)
         // close at exec; the spawn error pipe is already close-on-exec.
         if libc::syscall(
@@ -539,7 +772,7 @@ fn init(p: &Prepared) -> std::io::Result<()> {
         }
     }
     set_handlers(libc::SIG_DFL)?;
-    if p.terminal {
+    if p.terminal && p.console.is_none() {
         // A session of its own, led by the program, with the terminal it was given on
         // its standard streams as its controlling terminal: job control and ^C work.
         // SAFETY: setsid(2) and ioctl(2) on descriptor 0 with an integer argument.
@@ -552,6 +785,9 @@ fn init(p: &Prepared) -> std::io::Result<()> {
     }
     if let Some(root) = &p.root {
         apply::enter(root)?;
+    }
+    if let (true, Some(console)) = (p.terminal, p.console) {
+        crate::terminal::make_inside(console, p.uid)?;
     }
     if let Some(h) = &p.hostname {
         // SAFETY: sethostname(2) reads the bytes of `h`.
@@ -584,12 +820,47 @@ fn init(p: &Prepared) -> std::io::Result<()> {
         check(libc::setuid(p.uid))?;
         p.caps.apply()?;
         // A change of user clears the parent-death signal: set it again.
-        check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0))?;
+        check(libc::prctl(libc::PR_SET_PDEATHSIG, death_signal, 0, 0, 0))?;
+        if let Some(mask) = p.umask {
+            libc::umask(mask);
+        }
     }
     if p.init {
         reap_as_init()?;
     }
+    if !p.lookup.is_empty()
+        // SAFETY: access(2) with C strings prepared before fork.
+        && !p.lookup.iter().any(|c| unsafe { libc::access(c.as_ptr(), libc::X_OK) } == 0)
+    {
+        return Err(std::io::Error::from_raw_os_error(libc::ENOENT));
+    }
+    if let Some(gate) = p.gate {
+        wait_at_gate(gate);
+    }
     Ok(())
+}
+
+/// PID 1 of a created sandbox, ready: closes every descriptor but the gate — the
+/// caller's spawn, waiting on its error pipe, returns — and blocks until a byte comes.
+fn wait_at_gate(gate: libc::c_int) {
+    // SAFETY: close_range(2), close(2) and read(2) into a local; nothing allocated.
+    unsafe {
+        let mut closed = gate <= 3
+            || libc::syscall(libc::SYS_close_range, 3u32, gate as u32 - 1, 0u32) == 0;
+        closed &= libc::syscall(libc::SYS_close_range, gate as u32 + 1, u32::MAX, 0u32) == 0;
+        if !closed {
+            // A seccomp profile without close_range(2): one by one.
+            for fd in 3..4096 {
+                if fd != gate {
+                    libc::close(fd);
+                }
+            }
+        }
+        let mut byte = 0u8;
+        while libc::read(gate, (&mut byte as *mut u8).cast(), 1) < 0
+            && *libc::__errno_location() == libc::EINTR
+        {}
+    }
 }
 
 /// Set to `"true"` in a spec's annotations (`kiln run --init`): PID 1 forks the program

@@ -28,6 +28,19 @@ pub struct Rootfs {
     pub snapshotter: Snapshotter,
 }
 
+impl Rootfs {
+    /// A root made already, at `path` ([`Snapshotter::Made`]).
+    pub fn made(path: PathBuf) -> Rootfs {
+        Rootfs {
+            lower: Vec::new(),
+            upper: PathBuf::new(),
+            work: PathBuf::new(),
+            merged: path,
+            snapshotter: Snapshotter::Made,
+        }
+    }
+}
+
 /// How the root is made. Either way `upper` ends up holding the changes in overlayfs'
 /// form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +50,10 @@ pub enum Snapshotter {
     /// A copy of the layers in `merged`, compared with what it was after the process
     /// (where overlayfs is missing or refuses the filesystem).
     Copy,
+    /// `merged` is a root made already (an OCI bundle's `root.path`, which its caller —
+    /// podman, containerd — mounted): used as it is; `lower`, `upper` and `work` unused,
+    /// nothing records its changes.
+    Made,
 }
 
 /// `--network`: the host's network, or a namespace of its own with loopback only.
@@ -345,6 +362,8 @@ pub fn default_spec(p: &ProcessSpec) -> Result<Spec, Error> {
                 "newinstance",
                 "ptmxmode=0666",
                 "mode=0620",
+                // The tty group of Debian, Alpine and busybox images, as Docker mounts it.
+                "gid=5",
             ],
         ),
         mount(

@@ -191,6 +191,23 @@ pub(crate) fn enter(plan: &RootPlan) -> io::Result<()> {
     }
     drop(dev);
 
+    // runc's order: sysctls while /proc/sys is still writable, then the masks.
+    for (file, value) in &plan.sysctls {
+        // SAFETY: open(2), write(2) and close(2) with C strings prepared before fork.
+        unsafe {
+            let fd = libc::open(file.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let len = value.as_bytes().len();
+            let written = libc::write(fd, value.as_ptr().cast(), len);
+            libc::close(fd);
+            if written != len as isize {
+                return Err(io::Error::last_os_error());
+            }
+        }
+    }
+
     // Docker's masked paths: a directory gets an empty read-only tmpfs, a file /dev/null.
     for path in &plan.masked {
         let Ok(at) = path.open(root, Leaf::Existing) else {

@@ -76,6 +76,9 @@ pub(crate) struct RootPlan {
     pub masked: Vec<InRoot>,
     pub readonly_paths: Vec<InRoot>,
     pub dev_null: CString,
+    /// `linux.sysctl`: each `/proc/sys` file (under the root, before it is entered) and
+    /// the value written to it.
+    pub sysctls: Vec<(CString, CString)>,
 }
 
 /// The flags, mount attributes and filesystem data of the spec's mount options.
@@ -121,7 +124,7 @@ impl RootPlan {
     pub(crate) fn new(spec: &Spec, rootfs: &Rootfs) -> Result<Self, Error> {
         let overlay = match rootfs.snapshotter {
             Snapshotter::Overlay => Some(overlay_data(&rootfs.lower, &rootfs.upper, &rootfs.work)?),
-            Snapshotter::Copy => None,
+            Snapshotter::Copy | Snapshotter::Made => None,
         };
         let mut mounts = Vec::new();
         for m in spec.mounts().iter().flatten() {
@@ -168,7 +171,13 @@ impl RootPlan {
                     data: (!data.is_empty())
                         .then(|| text(&data.join(",")))
                         .transpose()?,
-                    host_fallback: (fstype == "sysfs").then(|| text("/sys")).transpose()?,
+                    host_fallback: match fstype.as_str() {
+                        "sysfs" => Some(text("/sys")?),
+                        // A cgroup mount (runc's spec form) is refused beside a host's
+                        // v1 hierarchies: the host's tree, read-only, as with sysfs.
+                        "cgroup" | "cgroup2" => Some(text("/sys/fs/cgroup")?),
+                        _ => None,
+                    },
                 }
             };
             let leaf = match &kind {
@@ -223,6 +232,20 @@ impl RootPlan {
             masked: in_root_all(linux.and_then(|l| l.masked_paths().as_ref()))?,
             readonly_paths: in_root_all(linux.and_then(|l| l.readonly_paths().as_ref()))?,
             dev_null: text("/dev/null")?,
+            sysctls: linux
+                .and_then(|l| l.sysctl().as_ref())
+                .into_iter()
+                .flatten()
+                .map(|(key, value)| {
+                    // Every dot a slash: no `..` can remain to climb out of /proc/sys.
+                    let name = key.replace('.', "/");
+                    let file = rootfs
+                        .merged
+                        .join("proc/sys")
+                        .join(name.trim_start_matches('/'));
+                    Ok((cstring(&file)?, text(value)?))
+                })
+                .collect::<Result<_, Error>>()?,
         })
     }
 }
@@ -249,6 +272,10 @@ fn overlay_dirs(data: &[String]) -> Option<(Vec<PathBuf>, PathBuf)> {
 /// reached through a symlink of the image is made where the link leads and is left
 /// there, as BuildKit leaves it.
 pub(crate) fn stubs(spec: &Spec, rootfs: &Rootfs) -> Vec<PathBuf> {
+    // A root made by the caller is the caller's to keep clean.
+    if rootfs.snapshotter == Snapshotter::Made {
+        return Vec::new();
+    }
     let layers: Vec<&PathBuf> = rootfs.lower.iter().chain([&rootfs.upper]).collect();
     let exists = |rel: &Path| {
         layers.iter().any(|l| {
