@@ -111,7 +111,7 @@ fn exec_in(args: ExecArgs) -> anyhow::Result<ExitCode> {
     let mut spec = spec;
     let console = if args.tty {
         let mut process = spec.process().clone().unwrap_or_default();
-        process.set_terminal(Some(true));
+        super::tty::with_terminal(&mut process, super::tty::caller_size());
         spec.set_process(Some(process));
         Some(super::tty::console()?)
     } else {
@@ -148,15 +148,11 @@ fn exec_in(args: ExecArgs) -> anyhow::Result<ExitCode> {
         drop(theirs);
         let master = super::tty::receive(&ours)?;
         let _raw = super::tty::RawMode::enter();
-        super::tty::MASTER.store(
-            super::tty::raw(&master),
-            std::sync::atomic::Ordering::SeqCst,
-        );
-        super::tty::follow_window_size();
+        super::tty::follow_caller_size(std::os::fd::AsRawFd::as_raw_fd(&master))?;
         if args.interactive {
             super::tty::copy_in(std::fs::File::from(master.try_clone()?));
         }
-        let copier = super::tty::copy_out(std::fs::File::from(master), true, None);
+        let copier = super::tty::copy_out(std::fs::File::from(master));
         let status = process.wait()?;
         let _ = copier.join();
         return Ok(code(status));
@@ -179,6 +175,6 @@ fn detach(args: &ExecArgs) -> anyhow::Result<ExitCode> {
     }
     argv.push(&args.container);
     argv.extend(args.command.iter().map(String::as_str));
-    super::supervisor::spawn_detached(&argv)?;
+    super::supervisor::spawn_detached(&argv, None)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod attach;
 mod build;
 mod builder;
 mod commit;
@@ -26,6 +27,7 @@ mod rmi;
 mod run;
 mod runtime;
 mod save;
+mod streams;
 mod supervisor;
 mod tag;
 mod transfer;
@@ -83,6 +85,8 @@ pub enum Command {
     Run(Box<run::Args>),
     /// Run a command in a running container.
     Exec(exec::ExecArgs),
+    /// Attach to a running container's streams (Ctrl-P Ctrl-Q detaches).
+    Attach(attach::AttachArgs),
     /// Make a container without starting it.
     #[command(disable_help_flag = true)]
     Create(Box<run::Args>),
@@ -156,6 +160,8 @@ pub enum ContainerCommand {
     Ls(container::PsArgs),
     /// Run a command in a running container.
     Exec(exec::ExecArgs),
+    /// Attach to a running container's streams (Ctrl-P Ctrl-Q detaches).
+    Attach(attach::AttachArgs),
     /// Show what kiln knows of containers, as docker's JSON.
     Inspect(container::InspectArgs),
     /// Show a container's output.
@@ -188,6 +194,9 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Parse(args) => parse::run(args),
         Command::Runtime(args) => runtime::run(args),
+        Command::Attach(args) | Command::Container(ContainerCommand::Attach(args)) => {
+            attach::attach_command(args)
+        }
         Command::Build(args) => build::run(*args),
         Command::Lint(args) => lint::run(args),
         Command::Builder(command) => builder::run(command),

@@ -135,9 +135,16 @@ pub struct Args {
     /// A pseudo-terminal for the container (`-it` for an interactive shell).
     #[arg(short, long)]
     tty: bool,
-    /// Pass standard input to the container (foreground runs).
+    /// Keep the container's standard input open, and pass ours on when attached.
     #[arg(short, long)]
     interactive: bool,
+    /// The keys that detach from a `-it` container, leaving it running (docker's
+    /// format: `ctrl-<a-z@[\]^_>` or one character each, comma-separated).
+    #[arg(long, default_value = "ctrl-p,ctrl-q")]
+    detach_keys: String,
+    /// Pass the signals kiln receives on to the container (foreground runs).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    sig_proxy: bool,
     /// no, always, unless-stopped or on-failure[:N]: what happens when it exits.
     #[arg(long, default_value = "no", value_name = "POLICY")]
     restart: String,
@@ -170,11 +177,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 fn run_container(args: Args) -> anyhow::Result<ExitCode> {
     let (containers, container) = create_container(&args)?;
     if args.detach {
-        super::supervisor::start_detached(&containers, container)
-    } else {
-        let code = super::supervisor::supervise(&containers, container, true)?;
-        Ok(ExitCode::from(code))
+        return super::supervisor::start_detached(&containers, container);
     }
+    let options = super::attach::Options {
+        stdin: args.interactive,
+        stdin_once: true,
+        tty: args.tty,
+        detach_keys: super::attach::parse_detach_keys(&args.detach_keys)?,
+        sig_proxy: args.sig_proxy,
+    };
+    let mut container = container;
+    super::supervisor::start_attached(&mut container, &options)
 }
 
 /// `kiln create [run's flags] IMAGE [COMMAND] [ARG...]`: the container, made and not

@@ -2,24 +2,28 @@
 //! `kiln container-supervise ID` of its own session — and the commands that start one:
 //! `run -d`, `start`, `restart` (through `spawn_supervisor`), `system restore`.
 
-use std::io::{BufRead, Write};
+
 use std::path::Path;
 use std::process::{ExitCode, Stdio};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context};
 use kiln_image::store::Store;
+use kiln_runtime::containers::attach::Frame;
 use kiln_runtime::containers::{
-    Config, Container, Containers, LogWriter, MountType, Status, Stream,
+    Config, Container, Containers, MountType, Status, Stream,
 };
 use kiln_runtime::volumes::Volumes;
 use kiln_runtime::{Network, ProcessSpec, Rootfs, Snapshotter};
 
 use super::run::KILN_FAILED;
 
-/// The hidden `kiln container-supervise ID` a detached container runs under.
+/// The hidden `kiln container-supervise [--attach-fd N] ID` a container runs under.
 #[derive(clap::Args)]
 pub struct SuperviseArgs {
+    /// A connected socket to attach from the start (`kiln run`, `start -a`).
+    #[arg(long)]
+    attach_fd: Option<i32>,
     id: String,
 }
 
@@ -30,12 +34,8 @@ pub(crate) fn spawn_supervisor(
     containers: &Containers,
     container: &mut Container,
 ) -> anyhow::Result<Option<(u8, String)>> {
-    // From `created`, so the wait below sees this start and not an earlier one.
-    container.state.status = Status::Created;
-    container.state.error.clear();
-    container.save_state()?;
-    let _ = std::fs::remove_file(container.stop_marker());
-    spawn_detached(&["container-supervise", &container.config.id])
+    prepare_start(container)?;
+    spawn_detached(&["container-supervise", &container.config.id], None)
         .context("starting the container's supervisor")?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
@@ -63,9 +63,41 @@ pub(crate) fn spawn_supervisor(
     )))
 }
 
-/// Starts `kiln ARGS` in a session of its own, without our streams: it outlives this
-/// process, apart from its terminal and its process group.
-pub(crate) fn spawn_detached(args: &[&str]) -> anyhow::Result<()> {
+/// From `created`, so that a wait for the start sees this one and not an earlier one.
+fn prepare_start(container: &mut Container) -> anyhow::Result<()> {
+    container.state.status = Status::Created;
+    container.state.error.clear();
+    container.save_state()?;
+    let _ = std::fs::remove_file(container.stop_marker());
+    Ok(())
+}
+
+/// Starts the container's supervisor with `ours`' peer attached from the first byte,
+/// and is its client until the container's command ends (its exit code is ours) or the
+/// detach keys are typed.
+pub(crate) fn start_attached(
+    container: &mut Container,
+    options: &super::attach::Options,
+) -> anyhow::Result<ExitCode> {
+    prepare_start(container)?;
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+    spawn_detached(
+        &["container-supervise", "--attach-fd", "3", &container.config.id],
+        Some(&theirs),
+    )
+    .context("starting the container's supervisor")?;
+    drop(theirs);
+    super::attach::attach(ours, options)
+}
+
+/// Starts `kiln ARGS` in a session of its own, without our streams (but `pass`, as its
+/// descriptor 3): it outlives this process, apart from its terminal and its process
+/// group.
+pub(crate) fn spawn_detached(
+    args: &[&str],
+    pass: Option<&std::os::unix::net::UnixStream>,
+) -> anyhow::Result<()> {
+    use std::os::fd::AsRawFd;
     use std::os::unix::process::CommandExt;
     let mut cmd =
         std::process::Command::new(std::env::current_exe().context("finding the kiln binary")?);
@@ -73,10 +105,22 @@ pub(crate) fn spawn_detached(args: &[&str]) -> anyhow::Result<()> {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    // SAFETY: setsid(2) in the child before exec.
+    let pass = pass.map(AsRawFd::as_raw_fd);
+    // SAFETY: setsid(2), dup2(2) and fcntl(2) in the child before exec.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             nix::unistd::setsid().map_err(std::io::Error::from)?;
+            if let Some(fd) = pass {
+                // dup2 onto itself would keep close-on-exec: clear it then.
+                let rc = if fd == 3 {
+                    nix::libc::fcntl(3, nix::libc::F_SETFD, 0)
+                } else {
+                    nix::libc::dup2(fd, 3)
+                };
+                if rc < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
             Ok(())
         });
     }
@@ -106,6 +150,12 @@ pub struct StartArgs {
     /// Attach to its output and wait for it, with its exit code as ours (one container).
     #[arg(short, long)]
     attach: bool,
+    /// With -a: pass standard input on (a container made with -i).
+    #[arg(short, long)]
+    interactive: bool,
+    /// With -a: the keys that detach (docker's format).
+    #[arg(long, default_value = "ctrl-p,ctrl-q")]
+    detach_keys: String,
     #[arg(required = true)]
     containers: Vec<String>,
 }
@@ -118,11 +168,18 @@ pub fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
         let [name] = args.containers.as_slice() else {
             bail!("start -a takes one container");
         };
-        let container = containers.find(name)?;
+        let mut container = containers.find(name)?;
         if container.state.status == Status::Running {
             bail!("container {name} is running already");
         }
-        return Ok(ExitCode::from(supervise(&containers, container, true)?));
+        let options = super::attach::Options {
+            stdin: args.interactive && container.config.open_stdin,
+            stdin_once: true,
+            tty: container.config.tty,
+            detach_keys: super::attach::parse_detach_keys(&args.detach_keys)?,
+            sig_proxy: true,
+        };
+        return start_attached(&mut container, &options);
     }
     super::container::for_each(&args.containers, |store, c| {
         if matches!(c.state.status, Status::Running | Status::Restarting) {
@@ -163,15 +220,36 @@ pub fn supervise_command(args: SuperviseArgs) -> anyhow::Result<ExitCode> {
     let containers = Containers::open(&root)?;
     let container = containers.find(&args.id)?;
     let mut record = container.clone();
-    match supervise(&containers, container, false) {
+    let pid = forward_signals()?;
+    let hub = super::streams::Hub::new(&container, pid)?;
+    let attached = args.attach_fd.is_some();
+    if let Some(fd) = args.attach_fd {
+        // SAFETY: the descriptor `start_attached` handed over, ours alone.
+        let mut client =
+            unsafe { <std::os::unix::net::UnixStream as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        // With -t its first frame is its size: the terminal has it from the start.
+        if container.config.tty {
+            if let Ok(Some(Frame::Resize { rows, cols })) = Frame::read_from(&mut client) {
+                hub.resize(rows, cols);
+            }
+        }
+        hub.add(client);
+    }
+    let result = hub
+        .listen(&container)
+        .and_then(|()| supervise(&containers, container, &hub, attached));
+    let _ = record.with_attach_socket(|p| std::fs::remove_file(p));
+    match result {
         Ok(code) => Ok(ExitCode::from(code)),
-        // Said where `kiln run -d` waits for it: the state.
+        // Said where `kiln run -d` waits for it (the state) and to a client.
         Err(e) => {
+            let message = crate::message(&e);
             record.state.status = Status::Exited;
             record.state.exit_code = KILN_FAILED as i32;
-            record.state.error = crate::message(&e);
+            record.state.error = message.clone();
             record.state.finished_at = now();
             let _ = record.save_state();
+            hub.exit(KILN_FAILED as i32, &message);
             Ok(ExitCode::from(KILN_FAILED))
         }
     }
@@ -278,13 +356,12 @@ fn start_failure(c: &Config, e: &kiln_runtime::Error) -> (u8, String) {
     }
 }
 
-/// Runs the container's command once: output to the log (and, with `echo`, to this
-/// process's streams), state `running` while it runs. Its exit code, or docker's code
-/// and message when it could not start.
+/// Runs the container's command once, its streams through `hub`, state `running`
+/// while it runs. Its exit code, or docker's code and message when it could not start.
 fn run_once(
     container: &mut Container,
-    signals: &Mutex<Option<u32>>,
-    echo: bool,
+    hub: &Arc<super::streams::Hub>,
+    pid: &Mutex<Option<u32>>,
 ) -> anyhow::Result<Result<i32, (u8, String)>> {
     let (mut spec, rootfs) = container_spec(container)?;
     if container.config.init {
@@ -295,18 +372,14 @@ fn run_once(
         );
         spec.set_annotations(Some(annotations));
     }
-    let log = Arc::new(Mutex::new(LogWriter::open(
-        &container.log_path(),
-        container.config.log_max_size,
-        container.config.log_max_file,
-    )?));
-    // -t: a terminal made in the container for all three streams; else pipes, read line
-    // by line.
+    // -t: a terminal made in the container for all three streams; else pipes (standard
+    // input one with -i, kept open for clients that attach later).
     let mut console = None;
-    let mut pipes = None;
+    let mut readers = Vec::new();
+    let mut input = None;
     let spawned = if container.config.tty {
         let mut process = spec.process().clone().unwrap_or_default();
-        process.set_terminal(Some(true));
+        super::tty::with_terminal(&mut process, hub.size());
         spec.set_process(Some(process));
         let (ours, theirs) = super::tty::console()?;
         console = Some(ours);
@@ -314,9 +387,12 @@ fn run_once(
     } else {
         let (out_r, out_w) = std::io::pipe()?;
         let (err_r, err_w) = std::io::pipe()?;
-        pipes = Some((out_r, err_r));
-        let stdin = if echo && container.config.open_stdin {
-            Stdio::inherit()
+        readers.push((std::fs::File::from(std::os::fd::OwnedFd::from(out_r)), Stream::Stdout));
+        readers.push((std::fs::File::from(std::os::fd::OwnedFd::from(err_r)), Stream::Stderr));
+        let stdin = if container.config.open_stdin {
+            let (in_r, in_w) = std::io::pipe()?;
+            input = Some(std::fs::File::from(std::os::fd::OwnedFd::from(in_w)));
+            Stdio::from(in_r)
         } else {
             Stdio::null()
         };
@@ -326,7 +402,14 @@ fn run_once(
         Ok(s) => s,
         Err(e) => return Ok(Err(start_failure(&container.config, &e))),
     };
-    let terminal = console.map(|ours| super::tty::receive(&ours)).transpose()?;
+    let mut terminal = None;
+    if let Some(ours) = console {
+        let master = std::fs::File::from(super::tty::receive(&ours)?);
+        input = Some(master.try_clone()?);
+        terminal = Some(master.try_clone()?);
+        readers.push((master, Stream::Stdout));
+    }
+    hub.connect(input, terminal);
     let middle = sandboxed.child.id();
     container.state.status = Status::Running;
     container.state.supervisor = std::process::id();
@@ -336,57 +419,13 @@ fn run_once(
     container.state.started_at = now();
     container.state.error.clear();
     container.save_state()?;
-    signals
-        .lock()
+    pid.lock()
         .unwrap_or_else(|e| e.into_inner())
         .replace(container.state.pid);
-    let pump = |reader: std::io::PipeReader, stream: Stream| {
-        let log = log.clone();
-        std::thread::spawn(move || {
-            let mut reader = std::io::BufReader::new(reader);
-            let mut line = String::new();
-            loop {
-                line.clear();
-                match reader.read_line(&mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        let _ = log
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .write(stream, &line);
-                        if echo {
-                            let _ = match stream {
-                                Stream::Stdout => std::io::stdout().write_all(line.as_bytes()),
-                                Stream::Stderr => std::io::stderr().write_all(line.as_bytes()),
-                            };
-                        }
-                    }
-                }
-            }
-        })
-    };
-    let _raw = (terminal.is_some() && echo).then(super::tty::RawMode::enter);
-    let copiers: Vec<std::thread::JoinHandle<()>> = match (terminal, pipes) {
-        (Some(master), _) => {
-            super::tty::MASTER.store(
-                super::tty::raw(&master),
-                std::sync::atomic::Ordering::SeqCst,
-            );
-            super::tty::follow_window_size();
-            if echo && container.config.open_stdin {
-                super::tty::copy_in(std::fs::File::from(master.try_clone()?));
-            }
-            vec![super::tty::copy_out(
-                std::fs::File::from(master),
-                echo,
-                Some(log.clone()),
-            )]
-        }
-        (None, Some((out_r, err_r))) => {
-            vec![pump(out_r, Stream::Stdout), pump(err_r, Stream::Stderr)]
-        }
-        (None, None) => Vec::new(),
-    };
+    let copiers: Vec<_> = readers
+        .into_iter()
+        .map(|(reader, stream)| hub.copy(reader, stream))
+        .collect();
     let stop_health = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let health = container.config.healthcheck.clone().map(|check| {
         let (c, stop) = (container.clone(), stop_health.clone());
@@ -400,8 +439,7 @@ fn run_once(
     for c in copiers {
         let _ = c.join();
     }
-    super::tty::MASTER.store(-1, std::sync::atomic::Ordering::SeqCst);
-    signals.lock().unwrap_or_else(|e| e.into_inner()).take();
+    pid.lock().unwrap_or_else(|e| e.into_inner()).take();
     container.state.oom_killed = exit.oom_killed;
     Ok(Ok(exit.status.code().unwrap_or(255)))
 }
@@ -421,20 +459,23 @@ fn restarts(policy: &str, code: i32, count: u32, stopped: bool) -> bool {
 
 /// Runs the container and waits for it, restarting it as its policy says (docker's
 /// back-off: 100 ms doubling to a minute, back to 100 ms after 10 s of running); its
-/// state is kept in its directory. Returns its last exit code (or docker's 126/127 when
-/// its command cannot run).
-pub(crate) fn supervise(
+/// state is kept in its directory, and each run's end told to the attached clients.
+/// Returns its last exit code (or docker's 126/127 when its command cannot run).
+/// (`attached`: started by a client, which then is the only one to hear of a failure to
+/// start — a `--rm` container is removed here; else the starter reads it in the state.)
+fn supervise(
     containers: &Containers,
     mut container: Container,
-    echo: bool,
+    hub: &Arc<super::streams::Hub>,
+    attached: bool,
 ) -> anyhow::Result<u8> {
-    let signals = forward_signals()?;
+    let pid = hub.pid();
     container.state.restart_count = 0;
     let _ = std::fs::remove_file(container.stop_marker());
     let mut delay = std::time::Duration::from_millis(100);
     let code = loop {
         let started = std::time::Instant::now();
-        let code = match run_once(&mut container, &signals, echo)? {
+        let code = match run_once(&mut container, hub, &pid)? {
             Ok(code) => code,
             Err((code, message)) => {
                 container.state.status = Status::Exited;
@@ -442,12 +483,11 @@ pub(crate) fn supervise(
                 container.state.error = message.clone();
                 container.state.finished_at = now();
                 container.save_state()?;
-                if !echo {
-                    // `run -d` reads why in the state, then removes a --rm container.
-                    return Ok(code);
+                if attached && container.config.auto_remove {
+                    containers.remove(&container)?;
                 }
-                eprintln!("kiln: {message}");
-                break code as i32;
+                hub.exit(code as i32, &message);
+                return Ok(code);
             }
         };
         container.state.exit_code = code;
@@ -464,6 +504,7 @@ pub(crate) fn supervise(
             container.save_state()?;
             break code;
         }
+        hub.exit(code, "");
         if started.elapsed() >= std::time::Duration::from_secs(10) {
             delay = std::time::Duration::from_millis(100);
         }
@@ -478,9 +519,11 @@ pub(crate) fn supervise(
             break code;
         }
     };
+    // Removed before the client hears: after `kiln run --rm`, nothing is left.
     if container.config.auto_remove {
         containers.remove(&container)?;
     }
+    hub.exit(code, "");
     Ok(code.clamp(0, 255) as u8)
 }
 
@@ -513,20 +556,21 @@ fn init_pid(middle: u32) -> Option<u32> {
     None
 }
 
-/// SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 sent to the supervisor go to
-/// the container's PID 1 (docker's sig-proxy); the slot holds its PID while it runs.
+/// The signals docker's sig-proxy passes on to a container.
+pub(crate) const PROXIED_SIGNALS: [nix::sys::signal::Signal; 6] = [
+    nix::sys::signal::Signal::SIGINT,
+    nix::sys::signal::Signal::SIGTERM,
+    nix::sys::signal::Signal::SIGHUP,
+    nix::sys::signal::Signal::SIGQUIT,
+    nix::sys::signal::Signal::SIGUSR1,
+    nix::sys::signal::Signal::SIGUSR2,
+];
+
+/// The [`PROXIED_SIGNALS`] sent to the supervisor go to the container's PID 1; the slot
+/// holds its PID while it runs.
 fn forward_signals() -> anyhow::Result<Arc<Mutex<Option<u32>>>> {
-    use nix::sys::signal::{SigSet, Signal};
-    let mut set = SigSet::empty();
-    for s in [
-        Signal::SIGINT,
-        Signal::SIGTERM,
-        Signal::SIGHUP,
-        Signal::SIGQUIT,
-        Signal::SIGUSR1,
-        Signal::SIGUSR2,
-        Signal::SIGWINCH,
-    ] {
+    let mut set = nix::sys::signal::SigSet::empty();
+    for s in PROXIED_SIGNALS {
         set.add(s);
     }
     set.thread_block()
@@ -535,11 +579,6 @@ fn forward_signals() -> anyhow::Result<Arc<Mutex<Option<u32>>>> {
     let target = slot.clone();
     std::thread::spawn(move || {
         while let Ok(sig) = set.wait() {
-            // The terminal's size follows the caller's; the kernel tells the container.
-            if sig == Signal::SIGWINCH {
-                super::tty::follow_window_size();
-                continue;
-            }
             if let Some(pid) = *target.lock().unwrap_or_else(|e| e.into_inner()) {
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);
             }

@@ -1,20 +1,13 @@
-//! `-t`: a pseudo-terminal for the container, its output copied as it comes (a prompt
-//! has no newline) to the caller's terminal, put in raw mode meanwhile, and to the log;
-//! the caller's window size followed (SIGWINCH).
+//! `-t`: the container's terminal (made in the container, its master received here),
+//! the caller's terminal in raw mode meanwhile, its size followed (SIGWINCH); and, for
+//! `exec -t`, its output copied as it comes (a prompt has no newline).
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Arc, Mutex};
 
-use kiln_runtime::containers::{LogWriter, Stream};
 use nix::sys::termios;
-
-/// The master side of the running container's terminal, for the SIGWINCH handler (-1:
-/// none).
-pub static MASTER: AtomicI32 = AtomicI32::new(-1);
 
 /// The socket pair a container's terminal comes on: the sandbox makes the terminal in
 /// the container's own devpts (so `tty` there names a device that exists there) and
@@ -23,19 +16,41 @@ pub fn console() -> anyhow::Result<(UnixStream, UnixStream)> {
     Ok(UnixStream::pair()?)
 }
 
-/// The terminal's master, sized as the caller's terminal (80×24 when there is none).
+/// The terminal's master.
 pub fn receive(ours: &UnixStream) -> anyhow::Result<OwnedFd> {
-    let master = kiln_runtime::terminal::receive(ours)?;
-    // A terminal of no size (script(1)'s, with no terminal behind it) counts as none.
-    let size = window_size(0).filter(|s| s.ws_row > 0).unwrap_or(nix::pty::Winsize {
-        ws_row: 24,
-        ws_col: 80,
+    Ok(kiln_runtime::terminal::receive(ours)?)
+}
+
+/// `process.terminal` on, sized `(rows, cols)` from the start.
+pub fn with_terminal(process: &mut oci_spec::runtime::Process, (rows, cols): (u16, u16)) {
+    process.set_terminal(Some(true));
+    let size = oci_spec::runtime::BoxBuilder::default()
+        .height(u64::from(rows))
+        .width(u64::from(cols))
+        .build()
+        .ok();
+    process.set_console_size(size);
+}
+
+/// The size of the terminal on our standard input: rows and columns, 24×80 when there
+/// is none (or one of no size: script(1)'s, with no terminal behind it).
+pub fn caller_size() -> (u16, u16) {
+    window_size(0)
+        .filter(|s| s.ws_row > 0)
+        .map_or((24, 80), |s| (s.ws_row, s.ws_col))
+}
+
+/// Sizes the terminal whose master is `fd` (the kernel then signals its foreground
+/// processes).
+pub fn set_size(fd: i32, rows: u16, cols: u16) {
+    let size = nix::pty::Winsize {
+        ws_row: rows,
+        ws_col: cols,
         ws_xpixel: 0,
         ws_ypixel: 0,
-    });
+    };
     // SAFETY: TIOCSWINSZ reads `size`.
-    unsafe { nix::libc::ioctl(master.as_raw_fd(), nix::libc::TIOCSWINSZ, &size) };
-    Ok(master)
+    unsafe { nix::libc::ioctl(fd, nix::libc::TIOCSWINSZ, &size) };
 }
 
 fn window_size(fd: i32) -> Option<nix::pty::Winsize> {
@@ -45,17 +60,19 @@ fn window_size(fd: i32) -> Option<nix::pty::Winsize> {
     (rc == 0).then_some(size)
 }
 
-/// The caller's window size onto the container's terminal (the kernel then signals the
-/// container's foreground processes).
-pub fn follow_window_size() {
-    let master = MASTER.load(Ordering::SeqCst);
-    if master < 0 {
-        return;
-    }
-    if let Some(size) = window_size(0) {
-        // SAFETY: TIOCSWINSZ reads `size`.
-        unsafe { nix::libc::ioctl(master, nix::libc::TIOCSWINSZ, &size) };
-    }
+/// On a thread of its own, for as long as the process lives: each SIGWINCH sizes the
+/// terminal whose master is `fd` as the caller's.
+pub fn follow_caller_size(fd: i32) -> anyhow::Result<()> {
+    let mut set = nix::sys::signal::SigSet::empty();
+    set.add(nix::sys::signal::Signal::SIGWINCH);
+    set.thread_block()?;
+    std::thread::spawn(move || {
+        while set.wait().is_ok() {
+            let (rows, cols) = caller_size();
+            set_size(fd, rows, cols);
+        }
+    });
+    Ok(())
 }
 
 /// The caller's terminal in raw mode while this lives (nothing when standard input is no
@@ -83,44 +100,19 @@ impl Drop for RawMode {
     }
 }
 
-/// Copies the terminal's output to the caller (with `echo`) as it comes, and to the log
-/// (if any) line by line; ends when the container's side closes.
-pub fn copy_out(
-    master: File,
-    echo: bool,
-    log: Option<Arc<Mutex<LogWriter>>>,
-) -> std::thread::JoinHandle<()> {
+/// Copies the terminal's output to ours as it comes; ends when the container's side
+/// closes.
+pub fn copy_out(mut master: File) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
-        let mut master = master;
         let mut buf = [0u8; 8192];
-        let mut pending = Vec::new();
         loop {
             let n = match master.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
-            if echo {
-                let mut out = std::io::stdout().lock();
-                let _ = out.write_all(&buf[..n]);
-                let _ = out.flush();
-            }
-            let Some(log) = &log else {
-                continue;
-            };
-            pending.extend_from_slice(&buf[..n]);
-            while let Some(end) = pending.iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = pending.drain(..=end).collect();
-                let _ = log
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .write(Stream::Stdout, &String::from_utf8_lossy(&line));
-            }
-        }
-        if let (Some(log), false) = (&log, pending.is_empty()) {
-            let _ = log
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .write(Stream::Stdout, &String::from_utf8_lossy(&pending));
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(&buf[..n]);
+            let _ = out.flush();
         }
     })
 }
@@ -143,9 +135,4 @@ pub fn copy_in(master: File) {
             }
         }
     });
-}
-
-/// The raw descriptor, for [`MASTER`].
-pub fn raw(fd: &OwnedFd) -> i32 {
-    fd.as_raw_fd()
 }

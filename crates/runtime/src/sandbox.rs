@@ -159,6 +159,8 @@ struct Prepared {
     /// With `terminal`: the socket the terminal's master goes to; the terminal is made
     /// inside the sandbox ([`crate::terminal`]).
     console: Option<libc::c_int>,
+    /// `process.consoleSize`: rows and columns, set before the program runs.
+    console_size: Option<(u16, u16)>,
 }
 
 /// The namespaces `spec` asks for: those to make (always a mount and a PID namespace),
@@ -297,6 +299,9 @@ fn prepare(spec: &Spec, rootfs: Option<&Rootfs>) -> Result<Prepared, Error> {
         gate: None,
         lookup: Vec::new(),
         console: None,
+        console_size: process
+            .console_size()
+            .map(|b| (b.height().min(u16::MAX as u64) as u16, b.width().min(u16::MAX as u64) as u16)),
     })
 }
 
@@ -787,7 +792,7 @@ fn init(p: &Prepared) -> std::io::Result<()> {
         apply::enter(root)?;
     }
     if let (true, Some(console)) = (p.terminal, p.console) {
-        crate::terminal::make_inside(console, p.uid)?;
+        crate::terminal::make_inside(console, p.uid, p.console_size)?;
     }
     if let Some(h) = &p.hostname {
         // SAFETY: sethostname(2) reads the bytes of `h`.

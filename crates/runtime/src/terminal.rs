@@ -14,7 +14,11 @@ use crate::error::Error;
 /// In the sandbox's PID 1, its root entered: opens a terminal of the sandbox's devpts,
 /// sends its master on `console`, and makes its slave the standard streams and the
 /// controlling terminal of a new session. No allocation: it runs between fork and exec.
-pub(crate) fn make_inside(console: libc::c_int, uid: libc::uid_t) -> io::Result<()> {
+pub(crate) fn make_inside(
+    console: libc::c_int,
+    uid: libc::uid_t,
+    size: Option<(u16, u16)>,
+) -> io::Result<()> {
     // SAFETY: open(2), ioctl(2), fchown(2), sendmsg(2), dup2(2), close(2), setsid(2) on
     // descriptors this process holds and buffers on this stack.
     unsafe {
@@ -33,6 +37,16 @@ pub(crate) fn make_inside(console: libc::c_int, uid: libc::uid_t) -> io::Result<
         }
         // The program's user owns its terminal (the tty group is devpts' gid=).
         check(libc::fchown(slave, uid, u32::MAX))?;
+        // Sized before the program can ask (the caller's size, as `docker run -t` does).
+        if let Some((rows, cols)) = size {
+            let size = libc::winsize {
+                ws_row: rows,
+                ws_col: cols,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            };
+            check(libc::ioctl(master, libc::TIOCSWINSZ, &size))?;
+        }
         send_fd(console, master)?;
         libc::close(master);
         for fd in 0..3 {

@@ -5,9 +5,11 @@
 //! format). Any kiln command reads and changes them; creating or renaming one holds
 //! `containers/.lock` so two containers never take one name.
 
+pub mod attach;
 mod log;
 
 use std::fs::File;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
@@ -272,6 +274,30 @@ impl Container {
     /// it stopped, as docker's does. `start` removes it.
     pub fn stop_marker(&self) -> PathBuf {
         self.dir.join("stopped")
+    }
+
+    /// Runs `f` with a path to the container's attach socket (`attach.sock` in its
+    /// directory) short enough for a socket address (108 bytes, which a deep `KILN_ROOT`
+    /// and a 64-character ID pass): through a descriptor of the directory.
+    pub fn with_attach_socket<T>(
+        &self,
+        f: impl FnOnce(&Path) -> std::io::Result<T>,
+    ) -> Result<T, Error> {
+        let failed = |source| Error::Io {
+            op: "use the attach socket in",
+            path: self.dir.clone(),
+            source,
+        };
+        let dir = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_PATH | nix::libc::O_DIRECTORY)
+            .open(&self.dir)
+            .map_err(failed)?;
+        let path = PathBuf::from(format!(
+            "/proc/self/fd/{}/attach.sock",
+            std::os::fd::AsRawFd::as_raw_fd(&dir)
+        ));
+        f(&path).map_err(failed)
     }
 
     pub fn log_path(&self) -> PathBuf {
