@@ -984,6 +984,123 @@ fn run_it_gives_a_terminal_with_a_prompt_the_callers_size_and_the_exit_code() {
     );
 }
 
+/// `script -qec CMD` with `input` written to its terminal, each after its pause: what
+/// the terminal showed (without carriage returns) and the exit code.
+fn at_terminal(k: &Kiln, cmd: &str, input: Vec<(u64, &'static [u8])>) -> (String, Option<i32>) {
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", cmd, "/dev/null"])
+        .env("KILN_ROOT", k.root())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("script (util-linux)");
+    let mut stdin = child.stdin.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::Write;
+        for (pause, bytes) in input {
+            std::thread::sleep(Duration::from_millis(pause));
+            let _ = stdin.write_all(bytes);
+        }
+        std::thread::sleep(Duration::from_secs(3));
+    });
+    let out = child.wait_with_output().unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).replace('\r', ""),
+        out.status.code(),
+    )
+}
+
+#[test]
+fn run_it_follows_resizes_detaches_with_ctrl_p_ctrl_q_and_attach_comes_back() {
+    let Some(k) = busybox_kiln() else { return };
+    let kiln = env!("CARGO_BIN_EXE_kiln");
+    // The caller's terminal changes size while attached: the container's follows
+    // (SIGWINCH); its terminal is its own devpts'.
+    let cmd = format!(
+        "stty rows 40 cols 100; (sleep 1; stty rows 50 cols 120 </dev/tty) & {kiln} run -it --name dev busybox:kiln sh"
+    );
+    let (text, rc) = at_terminal(
+        &k,
+        &cmd,
+        vec![
+            (2000, b"stty size; echo at-$(tty)\r"),
+            // Ctrl-P then Ctrl-Q: detached, the shell left running.
+            (700, b"\x10\x11"),
+        ],
+    );
+    assert!(text.contains("50 120\n"), "the new size: {text}");
+    assert!(text.contains("at-/dev/pts/0\n"), "{text}");
+    assert_eq!(rc, Some(0), "detaching is no failure: {text}");
+    assert_eq!(inspect(&k, "dev")[0]["State"]["Status"], "running");
+    // Attach again: a Ctrl-P not followed by Ctrl-Q is passed on, and the shell's exit
+    // code is ours.
+    let (text, rc) = at_terminal(
+        &k,
+        &format!("{kiln} attach dev"),
+        vec![
+            (
+                700,
+                b"stty -icanon -echo; head -c 2 | od -An -tx1; stty sane\r",
+            ),
+            (300, b"\x10x"),
+            (300, b"exit 5\r"),
+        ],
+    );
+    assert!(text.contains("10 78"), "{text}");
+    assert_eq!(rc, Some(5), "{text}");
+    assert_eq!(inspect(&k, "dev")[0]["State"]["ExitCode"], 5);
+    // Not running: nothing to attach to.
+    let (rc, _, err) = code(&k, &["attach", "dev"]);
+    assert_eq!(rc, Some(1), "{err}");
+    assert!(err.contains("start it first"), "{err}");
+}
+
+#[test]
+fn run_i_passes_standard_input_and_logs_f_follows_the_output() {
+    let Some(k) = busybox_kiln() else { return };
+    let mut child = k
+        .cmd(&[
+            "run",
+            "--rm",
+            "-i",
+            "busybox:kiln",
+            "sh",
+            "-c",
+            "read x; echo got-$x; wc -l",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"one\ntwo\nthree\n").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "got-one\n2\n");
+
+    k.ok(&[
+        "run", "-d", "--name", "ticker", "busybox:kiln", "sh", "-c",
+        "trap 'echo bye; exit 0' TERM; i=0; while true; do i=$((i+1)); echo tick-$i; sleep 0.2; done",
+    ]);
+    let mut follow = k
+        .cmd(&["logs", "-f", "ticker"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(follow.stdout.take().unwrap()));
+    // Lines come as the container writes them, past what was there at the start.
+    for i in 1..=5 {
+        assert_eq!(lines.next().unwrap().unwrap(), format!("tick-{i}"));
+    }
+    k.ok(&["stop", "ticker"]);
+    // The container's end ends the follow, its last line included.
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    assert_eq!(rest.last().map(String::as_str), Some("bye"), "{rest:?}");
+    assert!(follow.wait().unwrap().success());
+}
+
 #[test]
 fn exec_t_gives_a_terminal_and_exec_d_runs_in_the_background() {
     let Some(k) = busybox_kiln() else { return };

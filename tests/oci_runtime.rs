@@ -108,13 +108,20 @@ fn podman_runs_containers_on_kiln_runtime_confined_as_with_runc() {
     let Some(s) = setup(&["podman"]) else { return };
     s.load_into_podman();
     let podman = s.podman();
-    let script = "echo out; echo err >&2; grep -E '^(CapEff|Seccomp|NoNewPrivs):' /proc/self/status; \
+    let script =
+        "echo out; echo err >&2; grep -E '^(CapEff|Seccomp|NoNewPrivs):' /proc/self/status; \
                   cat /proc/sys/net/ipv4/ping_group_range; exit 3";
     let out = podman(&[&RUN[..], &[IMAGE, "sh", "-c", script]].concat());
     let all = text(&out);
     assert_eq!(out.status.code(), Some(3), "{all}");
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("out\n"), "{all}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("err"), "{all}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("out\n"),
+        "{all}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("err"),
+        "{all}"
+    );
     // podman's default capabilities (11 of them: 0x800405fb) and its seccomp filter,
     // and the sysctl its spec asks for — applied by kiln's runtime, not dropped.
     assert!(all.contains("CapEff:\t00000000800405fb"), "{all}");
@@ -134,7 +141,11 @@ fn podman_exec_stop_and_a_terminal_work_on_kiln_runtime() {
     s.load_into_podman();
     let podman = s.podman();
     let trap = "trap 'exit 7' TERM; while true; do sleep 0.1; done";
-    let run_d = [&["run", "-d", "--name", "svc"], &RUN[2..], &[IMAGE, "sh", "-c", trap]];
+    let run_d = [
+        &["run", "-d", "--name", "svc"],
+        &RUN[2..],
+        &[IMAGE, "sh", "-c", trap],
+    ];
     let out = podman(&run_d.concat());
     assert!(out.status.success(), "{}", text(&out));
     let out = podman(&["exec", "svc", "sh", "-c", "echo in-$(hostname); exit 5"]);
@@ -144,7 +155,10 @@ fn podman_exec_stop_and_a_terminal_work_on_kiln_runtime() {
     let id = String::from_utf8_lossy(&podman(&["inspect", "--format", "{{.Id}}", "svc"]).stdout)
         .trim()
         .to_string();
-    let state = Command::new(&s.wrapper).args(["state", &id]).output().unwrap();
+    let state = Command::new(&s.wrapper)
+        .args(["state", &id])
+        .output()
+        .unwrap();
     let state: serde_json::Value = serde_json::from_slice(&state.stdout).unwrap();
     assert_eq!(state["status"], "running", "{state}");
     // stop: SIGTERM through `kiln runtime kill`; the trap's code comes back.
@@ -218,7 +232,14 @@ fn runc_default_spec_goes_through_the_runtime_spec_lifecycle() {
     };
     let pid_file = s.k.dir.path().join("pid");
     let b = bundle.to_str().unwrap();
-    let out = rt(&["create", "--bundle", b, "--pid-file", pid_file.to_str().unwrap(), "c1"]);
+    let out = rt(&[
+        "create",
+        "--bundle",
+        b,
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        "c1",
+    ]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(status("c1"), "created");
     // Created: PID 1 waits; the program has not run.
@@ -237,7 +258,12 @@ fn runc_default_spec_goes_through_the_runtime_spec_lifecycle() {
     assert!(!rt(&["delete", "c1"]).status.success());
     assert!(!rt(&["start", "c1"]).status.success());
     let out = rt(&["exec", "c1", "cat", "/mark"]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "started\n", "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "started\n",
+        "{}",
+        text(&out)
+    );
 
     assert!(rt(&["kill", "c1", "KILL"]).status.success());
     wait_for(|| status("c1") == "stopped");

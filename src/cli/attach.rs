@@ -71,7 +71,11 @@ pub(crate) fn parse_detach_keys(spec: &str) -> anyhow::Result<Vec<u8>> {
     }
     spec.split(',')
         .map(|key| {
-            let bad = || anyhow::anyhow!("--detach-keys {spec:?}: {key:?} is not ctrl-<a-z@[\\]^_> or one character");
+            let bad = || {
+                anyhow::anyhow!(
+                    "--detach-keys {spec:?}: {key:?} is not ctrl-<a-z@[\\]^_> or one character"
+                )
+            };
             match key.strip_prefix("ctrl-") {
                 Some(k) if k.len() == 1 => match k.as_bytes()[0] {
                     c @ b'a'..=b'z' => Ok(c - b'a' + 1),
@@ -105,7 +109,11 @@ pub(crate) fn attach(stream: UnixStream, o: &Options) -> anyhow::Result<ExitCode
     relay_signals(o.tty, o.sig_proxy, send.clone())?;
     let detached = Arc::new(AtomicBool::new(false));
     if o.stdin {
-        let keys = if o.tty { o.detach_keys.clone() } else { Vec::new() };
+        let keys = if o.tty {
+            o.detach_keys.clone()
+        } else {
+            Vec::new()
+        };
         let (detached, stdin_once, shut) = (detached.clone(), o.stdin_once, stream.try_clone()?);
         // Detached: a read of standard input cannot be interrupted, and the process
         // ends soon after its output does.
@@ -159,9 +167,7 @@ pub(crate) fn attach(stream: UnixStream, o: &Options) -> anyhow::Result<ExitCode
                 return Ok(ExitCode::from(code.clamp(0, 255) as u8));
             }
             Ok(Some(_)) => {}
-            Ok(None) | Err(_) if detached.load(Ordering::SeqCst) => {
-                return Ok(ExitCode::SUCCESS)
-            }
+            Ok(None) | Err(_) if detached.load(Ordering::SeqCst) => return Ok(ExitCode::SUCCESS),
             Ok(None) | Err(_) => {
                 eprintln!("kiln: the container's supervisor ended without saying how the container did (was it killed?): see kiln ps -a");
                 return Ok(ExitCode::from(KILN_FAILED));

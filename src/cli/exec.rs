@@ -125,7 +125,13 @@ fn exec_in(args: ExecArgs) -> anyhow::Result<ExitCode> {
             } else {
                 Stdio::null()
             };
-            kiln_runtime::exec(&spec, c.state.pid, stdin, Stdio::inherit(), Stdio::inherit())
+            kiln_runtime::exec(
+                &spec,
+                c.state.pid,
+                stdin,
+                Stdio::inherit(),
+                Stdio::inherit(),
+            )
         }
     };
     let process = match started {

@@ -181,18 +181,17 @@ fn dispatch(args: Args) -> anyhow::Result<ExitCode> {
 fn run_foreground(bundles: &Bundles, r: RunArgs) -> anyhow::Result<ExitCode> {
     nix::sys::prctl::set_child_subreaper(true).context("becoming the container's reaper")?;
     let record = bundles.create(&r.id, &r.bundle, r.pid_file.as_deref(), Streams::Inherit)?;
-    let waited = bundles.start(&r.id).map_err(anyhow::Error::from).and_then(|()| {
-        loop {
+    let waited = bundles
+        .start(&r.id)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| loop {
             match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(record.pid as i32), None) {
                 Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => return Ok(code),
-                Ok(nix::sys::wait::WaitStatus::Signaled(_, sig, _)) => {
-                    return Ok(128 + sig as i32)
-                }
+                Ok(nix::sys::wait::WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => return Err(e).context("waiting for the container"),
             }
-        }
-    });
+        });
     bundles.delete(&r.id, true)?;
     Ok(ExitCode::from(waited? as u8))
 }
@@ -228,7 +227,9 @@ fn exec(bundles: &Bundles, e: ExecArgs) -> anyhow::Result<ExitCode> {
         }
     };
     if process.terminal().unwrap_or(false) {
-        bail!("exec with process.terminal: kiln's runtime runs exec'd processes without a terminal");
+        bail!(
+            "exec with process.terminal: kiln's runtime runs exec'd processes without a terminal"
+        );
     }
     let code = bundles.exec(&e.id, process, e.pid_file.as_deref(), e.detach)?;
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
@@ -249,7 +250,11 @@ fn list(bundles: &Bundles, format: &str, quiet: bool) -> anyhow::Result<()> {
     } else {
         println!("ID\tPID\tSTATUS\tBUNDLE\tCREATED\tOWNER");
         for s in &states {
-            let pid = if s.status == Status::Stopped { 0 } else { s.pid };
+            let pid = if s.status == Status::Stopped {
+                0
+            } else {
+                s.pid
+            };
             println!(
                 "{}\t{pid}\t{}\t{}\t{}\troot",
                 s.id,

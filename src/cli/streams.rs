@@ -27,7 +27,10 @@ struct Log {
 /// Where clients' input goes.
 enum Input {
     /// The command has not started: kept for it (`echo hi | kiln run -i` sends at once).
-    Early { bytes: Vec<u8>, closed: bool },
+    Early {
+        bytes: Vec<u8>,
+        closed: bool,
+    },
     /// Its standard input: a pipe, or its terminal.
     Open(File),
     Closed,
@@ -115,17 +118,14 @@ impl Hub {
                     let mut input = lock(&self.input);
                     match &mut *input {
                         Input::Early { closed, .. } => *closed = true,
-                        Input::Open(_) if lock(&self.terminal).is_none() => {
-                            *input = Input::Closed
-                        }
+                        Input::Open(_) if lock(&self.terminal).is_none() => *input = Input::Closed,
                         _ => {}
                     }
                 }
                 Frame::Resize { rows, cols } => self.resize(rows, cols),
                 Frame::Signal(sig) => {
                     let pid = *lock(&self.pid);
-                    if let (Some(pid), Ok(sig)) = (pid, nix::sys::signal::Signal::try_from(sig))
-                    {
+                    if let (Some(pid), Ok(sig)) = (pid, nix::sys::signal::Signal::try_from(sig)) {
                         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);
                     }
                 }

@@ -2,7 +2,6 @@
 //! `kiln container-supervise ID` of its own session — and the commands that start one:
 //! `run -d`, `start`, `restart` (through `spawn_supervisor`), `system restore`.
 
-
 use std::path::Path;
 use std::process::{ExitCode, Stdio};
 use std::sync::{Arc, Mutex};
@@ -10,9 +9,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{bail, Context};
 use kiln_image::store::Store;
 use kiln_runtime::containers::attach::Frame;
-use kiln_runtime::containers::{
-    Config, Container, Containers, MountType, Status, Stream,
-};
+use kiln_runtime::containers::{Config, Container, Containers, MountType, Status, Stream};
 use kiln_runtime::volumes::Volumes;
 use kiln_runtime::{Network, ProcessSpec, Rootfs, Snapshotter};
 
@@ -82,7 +79,12 @@ pub(crate) fn start_attached(
     prepare_start(container)?;
     let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
     spawn_detached(
-        &["container-supervise", "--attach-fd", "3", &container.config.id],
+        &[
+            "container-supervise",
+            "--attach-fd",
+            "3",
+            &container.config.id,
+        ],
         Some(&theirs),
     )
     .context("starting the container's supervisor")?;
@@ -387,8 +389,14 @@ fn run_once(
     } else {
         let (out_r, out_w) = std::io::pipe()?;
         let (err_r, err_w) = std::io::pipe()?;
-        readers.push((std::fs::File::from(std::os::fd::OwnedFd::from(out_r)), Stream::Stdout));
-        readers.push((std::fs::File::from(std::os::fd::OwnedFd::from(err_r)), Stream::Stderr));
+        readers.push((
+            std::fs::File::from(std::os::fd::OwnedFd::from(out_r)),
+            Stream::Stdout,
+        ));
+        readers.push((
+            std::fs::File::from(std::os::fd::OwnedFd::from(err_r)),
+            Stream::Stderr,
+        ));
         let stdin = if container.config.open_stdin {
             let (in_r, in_w) = std::io::pipe()?;
             input = Some(std::fs::File::from(std::os::fd::OwnedFd::from(in_w)));

@@ -123,8 +123,7 @@ impl Bundles {
         })?;
         if spec.hooks().is_some() {
             return Err(Error::Spec {
-                reason: "hooks are not run by kiln's runtime: remove `hooks` from the spec"
-                    .into(),
+                reason: "hooks are not run by kiln's runtime: remove `hooks` from the spec".into(),
             });
         }
         let root_path = spec
@@ -162,12 +161,13 @@ impl Bundles {
         streams: Streams,
     ) -> Result<Record, Error> {
         let fifo = dir.join("exec.fifo");
-        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
-            .map_err(|e| Error::Io {
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).map_err(
+            |e| Error::Io {
                 op: "make",
                 path: fifo.clone(),
                 source: e.into(),
-            })?;
+            },
+        )?;
         // Read and write: opening does not wait for a writer, and PID 1 never sees EOF.
         let gate = std::fs::OpenOptions::new()
             .read(true)

@@ -192,7 +192,12 @@ fn namespaces(spec: &Spec) -> Result<Namespaces, Error> {
         match ns.path() {
             // The root is built by mounting, and the sandbox dies whole with its PID 1:
             // those two are always its own.
-            Some(_) if matches!(ns.typ(), LinuxNamespaceType::Pid | LinuxNamespaceType::Mount) => {
+            Some(_)
+                if matches!(
+                    ns.typ(),
+                    LinuxNamespaceType::Pid | LinuxNamespaceType::Mount
+                ) =>
+            {
                 return Err(unsupported())
             }
             Some(path) => join.push((path.clone(), flag.bits())),
@@ -299,9 +304,12 @@ fn prepare(spec: &Spec, rootfs: Option<&Rootfs>) -> Result<Prepared, Error> {
         gate: None,
         lookup: Vec::new(),
         console: None,
-        console_size: process
-            .console_size()
-            .map(|b| (b.height().min(u16::MAX as u64) as u16, b.width().min(u16::MAX as u64) as u16)),
+        console_size: process.console_size().map(|b| {
+            (
+                b.height().min(u16::MAX as u64) as u16,
+                b.width().min(u16::MAX as u64) as u16,
+            )
+        }),
     })
 }
 
@@ -850,8 +858,8 @@ fn init(p: &Prepared) -> std::io::Result<()> {
 fn wait_at_gate(gate: libc::c_int) {
     // SAFETY: close_range(2), close(2) and read(2) into a local; nothing allocated.
     unsafe {
-        let mut closed = gate <= 3
-            || libc::syscall(libc::SYS_close_range, 3u32, gate as u32 - 1, 0u32) == 0;
+        let mut closed =
+            gate <= 3 || libc::syscall(libc::SYS_close_range, 3u32, gate as u32 - 1, 0u32) == 0;
         closed &= libc::syscall(libc::SYS_close_range, gate as u32 + 1, u32::MAX, 0u32) == 0;
         if !closed {
             // A seccomp profile without close_range(2): one by one.

@@ -16,11 +16,17 @@ pub enum Frame {
     Stderr(Vec<u8>),
     /// Supervisor → client: the container's command ended (or could not start, with
     /// docker's 125/126/127 and why); the last frame a client gets.
-    Exit { code: i32, message: String },
+    Exit {
+        code: i32,
+        message: String,
+    },
     /// Client → supervisor: its standard input ended (the container's is closed).
     CloseStdin,
     /// Client → supervisor: the caller's terminal size, for the container's terminal.
-    Resize { rows: u16, cols: u16 },
+    Resize {
+        rows: u16,
+        cols: u16,
+    },
     /// Client → supervisor: a signal for the container's PID 1 (docker's sig-proxy).
     Signal(i32),
 }
@@ -149,7 +155,9 @@ mod tests {
     #[test]
     fn a_truncated_or_oversized_frame_is_an_error() {
         let mut bytes = Vec::new();
-        Frame::Stdout(b"hello".to_vec()).write_to(&mut bytes).unwrap();
+        Frame::Stdout(b"hello".to_vec())
+            .write_to(&mut bytes)
+            .unwrap();
         assert!(Frame::read_from(&mut &bytes[..7]).is_err());
         assert!(Frame::read_from(&mut &bytes[..10]).is_err());
         let huge = [1u8, 0, 0, 0, 0xff, 0, 0, 0];
