@@ -10,7 +10,7 @@ use std::time::Instant;
 
 mod oci;
 
-use kiln_runtime::{default_spec, spawn, Network, ProcessSpec, Rootfs, Snapshotter};
+use kiln_runtime::{default_spec, spawn, ProcessSpec, Rootfs, Snapshotter};
 use oci::oci_runtime;
 
 fn busybox_root(dir: &Path) {
@@ -25,20 +25,9 @@ fn process(privileged: bool) -> ProcessSpec {
         args: vec!["/bin/true".into()],
         env: vec!["PATH=/bin".into()],
         cwd: "/".into(),
-        uid: 0,
-        gid: 0,
-        groups: Vec::new(),
         hostname: "bench".into(),
-        network: Network::Loopback,
         privileged,
-        mounts: vec![],
-        rlimits: Vec::new(),
-        shm_size: None,
-        cgroup: None,
-        cap_add: Vec::new(),
-        cap_drop: Vec::new(),
-        readonly_root: false,
-        no_new_privileges: false,
+        ..Default::default()
     }
 }
 

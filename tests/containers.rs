@@ -728,15 +728,6 @@ fn security_flags_change_the_confinement_as_dockers_do() {
     k.ok(&["stop", "usr1"]);
     assert_eq!(k.ok(&["logs", "usr1"]), "got-usr1\n");
     assert_eq!(k.ok(&["wait", "usr1"]), "0\n");
-    let out = k.run(&[
-        "run",
-        "--rm",
-        "--security-opt",
-        "seccomp=unconfined",
-        "busybox:kiln",
-        "true",
-    ]);
-    assert_eq!(out.status.code(), Some(125));
     // --group-add: supplementary groups by number (or by name from the image).
     let out = k.ok(&[
         "run",
@@ -760,6 +751,45 @@ fn security_flags_change_the_confinement_as_dockers_do() {
         "true",
     ]);
     assert_eq!(out.status.code(), Some(125));
+    // --security-opt seccomp=: none at all, or a profile of the user's (Docker's format).
+    assert!(caps(&["--security-opt", "seccomp=unconfined"]).contains("Seccomp:\t0"));
+    let profile = k.dir.path().join("no-mkdir.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO"}]}"#,
+    )
+    .unwrap();
+    let opt = format!("seccomp={}", profile.display());
+    let (rc, _, err) = code(
+        &k,
+        &[
+            "run",
+            "--rm",
+            "--security-opt",
+            &opt,
+            "busybox:kiln",
+            "mkdir",
+            "/x",
+        ],
+    );
+    assert_eq!(rc, Some(1), "{err}");
+    assert!(err.contains("Operation not permitted"), "{err}");
+    std::fs::write(&profile, "{not json").unwrap();
+    let before = k.ok(&["ps", "-aq"]);
+    let (rc, _, err) = code(
+        &k,
+        &[
+            "run",
+            "--rm",
+            "--security-opt",
+            &opt,
+            "busybox:kiln",
+            "true",
+        ],
+    );
+    assert_eq!(rc, Some(125), "{err}");
+    assert!(err.contains("not JSON"), "{err}");
+    assert_eq!(k.ok(&["ps", "-aq"]), before, "nothing made");
 }
 
 #[test]

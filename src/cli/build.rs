@@ -677,12 +677,8 @@ impl Executor for SandboxExecutor {
             privileged: step.insecure,
             rlimits: step.ulimits.clone(),
             shm_size: step.shm_size,
-            cgroup: None,
-            cap_add: Vec::new(),
-            cap_drop: Vec::new(),
-            readonly_root: false,
-            no_new_privileges: false,
             mounts,
+            ..Default::default()
         })
         .map_err(failed)?;
         let rootfs = Rootfs {

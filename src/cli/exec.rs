@@ -79,16 +79,16 @@ pub(crate) fn exec_spec(
         gid,
         groups,
         hostname: c.config.hostname.clone(),
+        // The container's namespaces are joined, never made: this says nothing.
         network: Network::Host,
         privileged: c.config.security.privileged,
-        mounts: Vec::new(),
         rlimits: c.config.security.ulimits.clone(),
-        shm_size: None,
         cgroup: Some((c.cgroup_path(), Default::default())),
         cap_add: c.config.security.cap_add.clone(),
         cap_drop: c.config.security.cap_drop.clone(),
-        readonly_root: false,
         no_new_privileges: c.config.security.no_new_privileges,
+        seccomp: super::run::seccomp_profile(&c.config.security)?,
+        ..Default::default()
     })?)
 }
 

@@ -91,7 +91,8 @@ pub struct Args {
     /// The root read-only (volumes, binds and tmpfs mounts stay writable).
     #[arg(long)]
     read_only: bool,
-    /// `no-new-privileges` (the only one for now).
+    /// `no-new-privileges`, `seccomp=unconfined` or `seccomp=FILE` (a profile in
+    /// Docker's format).
     #[arg(long = "security-opt", value_name = "OPT")]
     security_opts: Vec<String>,
     /// `NAME=SOFT[:HARD]` resource limits (repeatable).
@@ -377,15 +378,46 @@ fn healthcheck(args: &Args, config_bytes: &[u8]) -> anyhow::Result<Option<Health
     Ok((!check.test.is_empty() && check.test[0] != "NONE").then_some(check))
 }
 
+/// The seccomp profile a container's security options name.
+pub(crate) fn seccomp_profile(security: &Security) -> anyhow::Result<kiln_runtime::SeccompProfile> {
+    Ok(match security.seccomp.as_deref() {
+        None => kiln_runtime::SeccompProfile::Default,
+        Some("unconfined") => kiln_runtime::SeccompProfile::Unconfined,
+        Some(json) => kiln_runtime::SeccompProfile::Docker(
+            serde_json::from_str(json).context("the seccomp profile is not JSON")?,
+        ),
+    })
+}
+
 /// The security options of `args`, checked.
 fn security(args: &Args) -> anyhow::Result<Security> {
     let mut no_new_privileges = false;
+    let mut seccomp = None;
     for o in &args.security_opts {
         match o.as_str() {
             "no-new-privileges" | "no-new-privileges=true" | "no-new-privileges:true" => {
                 no_new_privileges = true
             }
-            other => bail!("--security-opt {other}: kiln takes no-new-privileges for now"),
+            "seccomp=unconfined" | "seccomp:unconfined" => seccomp = Some("unconfined".into()),
+            other => match other
+                .strip_prefix("seccomp=")
+                .or_else(|| other.strip_prefix("seccomp:"))
+            {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("--security-opt seccomp: reading {path}"))?;
+                    let json = serde_json::from_str(&text)
+                        .with_context(|| format!("--security-opt seccomp: {path} is not JSON"))?;
+                    // Checked now: a profile that does not compile makes no container.
+                    kiln_runtime::SeccompProfile::Docker(json)
+                        .check()
+                        .with_context(|| format!("--security-opt seccomp: {path}"))?;
+                    seccomp = Some(text);
+                }
+                None => bail!(
+                    "--security-opt {other}: kiln takes no-new-privileges and seccomp=unconfined|FILE"
+                ),
+            },
         }
     }
     let ulimits = super::build::ulimits(&args.ulimit)?;
@@ -398,6 +430,7 @@ fn security(args: &Args) -> anyhow::Result<Security> {
         cap_drop: args.cap_drop.clone(),
         read_only: args.read_only,
         no_new_privileges,
+        seccomp,
         ulimits,
         stop_signal: args.stop_signal.clone(),
         stop_timeout: args.stop_timeout,

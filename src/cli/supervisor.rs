@@ -317,6 +317,7 @@ fn container_spec(container: &Container) -> anyhow::Result<(kiln_runtime::Spec, 
         cap_drop: c.security.cap_drop.clone(),
         readonly_root: c.security.read_only,
         no_new_privileges: c.security.no_new_privileges,
+        seccomp: super::run::seccomp_profile(&c.security)?,
         cgroup: Some((
             container.cgroup_path(),
             kiln_runtime::cgroups::resources(

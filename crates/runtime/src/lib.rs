@@ -30,5 +30,5 @@ pub use sandbox::{
 };
 pub use spec::{
     bind_mount, default_spec, overlay_mount, tmpfs_mount, Network, ProcessSpec, Rootfs,
-    Snapshotter, DEFAULT_CAPABILITIES,
+    SeccompProfile, Snapshotter, DEFAULT_CAPABILITIES,
 };

@@ -57,9 +57,10 @@ pub enum Snapshotter {
 }
 
 /// `--network`: the host's network, or a namespace of its own with loopback only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Network {
     Host,
+    #[default]
     Loopback,
 }
 
@@ -107,8 +108,30 @@ const READONLY_PATHS: [&str; 5] = [
     "/proc/sysrq-trigger",
 ];
 
-/// What a process brings to [`default_spec`].
-#[derive(Debug, Clone)]
+/// `--security-opt seccomp=`: Docker's default profile, none, or a profile in Docker's
+/// format (its JSON, read when the container was made).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum SeccompProfile {
+    #[default]
+    Default,
+    Unconfined,
+    Docker(serde_json::Value),
+}
+
+impl SeccompProfile {
+    /// Whether the profile converts and compiles (for Docker's default capabilities).
+    pub fn check(&self) -> Result<(), Error> {
+        if let SeccompProfile::Docker(profile) = self {
+            let held: Vec<String> = DEFAULT_CAPABILITIES.iter().map(|c| c.to_string()).collect();
+            crate::seccomp::compile(&crate::seccomp::from_profile(profile, &held)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// What a process brings to [`default_spec`]; its defaults are a root process in `/`
+/// with nothing else asked for.
+#[derive(Debug, Clone, Default)]
 pub struct ProcessSpec {
     /// The program and its arguments; a program without `/` is looked up in the `PATH`
     /// of `env`, inside the root.
@@ -145,6 +168,8 @@ pub struct ProcessSpec {
     pub readonly_root: bool,
     /// `--security-opt no-new-privileges`.
     pub no_new_privileges: bool,
+    /// `--security-opt seccomp=` (not for a privileged process, which has no filter).
+    pub seccomp: SeccompProfile,
 }
 
 /// `NET_ADMIN` as the kernel names it: `CAP_NET_ADMIN`.
@@ -339,8 +364,14 @@ pub fn default_spec(p: &ProcessSpec) -> Result<Spec, Error> {
         let held_names: Vec<String> = bounding.iter().map(|s| s.to_string()).collect();
         linux = linux
             .masked_paths(MASKED_PATHS.map(String::from).to_vec())
-            .readonly_paths(READONLY_PATHS.map(String::from).to_vec())
-            .seccomp(crate::seccomp::default_seccomp(&held_names)?);
+            .readonly_paths(READONLY_PATHS.map(String::from).to_vec());
+        linux = match &p.seccomp {
+            SeccompProfile::Default => linux.seccomp(crate::seccomp::default_seccomp(&held_names)?),
+            SeccompProfile::Unconfined => linux,
+            SeccompProfile::Docker(profile) => {
+                linux.seccomp(crate::seccomp::from_profile(profile, &held_names)?)
+            }
+        };
     }
     let linux = linux.build().map_err(spec_error)?;
 

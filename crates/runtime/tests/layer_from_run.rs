@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Stdio;
 
 use kiln_image::layer::{apply, overlay_changes, write_changes, Change, Compression, LayerOptions};
-use kiln_runtime::{default_spec, spawn, Network, ProcessSpec, Rootfs, Snapshotter};
+use kiln_runtime::{default_spec, spawn, ProcessSpec, Rootfs, Snapshotter};
 
 fn lower(dir: &Path) -> std::path::PathBuf {
     let lower = dir.join("lower");
@@ -67,20 +67,8 @@ fn changes_become_a_layer(snapshotter: Snapshotter) {
         args: vec!["/bin/sh".into(), "-c".into(), script.into()],
         env: vec!["PATH=/bin".into()],
         cwd: "/".into(),
-        uid: 0,
-        gid: 0,
-        groups: Vec::new(),
         hostname: "kiln".into(),
-        network: Network::Loopback,
-        privileged: false,
-        mounts: vec![],
-        rlimits: Vec::new(),
-        shm_size: None,
-        cgroup: None,
-        cap_add: Vec::new(),
-        cap_drop: Vec::new(),
-        readonly_root: false,
-        no_new_privileges: false,
+        ..Default::default()
     })
     .unwrap();
     let root = Rootfs {

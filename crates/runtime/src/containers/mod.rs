@@ -123,7 +123,7 @@ impl Healthcheck {
 }
 
 /// `--privileged`, `--cap-add`, `--cap-drop`, `--read-only`, `--security-opt
-/// no-new-privileges`, `--ulimit`, `--stop-signal`, `--stop-timeout`.
+/// no-new-privileges|seccomp=…`, `--ulimit`, `--stop-signal`, `--stop-timeout`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Security {
     pub privileged: bool,
@@ -131,6 +131,10 @@ pub struct Security {
     pub cap_drop: Vec<String>,
     pub read_only: bool,
     pub no_new_privileges: bool,
+    /// `--security-opt seccomp=`: `unconfined`, or the profile's JSON (read from its file
+    /// when the container was made, as docker keeps it); None for Docker's default.
+    #[serde(default)]
+    pub seccomp: Option<String>,
     /// (`RLIMIT_…` name, soft, hard).
     pub ulimits: Vec<(String, u64, u64)>,
     /// The signal `stop` sends first (default SIGTERM).

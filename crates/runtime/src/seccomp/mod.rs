@@ -15,7 +15,7 @@ use oci_spec::runtime::{Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompOper
 
 use crate::error::Error;
 
-pub(crate) use profile::default_seccomp;
+pub(crate) use profile::{default_seccomp, from_profile};
 
 /// A compiled filter, ready for `seccomp(SECCOMP_SET_MODE_FILTER)`.
 pub(crate) struct Program {

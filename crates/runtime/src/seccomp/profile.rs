@@ -77,6 +77,20 @@ pub(crate) fn default_seccomp(capabilities: &[String]) -> Result<LinuxSeccomp, E
     Ok(seccomp)
 }
 
+/// A profile in Docker's format (`--security-opt seccomp=FILE`) for a process holding
+/// `capabilities`, as the OCI `linux.seccomp`.
+pub(crate) fn from_profile(
+    profile: &Value,
+    capabilities: &[String],
+) -> Result<LinuxSeccomp, Error> {
+    from_docker_profile(profile, capabilities, native_arch()).map_err(|reason| {
+        Error::SeccompProfile {
+            path: Path::new("--security-opt seccomp=").to_path_buf(),
+            reason,
+        }
+    })
+}
+
 /// Converts a profile in Docker's format (`defaultAction`, `archMap`, `syscalls` with
 /// `includes`/`excludes`) into the OCI form for one architecture and capability set.
 fn from_docker_profile(

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use kiln_runtime::{default_spec, spawn, Network, ProcessSpec, Rootfs};
+use kiln_runtime::{default_spec, spawn, ProcessSpec, Rootfs};
 
 pub fn root_or_skip() -> bool {
     let root = nix::unistd::geteuid().is_root();
@@ -50,20 +50,8 @@ pub fn config(dir: &Path, args: &[&str]) -> Config {
             args: args.iter().map(|s| s.to_string()).collect(),
             env: vec!["PATH=/bin".into(), "HOME=/root".into()],
             cwd: "/".into(),
-            uid: 0,
-            gid: 0,
-            groups: Vec::new(),
             hostname: "kiln-test".into(),
-            network: Network::Loopback,
-            privileged: false,
-            mounts: Vec::new(),
-            rlimits: Vec::new(),
-            shm_size: None,
-            cgroup: None,
-            cap_add: Vec::new(),
-            cap_drop: Vec::new(),
-            readonly_root: false,
-            no_new_privileges: false,
+            ..Default::default()
         },
         root: Rootfs {
             lower: vec![lower],
