@@ -1223,3 +1223,81 @@ fn stats_streams_and_generate_systemd_writes_a_unit_that_runs_the_container() {
     );
     k.ok(&["rm", "-f", "web"]);
 }
+
+#[test]
+fn ps_filters_and_formats_and_logs_cut_by_time_as_docker_does() {
+    let Some(k) = busybox_kiln() else { return };
+    k.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-l",
+        "tier=web",
+        "busybox:kiln",
+        "sleep",
+        "60",
+    ]);
+    let out = k.run(&[
+        "run",
+        "--name",
+        "job",
+        "busybox:kiln",
+        "sh",
+        "-c",
+        "echo early; exit 3",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    // A status filter looks at stopped containers without -a; keys are ANDed.
+    assert_eq!(
+        k.ok(&[
+            "ps",
+            "--filter",
+            "status=exited",
+            "--format",
+            "{{.Names}}\\t{{.State}}"
+        ]),
+        "job\texited\n"
+    );
+    assert_eq!(
+        k.ok(&["ps", "-a", "-f", "label=tier", "--format", "{{.Names}}"]),
+        "web\n"
+    );
+    assert_eq!(
+        k.ok(&["ps", "-a", "-f", "exited=3", "-f", "name=we", "-q"]),
+        ""
+    );
+    // One key twice: either value.
+    let both = k.ok(&[
+        "ps",
+        "-a",
+        "-f",
+        "name=web",
+        "-f",
+        "name=job",
+        "--format",
+        "{{.Names}}",
+    ]);
+    assert_eq!(both, "job\nweb\n");
+    let json: serde_json::Value =
+        serde_json::from_str(k.ok(&["ps", "--format", "json"]).trim()).unwrap();
+    assert_eq!(
+        (json["Names"].as_str(), json["State"].as_str()),
+        (Some("web"), Some("running"))
+    );
+    assert_eq!(json["Labels"], "tier=web");
+    let table = k.ok(&["ps", "-a", "--format", "table {{.Names}}\\t{{.Status}}"]);
+    assert!(table.starts_with("NAMES"), "{table}");
+    let (rc, _, err) = code(&k, &["ps", "-f", "colour=red"]);
+    assert_eq!(rc, Some(1));
+    assert!(err.contains("kiln filters on"), "{err}");
+
+    // --since: only what came after.
+    std::thread::sleep(Duration::from_millis(1100));
+    let mark = humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string();
+    assert_eq!(k.run(&["start", "-a", "job"]).status.code(), Some(3));
+    assert_eq!(k.ok(&["logs", "job"]), "early\nearly\n");
+    assert_eq!(k.ok(&["logs", "--since", &mark, "job"]), "early\n");
+    assert_eq!(k.ok(&["logs", "--until", &mark, "job"]), "early\n");
+    assert_eq!(k.ok(&["logs", "--since", "1h", "job"]), "early\nearly\n");
+}

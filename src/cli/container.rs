@@ -25,6 +25,14 @@ pub struct PsArgs {
     /// Full IDs and commands.
     #[arg(long)]
     no_trunc: bool,
+    /// Only containers that match, docker's way: id=, name=, label=KEY[=VALUE],
+    /// status=, exited=CODE, ancestor=IMAGE, health= (one key given twice: either).
+    #[arg(short, long, value_name = "KEY=VALUE")]
+    filter: Vec<String>,
+    /// `json` (an object per line, docker's fields), or a template of those fields:
+    /// `{{.Names}} {{.Status}}` (`table ...` with a header).
+    #[arg(long)]
+    format: Option<String>,
 }
 
 /// "2 minutes", as docker's `units.HumanDuration` says a duration.
@@ -74,61 +82,218 @@ fn status_text(c: &Container) -> String {
     }
 }
 
+/// docker's `ps` fields of a container (what `--format` and `--filter` see).
+fn ps_fields(c: &Container, no_trunc: bool) -> serde_json::Map<String, serde_json::Value> {
+    let mut command = c.config.args.join(" ");
+    if !no_trunc && command.chars().count() > 20 {
+        command = command.chars().take(19).collect::<String>() + "…";
+    }
+    let labels: Vec<String> = c
+        .config
+        .labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let state = match c.state.status {
+        Status::Created => "created",
+        Status::Running => "running",
+        Status::Exited => "exited",
+        Status::Restarting => "restarting",
+    };
+    let fields = [
+        ("Command", format!("\"{command}\"")),
+        ("CreatedAt", c.config.created.clone()),
+        (
+            "ID",
+            if no_trunc {
+                c.config.id.clone()
+            } else {
+                c.config.id[..12].to_string()
+            },
+        ),
+        ("Image", c.config.image.clone()),
+        ("Labels", labels.join(",")),
+        (
+            "Mounts",
+            c.config
+                .mounts
+                .iter()
+                .map(|m| m.source.clone())
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        ("Names", c.config.name.clone()),
+        ("Networks", c.config.network.clone()),
+        ("Ports", String::new()),
+        (
+            "RunningFor",
+            format!("{} ago", human(since(&c.config.created))),
+        ),
+        ("State", state.to_string()),
+        ("Status", status_text(c)),
+    ];
+    fields
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.into()))
+        .collect()
+}
+
+const FILTERS: [&str; 7] = [
+    "id", "name", "label", "status", "exited", "ancestor", "health",
+];
+
+/// Whether `c` passes every filter key (values of one key: any of them).
+fn matches(c: &Container, filters: &[(String, String)]) -> bool {
+    let mut keys: Vec<&str> = filters.iter().map(|(k, _)| k.as_str()).collect();
+    keys.dedup();
+    for key in keys {
+        let mut any = false;
+        for (_, want) in filters.iter().filter(|(k, _)| k == key) {
+            any |= match key {
+                "id" => c.config.id.starts_with(want.as_str()),
+                "name" => c.config.name.contains(want.as_str()),
+                "label" => match want.split_once('=') {
+                    Some((k, v)) => c.config.labels.get(k).is_some_and(|l| l == v),
+                    None => c.config.labels.contains_key(want),
+                },
+                "status" => ps_fields(c, false)["State"] == want.as_str(),
+                "exited" => {
+                    c.state.status == Status::Exited && c.state.exit_code.to_string() == *want
+                }
+                "ancestor" => c.config.image == *want || c.config.image_id.contains(want.as_str()),
+                "health" => {
+                    let health = super::health::read(&c.dir).map(|h| h.status);
+                    health.as_deref().unwrap_or("none") == want
+                }
+                _ => false,
+            };
+        }
+        if !any {
+            return false;
+        }
+    }
+    true
+}
+
+/// A `{{.Field}}` template filled from `fields` (docker's Go templates, their common
+/// form).
+fn fill(template: &str, fields: &serde_json::Map<String, serde_json::Value>) -> String {
+    let mut out = template.replace("\\t", "\t");
+    for (k, v) in fields {
+        let value = v.as_str().unwrap_or_default();
+        out = out.replace(&format!("{{{{.{k}}}}}"), value);
+        out = out.replace(&format!("{{{{ .{k} }}}}"), value);
+    }
+    out
+}
+
 pub fn ps(args: PsArgs) -> anyhow::Result<ExitCode> {
     let mut list = containers()?.list()?;
     // Newest first, as docker lists them.
     list.reverse();
-    let shown: Vec<&Container> = list
+    let filters: Vec<(String, String)> = args
+        .filter
         .iter()
-        .filter(|c| args.all || c.state.status == Status::Running)
-        .collect();
-    let id = |c: &Container| {
-        if args.no_trunc {
-            c.config.id.clone()
-        } else {
-            c.config.id[..12].to_string()
+        .map(|f| match f.split_once('=') {
+            Some((k, v)) if FILTERS.contains(&k) => Ok((k.to_string(), v.to_string())),
+            Some((k, _)) => bail!("--filter {k}: kiln filters on {}", FILTERS.join(", ")),
+            None => bail!("--filter {f}: write KEY=VALUE"),
+        })
+        .collect::<anyhow::Result<_>>()?;
+    // A status filter looks at every container, as docker's does.
+    let all = args.all || filters.iter().any(|(k, _)| k == "status" || k == "exited");
+    let mut shown = Vec::new();
+    for c in &list {
+        if (all || c.state.status == Status::Running) && matches(c, &filters) {
+            shown.push(c);
         }
-    };
+    }
     if args.quiet {
         for c in shown {
-            println!("{}", id(c));
+            println!(
+                "{}",
+                ps_fields(c, args.no_trunc)["ID"]
+                    .as_str()
+                    .unwrap_or_default()
+            );
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let mut rows = vec![[
-        "CONTAINER ID".to_string(),
-        "IMAGE".into(),
-        "COMMAND".into(),
-        "CREATED".into(),
-        "STATUS".into(),
-        "PORTS".into(),
-        "NAMES".into(),
-    ]];
-    for c in shown {
-        let mut command = c.config.args.join(" ");
-        if !args.no_trunc && command.chars().count() > 20 {
-            command = command.chars().take(19).collect::<String>() + "…";
+    match args.format.as_deref() {
+        Some("json") => {
+            for c in shown {
+                println!("{}", serde_json::Value::Object(ps_fields(c, args.no_trunc)));
+            }
+            return Ok(ExitCode::SUCCESS);
         }
-        rows.push([
-            id(c),
-            c.config.image.clone(),
-            format!("\"{command}\""),
-            format!("{} ago", human(since(&c.config.created))),
-            status_text(c),
-            String::new(),
-            c.config.name.clone(),
-        ]);
+        Some(template) if !template.starts_with("table") => {
+            for c in shown {
+                println!("{}", fill(template, &ps_fields(c, args.no_trunc)));
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
     }
-    let widths: Vec<usize> = (0..7)
+    let columns: Vec<(String, &str)> = match args.format.as_deref() {
+        Some(table) => {
+            let spec = table.trim_start_matches("table").replace("\\t", "\t");
+            spec.split_whitespace()
+                .filter_map(|part| {
+                    let key = part.trim().strip_prefix("{{.")?.strip_suffix("}}")?;
+                    let header = match key {
+                        "ID" => "CONTAINER ID",
+                        "RunningFor" | "CreatedAt" => "CREATED",
+                        _ => "",
+                    };
+                    Some((key.to_string(), header))
+                })
+                .collect()
+        }
+        None => [
+            ("ID", "CONTAINER ID"),
+            ("Image", "IMAGE"),
+            ("Command", "COMMAND"),
+            ("RunningFor", "CREATED"),
+            ("Status", "STATUS"),
+            ("Ports", "PORTS"),
+            ("Names", "NAMES"),
+        ]
+        .map(|(k, h)| (k.to_string(), h))
+        .to_vec(),
+    };
+    let mut rows: Vec<Vec<String>> = vec![columns
+        .iter()
+        .map(|(k, h)| {
+            if h.is_empty() {
+                k.to_ascii_uppercase()
+            } else {
+                h.to_string()
+            }
+        })
+        .collect()];
+    for c in shown {
+        let fields = ps_fields(c, args.no_trunc);
+        rows.push(
+            columns
+                .iter()
+                .map(|(k, _)| {
+                    fields
+                        .get(k)
+                        .and_then(|v| v.as_str())
+                        .unwrap_or_default()
+                        .to_string()
+                })
+                .collect(),
+        );
+    }
+    let widths: Vec<usize> = (0..columns.len())
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
         .collect();
     for row in rows {
         let mut line = String::new();
         for (i, cell) in row.iter().enumerate() {
-            if i == 6 {
-                line.push_str(cell);
-            } else {
-                line.push_str(cell);
+            line.push_str(cell);
+            if i + 1 < row.len() {
                 line.push_str(&" ".repeat(widths[i] - cell.chars().count() + 3));
             }
         }
@@ -148,7 +313,27 @@ pub struct LogsArgs {
     /// Each line with its time (RFC 3339 with nanoseconds).
     #[arg(short, long)]
     timestamps: bool,
+    /// Only lines from this time on: RFC 3339, Unix seconds, or a duration ago (`10m`).
+    #[arg(long)]
+    since: Option<String>,
+    /// Only lines before this time (same forms).
+    #[arg(long)]
+    until: Option<String>,
     container: String,
+}
+
+/// docker's time forms for `--since`/`--until`.
+fn log_time(flag: &str, value: &str) -> anyhow::Result<SystemTime> {
+    if let Ok(t) = humantime::parse_rfc3339_weak(value) {
+        return Ok(t);
+    }
+    if let Ok(secs) = value.parse::<f64>() {
+        return Ok(SystemTime::UNIX_EPOCH + Duration::from_secs_f64(secs));
+    }
+    let ago = humantime::parse_duration(value).with_context(|| {
+        format!("{flag} {value}: give an RFC 3339 time, Unix seconds or a duration (10m)")
+    })?;
+    Ok(SystemTime::now() - ago)
 }
 
 pub fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
@@ -162,6 +347,22 @@ pub fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
     }
     let (current, mut offset) = containers::read_log(&path, 0)?;
     lines.extend(current);
+    let since = args
+        .since
+        .as_deref()
+        .map(|v| log_time("--since", v))
+        .transpose()?;
+    let until = args
+        .until
+        .as_deref()
+        .map(|v| log_time("--until", v))
+        .transpose()?;
+    let in_window = |l: &containers::LogLine| {
+        let t = l.time();
+        since.is_none_or(|s| t.is_some_and(|t| t >= s))
+            && until.is_none_or(|u| t.is_some_and(|t| t < u))
+    };
+    lines.retain(in_window);
     if args.tail != "all" {
         let n: usize = args
             .tail
@@ -189,7 +390,8 @@ pub fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
     if args.follow {
         loop {
             let running = c.reload().is_ok() && c.state.status != Status::Exited;
-            let (more, next) = containers::read_log(&path, offset)?;
+            let (mut more, next) = containers::read_log(&path, offset)?;
+            more.retain(in_window);
             print(&more)?;
             offset = next;
             if !running {
