@@ -1301,3 +1301,18 @@ fn ps_filters_and_formats_and_logs_cut_by_time_as_docker_does() {
     assert_eq!(k.ok(&["logs", "--until", &mark, "job"]), "early\n");
     assert_eq!(k.ok(&["logs", "--since", "1h", "job"]), "early\nearly\n");
 }
+
+#[test]
+fn generated_names_never_clash() {
+    let Some(k) = busybox_kiln() else { return };
+    // 40 containers from 256 adjective-surname pairs: some pairs come twice, and get a
+    // number, as docker's generator retries with one.
+    for _ in 0..40 {
+        k.ok(&["create", "busybox:kiln", "true"]);
+    }
+    let names = k.ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    let mut unique: Vec<&str> = names.lines().collect();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 40, "{names}");
+}

@@ -293,20 +293,6 @@ pub(crate) fn random_id() -> anyhow::Result<String> {
     Ok(hex::encode(bytes))
 }
 
-/// A name as docker makes one: an adjective and a surname.
-fn generated_name(id: &str) -> String {
-    const ADJECTIVES: [&str; 16] = [
-        "brave", "calm", "eager", "fervent", "gifted", "happy", "jolly", "keen", "lucid", "modest",
-        "nifty", "quirky", "serene", "tender", "vibrant", "zealous",
-    ];
-    const NAMES: [&str; 16] = [
-        "allen", "babbage", "curie", "dijkstra", "euler", "franklin", "goldberg", "hopper", "kare",
-        "lamport", "lovelace", "noether", "ritchie", "shannon", "thompson", "wing",
-    ];
-    let n = u16::from_str_radix(&id[..4], 16).unwrap_or(0) as usize;
-    format!("{}_{}", ADJECTIVES[n % 16], NAMES[(n / 16) % 16])
-}
-
 /// `K=V` entries from `-e` and `--env-file`, in order (later ones win).
 fn env_entries(args: &Args) -> anyhow::Result<Vec<(String, String)>> {
     let mut out = Vec::new();
@@ -500,7 +486,8 @@ fn container_config(
             }
             n.clone()
         }
-        None => generated_name(&id),
+        // Chosen by the store, under its lock, among the names not taken.
+        None => String::new(),
     };
     let image_config = image.config.config().clone().unwrap_or_default();
     let image_entrypoint = image_config.entrypoint().clone().unwrap_or_default();

@@ -334,6 +334,25 @@ impl Container {
     }
 }
 
+/// A name as docker makes one: an adjective and a surname (from the ID), with a number
+/// after it when another container has it already (as docker retries with a digit).
+fn free_name(id: &str, taken: impl Fn(&str) -> bool) -> String {
+    const ADJECTIVES: [&str; 16] = [
+        "brave", "calm", "eager", "fervent", "gifted", "happy", "jolly", "keen", "lucid", "modest",
+        "nifty", "quirky", "serene", "tender", "vibrant", "zealous",
+    ];
+    const NAMES: [&str; 16] = [
+        "allen", "babbage", "curie", "dijkstra", "euler", "franklin", "goldberg", "hopper", "kare",
+        "lamport", "lovelace", "noether", "ritchie", "shannon", "thompson", "wing",
+    ];
+    let n = u16::from_str_radix(id.get(..4).unwrap_or("0"), 16).unwrap_or(0) as usize;
+    let base = format!("{}_{}", ADJECTIVES[n % 16], NAMES[(n / 16) % 16]);
+    std::iter::once(base.clone())
+        .chain((2..).map(|i| format!("{base}{i}")))
+        .find(|name| !taken(name))
+        .unwrap_or(base)
+}
+
 /// Whether process `pid` exists (and is not a zombie of ours).
 pub fn alive(pid: u32) -> bool {
     pid != 0
@@ -423,11 +442,16 @@ impl Containers {
     /// if it fails, nothing is left.
     pub fn create(
         &self,
-        config: Config,
+        mut config: Config,
         prepare: impl FnOnce(&Container) -> Result<(), Error>,
     ) -> Result<Container, Error> {
         let _held = self.lock()?;
-        if let Some(other) = self.list()?.iter().find(|c| c.config.name == config.name) {
+        let existing = self.list()?;
+        if config.name.is_empty() {
+            let taken = |name: &str| existing.iter().any(|c| c.config.name == name);
+            config.name = free_name(&config.id, taken);
+        }
+        if let Some(other) = existing.iter().find(|c| c.config.name == config.name) {
             return Err(Error::NameInUse {
                 name: config.name.clone(),
                 id: other.config.id.clone(),
