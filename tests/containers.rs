@@ -760,33 +760,17 @@ fn security_flags_change_the_confinement_as_dockers_do() {
     )
     .unwrap();
     let opt = format!("seccomp={}", profile.display());
-    let (rc, _, err) = code(
-        &k,
-        &[
-            "run",
-            "--rm",
-            "--security-opt",
-            &opt,
-            "busybox:kiln",
-            "mkdir",
-            "/x",
-        ],
-    );
+    let with_profile = |command: &[&str]| {
+        let mut args = vec!["run", "--rm", "--security-opt", &opt, "busybox:kiln"];
+        args.extend(command);
+        code(&k, &args)
+    };
+    let (rc, _, err) = with_profile(&["mkdir", "/x"]);
     assert_eq!(rc, Some(1), "{err}");
     assert!(err.contains("Operation not permitted"), "{err}");
     std::fs::write(&profile, "{not json").unwrap();
     let before = k.ok(&["ps", "-aq"]);
-    let (rc, _, err) = code(
-        &k,
-        &[
-            "run",
-            "--rm",
-            "--security-opt",
-            &opt,
-            "busybox:kiln",
-            "true",
-        ],
-    );
+    let (rc, _, err) = with_profile(&["true"]);
     assert_eq!(rc, Some(125), "{err}");
     assert!(err.contains("not JSON"), "{err}");
     assert_eq!(k.ok(&["ps", "-aq"]), before, "nothing made");
