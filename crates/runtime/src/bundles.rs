@@ -142,24 +142,24 @@ impl Bundles {
             }
             other => other.map_err(Self::io("create", &dir))?,
         }
-        let made = self.make(id, &dir, &spec, &bundle, &rootfs, pid_file, streams);
+        let made = self.make(id, &spec, &bundle, &rootfs, pid_file, streams);
         if made.is_err() {
             let _ = std::fs::remove_dir_all(&dir);
         }
         made
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// The sandbox of a container whose directory is made.
     fn make(
         &self,
         id: &str,
-        dir: &Path,
         spec: &Spec,
         bundle: &Path,
         rootfs: &Path,
         pid_file: Option<&Path>,
         streams: Streams,
     ) -> Result<Record, Error> {
+        let dir = self.dir(id);
         let fifo = dir.join("exec.fifo");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).map_err(
             |e| Error::Io {
