@@ -188,7 +188,7 @@ fn run_container(args: Args) -> anyhow::Result<ExitCode> {
         sig_proxy: args.sig_proxy,
     };
     let mut container = container;
-    super::supervisor::start_attached(&mut container, &options)
+    super::supervisor::start_attached(&containers, &mut container, &options)
 }
 
 /// `kiln create [run's flags] IMAGE [COMMAND] [ARG...]`: the container, made and not

@@ -2,6 +2,7 @@
 //! `kiln container-supervise ID` of its own session — and the commands that start one:
 //! `run -d`, `start`, `restart` (through `spawn_supervisor`), `system restore`.
 
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{ExitCode, Stdio};
 use std::sync::{Arc, Mutex};
@@ -32,8 +33,7 @@ pub(crate) fn spawn_supervisor(
     container: &mut Container,
 ) -> anyhow::Result<Option<(u8, String)>> {
     prepare_start(container)?;
-    spawn_detached(&["container-supervise", &container.config.id], None)
-        .context("starting the container's supervisor")?;
+    launch(containers, container, None).context("starting the container's supervisor")?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         // Gone already: a --rm container that ran and was removed.
@@ -69,25 +69,18 @@ fn prepare_start(container: &mut Container) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts the container's supervisor with `ours`' peer attached from the first byte,
-/// and is its client until the container's command ends (its exit code is ours) or the
+/// Starts the container's supervisor with a client attached from the first byte, and
+/// is that client until the container's command ends (its exit code is ours) or the
 /// detach keys are typed.
 pub(crate) fn start_attached(
+    containers: &Containers,
     container: &mut Container,
     options: &super::attach::Options,
 ) -> anyhow::Result<ExitCode> {
     prepare_start(container)?;
-    let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
-    spawn_detached(
-        &[
-            "container-supervise",
-            "--attach-fd",
-            "3",
-            &container.config.id,
-        ],
-        Some(&theirs),
-    )
-    .context("starting the container's supervisor")?;
+    let (ours, theirs) = UnixStream::pair()?;
+    launch(containers, container, Some((&ours, &theirs)))
+        .context("starting the container's supervisor")?;
     drop(theirs);
     super::attach::attach(ours, options)
 }
@@ -95,10 +88,7 @@ pub(crate) fn start_attached(
 /// Starts `kiln ARGS` in a session of its own, without our streams (but `pass`, as its
 /// descriptor 3): it outlives this process, apart from its terminal and its process
 /// group.
-pub(crate) fn spawn_detached(
-    args: &[&str],
-    pass: Option<&std::os::unix::net::UnixStream>,
-) -> anyhow::Result<()> {
+pub(crate) fn spawn_detached(args: &[&str], pass: Option<&UnixStream>) -> anyhow::Result<()> {
     use std::os::fd::AsRawFd;
     use std::os::unix::process::CommandExt;
     let mut cmd =
@@ -181,7 +171,7 @@ pub fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
             detach_keys: super::attach::parse_detach_keys(&args.detach_keys)?,
             sig_proxy: true,
         };
-        return start_attached(&mut container, &options);
+        return start_attached(&containers, &mut container, &options);
     }
     super::container::for_each(&args.containers, |store, c| {
         if matches!(c.state.status, Status::Running | Status::Restarting) {
@@ -218,32 +208,43 @@ pub fn restore() -> anyhow::Result<ExitCode> {
 }
 
 pub fn supervise_command(args: SuperviseArgs) -> anyhow::Result<ExitCode> {
-    let root = Store::default_root();
-    let containers = Containers::open(&root)?;
+    let containers = Containers::open(&Store::default_root())?;
     let container = containers.find(&args.id)?;
+    // SAFETY: the descriptor `start_attached` handed over, ours alone.
+    let client = args
+        .attach_fd
+        .map(|fd| unsafe { <UnixStream as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+    Ok(ExitCode::from(run_supervisor(
+        &containers,
+        container,
+        client,
+    )))
+}
+
+/// A supervisor's whole life: the container run (and run again as its policy says) with
+/// its streams served, `client` attached from the first byte. Its exit code; a failure
+/// of its own is said where `kiln run -d` waits for it (the state) and to the client.
+fn run_supervisor(containers: &Containers, container: Container, client: Option<UnixStream>) -> u8 {
     let mut record = container.clone();
-    let pid = forward_signals()?;
-    let hub = super::streams::Hub::new(&container, pid)?;
-    let attached = args.attach_fd.is_some();
-    if let Some(fd) = args.attach_fd {
-        // SAFETY: the descriptor `start_attached` handed over, ours alone.
-        let mut client =
-            unsafe { <std::os::unix::net::UnixStream as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-        // With -t its first frame is its size: the terminal has it from the start.
-        if container.config.tty {
-            if let Ok(Some(Frame::Resize { rows, cols })) = Frame::read_from(&mut client) {
-                hub.resize(rows, cols);
+    let attached = client.is_some();
+    let mut hub = None;
+    let result = forward_signals().and_then(|pid| {
+        let h = hub.insert(super::streams::Hub::new(&container, pid)?);
+        if let Some(mut client) = client {
+            // With -t its first frame is its size: the terminal has it from the start.
+            if container.config.tty {
+                if let Ok(Some(Frame::Resize { rows, cols })) = Frame::read_from(&mut client) {
+                    h.resize(rows, cols);
+                }
             }
+            h.add(client);
         }
-        hub.add(client);
-    }
-    let result = hub
-        .listen(&container)
-        .and_then(|()| supervise(&containers, container, &hub, attached));
+        h.listen(&container)?;
+        supervise(containers, container, h, attached)
+    });
     let _ = record.with_attach_socket(|p| std::fs::remove_file(p));
     match result {
-        Ok(code) => Ok(ExitCode::from(code)),
-        // Said where `kiln run -d` waits for it (the state) and to a client.
+        Ok(code) => code,
         Err(e) => {
             let message = crate::message(&e);
             record.state.status = Status::Exited;
@@ -251,8 +252,74 @@ pub fn supervise_command(args: SuperviseArgs) -> anyhow::Result<ExitCode> {
             record.state.error = message.clone();
             record.state.finished_at = now();
             let _ = record.save_state();
-            hub.exit(KILN_FAILED as i32, &message);
-            Ok(ExitCode::from(KILN_FAILED))
+            if let Some(h) = hub {
+                h.exit(KILN_FAILED as i32, &message);
+            }
+            KILN_FAILED
+        }
+    }
+}
+
+/// Starts the container's supervisor in a session of its own, without our streams
+/// (`attach`'s peer, `client`, is handed over): forked from this process when it runs no
+/// other thread — no second start of the kiln binary, a few milliseconds less per `kiln
+/// run` — else as `kiln container-supervise ID` (a threaded process may fork only to
+/// exec).
+fn launch(
+    containers: &Containers,
+    container: &Container,
+    client: Option<(&UnixStream, &UnixStream)>,
+) -> anyhow::Result<()> {
+    let threads = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Threads:"))
+                .and_then(|n| n.trim().parse::<u32>().ok())
+        });
+    if threads != Some(1) {
+        let id = container.config.id.as_str();
+        return match client {
+            Some((_, theirs)) => spawn_detached(
+                &["container-supervise", "--attach-fd", "3", id],
+                Some(theirs),
+            ),
+            None => spawn_detached(&["container-supervise", id], None),
+        };
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: fork(2) of a process with one thread: the child may run anything.
+    match unsafe { nix::unistd::fork() }.context("forking the container's supervisor")? {
+        nix::unistd::ForkResult::Parent { .. } => Ok(()),
+        nix::unistd::ForkResult::Child => {
+            let code = (|| -> anyhow::Result<u8> {
+                nix::unistd::setsid()?;
+                let null = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open("/dev/null")?;
+                for fd in 0..3 {
+                    // SAFETY: dup2(2) onto the standard streams.
+                    if unsafe { nix::libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), fd) } < 0 {
+                        return Err(std::io::Error::last_os_error().into());
+                    }
+                }
+                let theirs = match client {
+                    Some((ours, theirs)) => {
+                        // The client's end is the client's alone: its end of file must
+                        // come when we end.
+                        // SAFETY: close(2) of our copy of a descriptor we do not use.
+                        unsafe { nix::libc::close(std::os::fd::AsRawFd::as_raw_fd(ours)) };
+                        Some(theirs.try_clone()?)
+                    }
+                    None => None,
+                };
+                Ok(run_supervisor(containers, container.clone(), theirs))
+            })()
+            .unwrap_or(KILN_FAILED);
+            std::process::exit(code.into())
         }
     }
 }
@@ -366,6 +433,8 @@ fn run_once(
     hub: &Arc<super::streams::Hub>,
     pid: &Mutex<Option<u32>>,
 ) -> anyhow::Result<Result<i32, (u8, String)>> {
+    // The kernel's wait for the first cgroup move overlaps the preparations.
+    kiln_runtime::cgroups::prime();
     let (mut spec, rootfs) = container_spec(container)?;
     if container.config.init {
         let mut annotations = spec.annotations().clone().unwrap_or_default();

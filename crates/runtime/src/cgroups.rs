@@ -46,6 +46,45 @@ fn hierarchies() -> Vec<(PathBuf, bool)> {
         .collect()
 }
 
+/// Starts, on a thread of its own, the wait a move into a cgroup costs, ahead of the move
+/// that matters. Every move (a write to `cgroup.procs`) takes the kernel's global
+/// `cgroup_threadgroup_rwsem` for writing, and the first writer after a quiet spell waits
+/// for an RCU grace period (3–13 ms on these machines); writers that come during it or
+/// soon after wait little or not at all. So this process moves itself where it already
+/// is — a move that changes nothing — while the container is still being prepared, and
+/// PID 1's move, a few milliseconds later, finds the way clear. Failure changes nothing.
+pub fn prime() {
+    std::thread::spawn(|| {
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        for (mount, v2) in hierarchies() {
+            let name = mount
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let path = own.lines().find_map(|line| {
+                let mut parts = line.splitn(3, ':');
+                let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+                let here = if v2 {
+                    controllers.is_empty()
+                } else {
+                    controllers
+                        .split(',')
+                        .any(|c| c == name || c.strip_prefix("name=") == Some(&name))
+                };
+                here.then_some(path)
+            });
+            if let Some(path) = path {
+                let procs = mount
+                    .join(path.trim_start_matches('/'))
+                    .join("cgroup.procs");
+                if std::fs::write(procs, std::process::id().to_string()).is_ok() {
+                    return;
+                }
+            }
+        }
+    });
+}
+
 /// The directories of cgroup `path` in every hierarchy that has it.
 fn dirs_of(path: &Path) -> Vec<PathBuf> {
     let rel = path.strip_prefix("/").unwrap_or(path);
