@@ -433,8 +433,6 @@ fn run_once(
     hub: &Arc<super::streams::Hub>,
     pid: &Mutex<Option<u32>>,
 ) -> anyhow::Result<Result<i32, (u8, String)>> {
-    // The kernel's wait for the first cgroup move overlaps the preparations.
-    kiln_runtime::cgroups::prime();
     let (mut spec, rootfs) = container_spec(container)?;
     if container.config.init {
         let mut annotations = spec.annotations().clone().unwrap_or_default();

@@ -15,10 +15,27 @@ use oci_spec::runtime::{LinuxResources, Spec};
 use crate::error::Error;
 
 pub struct Cgroup {
-    manager: AnyCgroupManager,
-    /// Its `cgroup.procs` files (one per v1 hierarchy, one for v2).
+    /// libcgroups' manager, when there are limits to set.
+    manager: Option<AnyCgroupManager>,
+    /// The files a process writes `0` to to move itself in ([`join_file`]), one per
+    /// hierarchy.
     procs: Vec<CString>,
     dirs: Vec<PathBuf>,
+}
+
+/// The file of cgroup directory `dir` through which a single-threaded process moves
+/// itself in by writing `0`: v1's `tasks`, which moves the calling thread without the
+/// kernel's global `cgroup_threadgroup_rwsem` — a `cgroup.procs` write takes it, and its
+/// first writer after a quiet spell waits for an RCU grace period (3–27 ms on these
+/// machines, the larger part of a container's start) — else v2's `cgroup.procs`.
+fn join_file(dir: &Path) -> Option<CString> {
+    let tasks = dir.join("tasks");
+    let file = if tasks.exists() {
+        tasks
+    } else {
+        dir.join("cgroup.procs")
+    };
+    CString::new(file.as_os_str().as_bytes()).ok()
 }
 
 fn failed(path: &Path, reason: impl std::fmt::Display) -> Error {
@@ -28,11 +45,14 @@ fn failed(path: &Path, reason: impl std::fmt::Display) -> Error {
     }
 }
 
-/// Every cgroup hierarchy mounted here (from `/proc/self/mountinfo`): its mount point,
-/// and whether it is v2's.
+/// The cgroup hierarchies kiln uses (from `/proc/self/mountinfo`): their mount points,
+/// and whether each is v2's. On a hybrid host (v1 controllers, and a v2 hierarchy with
+/// none, as systemd mounts it at `unified/`), the v1 ones alone: the v2 one would limit
+/// nothing, and moving into it costs an RCU grace period (7–15 ms here) that v1's `tasks`
+/// files do not ([`join_file`]).
 fn hierarchies() -> Vec<(PathBuf, bool)> {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    mountinfo
+    let all: Vec<(PathBuf, bool)> = mountinfo
         .lines()
         .filter_map(|line| {
             let (before, after) = line.split_once(" - ")?;
@@ -43,46 +63,9 @@ fn hierarchies() -> Vec<(PathBuf, bool)> {
             let mount_point = before.split_whitespace().nth(4)?;
             Some((PathBuf::from(mount_point), fstype == "cgroup2"))
         })
-        .collect()
-}
-
-/// Starts, on a thread of its own, the wait a move into a cgroup costs, ahead of the move
-/// that matters. Every move (a write to `cgroup.procs`) takes the kernel's global
-/// `cgroup_threadgroup_rwsem` for writing, and the first writer after a quiet spell waits
-/// for an RCU grace period (3–13 ms on these machines); writers that come during it or
-/// soon after wait little or not at all. So this process moves itself where it already
-/// is — a move that changes nothing — while the container is still being prepared, and
-/// PID 1's move, a few milliseconds later, finds the way clear. Failure changes nothing.
-pub fn prime() {
-    std::thread::spawn(|| {
-        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-        for (mount, v2) in hierarchies() {
-            let name = mount
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let path = own.lines().find_map(|line| {
-                let mut parts = line.splitn(3, ':');
-                let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
-                let here = if v2 {
-                    controllers.is_empty()
-                } else {
-                    controllers
-                        .split(',')
-                        .any(|c| c == name || c.strip_prefix("name=") == Some(&name))
-                };
-                here.then_some(path)
-            });
-            if let Some(path) = path {
-                let procs = mount
-                    .join(path.trim_start_matches('/'))
-                    .join("cgroup.procs");
-                if std::fs::write(procs, std::process::id().to_string()).is_ok() {
-                    return;
-                }
-            }
-        }
-    });
+        .collect();
+    let hybrid = all.iter().any(|(_, v2)| !v2);
+    all.into_iter().filter(|(_, v2)| !(hybrid && *v2)).collect()
 }
 
 /// The directories of cgroup `path` in every hierarchy that has it.
@@ -150,32 +133,42 @@ impl Cgroup {
         };
         let resources = linux.resources().clone().unwrap_or_default();
         make_dirs(&path)?;
-        let manager = create_cgroup_manager(CgroupConfig {
-            cgroup_path: path.clone(),
-            systemd_cgroup: false,
-            container_name: path.display().to_string(),
-        })
-        .map_err(|e| failed(&path, e))?;
+        // Without limits the directories are the whole cgroup (a container's processes
+        // are still counted, for stats and top): libcgroups' set-up costs ~2 ms a start.
+        let manager = if resources == LinuxResources::default() {
+            None
+        } else {
+            Some(
+                create_cgroup_manager(CgroupConfig {
+                    cgroup_path: path.clone(),
+                    systemd_cgroup: false,
+                    container_name: path.display().to_string(),
+                })
+                .map_err(|e| failed(&path, e))?,
+            )
+        };
+        let applied = match &manager {
+            Some(m) => m
+                .apply(&ControllerOpt {
+                    resources: &resources,
+                    disable_oom_killer: false,
+                    oom_score_adj: None,
+                    freezer_state: None,
+                })
+                .map_err(|e| {
+                    failed(
+                        &path,
+                        format!("{e} (a limit below what the kernel accepts?)"),
+                    )
+                }),
+            None => Ok(()),
+        };
         let cgroup = Cgroup {
             manager,
             procs: Vec::new(),
             dirs: Vec::new(),
-        };
-        let applied = cgroup
-            .manager
-            .apply(&ControllerOpt {
-                resources: &resources,
-                disable_oom_killer: false,
-                oom_score_adj: None,
-                freezer_state: None,
-            })
-            .map_err(|e| {
-                failed(
-                    &path,
-                    format!("{e} (a limit below what the kernel accepts?)"),
-                )
-            });
-        let cgroup = cgroup.with_dirs(&path);
+        }
+        .with_dirs(&path);
         if let Err(e) = applied {
             cgroup.remove();
             return Err(e);
@@ -185,38 +178,31 @@ impl Cgroup {
 
     fn with_dirs(mut self, path: &Path) -> Cgroup {
         self.dirs = dirs_of(path);
-        self.procs = self
-            .dirs
-            .iter()
-            .filter_map(|d| CString::new(d.join("cgroup.procs").as_os_str().as_bytes()).ok())
-            .collect();
+        self.procs = self.dirs.iter().filter_map(|d| join_file(d)).collect();
         self
     }
 
-    /// The `cgroup.procs` files of an existing cgroup (for a process that joins a running
+    /// The [`join_file`]s of an existing cgroup (for a process that joins a running
     /// container's).
     pub(crate) fn procs_of(spec: &Spec) -> Vec<CString> {
         let Some(path) = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone()) else {
             return Vec::new();
         };
-        dirs_of(&path)
-            .iter()
-            .filter_map(|d| CString::new(d.join("cgroup.procs").as_os_str().as_bytes()).ok())
-            .collect()
+        dirs_of(&path).iter().filter_map(|d| join_file(d)).collect()
     }
 
     pub(crate) fn procs(&self) -> &[CString] {
         &self.procs
     }
 
-    /// The `cgroup.procs` files of the cgroups above it: where the sandbox's middle
-    /// process goes back once PID 1 is forked, so the cgroup counts the container's
-    /// processes alone.
+    /// The [`join_file`]s of the cgroups above it: where the sandbox's middle process
+    /// goes back once PID 1 is forked, so the cgroup counts the container's processes
+    /// alone.
     pub(crate) fn parent_procs(&self) -> Vec<CString> {
         self.dirs
             .iter()
             .filter_map(|d| d.parent())
-            .filter_map(|p| CString::new(p.join("cgroup.procs").as_os_str().as_bytes()).ok())
+            .filter_map(join_file)
             .collect()
     }
 
@@ -238,7 +224,9 @@ impl Cgroup {
 
     /// Removes the cgroup in every hierarchy (its processes are gone).
     pub(crate) fn remove(&self) {
-        let _ = self.manager.remove();
+        if let Some(m) = &self.manager {
+            let _ = m.remove();
+        }
         for dir in &self.dirs {
             let _ = std::fs::remove_dir(dir);
         }

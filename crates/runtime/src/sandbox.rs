@@ -118,73 +118,6 @@ impl Sandboxed {
     }
 }
 
-/// The descriptors of a [`CgroupHandoff`] in the sandbox.
-#[derive(Clone, Copy)]
-struct Handoff {
-    report: libc::c_int,
-    moved: libc::c_int,
-    done: libc::c_int,
-}
-
-/// The caller's side of moving PID 1 into its cgroup while PID 1 builds the root. The
-/// first move of a process into a v1 cgroup waits for an RCU grace period (7–11 ms on
-/// these machines), which then overlaps the mounts instead of coming before them.
-struct CgroupHandoff {
-    thread: std::thread::JoinHandle<Result<(), Error>>,
-    /// The sandbox's ends, closed here once it has its copies.
-    ends: (std::io::PipeWriter, std::io::PipeReader),
-}
-
-impl CgroupHandoff {
-    fn new(prepared: &mut Prepared, procs: Vec<CString>) -> Result<CgroupHandoff, Error> {
-        use std::os::fd::AsRawFd;
-        let pipe = || {
-            std::io::pipe().map_err(|source| Error::Io {
-                op: "make a pipe for",
-                path: PathBuf::from("the cgroup"),
-                source,
-            })
-        };
-        let (report_r, report_w) = pipe()?;
-        let (moved_r, moved_w) = pipe()?;
-        prepared.handoff = Some(Handoff {
-            report: report_w.as_raw_fd(),
-            moved: moved_r.as_raw_fd(),
-            done: moved_w.as_raw_fd(),
-        });
-        let thread = std::thread::spawn(move || {
-            let failed = |path: PathBuf, source| Error::Io {
-                op: "move the container's PID 1 into",
-                path,
-                source,
-            };
-            let mut pid = [0u8; 4];
-            std::io::Read::read_exact(&mut &report_r, &mut pid)
-                .map_err(|e| failed(PathBuf::from("its cgroup"), e))?;
-            let pid = i32::from_ne_bytes(pid).to_string();
-            for file in procs {
-                let path = PathBuf::from(
-                    <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(file.as_bytes()),
-                );
-                std::fs::write(&path, &pid).map_err(|e| failed(path, e))?;
-            }
-            std::io::Write::write_all(&mut &moved_w, b"1")
-                .map_err(|e| failed(PathBuf::from("its cgroup"), e))
-        });
-        Ok(CgroupHandoff {
-            thread,
-            ends: (report_w, moved_r),
-        })
-    }
-
-    /// Once the sandbox has started (or failed to): whether PID 1 was moved.
-    fn finish(self) -> Result<(), Error> {
-        // The middle process never wrote if it failed: the thread then reads the end.
-        drop(self.ends);
-        self.thread.join().unwrap_or(Err(Error::NoProgram))
-    }
-}
-
 /// Everything the sandbox does, decided before fork.
 struct Prepared {
     namespaces: CloneFlags,
@@ -228,11 +161,6 @@ struct Prepared {
     console: Option<libc::c_int>,
     /// `process.consoleSize`: rows and columns, set before the program runs.
     console_size: Option<(u16, u16)>,
-    /// The caller moves PID 1 into its cgroup ([`CgroupHandoff`]): the middle process
-    /// writes PID 1's PID on `report` and does not join; PID 1 closes its copy of `done`
-    /// (the caller's end) and waits for a byte on `moved` before it forks or execs
-    /// anything.
-    handoff: Option<Handoff>,
 }
 
 /// The namespaces `spec` asks for: those to make (always a mount and a PID namespace),
@@ -376,7 +304,6 @@ fn prepare(spec: &Spec, rootfs: Option<&Rootfs>) -> Result<Prepared, Error> {
         gate: None,
         lookup: Vec::new(),
         console: None,
-        handoff: None,
         console_size: process.console_size().map(|b| {
             (
                 b.height().min(u16::MAX as u64) as u16,
@@ -481,24 +408,7 @@ fn spawn_on(
         }
     };
     let cgroup = make_cgroup(spec, &mut prepared)?;
-    let handoff = match &cgroup {
-        Some(c) => Some(CgroupHandoff::new(&mut prepared, c.procs().to_vec())?),
-        None => None,
-    };
-    let started = start(process, prepared, stdin, stdout, stderr);
-    let moved = handoff.map_or(Ok(()), CgroupHandoff::finish);
-    let started = match (started, moved) {
-        (Ok(child), Ok(())) => Ok(child),
-        (Ok(mut child), Err(e)) => {
-            forget_pid(child.id());
-            let _ = child.kill();
-            let _ = child.wait();
-            Err(e)
-        }
-        // PID 1 gave up because it was not moved: that is the reason to give.
-        (Err(_), Err(e)) | (Err(e), Ok(())) => Err(e),
-    };
-    let child = match started {
+    let child = match start(process, prepared, stdin, stdout, stderr) {
         Ok(child) => child,
         Err(e) => {
             if let Some(c) = &cgroup {
@@ -791,11 +701,8 @@ fn supervise(p: &Prepared) -> std::io::Result<()> {
             std::ptr::null_mut(),
         ))?;
     }
-    // Into the cgroup before PID 1 is forked: nothing of the container escapes it (unless
-    // the caller moves PID 1 itself, while PID 1 builds the root).
-    if p.handoff.is_none() {
-        join_cgroups(&p.cgroup_procs)?;
-    }
+    // Into the cgroup before PID 1 is forked: nothing of the container escapes it.
+    join_cgroups(&p.cgroup_procs)?;
     nix::sched::unshare(p.namespaces).map_err(std::io::Error::from)?;
     for (fd, nstype) in &p.join {
         // SAFETY: setns(2) with a descriptor the caller holds open across the fork.
@@ -831,17 +738,9 @@ fn supervise(p: &Prepared) -> std::io::Result<()> {
         }
     }
     SANDBOX_INIT.store(pid, Ordering::SeqCst);
-    match p.handoff {
-        // SAFETY: write(2) of a local.
-        Some(h) => unsafe {
-            libc::write(h.report, (&pid as *const libc::pid_t).cast(), 4);
-        },
-        // Out again: the cgroup counts (and limits) the container's processes alone.
-        // PID 1 is in; where we go does not matter to it.
-        None => {
-            let _ = join_cgroups(&p.cgroup_leave);
-        }
-    }
+    // Out again: the cgroup counts (and limits) the container's processes alone. PID 1
+    // is in; where we go does not matter to it.
+    let _ = join_cgroups(&p.cgroup_leave);
     // Drop every inherited descriptor but the standard streams: holding the spawn error
     // pipe would keep the caller's `spawn` waiting until we exit.
     // SAFETY: close_range(2) on descriptors this process no longer uses.
@@ -937,24 +836,6 @@ fn init(p: &Prepared) -> std::io::Result<()> {
         check(libc::prctl(libc::PR_SET_PDEATHSIG, death_signal, 0, 0, 0))?;
         if let Some(mask) = p.umask {
             libc::umask(mask);
-        }
-    }
-    if let Some(h) = p.handoff {
-        // In its cgroup before anything of the container's runs. Our copy of the
-        // caller's end closed: if the caller gives up, the read sees the end.
-        // SAFETY: close(2) of a descriptor inherited and unused here.
-        unsafe { libc::close(h.done) };
-        let mut byte = 0u8;
-        loop {
-            // SAFETY: read(2) into a local.
-            let n = unsafe { libc::read(h.moved, (&mut byte as *mut u8).cast(), 1) };
-            if n == 1 {
-                break;
-            }
-            if n == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-                // The caller could not move us: nothing may run outside the cgroup.
-                return Err(std::io::Error::from_raw_os_error(libc::ECANCELED));
-            }
         }
     }
     if p.init {
