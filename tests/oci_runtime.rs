@@ -70,6 +70,20 @@ impl Setup {
         assert!(out.status.success(), "{out:?}");
     }
 
+    /// podman as [`Setup::podman`] runs it, under a pseudo-terminal of script(1).
+    fn podman_at_terminal(&self, args: &[&str]) -> Output {
+        let line = format!(
+            "podman --root {0}/root --runroot {0}/run --cgroup-manager cgroupfs --events-backend none --runtime {1} {2}",
+            self.k.dir.path().join("podman").display(),
+            self.wrapper.display(),
+            args.join(" ")
+        );
+        Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .output()
+            .expect("script (util-linux)")
+    }
+
     fn left_in_state_root(&self) -> Vec<String> {
         std::fs::read_dir(&self.state)
             .map(|d| {
@@ -169,23 +183,29 @@ fn podman_exec_stop_and_a_terminal_work_on_kiln_runtime() {
     assert!(podman(&["rm", "svc"]).status.success());
     assert_eq!(s.left_in_state_root(), Vec::<String>::new());
 
-    // -t: the terminal is the container's own (/dev/pts/0 of its devpts), as with runc.
-    let cmd = [&RUN[..], &["-t", IMAGE, "tty"]].concat();
-    let podman_line = format!(
-        "podman --root {0}/root --runroot {0}/run --cgroup-manager cgroupfs --events-backend none --runtime {1} {2}",
-        s.k.dir.path().join("podman").display(),
-        s.wrapper.display(),
-        cmd.join(" ")
-    );
-    let out = Command::new("script")
-        .args(["-qec", &podman_line, "/dev/null"])
-        .output()
-        .unwrap();
+    // -t: the terminal is the container's own (/dev/pts/0 of its devpts), as with runc;
+    // exec -t too (through --console-socket), its code passed through.
+    let out = s.podman_at_terminal(&[&RUN[..], &["-t", IMAGE, "tty"]].concat());
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("/dev/pts/0"),
         "{}",
         text(&out)
     );
+    let run_d = [
+        &["run", "-d", "--name", "shell"],
+        &RUN[2..],
+        &[IMAGE, "sleep", "60"],
+    ];
+    assert!(podman(&run_d.concat()).status.success());
+    let out = s.podman_at_terminal(&["exec", "-t", "shell", "sh", "-c", "'tty; exit 6'"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("/dev/pts/0"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+    assert!(podman(&["rm", "-f", "-t", "0", "shell"]).status.success());
+    assert_eq!(s.left_in_state_root(), Vec::<String>::new());
 }
 
 /// `runc spec`'s default config.json, run by kiln's runtime on a busybox root: the

@@ -108,8 +108,10 @@ struct ExecArgs {
     detach: bool,
     #[arg(long)]
     pid_file: Option<PathBuf>,
-    #[arg(long, hide = true)]
+    /// A Unix socket to send the terminal's master to (with a terminal).
+    #[arg(long)]
     console_socket: Option<PathBuf>,
+    /// A terminal for COMMAND (needs --console-socket).
     #[arg(short, long)]
     tty: bool,
     #[arg(long)]
@@ -207,16 +209,13 @@ fn exec(bundles: &Bundles, e: ExecArgs) -> anyhow::Result<ExitCode> {
             if e.command.is_empty() {
                 bail!("name the command to run (or give --process)");
             }
-            if e.tty || e.console_socket.is_some() {
-                bail!("exec --tty: kiln's runtime runs exec'd processes without a terminal");
-            }
             let record = bundles.load(&e.id)?;
             let config = record.bundle.join("config.json");
             let spec = kiln_runtime::Spec::load(&config)
                 .with_context(|| format!("reading {}", config.display()))?;
             let mut process = spec.process().clone().unwrap_or_default();
             process.set_args(Some(e.command.clone()));
-            process.set_terminal(Some(false));
+            process.set_terminal(Some(e.tty));
             let mut env = process.env().clone().unwrap_or_default();
             env.extend(e.env.iter().cloned());
             process.set_env(Some(env));
@@ -226,12 +225,11 @@ fn exec(bundles: &Bundles, e: ExecArgs) -> anyhow::Result<ExitCode> {
             process
         }
     };
-    if process.terminal().unwrap_or(false) {
-        bail!(
-            "exec with process.terminal: kiln's runtime runs exec'd processes without a terminal"
-        );
-    }
-    let code = bundles.exec(&e.id, process, e.pid_file.as_deref(), e.detach)?;
+    let streams = match e.console_socket {
+        Some(socket) => Streams::ConsoleSocket(socket),
+        None => Streams::Inherit,
+    };
+    let code = bundles.exec(&e.id, process, e.pid_file.as_deref(), e.detach, streams)?;
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }
 

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -179,18 +180,7 @@ impl Bundles {
             .as_ref()
             .and_then(|p| p.terminal())
             .unwrap_or(false);
-        let console = match streams {
-            Streams::ConsoleSocket(socket) if terminal => Some(
-                std::os::unix::net::UnixStream::connect(&socket)
-                    .map_err(Self::io("connect to the console socket", &socket))?,
-            ),
-            _ if terminal => {
-                return Err(Error::Spec {
-                    reason: "process.terminal needs --console-socket".into(),
-                })
-            }
-            _ => None,
-        };
+        let console = console(&streams, terminal)?;
         let pid = crate::sandbox::create(
             spec,
             &Rootfs::made(rootfs.to_path_buf()),
@@ -381,6 +371,7 @@ impl Bundles {
         process: Process,
         pid_file: Option<&Path>,
         detach: bool,
+        streams: Streams,
     ) -> Result<i32, Error> {
         let record = self.load(id)?;
         let status = self.status(&record);
@@ -396,21 +387,45 @@ impl Bundles {
             path: config.clone(),
             reason: e.to_string(),
         })?;
+        let console = console(&streams, process.terminal().unwrap_or(false))?;
         spec.set_process(Some(process));
-        let (stdin, stdout, stderr) = (Stdio::inherit(), Stdio::inherit(), Stdio::inherit());
         if detach {
-            let pid = crate::sandbox::exec_detached(&spec, record.pid, stdin, stdout, stderr)?;
+            let pid = crate::sandbox::exec_detached(&spec, record.pid, console.as_ref())?;
             if let Some(path) = pid_file {
                 write_atomic(path, pid.to_string().as_bytes())?;
             }
             return Ok(0);
         }
-        let running = crate::sandbox::exec(&spec, record.pid, stdin, stdout, stderr)?;
+        let running = match &console {
+            Some(console) => crate::sandbox::exec_terminal(&spec, record.pid, console)?,
+            None => {
+                let inherit = Stdio::inherit;
+                crate::sandbox::exec(&spec, record.pid, inherit(), inherit(), inherit())?
+            }
+        };
         if let Some(path) = pid_file {
             write_atomic(path, running.child.id().to_string().as_bytes())?;
         }
         let status = running.wait()?;
         Ok(status.code().unwrap_or(255))
+    }
+}
+
+/// The console socket a process with a terminal sends its master to, connected; None
+/// without a terminal.
+fn console(streams: &Streams, terminal: bool) -> Result<Option<UnixStream>, Error> {
+    match streams {
+        Streams::ConsoleSocket(socket) if terminal => UnixStream::connect(socket)
+            .map(Some)
+            .map_err(|source| Error::Io {
+                op: "connect to the console socket",
+                path: socket.clone(),
+                source,
+            }),
+        _ if terminal => Err(Error::Spec {
+            reason: "process.terminal needs --console-socket".into(),
+        }),
+        _ => Ok(None),
     }
 }
 

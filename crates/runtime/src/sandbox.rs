@@ -492,15 +492,20 @@ pub fn create(
 
 /// [`exec`] as `runc exec --detach` does it: returns the process's PID at once, and no
 /// process of ours stays its parent.
+/// With `console`, a terminal made in the sandbox is its standard streams (its master
+/// sent there); else ours are.
 pub fn exec_detached(
     spec: &Spec,
     pid: u32,
-    stdin: Stdio,
-    stdout: Stdio,
-    stderr: Stdio,
+    console: Option<&std::os::unix::net::UnixStream>,
 ) -> Result<u32, Error> {
     let process = spec.process().as_ref().ok_or(Error::NoProgram)?;
-    let (prepared, held) = prepare_exec(spec, pid)?;
+    let (mut prepared, held) = prepare_exec(spec, pid)?;
+    prepared.console = console.map(std::os::fd::AsRawFd::as_raw_fd);
+    let (stdin, stdout, stderr) = match console {
+        Some(_) => (Stdio::null(), Stdio::null(), Stdio::null()),
+        None => (Stdio::inherit(), Stdio::inherit(), Stdio::inherit()),
+    };
     let pid = start_detached(process, prepared, stdin, stdout, stderr);
     drop(held);
     pid
