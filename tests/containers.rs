@@ -638,10 +638,33 @@ fn commit_makes_an_image_of_the_changes_and_export_writes_the_whole_tree() {
         !names.iter().any(|n| n == "./bin/vi" || n.contains(".wh.")),
         "{names:?}"
     );
-    // A running container is refused, with what to do.
-    k.ok(&["run", "-d", "--name", "busy", "busybox:kiln", "sleep", "60"]);
-    let out = k.run(&["commit", "busy"]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("stop it first"));
+    // A running container: frozen while its layer is read (docker's --pause), thawed
+    // after; the sandbox's mount points (/proc, /dev, /etc/hosts, ...) are not changes.
+    k.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "busy",
+        "busybox:kiln",
+        "sh",
+        "-c",
+        "echo hot > /hot; exec sleep 60",
+    ]);
+    wait_for("the file", || {
+        k.run(&["exec", "busy", "cat", "/hot"]).status.success()
+    });
+    k.ok(&["commit", "busy", "hot:1"]);
+    let image = store.resolve("hot:1").unwrap();
+    let last = image.manifest.layers().last().unwrap();
+    let mut archive = tar::Archive::new(store.open_blob(last.digest()).unwrap());
+    let names: Vec<String> = archive
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert_eq!(names, ["hot"]);
+    assert_eq!(k.ok(&["exec", "busy", "echo", "thawed"]), "thawed\n");
+    k.ok(&["commit", "--pause=false", "busy", "hot:2"]);
     k.ok(&["rm", "-f", "busy", "changed"]);
 }
 

@@ -23,6 +23,9 @@ pub struct CommitArgs {
     /// The image's author.
     #[arg(short, long)]
     author: Option<String>,
+    /// Freeze a running container while its layer is read (docker's default).
+    #[arg(short, long, default_value_t = true, action = clap::ArgAction::Set)]
+    pause: bool,
     container: String,
     reference: Option<String>,
 }
@@ -39,8 +42,55 @@ fn stopped(name: &str) -> anyhow::Result<Container> {
     Ok(c)
 }
 
+/// A running container's processes frozen while this lives (docker commit's pause).
+struct Frozen<'a>(Option<&'a Container>);
+
+impl<'a> Frozen<'a> {
+    fn new(c: &'a Container, pause: bool) -> anyhow::Result<Frozen<'a>> {
+        if !pause || c.state.status != Status::Running {
+            return Ok(Frozen(None));
+        }
+        kiln_runtime::cgroups::freeze(std::path::Path::new(&c.cgroup_path()), true)
+            .with_context(|| format!("pausing {} to read its layer", c.config.name))?;
+        Ok(Frozen(Some(c)))
+    }
+}
+
+impl Drop for Frozen<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.0 {
+            let _ = kiln_runtime::cgroups::freeze(std::path::Path::new(&c.cgroup_path()), false);
+        }
+    }
+}
+
+/// Whether `rel` (a path in the layer) is one of the sandbox's mount points with nothing
+/// of the container's in it: an empty file, or a directory holding only such.
+fn bare_stub(upper: &std::path::Path, rel: &std::path::Path, stubs: &[String]) -> bool {
+    let absolute = std::path::Path::new("/").join(rel);
+    if !stubs.iter().any(|s| std::path::Path::new(s) == absolute) {
+        return false;
+    }
+    let path = upper.join(rel);
+    match std::fs::symlink_metadata(&path) {
+        Ok(m) if m.is_file() => m.len() == 0,
+        Ok(m) if m.is_dir() => std::fs::read_dir(&path).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .all(|e| bare_stub(upper, &rel.join(e.file_name()), stubs))
+        }),
+        _ => false,
+    }
+}
+
 pub fn commit(args: CommitArgs) -> anyhow::Result<ExitCode> {
-    let c = stopped(&args.container)?;
+    let c = Containers::open(&Store::default_root())?.find(&args.container)?;
+    if c.state.status == Status::Restarting {
+        bail!(
+            "{} is restarting: commit it once it runs or stops",
+            c.config.name
+        );
+    }
     let store = super::store()?;
     let image = store
         .resolve(&c.config.image)
@@ -54,16 +104,25 @@ pub fn commit(args: CommitArgs) -> anyhow::Result<ExitCode> {
                 c.config.name, c.config.image
             )
         })?;
-    // The container's layer, as builds write theirs: uncompressed, its digest its diffID.
+    // The container's layer, as builds write theirs: uncompressed, its digest its diffID;
+    // a running one's read while it is frozen, without its sandbox's mount points.
     let upper = c.upper();
-    let changes = overlay_changes(&upper)?;
-    let (info, writer) = write_changes(
-        &upper,
-        &changes,
-        LayerOptions::from_env(Compression::None),
-        BlobWriter::new(&store)?,
-    )?;
-    let (layer_digest, size) = writer.commit(None)?;
+    let (info, layer_digest, size) = {
+        let _frozen = Frozen::new(&c, args.pause)?;
+        let mut changes = overlay_changes(&upper)?;
+        changes.retain(|change| match change {
+            kiln_image::layer::Change::Upsert(rel) => !bare_stub(&upper, rel, &c.state.mount_stubs),
+            _ => true,
+        });
+        let (info, writer) = write_changes(
+            &upper,
+            &changes,
+            LayerOptions::from_env(Compression::None),
+            BlobWriter::new(&store)?,
+        )?;
+        let (digest, size) = writer.commit(None)?;
+        (info, digest, size)
+    };
 
     let mut config: Value = serde_json::from_slice(&image.config_bytes)?;
     let cc = &c.config;

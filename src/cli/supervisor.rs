@@ -494,6 +494,11 @@ fn run_once(
     container.state.pid = init_pid(middle).unwrap_or(0);
     container.state.started_at = now();
     container.state.error.clear();
+    container.state.mount_stubs = sandboxed
+        .mount_stubs()
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
     container.save_state()?;
     pid.lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -517,6 +522,7 @@ fn run_once(
     }
     pid.lock().unwrap_or_else(|e| e.into_inner()).take();
     container.state.oom_killed = exit.oom_killed;
+    container.state.mount_stubs.clear();
     Ok(Ok(exit.status.code().unwrap_or(255)))
 }
 

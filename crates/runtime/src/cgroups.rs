@@ -233,6 +233,53 @@ impl Cgroup {
     }
 }
 
+/// Freezes (`true`) or thaws every process of cgroup `path` — v1's freezer, v2's
+/// `cgroup.freeze` — and waits (up to 10 s) until the kernel says it is done, as
+/// `docker pause` does and `docker commit` does around its read of a container's layer.
+pub fn freeze(path: &Path, frozen: bool) -> Result<(), Error> {
+    let dirs = dirs_of(path);
+    let (dir, file, value, done): (&PathBuf, &str, &str, Box<dyn Fn(&str) -> bool>) =
+        if let Some(d) = dirs.iter().find(|d| d.join("freezer.state").exists()) {
+            let want = if frozen { "FROZEN" } else { "THAWED" };
+            (
+                d,
+                "freezer.state",
+                want,
+                Box::new(move |s: &str| s.trim() == want),
+            )
+        } else if let Some(d) = dirs.iter().find(|d| d.join("cgroup.freeze").exists()) {
+            let want = if frozen { "frozen 1" } else { "frozen 0" };
+            (
+                d,
+                "cgroup.freeze",
+                if frozen { "1" } else { "0" },
+                Box::new(move |s: &str| s.lines().any(|l| l.trim() == want)),
+            )
+        } else {
+            return Err(failed(path, "no freezer for this cgroup"));
+        };
+    let status = if file == "freezer.state" {
+        dir.join("freezer.state")
+    } else {
+        dir.join("cgroup.events")
+    };
+    std::fs::write(dir.join(file), value).map_err(|e| failed(&dir.join(file), e))?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let now = std::fs::read_to_string(&status).map_err(|e| failed(&status, e))?;
+        if done(&now) {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(failed(
+                &status,
+                format!("still {:?} after 10 s", now.trim()),
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
 /// Removes cgroup `path` wherever it is left (its sandbox's supervisor was killed before
 /// it could); a cgroup still in use stays.
 pub fn remove_path(path: &Path) {

@@ -77,6 +77,12 @@ fn forget_pid(id: u32) {
 }
 
 impl Sandboxed {
+    /// The mount points the sandbox made in the upper directory (absolute paths in the
+    /// root), which it removes when the program ends if they are still empty.
+    pub fn mount_stubs(&self) -> &[PathBuf] {
+        &self.stubs
+    }
+
     fn forget(&self) {
         forget_pid(self.child.id());
     }

@@ -229,6 +229,10 @@ pub struct State {
     /// The kernel's OOM killer struck in its last run.
     #[serde(default)]
     pub oom_killed: bool,
+    /// While it runs: the mount points its sandbox made in its layer (absolute paths),
+    /// not changes of its own (`commit` leaves them out when they are still empty).
+    #[serde(default)]
+    pub mount_stubs: Vec<String>,
 }
 
 impl State {
@@ -243,6 +247,7 @@ impl State {
             error: String::new(),
             restart_count: 0,
             oom_killed: false,
+            mount_stubs: Vec::new(),
         }
     }
 }
