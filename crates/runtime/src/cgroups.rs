@@ -238,43 +238,32 @@ impl Cgroup {
 /// `docker pause` does and `docker commit` does around its read of a container's layer.
 pub fn freeze(path: &Path, frozen: bool) -> Result<(), Error> {
     let dirs = dirs_of(path);
-    let (dir, file, value, done): (&PathBuf, &str, &str, Box<dyn Fn(&str) -> bool>) =
+    // v1: `freezer.state` is written and read back; v2: `cgroup.freeze` is written and
+    // `cgroup.events` says `frozen 1` (or 0).
+    let (control, value, status, want) =
         if let Some(d) = dirs.iter().find(|d| d.join("freezer.state").exists()) {
-            let want = if frozen { "FROZEN" } else { "THAWED" };
-            (
-                d,
-                "freezer.state",
-                want,
-                Box::new(move |s: &str| s.trim() == want),
-            )
+            let state = if frozen { "FROZEN" } else { "THAWED" };
+            let file = d.join("freezer.state");
+            (file.clone(), state, file, state.to_string())
         } else if let Some(d) = dirs.iter().find(|d| d.join("cgroup.freeze").exists()) {
-            let want = if frozen { "frozen 1" } else { "frozen 0" };
             (
-                d,
-                "cgroup.freeze",
+                d.join("cgroup.freeze"),
                 if frozen { "1" } else { "0" },
-                Box::new(move |s: &str| s.lines().any(|l| l.trim() == want)),
+                d.join("cgroup.events"),
+                format!("frozen {}", u8::from(frozen)),
             )
         } else {
             return Err(failed(path, "no freezer for this cgroup"));
         };
-    let status = if file == "freezer.state" {
-        dir.join("freezer.state")
-    } else {
-        dir.join("cgroup.events")
-    };
-    std::fs::write(dir.join(file), value).map_err(|e| failed(&dir.join(file), e))?;
+    std::fs::write(&control, value).map_err(|e| failed(&control, e))?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let now = std::fs::read_to_string(&status).map_err(|e| failed(&status, e))?;
-        if done(&now) {
+        if now.lines().any(|l| l.trim() == want) {
             return Ok(());
         }
         if std::time::Instant::now() > deadline {
-            return Err(failed(
-                &status,
-                format!("still {:?} after 10 s", now.trim()),
-            ));
+            return Err(failed(&status, format!("still {:?} after 10 s", now.trim())));
         }
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
