@@ -625,6 +625,8 @@ fn commit_makes_an_image_of_the_changes_and_export_writes_the_whole_tree() {
         history.lines().nth(1).unwrap().contains("one change"),
         "{history}"
     );
+    // diff: docker's list of the same changes.
+    assert_eq!(k.ok(&["diff", "changed"]), "C /bin\nD /bin/vi\nA /new\n");
     // export: the merged tree, as one tar.
     let out = k.dir.path().join("changed.tar");
     k.ok(&["export", "-o", out.to_str().unwrap(), "changed"]);
@@ -663,6 +665,7 @@ fn commit_makes_an_image_of_the_changes_and_export_writes_the_whole_tree() {
         .map(|e| e.unwrap().path().unwrap().display().to_string())
         .collect();
     assert_eq!(names, ["hot"]);
+    assert_eq!(k.ok(&["container", "diff", "busy"]), "A /hot\n");
     assert_eq!(k.ok(&["exec", "busy", "echo", "thawed"]), "thawed\n");
     k.ok(&["commit", "--pause=false", "busy", "hot:2"]);
     k.ok(&["rm", "-f", "busy", "changed"]);

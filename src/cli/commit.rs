@@ -1,6 +1,6 @@
-//! `kiln commit [-c INSTRUCTION]... [-m MESSAGE] [-a AUTHOR] CONTAINER [REPOSITORY[:TAG]]`
-//! and `kiln export [-o FILE] CONTAINER`: a container's changes as a new image's layer, or
-//! its whole tree as one tar.
+//! `kiln commit [-c INSTRUCTION]... [-m MESSAGE] [-a AUTHOR] CONTAINER [REPOSITORY[:TAG]]`,
+//! `kiln diff CONTAINER` and `kiln export [-o FILE] CONTAINER`: a container's changes as
+//! a new image's layer or as a list, or its whole tree as one tar.
 
 use std::process::ExitCode;
 
@@ -81,6 +81,56 @@ fn bare_stub(upper: &std::path::Path, rel: &std::path::Path, stubs: &[String]) -
         }),
         _ => false,
     }
+}
+
+/// The container's changes as its layer holds them, without its sandbox's empty mount
+/// points; a running container's read while it is frozen (`pause`).
+fn changes(
+    c: &Container,
+    pause: bool,
+) -> anyhow::Result<(Frozen<'_>, Vec<kiln_image::layer::Change>)> {
+    let frozen = Frozen::new(c, pause)?;
+    let upper = c.upper();
+    let mut changes = overlay_changes(&upper)?;
+    changes.retain(|change| match change {
+        kiln_image::layer::Change::Upsert(rel) => !bare_stub(&upper, rel, &c.state.mount_stubs),
+        _ => true,
+    });
+    Ok((frozen, changes))
+}
+
+#[derive(clap::Args)]
+pub struct DiffArgs {
+    container: String,
+}
+
+/// `kiln diff CONTAINER`: docker's `A`dded, `C`hanged and `D`eleted paths, in order.
+pub fn diff(args: DiffArgs) -> anyhow::Result<ExitCode> {
+    use kiln_image::layer::Change;
+    let c = Containers::open(&Store::default_root())?.find(&args.container)?;
+    let in_image = |rel: &std::path::Path| {
+        c.config
+            .lowers
+            .iter()
+            .any(|l| std::fs::symlink_metadata(l.join(rel)).is_ok())
+    };
+    let (_frozen, changes) = changes(&c, true)?;
+    let mut lines: Vec<(std::path::PathBuf, char)> = changes
+        .iter()
+        .map(|change| match change {
+            Change::Upsert(rel) if in_image(rel) => (rel.clone(), 'C'),
+            Change::Upsert(rel) => (rel.clone(), 'A'),
+            Change::Delete(rel) => (rel.clone(), 'D'),
+            Change::Opaque(rel) => (rel.clone(), 'C'),
+        })
+        .collect();
+    lines.sort();
+    lines.dedup_by(|a, b| a.0 == b.0);
+    let mut out = std::io::stdout().lock();
+    for (rel, kind) in lines {
+        std::io::Write::write_all(&mut out, format!("{kind} /{}\n", rel.display()).as_bytes())?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn commit(args: CommitArgs) -> anyhow::Result<ExitCode> {

@@ -112,6 +112,8 @@ pub enum Command {
     Commit(commit::CommitArgs),
     /// Write a container's whole tree as a tar.
     Export(commit::ExportArgs),
+    /// List what a container changed in its image's tree (A, C, D).
+    Diff(commit::DiffArgs),
     /// Rename a container.
     Rename(container::RenameArgs),
     /// Show containers' CPU, memory and processes.
@@ -188,6 +190,8 @@ pub enum ContainerCommand {
     Commit(commit::CommitArgs),
     /// Write a container's whole tree as a tar.
     Export(commit::ExportArgs),
+    /// List what a container changed in its image's tree (A, C, D).
+    Diff(commit::DiffArgs),
 }
 
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -256,6 +260,9 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Cp(args) | Command::Container(ContainerCommand::Cp(args)) => cp::run(args),
         Command::Commit(args) | Command::Container(ContainerCommand::Commit(args)) => {
             commit::commit(args)
+        }
+        Command::Diff(args) | Command::Container(ContainerCommand::Diff(args)) => {
+            commit::diff(args)
         }
         Command::Export(args) | Command::Container(ContainerCommand::Export(args)) => {
             commit::export(args)

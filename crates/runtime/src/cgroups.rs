@@ -263,7 +263,10 @@ pub fn freeze(path: &Path, frozen: bool) -> Result<(), Error> {
             return Ok(());
         }
         if std::time::Instant::now() > deadline {
-            return Err(failed(&status, format!("still {:?} after 10 s", now.trim())));
+            return Err(failed(
+                &status,
+                format!("still {:?} after 10 s", now.trim()),
+            ));
         }
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
