@@ -985,30 +985,15 @@ fn run_it_gives_a_terminal_with_a_prompt_the_callers_size_and_the_exit_code() {
     let Some(k) = busybox_kiln() else { return };
     // Under a pseudo-terminal of script(1), as a user at a terminal runs it.
     let kiln = env!("CARGO_BIN_EXE_kiln");
-    let mut child = std::process::Command::new("script")
-        .args(["-qec"])
-        .arg(format!(
-            "stty rows 40 cols 100; {kiln} run --rm -it busybox:kiln sh"
-        ))
-        .arg("/dev/null")
-        .env("KILN_ROOT", k.root())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("script (util-linux)");
-    let mut stdin = child.stdin.take().unwrap();
-    std::thread::spawn(move || {
-        use std::io::Write;
-        std::thread::sleep(Duration::from_millis(500));
-        let _ = stdin.write_all(b"echo hi-$((6*7)); stty size; exit 7\r");
-        std::thread::sleep(Duration::from_secs(2));
-    });
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    let (text, rc) = at_terminal(
+        &k,
+        &format!("stty rows 40 cols 100; {kiln} run --rm -it busybox:kiln sh"),
+        vec![(500, b"echo hi-$((6*7)); stty size; exit 7\r")],
+    );
     assert!(text.contains("/ # "), "a prompt: {text}");
     assert!(text.contains("hi-42\n"), "{text}");
     assert!(text.contains("40 100\n"), "the caller's size: {text}");
-    assert_eq!(out.status.code(), Some(7), "{text}");
+    assert_eq!(rc, Some(7), "{text}");
     // -t alone: the streams are a terminal.
     assert_eq!(
         k.ok(&[
