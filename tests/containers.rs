@@ -1311,3 +1311,46 @@ fn generated_names_never_clash() {
     unique.dedup();
     assert_eq!(unique.len(), 40, "{names}");
 }
+
+#[test]
+fn pause_freezes_a_container_until_unpause_and_stop_still_stops_it() {
+    let Some(k) = busybox_kiln() else { return };
+    k.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "counter",
+        "busybox:kiln",
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; i=0; while true; do i=$((i+1)); echo $i; sleep 0.05; done",
+    ]);
+    wait_for("output", || !k.ok(&["logs", "counter"]).is_empty());
+    k.ok(&["pause", "counter"]);
+    let status = k.ok(&["ps", "--format", "{{.Status}}"]);
+    assert!(status.trim_end().ends_with("(Paused)"), "{status}");
+    assert_eq!(inspect(&k, "counter")[0]["State"]["Paused"], true);
+    assert_eq!(
+        k.ok(&["ps", "-f", "status=paused", "-q"]).lines().count(),
+        1
+    );
+    // Frozen: no line comes; exec and a second pause are refused.
+    let before = k.ok(&["logs", "counter"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(k.ok(&["logs", "counter"]), before);
+    let (rc, _, err) = code(&k, &["exec", "counter", "true"]);
+    assert_eq!(rc, Some(125));
+    assert!(err.contains("unpause it first"), "{err}");
+    assert_ne!(k.run(&["pause", "counter"]).status.code(), Some(0));
+    // Thawed: it counts on.
+    k.ok(&["unpause", "counter"]);
+    wait_for("more lines", || {
+        k.ok(&["logs", "counter"]).len() > before.len()
+    });
+    assert_ne!(k.run(&["unpause", "counter"]).status.code(), Some(0));
+    // stop of a paused container thaws it first: its trap runs (exit 0, not 137).
+    k.ok(&["pause", "counter"]);
+    k.ok(&["stop", "counter"]);
+    assert_eq!(inspect(&k, "counter")[0]["State"]["ExitCode"], 0);
+    assert_eq!(inspect(&k, "counter")[0]["State"]["Paused"], false);
+}

@@ -47,7 +47,8 @@ struct Frozen<'a>(Option<&'a Container>);
 
 impl<'a> Frozen<'a> {
     fn new(c: &'a Container, pause: bool) -> anyhow::Result<Frozen<'a>> {
-        if !pause || c.state.status != Status::Running {
+        // One paused by its user stays so, and is read as it is.
+        if !pause || c.state.status != Status::Running || c.state.paused {
             return Ok(Frozen(None));
         }
         kiln_runtime::cgroups::freeze(std::path::Path::new(&c.cgroup_path()), true)

@@ -67,7 +67,8 @@ fn status_text(c: &Container) -> String {
                 Some(s) => format!(" ({s})"),
                 None => String::new(),
             };
-            format!("Up {}{health}", human(since(&c.state.started_at)))
+            let paused = if c.state.paused { " (Paused)" } else { "" };
+            format!("Up {}{paused}{health}", human(since(&c.state.started_at)))
         }
         Status::Exited => format!(
             "Exited ({}) {} ago",
@@ -96,6 +97,7 @@ fn ps_fields(c: &Container, no_trunc: bool) -> serde_json::Map<String, serde_jso
         .collect();
     let state = match c.state.status {
         Status::Created => "created",
+        Status::Running if c.state.paused => "paused",
         Status::Running => "running",
         Status::Exited => "exited",
         Status::Restarting => "restarting",
@@ -423,9 +425,11 @@ fn wait_exit(c: &mut Container, timeout: Duration) -> bool {
 
 /// Marks the container stopped by its user (its restart policy leaves it so), then sends
 /// `sig` to its PID 1.
-fn signal(c: &Container, sig: Signal) -> anyhow::Result<()> {
+fn signal(c: &mut Container, sig: Signal) -> anyhow::Result<()> {
     std::fs::write(c.stop_marker(), b"")
         .with_context(|| format!("marking {} stopped", c.config.name))?;
+    // A frozen process takes no signal: thawed first, as docker's stop and kill do.
+    super::pause::thaw(c)?;
     if c.state.pid == 0 {
         return Ok(());
     }
@@ -611,9 +615,9 @@ fn inspect_json(c: &Container) -> serde_json::Value {
         "Path": c.config.args.first(),
         "Args": c.config.args.get(1..).unwrap_or_default(),
         "State": {
-            "Status": s.status.name(),
+            "Status": if s.paused { "paused" } else { s.status.name() },
             "Running": s.status == Status::Running,
-            "Paused": false,
+            "Paused": s.paused,
             "Restarting": s.status == Status::Restarting,
             "OOMKilled": s.oom_killed,
             "Dead": false,

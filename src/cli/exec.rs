@@ -98,6 +98,13 @@ fn exec_in(args: ExecArgs) -> anyhow::Result<ExitCode> {
     if c.state.status != Status::Running || c.state.pid == 0 {
         bail!("container {} is not running: start it first", c.config.name);
     }
+    if c.state.paused {
+        bail!(
+            "container {} is paused: unpause it first (kiln unpause {})",
+            c.config.name,
+            c.config.name
+        );
+    }
     let spec = exec_spec(
         &c,
         &args.command,

@@ -19,6 +19,7 @@ mod login;
 mod mounts;
 mod output;
 mod parse;
+mod pause;
 mod progress;
 mod pull;
 mod push;
@@ -102,6 +103,10 @@ pub enum Command {
     Stop(container::StopArgs),
     /// Send a signal to containers.
     Kill(container::KillArgs),
+    /// Freeze every process of containers.
+    Pause(pause::Args),
+    /// Thaw paused containers.
+    Unpause(pause::Args),
     /// Remove containers.
     Rm(container::RmArgs),
     /// Wait for containers to stop and print their exit codes.
@@ -172,6 +177,10 @@ pub enum ContainerCommand {
     Stop(container::StopArgs),
     /// Send a signal to containers.
     Kill(container::KillArgs),
+    /// Freeze every process of containers.
+    Pause(pause::Args),
+    /// Thaw paused containers.
+    Unpause(pause::Args),
     /// Remove containers.
     Rm(container::RmArgs),
     /// Wait for containers to stop.
@@ -260,6 +269,12 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Cp(args) | Command::Container(ContainerCommand::Cp(args)) => cp::run(args),
         Command::Commit(args) | Command::Container(ContainerCommand::Commit(args)) => {
             commit::commit(args)
+        }
+        Command::Pause(args) | Command::Container(ContainerCommand::Pause(args)) => {
+            pause::pause(args)
+        }
+        Command::Unpause(args) | Command::Container(ContainerCommand::Unpause(args)) => {
+            pause::unpause(args)
         }
         Command::Diff(args) | Command::Container(ContainerCommand::Diff(args)) => {
             commit::diff(args)

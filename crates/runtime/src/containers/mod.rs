@@ -229,6 +229,9 @@ pub struct State {
     /// The kernel's OOM killer struck in its last run.
     #[serde(default)]
     pub oom_killed: bool,
+    /// Running, with its processes frozen (`kiln pause`).
+    #[serde(default)]
+    pub paused: bool,
     /// While it runs: the mount points its sandbox made in its layer (absolute paths),
     /// not changes of its own (`commit` leaves them out when they are still empty).
     #[serde(default)]
@@ -247,6 +250,7 @@ impl State {
             error: String::new(),
             restart_count: 0,
             oom_killed: false,
+            paused: false,
             mount_stubs: Vec::new(),
         }
     }
