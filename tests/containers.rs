@@ -1354,3 +1354,88 @@ fn pause_freezes_a_container_until_unpause_and_stop_still_stops_it() {
     assert_eq!(inspect(&k, "counter")[0]["State"]["ExitCode"], 0);
     assert_eq!(inspect(&k, "counter")[0]["State"]["Paused"], false);
 }
+
+/// The host UID of container `name`'s PID 1 (`/proc/PID/status`).
+fn host_uid(k: &Kiln, name: &str) -> u32 {
+    let pid = inspect(k, name)[0]["State"]["Pid"].as_u64().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn userns_auto_gives_each_container_a_root_of_host_ids_of_its_own() {
+    let Some(k) = busybox_kiln() else { return };
+    for name in ["one", "two"] {
+        k.ok(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--userns=auto",
+            "busybox:kiln",
+            "sleep",
+            "60",
+        ]);
+    }
+    // Root inside, an unprivileged range outside, a different one for each container.
+    let (one, two) = (host_uid(&k, "one"), host_uid(&k, "two"));
+    assert!(one >= 1 << 20 && two >= 1 << 20, "{one} {two}");
+    assert!(one.abs_diff(two) >= 65536, "{one} {two}");
+    assert_eq!(k.ok(&["exec", "one", "id", "-u"]), "0\n");
+    let map = k.ok(&["exec", "one", "cat", "/proc/self/uid_map"]);
+    assert_eq!(
+        map.split_whitespace().collect::<Vec<_>>(),
+        ["0", &one.to_string(), "65536"]
+    );
+    // The image's files are root's inside (idmapped layers), and what root writes lands
+    // in the layer owned by 0 on disk, so a commit is an image like any other.
+    assert_eq!(
+        k.ok(&[
+            "exec",
+            "one",
+            "sh",
+            "-c",
+            "touch /mine && stat -c %u:%g /mine /bin/busybox"
+        ]),
+        "0:0\n0:0\n"
+    );
+    k.ok(&["commit", "one", "mine:1"]);
+    let store = kiln_image::store::Store::open(k.root()).unwrap();
+    let image = store.resolve("mine:1").unwrap();
+    let last = image.manifest.layers().last().unwrap();
+    let mut archive = tar::Archive::new(store.open_blob(last.digest()).unwrap());
+    let owners: Vec<(String, u64)> = archive
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.path().unwrap().display().to_string(),
+                e.header().uid().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(owners, [("mine".to_string(), 0)]);
+    // An exec'd process joins the namespace: never the host's root.
+    k.ok(&["exec", "-d", "one", "sleep", "30"]);
+    wait_for("the exec'd sleep", || {
+        k.ok(&["top", "one"]).contains("sleep 30")
+    });
+    let top = k.ok(&["top", "one"]);
+    assert!(
+        top.lines()
+            .skip(1)
+            .all(|l| l.split_whitespace().next() == Some(&one.to_string())),
+        "{top}"
+    );
+    let (rc, _, err) = code(
+        &k,
+        &["run", "--rm", "--userns=keep-id", "busybox:kiln", "true"],
+    );
+    assert_eq!(rc, Some(125), "{err}");
+    k.ok(&["rm", "-f", "one", "two"]);
+}

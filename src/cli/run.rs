@@ -136,6 +136,10 @@ pub struct Args {
     /// A pseudo-terminal for the container (`-it` for an interactive shell).
     #[arg(short, long)]
     tty: bool,
+    /// `auto`: a user namespace of the container's own, its root a range of host IDs no
+    /// other container has (podman's --userns=auto); `host` (the default): the host's IDs.
+    #[arg(long, default_value = "host", value_name = "host|auto")]
+    userns: String,
     /// Keep the container's standard input open, and pass ours on when attached.
     #[arg(short, long)]
     interactive: bool,
@@ -637,6 +641,15 @@ fn container_config(
         healthcheck: healthcheck(args, &image.config_bytes)?,
         log_max_size,
         log_max_file,
+        userns: match args.userns.as_str() {
+            "" | "host" => None,
+            // 65536 IDs, as podman's --userns=auto gives by default; the store picks them.
+            "auto" => Some(kiln_runtime::containers::IdRange {
+                host: 0,
+                size: 65536,
+            }),
+            other => bail!("--userns {other}: kiln takes host (the default) or auto"),
+        },
         id,
     })
 }

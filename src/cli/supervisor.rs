@@ -385,6 +385,7 @@ fn container_spec(container: &Container) -> anyhow::Result<(kiln_runtime::Spec, 
         readonly_root: c.security.read_only,
         no_new_privileges: c.security.no_new_privileges,
         seccomp: super::run::seccomp_profile(&c.security)?,
+        userns: c.userns.map(|r| (r.host, r.size)),
         cgroup: Some((
             container.cgroup_path(),
             kiln_runtime::cgroups::resources(

@@ -18,6 +18,7 @@ mod sandbox;
 mod seccomp;
 mod spec;
 pub mod terminal;
+mod userns;
 pub mod volumes;
 
 pub use capabilities::known as known_capabilities;

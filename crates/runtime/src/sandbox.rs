@@ -167,6 +167,17 @@ struct Prepared {
     console: Option<libc::c_int>,
     /// `process.consoleSize`: rows and columns, set before the program runs.
     console_size: Option<(u16, u16)>,
+    /// A user namespace of its own ([`Userns`]).
+    userns: Option<Userns>,
+}
+
+/// How the middle process enters a user namespace of the sandbox's own: in a mount
+/// namespace of its own it mounts each `(source, target)` idmapped through `fd` (the
+/// layers and the container's directory, which the root is then made of), enters the
+/// namespace, and becomes its root; the other namespaces it makes belong to it.
+struct Userns {
+    fd: libc::c_int,
+    idmapped: Vec<(CString, CString)>,
 }
 
 /// The namespaces `spec` asks for: those to make (always a mount and a PID namespace),
@@ -193,6 +204,8 @@ fn namespaces(spec: &Spec) -> Result<Namespaces, Error> {
             LinuxNamespaceType::Uts => CloneFlags::CLONE_NEWUTS,
             LinuxNamespaceType::Ipc => CloneFlags::CLONE_NEWIPC,
             LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
+            // Entered by the middle process before the others are made ([`Userns`]).
+            LinuxNamespaceType::User if ns.path().is_none() => continue,
             _ => return Err(unsupported()),
         };
         match ns.path() {
@@ -310,6 +323,7 @@ fn prepare(spec: &Spec, rootfs: Option<&Rootfs>) -> Result<Prepared, Error> {
         gate: None,
         lookup: Vec::new(),
         console: None,
+        userns: None,
         console_size: process.console_size().map(|b| {
             (
                 b.height().min(u16::MAX as u64) as u16,
@@ -445,9 +459,73 @@ fn prepare_root(spec: &Spec, rootfs: &Rootfs) -> Result<(Prepared, Vec<std::fs::
             })?;
         }
     }
-    let mut prepared = prepare(spec, Some(rootfs))?;
+    let mapping = spec
+        .linux()
+        .as_ref()
+        .filter(|l| {
+            l.namespaces().iter().flatten().any(|n| {
+                n.typ() == oci_spec::runtime::LinuxNamespaceType::User && n.path().is_none()
+            })
+        })
+        .and_then(|l| l.uid_mappings().as_ref()?.first().copied());
+    let Some(mapping) = mapping else {
+        let mut prepared = prepare(spec, Some(rootfs))?;
+        let (_, _, join) = namespaces(spec)?;
+        let held = open_namespaces(&mut prepared, &join)?;
+        return Ok((prepared, held));
+    };
+    // The root is made of idmapped views of the layers and of the directory holding the
+    // upper and work directories (overlayfs wants both on one mount).
+    let (Some(dir), Some(upper), Some(work)) = (
+        rootfs.upper.parent(),
+        rootfs.upper.file_name(),
+        rootfs.work.file_name(),
+    ) else {
+        return Err(Error::Spec {
+            reason: "a user namespace needs the upper and work directories side by side".into(),
+        });
+    };
+    if rootfs.snapshotter != Snapshotter::Overlay || rootfs.work.parent() != Some(dir) {
+        return Err(Error::Spec {
+            reason: "a user namespace needs an overlay root with its upper and work directories side by side".into(),
+        });
+    }
+    let views = dir.join("idmapped");
+    let mut idmapped = Vec::new();
+    let mut lower = Vec::new();
+    for (i, l) in rootfs.lower.iter().enumerate() {
+        let target = views.join(format!("lower{i}"));
+        idmapped.push((l.clone(), target.clone()));
+        lower.push(target);
+    }
+    let own = views.join("own");
+    idmapped.push((dir.to_path_buf(), own.clone()));
+    for (_, target) in &idmapped {
+        std::fs::create_dir_all(target).map_err(|e| Error::Io {
+            op: "create directory",
+            path: target.clone(),
+            source: e,
+        })?;
+    }
+    let view = Rootfs {
+        lower,
+        upper: own.join(upper),
+        work: own.join(work),
+        merged: rootfs.merged.clone(),
+        snapshotter: rootfs.snapshotter,
+    };
+    let mut prepared = prepare(spec, Some(&view))?;
+    let fd = crate::userns::make(mapping.host_id(), mapping.size())?;
+    prepared.userns = Some(Userns {
+        fd: std::os::fd::AsRawFd::as_raw_fd(&fd),
+        idmapped: idmapped
+            .iter()
+            .map(|(s, t)| Ok((plan::cstring(s)?, plan::cstring(t)?)))
+            .collect::<Result<_, Error>>()?,
+    });
     let (_, _, join) = namespaces(spec)?;
-    let held = open_namespaces(&mut prepared, &join)?;
+    let mut held = open_namespaces(&mut prepared, &join)?;
+    held.push(std::fs::File::from(fd));
     Ok((prepared, held))
 }
 
@@ -594,16 +672,22 @@ fn exec_on(
 fn prepare_exec(spec: &Spec, pid: u32) -> Result<(Prepared, Vec<std::fs::File>), Error> {
     let mut prepared = prepare(spec, None)?;
     prepared.cgroup_procs = crate::cgroups::Cgroup::procs_of(spec);
-    let paths: Vec<(PathBuf, libc::c_int)> = [
-        ("ipc", libc::CLONE_NEWIPC),
-        ("uts", libc::CLONE_NEWUTS),
-        ("net", libc::CLONE_NEWNET),
-        ("pid", libc::CLONE_NEWPID),
-        ("mnt", libc::CLONE_NEWNS),
-    ]
-    .iter()
-    .map(|(name, nstype)| (PathBuf::from(format!("/proc/{pid}/ns/{name}")), *nstype))
-    .collect();
+    // A sandbox with a user namespace of its own is entered through it first: the
+    // process is then its root (and the user the spec names in it), never the host's.
+    let ns_of = |p: &str| std::fs::read_link(p).ok();
+    let own_userns = ns_of(&format!("/proc/{pid}/ns/user")) != ns_of("/proc/self/ns/user");
+    let user = own_userns.then_some(("user", libc::CLONE_NEWUSER));
+    let paths: Vec<(PathBuf, libc::c_int)> = user
+        .into_iter()
+        .chain([
+            ("ipc", libc::CLONE_NEWIPC),
+            ("uts", libc::CLONE_NEWUTS),
+            ("net", libc::CLONE_NEWNET),
+            ("pid", libc::CLONE_NEWPID),
+            ("mnt", libc::CLONE_NEWNS),
+        ])
+        .map(|(name, nstype)| (PathBuf::from(format!("/proc/{pid}/ns/{name}")), nstype))
+        .collect();
     let held = open_namespaces(&mut prepared, &paths)?;
     Ok((prepared, held))
 }
@@ -698,6 +782,28 @@ fn join_cgroups(procs: &[CString]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The middle process's part of [`Userns`]. No allocation.
+fn enter_userns(u: &Userns) -> std::io::Result<()> {
+    // SAFETY: unshare(2), mount(2), setns(2), setresgid(2) and setresuid(2) with integer
+    // arguments or C strings prepared before fork.
+    unsafe {
+        check(libc::unshare(libc::CLONE_NEWNS))?;
+        check(libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        ))?;
+        for (source, target) in &u.idmapped {
+            crate::userns::bind_idmapped(u.fd, source, target)?;
+        }
+        check(libc::setns(u.fd, libc::CLONE_NEWUSER))?;
+        check(libc::setresgid(0, 0, 0))?;
+        check(libc::setresuid(0, 0, 0))
+    }
+}
+
 /// The middle process: unshares, forks PID 1, and waits for it.
 fn supervise(p: &Prepared) -> std::io::Result<()> {
     // The caller may block signals it waits for on a thread of its own; the sandbox
@@ -714,6 +820,16 @@ fn supervise(p: &Prepared) -> std::io::Result<()> {
     }
     // Into the cgroup before PID 1 is forked: nothing of the container escapes it.
     join_cgroups(&p.cgroup_procs)?;
+    // The way out, opened while we may: the kernel checks a move's rights against the
+    // opener (Linux 5.16+), and the namespace's root could not open host root's files.
+    let mut leave = [-1; 16];
+    for (slot, file) in leave.iter_mut().zip(&p.cgroup_leave) {
+        // SAFETY: open(2) of a C string prepared before fork.
+        *slot = unsafe { libc::open(file.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+    }
+    if let Some(u) = &p.userns {
+        enter_userns(u)?;
+    }
     nix::sched::unshare(p.namespaces).map_err(std::io::Error::from)?;
     for (fd, nstype) in &p.join {
         // SAFETY: setns(2) with a descriptor the caller holds open across the fork.
@@ -751,7 +867,13 @@ fn supervise(p: &Prepared) -> std::io::Result<()> {
     SANDBOX_INIT.store(pid, Ordering::SeqCst);
     // Out again: the cgroup counts (and limits) the container's processes alone. PID 1
     // is in; where we go does not matter to it.
-    let _ = join_cgroups(&p.cgroup_leave);
+    for fd in leave.into_iter().filter(|fd| *fd >= 0) {
+        // SAFETY: write(2) and close(2) on descriptors opened above: "0" moves the writer.
+        unsafe {
+            libc::write(fd, c"0".as_ptr().cast(), 1);
+            libc::close(fd);
+        }
+    }
     // Drop every inherited descriptor but the standard streams: holding the spawn error
     // pipe would keep the caller's `spawn` waiting until we exit.
     // SAFETY: close_range(2) on descriptors this process no longer uses.

@@ -170,6 +170,9 @@ pub struct ProcessSpec {
     pub no_new_privileges: bool,
     /// `--security-opt seccomp=` (not for a privileged process, which has no filter).
     pub seccomp: SeccompProfile,
+    /// `--userns`: a user namespace in which IDs 0..size are host IDs host..host+size
+    /// (`(host, size)`); None for the host's IDs.
+    pub userns: Option<(u32, u32)>,
 }
 
 /// `NET_ADMIN` as the kernel names it: `CAP_NET_ADMIN`.
@@ -349,12 +352,26 @@ pub fn default_spec(p: &ProcessSpec) -> Result<Spec, Error> {
     if p.network == Network::Loopback {
         namespaces.push(LinuxNamespaceType::Network);
     }
+    if p.userns.is_some() {
+        namespaces.push(LinuxNamespaceType::User);
+    }
     let namespaces = namespaces
         .into_iter()
         .map(|t| LinuxNamespaceBuilder::default().typ(t).build())
         .collect::<Result<Vec<_>, _>>()
         .map_err(spec_error)?;
     let mut linux = LinuxBuilder::default().namespaces(namespaces);
+    if let Some((host, size)) = p.userns {
+        let map = oci_spec::runtime::LinuxIdMappingBuilder::default()
+            .container_id(0u32)
+            .host_id(host)
+            .size(size)
+            .build()
+            .map_err(spec_error)?;
+        linux = linux
+            .uid_mappings(vec![map])
+            .gid_mappings(vec![map]);
+    }
     if let Some((path, resources)) = &p.cgroup {
         linux = linux
             .cgroups_path(std::path::PathBuf::from(path))

@@ -77,7 +77,24 @@ pub struct Config {
     pub log_max_size: Option<u64>,
     #[serde(default)]
     pub log_max_file: u32,
+    /// `--userns=auto`: its own user namespace, its IDs 0..size host IDs host..host+size.
+    #[serde(default)]
+    pub userns: Option<IdRange>,
 }
+
+/// A range of host user and group IDs a container's user namespace maps from 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdRange {
+    /// 0 when made: [`Containers::create`] then takes the first range no other container
+    /// has.
+    pub host: u32,
+    pub size: u32,
+}
+
+/// Where `--userns=auto` ranges start: above the IDs of the host's own users (and
+/// Debian's default `/etc/subuid` ranges, which begin at 100000 for the first user, are
+/// per-user: kiln runs as root and keeps its ranges apart from them from 2^20 up).
+const USERNS_BASE: u32 = 1 << 20;
 
 /// docker's health check configuration (durations in nanoseconds; 0: the default).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -459,6 +476,17 @@ impl Containers {
         if config.name.is_empty() {
             let taken = |name: &str| existing.iter().any(|c| c.config.name == name);
             config.name = free_name(&config.id, taken);
+        }
+        if let Some(range) = config.userns.as_mut().filter(|r| r.host == 0) {
+            let taken: Vec<IdRange> = existing.iter().filter_map(|c| c.config.userns).collect();
+            range.host = (0u32..)
+                .map(|k| USERNS_BASE + k * range.size)
+                .find(|&host| {
+                    taken
+                        .iter()
+                        .all(|t| host + range.size <= t.host || t.host + t.size <= host)
+                })
+                .unwrap_or(USERNS_BASE);
         }
         if let Some(other) = existing.iter().find(|c| c.config.name == config.name) {
             return Err(Error::NameInUse {
