@@ -368,9 +368,7 @@ pub fn default_spec(p: &ProcessSpec) -> Result<Spec, Error> {
             .size(size)
             .build()
             .map_err(spec_error)?;
-        linux = linux
-            .uid_mappings(vec![map])
-            .gid_mappings(vec![map]);
+        linux = linux.uid_mappings(vec![map]).gid_mappings(vec![map]);
     }
     if let Some((path, resources)) = &p.cgroup {
         linux = linux
