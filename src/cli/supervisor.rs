@@ -296,6 +296,8 @@ fn launch(
         nix::unistd::ForkResult::Child => {
             let code = (|| -> anyhow::Result<u8> {
                 nix::unistd::setsid()?;
+                // Named for what it is now (its command line stays the caller's).
+                let _ = nix::sys::prctl::set_name(c"kiln-supervise");
                 let null = std::fs::OpenOptions::new()
                     .read(true)
                     .write(true)
