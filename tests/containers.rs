@@ -1439,3 +1439,79 @@ fn userns_auto_gives_each_container_a_root_of_host_ids_of_its_own() {
     assert_eq!(rc, Some(125), "{err}");
     k.ok(&["rm", "-f", "one", "two"]);
 }
+
+#[test]
+fn add_host_and_dns_flags_write_hosts_and_resolv_conf_as_docker_does() {
+    let Some(k) = busybox_kiln() else { return };
+    let out = k.ok(&[
+        "run",
+        "--rm",
+        "-h",
+        "box",
+        "--add-host",
+        "db:10.1.2.3",
+        "--add-host",
+        "v6:[fd00::1]",
+        "--dns",
+        "192.0.2.53",
+        "--dns-search",
+        "example.test",
+        "--dns-option",
+        "ndots:2",
+        "busybox:kiln",
+        "sh",
+        "-c",
+        "cat /etc/hosts /etc/resolv.conf",
+    ]);
+    // The extra hosts after the standard lines, before the container's own name.
+    assert!(
+        out.contains("ff02::2\tip6-allrouters\n10.1.2.3\tdb\nfd00::1\tv6\n127.0.1.1\tbox\n"),
+        "{out}"
+    );
+    // The host's nameservers, search and options replaced by the flags'.
+    let resolv: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.contains("\tbox"))
+        .skip(1)
+        .collect();
+    assert_eq!(
+        resolv
+            .iter()
+            .filter(|l| l.starts_with("nameserver"))
+            .collect::<Vec<_>>(),
+        [&"nameserver 192.0.2.53"],
+        "{out}"
+    );
+    assert!(resolv.contains(&"search example.test"), "{out}");
+    assert!(resolv.contains(&"options ndots:2"), "{out}");
+    // inspect says them as docker's HostConfig does; bad values make no container.
+    k.ok(&[
+        "create",
+        "--name",
+        "kept",
+        "--add-host",
+        "db=10.1.2.3",
+        "--dns",
+        "192.0.2.53",
+        "busybox:kiln",
+        "true",
+    ]);
+    let host_config = &inspect(&k, "kept")[0]["HostConfig"];
+    assert_eq!(
+        host_config["ExtraHosts"],
+        serde_json::json!(["db:10.1.2.3"])
+    );
+    assert_eq!(host_config["Dns"], serde_json::json!(["192.0.2.53"]));
+    for bad in [
+        ["--add-host", "db"],
+        ["--add-host", "db:not-an-ip"],
+        ["--dns", "dns.example"],
+    ] {
+        let (rc, _, err) = code(
+            &k,
+            &[&["run", "--rm"], &bad[..], &["busybox:kiln", "true"]].concat(),
+        );
+        assert_eq!(rc, Some(125), "{err}");
+    }
+    assert_eq!(k.ok(&["ps", "-aq"]).lines().count(), 1);
+}

@@ -136,6 +136,18 @@ pub struct Args {
     /// A pseudo-terminal for the container (`-it` for an interactive shell).
     #[arg(short, long)]
     tty: bool,
+    /// HOST:IP (or HOST=IP): a line of the container's /etc/hosts (repeatable).
+    #[arg(long = "add-host", value_name = "HOST:IP")]
+    add_hosts: Vec<String>,
+    /// A DNS server for the container's /etc/resolv.conf (repeatable; else the host's).
+    #[arg(long = "dns", value_name = "IP")]
+    dns: Vec<String>,
+    /// A DNS search domain (repeatable; `.` for none).
+    #[arg(long = "dns-search", value_name = "DOMAIN")]
+    dns_search: Vec<String>,
+    /// A resolver option, such as ndots:2 (repeatable).
+    #[arg(long = "dns-option", value_name = "OPTION")]
+    dns_options: Vec<String>,
     /// `auto`: a user namespace of the container's own, its root a range of host IDs no
     /// other container has (podman's --userns=auto); `host` (the default): the host's IDs.
     #[arg(long, default_value = "host", value_name = "host|auto")]
@@ -641,6 +653,8 @@ fn container_config(
         healthcheck: healthcheck(args, &image.config_bytes)?,
         log_max_size,
         log_max_file,
+        extra_hosts: extra_hosts(&args.add_hosts)?,
+        dns: dns(args)?,
         userns: match args.userns.as_str() {
             "" | "host" => None,
             // 65536 IDs, as podman's --userns=auto gives by default; the store picks them.
@@ -654,19 +668,95 @@ fn container_config(
     })
 }
 
+/// `--add-host` entries, checked: docker's `HOST:IP` (an IPv6 address in brackets or
+/// bare) or `HOST=IP`.
+fn extra_hosts(entries: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    entries
+        .iter()
+        .map(|e| {
+            let (host, ip) = e
+                .split_once('=')
+                .or_else(|| e.split_once(':'))
+                .with_context(|| format!("--add-host {e}: write HOST:IP"))?;
+            let ip = ip.trim_start_matches('[').trim_end_matches(']');
+            if host.is_empty() || ip.parse::<std::net::IpAddr>().is_err() {
+                bail!("--add-host {e}: write HOST:IP, with an IPv4 or IPv6 address (host-gateway needs a bridge network, which kiln does not have yet)");
+            }
+            Ok((host.to_string(), ip.to_string()))
+        })
+        .collect()
+}
+
+/// `--dns`, `--dns-search` and `--dns-option`, checked.
+fn dns(args: &Args) -> anyhow::Result<kiln_runtime::containers::Dns> {
+    for server in &args.dns {
+        if server.parse::<std::net::IpAddr>().is_err() {
+            bail!("--dns {server}: give the server's IP address");
+        }
+    }
+    Ok(kiln_runtime::containers::Dns {
+        servers: args.dns.clone(),
+        search: args.dns_search.clone(),
+        options: args.dns_options.clone(),
+    })
+}
+
+/// The container's `/etc/resolv.conf`: the host's, its `nameserver`, `search` and
+/// `options` lines replaced by the container's `--dns*` where given, as docker does.
+fn resolv_conf(host: &str, dns: &kiln_runtime::containers::Dns) -> String {
+    let replaced = |key: &str| match key {
+        "nameserver" => !dns.servers.is_empty(),
+        "search" | "domain" => !dns.search.is_empty(),
+        "options" => !dns.options.is_empty(),
+        _ => false,
+    };
+    let mut out: String = host
+        .lines()
+        .filter(|l| !replaced(l.split_whitespace().next().unwrap_or("")))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    for server in &dns.servers {
+        out.push_str(&format!("nameserver {server}\n"));
+    }
+    // `.` alone: no search domain at all.
+    let search: Vec<&str> = dns
+        .search
+        .iter()
+        .map(String::as_str)
+        .filter(|d| *d != ".")
+        .collect();
+    if !search.is_empty() {
+        out.push_str(&format!("search {}\n", search.join(" ")));
+    }
+    if !dns.options.is_empty() {
+        out.push_str(&format!("options {}\n", dns.options.join(" ")));
+    }
+    out
+}
+
 /// `/etc/hostname`, `/etc/hosts` and `/etc/resolv.conf`, as docker writes them for a
 /// container (bound read-write: a container may edit its own).
 fn write_etc_files(c: &Container) -> Result<(), kiln_runtime::Error> {
     let host = &c.config.hostname;
+    // --add-host lines after the standard ones, before the container's own, as docker's.
+    let extra: String = c
+        .config
+        .extra_hosts
+        .iter()
+        .map(|(name, ip)| format!("{ip}\t{name}\n"))
+        .collect();
     let files = [
         ("hostname", format!("{host}\n")),
         (
             "hosts",
-            format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{host}\n"),
+            format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n{extra}127.0.1.1\t{host}\n"),
         ),
         (
             "resolv.conf",
-            std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+            resolv_conf(
+                &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+                &c.config.dns,
+            ),
         ),
     ];
     for (name, text) in files {

@@ -80,6 +80,21 @@ pub struct Config {
     /// `--userns=auto`: its own user namespace, its IDs 0..size host IDs host..host+size.
     #[serde(default)]
     pub userns: Option<IdRange>,
+    /// `--add-host`: (name, address) lines of its `/etc/hosts`.
+    #[serde(default)]
+    pub extra_hosts: Vec<(String, String)>,
+    /// `--dns`, `--dns-search`, `--dns-option`: what its `/etc/resolv.conf` says
+    /// instead of the host's (each kept from the host's when not given).
+    #[serde(default)]
+    pub dns: Dns,
+}
+
+/// A container's `--dns*` settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dns {
+    pub servers: Vec<String>,
+    pub search: Vec<String>,
+    pub options: Vec<String>,
 }
 
 /// A range of host user and group IDs a container's user namespace maps from 0.
