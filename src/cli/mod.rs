@@ -21,6 +21,7 @@ mod output;
 mod parse;
 mod pause;
 mod progress;
+mod ps;
 mod pull;
 mod push;
 mod registry;
@@ -96,7 +97,7 @@ pub enum Command {
     /// Stop, then start containers.
     Restart(container::RestartArgs),
     /// List containers.
-    Ps(container::PsArgs),
+    Ps(ps::PsArgs),
     /// Show a container's output.
     Logs(container::LogsArgs),
     /// Stop containers: SIGTERM, then SIGKILL after the grace time.
@@ -164,7 +165,7 @@ pub enum ContainerCommand {
     Run(Box<run::Args>),
     /// List containers.
     #[command(alias = "ps", alias = "list")]
-    Ls(container::PsArgs),
+    Ls(ps::PsArgs),
     /// Run a command in a running container.
     Exec(exec::ExecArgs),
     /// Attach to a running container's streams (Ctrl-P Ctrl-Q detaches).
@@ -227,7 +228,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Login(args) => login::run(args),
         Command::Logout(args) => login::logout(args),
         Command::Run(args) | Command::Container(ContainerCommand::Run(args)) => run::run(*args),
-        Command::Ps(args) | Command::Container(ContainerCommand::Ls(args)) => container::ps(args),
+        Command::Ps(args) | Command::Container(ContainerCommand::Ls(args)) => ps::ps(args),
         Command::Logs(args) | Command::Container(ContainerCommand::Logs(args)) => {
             container::logs(args)
         }

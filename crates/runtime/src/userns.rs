@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use nix::libc;
 
 use crate::error::Error;
+use crate::rootfs::apply::{mount_setattr, MountAttr};
 
 /// `MOUNT_ATTR_IDMAP` (linux/mount.h).
 const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
@@ -20,14 +21,6 @@ const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 const OPEN_TREE_CLONE: libc::c_uint = 1;
 /// `MOVE_MOUNT_F_EMPTY_PATH` (linux/mount.h).
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x0000_0004;
-
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
-}
 
 /// A user namespace in which IDs `0..size` are host IDs `host..host + size` (users and
 /// groups alike).
@@ -94,7 +87,7 @@ pub(crate) fn make(host: u32, size: u32) -> Result<OwnedFd, Error> {
 /// In the sandbox's middle process, in a mount namespace of its own: `source` seen
 /// through `userns`'s idmapping, mounted on `target`. No allocation.
 pub(crate) fn bind_idmapped(userns: libc::c_int, source: &CStr, target: &CStr) -> io::Result<()> {
-    // SAFETY: open_tree(2), mount_setattr(2) and move_mount(2) with C strings prepared
+    // SAFETY: open_tree(2) and move_mount(2) with C strings prepared
     // before fork and a struct on this stack; the tree's descriptor is closed here.
     unsafe {
         let tree = libc::syscall(
@@ -113,17 +106,7 @@ pub(crate) fn bind_idmapped(userns: libc::c_int, source: &CStr, target: &CStr) -
             propagation: 0,
             userns_fd: userns as u64,
         };
-        if libc::syscall(
-            libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        ) != 0
-        {
-            return Err(io::Error::last_os_error());
-        }
+        mount_setattr(tree.as_raw_fd(), 0, &attr)?;
         if libc::syscall(
             libc::SYS_move_mount,
             tree.as_raw_fd(),

@@ -42,11 +42,30 @@ fn mount(
 
 /// `struct mount_attr` of linux/mount.h.
 #[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
+pub(crate) struct MountAttr {
+    pub attr_set: u64,
+    pub attr_clr: u64,
+    pub propagation: u64,
+    pub userns_fd: u64,
+}
+
+/// mount_setattr(2) on the mount at descriptor `fd` (`AT_EMPTY_PATH`, and `extra` flags).
+pub(crate) fn mount_setattr(fd: RawFd, extra: libc::c_int, attr: &MountAttr) -> io::Result<()> {
+    // SAFETY: mount_setattr(2) on a descriptor the caller holds, reading `attr`.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd,
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | extra,
+            attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Sets `attrs` on the mount at `fd` (and, `recursive`, every mount under it).
@@ -60,22 +79,7 @@ fn set_attrs(fd: RawFd, attrs: u64, recursive: bool) -> io::Result<()> {
         propagation: 0,
         userns_fd: 0,
     };
-    let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
-    // SAFETY: mount_setattr(2) on a descriptor we hold, reading `attr` from this stack.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            fd,
-            c"".as_ptr(),
-            flags,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    mount_setattr(fd, if recursive { libc::AT_RECURSIVE } else { 0 }, &attr)
 }
 
 /// Binds `source` on `target` (resolved in `root`), then sets `attrs` on the new mount.
