@@ -357,6 +357,8 @@ fn inspect_json(c: &Container) -> serde_json::Value {
                 "MaximumRetryCount": c.config.restart.split_once(':').and_then(|(_, n)| n.parse::<u32>().ok()).unwrap_or(0),
             },
             "NetworkMode": c.config.network,
+            "PortBindings": port_bindings(&c.config.ports),
+            "PublishAllPorts": false,
             "ExtraHosts": c.config.extra_hosts.iter().map(|(h, ip)| format!("{h}:{ip}")).collect::<Vec<_>>(),
             "Dns": c.config.dns.servers,
             "DnsSearch": c.config.dns.search,
@@ -364,6 +366,7 @@ fn inspect_json(c: &Container) -> serde_json::Value {
             "AutoRemove": c.config.auto_remove,
             "LogConfig": {"Type": "json-file", "Config": {}},
         },
+        "NetworkSettings": network_settings(c),
         "GraphDriver": {
             "Name": "overlay",
             "Data": {
@@ -399,6 +402,63 @@ fn inspect_json(c: &Container) -> serde_json::Value {
             "WorkingDir": c.config.working_dir,
             "Labels": c.config.labels,
         },
+    })
+}
+
+/// docker's `{"80/tcp": [{"HostIp": …, "HostPort": …}]}` shape.
+fn port_bindings(bindings: &[kiln_runtime::networks::PortBinding]) -> serde_json::Value {
+    let mut map = serde_json::Map::new();
+    for b in bindings {
+        let entry = map.entry(b.container()).or_insert_with(|| json!([]));
+        if let Some(list) = entry.as_array_mut() {
+            list.push(json!({
+                "HostIp": b.host_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+                "HostPort": if b.host_port == 0 { String::new() } else { b.host_port.to_string() },
+            }));
+        }
+    }
+    serde_json::Value::Object(map)
+}
+
+/// docker's NetworkSettings: while it runs, its address on each network and the ports
+/// published to it.
+fn network_settings(c: &Container) -> serde_json::Value {
+    let running = c.state.status == Status::Running;
+    let endpoints = if running {
+        super::network::endpoints(c)
+    } else {
+        Vec::new()
+    };
+    let mut networks = serde_json::Map::new();
+    for a in &c.config.networks {
+        let e = endpoints.iter().find(|(n, _)| n.name == a.network);
+        networks.insert(
+            a.network.clone(),
+            json!({
+                "Aliases": a.aliases,
+                "NetworkID": e.map(|(n, _)| n.id.clone()).unwrap_or_default(),
+                "EndpointID": e.map(|(_, e)| e.host_interface.clone()).unwrap_or_default(),
+                "Gateway": e.and_then(|(_, e)| e.gateway).map(|g| g.to_string()).unwrap_or_default(),
+                "IPAddress": e.map(|(_, e)| e.address.to_string()).unwrap_or_default(),
+                "IPPrefixLen": e.map_or(0, |(_, e)| e.prefix),
+                "MacAddress": e.map(|(_, e)| e.mac.clone()).unwrap_or_default(),
+                "DNSNames": e.map(|(_, e)| e.names.clone()),
+            }),
+        );
+    }
+    let first = endpoints.first().map(|(_, e)| e);
+    let published: Vec<_> = endpoints
+        .iter()
+        .flat_map(|(_, e)| e.ports.clone())
+        .collect();
+    json!({
+        "SandboxKey": if running && c.netns().exists() { c.netns().display().to_string() } else { String::new() },
+        "Ports": port_bindings(&published),
+        "IPAddress": first.map(|e| e.address.to_string()).unwrap_or_default(),
+        "IPPrefixLen": first.map_or(0, |e| e.prefix),
+        "Gateway": first.and_then(|e| e.gateway).map(|g| g.to_string()).unwrap_or_default(),
+        "MacAddress": first.map(|e| e.mac.clone()).unwrap_or_default(),
+        "Networks": networks,
     })
 }
 

@@ -6,6 +6,7 @@ mod builder;
 mod commit;
 mod container;
 mod cp;
+mod etc;
 mod exec;
 mod generate;
 mod health;
@@ -17,6 +18,7 @@ mod lint;
 mod load;
 mod login;
 mod mounts;
+mod network;
 mod output;
 mod parse;
 mod pause;
@@ -132,6 +134,11 @@ pub enum Command {
     /// Manage volumes.
     #[command(subcommand)]
     Volume(volume::Command),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(network::Command),
+    /// List a container's published ports, or the host address of one.
+    Port(network::PortArgs),
     /// What concerns the whole of kiln.
     #[command(subcommand)]
     System(SystemCommand),
@@ -194,6 +201,8 @@ pub enum ContainerCommand {
     Top(container::TopArgs),
     /// Remove every stopped container.
     Prune(container::PruneArgs),
+    /// List a container's published ports.
+    Port(network::PortArgs),
     /// Copy files between a container and the host.
     Cp(cp::Args),
     /// Make an image of a container's changes.
@@ -246,6 +255,10 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Exec(args) | Command::Container(ContainerCommand::Exec(args)) => exec::exec(args),
         Command::ContainerSupervise(args) => supervisor::supervise_command(args),
         Command::Volume(command) => volume::run(command),
+        Command::Network(command) => network::run(command),
+        Command::Port(args) | Command::Container(ContainerCommand::Port(args)) => {
+            network::port(args)
+        }
         Command::Create(args) | Command::Container(ContainerCommand::Create(args)) => {
             run::create(*args)
         }

@@ -119,8 +119,31 @@ fn ps_fields(c: &Container, no_trunc: bool) -> serde_json::Map<String, serde_jso
                 .join(","),
         ),
         ("Names", c.config.name.clone()),
-        ("Networks", c.config.network.clone()),
-        ("Ports", String::new()),
+        (
+            "Networks",
+            if c.config.networks.is_empty() {
+                c.config.network.clone()
+            } else {
+                c.config
+                    .networks
+                    .iter()
+                    .map(|a| a.network.clone())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            },
+        ),
+        (
+            "Ports",
+            if c.state.status == Status::Running {
+                super::network::published(c)
+                    .iter()
+                    .map(|b| format!("{}->{}", b.host(), b.container()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            } else {
+                String::new()
+            },
+        ),
         (
             "RunningFor",
             format!("{} ago", human(since(&c.config.created))),

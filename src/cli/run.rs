@@ -165,9 +165,31 @@ pub struct Args {
     /// no, always, unless-stopped or on-failure[:N]: what happens when it exits.
     #[arg(long, default_value = "no", value_name = "POLICY")]
     restart: String,
-    /// none (loopback only, the default until kiln has container networks) or host.
-    #[arg(long, default_value = "none", value_name = "none|host")]
+    /// bridge (the default network: a private address behind NAT), a network's name,
+    /// host, none (loopback only) or container:NAME (another container's).
+    #[arg(
+        long = "network",
+        alias = "net",
+        default_value = "bridge",
+        value_name = "NETWORK"
+    )]
     network: String,
+    /// A name the container answers to on its (user-defined) network (repeatable).
+    #[arg(long = "network-alias", alias = "net-alias", value_name = "ALIAS")]
+    network_aliases: Vec<String>,
+    /// Its IPv4 address on its (user-defined) network.
+    #[arg(long)]
+    ip: Option<std::net::Ipv4Addr>,
+    /// Its first interface's MAC address.
+    #[arg(long)]
+    mac_address: Option<String>,
+    /// Publish a port: `[IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp]`, ranges as `8000-8001`
+    /// (repeatable).
+    #[arg(short = 'p', long = "publish", value_name = "PORTS")]
+    publish: Vec<String>,
+    /// Publish every port the image EXPOSEs on a free host port.
+    #[arg(short = 'P', long)]
+    publish_all: bool,
     /// missing (pull the image when the store lacks it), always, or never.
     #[arg(long, default_value = "missing", value_name = "missing|always|never")]
     pull: String,
@@ -244,12 +266,6 @@ fn create_container(args: &Args) -> anyhow::Result<(Containers, Container)> {
     if args.rm && args.restart != "no" {
         bail!("conflicting options: --restart and --rm (a container removed when it exits cannot be restarted)");
     }
-    if !matches!(args.network.as_str(), "none" | "host") {
-        bail!(
-            "--network {}: kiln runs containers with --network none or host for now",
-            args.network
-        );
-    }
     let store = super::store()?;
     let root = Store::default_root();
     let image = image(&store, &args.image, &args.pull)?;
@@ -257,7 +273,7 @@ fn create_container(args: &Args) -> anyhow::Result<(Containers, Container)> {
     let config = container_config(&store, &root, &image, args)?;
     let volumes = Volumes::open(&root)?;
     let container = containers.create(config, |c| {
-        write_etc_files(c)?;
+        super::etc::write(c, &[])?;
         for m in c
             .config
             .mounts
@@ -506,6 +522,19 @@ fn container_config(
         None => String::new(),
     };
     let image_config = image.config.config().clone().unwrap_or_default();
+    let network = super::network::choose(
+        &args.network,
+        &args.network_aliases,
+        args.ip,
+        &args.publish,
+        args.publish_all,
+        &image_config.exposed_ports().clone().unwrap_or_default(),
+    )?;
+    if let Some(mac) = &args.mac_address {
+        if kiln_runtime::networks::parse_mac(mac).is_none() {
+            bail!("--mac-address {mac}: give a unicast address as aa:bb:cc:dd:ee:ff");
+        }
+    }
     let image_entrypoint = image_config.entrypoint().clone().unwrap_or_default();
     let image_cmd = image_config.cmd().clone().unwrap_or_default();
     let entrypoint = match &args.entrypoint {
@@ -637,7 +666,10 @@ fn container_config(
         gid: account.gid,
         groups: account.groups,
         hostname,
-        network: args.network.clone(),
+        network: network.mode,
+        networks: network.networks,
+        ports: network.ports,
+        mac_address: args.mac_address.clone(),
         labels,
         auto_remove: args.rm,
         lowers: bottom_first.into_iter().rev().collect(),
@@ -653,7 +685,7 @@ fn container_config(
         healthcheck: healthcheck(args, &image.config_bytes)?,
         log_max_size,
         log_max_file,
-        extra_hosts: extra_hosts(&args.add_hosts)?,
+        extra_hosts: extra_hosts(&args.add_hosts, root)?,
         dns: dns(args)?,
         userns: match args.userns.as_str() {
             "" | "host" => None,
@@ -669,8 +701,9 @@ fn container_config(
 }
 
 /// `--add-host` entries, checked: docker's `HOST:IP` (an IPv6 address in brackets or
-/// bare) or `HOST=IP`.
-fn extra_hosts(entries: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+/// bare) or `HOST=IP`; `host-gateway` is the default bridge's gateway, the host as
+/// containers reach it.
+fn extra_hosts(entries: &[String], root: &Path) -> anyhow::Result<Vec<(String, String)>> {
     entries
         .iter()
         .map(|e| {
@@ -678,9 +711,16 @@ fn extra_hosts(entries: &[String]) -> anyhow::Result<Vec<(String, String)>> {
                 .split_once('=')
                 .or_else(|| e.split_once(':'))
                 .with_context(|| format!("--add-host {e}: write HOST:IP"))?;
-            let ip = ip.trim_start_matches('[').trim_end_matches(']');
+            let mut ip = ip.trim_start_matches('[').trim_end_matches(']').to_string();
+            if ip == "host-gateway" {
+                let bridge = kiln_runtime::networks::Networks::open(root)?
+                    .find(kiln_runtime::networks::DEFAULT_NETWORK)?;
+                ip = bridge.gateway.map(|g| g.to_string()).unwrap_or_default();
+            }
             if host.is_empty() || ip.parse::<std::net::IpAddr>().is_err() {
-                bail!("--add-host {e}: write HOST:IP, with an IPv4 or IPv6 address (host-gateway needs a bridge network, which kiln does not have yet)");
+                bail!(
+                    "--add-host {e}: write HOST:IP, with an IPv4 or IPv6 address or host-gateway"
+                );
             }
             Ok((host.to_string(), ip.to_string()))
         })
@@ -699,73 +739,4 @@ fn dns(args: &Args) -> anyhow::Result<kiln_runtime::containers::Dns> {
         search: args.dns_search.clone(),
         options: args.dns_options.clone(),
     })
-}
-
-/// The container's `/etc/resolv.conf`: the host's, its `nameserver`, `search` and
-/// `options` lines replaced by the container's `--dns*` where given, as docker does.
-fn resolv_conf(host: &str, dns: &kiln_runtime::containers::Dns) -> String {
-    let replaced = |key: &str| match key {
-        "nameserver" => !dns.servers.is_empty(),
-        "search" | "domain" => !dns.search.is_empty(),
-        "options" => !dns.options.is_empty(),
-        _ => false,
-    };
-    let mut out: String = host
-        .lines()
-        .filter(|l| !replaced(l.split_whitespace().next().unwrap_or("")))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    for server in &dns.servers {
-        out.push_str(&format!("nameserver {server}\n"));
-    }
-    // `.` alone: no search domain at all.
-    let search: Vec<&str> = dns
-        .search
-        .iter()
-        .map(String::as_str)
-        .filter(|d| *d != ".")
-        .collect();
-    if !search.is_empty() {
-        out.push_str(&format!("search {}\n", search.join(" ")));
-    }
-    if !dns.options.is_empty() {
-        out.push_str(&format!("options {}\n", dns.options.join(" ")));
-    }
-    out
-}
-
-/// `/etc/hostname`, `/etc/hosts` and `/etc/resolv.conf`, as docker writes them for a
-/// container (bound read-write: a container may edit its own).
-fn write_etc_files(c: &Container) -> Result<(), kiln_runtime::Error> {
-    let host = &c.config.hostname;
-    // --add-host lines after the standard ones, before the container's own, as docker's.
-    let extra: String = c
-        .config
-        .extra_hosts
-        .iter()
-        .map(|(name, ip)| format!("{ip}\t{name}\n"))
-        .collect();
-    let files = [
-        ("hostname", format!("{host}\n")),
-        (
-            "hosts",
-            format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n{extra}127.0.1.1\t{host}\n"),
-        ),
-        (
-            "resolv.conf",
-            resolv_conf(
-                &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
-                &c.config.dns,
-            ),
-        ),
-    ];
-    for (name, text) in files {
-        let path = c.dir.join(name);
-        std::fs::write(&path, text).map_err(|e| kiln_runtime::Error::Io {
-            op: "write",
-            path,
-            source: e,
-        })?;
-    }
-    Ok(())
 }

@@ -12,7 +12,7 @@ use kiln_image::store::Store;
 use kiln_runtime::containers::attach::Frame;
 use kiln_runtime::containers::{Config, Container, Containers, MountType, Status, Stream};
 use kiln_runtime::volumes::Volumes;
-use kiln_runtime::{Network, ProcessSpec, Rootfs, Snapshotter};
+use kiln_runtime::{ProcessSpec, Rootfs, Snapshotter};
 
 use super::run::KILN_FAILED;
 
@@ -240,7 +240,17 @@ fn run_supervisor(containers: &Containers, container: Container, client: Option<
             h.add(client);
         }
         h.listen(&container)?;
-        supervise(containers, container, h, attached)
+        // Wired once, for every restart; released when the supervisor is done.
+        let (network, wired) = super::network::wire(&container)?;
+        let served = wired
+            .as_ref()
+            .map(|w| serve_network(&container, w))
+            .transpose();
+        let result =
+            served.and_then(|_| supervise(containers, container.clone(), h, attached, &network));
+        drop(wired);
+        let released = super::network::release(&container);
+        result.and_then(|code| released.map(|()| code))
     });
     let _ = record.with_attach_socket(|p| std::fs::remove_file(p));
     match result {
@@ -258,6 +268,26 @@ fn run_supervisor(containers: &Containers, container: Container, client: Option<
             KILN_FAILED
         }
     }
+}
+
+/// What a wired container needs before it starts: its `/etc` files with its address,
+/// and on a user-defined network the answerer for its neighbours' names.
+fn serve_network(
+    container: &Container,
+    wired: &kiln_runtime::networks::Wired,
+) -> anyhow::Result<()> {
+    let endpoints = super::network::endpoints(container);
+    super::etc::write(container, &endpoints)?;
+    if endpoints.iter().any(|(n, _)| n.resolves_names()) {
+        kiln_runtime::networks::dns::serve(
+            &Store::default_root(),
+            &container.config.id,
+            &wired.netns,
+            super::etc::EMBEDDED_DNS,
+            super::etc::upstream_servers(&container.config.dns),
+        )?;
+    }
+    Ok(())
 }
 
 /// Starts the container's supervisor in a session of its own, without our streams
@@ -328,7 +358,10 @@ fn launch(
 
 /// The container's spec and root: its mounts (volumes filled on first use), its process,
 /// its layers under its own upper directory.
-fn container_spec(container: &Container) -> anyhow::Result<(kiln_runtime::Spec, Rootfs)> {
+fn container_spec(
+    container: &Container,
+    network: &kiln_runtime::Network,
+) -> anyhow::Result<(kiln_runtime::Spec, Rootfs)> {
     let c = &container.config;
     let mut mounts: Vec<_> = ["hostname", "hosts", "resolv.conf"]
         .iter()
@@ -373,11 +406,7 @@ fn container_spec(container: &Container) -> anyhow::Result<(kiln_runtime::Spec, 
         gid: c.gid,
         groups: c.groups.clone(),
         hostname: c.hostname.clone(),
-        network: if c.network == "host" {
-            Network::Host
-        } else {
-            Network::Loopback
-        },
+        network: network.clone(),
         privileged: c.security.privileged,
         mounts,
         rlimits: c.security.ulimits.clone(),
@@ -435,8 +464,9 @@ fn run_once(
     container: &mut Container,
     hub: &Arc<super::streams::Hub>,
     pid: &Mutex<Option<u32>>,
+    network: &kiln_runtime::Network,
 ) -> anyhow::Result<Result<i32, (u8, String)>> {
-    let (mut spec, rootfs) = container_spec(container)?;
+    let (mut spec, rootfs) = container_spec(container, network)?;
     if container.config.init {
         let mut annotations = spec.annotations().clone().unwrap_or_default();
         annotations.insert(
@@ -553,6 +583,7 @@ fn supervise(
     mut container: Container,
     hub: &Arc<super::streams::Hub>,
     attached: bool,
+    network: &kiln_runtime::Network,
 ) -> anyhow::Result<u8> {
     let pid = hub.pid();
     container.state.restart_count = 0;
@@ -560,7 +591,7 @@ fn supervise(
     let mut delay = std::time::Duration::from_millis(100);
     let code = loop {
         let started = std::time::Instant::now();
-        let code = match run_once(&mut container, hub, &pid)? {
+        let code = match run_once(&mut container, hub, &pid, network)? {
             Ok(code) => code,
             Err((code, message)) => {
                 container.state.status = Status::Exited;

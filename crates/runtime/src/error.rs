@@ -66,4 +66,42 @@ pub enum Error {
     },
     #[error("reading the bundle's {}: {reason}", path.display())]
     BundleConfig { path: PathBuf, reason: String },
+    #[error("network {name} not found: see kiln network ls")]
+    NoSuchNetwork { name: String },
+    #[error("network with name {name} already exists")]
+    NetworkExists { name: String },
+    #[error("{name} is a pre-defined network and cannot be removed")]
+    PredefinedNetwork { name: String },
+    #[error("network {name} has {containers} running container(s) on it: stop them or disconnect them first (kiln network disconnect {name} CONTAINER)")]
+    NetworkInUse { name: String, containers: usize },
+    #[error("{reason}")]
+    NetworkRequest { reason: String },
+    #[error("subnet {subnet} overlaps {other}, which a kiln network or a route of the host has: choose another --subnet")]
+    SubnetOverlap { subnet: String, other: String },
+    #[error("no free subnet left in the default pools (172.17-31.0.0/16, 192.168.0.0/16): remove unused networks (kiln network prune) or give --subnet")]
+    NoFreeSubnet,
+    #[error("address {address} is not in the network's subnet {subnet}")]
+    AddressOutsideSubnet { address: String, subnet: String },
+    #[error("address {address} is already in use on network {network}: choose another --ip")]
+    AddressInUse { address: String, network: String },
+    #[error("no free address left on network {network}")]
+    NoFreeAddress { network: String },
+    #[error("container {container} is already connected to network {network}")]
+    AlreadyConnected { container: String, network: String },
+    #[error("-p {spec}: {reason}")]
+    PortSpec { spec: String, reason: String },
+    #[error("Bind for {address} failed: port is already allocated ({protocol}: {reason}): choose another host port")]
+    PortInUse {
+        address: String,
+        protocol: &'static str,
+        reason: &'static str,
+    },
+    #[error("nftables refused kiln's rules (is the nft command installed? kiln's networks need it): {reason}")]
+    Firewall { reason: String },
+    #[error("networking: {op}: {source}")]
+    Netlink {
+        op: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
 }

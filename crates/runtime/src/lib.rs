@@ -13,6 +13,7 @@ mod copy_root;
 mod error;
 mod in_root;
 mod network;
+pub mod networks;
 mod rootfs;
 mod sandbox;
 mod seccomp;

@@ -56,12 +56,14 @@ pub enum Snapshotter {
     Made,
 }
 
-/// `--network`: the host's network, or a namespace of its own with loopback only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// `--network`: the host's network, a namespace of its own with loopback only, or a
+/// namespace made (and wired) before, kept at a path.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Network {
     Host,
     #[default]
     Loopback,
+    Join(PathBuf),
 }
 
 /// Docker's default capability set (moby's `oci/caps/defaults.go`), which BuildKit gives
@@ -355,11 +357,20 @@ pub fn default_spec(p: &ProcessSpec) -> Result<Spec, Error> {
     if p.userns.is_some() {
         namespaces.push(LinuxNamespaceType::User);
     }
-    let namespaces = namespaces
+    let mut namespaces = namespaces
         .into_iter()
         .map(|t| LinuxNamespaceBuilder::default().typ(t).build())
         .collect::<Result<Vec<_>, _>>()
         .map_err(spec_error)?;
+    if let Network::Join(path) = &p.network {
+        namespaces.push(
+            LinuxNamespaceBuilder::default()
+                .typ(LinuxNamespaceType::Network)
+                .path(path.clone())
+                .build()
+                .map_err(spec_error)?,
+        );
+    }
     let mut linux = LinuxBuilder::default().namespaces(namespaces);
     if let Some((host, size)) = p.userns {
         let map = oci_spec::runtime::LinuxIdMappingBuilder::default()

@@ -40,8 +40,19 @@ pub struct Config {
     pub gid: u32,
     pub groups: Vec<u32>,
     pub hostname: String,
-    /// `none` or `host`.
+    /// docker's network mode: `bridge` (the default network), `host`, `none`,
+    /// `container:NAME` or a network's name.
     pub network: String,
+    /// The networks it joins as it starts (bridge and macvlan networks; `network
+    /// connect` adds one): the first one's gateway is its default route.
+    #[serde(default)]
+    pub networks: Vec<crate::networks::Attachment>,
+    /// `-p` and `-P`: host ports published to it (port 0: a free one at each start).
+    #[serde(default)]
+    pub ports: Vec<crate::networks::PortBinding>,
+    /// `--mac-address`: its first interface's, instead of one made from its address.
+    #[serde(default)]
+    pub mac_address: Option<String>,
     pub labels: std::collections::BTreeMap<String, String>,
     /// `--rm`: removed when it exits.
     pub auto_remove: bool,
@@ -315,6 +326,18 @@ impl Container {
         self.dir.join("rootfs")
     }
 
+    /// Its network namespace while it runs, kept as a file (bridge and macvlan
+    /// networks).
+    pub fn netns(&self) -> PathBuf {
+        self.dir.join("netns")
+    }
+
+    /// Writes the configuration again (it changes by `rename` and `network
+    /// connect`/`disconnect`).
+    pub fn save_config(&self) -> Result<(), Error> {
+        write_json(&self.dir.join("config.json"), &self.config)
+    }
+
     /// Present when a user stopped (or killed) the container: its restart policy leaves
     /// it stopped, as docker's does. `start` removes it.
     pub fn stop_marker(&self) -> PathBuf {
@@ -558,7 +581,7 @@ impl Containers {
             });
         }
         container.config.name = name.to_string();
-        write_json(&container.dir.join("config.json"), &container.config)
+        container.save_config()
     }
 
     /// Held while names change hands: no two containers get one name.
@@ -580,6 +603,10 @@ impl Containers {
     /// killed supervisor left.
     pub fn remove(&self, container: &Container) -> Result<(), Error> {
         crate::cgroups::remove_path(Path::new(&container.cgroup_path()));
+        // What a killed supervisor left of its network (the namespace's mount would
+        // keep the directory from going).
+        let root = self.dir.parent().unwrap_or(Path::new("/"));
+        crate::networks::Networks::open(root)?.release(&container.config.id, &container.netns())?;
         // Renamed away first: a reader never sees a half-removed container.
         let gone = self.dir.join(format!(".gone-{}", container.config.id));
         std::fs::rename(&container.dir, &gone).map_err(|e| Error::Io {
@@ -595,7 +622,7 @@ impl Containers {
     }
 }
 
-fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
+pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
     let io = |source| Error::Io {
         op: "write",
         path: path.to_path_buf(),
@@ -608,7 +635,7 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
     Ok(())
 }
 
-fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, Error> {
+pub(crate) fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, Error> {
     let io = |source| Error::Io {
         op: "read",
         path: path.to_path_buf(),
