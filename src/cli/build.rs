@@ -118,10 +118,13 @@ pub struct Args {
     #[arg(long)]
     check: bool,
     /// Entitlements (BuildKit's): `security.insecure` lets `RUN --security=insecure`
-    /// run with every capability and no seccomp filter.
-    #[arg(long = "allow", value_name = "security.insecure")]
+    /// run with every capability and no seccomp filter; `network.host` lets
+    /// `RUN --network=host` use the host's network.
+    #[arg(long = "allow", value_name = "ENTITLEMENT")]
     allow: Vec<String>,
-    /// The network for RUN steps: default (the host's), host, or none (loopback only).
+    /// The network for RUN steps: default (a namespace of the build's own, out through
+    /// the default bridge's NAT, reaching nothing of the host's), host, or none
+    /// (loopback only).
     #[arg(long, default_value = "default")]
     network: String,
     /// The context directory, or `-` for a tar (or a lone Dockerfile) on standard input.
@@ -227,16 +230,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let stop = stop_on_signals()?;
     let store = super::store()?;
     let root = kiln_image::store::Store::default_root();
-    let exec = SandboxExecutor {
-        snapshotter: snapshotter(&root)?,
-        cancel: stop.cancel.clone(),
-    };
     let network = match args.network.as_str() {
         "default" => NetworkMode::Default,
         "host" => NetworkMode::Host,
         "none" => NetworkMode::None,
         other => bail!("--network {other}: use default, host or none"),
     };
+    // RUN steps off the host's network: a namespace the build's steps share.
+    let (resolv_conf, embedded_dns) = super::etc::build_resolv_conf();
+    let exec = SandboxExecutor {
+        snapshotter: snapshotter(&root)?,
+        cancel: stop.cancel.clone(),
+        network: super::network::BuildNetwork::new(embedded_dns)?,
+    };
+    let (allow_insecure, allow_host_network) = allowed(&args.allow)?;
     let mut build_args = BTreeMap::new();
     for spec in &args.build_args {
         match spec.split_once('=') {
@@ -289,7 +296,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .map(|c| c.parse())
             .collect::<Result<_, _>>()?,
         cache_to: args.cache_to.as_deref().map(str::parse).transpose()?,
-        allow_insecure: allowed(&args.allow)?,
+        allow_insecure,
+        allow_host_network,
+        // The host's own, for a build on the host's network.
+        resolv_conf: (network != NetworkMode::Host).then_some(resolv_conf),
         extra_hosts: extra_hosts(&args.add_hosts)?,
         build_contexts: build_contexts(&args.build_contexts)?,
         ulimits: ulimits(&args.ulimits)?,
@@ -465,18 +475,18 @@ fn extra_hosts(specs: &[String]) -> anyhow::Result<Vec<(String, String)>> {
         .collect()
 }
 
-/// `--allow ENTITLEMENT`: whether `security.insecure` is among them (the only one kiln
-/// knows; BuildKit's `network.host` is always allowed here, as `--network host` is).
-fn allowed(entitlements: &[String]) -> anyhow::Result<bool> {
-    let mut insecure = false;
+/// `--allow ENTITLEMENT`: whether `security.insecure` and `network.host` are among
+/// them.
+fn allowed(entitlements: &[String]) -> anyhow::Result<(bool, bool)> {
+    let (mut insecure, mut host_network) = (false, false);
     for e in entitlements.iter().flat_map(|e| e.split(',')) {
         match e {
             "security.insecure" => insecure = true,
-            "network.host" => {}
+            "network.host" => host_network = true,
             other => bail!("--allow {other}: kiln knows security.insecure and network.host"),
         }
     }
-    Ok(insecure)
+    Ok((insecure, host_network))
 }
 
 /// The build cache's size limit: `KILN_BUILD_CACHE_LIMIT` (e.g. `20GB`), or a tenth of
@@ -574,6 +584,7 @@ fn stop_on_signals() -> anyhow::Result<Stop> {
 struct SandboxExecutor {
     snapshotter: Snapshotter,
     cancel: Arc<AtomicBool>,
+    network: super::network::BuildNetwork,
 }
 
 /// One `--annotation [TYPE[PLATFORM]:]KEY=VALUE` (buildx's form) for the image manifest.
@@ -669,10 +680,15 @@ impl Executor for SandboxExecutor {
             gid: step.gid,
             groups: step.groups.clone(),
             hostname: step.hostname.clone(),
-            network: if step.network == NetworkMode::None {
-                Network::Loopback
-            } else {
-                Network::Host
+            network: match step.network {
+                NetworkMode::None => Network::Loopback,
+                NetworkMode::Host => Network::Host,
+                NetworkMode::Default => {
+                    Network::Join(self.network.namespace().map_err(|e| Error::Step {
+                        step: step.argv.join(" "),
+                        message: format!("setting up the build's network: {}", crate::message(&e)),
+                    })?)
+                }
             },
             privileged: step.insecure,
             rlimits: step.ulimits.clone(),

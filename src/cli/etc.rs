@@ -57,21 +57,11 @@ pub(crate) fn write(
 /// a namespace of its own (`isolated`) the host's loopback servers cannot be reached:
 /// they go, and docker's public servers stand in when none is left.
 fn resolv_conf(host: &str, dns: &Dns, isolated: bool) -> String {
-    let replaced = |line: &str| {
-        let mut words = line.split_whitespace();
-        match words.next().unwrap_or("") {
-            "nameserver" => {
-                !dns.servers.is_empty()
-                    || (isolated
-                        && words
-                            .next()
-                            .and_then(|a| a.parse::<std::net::IpAddr>().ok())
-                            .is_some_and(|a| a.is_loopback()))
-            }
-            "search" | "domain" => !dns.search.is_empty(),
-            "options" => !dns.options.is_empty(),
-            _ => false,
-        }
+    let replaced = |line: &str| match line.split_whitespace().next().unwrap_or("") {
+        "nameserver" => !dns.servers.is_empty() || (isolated && loopback_server(line)),
+        "search" | "domain" => !dns.search.is_empty(),
+        "options" => !dns.options.is_empty(),
+        _ => false,
     };
     let mut out: String = host
         .lines()
@@ -87,6 +77,34 @@ fn resolv_conf(host: &str, dns: &Dns, isolated: bool) -> String {
     }
     out.push_str(&search_and_options(dns, &[]));
     out
+}
+
+/// A `nameserver` line naming an address on the loopback (systemd-resolved's
+/// 127.0.0.53, say), which a network namespace of its own cannot reach.
+fn loopback_server(line: &str) -> bool {
+    let mut words = line.split_whitespace();
+    words.next() == Some("nameserver")
+        && words
+            .next()
+            .and_then(|a| a.parse::<std::net::IpAddr>().ok())
+            .is_some_and(|a| a.is_loopback())
+}
+
+/// RUN's `/etc/resolv.conf` in a build's network namespace: the host's, less the
+/// servers on its loopback; when those were all it had, the embedded answerer (which
+/// asks them from the host's side) instead — and whether that answerer is needed.
+pub(crate) fn build_resolv_conf() -> (String, bool) {
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let kept: String = host
+        .lines()
+        .filter(|l| !loopback_server(l))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    if host.lines().any(loopback_server) && !kept.lines().any(|l| l.starts_with("nameserver")) {
+        (format!("nameserver {EMBEDDED_DNS}\n{kept}"), true)
+    } else {
+        (kept, false)
+    }
 }
 
 /// On a user-defined network: the embedded answerer (which asks the host's servers, or

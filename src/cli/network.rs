@@ -310,6 +310,7 @@ fn member(c: &Container, supervisor: u32) -> Member<'_> {
         supervisor,
         netns: c.netns(),
         mac: c.config.mac_address.as_deref(),
+        builder: false,
     }
 }
 
@@ -488,6 +489,78 @@ pub(crate) fn published(container: &Container) -> Vec<PortBinding> {
         .into_iter()
         .flat_map(|(_, e)| e.ports)
         .collect()
+}
+
+/// The network namespace a build's RUN steps share (`RUN --network=default`): an
+/// endpoint on the default bridge — out through its NAT, to nothing of the host's own —
+/// made by the first step that needs it (so a cached build makes none) and released
+/// when the build ends; a crashed build's is swept, its process being the endpoint's
+/// owner.
+pub(crate) struct BuildNetwork {
+    wired: std::sync::Mutex<Option<Wired>>,
+    id: String,
+    /// RUN's resolv.conf names the embedded answerer: serve it.
+    embedded_dns: bool,
+}
+
+impl BuildNetwork {
+    pub(crate) fn new(embedded_dns: bool) -> anyhow::Result<BuildNetwork> {
+        Ok(BuildNetwork {
+            wired: std::sync::Mutex::new(None),
+            id: format!("build{}", super::run::random_id()?),
+            embedded_dns,
+        })
+    }
+
+    /// Its namespace, made on first use.
+    pub(crate) fn namespace(&self) -> anyhow::Result<PathBuf> {
+        let mut wired = self.wired.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(w) = wired.as_ref() {
+            return Ok(w.netns.clone());
+        }
+        let root = Store::default_root();
+        let networks = Networks::open(&root)?;
+        let netns = root.join("tmp").join(format!("netns-{}", &self.id[..24]));
+        let member = Member {
+            id: &self.id,
+            name: "build",
+            supervisor: std::process::id(),
+            netns,
+            mac: None,
+            builder: true,
+        };
+        let made = networks.wire(
+            &member,
+            &[Attachment {
+                network: DEFAULT_NETWORK.to_string(),
+                ..Attachment::default()
+            }],
+            &[],
+        )?;
+        if self.embedded_dns {
+            kiln_runtime::networks::dns::serve(
+                &root,
+                &self.id,
+                &made.netns,
+                super::etc::EMBEDDED_DNS,
+                super::etc::upstream_servers(&Default::default()),
+            )?;
+        }
+        let path = made.netns.clone();
+        *wired = Some(made);
+        Ok(path)
+    }
+}
+
+impl Drop for BuildNetwork {
+    fn drop(&mut self) {
+        let wired = self.wired.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Some(w) = wired.take() {
+            if let Ok(networks) = Networks::open(&Store::default_root()) {
+                let _ = networks.release(&self.id, &w.netns);
+            }
+        }
+    }
 }
 
 #[derive(clap::Args)]

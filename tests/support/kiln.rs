@@ -11,7 +11,12 @@ pub struct Kiln {
 }
 
 impl Kiln {
+    /// A store in a temporary directory; from here on the test's thread (and what it
+    /// starts: kiln, peers, servers, threads) is in a network namespace of its own, so
+    /// kiln's bridges, veths and firewall rules live and die there, never on the
+    /// machine's network.
     pub fn new() -> Kiln {
+        private_network();
         Kiln {
             dir: tempfile::tempdir().expect("temporary directory"),
         }
@@ -55,6 +60,23 @@ impl Kiln {
     pub fn run(&self, args: &[&str]) -> Output {
         self.cmd(args).output().expect("run kiln")
     }
+}
+
+/// Moves the calling thread into a new network namespace with `lo` up, once per thread.
+pub fn private_network() {
+    thread_local! {
+        static DONE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    if DONE.with(|d| d.replace(true)) {
+        return;
+    }
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+        .expect("a network namespace for the test (tests run as root)");
+    let status = Command::new("ip")
+        .args(["link", "set", "lo", "up"])
+        .status()
+        .expect("run ip (iproute2)");
+    assert!(status.success(), "ip link set lo up failed");
 }
 
 /// A root filesystem tarball with a static busybox and a few of its links (from Debian's

@@ -29,10 +29,14 @@ pub enum Error {
     #[error("interrupted: the build stopped before finishing; the store holds what finished steps made, and no new tag")]
     Interrupted,
     /// A step that needs an entitlement the build was not given.
-    #[error("line {line}: RUN --security=insecure needs the {entitlement} entitlement: build with --allow {entitlement} to give the step every capability and no seccomp filter")]
+    #[error("line {line}: {step} needs the {entitlement} entitlement: build with --allow {entitlement} to let it {grants}")]
     NotAllowed {
         line: usize,
+        /// The flag that asks for it (`RUN --network=host`).
+        step: &'static str,
         entitlement: &'static str,
+        /// What the entitlement gives.
+        grants: &'static str,
     },
     #[error(transparent)]
     Image(#[from] kiln_image::Error),

@@ -59,6 +59,10 @@ pub struct BuildOptions {
     pub cache_to: Option<CacheRef>,
     /// `--allow security.insecure`: BuildKit's entitlement for `RUN --security=insecure`.
     pub allow_insecure: bool,
+    /// `--allow network.host`: BuildKit's entitlement for `RUN --network=host`.
+    pub allow_host_network: bool,
+    /// What RUN's `/etc/resolv.conf` says (None: the host's).
+    pub resolv_conf: Option<String>,
     /// `--build-context NAME=…`: what `FROM NAME`, `COPY --from=NAME` and
     /// `RUN --mount=from=NAME` take instead of a stage or image of that name.
     pub build_contexts: BTreeMap<String, NamedContext>,
@@ -184,16 +188,34 @@ pub struct Built {
     pub tags: Vec<Reference>,
 }
 
-/// Builds `opts` into `store` (at `root`, the store's directory).
-/// `RUN --security=insecure` needs the `security.insecure` entitlement, as in BuildKit:
-/// refused before anything runs, cached or not.
-fn refuse_insecure_steps(dockerfile: &Dockerfile) -> Result<(), Error> {
-    for instr in &dockerfile.instructions {
+/// `RUN --security=insecure` needs the `security.insecure` entitlement and
+/// `RUN --network=host` `network.host`, as in BuildKit: refused before anything runs,
+/// cached or not.
+fn refuse_unentitled_steps(opts: &BuildOptions) -> Result<(), Error> {
+    for instr in &opts.dockerfile.instructions {
         if let crate::ast::Command::Run(run) = &instr.command {
-            if run.security == Some(crate::ast::Security::Insecure) {
+            let needs =
+                if run.security == Some(crate::ast::Security::Insecure) && !opts.allow_insecure {
+                    Some((
+                        "RUN --security=insecure",
+                        "security.insecure",
+                        "run with every capability and no seccomp filter",
+                    ))
+                } else if run.network == Some(NetworkMode::Host) && !opts.allow_host_network {
+                    Some((
+                        "RUN --network=host",
+                        "network.host",
+                        "use the build machine's network (its 127.0.0.1 and its services)",
+                    ))
+                } else {
+                    None
+                };
+            if let Some((step, entitlement, grants)) = needs {
                 return Err(Error::NotAllowed {
                     line: instr.span.start.line,
-                    entitlement: "security.insecure",
+                    step,
+                    entitlement,
+                    grants,
                 });
             }
         }
@@ -208,9 +230,7 @@ pub fn build(
     opts: &BuildOptions,
     progress: &(dyn Fn(Event) + Sync),
 ) -> Result<Built, Error> {
-    if !opts.allow_insecure {
-        refuse_insecure_steps(&opts.dockerfile)?;
-    }
+    refuse_unentitled_steps(opts)?;
     let _guard = store.write_guard()?;
     steps::Builder::new(store, root, exec, opts)?.run(progress)
 }

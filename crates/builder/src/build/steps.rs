@@ -221,8 +221,11 @@ impl<'a> Builder<'a> {
         let hashes_read = std::fs::read(root.join(CONTEXT_HASHES)).unwrap_or_default();
         let hashes = serde_json::from_slice(&hashes_read).unwrap_or_default();
         let snapshots = Snapshots::new(root)?;
-        let network_files =
-            run::network_files(&snapshots.build_dir().join("etc"), &opts.extra_hosts)?;
+        let network_files = run::network_files(
+            &snapshots.build_dir().join("etc"),
+            &opts.extra_hosts,
+            opts.resolv_conf.as_deref(),
+        )?;
         Ok(Builder {
             store,
             root,

@@ -9,6 +9,7 @@
 //! table ip kiln {
 //!   chain forward     { hook forward:     same-bridge traffic and published ports pass;
 //!                       one kiln network to another, and an internal one out, drop }
+//!   chain input       { hook input:       builds' RUN namespaces reach no host service }
 //!   chain prerouting  { hook prerouting:  to a local address: jump ports }
 //!   chain output      { hook output:      the host's own connections, 127.0.0.1 too }
 //!   chain ports       { [ip daddr A] meta l4proto P th dport H dnat ip to C:P' }
@@ -47,16 +48,23 @@ pub(crate) struct Published {
     pub ports: Vec<PortBinding>,
 }
 
-/// Replaces the table with one for `bridges` and `published` (or removes it when there
-/// are no bridges).
-pub(crate) fn apply(bridges: &[Bridge], published: &[Published]) -> Result<(), Error> {
+/// Replaces the table with one for `bridges`, `published` and the addresses of builds'
+/// RUN namespaces, `builders` (or removes it when there are no bridges).
+pub(crate) fn apply(
+    bridges: &[Bridge],
+    published: &[Published],
+    builders: &[Ipv4Addr],
+) -> Result<(), Error> {
     let mut batch = Batch::new();
     // `add` then `delete`: the table is gone whether or not it was there.
     batch.add(NfListObject::Table(table()));
     batch.delete(NfListObject::Table(table()));
     if !bridges.is_empty() {
         batch.add(NfListObject::Table(table()));
-        for object in chains().into_iter().chain(rules(bridges, published)) {
+        for object in chains()
+            .into_iter()
+            .chain(rules(bridges, published, builders))
+        {
             batch.add(object);
         }
     }
@@ -89,6 +97,7 @@ fn chains() -> Vec<NfListObject<'static>> {
     };
     vec![
         base("forward", NfChainType::Filter, NfHook::Forward, 0),
+        base("input", NfChainType::Filter, NfHook::Input, 0),
         base("prerouting", NfChainType::NAT, NfHook::Prerouting, -100),
         base("output", NfChainType::NAT, NfHook::Output, -100),
         base("postrouting", NfChainType::NAT, NfHook::Postrouting, 100),
@@ -104,7 +113,11 @@ fn chains() -> Vec<NfListObject<'static>> {
     .collect()
 }
 
-fn rules(bridges: &[Bridge], published: &[Published]) -> Vec<NfListObject<'static>> {
+fn rules(
+    bridges: &[Bridge],
+    published: &[Published],
+    builders: &[Ipv4Addr],
+) -> Vec<NfListObject<'static>> {
     let mut rules = Vec::new();
     let mut rule = |chain: &'static str, expr: Vec<Statement<'static>>| {
         rules.push(NfListObject::Rule(Rule {
@@ -137,6 +150,14 @@ fn rules(bridges: &[Bridge], published: &[Published]) -> Vec<NfListObject<'stati
         rule(
             "forward",
             vec![is(oifname(), string(b.interface.clone())), drop()],
+        );
+    }
+    // A RUN step reaches the world, never a service of the build machine's own.
+    if !builders.is_empty() {
+        let addresses: Vec<String> = builders.iter().map(Ipv4Addr::to_string).collect();
+        rule(
+            "input",
+            vec![is(payload("ip", "saddr"), set(&addresses)), drop()],
         );
     }
     let local = || {

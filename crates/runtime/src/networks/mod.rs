@@ -122,6 +122,10 @@ pub struct Endpoint {
     pub supervisor: u32,
     /// The container's network namespace (`containers/<id>/netns`).
     pub netns: PathBuf,
+    /// A build's RUN namespace: nothing of the host's own (its addresses' services)
+    /// answers it.
+    #[serde(default)]
+    pub builder: bool,
 }
 
 /// How a container joins a network (`--network`, `--network-alias`, `--ip`, or
@@ -142,6 +146,8 @@ pub struct Member<'a> {
     pub supervisor: u32,
     pub netns: PathBuf,
     pub mac: Option<&'a str>,
+    /// A build's RUN steps, not a container: see [`Endpoint::builder`].
+    pub builder: bool,
 }
 
 /// A container's network while it runs: its namespace (to join), its endpoints, and the
@@ -450,7 +456,7 @@ impl Networks {
                 let published = if n == 0 { ports.as_slice() } else { &[] };
                 endpoints.push(self.join(member, attachment, n, published)?);
             }
-            if !ports.is_empty() {
+            if !ports.is_empty() || member.builder {
                 self.apply_firewall()?;
             }
             Ok(endpoints)
@@ -522,11 +528,12 @@ impl Networks {
         Ok(())
     }
 
-    /// Removes a container's endpoint files; whether one published ports.
+    /// Removes a container's endpoint files; whether the firewall named one (its
+    /// published ports, a build's namespace).
     fn forget(&self, container_id: &str) -> Result<bool, Error> {
         let mut had_ports = false;
         for (network, endpoint) in self.endpoints_of(container_id)? {
-            had_ports |= !endpoint.ports.is_empty();
+            had_ports |= !endpoint.ports.is_empty() || endpoint.builder;
             let path = self.endpoint_path(&network.id, container_id);
             std::fs::remove_file(&path).map_err(|source| Error::Io {
                 op: "remove",
@@ -644,6 +651,7 @@ impl Networks {
             ports: ports.to_vec(),
             supervisor: member.supervisor,
             netns: member.netns.clone(),
+            builder: member.builder,
         };
         let dir = self.dir.join(&network.id);
         std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
@@ -755,6 +763,7 @@ impl Networks {
     fn apply_firewall(&self) -> Result<(), Error> {
         let mut bridges = Vec::new();
         let mut published = Vec::new();
+        let mut builders = Vec::new();
         for network in self.list()? {
             if network.driver != Driver::Bridge {
                 continue;
@@ -767,6 +776,9 @@ impl Networks {
                 });
             }
             for e in self.endpoints(&network.id)? {
+                if e.builder {
+                    builders.push(e.address);
+                }
                 if !e.ports.is_empty() {
                     published.push(firewall::Published {
                         address: e.address,
@@ -775,7 +787,7 @@ impl Networks {
                 }
             }
         }
-        firewall::apply(&bridges, &published)
+        firewall::apply(&bridges, &published, &builders)
     }
 
     /// The subnets of kiln's networks and of the host's routes.

@@ -30,13 +30,17 @@ const HOSTNAME: &str = "buildkitsandbox";
 pub(super) fn network_files(
     dir: &Path,
     extra_hosts: &[(String, String)],
+    resolv_conf: Option<&str>,
 ) -> Result<Vec<RunMount>, Error> {
     let mut hosts =
         format!("127.0.0.1\tlocalhost {HOSTNAME}\n::1\tlocalhost ip6-localhost ip6-loopback\n");
     for (name, ip) in extra_hosts {
         hosts.push_str(&format!("{ip}\t{name}\n"));
     }
-    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let resolv = match resolv_conf {
+        Some(text) => text.to_string(),
+        None => std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+    };
     std::fs::create_dir_all(dir).map_err(|e| Error::Read {
         path: dir.to_path_buf(),
         source: e,
