@@ -189,7 +189,11 @@ pub fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
 /// `unless-stopped` ones a user did not stop. Running ones are left alone, so running it
 /// twice starts nothing twice.
 pub fn restore() -> anyhow::Result<ExitCode> {
-    let containers = Containers::open(&Store::default_root())?;
+    let root = Store::default_root();
+    let containers = Containers::open(&root)?;
+    // What dead supervisors left on the networks goes first: their ports and addresses
+    // are free again for the containers started next.
+    kiln_runtime::networks::Networks::open(&root)?.release_orphans()?;
     for mut c in containers.list()? {
         let wanted = match c.config.restart.as_str() {
             "always" => true,

@@ -316,7 +316,12 @@ impl Networks {
                 })
             }
         };
-        let taken = self.taken_subnets()?;
+        // A macvlan network's subnet is its parent's link's: the host routes it already.
+        let taken = if driver == Driver::Macvlan {
+            self.list()?.iter().filter_map(|n| n.subnet).collect()
+        } else {
+            self.taken_subnets()?
+        };
         let subnet = match request.subnet {
             Some(subnet) => {
                 let subnet = subnet.trunc();
@@ -562,13 +567,18 @@ impl Networks {
         Ok(())
     }
 
+    /// Releases what containers whose supervisor died left on the networks (their
+    /// namespaces, interfaces, addresses and ports), as `system restore` does after a
+    /// crash or a reboot.
+    pub fn release_orphans(&self) -> Result<(), Error> {
+        let _held = self.lock()?;
+        self.sweep()
+    }
+
     /// `network prune`: removes the networks no container is on (but the predefined
     /// ones) and what crashed containers left; the names of those removed.
     pub fn prune(&self, in_use: &[String]) -> Result<Vec<String>, Error> {
-        {
-            let _held = self.lock()?;
-            self.sweep()?;
-        }
+        self.release_orphans()?;
         let mut removed = Vec::new();
         for network in self.list()? {
             if matches!(network.name.as_str(), DEFAULT_NETWORK | "host" | "none")
