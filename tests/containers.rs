@@ -103,10 +103,24 @@ fn a_container_has_its_own_names_env_and_dockers_confinement() {
         "-c",
         "echo $GREETING $HOME $(pwd) $(hostname); grep -E '^(CapEff|Seccomp):' /proc/self/status; tail -1 /etc/hosts",
     ]);
+    // On the default bridge its hosts file ends with its address and name, as docker's.
     assert_eq!(
         out,
-        "hi /root /tmp/work box\nCapEff:\t00000000a80425fb\nSeccomp:\t2\n127.0.1.1\tbox\n"
+        "hi /root /tmp/work box\nCapEff:\t00000000a80425fb\nSeccomp:\t2\n172.17.0.2\tbox\n"
     );
+    let out = k.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-h",
+        "box",
+        "busybox:kiln",
+        "tail",
+        "-1",
+        "/etc/hosts",
+    ]);
+    assert_eq!(out, "127.0.1.1\tbox\n");
     let (rc, _, err) = code(&k, &["run", "--rm", "-u", "nobody", "busybox:kiln", "true"]);
     assert_eq!(rc, Some(125));
     assert!(err.contains("unable to find user nobody"), "{err}");
@@ -1465,7 +1479,7 @@ fn add_host_and_dns_flags_write_hosts_and_resolv_conf_as_docker_does() {
     ]);
     // The extra hosts after the standard lines, before the container's own name.
     assert!(
-        out.contains("ff02::2\tip6-allrouters\n10.1.2.3\tdb\nfd00::1\tv6\n127.0.1.1\tbox\n"),
+        out.contains("ff02::2\tip6-allrouters\n10.1.2.3\tdb\nfd00::1\tv6\n172.17.0.2\tbox\n"),
         "{out}"
     );
     // The host's nameservers, search and options replaced by the flags'.

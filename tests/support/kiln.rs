@@ -11,12 +11,7 @@ pub struct Kiln {
 }
 
 impl Kiln {
-    /// A store in a temporary directory; from here on the test's thread (and what it
-    /// starts: kiln, peers, servers, threads) is in a network namespace of its own, so
-    /// kiln's bridges, veths and firewall rules live and die there, never on the
-    /// machine's network.
     pub fn new() -> Kiln {
-        private_network();
         Kiln {
             dir: tempfile::tempdir().expect("temporary directory"),
         }
@@ -62,22 +57,39 @@ impl Kiln {
     }
 }
 
-/// Moves the calling thread into a new network namespace with `lo` up, once per thread.
-pub fn private_network() {
-    thread_local! {
-        static DONE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+/// Every test process that runs kiln is in a network namespace of its own, made before
+/// `main` (so every thread, server, peer and kiln the test starts is in it too), with
+/// `lo` up: kiln's bridges, veths, NAT rules and DNS live and die there, never on the
+/// machine's own network. Without root there is none to make: the tests that need root
+/// skip then (and fail on CI, which runs as root).
+#[used]
+#[link_section = ".init_array"]
+static PRIVATE_NETWORK: extern "C" fn() = {
+    extern "C" fn private_network() {
+        use nix::libc;
+        // SAFETY: unshare(2), socket(2), ioctl(2) on a zeroed ifreq naming "lo", close(2):
+        // before main, one thread, no memory shared.
+        unsafe {
+            if libc::unshare(libc::CLONE_NEWNET) != 0 {
+                return;
+            }
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+            if fd < 0 {
+                return;
+            }
+            let mut req: libc::ifreq = std::mem::zeroed();
+            for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+                *dst = *src as libc::c_char;
+            }
+            if libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) == 0 {
+                req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+                libc::ioctl(fd, libc::SIOCSIFFLAGS, &req);
+            }
+            libc::close(fd);
+        }
     }
-    if DONE.with(|d| d.replace(true)) {
-        return;
-    }
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
-        .expect("a network namespace for the test (tests run as root)");
-    let status = Command::new("ip")
-        .args(["link", "set", "lo", "up"])
-        .status()
-        .expect("run ip (iproute2)");
-    assert!(status.success(), "ip link set lo up failed");
-}
+    private_network
+};
 
 /// A root filesystem tarball with a static busybox and a few of its links (from Debian's
 /// busybox-static), plus `extra_bytes` of incompressible data in `/data` when asked.

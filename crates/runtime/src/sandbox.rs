@@ -672,17 +672,19 @@ fn exec_on(
 fn prepare_exec(spec: &Spec, pid: u32) -> Result<(Prepared, Vec<std::fs::File>), Error> {
     let mut prepared = prepare(spec, None)?;
     prepared.cgroup_procs = crate::cgroups::Cgroup::procs_of(spec);
-    // A sandbox with a user namespace of its own is entered through it first: the
-    // process is then its root (and the user the spec names in it), never the host's.
+    // A sandbox with a user namespace of its own is entered through it (the process is
+    // then its root, and the user the spec names in it, never the host's) — but for its
+    // network namespace, joined first, as the sandbox joined it: the host may have made
+    // it (a wired network), and the container's user namespace has no rights over that.
     let ns_of = |p: &str| std::fs::read_link(p).ok();
     let own_userns = ns_of(&format!("/proc/{pid}/ns/user")) != ns_of("/proc/self/ns/user");
     let user = own_userns.then_some(("user", libc::CLONE_NEWUSER));
-    let paths: Vec<(PathBuf, libc::c_int)> = user
+    let paths: Vec<(PathBuf, libc::c_int)> = [("net", libc::CLONE_NEWNET)]
         .into_iter()
+        .chain(user)
         .chain([
             ("ipc", libc::CLONE_NEWIPC),
             ("uts", libc::CLONE_NEWUTS),
-            ("net", libc::CLONE_NEWNET),
             ("pid", libc::CLONE_NEWPID),
             ("mnt", libc::CLONE_NEWNS),
         ])
@@ -827,14 +829,17 @@ fn supervise(p: &Prepared) -> std::io::Result<()> {
         // SAFETY: open(2) of a C string prepared before fork.
         *slot = unsafe { libc::open(file.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
     }
-    if let Some(u) = &p.userns {
-        enter_userns(u)?;
-    }
-    nix::sched::unshare(p.namespaces).map_err(std::io::Error::from)?;
+    // Joined while still the host's root: a namespace the host made (a container's
+    // wired network) is owned by the host's user namespace, which the container's own
+    // user namespace has no rights over.
     for (fd, nstype) in &p.join {
         // SAFETY: setns(2) with a descriptor the caller holds open across the fork.
         check(unsafe { libc::setns(*fd, *nstype) })?;
     }
+    if let Some(u) = &p.userns {
+        enter_userns(u)?;
+    }
+    nix::sched::unshare(p.namespaces).map_err(std::io::Error::from)?;
     if p.report.is_none() {
         // When the caller dies, SIGTERM: the handler kills PID 1 and so the namespace.
         set_handlers(kill_init as extern "C" fn(libc::c_int) as libc::sighandler_t)?;
