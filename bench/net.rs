@@ -9,28 +9,11 @@
 //!
 //! Usage (root; podman, netavark, wrk from Debian): net-bench [N]   (default 30)
 
+mod containers;
+
 use std::process::{Command, Stdio};
-use std::time::Instant;
 
-fn ok(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("run");
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Milliseconds per run of `cmd`, N times.
-fn per_run(n: usize, mut cmd: impl FnMut() -> Command) -> f64 {
-    let start = Instant::now();
-    for _ in 0..n {
-        ok(&mut cmd());
-    }
-    start.elapsed().as_secs_f64() * 1000.0 / n as f64
-}
+use containers::{ok, per_run, Kiln};
 
 /// Requests per second wrk reports for `url` (2 threads, 16 connections, 5 s).
 fn wrk(url: &str) -> f64 {
@@ -51,38 +34,11 @@ fn main() {
     // rules (kiln's and netavark's) live and die in it.
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare --net");
     ok(Command::new("ip").args(["link", "set", "lo", "up"]));
-    let kiln = std::env::current_exe().unwrap().with_file_name("kiln");
-    assert!(kiln.exists(), "build kiln first: cargo build --release");
     let work = tempfile::tempdir_in("/tmp").unwrap();
     let w = work.path();
-    let store = w.join("store");
-    let k = |args: &[&str]| {
-        let mut c = Command::new(&kiln);
-        c.env("KILN_ROOT", &store).args(args);
-        c
-    };
-    let ctx = w.join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::copy("/bin/busybox", ctx.join("busybox")).expect("/bin/busybox (busybox-static)");
-    std::fs::write(
-        ctx.join("Dockerfile"),
-        "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nRUN mkdir /www && head -c 1024 /dev/zero > /www/f\n",
-    )
-    .unwrap();
-    ok(&mut k(&[
-        "build",
-        "-q",
-        "-t",
-        "localhost/bench:1",
-        ctx.to_str().unwrap(),
-    ]));
-    let archive = w.join("image.tar");
-    ok(&mut k(&[
-        "save",
-        "-o",
-        archive.to_str().unwrap(),
-        "localhost/bench:1",
-    ]));
+    let kiln = Kiln::new(w.join("store"));
+    let k = |args: &[&str]| kiln.cmd(args);
+    let archive = kiln.busybox(w, "RUN mkdir /www && head -c 1024 /dev/zero > /www/f\n");
 
     // Setup + teardown: bridge with a published port, less none.
     let kiln_run = |network: &'static [&'static str]| {
@@ -101,15 +57,8 @@ fn main() {
 
     let proot = w.join("podman");
     let podman = |args: &[&str]| {
-        let mut c = Command::new("podman");
-        c.arg("--root")
-            .arg(proot.join("root"))
-            .arg("--runroot")
-            .arg(proot.join("run"))
-            .args(["--cgroup-manager", "cgroupfs", "--events-backend", "none"])
-            // crun refuses this machine's hybrid cgroups.
-            .args(["--runtime", "runc", "--network-backend", "netavark"])
-            .args(args);
+        let mut c = containers::podman(&proot, &["--network-backend", "netavark"]);
+        c.args(args);
         c
     };
     let podman_run = |network: &'static [&'static str]| {

@@ -5,10 +5,13 @@
 //! and each supervisor's resident memory. Prints milliseconds and ratios.
 //! Usage (root; crun, runc, podman from Debian): run-bench [N]   (default 50)
 
+mod containers;
 mod oci;
 
 use std::process::{Command, Stdio};
 use std::time::Instant;
+
+use containers::{ok, per_run, podman, Kiln};
 
 /// `podman run` of the image: the caller's rlimits (root here lacks CAP_SYS_RESOURCE to
 /// raise them as podman's defaults would).
@@ -25,60 +28,18 @@ const PODMAN_RUN: [&str; 10] = [
     "true",
 ];
 
-fn ok(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("run");
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Milliseconds per run of `cmd`, N times.
-fn per_run(n: usize, mut cmd: impl FnMut() -> Command) -> f64 {
-    let start = Instant::now();
-    for _ in 0..n {
-        ok(&mut cmd());
-    }
-    start.elapsed().as_secs_f64() * 1000.0 / n as f64
-}
-
 fn main() {
     let n: usize = std::env::args()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(50);
     assert!(nix::unistd::geteuid().is_root(), "run-bench needs root");
-    let kiln = std::env::current_exe().unwrap().with_file_name("kiln");
-    assert!(kiln.exists(), "build kiln first: cargo build --release");
     let work = tempfile::tempdir_in("/tmp").unwrap();
     let w = work.path();
-    let store = w.join("store");
-    let k = |args: &[&str]| {
-        let mut c = Command::new(&kiln);
-        c.env("KILN_ROOT", &store).args(args);
-        c
-    };
-    // busybox, built by kiln FROM scratch.
-    let ctx = w.join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::copy("/bin/busybox", ctx.join("busybox")).expect("/bin/busybox (busybox-static)");
-    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n").unwrap();
-    ok(&mut k(&[
-        "build",
-        "-q",
-        "-t",
-        "localhost/bench:1",
-        ctx.to_str().unwrap(),
-    ]));
-    let archive = w.join("image.tar");
-    ok(&mut k(&[
-        "save",
-        "-o",
-        archive.to_str().unwrap(),
-        "localhost/bench:1",
-    ]));
+    let kiln = Kiln::new(w.join("store"));
+    let store = kiln.store.clone();
+    let k = |args: &[&str]| kiln.cmd(args);
+    let archive = kiln.busybox(w, "");
     // The same image's root, for the bundle of crun and runc.
     let rootfs = w.join("rootfs");
     std::fs::create_dir_all(&rootfs).unwrap();
@@ -123,18 +84,7 @@ fn main() {
         .find_map(|r| oci::oci_runtime(r, w, &rootfs, n).map(|ms| (*r, ms)));
 
     let proot = w.join("podman");
-    let podman = |args: &[&str]| {
-        let mut c = Command::new("podman");
-        c.arg("--root")
-            .arg(proot.join("root"))
-            .arg("--runroot")
-            .arg(proot.join("run"))
-            .args(["--cgroup-manager", "cgroupfs", "--events-backend", "none"])
-            // crun refuses this machine's hybrid cgroups.
-            .args(["--runtime", "runc"])
-            .args(args);
-        c
-    };
+    let podman = |args: &[&str]| podman(&proot, args);
     let podman_ms = if Command::new("podman").arg("--version").output().is_ok() {
         ok(&mut podman(&[
             "load",
