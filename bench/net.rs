@@ -88,54 +88,64 @@ fn main() {
     let podman_none = per_run(runs, podman_run(NONE));
     let podman_bridge = per_run(runs, podman_run(PODMAN_BRIDGE));
 
-    // HTTP through a published port and straight to the container.
+    // HTTP through a published port and straight to the container: each on a container
+    // of its own address, started for it. (Two runs of wrk against one address meet in
+    // the host's connection tracking: the first run's flows stay there in TIME_WAIT for
+    // two minutes, and the masquerade of the second must pick around them.)
+    const HTTPD: [&str; 6] = ["httpd", "-f", "-p", "80", "-h", "/www"];
     ok(&mut k(&[
-        "run",
-        "-d",
-        "--name",
-        "web",
-        "-p",
-        "8080:80",
-        "localhost/bench:1",
-        "httpd",
-        "-f",
-        "-p",
-        "80",
-        "-h",
-        "/www",
+        "network",
+        "create",
+        "--subnet",
+        "10.123.0.0/24",
+        "benchnet",
     ]));
-    let inspect: serde_json::Value =
-        serde_json::from_str(&ok(&mut k(&["inspect", "web"]))).unwrap();
-    let address = inspect[0]["NetworkSettings"]["IPAddress"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let direct = wrk(&format!("http://{address}:80/f"));
-    let published = wrk("http://127.0.0.1:8080/f");
-    ok(&mut k(&["rm", "-f", "web"]));
-    ok(&mut podman(&[
-        "run",
-        "-d",
-        "--name",
-        "web",
-        "-p",
-        "8081:80",
-        "--ulimit",
-        "nofile=1024:1024",
-        "--ulimit",
-        "nproc=4096:4096",
-        "localhost/bench:1",
-        "httpd",
-        "-f",
-        "-p",
-        "80",
-        "-h",
-        "/www",
-    ]));
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let podman_published = wrk("http://127.0.0.1:8081/f");
-    ok(&mut podman(&["rm", "-f", "web"]));
+    let mut next_ip = 10;
+    let mut kiln_httpd = |published: bool| {
+        let ip = format!("10.123.0.{next_ip}");
+        next_ip += 1;
+        ok(k(&[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "--network",
+            "benchnet",
+            "--ip",
+            &ip,
+        ])
+        .args(["-p", "8080:80", "localhost/bench:1"])
+        .args(HTTPD));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let rate = wrk(&if published {
+            "http://127.0.0.1:8080/f".to_string()
+        } else {
+            format!("http://{ip}:80/f")
+        });
+        ok(&mut k(&["rm", "-f", "web"]));
+        rate
+    };
+    let podman_httpd = || {
+        ok(podman(&["run", "-d", "--name", "web", "-p", "8081:80"])
+            .args([
+                "--ulimit",
+                "nofile=1024:1024",
+                "--ulimit",
+                "nproc=4096:4096",
+            ])
+            .arg("localhost/bench:1")
+            .args(HTTPD));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let rate = wrk("http://127.0.0.1:8081/f");
+        ok(&mut podman(&["rm", "-f", "web"]));
+        rate
+    };
+    let (mut direct, mut published, mut podman_published) = (0f64, 0f64, 0f64);
+    for _ in 0..2 {
+        published = published.max(kiln_httpd(true));
+        direct = direct.max(kiln_httpd(false));
+        podman_published = podman_published.max(podman_httpd());
+    }
 
     // 30 RUN steps, no cache: in the build's namespace against the host's network.
     let layers = w.join("layers");
@@ -167,7 +177,7 @@ fn main() {
         podman_cost / kiln_cost
     );
     println!("HTTP, busybox httpd, wrk -t2 -c16 (a connection per request):");
-    println!("  kiln, straight to {address}:80  {direct:>9.0} req/s");
+    println!("  kiln, straight to the container  {direct:>9.0} req/s");
     println!(
         "  kiln, 127.0.0.1:8080 (DNAT)     {published:>9.0} req/s   {:.1}% of direct",
         published / direct * 100.0

@@ -221,6 +221,19 @@ fn containers_on_a_user_network_find_each_other_by_name_and_alias_not_on_the_def
     let db = &db_inspect[0]["NetworkSettings"]["Networks"]["appnet"];
     let address = db["IPAddress"].as_str().unwrap().to_string();
     assert!(address.starts_with("172.18."), "{db}");
+    // --network container:db shares db's namespace, its address with it.
+    let shared = k.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:db",
+        "busybox:kiln",
+        "ip",
+        "-o",
+        "-4",
+        "addr",
+    ]);
+    assert!(shared.contains(&format!("inet {address}/16")), "{shared}");
     for name in ["db", "database", "DB"] {
         let out = k.ok(&[
             "run",
@@ -441,8 +454,19 @@ fn internal_networks_have_no_way_out_and_connect_disconnect_change_a_running_con
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("running container"));
     k.ok(&["rm", "-f", "mover", "there"]);
-    k.ok(&["network", "rm", "open", "closed"]);
-    assert_eq!(k.ok(&["network", "ls", "-q"]).lines().count(), 3);
+    k.ok(&["network", "rm", "open"]);
+    // prune takes the networks no container is on, never the predefined ones.
+    let pruned = k.ok(&["network", "prune", "-f"]);
+    assert_eq!(pruned, "Deleted Networks:\nclosed\n");
+    let left = k.ok(&["network", "ls"]);
+    assert_eq!(left.lines().count(), 4, "{left}");
+    for (name, driver) in [("bridge", "bridge"), ("host", "host"), ("none", "null")] {
+        assert!(
+            left.lines()
+                .any(|l| l.split_whitespace().skip(1).take(2).eq([name, driver])),
+            "{left}"
+        );
+    }
 }
 
 #[test]
@@ -545,6 +569,12 @@ fn a_killed_supervisor_leaves_nothing_once_restore_or_rm_has_run() {
     k.ok(&["network", "rm", "appnet"]);
     assert!(!ruleset().contains("br-"));
     assert!(!links().contains("br-"));
+    // kiln writes no iptables rule of its own (its rules are in its nftables table).
+    let legacy = run_tool("iptables-save", &[]);
+    assert!(
+        !legacy.contains("DNAT") && !legacy.contains("MASQUERADE"),
+        "{legacy}"
+    );
 }
 
 #[test]

@@ -41,7 +41,7 @@ pub fn read(dir: &Path) -> Option<Health> {
 
 fn write(dir: &Path, health: &Health) {
     if let Ok(tmp) = tempfile::NamedTempFile::new_in(dir) {
-        if serde_json::to_writer(tmp.as_file(), health).is_ok() {
+        if serde_json::to_writer(std::io::BufWriter::new(tmp.as_file()), health).is_ok() {
             let _ = tmp.persist(dir.join(FILE));
         }
     }

@@ -155,7 +155,8 @@ impl Cache {
         let path = self.inputs_path(slot);
         let _ = std::fs::create_dir_all(self.dir.join("inputs"));
         if let Ok(tmp) = tempfile::NamedTempFile::new_in(self.dir.join("inputs")) {
-            if serde_json::to_writer(tmp.as_file(), inputs).is_ok() {
+            // Buffered: straight to the file, serde_json writes a token per system call.
+            if serde_json::to_writer(std::io::BufWriter::new(tmp.as_file()), inputs).is_ok() {
                 let _ = tmp.persist(path);
             }
         }
@@ -180,8 +181,12 @@ impl Cache {
             path: self.dir.clone(),
             source: e,
         })?;
-        serde_json::to_writer(tmp.as_file(), record)
-            .map_err(|e| Error::Context(format!("cache record: {e}")))?;
+        let bytes =
+            serde_json::to_vec(record).map_err(|e| Error::Context(format!("cache record: {e}")))?;
+        std::io::Write::write_all(&mut tmp.as_file(), &bytes).map_err(|e| Error::Read {
+            path: tmp.path().to_path_buf(),
+            source: e,
+        })?;
         tmp.persist(&path).map_err(|e| Error::Read {
             path,
             source: e.error,

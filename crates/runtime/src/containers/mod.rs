@@ -630,7 +630,10 @@ pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Err
     };
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
-    serde_json::to_writer_pretty(tmp.as_file(), value).map_err(|e| io(e.into()))?;
+    // Made whole first: written straight to the file, serde_json makes a system call
+    // per token.
+    let bytes = serde_json::to_vec_pretty(value).map_err(|e| io(e.into()))?;
+    std::io::Write::write_all(&mut tmp.as_file(), &bytes).map_err(io)?;
     tmp.persist(path).map_err(|e| io(e.error))?;
     Ok(())
 }

@@ -40,6 +40,8 @@ pub(crate) struct Bridge {
     pub interface: String,
     pub subnet: (Ipv4Addr, u8),
     pub internal: bool,
+    /// Where builds' RUN namespaces take their addresses (the default network's).
+    pub builders: Option<(Ipv4Addr, u8)>,
 }
 
 /// A container's published ports, to its address.
@@ -48,23 +50,16 @@ pub(crate) struct Published {
     pub ports: Vec<PortBinding>,
 }
 
-/// Replaces the table with one for `bridges`, `published` and the addresses of builds'
-/// RUN namespaces, `builders` (or removes it when there are no bridges).
-pub(crate) fn apply(
-    bridges: &[Bridge],
-    published: &[Published],
-    builders: &[Ipv4Addr],
-) -> Result<(), Error> {
+/// Replaces the table with one for `bridges` and `published` (or removes it when there
+/// are no bridges).
+pub(crate) fn apply(bridges: &[Bridge], published: &[Published]) -> Result<(), Error> {
     let mut batch = Batch::new();
     // `add` then `delete`: the table is gone whether or not it was there.
     batch.add(NfListObject::Table(table()));
     batch.delete(NfListObject::Table(table()));
     if !bridges.is_empty() {
         batch.add(NfListObject::Table(table()));
-        for object in chains()
-            .into_iter()
-            .chain(rules(bridges, published, builders))
-        {
+        for object in chains().into_iter().chain(rules(bridges, published)) {
             batch.add(object);
         }
     }
@@ -113,11 +108,7 @@ fn chains() -> Vec<NfListObject<'static>> {
     .collect()
 }
 
-fn rules(
-    bridges: &[Bridge],
-    published: &[Published],
-    builders: &[Ipv4Addr],
-) -> Vec<NfListObject<'static>> {
+fn rules(bridges: &[Bridge], published: &[Published]) -> Vec<NfListObject<'static>> {
     let mut rules = Vec::new();
     let mut rule = |chain: &'static str, expr: Vec<Statement<'static>>| {
         rules.push(NfListObject::Rule(Rule {
@@ -153,12 +144,17 @@ fn rules(
         );
     }
     // A RUN step reaches the world, never a service of the build machine's own.
-    if !builders.is_empty() {
-        let addresses: Vec<String> = builders.iter().map(Ipv4Addr::to_string).collect();
-        rule(
-            "input",
-            vec![is(payload("ip", "saddr"), set(&addresses)), drop()],
-        );
+    for b in bridges {
+        if let Some((address, len)) = b.builders {
+            rule(
+                "input",
+                vec![
+                    is(iifname(), string(b.interface.clone())),
+                    is(payload("ip", "saddr"), prefix(address, len)),
+                    drop(),
+                ],
+            );
+        }
     }
     let local = || {
         is(

@@ -2,6 +2,9 @@
 //! 172.17–31.0.0/16 networks, then 192.168.0.0/16 in /20s) that no other network and
 //! no route of the host overlaps; addresses from the bottom of the subnet up, the first
 //! one the gateway's; MAC addresses made from the address (02:42 and its four bytes).
+//! The last /24 of a subnet of /22 or more is kept for builds' RUN namespaces: one
+//! firewall rule, written with the network, keeps them from the host's services, so a
+//! build changes no rule.
 
 use std::net::Ipv4Addr;
 
@@ -29,9 +32,21 @@ pub(crate) fn first_host(subnet: Ipv4Net) -> Ipv4Addr {
     subnet.hosts().next().unwrap_or(subnet.network())
 }
 
-/// The lowest host address of `subnet` not in `taken`.
-pub(crate) fn free_address(subnet: Ipv4Net, taken: &[Ipv4Addr]) -> Option<Ipv4Addr> {
-    subnet.hosts().find(|a| !taken.contains(a))
+/// The lowest host address of `subnet` not in `taken`: in its builder range for a
+/// build (`builder`), outside it for a container.
+pub(crate) fn free_address(subnet: Ipv4Net, taken: &[Ipv4Addr], builder: bool) -> Option<Ipv4Addr> {
+    let builders = builder_range(subnet);
+    subnet
+        .hosts()
+        .find(|a| !taken.contains(a) && builders.is_some_and(|r| r.contains(a)) == builder)
+}
+
+/// Where builds take their addresses in `subnet`: its last /24, when it has room.
+pub(crate) fn builder_range(subnet: Ipv4Net) -> Option<Ipv4Net> {
+    if subnet.prefix_len() > 22 {
+        return None;
+    }
+    Ipv4Net::new(subnet.broadcast(), 24).ok().map(|n| n.trunc())
 }
 
 /// docker's MAC address for an address: 02:42 (locally administered) and its bytes.

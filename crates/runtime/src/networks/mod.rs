@@ -121,10 +121,6 @@ pub struct Endpoint {
     pub supervisor: u32,
     /// The container's network namespace (`containers/<id>/netns`).
     pub netns: PathBuf,
-    /// A build's RUN namespace: nothing of the host's own (its addresses' services)
-    /// answers it.
-    #[serde(default)]
-    pub builder: bool,
 }
 
 /// How a container joins a network (`--network`, `--network-alias`, `--ip`, or
@@ -437,7 +433,6 @@ impl Networks {
     fn apply_firewall(&self) -> Result<(), Error> {
         let mut bridges = Vec::new();
         let mut published = Vec::new();
-        let mut builders = Vec::new();
         for network in self.list()? {
             if network.driver != Driver::Bridge {
                 continue;
@@ -447,12 +442,13 @@ impl Networks {
                     interface: network.interface.clone(),
                     subnet: (subnet.network(), subnet.prefix_len()),
                     internal: network.internal,
+                    builders: (network.name == DEFAULT_NETWORK)
+                        .then(|| ipam::builder_range(subnet))
+                        .flatten()
+                        .map(|r| (r.network(), r.prefix_len())),
                 });
             }
             for e in self.endpoints(&network.id)? {
-                if e.builder {
-                    builders.push(e.address);
-                }
                 if !e.ports.is_empty() {
                     published.push(firewall::Published {
                         address: e.address,
@@ -461,7 +457,7 @@ impl Networks {
                 }
             }
         }
-        firewall::apply(&bridges, &published, &builders)
+        firewall::apply(&bridges, &published)
     }
 
     /// The subnets of kiln's networks and of the host's routes.

@@ -25,7 +25,8 @@ pub struct Member<'a> {
     pub supervisor: u32,
     pub netns: PathBuf,
     pub mac: Option<&'a str>,
-    /// A build's RUN steps, not a container: see [`Endpoint::builder`].
+    /// A build's RUN namespace, not a container: its address comes from the default
+    /// network's builder range, which the firewall keeps from the host's services.
     pub builder: bool,
 }
 
@@ -65,7 +66,7 @@ impl Networks {
                 let published = if n == 0 { ports.as_slice() } else { &[] };
                 endpoints.push(self.join(member, attachment, n, published)?);
             }
-            if !ports.is_empty() || member.builder {
+            if !ports.is_empty() {
                 self.apply_firewall()?;
             }
             Ok(endpoints)
@@ -137,12 +138,12 @@ impl Networks {
         Ok(())
     }
 
-    /// Removes a container's endpoint files; whether the firewall named one (its
-    /// published ports, a build's namespace).
+    /// Removes a container's endpoint files; whether one published ports (which the
+    /// firewall names).
     fn forget(&self, container_id: &str) -> Result<bool, Error> {
         let mut had_ports = false;
         for (network, endpoint) in self.endpoints_of(container_id)? {
-            had_ports |= !endpoint.ports.is_empty() || endpoint.builder;
+            had_ports |= !endpoint.ports.is_empty();
             let path = self.endpoint_path(&network.id, container_id);
             std::fs::remove_file(&path).map_err(|source| Error::Io {
                 op: "remove",
@@ -219,8 +220,10 @@ impl Networks {
                 })
             }
             Some(ip) => ip,
-            None => ipam::free_address(subnet, &taken).ok_or_else(|| Error::NoFreeAddress {
-                network: network.name.clone(),
+            None => ipam::free_address(subnet, &taken, member.builder).ok_or_else(|| {
+                Error::NoFreeAddress {
+                    network: network.name.clone(),
+                }
             })?,
         };
         let mac = match (n, member.mac) {
@@ -247,7 +250,6 @@ impl Networks {
             ports: ports.to_vec(),
             supervisor: member.supervisor,
             netns: member.netns.clone(),
-            builder: member.builder,
         };
         let dir = self.dir.join(&network.id);
         std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
