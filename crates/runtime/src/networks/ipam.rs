@@ -85,12 +85,24 @@ mod tests {
         let gateway = first_host(subnet);
         assert_eq!(gateway, Ipv4Addr::new(10, 1, 0, 1));
         assert_eq!(
-            free_address(subnet, &[gateway]),
+            free_address(subnet, &[gateway], false),
             Some(Ipv4Addr::new(10, 1, 0, 2))
         );
         assert_eq!(
-            free_address(subnet, &[gateway, Ipv4Addr::new(10, 1, 0, 2)]),
+            free_address(subnet, &[gateway, Ipv4Addr::new(10, 1, 0, 2)], false),
             None
+        );
+        // Builds take the last /24 of a large subnet, containers the rest.
+        let bridge = net("172.17.0.0/16");
+        assert_eq!(builder_range(bridge), Some(net("172.17.255.0/24")));
+        assert_eq!(builder_range(subnet), None);
+        assert_eq!(
+            free_address(bridge, &[first_host(bridge)], true),
+            Some(Ipv4Addr::new(172, 17, 255, 0))
+        );
+        assert_eq!(
+            free_address(bridge, &[first_host(bridge)], false),
+            Some(Ipv4Addr::new(172, 17, 0, 2))
         );
         assert_eq!(mac_of(Ipv4Addr::new(172, 17, 0, 2)), "02:42:ac:11:00:02");
         assert_eq!(
