@@ -125,6 +125,10 @@ fn published_ports_answer_on_localhost_and_other_addresses_and_a_taken_port_fail
             "8080:80",
             "-p",
             "127.0.0.1:8081:80",
+            // Not root: in its own network namespace any user binds port 80, as docker
+            // lets it.
+            "-u",
+            "65534",
             "busybox:kiln",
             "httpd",
             "-f",

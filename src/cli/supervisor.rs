@@ -402,7 +402,7 @@ fn container_spec(
             MountType::Tmpfs => kiln_runtime::tmpfs_mount(destination, None),
         });
     }
-    let spec = kiln_runtime::default_spec(&ProcessSpec {
+    let mut spec = kiln_runtime::default_spec(&ProcessSpec {
         args: c.args.clone(),
         env: c.env.clone(),
         cwd: c.working_dir.clone().into(),
@@ -432,6 +432,18 @@ fn container_spec(
             ),
         )),
     })?;
+    // In a network namespace of its own, any user may bind a low port (docker sets this
+    // since 20.10: an httpd running as nobody listens on 80).
+    if c.network != "host" && !c.network.starts_with("container:") {
+        if let Some(linux) = spec.linux_mut() {
+            let mut sysctl = linux.sysctl().clone().unwrap_or_default();
+            sysctl.insert(
+                "net.ipv4.ip_unprivileged_port_start".to_string(),
+                "0".to_string(),
+            );
+            linux.set_sysctl(Some(sysctl));
+        }
+    }
     let rootfs = Rootfs {
         lower: c.lowers.clone(),
         upper: container.upper(),
