@@ -623,8 +623,9 @@ fn run_steps_reach_out_but_not_the_hosts_loopback_or_services_unless_network_hos
         "{log}"
     );
     assert!(log.contains("OUTSIDE-OK"), "{log}");
-    // The build's namespace went with the build.
-    assert!(!links().contains("veth"), "{}", links());
+    // The build's namespace went with the build (the kernel deletes its veth a moment
+    // after the namespace's last reference goes).
+    wait_for("the build's veth to go", || !links().contains("veth"));
 
     // RUN --network=host: only with the entitlement.
     let host =
@@ -656,4 +657,50 @@ fn run_steps_reach_out_but_not_the_hosts_loopback_or_services_unless_network_hos
         ctx.to_str().unwrap(),
     ]);
     assert!(log.contains("SECRET"), "{log}");
+}
+
+#[test]
+fn two_stores_on_one_host_keep_their_networks_apart() {
+    let Some(first) = kiln() else { return };
+    let second = Kiln::new();
+    build_busybox(&second);
+    for (k, port) in [(&first, "8080"), (&second, "8090")] {
+        k.ok(&[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "-p",
+            &format!("{port}:80"),
+            "busybox:kiln",
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+            "-h",
+            "/etc",
+        ]);
+    }
+    // The second store found kiln0 taken: a bridge, a subnet and a table of its own.
+    let bridge = |k: &Kiln| {
+        inspect(k, &["network", "inspect", "bridge"])[0]["IPAM"]["Config"][0]["Subnet"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(bridge(&first), "172.17.0.0/16");
+    assert_eq!(bridge(&second), "172.18.0.0/16");
+    let tables = ruleset();
+    assert!(
+        tables.contains("table ip kiln0") && tables.contains("table ip kiln1"),
+        "{tables}"
+    );
+    for port in ["8080", "8090"] {
+        wait_for("both published ports", || {
+            get(&format!("127.0.0.1:{port}"), "/hostname").is_ok()
+        });
+    }
+    first.ok(&["rm", "-f", "web"]);
+    second.ok(&["rm", "-f", "web"]);
+    assert!(!ruleset().contains("dnat to"));
 }

@@ -1,4 +1,5 @@
-//! kiln's nftables table, `ip kiln`, written whole from what the store holds — the
+//! A store's nftables table, `ip kiln0` (named after its default bridge, so stores
+//! sharing a host keep theirs apart), written whole from what the store holds — the
 //! bridge networks and the ports running containers publish — in one atomic
 //! transaction (the table deleted and made again): nothing is ever patched by rule
 //! handle, so a crash leaves no stray rule that the next change does not sweep away, and
@@ -6,7 +7,7 @@
 //! (nft's JSON interface), as netavark's nftables driver does.
 //!
 //! ```text
-//! table ip kiln {
+//! table ip kiln0 {
 //!   chain forward     { hook forward:     same-bridge traffic and published ports pass;
 //!                       one kiln network to another, and an internal one out, drop }
 //!   chain input       { hook input:       builds' RUN namespaces reach no host service }
@@ -33,8 +34,6 @@ use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 use super::ports::PortBinding;
 use crate::error::Error;
 
-const TABLE: &str = "kiln";
-
 /// A bridge network as the firewall sees it.
 pub(crate) struct Bridge {
     pub interface: String,
@@ -50,16 +49,24 @@ pub(crate) struct Published {
     pub ports: Vec<PortBinding>,
 }
 
-/// Replaces the table with one for `bridges` and `published` (or removes it when there
-/// are no bridges).
-pub(crate) fn apply(bridges: &[Bridge], published: &[Published]) -> Result<(), Error> {
+/// Replaces the table `name` with one for `bridges` and `published` (or removes it when
+/// there are no bridges).
+pub(crate) fn apply(name: &str, bridges: &[Bridge], published: &[Published]) -> Result<(), Error> {
+    let table = || Table {
+        family: NfFamily::IP,
+        name: name.to_string().into(),
+        handle: None,
+    };
     let mut batch = Batch::new();
     // `add` then `delete`: the table is gone whether or not it was there.
     batch.add(NfListObject::Table(table()));
     batch.delete(NfListObject::Table(table()));
     if !bridges.is_empty() {
         batch.add(NfListObject::Table(table()));
-        for object in chains().into_iter().chain(rules(bridges, published)) {
+        for object in chains(name)
+            .into_iter()
+            .chain(rules(name, bridges, published))
+        {
             batch.add(object);
         }
     }
@@ -71,18 +78,10 @@ pub(crate) fn apply(bridges: &[Bridge], published: &[Published]) -> Result<(), E
     })
 }
 
-fn table() -> Table<'static> {
-    Table {
-        family: NfFamily::IP,
-        name: TABLE.into(),
-        handle: None,
-    }
-}
-
-fn chains() -> Vec<NfListObject<'static>> {
+fn chains(table: &str) -> Vec<NfListObject<'static>> {
     let base = |name: &'static str, kind, hook, prio| Chain {
         family: NfFamily::IP,
-        table: TABLE.into(),
+        table: table.to_string().into(),
         name: name.into(),
         _type: Some(kind),
         hook: Some(hook),
@@ -98,7 +97,7 @@ fn chains() -> Vec<NfListObject<'static>> {
         base("postrouting", NfChainType::NAT, NfHook::Postrouting, 100),
         Chain {
             family: NfFamily::IP,
-            table: TABLE.into(),
+            table: table.to_string().into(),
             name: "ports".into(),
             ..Chain::default()
         },
@@ -108,12 +107,12 @@ fn chains() -> Vec<NfListObject<'static>> {
     .collect()
 }
 
-fn rules(bridges: &[Bridge], published: &[Published]) -> Vec<NfListObject<'static>> {
+fn rules(table: &str, bridges: &[Bridge], published: &[Published]) -> Vec<NfListObject<'static>> {
     let mut rules = Vec::new();
     let mut rule = |chain: &'static str, expr: Vec<Statement<'static>>| {
         rules.push(NfListObject::Rule(Rule {
             family: NfFamily::IP,
-            table: TABLE.into(),
+            table: table.to_string().into(),
             chain: chain.into(),
             expr: expr.into(),
             ..Rule::default()

@@ -35,9 +35,10 @@ pub use ipnet::Ipv4Net;
 pub use ports::{PortBinding, Protocol};
 pub use wiring::{Member, Wired};
 
-/// The network `kiln run` uses when not told: docker's `bridge`, on the `kiln0` bridge.
+/// The network `kiln run` uses when not told: docker's `bridge`, on the `kiln0` bridge
+/// (`kiln1`, … for the stores made after it on the same host: each store has its own
+/// networks, and its own firewall table named after its bridge).
 pub const DEFAULT_NETWORK: &str = "bridge";
-const DEFAULT_BRIDGE: &str = "kiln0";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -162,6 +163,20 @@ impl Networks {
     fn predefine(&self) -> Result<(), Error> {
         let taken = self.taken_subnets()?;
         let subnet = ipam::free_subnet(&taken)?;
+        // Another store on this host may have kiln0 already.
+        let mut nl = netlink::Netlink::open().map_err(netlink_error("open"))?;
+        let mut default_bridge = None;
+        for n in 0.. {
+            let name = format!("kiln{n}");
+            if nl
+                .link_index(&name)
+                .map_err(netlink_error("look up the bridge names in use"))?
+                .is_none()
+            {
+                default_bridge = Some(name);
+                break;
+            }
+        }
         for (name, driver) in [
             (DEFAULT_NETWORK, Driver::Bridge),
             ("host", Driver::Host),
@@ -176,7 +191,7 @@ impl Networks {
                 gateway: bridge.then(|| ipam::first_host(subnet)),
                 internal: false,
                 interface: if bridge {
-                    DEFAULT_BRIDGE.to_string()
+                    default_bridge.clone().unwrap_or_default()
                 } else {
                     String::new()
                 },
@@ -457,7 +472,8 @@ impl Networks {
                 }
             }
         }
-        firewall::apply(&bridges, &published)
+        let table = self.find(DEFAULT_NETWORK)?.interface;
+        firewall::apply(&table, &bridges, &published)
     }
 
     /// The subnets of kiln's networks and of the host's routes.
