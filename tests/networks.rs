@@ -141,6 +141,20 @@ fn published_ports_answer_on_localhost_and_other_addresses_and_a_taken_port_fail
         .to_string();
     let hostname = &id[..12];
     wait_for("httpd", || get("127.0.0.1:8080", "/hostname").is_ok());
+    // So with --network none too (the sandbox's namespace), not with the host's network.
+    let start = |network: &str| {
+        k.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            network,
+            "busybox:kiln",
+            "cat",
+            "/proc/sys/net/ipv4/ip_unprivileged_port_start",
+        ])
+    };
+    assert_eq!(start("none"), "0\n");
+    assert_eq!(start("host"), "1024\n");
     for (address, reachable) in [
         ("127.0.0.1:8080", true),
         ("10.99.0.1:8080", true),

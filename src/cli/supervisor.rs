@@ -433,8 +433,9 @@ fn container_spec(
         )),
     })?;
     // In a network namespace of its own, any user may bind a low port (docker sets this
-    // since 20.10: an httpd running as nobody listens on 80).
-    if c.network != "host" && !c.network.starts_with("container:") {
+    // since 20.10: an httpd running as nobody listens on 80). A wired namespace has it
+    // from kiln already; `none`'s is made by the sandbox.
+    if *network == kiln_runtime::Network::Loopback {
         if let Some(linux) = spec.linux_mut() {
             let mut sysctl = linux.sysctl().clone().unwrap_or_default();
             sysctl.insert(

@@ -11,7 +11,10 @@ use std::path::Path;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{setns, unshare, CloneFlags};
 
-/// Makes a network namespace with `lo` up and binds it on `path` (made empty).
+/// Makes a network namespace with `lo` up and binds it on `path` (made empty). Any
+/// user may bind a low port in it, as in docker's containers
+/// (`net.ipv4.ip_unprivileged_port_start=0`; set from here, as the host's root: a
+/// container in a user namespace of its own could not).
 pub(crate) fn create(path: &Path) -> io::Result<()> {
     File::create(path)?;
     // In a thread of its own: unshare(2) moves only the calling thread, which ends with
@@ -26,7 +29,9 @@ pub(crate) fn create(path: &Path) -> io::Result<()> {
                 MsFlags::MS_BIND,
                 None::<&str>,
             )?;
-            crate::network::loopback_up()
+            crate::network::loopback_up()?;
+            // The thread's namespace: /proc/sys/net is the opener's.
+            std::fs::write("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0")
         })
         .join()
         .unwrap_or_else(|_| Err(io::Error::other("the thread making the namespace panicked")))
