@@ -4,6 +4,7 @@ mod attach;
 mod build;
 mod builder;
 mod commit;
+mod compose;
 mod container;
 mod cp;
 mod etc;
@@ -137,6 +138,8 @@ pub enum Command {
     /// Manage networks.
     #[command(subcommand)]
     Network(network::Command),
+    /// Multi-container applications from a Compose file.
+    Compose(compose::Args),
     /// List a container's published ports, or the host address of one.
     Port(network::PortArgs),
     /// What concerns the whole of kiln.
@@ -256,6 +259,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::ContainerSupervise(args) => supervisor::supervise_command(args),
         Command::Volume(command) => volume::run(command),
         Command::Network(command) => network::run(command),
+        Command::Compose(args) => compose::run(args),
         Command::Port(args) | Command::Container(ContainerCommand::Port(args)) => {
             network::port(args)
         }

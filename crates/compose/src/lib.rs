@@ -1,0 +1,25 @@
+//! Compose files, read as Docker Compose reads them: the Compose Specification's model
+//! (`model`, every field in its long form), variable interpolation, `.env` files, file
+//! discovery, several files merged, `include`, `extends`, profiles, the normalised form
+//! `kiln compose config` prints, and the order services start in. Running a project is
+//! the kiln binary's part (containers, networks and volumes are the runtime's).
+
+mod dotenv;
+mod error;
+mod forms;
+pub mod interpolate;
+mod load;
+mod merge;
+pub mod model;
+mod order;
+
+pub use error::Error;
+pub use load::{load, Options, Project};
+pub use order::levels;
+
+/// The project as `kiln compose config` prints it (YAML).
+pub fn config(project: &Project) -> String {
+    let mut file = project.active();
+    file.name = Some(project.name.clone());
+    serde_yaml_ng::to_string(&file).unwrap_or_default()
+}
