@@ -149,7 +149,7 @@ fn signal(c: &mut Container, sig: Signal) -> anyhow::Result<()> {
 
 /// The container's stop signal (SIGTERM unless `--stop-signal` said), then SIGKILL after
 /// `timeout` (`-t`, else the container's `--stop-timeout`, else 10 s).
-fn stop_one(c: &mut Container, timeout: Option<u64>) -> anyhow::Result<()> {
+pub(crate) fn stop_one(c: &mut Container, timeout: Option<u64>) -> anyhow::Result<()> {
     if !matches!(c.state.status, Status::Running | Status::Restarting) {
         return Ok(());
     }
@@ -260,30 +260,41 @@ pub struct RmArgs {
 
 pub fn rm(args: RmArgs) -> anyhow::Result<ExitCode> {
     for_each(&args.containers, |store, c| {
-        if matches!(c.state.status, Status::Running | Status::Restarting) {
-            if !args.force {
-                bail!(
-                    "cannot remove container \"/{}\": container is running: stop the container before removing or force remove (-f)",
-                    c.config.name
-                );
-            }
-            signal(c, Signal::SIGKILL)?;
-            wait_exit(c, Duration::from_secs(10));
-        }
-        store.remove(c)?;
-        if args.volumes {
-            let volumes = kiln_runtime::volumes::Volumes::open(&Store::default_root())?;
-            for m in &c.config.mounts {
-                if m.kind == kiln_runtime::containers::MountType::Volume
-                    && super::mounts::is_anonymous(&m.source)
-                    && super::volume::user_of(store, &m.source)?.is_none()
-                {
-                    volumes.remove(&m.source)?;
-                }
-            }
-        }
-        Ok(())
+        remove_one(store, c, args.force, args.volumes)
     })
+}
+
+/// Removes a container (`force`: killed first if it runs; `volumes`: its anonymous
+/// volumes too).
+pub(crate) fn remove_one(
+    store: &Containers,
+    c: &mut Container,
+    force: bool,
+    volumes: bool,
+) -> anyhow::Result<()> {
+    if matches!(c.state.status, Status::Running | Status::Restarting) {
+        if !force {
+            bail!(
+                "cannot remove container \"/{}\": container is running: stop the container before removing or force remove (-f)",
+                c.config.name
+            );
+        }
+        signal(c, Signal::SIGKILL)?;
+        wait_exit(c, Duration::from_secs(10));
+    }
+    store.remove(c)?;
+    if volumes {
+        let volumes = kiln_runtime::volumes::Volumes::open(&Store::default_root())?;
+        for m in &c.config.mounts {
+            if m.kind == kiln_runtime::containers::MountType::Volume
+                && super::mounts::is_anonymous(&m.source)
+                && super::volume::user_of(store, &m.source)?.is_none()
+            {
+                volumes.remove(&m.source)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[derive(clap::Args)]

@@ -78,7 +78,10 @@ fn status_text(c: &Container) -> String {
 }
 
 /// docker's `ps` fields of a container (what `--format` and `--filter` see).
-fn ps_fields(c: &Container, no_trunc: bool) -> serde_json::Map<String, serde_json::Value> {
+pub(crate) fn ps_fields(
+    c: &Container,
+    no_trunc: bool,
+) -> serde_json::Map<String, serde_json::Value> {
     let mut command = c.config.args.join(" ");
     if !no_trunc && command.chars().count() > 20 {
         command = command.chars().take(19).collect::<String>() + "…";

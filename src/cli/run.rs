@@ -245,7 +245,7 @@ pub fn create(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Checks `args`, finds (or pulls) the image and makes the container and its volumes.
-fn create_container(args: &Args) -> anyhow::Result<(Containers, Container)> {
+pub(crate) fn create_container(args: &Args) -> anyhow::Result<(Containers, Container)> {
     if !nix::unistd::geteuid().is_root() {
         bail!("kiln run starts containers in namespaces on overlayfs and needs root for now");
     }

@@ -379,9 +379,12 @@ fn container_spec(
         let destination = Path::new(&m.destination);
         mounts.push(match m.kind {
             MountType::Bind => {
-                // -v makes a missing host directory, as docker does.
-                std::fs::create_dir_all(&m.source)
-                    .with_context(|| format!("creating {} for -v", m.source))?;
+                // -v makes a missing host directory, as docker does (a file, as a
+                // Compose secret is, is bound as it is).
+                if !Path::new(&m.source).exists() {
+                    std::fs::create_dir_all(&m.source)
+                        .with_context(|| format!("creating {} for -v", m.source))?;
+                }
                 kiln_runtime::bind_mount(destination, Path::new(&m.source), m.readonly)
             }
             MountType::Volume => {

@@ -17,6 +17,12 @@ pub use error::Error;
 pub use load::{load, Options, Project};
 pub use order::levels;
 
+/// A service as YAML, in its long form: what identifies its configuration (a change
+/// recreates its containers).
+pub fn service_yaml(service: &model::Service) -> String {
+    serde_yaml_ng::to_string(service).unwrap_or_default()
+}
+
 /// The project as `kiln compose config` prints it (YAML).
 pub fn config(project: &Project) -> String {
     let mut file = project.active();

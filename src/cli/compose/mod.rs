@@ -1,0 +1,259 @@
+//! `kiln compose [-f FILE]... [-p NAME] [--profile P]... [--env-file F]...
+//! [--project-directory DIR] COMMAND`: Docker Compose's command line over a project
+//! read by `kiln-compose`: `config` (the normalised project, as `docker compose config`
+//! prints it), `up -d`, `down`, `ps`.
+
+mod service;
+mod up;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A Compose file (repeatable; later ones merge over earlier ones). Default:
+    /// compose.yaml (or compose.yml, docker-compose.yaml, docker-compose.yml) and its
+    /// override file, from this directory up.
+    #[arg(short, long = "file", value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// The project's name (default: COMPOSE_PROJECT_NAME, the file's `name`, or the
+    /// directory's name).
+    #[arg(short = 'p', long = "project-name")]
+    project_name: Option<String>,
+    /// Turn a profile's services on (repeatable; also COMPOSE_PROFILES).
+    #[arg(long = "profile")]
+    profiles: Vec<String>,
+    /// Variables to interpolate the files with (default: the project directory's .env).
+    #[arg(long = "env-file")]
+    env_files: Vec<PathBuf>,
+    /// The directory relative paths start from (default: the first file's).
+    #[arg(long)]
+    project_directory: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Print the project as kiln reads it: merged, interpolated, every field in its long
+    /// form.
+    #[command(alias = "convert")]
+    Config {
+        /// Only check it: print nothing.
+        #[arg(short, long)]
+        quiet: bool,
+        /// Print the services' names, one a line.
+        #[arg(long)]
+        services: bool,
+        /// Print the volumes' names, one a line.
+        #[arg(long)]
+        volumes: bool,
+        /// Print the active profiles' names.
+        #[arg(long)]
+        profiles: bool,
+    },
+    /// Build, make and start the project's services (detached: `-d`).
+    Up {
+        /// Run in the background (kiln's `up` always does for now: pass -d).
+        #[arg(short, long)]
+        detach: bool,
+        /// Build images before starting, even those the store has.
+        #[arg(long)]
+        build: bool,
+        /// SERVICE=N: run N containers of a service.
+        #[arg(long, value_name = "SERVICE=N")]
+        scale: Vec<String>,
+        /// Wait until the services run (and are healthy, with a healthcheck).
+        #[arg(long)]
+        wait: bool,
+        /// Remove containers of services no longer in the file.
+        #[arg(long)]
+        remove_orphans: bool,
+        /// Start the named services only, not what they depend on.
+        #[arg(long)]
+        no_deps: bool,
+        services: Vec<String>,
+    },
+    /// Stop and remove the project's containers and networks (`-v`: its volumes too).
+    Down {
+        #[arg(short, long)]
+        volumes: bool,
+        #[arg(long)]
+        remove_orphans: bool,
+    },
+    /// List the project's containers.
+    Ps {
+        /// Stopped ones too.
+        #[arg(short, long)]
+        all: bool,
+        /// Only their IDs.
+        #[arg(short, long)]
+        quiet: bool,
+        /// `json`: one object a line.
+        #[arg(long)]
+        format: Option<String>,
+    },
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let options = kiln_compose::Options {
+        files: args.files,
+        project_name: args.project_name,
+        project_dir: args.project_directory,
+        profiles: args.profiles,
+        env_files: args.env_files,
+        working_dir: std::env::current_dir().context("the working directory")?,
+        environment: std::env::vars().collect(),
+    };
+    let project = kiln_compose::load(&options)?;
+    match args.command {
+        Command::Config {
+            quiet,
+            services,
+            volumes,
+            profiles,
+        } => {
+            let file = project.active();
+            if quiet {
+            } else if services {
+                for name in file.services.keys() {
+                    println!("{name}");
+                }
+            } else if volumes {
+                for name in file.volumes.keys() {
+                    println!("{name}");
+                }
+            } else if profiles {
+                let all: std::collections::BTreeSet<&String> = project
+                    .file
+                    .services
+                    .values()
+                    .flat_map(|s| &s.profiles)
+                    .collect();
+                for p in all {
+                    println!("{p}");
+                }
+            } else {
+                print!("{}", kiln_compose::config(&project));
+            }
+        }
+        Command::Up {
+            detach,
+            build,
+            scale,
+            wait,
+            remove_orphans,
+            no_deps,
+            services,
+        } => {
+            if !detach {
+                bail!("kiln compose up runs the project in the background for now: pass -d (then kiln compose logs, ps)");
+            }
+            let scale = scale
+                .iter()
+                .map(|s| {
+                    let (name, n) = s
+                        .split_once('=')
+                        .with_context(|| format!("--scale {s}: write SERVICE=N"))?;
+                    let n: u32 = n
+                        .parse()
+                        .with_context(|| format!("--scale {s}: N is a count"))?;
+                    Ok((name.to_string(), n))
+                })
+                .collect::<anyhow::Result<BTreeMap<_, _>>>()?;
+            up::up(
+                &project,
+                &up::UpOptions {
+                    build,
+                    scale,
+                    wait,
+                    remove_orphans,
+                    no_deps,
+                    services,
+                },
+            )?;
+        }
+        Command::Down {
+            volumes,
+            remove_orphans,
+        } => up::down(
+            &project,
+            &up::DownOptions {
+                volumes,
+                remove_orphans,
+            },
+        )?,
+        Command::Ps { all, quiet, format } => ps(&project, all, quiet, format.as_deref())?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `compose ps`: docker compose's columns (NAME IMAGE COMMAND SERVICE CREATED STATUS
+/// PORTS), or a JSON object a line.
+fn ps(
+    project: &kiln_compose::Project,
+    all: bool,
+    quiet: bool,
+    format: Option<&str>,
+) -> anyhow::Result<()> {
+    let containers =
+        kiln_runtime::containers::Containers::open(&kiln_image::store::Store::default_root())?;
+    let mut rows = Vec::new();
+    for mut c in up::project_containers(&containers, &project.name)? {
+        c.settle();
+        let running = c.state.status == kiln_runtime::containers::Status::Running;
+        if !all && !running {
+            continue;
+        }
+        if quiet {
+            println!("{}", c.config.id);
+            continue;
+        }
+        let fields = super::ps::ps_fields(&c, false);
+        let field = |k: &str| {
+            fields
+                .get(k)
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string()
+        };
+        let service = c
+            .config
+            .labels
+            .get(service::SERVICE)
+            .cloned()
+            .unwrap_or_default();
+        match format {
+            Some("json") => {
+                let mut object = fields.clone();
+                object.insert("Name".into(), c.config.name.clone().into());
+                object.insert("Service".into(), service.into());
+                object.insert("Project".into(), project.name.clone().into());
+                println!("{}", serde_json::Value::Object(object));
+            }
+            Some(other) => bail!("--format {other}: kiln compose ps takes json"),
+            None => rows.push(vec![
+                c.config.name.clone(),
+                field("Image"),
+                field("Command"),
+                service,
+                field("RunningFor"),
+                field("Status"),
+                field("Ports"),
+            ]),
+        }
+    }
+    if !quiet && format.is_none() {
+        print!(
+            "{}",
+            super::output::table(
+                &["NAME", "IMAGE", "COMMAND", "SERVICE", "CREATED", "STATUS", "PORTS"],
+                &rows
+            )
+        );
+    }
+    Ok(())
+}
