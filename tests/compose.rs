@@ -3,7 +3,11 @@
 //! documented behaviour — merge, interpolation, profiles, extends, include, long
 //! syntax), compared as YAML values; and bad files (`testdata/compose/errors/<case>/`)
 //! refused with the file, the path in it and what was expected (`expected.err`, a part
-//! of the message). No root needed.
+//! of the message). And the sample project (`examples/compose`) brought up, used and
+//! taken down (root, in the test's own network namespace).
+
+#[path = "support/kiln.rs"]
+mod support;
 
 use std::path::Path;
 use std::process::Command;
@@ -146,4 +150,126 @@ fn the_sample_project_reads_with_its_env_file_and_anchors() {
         "service_healthy"
     );
     assert_eq!(project["volumes"]["data"]["name"], "sample_data");
+}
+
+/// The sample project through its life, in the test's network namespace: up, ps, its
+/// port, names, secret and volume, scale, a changed service recreated, down -v leaving
+/// nothing.
+#[test]
+fn the_sample_project_comes_up_serves_scales_and_goes_leaving_nothing() {
+    if !support::root_or_skip() {
+        return;
+    }
+    let k = support::Kiln::new();
+    let sample = k.dir.path().join("sample");
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/compose"),
+        &sample,
+    );
+    std::fs::copy(support::busybox(), sample.join("base/busybox")).unwrap();
+    let compose = |args: &[&str]| {
+        let mut all = vec!["compose"];
+        all.extend_from_slice(args);
+        let out = k.cmd(&all).current_dir(&sample).output().unwrap();
+        assert!(
+            out.status.success(),
+            "kiln compose {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    compose(&["up", "-d", "--wait"]);
+    let ps = compose(&["ps"]);
+    for name in [
+        "sample-db-1",
+        "sample-front-1",
+        "sample-worker-1",
+        "sample-worker-2",
+        "sample-worker-3",
+    ] {
+        assert!(ps.contains(name), "{ps}");
+    }
+    assert!(
+        ps.contains("(healthy)") && ps.contains("0.0.0.0:8080->80/tcp"),
+        "{ps}"
+    );
+    // Docker Compose's labels on each container.
+    let front: serde_json::Value =
+        serde_json::from_str(&k.ok(&["container", "inspect", "sample-front-1"])).unwrap();
+    let labels = &front[0]["Config"]["Labels"];
+    assert_eq!(labels["com.docker.compose.project"], "sample");
+    assert_eq!(labels["com.docker.compose.service"], "front");
+    assert_eq!(labels["com.docker.compose.container-number"], "1");
+    let mut page = String::new();
+    for _ in 0..50 {
+        if let Ok(mut s) = std::net::TcpStream::connect("127.0.0.1:8080") {
+            use std::io::{Read, Write};
+            s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+            s.read_to_string(&mut page).unwrap();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(page.contains("<h1>kiln compose</h1>"), "{page}");
+    let inside = k.ok(&[
+        "exec",
+        "sample-front-1",
+        "sh",
+        "-c",
+        "cat /run/secrets/api_key; nslookup db | tail -2; nslookup worker | grep -c Address",
+    ]);
+    assert!(inside.starts_with("s3cr3t\n"), "{inside}");
+    // Three workers behind one name (and the server's own Address line).
+    assert!(inside.trim_end().ends_with('4'), "{inside}");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let writers = k.ok(&[
+        "exec",
+        "sample-worker-1",
+        "sh",
+        "-c",
+        "cut -d' ' -f1 /data/log | sort -u | wc -l",
+    ]);
+    assert_eq!(writers.trim(), "3", "three workers share the volume");
+    compose(&["up", "-d", "--scale", "worker=5"]);
+    assert_eq!(compose(&["ps", "-q"]).lines().count(), 7);
+    compose(&["up", "-d", "--scale", "worker=2"]);
+    assert_eq!(compose(&["ps", "-q"]).lines().count(), 4);
+    // A changed service is made again; the others are left running as they are.
+    let db_before = k.ok(&["container", "inspect", "sample-db-1"]);
+    let file = sample.join("compose.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("FRONT_PORT:-8080", "FRONT_PORT:-8081")).unwrap();
+    compose(&["up", "-d"]);
+    assert!(compose(&["ps"]).contains("0.0.0.0:8081->80/tcp"));
+    let db_after = k.ok(&["container", "inspect", "sample-db-1"]);
+    let id = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap()[0]["Id"].clone();
+    assert_eq!(id(&db_before), id(&db_after));
+    compose(&["down", "-v"]);
+    assert_eq!(k.ok(&["ps", "-aq"]), "");
+    assert!(!k.ok(&["network", "ls"]).contains("sample_default"));
+    assert!(!k.ok(&["volume", "ls"]).contains("sample_data"));
+    let links = support::run_tool("ip", &["-o", "link"]);
+    for _ in 0..100 {
+        if !support::run_tool("ip", &["-o", "link"]).contains("veth") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        !support::run_tool("ip", &["-o", "link"]).contains("veth"),
+        "{links}"
+    );
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
 }
