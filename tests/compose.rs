@@ -230,6 +230,21 @@ fn the_sample_project_comes_up_serves_scales_and_goes_leaving_nothing() {
         "cut -d' ' -f1 /data/log | sort -u | wc -l",
     ]);
     assert_eq!(writers.trim(), "3", "three workers share the volume");
+    // Each line after its container's name, as Docker Compose prints logs.
+    let logs = compose(&["logs", "--no-color", "worker"]);
+    assert!(
+        logs.lines().any(|l| l.starts_with("worker-1 | "))
+            && logs.lines().any(|l| l.starts_with("worker-3 | ")),
+        "{logs}"
+    );
+    assert_eq!(compose(&["exec", "-T", "db", "cat", "/ready"]), "ready\n");
+    assert_eq!(compose(&["port", "front", "80"]), "0.0.0.0:8080\n");
+    compose(&["stop", "worker"]);
+    assert_eq!(compose(&["ps", "-q"]).lines().count(), 2);
+    assert!(compose(&["ps", "-a"]).contains("Exited (0)"));
+    compose(&["start", "worker"]);
+    compose(&["restart", "front"]);
+    assert_eq!(compose(&["ps", "-q"]).lines().count(), 5);
     compose(&["up", "-d", "--scale", "worker=5"]);
     assert_eq!(compose(&["ps", "-q"]).lines().count(), 7);
     compose(&["up", "-d", "--scale", "worker=2"]);

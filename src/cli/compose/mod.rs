@@ -1,9 +1,11 @@
 //! `kiln compose [-f FILE]... [-p NAME] [--profile P]... [--env-file F]...
 //! [--project-directory DIR] COMMAND`: Docker Compose's command line over a project
 //! read by `kiln-compose`: `config` (the normalised project, as `docker compose config`
-//! prints it), `up -d`, `down`, `ps`.
+//! prints it), `up -d`, `down`, `ps`, `logs`, `stop`, `start`, `restart`, `kill`, `rm`,
+//! `exec`, `port`.
 
 mod service;
+mod service_commands;
 mod up;
 
 use std::collections::BTreeMap;
@@ -83,6 +85,82 @@ enum Command {
         volumes: bool,
         #[arg(long)]
         remove_orphans: bool,
+    },
+    /// Show the services' output, each line after its container's name.
+    Logs {
+        /// Follow new output until the containers stop.
+        #[arg(short, long)]
+        follow: bool,
+        /// Only each container's last N lines.
+        #[arg(short = 'n', long)]
+        tail: Option<usize>,
+        #[arg(short, long)]
+        timestamps: bool,
+        #[arg(long)]
+        no_color: bool,
+        services: Vec<String>,
+    },
+    /// Stop services' containers (dependants first).
+    Stop {
+        /// Seconds to wait before SIGKILL.
+        #[arg(short = 't', long)]
+        timeout: Option<u64>,
+        services: Vec<String>,
+    },
+    /// Start services' stopped containers (dependencies first).
+    Start { services: Vec<String> },
+    /// Stop, then start services' containers.
+    Restart {
+        #[arg(short = 't', long)]
+        timeout: Option<u64>,
+        services: Vec<String>,
+    },
+    /// Send a signal to services' containers.
+    Kill {
+        #[arg(short, long, default_value = "KILL")]
+        signal: String,
+        services: Vec<String>,
+    },
+    /// Remove services' stopped containers (`-s`: stop them first).
+    Rm {
+        /// Accepted as docker compose accepts it: kiln asks nothing.
+        #[arg(short, long)]
+        force: bool,
+        #[arg(short, long)]
+        stop: bool,
+        /// Their anonymous volumes too.
+        #[arg(short, long)]
+        volumes: bool,
+        services: Vec<String>,
+    },
+    /// Run a command in a service's running container.
+    Exec {
+        #[arg(short, long)]
+        detach: bool,
+        /// No terminal (one is given when standard input is one).
+        #[arg(short = 'T', long = "no-TTY")]
+        no_tty: bool,
+        #[arg(short, long = "env", value_name = "K=V")]
+        env: Vec<String>,
+        #[arg(short, long)]
+        user: Option<String>,
+        #[arg(short, long)]
+        workdir: Option<String>,
+        /// Which replica (from 1).
+        #[arg(long, default_value_t = 1)]
+        index: u32,
+        service: String,
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+    /// Print the host address a service's port is published on.
+    Port {
+        #[arg(long, default_value_t = 1)]
+        index: u32,
+        #[arg(long, default_value = "tcp")]
+        protocol: String,
+        service: String,
+        private_port: u16,
     },
     /// List the project's containers.
     Ps {
@@ -187,6 +265,56 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             },
         )?,
         Command::Ps { all, quiet, format } => ps(&project, all, quiet, format.as_deref())?,
+        Command::Logs {
+            follow,
+            tail,
+            timestamps,
+            no_color,
+            services,
+        } => service_commands::logs(&project, &services, follow, tail, timestamps, no_color)?,
+        Command::Stop { timeout, services } => {
+            service_commands::stop(&project, &services, timeout)?
+        }
+        Command::Start { services } => service_commands::start(&project, &services)?,
+        Command::Restart { timeout, services } => {
+            service_commands::stop(&project, &services, timeout)?;
+            service_commands::start(&project, &services)?;
+        }
+        Command::Kill { signal, services } => service_commands::kill(&project, &services, &signal)?,
+        Command::Rm {
+            stop,
+            volumes,
+            services,
+            ..
+        } => service_commands::rm(&project, &services, stop, volumes)?,
+        Command::Exec {
+            detach,
+            no_tty,
+            env,
+            user,
+            workdir,
+            index,
+            service,
+            command,
+        } => {
+            return service_commands::exec(
+                &project,
+                &service,
+                index,
+                detach,
+                no_tty,
+                &env,
+                user.as_deref(),
+                workdir.as_deref(),
+                &command,
+            )
+        }
+        Command::Port {
+            index,
+            protocol,
+            service,
+            private_port,
+        } => service_commands::port(&project, &service, index, private_port, &protocol)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -256,4 +384,19 @@ fn ps(
         );
     }
     Ok(())
+}
+
+/// A kiln subcommand's arguments read from `args`, as if typed after `kiln NAME`: a
+/// service's container is made and used by the same code, and checked the same way, as
+/// one typed by hand.
+pub(crate) fn parse_args<T: clap::Args>(name: &'static str, args: &[String]) -> anyhow::Result<T> {
+    let command = T::augment_args(
+        clap::Command::new(name)
+            .no_binary_name(true)
+            .disable_help_flag(true),
+    );
+    let matches = command
+        .try_get_matches_from(args)
+        .with_context(|| format!("kiln {name} {}", args.join(" ")))?;
+    Ok(<T as clap::FromArgMatches>::from_arg_matches(&matches)?)
 }

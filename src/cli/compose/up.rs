@@ -395,17 +395,10 @@ fn converge(
 /// Makes replica `n` of a service (not started): `kiln create`'s checks and flags,
 /// its other networks added to it.
 fn create(project: &Project, name: &str, service: &Service, n: u32) -> anyhow::Result<Container> {
-    use clap::Parser;
-    #[derive(clap::Parser)]
-    #[command(no_binary_name = true, disable_help_flag = true)]
-    struct CreateLine {
-        #[command(flatten)]
-        args: super::super::run::Args,
-    }
     let args = service::create_args(project, name, service, n);
-    let line = CreateLine::try_parse_from(&args)
-        .with_context(|| format!("service {name}: kiln create {}", args.join(" ")))?;
-    let (_, mut container) = super::super::run::create_container(&line.args)?;
+    let create: super::super::run::Args =
+        super::parse_args("create", &args).with_context(|| format!("service {name}"))?;
+    let (_, mut container) = super::super::run::create_container(&create)?;
     if service.network_mode.is_none() {
         for (network, mut aliases, ip) in service::networks(project, service).into_iter().skip(1) {
             aliases.push(name.to_string());

@@ -1,0 +1,295 @@
+//! The commands over a project's existing containers: `logs` (prefixed, coloured on a
+//! terminal, as Docker Compose prints them), `stop`, `start`, `restart`, `kill`, `rm`,
+//! `exec`, `port` — each on the services named, or on all of them.
+
+use std::collections::BTreeSet;
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use kiln_compose::Project;
+use kiln_image::store::Store;
+use kiln_runtime::containers::{self, Container, Containers, Status};
+
+use super::service::{NUMBER, SERVICE};
+use super::up::project_containers;
+
+/// The project's containers of the services named (all when none is), in the order
+/// services start (each service's by number); `reverse` for the order they stop.
+pub(crate) fn containers_of(
+    project: &Project,
+    services: &[String],
+    reverse: bool,
+) -> anyhow::Result<(Containers, Vec<Container>)> {
+    for s in services {
+        if !project.file.services.contains_key(s) {
+            bail!(kiln_compose::Error::NoSuchService { service: s.clone() });
+        }
+    }
+    let store = Containers::open(&Store::default_root())?;
+    let mut order: Vec<String> = kiln_compose::levels(&project.file)?
+        .into_iter()
+        .flatten()
+        .collect();
+    if reverse {
+        order.reverse();
+    }
+    let wanted: BTreeSet<&String> = services.iter().collect();
+    let all = project_containers(&store, &project.name)?;
+    let number = |c: &Container| {
+        c.config
+            .labels
+            .get(NUMBER)
+            .and_then(|n| n.parse::<u32>().ok())
+    };
+    let mut chosen = Vec::new();
+    for name in order
+        .iter()
+        .filter(|n| wanted.is_empty() || wanted.contains(n))
+    {
+        let mut of: Vec<Container> = all
+            .iter()
+            .filter(|c| c.config.labels.get(SERVICE) == Some(name))
+            .cloned()
+            .collect();
+        of.sort_by_key(number);
+        chosen.extend(of);
+    }
+    Ok((store, chosen))
+}
+
+/// `SERVICE-N`, how Docker Compose's log lines name a container.
+fn short_name(c: &Container) -> String {
+    format!(
+        "{}-{}",
+        c.config.labels.get(SERVICE).map_or("", String::as_str),
+        c.config.labels.get(NUMBER).map_or("1", String::as_str)
+    )
+}
+
+/// `compose logs [-f] [-n N] [-t] [--no-color] [SERVICE...]`.
+pub(crate) fn logs(
+    project: &Project,
+    services: &[String],
+    follow: bool,
+    tail: Option<usize>,
+    timestamps: bool,
+    no_color: bool,
+) -> anyhow::Result<()> {
+    let (_, list) = containers_of(project, services, false)?;
+    let width = list.iter().map(|c| short_name(c).len()).max().unwrap_or(0);
+    let colour = !no_color && std::io::stdout().is_terminal();
+    let prefixes: Vec<String> = list
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let name = format!("{:<width$} | ", short_name(c));
+            if colour {
+                // Docker Compose's palette: cyan, yellow, green, magenta, blue, red.
+                let code = [36, 33, 32, 35, 34, 31][i % 6];
+                format!("\x1b[{code}m{name}\x1b[0m")
+            } else {
+                name
+            }
+        })
+        .collect();
+    let mut lines = Vec::new();
+    let mut offsets = Vec::new();
+    for (i, c) in list.iter().enumerate() {
+        let path = c.log_path();
+        let mut own = Vec::new();
+        for older in containers::rotated_logs(&path) {
+            own.extend(containers::read_log(&older, 0)?.0);
+        }
+        let (current, offset) = containers::read_log(&path, 0)?;
+        own.extend(current);
+        if let Some(n) = tail {
+            let skip = own.len().saturating_sub(n);
+            own.drain(..skip);
+        }
+        lines.extend(own.into_iter().map(|l| (i, l)));
+        offsets.push(offset);
+    }
+    // Interleaved as they were written.
+    lines.sort_by(|a, b| a.1.time.cmp(&b.1.time));
+    let print = |lines: &[(usize, containers::LogLine)]| -> std::io::Result<()> {
+        let mut out = std::io::stdout().lock();
+        for (i, l) in lines {
+            let time = if timestamps {
+                format!("{} ", l.time)
+            } else {
+                String::new()
+            };
+            let text = l.log.strip_suffix('\n').unwrap_or(&l.log);
+            writeln!(out, "{}{time}{text}", prefixes[*i])?;
+        }
+        out.flush()
+    };
+    print(&lines)?;
+    if follow {
+        let mut list = list;
+        loop {
+            let mut any_running = false;
+            let mut more = Vec::new();
+            for (i, c) in list.iter_mut().enumerate() {
+                any_running |= c.reload().is_ok() && c.state.status != Status::Exited;
+                let (new, next) = containers::read_log(&c.log_path(), offsets[i])?;
+                offsets[i] = next;
+                more.extend(new.into_iter().map(|l| (i, l)));
+            }
+            more.sort_by(|a, b| a.1.time.cmp(&b.1.time));
+            print(&more)?;
+            if !any_running {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    Ok(())
+}
+
+/// `compose stop [-t N] [SERVICE...]`: dependants first.
+pub(crate) fn stop(
+    project: &Project,
+    services: &[String],
+    timeout: Option<u64>,
+) -> anyhow::Result<()> {
+    let (_, list) = containers_of(project, services, true)?;
+    for mut c in list {
+        super::super::container::stop_one(&mut c, timeout)?;
+        eprintln!(" ✔ Container {}  Stopped", c.config.name);
+    }
+    Ok(())
+}
+
+/// `compose start [SERVICE...]`: dependencies first.
+pub(crate) fn start(project: &Project, services: &[String]) -> anyhow::Result<()> {
+    let (store, list) = containers_of(project, services, false)?;
+    for mut c in list {
+        c.settle();
+        if matches!(c.state.status, Status::Running | Status::Restarting) {
+            continue;
+        }
+        if let Some((_, message)) = super::super::supervisor::spawn_supervisor(&store, &mut c)? {
+            bail!("starting {}: {message}", c.config.name);
+        }
+        eprintln!(" ✔ Container {}  Started", c.config.name);
+    }
+    Ok(())
+}
+
+/// `compose kill [-s SIGNAL] [SERVICE...]`.
+pub(crate) fn kill(project: &Project, services: &[String], signal: &str) -> anyhow::Result<()> {
+    let (_, list) = containers_of(project, services, true)?;
+    let names: Vec<String> = list
+        .into_iter()
+        .filter(|c| c.state.status == Status::Running)
+        .map(|c| c.config.name)
+        .collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    let mut args = vec!["-s".to_string(), signal.to_string()];
+    args.extend(names);
+    forward::<super::super::container::KillArgs>("kill", &args, super::super::container::kill)
+}
+
+/// `compose rm [-f] [-s] [-v] [SERVICE...]`: stopped containers (`-s`: stopped first).
+pub(crate) fn rm(
+    project: &Project,
+    services: &[String],
+    stop_first: bool,
+    volumes: bool,
+) -> anyhow::Result<()> {
+    let (store, list) = containers_of(project, services, true)?;
+    for mut c in list {
+        c.settle();
+        if matches!(c.state.status, Status::Running | Status::Restarting) {
+            if !stop_first {
+                continue;
+            }
+            super::super::container::stop_one(&mut c, None)?;
+        }
+        super::super::container::remove_one(&store, &mut c, false, volumes)?;
+        eprintln!(" ✔ Container {}  Removed", c.config.name);
+    }
+    Ok(())
+}
+
+/// The container of replica `index` of `service`.
+fn replica(project: &Project, service: &str, index: u32) -> anyhow::Result<Container> {
+    let (_, list) = containers_of(project, &[service.to_string()], false)?;
+    list.into_iter()
+        .find(|c| c.config.labels.get(NUMBER).map(String::as_str) == Some(&index.to_string()))
+        .with_context(|| {
+            format!("service {service} has no container number {index}: is the project up?")
+        })
+}
+
+/// `compose exec [-d] [-T] [-e K=V]... [-u USER] [-w DIR] [--index N] SERVICE COMMAND...`:
+/// `kiln exec` in the service's container (a terminal when ours is one, but with -T).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn exec(
+    project: &Project,
+    service: &str,
+    index: u32,
+    detach: bool,
+    no_tty: bool,
+    env: &[String],
+    user: Option<&str>,
+    workdir: Option<&str>,
+    command: &[String],
+) -> anyhow::Result<std::process::ExitCode> {
+    let c = replica(project, service, index)?;
+    let mut args: Vec<String> = Vec::new();
+    if detach {
+        args.push("-d".into());
+    } else {
+        args.push("-i".into());
+        if !no_tty && std::io::stdin().is_terminal() {
+            args.push("-t".into());
+        }
+    }
+    for e in env {
+        args.extend(["-e".to_string(), e.clone()]);
+    }
+    if let Some(u) = user {
+        args.extend(["-u".to_string(), u.to_string()]);
+    }
+    if let Some(w) = workdir {
+        args.extend(["-w".to_string(), w.to_string()]);
+    }
+    args.push(c.config.name);
+    args.extend(command.iter().cloned());
+    let exec: super::super::exec::ExecArgs = super::parse_args("exec", &args)?;
+    super::super::exec::exec(exec)
+}
+
+/// `compose port [--index N] [--protocol P] SERVICE PRIVATE_PORT`: the host address.
+pub(crate) fn port(
+    project: &Project,
+    service: &str,
+    index: u32,
+    private: u16,
+    protocol: &str,
+) -> anyhow::Result<()> {
+    let c = replica(project, service, index)?;
+    let binding = super::super::network::published(&c)
+        .into_iter()
+        .find(|b| b.container_port == private && b.protocol.name() == protocol)
+        .with_context(|| format!("no port {private}/{protocol} for service {service}"))?;
+    println!("{}", binding.host());
+    Ok(())
+}
+
+fn forward<T: clap::Args>(
+    name: &'static str,
+    args: &[String],
+    run: fn(T) -> anyhow::Result<std::process::ExitCode>,
+) -> anyhow::Result<()> {
+    let code = run(super::parse_args(name, args)?)?;
+    if code != std::process::ExitCode::SUCCESS {
+        bail!("kiln {name} failed");
+    }
+    Ok(())
+}
