@@ -421,15 +421,13 @@ pub(crate) struct DownOptions {
 pub(crate) fn down(project: &Project, o: &DownOptions) -> anyhow::Result<()> {
     let root = Store::default_root();
     let containers = Containers::open(&root)?;
-    let mut ordered: Vec<String> = kiln_compose::levels(&project.file)?
-        .into_iter()
-        .flatten()
-        .collect();
-    ordered.reverse();
+    let mut levels = kiln_compose::levels(&project.file)?;
+    levels.reverse();
     let all = project_containers(&containers, &project.name)?;
     let service_of = |c: &Container| c.config.labels.get(SERVICE).cloned().unwrap_or_default();
-    // Orphans first (with --remove-orphans), then the services, dependants first; each
-    // group's containers stopped at once, as Docker Compose stops them.
+    // Orphans first (with --remove-orphans), then the services level by level,
+    // dependants first; each level's containers stopped at once, as Docker Compose stops
+    // them.
     let mut groups: Vec<Vec<Container>> = Vec::new();
     if o.remove_orphans {
         groups.push(
@@ -439,10 +437,10 @@ pub(crate) fn down(project: &Project, o: &DownOptions) -> anyhow::Result<()> {
                 .collect(),
         );
     }
-    for name in &ordered {
+    for level in &levels {
         groups.push(
             all.iter()
-                .filter(|c| &service_of(c) == name)
+                .filter(|c| level.contains(&service_of(c)))
                 .cloned()
                 .collect(),
         );
