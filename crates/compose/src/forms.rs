@@ -66,6 +66,15 @@ fn item<T: DeserializeOwned, E: serde::de::Error>(
     })
 }
 
+/// A list's items (none for nothing).
+fn list<'de, D: Deserializer<'de>>(d: D, what: &str) -> Result<Vec<Value>, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Null => Ok(Vec::new()),
+        Value::Sequence(items) => Ok(items),
+        v => Err(expected(what, &v)),
+    }
+}
+
 pub(crate) fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     match Value::deserialize(d)? {
         Value::Null => Ok(None),
@@ -296,11 +305,7 @@ pub(crate) fn service_networks<'de, D: Deserializer<'de>>(
 /// `ports`: `"[HOST_IP:][PUBLISHED:]TARGET[/PROTOCOL]"` (ranges give one entry per
 /// port), a number, or the long form.
 pub(crate) fn ports<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Port>, D::Error> {
-    let items = match Value::deserialize(d)? {
-        Value::Null => return Ok(Vec::new()),
-        Value::Sequence(items) => items,
-        v => return Err(expected("a list of ports", &v)),
-    };
+    let items = list(d, "a list of ports")?;
     let mut ports = Vec::new();
     for (i, entry) in items.into_iter().enumerate() {
         match entry {
@@ -375,11 +380,7 @@ fn short_port(text: &str) -> Result<Vec<Port>, String> {
 /// `volumes` of a service: `SOURCE:TARGET[:MODE]`, `TARGET` (an anonymous volume), or
 /// the long form. A source that is a path makes a bind.
 pub(crate) fn volumes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ServiceVolume>, D::Error> {
-    let items = match Value::deserialize(d)? {
-        Value::Null => return Ok(Vec::new()),
-        Value::Sequence(items) => items,
-        v => return Err(expected("a list of volumes", &v)),
-    };
+    let items = list(d, "a list of volumes")?;
     items
         .into_iter()
         .enumerate()
@@ -442,11 +443,7 @@ fn short_volume(text: &str) -> Result<ServiceVolume, String> {
 
 /// `secrets`/`configs` of a service: names, or the long form.
 pub(crate) fn file_refs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<FileRef>, D::Error> {
-    let items = match Value::deserialize(d)? {
-        Value::Null => return Ok(Vec::new()),
-        Value::Sequence(items) => items,
-        v => return Err(expected("a list", &v)),
-    };
+    let items = list(d, "a list")?;
     items
         .into_iter()
         .map(|item| match item {
