@@ -288,3 +288,50 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// `up` in the foreground: the services' output prefixed, until Ctrl-C stops them
+/// (exit 130), as Docker Compose does.
+#[test]
+fn up_in_the_foreground_shows_the_output_and_ctrl_c_stops_the_services() {
+    if !support::root_or_skip() {
+        return;
+    }
+    use std::io::BufRead;
+    let k = support::Kiln::new();
+    support::build_busybox(&k);
+    let dir = k.dir.path().join("fg");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        "services:\n  ticker:\n    image: busybox:kiln\n    command: sh -c 'trap \"exit 0\" TERM; while true; do echo tick; sleep 0.2 & wait $$!; done'\n",
+    )
+    .unwrap();
+    let mut child = k
+        .cmd(&["compose", "up"])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert_eq!(first, "ticker-1 | tick");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let ps = k.ok(&["ps", "-a"]);
+    assert!(
+        ps.contains("fg-ticker-1") && ps.contains("Exited (0)"),
+        "{ps}"
+    );
+    let out = k
+        .cmd(&["compose", "down"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(k.ok(&["ps", "-aq"]), "");
+}

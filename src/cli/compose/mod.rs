@@ -57,9 +57,9 @@ enum Command {
         #[arg(long)]
         profiles: bool,
     },
-    /// Build, make and start the project's services (detached: `-d`).
+    /// Build, make and start the project's services, then show their output until they
+    /// stop (Ctrl-C stops them); `-d`: leave them running in the background.
     Up {
-        /// Run in the background (kiln's `up` always does for now: pass -d).
         #[arg(short, long)]
         detach: bool,
         /// Build images before starting, even those the store has.
@@ -227,9 +227,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             no_deps,
             services,
         } => {
-            if !detach {
-                bail!("kiln compose up runs the project in the background for now: pass -d (then kiln compose logs, ps)");
-            }
             let scale = scale
                 .iter()
                 .map(|s| {
@@ -242,6 +239,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     Ok((name.to_string(), n))
                 })
                 .collect::<anyhow::Result<BTreeMap<_, _>>>()?;
+            let chosen: Vec<String> = up::selected(&project, &services, no_deps)?
+                .into_iter()
+                .collect();
             up::up(
                 &project,
                 &up::UpOptions {
@@ -253,6 +253,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     services,
                 },
             )?;
+            if !detach {
+                return attached(&project, &chosen);
+            }
         }
         Command::Down {
             volumes,
@@ -271,7 +274,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             timestamps,
             no_color,
             services,
-        } => service_commands::logs(&project, &services, follow, tail, timestamps, no_color)?,
+        } => service_commands::logs(
+            &project, &services, follow, tail, timestamps, no_color, None,
+        )?,
         Command::Stop { timeout, services } => {
             service_commands::stop(&project, &services, timeout)?
         }
@@ -315,6 +320,35 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             service,
             private_port,
         } => service_commands::port(&project, &service, index, private_port, &protocol)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `up` in the foreground: the services' output until they all stop; Ctrl-C (or
+/// SIGTERM) stops them — gracefully, or at once on a second one — as Docker Compose
+/// does, with its exit code (130).
+fn attached(project: &kiln_compose::Project, services: &[String]) -> anyhow::Result<ExitCode> {
+    use nix::sys::signal::{SigSet, Signal};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGINT);
+    set.add(Signal::SIGTERM);
+    set.thread_block().context("blocking SIGINT and SIGTERM")?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    std::thread::spawn(move || {
+        while set.wait().is_ok() {
+            if flag.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+            eprintln!("Gracefully stopping... (press Ctrl+C again to force)");
+        }
+    });
+    service_commands::logs(project, services, true, None, false, false, Some(&stop))?;
+    if stop.load(Ordering::SeqCst) {
+        service_commands::stop(project, services, None)?;
+        return Ok(ExitCode::from(130));
     }
     Ok(ExitCode::SUCCESS)
 }

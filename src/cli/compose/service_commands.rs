@@ -68,6 +68,7 @@ fn short_name(c: &Container) -> String {
 }
 
 /// `compose logs [-f] [-n N] [-t] [--no-color] [SERVICE...]`.
+/// (`stop`: with `follow`, set to end the following early, as `up` does on Ctrl-C.)
 pub(crate) fn logs(
     project: &Project,
     services: &[String],
@@ -75,6 +76,7 @@ pub(crate) fn logs(
     tail: Option<usize>,
     timestamps: bool,
     no_color: bool,
+    stop: Option<&std::sync::atomic::AtomicBool>,
 ) -> anyhow::Result<()> {
     let (_, list) = containers_of(project, services, false)?;
     let width = list.iter().map(|c| short_name(c).len()).max().unwrap_or(0);
@@ -139,7 +141,8 @@ pub(crate) fn logs(
             }
             more.sort_by(|a, b| a.1.time.cmp(&b.1.time));
             print(&more)?;
-            if !any_running {
+            let stopped = stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst));
+            if !any_running || stopped {
                 break;
             }
             std::thread::sleep(Duration::from_millis(50));
