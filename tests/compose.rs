@@ -239,6 +239,25 @@ fn the_sample_project_comes_up_serves_scales_and_goes_leaving_nothing() {
     );
     assert_eq!(compose(&["exec", "-T", "db", "cat", "/ready"]), "ready\n");
     assert_eq!(compose(&["port", "front", "80"]), "0.0.0.0:8080\n");
+    let images = compose(&["images"]);
+    assert!(
+        images.contains("sample-front-1") && images.contains("kiln-sample/base"),
+        "{images}"
+    );
+    assert!(compose(&["top", "front"]).contains("httpd"));
+    // A one-off container: the service's image, volume and network, its own command,
+    // no published port, gone after --rm.
+    let one_off = compose(&[
+        "run",
+        "--rm",
+        "-T",
+        "worker",
+        "sh",
+        "-c",
+        "test -s /data/log && nslookup db >/dev/null && echo one-off",
+    ]);
+    assert_eq!(one_off, "one-off\n");
+    assert_eq!(k.ok(&["ps", "-aq"]).lines().count(), 5);
     compose(&["stop", "worker"]);
     assert_eq!(compose(&["ps", "-q"]).lines().count(), 2);
     assert!(compose(&["ps", "-a"]).contains("Exited (0)"));
@@ -306,6 +325,18 @@ fn up_in_the_foreground_shows_the_output_and_ctrl_c_stops_the_services() {
         "services:\n  ticker:\n    image: busybox:kiln\n    command: sh -c 'trap \"exit 0\" TERM; while true; do echo tick; sleep 0.2 & wait $$!; done'\n",
     )
     .unwrap();
+    // create makes the container and starts nothing.
+    let out = k
+        .cmd(&["compose", "create"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(k.ok(&["ps", "-a"]).contains("Created"));
     let mut child = k
         .cmd(&["compose", "up"])
         .current_dir(&dir)

@@ -1,8 +1,8 @@
 //! `kiln compose [-f FILE]... [-p NAME] [--profile P]... [--env-file F]...
 //! [--project-directory DIR] COMMAND`: Docker Compose's command line over a project
 //! read by `kiln-compose`: `config` (the normalised project, as `docker compose config`
-//! prints it), `up -d`, `down`, `ps`, `logs`, `stop`, `start`, `restart`, `kill`, `rm`,
-//! `exec`, `port`.
+//! prints it), `up`, `down`, `ps`, `logs`, `stop`, `start`, `restart`, `kill`, `rm`,
+//! `exec`, `port`, `run`, `create`, `build`, `pull`, `push`, `images`, `top`.
 
 mod service;
 mod service_commands;
@@ -162,6 +162,49 @@ enum Command {
         service: String,
         private_port: u16,
     },
+    /// Run a one-off command in a new container of a service (its dependencies
+    /// started first).
+    Run {
+        /// Remove the container when it exits.
+        #[arg(long)]
+        rm: bool,
+        #[arg(short, long)]
+        detach: bool,
+        /// Start no dependency.
+        #[arg(long)]
+        no_deps: bool,
+        /// No terminal (one is given when standard input is one).
+        #[arg(short = 'T', long = "no-TTY")]
+        no_tty: bool,
+        /// Publish the service's ports (a one-off container gets none otherwise).
+        #[arg(long)]
+        service_ports: bool,
+        #[arg(short, long = "env", value_name = "K=V")]
+        env: Vec<String>,
+        #[arg(long)]
+        name: Option<String>,
+        service: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+    /// Make the services' containers (and networks, volumes), start none.
+    Create {
+        #[arg(long)]
+        build: bool,
+        #[arg(long, value_name = "SERVICE=N")]
+        scale: Vec<String>,
+        services: Vec<String>,
+    },
+    /// Build the services' images.
+    Build { services: Vec<String> },
+    /// Pull the services' images (those not built here).
+    Pull { services: Vec<String> },
+    /// Push the services' images that are built here.
+    Push { services: Vec<String> },
+    /// List the images the project's containers run.
+    Images { services: Vec<String> },
+    /// Show each container's processes.
+    Top { services: Vec<String> },
     /// List the project's containers.
     Ps {
         /// Stopped ones too.
@@ -227,24 +270,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             no_deps,
             services,
         } => {
-            let scale = scale
-                .iter()
-                .map(|s| {
-                    let (name, n) = s
-                        .split_once('=')
-                        .with_context(|| format!("--scale {s}: write SERVICE=N"))?;
-                    let n: u32 = n
-                        .parse()
-                        .with_context(|| format!("--scale {s}: N is a count"))?;
-                    Ok((name.to_string(), n))
-                })
-                .collect::<anyhow::Result<BTreeMap<_, _>>>()?;
+            let scale = scales(&scale)?;
             let chosen: Vec<String> = up::selected(&project, &services, no_deps)?
                 .into_iter()
                 .collect();
             up::up(
                 &project,
                 &up::UpOptions {
+                    start: true,
                     build,
                     scale,
                     wait,
@@ -268,6 +301,55 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             },
         )?,
         Command::Ps { all, quiet, format } => ps(&project, all, quiet, format.as_deref())?,
+        Command::Run {
+            rm,
+            detach,
+            no_deps,
+            no_tty,
+            service_ports,
+            env,
+            name,
+            service,
+            command,
+        } => {
+            let one_off = service::OneOff {
+                name: name.unwrap_or_else(|| {
+                    let id = super::run::random_id().unwrap_or_default();
+                    format!("{}-{service}-run-{}", project.name, &id[..12.min(id.len())])
+                }),
+                command,
+                env,
+                service_ports,
+                remove: rm,
+                interactive: !detach,
+                tty: !detach && !no_tty && std::io::IsTerminal::is_terminal(&std::io::stdin()),
+            };
+            return service_commands::run(&project, &service, no_deps, detach, &one_off);
+        }
+        Command::Create {
+            build,
+            scale,
+            services,
+        } => up::up(
+            &project,
+            &up::UpOptions {
+                start: false,
+                build,
+                scale: scales(&scale)?,
+                wait: false,
+                remove_orphans: false,
+                no_deps: false,
+                services,
+            },
+        )?,
+        Command::Build { services } => {
+            let chosen = up::selected(&project, &services, true)?;
+            up::build_images(&project, &chosen, true)?;
+        }
+        Command::Pull { services } => service_commands::pull_or_push(&project, &services, false)?,
+        Command::Push { services } => service_commands::pull_or_push(&project, &services, true)?,
+        Command::Images { services } => service_commands::images(&project, &services)?,
+        Command::Top { services } => service_commands::top(&project, &services)?,
         Command::Logs {
             follow,
             tail,
@@ -322,6 +404,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         } => service_commands::port(&project, &service, index, private_port, &protocol)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--scale SERVICE=N` flags.
+fn scales(flags: &[String]) -> anyhow::Result<BTreeMap<String, u32>> {
+    flags
+        .iter()
+        .map(|s| {
+            let (name, n) = s
+                .split_once('=')
+                .with_context(|| format!("--scale {s}: write SERVICE=N"))?;
+            let n: u32 = n
+                .parse()
+                .with_context(|| format!("--scale {s}: N is a count"))?;
+            Ok((name.to_string(), n))
+        })
+        .collect()
 }
 
 /// `up` in the foreground: the services' output until they all stop; Ctrl-C (or

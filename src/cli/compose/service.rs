@@ -62,19 +62,48 @@ pub(crate) fn networks(
         .collect()
 }
 
-/// `kiln create`'s arguments for replica `n` of service `name`.
-pub(crate) fn create_args(project: &Project, name: &str, service: &Service, n: u32) -> Vec<String> {
+/// A `compose run` container: its name, its command, what else it gets.
+pub(crate) struct OneOff {
+    pub name: String,
+    /// Empty: the service's command.
+    pub command: Vec<String>,
+    pub env: Vec<String>,
+    /// `--service-ports`: the service's published ports (else none, as Compose).
+    pub service_ports: bool,
+    pub remove: bool,
+    pub interactive: bool,
+    pub tty: bool,
+}
+
+/// `kiln create`'s arguments for replica `n` of service `name` (or for a `run`
+/// container, `one_off`).
+pub(crate) fn create_args(
+    project: &Project,
+    name: &str,
+    service: &Service,
+    n: u32,
+    one_off: Option<&OneOff>,
+) -> Vec<String> {
     let mut a: Vec<String> = Vec::new();
     let mut flag = |f: &str, v: String| {
         a.push(f.to_string());
         a.push(v);
     };
-    flag("--name", container_name(project, name, service, n));
+    flag(
+        "--name",
+        one_off.map_or_else(
+            || container_name(project, name, service, n),
+            |o| o.name.clone(),
+        ),
+    );
     let mut labels: BTreeMap<String, String> = service.labels.clone();
     labels.insert(PROJECT.into(), project.name.clone());
     labels.insert(SERVICE.into(), name.to_string());
     labels.insert(NUMBER.into(), n.to_string());
-    labels.insert(ONEOFF.into(), "False".into());
+    labels.insert(
+        ONEOFF.into(),
+        if one_off.is_some() { "True" } else { "False" }.into(),
+    );
     labels.insert(CONFIG_HASH.into(), config_hash(service));
     labels.insert(
         "com.docker.compose.project.working_dir".into(),
@@ -114,7 +143,14 @@ pub(crate) fn create_args(project: &Project, name: &str, service: &Service, n: u
             },
         );
     }
-    for p in &service.ports {
+    for e in one_off.map(|o| o.env.as_slice()).unwrap_or_default() {
+        flag("-e", e.clone());
+    }
+    let ports = match one_off {
+        Some(o) if !o.service_ports => &[][..],
+        _ => service.ports.as_slice(),
+    };
+    for p in ports {
         let mut spec = String::new();
         if let Some(ip) = &p.host_ip {
             spec.push_str(&format!("{ip}:"));
@@ -165,7 +201,8 @@ pub(crate) fn create_args(project: &Project, name: &str, service: &Service, n: u
     for t in &service.tmpfs {
         flag("--tmpfs", t.clone());
     }
-    if let Some(r) = &service.restart {
+    // A one-off container is not restarted, as Compose's `run` makes it.
+    if let (Some(r), None) = (&service.restart, one_off) {
         flag("--restart", r.clone());
     }
     if let Some(u) = &service.user {
@@ -250,7 +287,17 @@ pub(crate) fn create_args(project: &Project, name: &str, service: &Service, n: u
     if service.read_only == Some(true) {
         a.push("--read-only".into());
     }
-    let mut command: Vec<String> = service.command.clone().unwrap_or_default();
+    if let Some(o) = one_off {
+        for (on, f) in [(o.remove, "--rm"), (o.interactive, "-i"), (o.tty, "-t")] {
+            if on {
+                a.push(f.into());
+            }
+        }
+    }
+    let mut command: Vec<String> = match one_off {
+        Some(o) if !o.command.is_empty() => o.command.clone(),
+        _ => service.command.clone().unwrap_or_default(),
+    };
     if let Some(entrypoint) = &service.entrypoint {
         a.push("--entrypoint".into());
         a.push(entrypoint.first().cloned().unwrap_or_default());

@@ -1,6 +1,7 @@
-//! The commands over a project's existing containers: `logs` (prefixed, coloured on a
-//! terminal, as Docker Compose prints them), `stop`, `start`, `restart`, `kill`, `rm`,
-//! `exec`, `port` — each on the services named, or on all of them.
+//! The commands over a project's containers and images: `logs` (prefixed, coloured on
+//! a terminal, as Docker Compose prints them), `stop`, `start`, `restart`, `kill`, `rm`,
+//! `exec`, `port`, `run`, `pull`, `push`, `images`, `top` — each on the services named,
+//! or on all of them.
 
 use std::collections::BTreeSet;
 use std::io::{IsTerminal, Write};
@@ -293,6 +294,142 @@ fn forward<T: clap::Args>(
     let code = run(super::parse_args(name, args)?)?;
     if code != std::process::ExitCode::SUCCESS {
         bail!("kiln {name} failed");
+    }
+    Ok(())
+}
+
+/// `compose run`: a one-off container of `service` (its dependencies up first, unless
+/// `no_deps`), attached in the foreground — its exit code is ours — or detached.
+pub(crate) fn run(
+    project: &Project,
+    service: &str,
+    no_deps: bool,
+    detach: bool,
+    one_off: &super::service::OneOff,
+) -> anyhow::Result<std::process::ExitCode> {
+    let Some(spec) = project.file.services.get(service) else {
+        bail!(kiln_compose::Error::NoSuchService {
+            service: service.to_string()
+        });
+    };
+    let dependencies: Vec<String> = spec.depends_on.keys().cloned().collect();
+    if !no_deps && !dependencies.is_empty() {
+        super::up::up(
+            project,
+            &super::up::UpOptions {
+                start: true,
+                build: false,
+                scale: Default::default(),
+                wait: false,
+                remove_orphans: false,
+                no_deps: false,
+                services: dependencies,
+            },
+        )?;
+    }
+    let chosen = [service.to_string()].into_iter().collect();
+    super::up::build_images(project, &chosen, false)?;
+    let args = super::service::create_args(project, service, spec, 1, Some(one_off));
+    let mut container = super::up::create_from(project, service, spec, args)?;
+    let store = Containers::open(&Store::default_root())?;
+    if detach {
+        if let Some((_, message)) =
+            super::super::supervisor::spawn_supervisor(&store, &mut container)?
+        {
+            bail!("starting {}: {message}", container.config.name);
+        }
+        println!("{}", container.config.name);
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
+    super::super::supervisor::start_attached(
+        &store,
+        &mut container,
+        &super::super::attach::Options {
+            stdin: one_off.interactive,
+            stdin_once: true,
+            tty: one_off.tty,
+            detach_keys: super::super::attach::parse_detach_keys("ctrl-p,ctrl-q")?,
+            sig_proxy: true,
+        },
+    )
+}
+
+/// `compose pull` (the images of services not built here) or `compose push` (those
+/// built here), one `kiln pull`/`kiln push` each.
+pub(crate) fn pull_or_push(
+    project: &Project,
+    services: &[String],
+    push: bool,
+) -> anyhow::Result<()> {
+    let chosen = super::up::selected(project, services, true)?;
+    let mut images = BTreeSet::new();
+    for name in &chosen {
+        let s = &project.file.services[name];
+        if s.build.is_some() == push && (push || s.image.is_some()) {
+            images.insert(super::service::image(project, name, s));
+        }
+    }
+    for image in images {
+        let args = vec![image.clone()];
+        if push {
+            forward::<super::super::push::Args>("push", &args, super::super::push::run)?;
+        } else {
+            forward::<super::super::pull::Args>("pull", &args, super::super::pull::run)?;
+        }
+    }
+    Ok(())
+}
+
+/// `compose images`: CONTAINER REPOSITORY TAG IMAGE ID SIZE.
+pub(crate) fn images(project: &Project, services: &[String]) -> anyhow::Result<()> {
+    let (_, list) = containers_of(project, services, false)?;
+    let store = super::super::store()?;
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|c| {
+            let (repository, tag) = match c.config.image.rsplit_once(':') {
+                Some((r, t)) if !t.contains('/') => (r.to_string(), t.to_string()),
+                _ => (c.config.image.clone(), "latest".to_string()),
+            };
+            let size = store
+                .resolve(&c.config.image)
+                .map(|i| {
+                    super::super::output::human_size(
+                        i.manifest.layers().iter().map(|l| l.size()).sum::<u64>(),
+                    )
+                })
+                .unwrap_or_default();
+            let id = c.config.image_id.trim_start_matches("sha256:");
+            vec![
+                c.config.name.clone(),
+                repository,
+                tag,
+                id[..12.min(id.len())].to_string(),
+                size,
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        super::super::output::table(
+            &["CONTAINER", "REPOSITORY", "TAG", "IMAGE ID", "SIZE"],
+            &rows
+        )
+    );
+    Ok(())
+}
+
+/// `compose top`: each running container's name, then its processes.
+pub(crate) fn top(project: &Project, services: &[String]) -> anyhow::Result<()> {
+    let (_, list) = containers_of(project, services, false)?;
+    for c in list.iter().filter(|c| c.state.status == Status::Running) {
+        println!("{}", c.config.name);
+        forward::<super::super::container::TopArgs>(
+            "top",
+            std::slice::from_ref(&c.config.name),
+            super::super::container::top,
+        )?;
+        println!();
     }
     Ok(())
 }

@@ -21,6 +21,8 @@ use super::service::{self, CONFIG_HASH, NUMBER, PROJECT, SERVICE};
 const DEPENDENCY_TIMEOUT: Duration = Duration::from_secs(300);
 
 pub(crate) struct UpOptions {
+    /// `create`: make the containers, start none.
+    pub start: bool,
     pub build: bool,
     pub scale: BTreeMap<String, u32>,
     pub wait: bool,
@@ -119,7 +121,7 @@ pub(crate) fn up(project: &Project, o: &UpOptions) -> anyhow::Result<()> {
                 .copied()
                 .or(service.deploy.as_ref().and_then(|d| d.replicas))
                 .unwrap_or(1);
-            converge(project, &containers, name, service, replicas)?;
+            converge(project, &containers, name, service, replicas, o.start)?;
         }
     }
     if o.wait {
@@ -139,7 +141,11 @@ pub(crate) fn up(project: &Project, o: &UpOptions) -> anyhow::Result<()> {
 /// Builds the images of the chosen services that have a `build` section — all of them
 /// with `--build`, else those the store lacks — with `kiln build` in a process of its
 /// own (a build unshares its mount namespace).
-fn build_images(project: &Project, chosen: &BTreeSet<String>, always: bool) -> anyhow::Result<()> {
+pub(crate) fn build_images(
+    project: &Project,
+    chosen: &BTreeSet<String>,
+    always: bool,
+) -> anyhow::Result<()> {
     let store = super::super::store()?;
     // Built-only services (behind a profile, as the sample's base) build too when a
     // chosen service runs their image.
@@ -350,6 +356,7 @@ fn converge(
     name: &str,
     service: &Service,
     replicas: u32,
+    start: bool,
 ) -> anyhow::Result<()> {
     let hash = service::config_hash(service);
     let existing: Vec<Container> = project_containers(containers, &project.name)?
@@ -375,7 +382,9 @@ fn converge(
             None => create(project, name, service, n)?,
         };
         container.settle();
-        if !matches!(container.state.status, Status::Running | Status::Restarting) {
+        if !start {
+            said("Container", &container.config.name, "Created");
+        } else if !matches!(container.state.status, Status::Running | Status::Restarting) {
             if let Some((_, message)) =
                 super::super::supervisor::spawn_supervisor(containers, &mut container)?
             {
@@ -395,7 +404,22 @@ fn converge(
 /// Makes replica `n` of a service (not started): `kiln create`'s checks and flags,
 /// its other networks added to it.
 fn create(project: &Project, name: &str, service: &Service, n: u32) -> anyhow::Result<Container> {
-    let args = service::create_args(project, name, service, n);
+    create_from(
+        project,
+        name,
+        service,
+        service::create_args(project, name, service, n, None),
+    )
+}
+
+/// Makes a service's container from `kiln create`'s arguments `args`, its other
+/// networks added to it.
+pub(crate) fn create_from(
+    project: &Project,
+    name: &str,
+    service: &Service,
+    args: Vec<String>,
+) -> anyhow::Result<Container> {
     let create: super::super::run::Args =
         super::parse_args("create", &args).with_context(|| format!("service {name}"))?;
     let (_, mut container) = super::super::run::create_container(&create)?;
