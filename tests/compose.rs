@@ -258,6 +258,16 @@ fn the_sample_project_comes_up_serves_scales_and_goes_leaving_nothing() {
     ]);
     assert_eq!(one_off, "one-off\n");
     assert_eq!(k.ok(&["ps", "-aq"]).lines().count(), 5);
+    // Restarting db restarts front, which depends on it with `restart: true`.
+    let started = |name: &str| {
+        let v: serde_json::Value =
+            serde_json::from_str(&k.ok(&["container", "inspect", name])).unwrap();
+        v[0]["State"]["StartedAt"].as_str().unwrap().to_string()
+    };
+    let (front_before, worker_before) = (started("sample-front-1"), started("sample-worker-1"));
+    compose(&["restart", "db"]);
+    assert_ne!(started("sample-front-1"), front_before);
+    assert_eq!(started("sample-worker-1"), worker_before);
     compose(&["stop", "worker"]);
     assert_eq!(compose(&["ps", "-q"]).lines().count(), 2);
     assert!(compose(&["ps", "-a"]).contains("Exited (0)"));
@@ -278,8 +288,9 @@ fn the_sample_project_comes_up_serves_scales_and_goes_leaving_nothing() {
     let db_after = k.ok(&["container", "inspect", "sample-db-1"]);
     let id = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap()[0]["Id"].clone();
     assert_eq!(id(&db_before), id(&db_after));
-    compose(&["down", "-v"]);
+    compose(&["down", "-v", "--rmi", "all"]);
     assert_eq!(k.ok(&["ps", "-aq"]), "");
+    assert!(!k.ok(&["images"]).contains("kiln-sample/base"));
     assert!(!k.ok(&["network", "ls"]).contains("sample_default"));
     assert!(!k.ok(&["volume", "ls"]).contains("sample_data"));
     let links = support::run_tool("ip", &["-o", "link"]);
@@ -365,4 +376,28 @@ fn up_in_the_foreground_shows_the_output_and_ctrl_c_stops_the_services() {
         .unwrap();
     assert!(out.status.success());
     assert_eq!(k.ok(&["ps", "-aq"]), "");
+    // --exit-code-from: when one container stops, all stop, with its code as ours.
+    std::fs::write(
+        dir.join("compose.yaml"),
+        "services:\n  ticker:\n    image: busybox:kiln\n    command: sh -c 'trap \"exit 0\" TERM; while true; do sleep 0.2 & wait $$!; done'\n  job:\n    image: busybox:kiln\n    command: sh -c 'sleep 0.5; exit 3'\n",
+    )
+    .unwrap();
+    let out = k
+        .cmd(&["compose", "up", "--exit-code-from", "job"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(k.ok(&["ps", "-q"]), "", "every service stopped");
+    let out = k
+        .cmd(&["compose", "down"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
 }

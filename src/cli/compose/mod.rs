@@ -77,12 +77,23 @@ enum Command {
         /// Start the named services only, not what they depend on.
         #[arg(long)]
         no_deps: bool,
+        /// In the foreground: stop every service when one container stops.
+        #[arg(long)]
+        abort_on_container_exit: bool,
+        /// In the foreground: as --abort-on-container-exit, with this service's exit code
+        /// as ours.
+        #[arg(long, value_name = "SERVICE")]
+        exit_code_from: Option<String>,
         services: Vec<String>,
     },
     /// Stop and remove the project's containers and networks (`-v`: its volumes too).
     Down {
         #[arg(short, long)]
         volumes: bool,
+        /// Remove images too: `local` (those without a name of their own, built here as
+        /// PROJECT-SERVICE) or `all`.
+        #[arg(long, value_name = "local|all")]
+        rmi: Option<String>,
         #[arg(long)]
         remove_orphans: bool,
     },
@@ -268,8 +279,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             wait,
             remove_orphans,
             no_deps,
+            abort_on_container_exit,
+            exit_code_from,
             services,
         } => {
+            if (abort_on_container_exit || exit_code_from.is_some()) && detach {
+                bail!("--abort-on-container-exit and --exit-code-from work in the foreground: leave out -d");
+            }
             let scale = scales(&scale)?;
             let chosen: Vec<String> = up::selected(&project, &services, no_deps)?
                 .into_iter()
@@ -287,19 +303,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 },
             )?;
             if !detach {
-                return attached(&project, &chosen);
+                let abort = match exit_code_from {
+                    Some(service) => Some(Some(service)),
+                    None => abort_on_container_exit.then_some(None),
+                };
+                return attached(&project, &chosen, abort);
             }
         }
         Command::Down {
             volumes,
+            rmi,
             remove_orphans,
-        } => up::down(
-            &project,
-            &up::DownOptions {
-                volumes,
-                remove_orphans,
-            },
-        )?,
+        } => {
+            up::down(
+                &project,
+                &up::DownOptions {
+                    volumes,
+                    remove_orphans,
+                },
+            )?;
+            if let Some(which) = rmi {
+                service_commands::remove_images(&project, &which)?;
+            }
+        }
         Command::Ps { all, quiet, format } => ps(&project, all, quiet, format.as_deref())?,
         Command::Run {
             rm,
@@ -357,13 +383,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             no_color,
             services,
         } => service_commands::logs(
-            &project, &services, follow, tail, timestamps, no_color, None,
+            &project,
+            &services,
+            follow.then_some(service_commands::Follow::UntilAllExit),
+            tail,
+            timestamps,
+            no_color,
+            None,
         )?,
         Command::Stop { timeout, services } => {
             service_commands::stop(&project, &services, timeout)?
         }
         Command::Start { services } => service_commands::start(&project, &services)?,
         Command::Restart { timeout, services } => {
+            let services = service_commands::with_restarting_dependants(&project, &services);
             service_commands::stop(&project, &services, timeout)?;
             service_commands::start(&project, &services)?;
         }
@@ -424,8 +457,14 @@ fn scales(flags: &[String]) -> anyhow::Result<BTreeMap<String, u32>> {
 
 /// `up` in the foreground: the services' output until they all stop; Ctrl-C (or
 /// SIGTERM) stops them — gracefully, or at once on a second one — as Docker Compose
-/// does, with its exit code (130).
-fn attached(project: &kiln_compose::Project, services: &[String]) -> anyhow::Result<ExitCode> {
+/// does, with its exit code (130). `abort`: stop them all when one container stops
+/// (`--abort-on-container-exit`), with a service's exit code as ours
+/// (`--exit-code-from`: `Some(Some(service))`).
+fn attached(
+    project: &kiln_compose::Project,
+    services: &[String],
+    abort: Option<Option<String>>,
+) -> anyhow::Result<ExitCode> {
     use nix::sys::signal::{SigSet, Signal};
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
@@ -443,12 +482,34 @@ fn attached(project: &kiln_compose::Project, services: &[String]) -> anyhow::Res
             eprintln!("Gracefully stopping... (press Ctrl+C again to force)");
         }
     });
-    service_commands::logs(project, services, true, None, false, false, Some(&stop))?;
+    let follow = if abort.is_some() {
+        service_commands::Follow::UntilOneExits
+    } else {
+        service_commands::Follow::UntilAllExit
+    };
+    service_commands::logs(
+        project,
+        services,
+        Some(follow),
+        None,
+        false,
+        false,
+        Some(&stop),
+    )?;
     if stop.load(Ordering::SeqCst) {
         service_commands::stop(project, services, None)?;
         return Ok(ExitCode::from(130));
     }
-    Ok(ExitCode::SUCCESS)
+    let Some(from) = abort else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    eprintln!("Aborting on container exit...");
+    service_commands::stop(project, services, None)?;
+    let code = match from {
+        Some(service) => service_commands::exit_code(project, &service)?,
+        None => 0,
+    };
+    Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }
 
 /// `compose ps`: docker compose's columns (NAME IMAGE COMMAND SERVICE CREATED STATUS

@@ -68,12 +68,21 @@ fn short_name(c: &Container) -> String {
     )
 }
 
+/// How long `logs` follows new output.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Follow {
+    /// Until every container has stopped (`logs -f`, `up`).
+    UntilAllExit,
+    /// Until one has (`up --abort-on-container-exit`).
+    UntilOneExits,
+}
+
 /// `compose logs [-f] [-n N] [-t] [--no-color] [SERVICE...]`.
-/// (`stop`: with `follow`, set to end the following early, as `up` does on Ctrl-C.)
+/// (`stop`: when following, set to end it early, as `up` does on Ctrl-C.)
 pub(crate) fn logs(
     project: &Project,
     services: &[String],
-    follow: bool,
+    follow: Option<Follow>,
     tail: Option<usize>,
     timestamps: bool,
     no_color: bool,
@@ -129,13 +138,15 @@ pub(crate) fn logs(
         out.flush()
     };
     print(&lines)?;
-    if follow {
+    if let Some(until) = follow {
         let mut list = list;
         loop {
-            let mut any_running = false;
+            let (mut any_running, mut all_running) = (false, true);
             let mut more = Vec::new();
             for (i, c) in list.iter_mut().enumerate() {
-                any_running |= c.reload().is_ok() && c.state.status != Status::Exited;
+                let running = c.reload().is_ok() && c.state.status != Status::Exited;
+                any_running |= running;
+                all_running &= running;
                 let (new, next) = containers::read_log(&c.log_path(), offsets[i])?;
                 offsets[i] = next;
                 more.extend(new.into_iter().map(|l| (i, l)));
@@ -143,7 +154,11 @@ pub(crate) fn logs(
             more.sort_by(|a, b| a.1.time.cmp(&b.1.time));
             print(&more)?;
             let stopped = stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst));
-            if !any_running || stopped {
+            let ended = match until {
+                Follow::UntilAllExit => !any_running,
+                Follow::UntilOneExits => !all_running,
+            };
+            if ended || stopped {
                 break;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -430,6 +445,57 @@ pub(crate) fn top(project: &Project, services: &[String]) -> anyhow::Result<()> 
             super::super::container::top,
         )?;
         println!();
+    }
+    Ok(())
+}
+
+/// The exit code of `service`'s (first) container.
+pub(crate) fn exit_code(project: &Project, service: &str) -> anyhow::Result<i32> {
+    let mut c = replica(project, service, 1)?;
+    c.settle();
+    Ok(c.state.exit_code)
+}
+
+/// `services` and, transitively, the services that depend on one of them with
+/// `restart: true` (restarted with it, as Docker Compose restarts them).
+pub(crate) fn with_restarting_dependants(project: &Project, services: &[String]) -> Vec<String> {
+    if services.is_empty() {
+        return Vec::new();
+    }
+    let mut all: Vec<String> = services.to_vec();
+    let mut i = 0;
+    while i < all.len() {
+        let dependency = all[i].clone();
+        for (name, s) in &project.file.services {
+            if s.depends_on.get(&dependency).is_some_and(|d| d.restart) && !all.contains(name) {
+                all.push(name.clone());
+            }
+        }
+        i += 1;
+    }
+    all
+}
+
+/// `down --rmi local|all`: the images of the project's services — `local`: only those
+/// built here under the project's name (services without an `image`).
+pub(crate) fn remove_images(project: &Project, which: &str) -> anyhow::Result<()> {
+    let all = match which {
+        "all" => true,
+        "local" => false,
+        other => bail!("--rmi {other}: use local or all"),
+    };
+    let store = super::super::store()?;
+    let images: BTreeSet<String> = project
+        .file
+        .services
+        .iter()
+        .filter(|(_, s)| all || s.image.is_none())
+        .map(|(name, s)| super::service::image(project, name, s))
+        .filter(|image| store.resolve(image).is_ok())
+        .collect();
+    for image in images {
+        forward::<super::super::rmi::Args>("rmi", &[image.clone()], super::super::rmi::run)?;
+        eprintln!(" ✔ Image {image}  Removed");
     }
     Ok(())
 }
