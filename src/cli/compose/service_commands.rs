@@ -494,7 +494,11 @@ pub(crate) fn remove_images(project: &Project, which: &str) -> anyhow::Result<()
         .filter(|image| store.resolve(image).is_ok())
         .collect();
     for image in images {
-        forward::<super::super::rmi::Args>("rmi", &[image.clone()], super::super::rmi::run)?;
+        forward::<super::super::rmi::Args>(
+            "rmi",
+            std::slice::from_ref(&image),
+            super::super::rmi::run,
+        )?;
         eprintln!(" ✔ Image {image}  Removed");
     }
     Ok(())
