@@ -8,6 +8,7 @@ mod dotenv;
 mod error;
 mod forms;
 pub mod interpolate;
+pub mod kubernetes;
 mod load;
 mod merge;
 pub mod model;

@@ -42,7 +42,6 @@ pub struct Args {
 enum Command {
     /// Print the project as kiln reads it: merged, interpolated, every field in its long
     /// form.
-    #[command(alias = "convert")]
     Config {
         /// Only check it: print nothing.
         #[arg(short, long)]
@@ -56,6 +55,16 @@ enum Command {
         /// Print the active profiles' names.
         #[arg(long)]
         profiles: bool,
+    },
+    /// `--to kubernetes`: the project as Kubernetes objects (Deployments, Services,
+    /// PersistentVolumeClaims, Secrets, ConfigMaps), images pinned by digest where the
+    /// store knows them; else as `config`.
+    Convert {
+        #[arg(long, value_name = "kubernetes")]
+        to: Option<String>,
+        /// Write one file per object into this directory (default: standard output).
+        #[arg(short, long, value_name = "DIR")]
+        output: Option<PathBuf>,
     },
     /// Build, make and start the project's services, then show their output until they
     /// stop (Ctrl-C stops them); `-d`: leave them running in the background.
@@ -272,6 +281,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 print!("{}", kiln_compose::config(&project));
             }
         }
+        Command::Convert { to, output } => match to.as_deref() {
+            None | Some("compose") => print!("{}", kiln_compose::config(&project)),
+            Some("kubernetes" | "k8s") => kubernetes(&project, output.as_deref())?,
+            Some(other) => bail!("--to {other}: kiln converts to kubernetes"),
+        },
         Command::Up {
             detach,
             build,
@@ -437,6 +451,39 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         } => service_commands::port(&project, &service, index, private_port, &protocol)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `convert --to kubernetes`: the objects, as one YAML stream or a file each in `dir`;
+/// what has no Kubernetes counterpart said on standard error.
+fn kubernetes(
+    project: &kiln_compose::Project,
+    dir: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let store = super::store()?;
+    let pinned = |image: &str| {
+        let resolved = store.resolve(image).ok()?;
+        let name = image.split('@').next().unwrap_or(image);
+        Some(format!("{name}@{}", resolved.manifest_digest))
+    };
+    let objects =
+        kiln_compose::kubernetes::convert(project, &pinned, &mut |w| eprintln!("WARN {w}"))?;
+    match dir {
+        None => {
+            for o in &objects {
+                print!("---\n{}", o.to_yaml());
+            }
+        }
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            for o in &objects {
+                let path = dir.join(o.file_name());
+                std::fs::write(&path, o.to_yaml())
+                    .with_context(|| format!("writing {}", path.display()))?;
+                println!("{}", path.display());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `--scale SERVICE=N` flags.
