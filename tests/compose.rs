@@ -178,6 +178,24 @@ fn the_sample_project_comes_up_serves_scales_and_goes_leaving_nothing() {
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
+    // A port in use: refused before anything is made.
+    let taken = std::net::TcpListener::bind("0.0.0.0:8080").unwrap();
+    let out = k
+        .cmd(&["compose", "up", "-d"])
+        .current_dir(&sample)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("service front publishes port 8080")
+            && err.contains("port is already allocated"),
+        "{err}"
+    );
+    assert_eq!(k.ok(&["ps", "-aq"]), "");
+    assert!(!k.ok(&["network", "ls"]).contains("sample_default"));
+    assert!(!k.ok(&["volume", "ls"]).contains("sample_data"));
+    drop(taken);
     compose(&["up", "-d", "--wait"]);
     let ps = compose(&["ps"]);
     for name in [

@@ -88,6 +88,9 @@ pub(crate) fn up(project: &Project, o: &UpOptions) -> anyhow::Result<()> {
             bail!("--scale {name}: no such service");
         }
     }
+    if o.start {
+        check_ports(project, &containers, &chosen)?;
+    }
     build_images(project, &chosen, o.build)?;
     ensure_networks(project, &chosen)?;
     ensure_volumes(project, &chosen)?;
@@ -133,6 +136,42 @@ pub(crate) fn up(project: &Project, o: &UpOptions) -> anyhow::Result<()> {
                 Condition::ServiceStarted
             };
             wait_for(project, &containers, name, condition)?;
+        }
+    }
+    Ok(())
+}
+
+/// Refuses, before anything is made, a host port the chosen services publish that is
+/// in use — but by this project's own running containers, which keep theirs.
+fn check_ports(
+    project: &Project,
+    containers: &Containers,
+    chosen: &BTreeSet<String>,
+) -> anyhow::Result<()> {
+    let held: Vec<kiln_runtime::networks::PortBinding> =
+        project_containers(containers, &project.name)?
+            .iter()
+            .flat_map(super::super::network::published)
+            .collect();
+    for name in chosen {
+        for port in &project.file.services[name].ports {
+            let Some(published) = &port.published else {
+                continue;
+            };
+            let spec = match &port.host_ip {
+                Some(ip) => format!("{ip}:{published}:{}/{}", port.target, port.protocol),
+                None => format!("{published}:{}/{}", port.target, port.protocol),
+            };
+            let mut bindings = kiln_runtime::networks::ports::parse(&spec)
+                .with_context(|| format!("service {name}"))?;
+            bindings.retain(|b| {
+                !held
+                    .iter()
+                    .any(|h| h.host_port == b.host_port && h.protocol == b.protocol)
+            });
+            // Bound and let go at once: the container's supervisor binds it again.
+            kiln_runtime::networks::ports::reserve(&mut bindings)
+                .with_context(|| format!("service {name} publishes port {published}"))?;
         }
     }
     Ok(())
