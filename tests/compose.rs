@@ -311,17 +311,9 @@ fn the_sample_project_comes_up_serves_scales_and_goes_leaving_nothing() {
     assert!(!k.ok(&["images"]).contains("kiln-sample/base"));
     assert!(!k.ok(&["network", "ls"]).contains("sample_default"));
     assert!(!k.ok(&["volume", "ls"]).contains("sample_data"));
-    let links = support::run_tool("ip", &["-o", "link"]);
-    for _ in 0..100 {
-        if !support::run_tool("ip", &["-o", "link"]).contains("veth") {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    assert!(
-        !support::run_tool("ip", &["-o", "link"]).contains("veth"),
-        "{links}"
-    );
+    support::wait_for("the veths to go", || {
+        !support::run_tool("ip", &["-o", "link"]).contains("veth")
+    });
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -7,7 +7,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{build_busybox, root_or_skip, Kiln};
+use support::{build_busybox, root_or_skip, wait_for, Kiln};
 
 /// A store with busybox:kiln, or None when not root (outside CI).
 fn busybox_kiln() -> Option<Kiln> {
@@ -128,14 +128,6 @@ fn a_container_has_its_own_names_env_and_dockers_confinement() {
     assert_eq!(out, "uid=1000 gid=1000 groups=1000\n");
 }
 
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn detached_containers_log_stop_and_go() {
     let Some(k) = busybox_kiln() else { return };
@@ -202,24 +194,7 @@ fn a_killed_supervisor_leaves_an_exited_container_that_rm_cleans() {
         "sleep",
         "100",
     ]);
-    let state: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            std::fs::read_dir(k.root().join("containers"))
-                .unwrap()
-                .map(|e| e.unwrap().path())
-                .find(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
-                .unwrap()
-                .join("state.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let supervisor = state["supervisor"].as_u64().unwrap() as i32;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(supervisor),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    k.kill_supervisor(inspect(&k, "orphan")[0]["Id"].as_str().unwrap());
     wait_for("the exited status", || {
         k.ok(&["ps", "-a"]).contains("Exited (-1)")
     });
@@ -454,21 +429,7 @@ fn restart_policies_restart_as_docker_does_and_restore_brings_always_back() {
     ]);
     k.ok(&["stop", "-t", "0", "stopped"]);
     let v: serde_json::Value = inspect(&k, "svc");
-    let supervisor_pid = {
-        let dir = k
-            .root()
-            .join("containers")
-            .join(v[0]["Id"].as_str().unwrap());
-        let state: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("state.json")).unwrap())
-                .unwrap();
-        state["supervisor"].as_u64().unwrap() as i32
-    };
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(supervisor_pid),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    k.kill_supervisor(v[0]["Id"].as_str().unwrap());
     wait_for("svc to be exited", || {
         k.ok(&["ps", "-a"]).contains("Exited (-1)")
     });

@@ -10,9 +10,9 @@ mod support;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use support::{build_busybox, context, root_or_skip, run_tool, Kiln};
+use support::{build_busybox, context, root_or_skip, run_tool, wait_for, Kiln};
 
 /// A store with busybox:kiln and `web:kiln` (busybox with `EXPOSE 80 53/udp`).
 fn kiln() -> Option<Kiln> {
@@ -27,14 +27,6 @@ fn kiln() -> Option<Kiln> {
     );
     k.ok(&["build", "-q", "-t", "web:kiln", ctx.to_str().unwrap()]);
     Some(k)
-}
-
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// `GET path` over HTTP/1.0 to `address`; the response, or the error.
@@ -556,24 +548,12 @@ fn a_killed_supervisor_leaves_nothing_once_restore_or_rm_has_run() {
         "-p",
         "80",
     ]);
-    let state: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            std::fs::read_dir(k.root().join("containers"))
-                .unwrap()
-                .map(|e| e.unwrap().path())
-                .find(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
-                .unwrap()
-                .join("state.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
     assert!(links().contains("veth"));
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(state["supervisor"].as_u64().unwrap() as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    k.kill_supervisor(
+        inspect(&k, &["container", "inspect", "doomed"])[0]["Id"]
+            .as_str()
+            .unwrap(),
+    );
     wait_for("the exited status", || {
         k.ok(&["ps", "-a"]).contains("Exited (-1)")
     });

@@ -91,6 +91,32 @@ static PRIVATE_NETWORK: extern "C" fn() = {
     private_network
 };
 
+/// Waits (up to 20 s) until `done` holds; fails naming `what` if it never does.
+pub fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+impl Kiln {
+    /// Kills the supervisor of container `id` with SIGKILL, as a crash would.
+    pub fn kill_supervisor(&self, id: &str) {
+        let path = self.root().join("containers").join(id).join("state.json");
+        let state: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(state["supervisor"].as_u64().unwrap() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+    }
+}
+
 /// A root filesystem tarball with a static busybox and a few of its links (from Debian's
 /// busybox-static), plus `extra_bytes` of incompressible data in `/data` when asked.
 pub fn busybox_rootfs(dir: &Path, extra_bytes: usize) -> PathBuf {

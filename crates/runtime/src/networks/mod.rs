@@ -448,7 +448,11 @@ impl Networks {
     fn apply_firewall(&self) -> Result<(), Error> {
         let mut bridges = Vec::new();
         let mut published = Vec::new();
+        let mut table = String::new();
         for network in self.list()? {
+            if network.name == DEFAULT_NETWORK {
+                table.clone_from(&network.interface);
+            }
             if network.driver != Driver::Bridge {
                 continue;
             }
@@ -472,7 +476,6 @@ impl Networks {
                 }
             }
         }
-        let table = self.find(DEFAULT_NETWORK)?.interface;
         firewall::apply(&table, &bridges, &published)
     }
 
