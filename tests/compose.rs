@@ -81,6 +81,112 @@ fn bad_files_are_refused_naming_the_file_the_path_and_what_was_expected() {
     }
 }
 
+/// The Compose Specification's JSON schema, read where Debian's `docker-compose` package
+/// (1.29, which `scripts/setup` installs) ships it.
+const SCHEMA: &str = "/usr/lib/python3/dist-packages/compose/config/compose_spec.json";
+
+/// What the specification added after that schema was written (2021): the top-level
+/// `name` and `include`, `required`/`restart` on a `depends_on` entry, a bind mount's
+/// `create_host_path`, a port's `host_ip`. A schema error about anything else is a real
+/// disagreement.
+const NEWER_THAN_THE_SCHEMA: &[&str] = &[
+    "name",
+    "include",
+    "required",
+    "restart",
+    "create_host_path",
+    "host_ip",
+];
+
+/// Fields whose type the specification widened since: a port's `published` is a string
+/// (it may be a range), which Docker Compose prints.
+const WIDENED_SINCE_THE_SCHEMA: &[&str] = &["published"];
+
+/// Bad files refused by Compose's rules beyond what a schema can say (references between
+/// services, interpolation, the port syntax): the schema accepts them.
+const BEYOND_THE_SCHEMA: &[&str] = &[
+    "bad-port",
+    "cycle",
+    "required-variable",
+    "unknown-dependency",
+];
+
+fn schema() -> jsonschema::Validator {
+    let text = std::fs::read_to_string(SCHEMA).unwrap_or_else(|e| {
+        panic!("{SCHEMA}: {e}: scripts/setup installs Debian's docker-compose, which ships it")
+    });
+    jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).expect("the schema compiles")
+}
+
+fn yaml_to_json(yaml: &[u8]) -> serde_json::Value {
+    serde_json::to_value(serde_yaml_ng::from_slice::<serde_yaml_ng::Value>(yaml).unwrap()).unwrap()
+}
+
+/// Whether a schema error is only about fields newer than the schema: where the schema
+/// offers alternatives (`oneOf`, `anyOf`), one of them fails for no other reason.
+fn only_newer_fields(error: &jsonschema::ValidationError) -> bool {
+    use jsonschema::error::ValidationErrorKind as Kind;
+    match error.kind() {
+        Kind::AdditionalProperties { unexpected } => unexpected
+            .iter()
+            .all(|p| NEWER_THAN_THE_SCHEMA.contains(&p.as_str())),
+        Kind::Type { .. } => error
+            .instance_path()
+            .to_string()
+            .rsplit('/')
+            .next()
+            .is_some_and(|field| WIDENED_SINCE_THE_SCHEMA.contains(&field)),
+        Kind::OneOfNotValid { context } | Kind::AnyOf { context } => context
+            .iter()
+            .any(|branch| branch.iter().all(only_newer_fields)),
+        _ => false,
+    }
+}
+
+/// The schema's complaints, less those about fields newer than it.
+fn schema_errors(schema: &jsonschema::Validator, file: &serde_json::Value) -> Vec<String> {
+    schema
+        .iter_errors(file)
+        .filter(|e| !only_newer_fields(e))
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect()
+}
+
+/// What kiln prints is a file the specification's schema accepts; what kiln refuses as
+/// malformed, the schema refuses too.
+#[test]
+fn kiln_and_the_compose_schema_agree() {
+    let schema = schema();
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/compose");
+    for case in cases("testdata/compose").into_iter().chain([sample]) {
+        let extra = std::fs::read_to_string(case.join("args")).unwrap_or_default();
+        let mut args: Vec<&str> = vec!["compose"];
+        args.extend(extra.split_whitespace());
+        args.push("config");
+        let out = kiln(&case, &args);
+        assert!(out.status.success(), "{}", case.display());
+        let errors = schema_errors(&schema, &yaml_to_json(&out.stdout));
+        assert!(
+            errors.is_empty(),
+            "{}: the schema refuses what kiln printed:\n{}\n{}",
+            case.display(),
+            errors.join("\n"),
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    for case in cases("testdata/compose/errors") {
+        let file = yaml_to_json(&std::fs::read(case.join("compose.yaml")).unwrap());
+        let name = case.file_name().unwrap().to_str().unwrap();
+        let refused = !schema_errors(&schema, &file).is_empty();
+        assert_eq!(
+            refused,
+            !BEYOND_THE_SCHEMA.contains(&name),
+            "{name}: the schema {} it",
+            if refused { "refuses" } else { "accepts" }
+        );
+    }
+}
+
 #[test]
 fn files_are_found_as_docker_compose_finds_them() {
     let dir = tempfile::tempdir().unwrap();
@@ -153,8 +259,8 @@ fn the_sample_project_reads_with_its_env_file_and_anchors() {
 }
 
 /// The sample project through its life, in the test's network namespace: up, ps, its
-/// port, names, secret and volume, scale, a changed service recreated, down -v leaving
-/// nothing.
+/// port, names, secret and volume, scale, a changed service recreated (and a service
+/// depending on it with `restart: true` restarted), down -v leaving nothing.
 #[test]
 fn the_sample_project_comes_up_serves_scales_and_goes_leaving_nothing() {
     if !support::root_or_skip() {
@@ -306,6 +412,26 @@ fn the_sample_project_comes_up_serves_scales_and_goes_leaving_nothing() {
     let db_after = k.ok(&["container", "inspect", "sample-db-1"]);
     let id = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap()[0]["Id"].clone();
     assert_eq!(id(&db_before), id(&db_after));
+    // A changed db is made again, and front, which depends on it with `restart: true`,
+    // restarted after it (the same container); the workers are left alone.
+    let (front_before, worker_before) = (
+        k.ok(&["container", "inspect", "sample-front-1"]),
+        started("sample-worker-1"),
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("retries: 5", "retries: 6")).unwrap();
+    compose(&["up", "-d", "--wait"]);
+    assert_ne!(
+        id(&k.ok(&["container", "inspect", "sample-db-1"])),
+        id(&db_after)
+    );
+    let front_after = k.ok(&["container", "inspect", "sample-front-1"]);
+    assert_eq!(id(&front_after), id(&front_before));
+    assert_ne!(started("sample-front-1"), {
+        let v: serde_json::Value = serde_json::from_str(&front_before).unwrap();
+        v[0]["State"]["StartedAt"].as_str().unwrap().to_string()
+    });
+    assert_eq!(started("sample-worker-1"), worker_before);
     compose(&["down", "-v", "--rmi", "all"]);
     assert_eq!(k.ok(&["ps", "-aq"]), "");
     assert!(!k.ok(&["images"]).contains("kiln-sample/base"));

@@ -44,24 +44,31 @@ fn long<T: DeserializeOwned, E: serde::de::Error>(value: Value) -> Result<T, E> 
     item(value, None)
 }
 
-/// A long form, its error naming where in it (and which item of a list, `index`) it
-/// went wrong: the caller's path comes before it.
-fn item<T: DeserializeOwned, E: serde::de::Error>(
-    value: Value,
-    index: Option<usize>,
-) -> Result<T, E> {
+/// Where a long form sits in the value around it: a list's item or a map's entry.
+enum At<'a> {
+    Index(usize),
+    Key(&'a str),
+}
+
+/// A long form, its error naming where in it (and which item or entry, `at`) it went
+/// wrong: the caller's path comes before it.
+fn item<T: DeserializeOwned, E: serde::de::Error>(value: Value, at: Option<At>) -> Result<T, E> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let inner = e.path().to_string();
-        let at = match (index, inner.as_str()) {
-            (Some(i), ".") => format!("[{i}]"),
-            (Some(i), p) => format!("[{i}].{p}"),
-            (None, ".") => String::new(),
-            (None, p) => p.to_string(),
+        let inner = if inner == "." { "" } else { inner.as_str() };
+        let mut place = match at {
+            Some(At::Index(i)) => format!("[{i}]"),
+            Some(At::Key(k)) => k.to_string(),
+            None => String::new(),
         };
-        if at.is_empty() {
+        if !place.is_empty() && !inner.is_empty() && !inner.starts_with('[') {
+            place.push('.');
+        }
+        place.push_str(inner);
+        if place.is_empty() {
             E::custom(e.into_inner())
         } else {
-            E::custom(format!("{at}: {}", e.into_inner()))
+            E::custom(format!("{place}: {}", e.into_inner()))
         }
     })
 }
@@ -111,7 +118,7 @@ where
     map.into_iter()
         .map(|(k, v)| match v {
             Value::Null => Ok((k, T::default())),
-            v => long(v).map(|t| (k, t)),
+            v => item(v, Some(At::Key(&k))).map(|t| (k, t)),
         })
         .collect()
 }
@@ -289,13 +296,11 @@ pub(crate) fn service_networks<'de, D: Deserializer<'de>>(
             .into_iter()
             .map(|(k, v)| {
                 let name = scalar(&k).ok_or_else(|| expected("a network name", &k))?;
-                Ok((
-                    name,
-                    match v {
-                        Value::Null => None,
-                        v => Some(long(v)?),
-                    },
-                ))
+                let network = match v {
+                    Value::Null => None,
+                    v => Some(item(v, Some(At::Key(&name)))?),
+                };
+                Ok((name, network))
             })
             .collect(),
         v => Err(expected("a list of networks or a mapping", &v)),
@@ -309,7 +314,7 @@ pub(crate) fn ports<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Port>, D::Err
     let mut ports = Vec::new();
     for (i, entry) in items.into_iter().enumerate() {
         match entry {
-            v @ Value::Mapping(_) => ports.push(item(v, Some(i))?),
+            v @ Value::Mapping(_) => ports.push(item(v, Some(At::Index(i)))?),
             v => {
                 let text = scalar(&v).ok_or_else(|| expected("a port", &v))?;
                 ports.extend(short_port(&text).map_err(D::Error::custom)?);
@@ -385,7 +390,7 @@ pub(crate) fn volumes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ServiceVolu
         .into_iter()
         .enumerate()
         .map(|(i, entry)| match entry {
-            v @ Value::Mapping(_) => item(v, Some(i)),
+            v @ Value::Mapping(_) => item(v, Some(At::Index(i))),
             v => {
                 let text = scalar(&v).ok_or_else(|| expected("a volume", &v))?;
                 short_volume(&text).map_err(D::Error::custom)
@@ -446,8 +451,9 @@ pub(crate) fn file_refs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<FileRef>,
     let items = list(d, "a list")?;
     items
         .into_iter()
-        .map(|item| match item {
-            v @ Value::Mapping(_) => long(v),
+        .enumerate()
+        .map(|(i, entry)| match entry {
+            v @ Value::Mapping(_) => item(v, Some(At::Index(i))),
             v => scalar(&v)
                 .map(|source| FileRef {
                     source,
@@ -466,8 +472,9 @@ pub(crate) fn env_files<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<EnvFile>,
     };
     items
         .into_iter()
-        .map(|item| match item {
-            v @ Value::Mapping(_) => long(v),
+        .enumerate()
+        .map(|(i, entry)| match entry {
+            v @ Value::Mapping(_) => item(v, Some(At::Index(i))),
             v => scalar(&v)
                 .map(|path| EnvFile {
                     path,

@@ -114,6 +114,9 @@ pub(crate) fn up(project: &Project, o: &UpOptions) -> anyhow::Result<()> {
             );
         }
     }
+    // Services whose containers were made again or restarted: a service depending on
+    // one with `restart: true` is restarted after it, as Docker Compose does.
+    let mut changed = BTreeSet::new();
     for level in kiln_compose::levels(&project.file)? {
         for name in level.iter().filter(|n| chosen.contains(*n)) {
             let service = &project.file.services[name];
@@ -124,7 +127,18 @@ pub(crate) fn up(project: &Project, o: &UpOptions) -> anyhow::Result<()> {
                 .copied()
                 .or(service.deploy.as_ref().and_then(|d| d.replicas))
                 .unwrap_or(1);
-            converge(project, &containers, name, service, replicas, o.start)?;
+            let restart = service
+                .depends_on
+                .iter()
+                .any(|(dependency, d)| d.restart && changed.contains(dependency));
+            let plan = Converge {
+                replicas,
+                start: o.start,
+                restart,
+            };
+            if converge(project, &containers, name, service, &plan)? {
+                changed.insert(name.clone());
+            }
         }
     }
     if o.wait {
@@ -387,16 +401,25 @@ fn wait_for(
     }
 }
 
+/// What `converge` makes of a service.
+struct Converge {
+    replicas: u32,
+    /// Start its containers (`create` does not).
+    start: bool,
+    /// Restart those kept running (a dependency with `restart: true` changed).
+    restart: bool,
+}
+
 /// Makes the service's containers what the file says: `replicas` of them, each with
-/// the current configuration (a changed one made again), running.
+/// the current configuration (a changed one made again), running. Says whether a
+/// running container was made again or restarted.
 fn converge(
     project: &Project,
     containers: &Containers,
     name: &str,
     service: &Service,
-    replicas: u32,
-    start: bool,
-) -> anyhow::Result<()> {
+    plan: &Converge,
+) -> anyhow::Result<bool> {
     let hash = service::config_hash(service);
     let existing: Vec<Container> = project_containers(containers, &project.name)?
         .into_iter()
@@ -409,19 +432,29 @@ fn converge(
             .and_then(|n| n.parse::<u32>().ok())
             .unwrap_or(0)
     };
-    for n in 1..=replicas {
+    let mut changed = false;
+    for n in 1..=plan.replicas {
         let current = existing.iter().find(|c| number(c) == n).cloned();
         let mut container = match current {
-            Some(c) if c.config.labels.get(CONFIG_HASH) == Some(&hash) => c,
+            Some(mut c) if c.config.labels.get(CONFIG_HASH) == Some(&hash) => {
+                c.settle();
+                if plan.restart && plan.start && c.state.status == Status::Running {
+                    super::super::container::stop_one(&mut c, None)?;
+                    said("Container", &c.config.name, "Restarting");
+                    changed = true;
+                }
+                c
+            }
             Some(mut stale) => {
                 super::super::container::remove_one(containers, &mut stale, true, false)?;
                 said("Container", &stale.config.name, "Recreated");
+                changed = true;
                 create(project, name, service, n)?
             }
             None => create(project, name, service, n)?,
         };
         container.settle();
-        if !start {
+        if !plan.start {
             said("Container", &container.config.name, "Created");
         } else if !matches!(container.state.status, Status::Running | Status::Restarting) {
             if let Some((_, message)) =
@@ -432,12 +465,12 @@ fn converge(
             said("Container", &container.config.name, "Started");
         }
     }
-    for mut extra in existing.into_iter().filter(|c| number(c) > replicas) {
+    for mut extra in existing.into_iter().filter(|c| number(c) > plan.replicas) {
         super::super::container::stop_one(&mut extra, None)?;
         super::super::container::remove_one(containers, &mut extra, true, false)?;
         said("Container", &extra.config.name, "Removed");
     }
-    Ok(())
+    Ok(changed)
 }
 
 /// Makes replica `n` of a service (not started): `kiln create`'s checks and flags,
