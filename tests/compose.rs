@@ -432,8 +432,20 @@ fn the_sample_project_comes_up_serves_scales_and_goes_leaving_nothing() {
         v[0]["State"]["StartedAt"].as_str().unwrap().to_string()
     });
     assert_eq!(started("sample-worker-1"), worker_before);
+    let ids = k.ok(&["ps", "-aq", "--no-trunc"]);
+    // db, front and the file's three workers (up without --scale).
+    assert_eq!(ids.lines().count(), 5, "{}", k.ok(&["ps", "-a"]));
     compose(&["down", "-v", "--rmi", "all"]);
     assert_eq!(k.ok(&["ps", "-aq"]), "");
+    // No mount left under the store (overlay roots, network namespaces), no cgroup.
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let root = k.root().display().to_string();
+    assert!(!mounts.contains(&root), "{mounts}");
+    for id in ids.lines() {
+        for hierarchy in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+            assert!(!hierarchy.path().join("kiln").join(id).exists(), "{id}");
+        }
+    }
     assert!(!k.ok(&["images"]).contains("kiln-sample/base"));
     assert!(!k.ok(&["network", "ls"]).contains("sample_default"));
     assert!(!k.ok(&["volume", "ls"]).contains("sample_data"));
@@ -542,6 +554,84 @@ fn up_in_the_foreground_shows_the_output_and_ctrl_c_stops_the_services() {
 /// `k8s-openapi` type unchanged, and the whole equals the golden file
 /// (`testdata/compose-kubernetes/sample.yaml`, reviewed by hand); what has no
 /// Kubernetes counterpart is warned about.
+/// A service that cannot start stops `up` there, as Docker Compose stops: exit 1 naming
+/// the container and why, what started before it left running, nothing made after it;
+/// `down` then removes it all.
+#[test]
+fn up_stops_at_a_service_that_cannot_start_and_down_removes_what_it_made() {
+    if !support::root_or_skip() {
+        return;
+    }
+    let k = support::Kiln::new();
+    support::build_busybox(&k);
+    let dir = k.dir.path().join("mid");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        "services:
+  a:
+    image: busybox:kiln
+    command: sleep 100
+    init: true
+  b:
+    image: busybox:kiln
+    depends_on: [a]
+    command: /no/such/program
+  c:
+    image: busybox:kiln
+    depends_on: [b]
+    command: sleep 100
+",
+    )
+    .unwrap();
+    let out = k
+        .cmd(&["compose", "up", "-d"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("mid-b-1") && err.contains("stat /no/such/program: no such file"),
+        "{err}"
+    );
+    let ps = k.ok(&["ps", "-a", "--format", "{{.Names}} {{.State}}"]);
+    let mut ps: Vec<&str> = ps.lines().collect();
+    ps.sort();
+    assert_eq!(ps, ["mid-a-1 running", "mid-b-1 exited"]);
+    let out = k
+        .cmd(&["compose", "down"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(k.ok(&["ps", "-aq"]), "");
+    assert!(!k.ok(&["network", "ls"]).contains("mid_default"));
+    // A secret kiln cannot make a file of yet: refused before anything is made.
+    std::fs::write(
+        dir.join("compose.yaml"),
+        "services:\n  a:\n    image: busybox:kiln\n    secrets: [token]\nsecrets:\n  token:\n    environment: TOKEN\n",
+    )
+    .unwrap();
+    let out = k
+        .cmd(&["compose", "up", "-d"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("service a: secret token: only a `file` secret"),
+        "{err}"
+    );
+    assert_eq!(k.ok(&["ps", "-aq"]), "");
+    assert!(!k.ok(&["network", "ls"]).contains("mid_default"));
+}
+
 #[test]
 fn convert_to_kubernetes_round_trips_through_the_kubernetes_types() {
     use k8s_openapi::api::apps::v1::Deployment;

@@ -144,12 +144,15 @@ fn exec_in(args: ExecArgs) -> anyhow::Result<ExitCode> {
     let process = match started {
         Ok(p) => p,
         Err(kiln_runtime::Error::Spawn { source, .. }) => {
+            let program = &args.command[0];
             let (code, what) = match source.kind() {
-                std::io::ErrorKind::NotFound => (127, "executable file not found in $PATH"),
-                std::io::ErrorKind::PermissionDenied => (126, "permission denied"),
+                std::io::ErrorKind::NotFound => (127, super::supervisor::not_found(program)),
+                std::io::ErrorKind::PermissionDenied => {
+                    (126, format!("exec: {program:?}: permission denied"))
+                }
                 _ => return Err(source.into()),
             };
-            eprintln!("kiln: exec: {:?}: {what}", args.command[0]);
+            eprintln!("kiln: {what}");
             return Ok(ExitCode::from(code));
         }
         Err(e) => return Err(e.into()),

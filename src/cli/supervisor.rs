@@ -458,16 +458,23 @@ fn container_spec(
     Ok((spec, rootfs))
 }
 
+/// Docker's words for a command that is not there: a path is looked at, a bare name
+/// searched for in `$PATH`.
+pub(crate) fn not_found(program: &str) -> String {
+    if program.contains('/') {
+        format!("exec: {program:?}: stat {program}: no such file or directory")
+    } else {
+        format!("exec: {program:?}: executable file not found in $PATH")
+    }
+}
+
 /// Why a container's command could not start: docker's exit code and message.
 fn start_failure(c: &Config, e: &kiln_runtime::Error) -> (u8, String) {
     match e {
         kiln_runtime::Error::Spawn { source, .. }
             if source.kind() == std::io::ErrorKind::NotFound =>
         {
-            (
-                127,
-                format!("exec: {:?}: executable file not found in $PATH", c.args[0]),
-            )
+            (127, not_found(&c.args[0]))
         }
         kiln_runtime::Error::Spawn { source, .. }
             if source.kind() == std::io::ErrorKind::PermissionDenied =>

@@ -327,6 +327,8 @@ pub(crate) fn run(
             service: service.to_string()
         });
     };
+    let chosen = [service.to_string()].into_iter().collect();
+    super::up::check_file_objects(project, &chosen)?;
     let dependencies: Vec<String> = spec.depends_on.keys().cloned().collect();
     if !no_deps && !dependencies.is_empty() {
         super::up::up(
@@ -342,7 +344,6 @@ pub(crate) fn run(
             },
         )?;
     }
-    let chosen = [service.to_string()].into_iter().collect();
     super::up::build_images(project, &chosen, false)?;
     let args = super::service::create_args(project, service, spec, 1, Some(one_off));
     let mut container = super::up::create_from(project, service, spec, args)?;

@@ -88,6 +88,7 @@ pub(crate) fn up(project: &Project, o: &UpOptions) -> anyhow::Result<()> {
             bail!("--scale {name}: no such service");
         }
     }
+    check_file_objects(project, &chosen)?;
     if o.start {
         check_ports(project, &containers, &chosen)?;
     }
@@ -150,6 +151,31 @@ pub(crate) fn up(project: &Project, o: &UpOptions) -> anyhow::Result<()> {
                 Condition::ServiceStarted
             };
             wait_for(project, &containers, name, condition)?;
+        }
+    }
+    Ok(())
+}
+
+/// Refuses, before anything is made, a secret or config the chosen services use that
+/// has no file to bind (`environment`, `content`: not yet made into files).
+pub(crate) fn check_file_objects(
+    project: &Project,
+    chosen: &BTreeSet<String>,
+) -> anyhow::Result<()> {
+    for name in chosen {
+        let service = &project.file.services[name];
+        for (refs, objects, kind) in [
+            (&service.secrets, &project.file.secrets, "secret"),
+            (&service.configs, &project.file.configs, "config"),
+        ] {
+            for r in refs {
+                if objects.get(&r.source).is_some_and(|o| o.file.is_none()) {
+                    bail!(
+                        "service {name}: {kind} {}: only a `file` {kind} can be used yet: write its value to a file and name it with `file:`",
+                        r.source
+                    );
+                }
+            }
         }
     }
     Ok(())
@@ -494,16 +520,25 @@ pub(crate) fn create_from(
 ) -> anyhow::Result<Container> {
     let create: super::super::run::Args =
         super::parse_args("create", &args).with_context(|| format!("service {name}"))?;
-    let (_, mut container) = super::super::run::create_container(&create)?;
+    // Its other networks, read before anything is made.
+    let mut others = Vec::new();
     if service.network_mode.is_none() {
         for (network, mut aliases, ip) in service::networks(project, service).into_iter().skip(1) {
             aliases.push(name.to_string());
-            container.config.networks.push(Attachment {
+            let ip = ip
+                .map(|i| i.parse())
+                .transpose()
+                .with_context(|| format!("service {name}: network {network}: ipv4_address"))?;
+            others.push(Attachment {
                 network,
                 aliases,
-                ip: ip.map(|i| i.parse()).transpose().context("ipv4_address")?,
+                ip,
             });
         }
+    }
+    let (_, mut container) = super::super::run::create_container(&create)?;
+    if !others.is_empty() {
+        container.config.networks.extend(others);
         container.save_config()?;
     }
     Ok(container)
