@@ -632,6 +632,88 @@ fn up_stops_at_a_service_that_cannot_start_and_down_removes_what_it_made() {
     assert!(!k.ok(&["network", "ls"]).contains("mid_default"));
 }
 
+/// A service's `build` goes to kiln's builder with its dockerfile, target, args and
+/// secrets; a missing context stops `up` before any build runs or anything is made.
+#[test]
+fn services_build_with_their_args_target_and_secrets_and_a_missing_context_makes_nothing() {
+    if !support::root_or_skip() {
+        return;
+    }
+    let k = support::Kiln::new();
+    support::build_busybox(&k);
+    let dir = k.dir.path().join("b");
+    std::fs::create_dir_all(dir.join("app")).unwrap();
+    std::fs::write(
+        dir.join("app/Build.dockerfile"),
+        "FROM busybox:kiln AS base\nARG GREETING\nRUN --mount=type=secret,id=tok test \"$(cat /run/secrets/tok)\" = s3cr3t && echo \"$GREETING\" > /built\nFROM base AS unused\nRUN false\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("token.txt"), "s3cr3t").unwrap();
+    let file = "services:
+  app:
+    image: b-app:1
+    build:
+      context: ./app
+      dockerfile: Build.dockerfile
+      target: base
+      args:
+        GREETING: hello
+      secrets:
+        - source: token
+          target: tok
+  broken:
+    build: ./nope
+secrets:
+  token:
+    file: ./token.txt
+";
+    std::fs::write(dir.join("compose.yaml"), file).unwrap();
+    let out = k
+        .cmd(&["compose", "up", "-d"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("service broken: build context") && err.contains("nope is not a directory"),
+        "{err}"
+    );
+    assert!(!k.ok(&["images"]).contains("b-app"), "no build ran");
+    assert_eq!(k.ok(&["ps", "-aq"]), "");
+    assert!(!k.ok(&["network", "ls"]).contains("b_default"));
+    std::fs::create_dir_all(dir.join("nope")).unwrap();
+    std::fs::write(dir.join("nope/Dockerfile"), "FROM busybox:kiln\n").unwrap();
+    let out = k
+        .cmd(&["compose", "build"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = k
+        .cmd(&["compose", "run", "--rm", "-T", "app", "cat", "/built"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "hello\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The secret is in no layer of the image.
+    let rootfs = support::flatten(&k, "b-app:1");
+    assert!(!rootfs.join("run/secrets/tok").exists());
+    k.cmd(&["compose", "down"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+}
+
 #[test]
 fn convert_to_kubernetes_round_trips_through_the_kubernetes_types() {
     use k8s_openapi::api::apps::v1::Deployment;

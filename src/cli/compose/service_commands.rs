@@ -345,6 +345,8 @@ pub(crate) fn run(
         )?;
     }
     super::up::build_images(project, &chosen, false)?;
+    super::up::ensure_networks(project, &chosen)?;
+    super::up::ensure_volumes(project, &chosen)?;
     let args = super::service::create_args(project, service, spec, 1, Some(one_off));
     let mut container = super::up::create_from(project, service, spec, args)?;
     let store = Containers::open(&Store::default_root())?;

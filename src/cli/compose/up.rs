@@ -232,6 +232,9 @@ pub(crate) fn build_images(
         .iter()
         .map(|n| service::image(project, n, &project.file.services[n]))
         .collect();
+    // Every build's command first, so a missing context or secret stops before any
+    // build has run.
+    let mut builds = Vec::new();
     for (name, s) in &project.file.services {
         let Some(build) = &s.build else { continue };
         let image = service::image(project, name, s);
@@ -241,40 +244,82 @@ pub(crate) fn build_images(
         if !always && store.resolve(&image).is_ok() {
             continue;
         }
-        let mut cmd = std::process::Command::new(std::env::current_exe()?);
-        cmd.args(["build", "-t", &image]);
-        if let Some(dockerfile) = &build.dockerfile {
-            cmd.args([
-                "-f",
-                &std::path::Path::new(&build.context)
-                    .join(dockerfile)
-                    .display()
-                    .to_string(),
-            ]);
-        }
-        if let Some(target) = &build.target {
-            cmd.args(["--target", target]);
-        }
-        for (k, v) in &build.args {
-            cmd.arg("--build-arg");
-            cmd.arg(match v {
-                Some(v) => format!("{k}={v}"),
-                None => k.clone(),
-            });
-        }
-        cmd.arg(&build.context);
+        builds.push((build_command(project, name, build, &image)?, image));
+    }
+    for (mut cmd, image) in builds {
         let status = cmd.status().context("starting kiln build")?;
         if !status.success() {
-            bail!("building service {name} (image {image}) failed");
+            bail!("building image {image} failed");
         }
         said("Image", &image, "Built");
     }
     Ok(())
 }
 
+/// `kiln build` for a service's `build` section, in a process of its own.
+fn build_command(
+    project: &Project,
+    name: &str,
+    build: &kiln_compose::model::Build,
+    image: &str,
+) -> anyhow::Result<std::process::Command> {
+    let context = std::path::Path::new(&build.context);
+    if !context.is_dir() {
+        bail!(
+            "service {name}: build context {} is not a directory: create it, or correct build.context",
+            context.display()
+        );
+    }
+    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    cmd.args(["build", "-t", image]);
+    if let Some(dockerfile) = &build.dockerfile {
+        cmd.arg("-f").arg(context.join(dockerfile));
+    }
+    if let Some(target) = &build.target {
+        cmd.args(["--target", target]);
+    }
+    for (k, v) in &build.args {
+        cmd.arg("--build-arg").arg(match v {
+            Some(v) => format!("{k}={v}"),
+            None => k.clone(),
+        });
+    }
+    for (k, v) in &build.labels {
+        cmd.arg("--label").arg(format!("{k}={v}"));
+    }
+    for from in &build.cache_from {
+        cmd.arg("--cache-from").arg(from);
+    }
+    match build.cache_to.as_slice() {
+        [] => {}
+        [to] => {
+            cmd.arg("--cache-to").arg(to);
+        }
+        _ => bail!("service {name}: build.cache_to: kiln exports one cache: name one"),
+    }
+    // A build secret's id is its target, else its name; its file the top-level one's.
+    for r in &build.secrets {
+        let Some(file) = project
+            .file
+            .secrets
+            .get(&r.source)
+            .and_then(|o| o.file.as_ref())
+        else {
+            bail!(
+                "service {name}: build secret {}: only a `file` secret can be used: define it at the top level with `file:`",
+                r.source
+            );
+        };
+        let id = r.target.as_deref().unwrap_or(&r.source);
+        cmd.arg("--secret").arg(format!("id={id},src={file}"));
+    }
+    cmd.arg(context);
+    Ok(cmd)
+}
+
 /// The project's networks the chosen services use, made when missing (labelled as
 /// Docker Compose labels them); an external one must exist.
-fn ensure_networks(project: &Project, chosen: &BTreeSet<String>) -> anyhow::Result<()> {
+pub(crate) fn ensure_networks(project: &Project, chosen: &BTreeSet<String>) -> anyhow::Result<()> {
     let networks = Networks::open(&Store::default_root())?;
     let used: BTreeSet<&String> = chosen
         .iter()
@@ -324,7 +369,7 @@ fn ensure_networks(project: &Project, chosen: &BTreeSet<String>) -> anyhow::Resu
 }
 
 /// The named volumes the chosen services mount, made when missing.
-fn ensure_volumes(project: &Project, chosen: &BTreeSet<String>) -> anyhow::Result<()> {
+pub(crate) fn ensure_volumes(project: &Project, chosen: &BTreeSet<String>) -> anyhow::Result<()> {
     let volumes = Volumes::open(&Store::default_root())?;
     for name in chosen {
         for v in &project.file.services[name].volumes {
