@@ -1649,10 +1649,19 @@ fn the_flags_ci_scripts_pass_to_docker_build_are_taken() {
         .unwrap()
         .starts_with("sha256:"));
     assert_eq!(meta["image.name"], "docker.io/library/flags:1");
-    // Another platform is refused, saying what kiln builds for.
-    let out = k.run(&["build", "--platform", "linux/s390x", ctx.to_str().unwrap()]);
+    // RUN steps for a platform no Linux machine runs are refused before anything runs.
+    let out = k.run(&[
+        "build",
+        "--platform",
+        "windows/amd64",
+        ctx.to_str().unwrap(),
+    ]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains(&host), "{err}");
+    assert!(
+        !out.status.success()
+            && err.contains("RUN steps for windows/amd64: kiln runs Linux programs only"),
+        "{err}"
+    );
     // --annotation lands on the image manifest, as buildx puts it there.
     let store = kiln_image::store::Store::open(k.root()).unwrap();
     let manifest = store.resolve("flags:1").unwrap().manifest;

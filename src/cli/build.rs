@@ -41,9 +41,15 @@ pub struct Args {
     /// `--pull=false` is the default, as docker's.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_name = "BOOL")]
     pull: bool,
-    /// The platform to build for: this host's only, until multi-platform builds land.
-    #[arg(long, value_name = "OS/ARCH")]
-    platform: Option<String>,
+    /// The platforms to build for (`linux/amd64,linux/arm64`; repeatable): one a
+    /// manifest, several an image index. RUN steps for another architecture run through
+    /// QEMU (see `kiln builder binfmt`).
+    #[arg(
+        long = "platform",
+        value_name = "OS/ARCH[/VARIANT]",
+        value_delimiter = ','
+    )]
+    platforms: Vec<String>,
     /// A resource limit for RUN steps, as docker's: `nofile=1024:2048` (repeatable).
     #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
     ulimits: Vec<String>,
@@ -216,10 +222,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             ExitCode::SUCCESS
         });
     }
-    if let Some(p) = &args.platform {
-        let host = kiln_image::store::images::host_platform();
-        if p != &host {
-            bail!("--platform {p}: kiln builds for this host's platform ({host}) only for now; multi-platform builds are coming");
+    let mut platforms: Vec<kiln_image::Platform> = Vec::new();
+    for p in &args.platforms {
+        let p = kiln_image::Platform::parse(p).context("--platform")?;
+        if !platforms.contains(&p) {
+            platforms.push(p);
         }
     }
     if !nix::unistd::geteuid().is_root() {
@@ -280,6 +287,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         context: args.context.clone(),
         ignore,
         tags,
+        platforms,
         target: args.target.clone(),
         build_args,
         no_cache: args.no_cache,
@@ -639,6 +647,10 @@ fn snapshotter(root: &Path) -> anyhow::Result<Snapshotter> {
 }
 
 impl Executor for SandboxExecutor {
+    fn can_run(&self, platform: &kiln_image::Platform) -> Result<(), String> {
+        kiln_runtime::binfmt::can_run(platform.machine())
+    }
+
     fn run(&self, step: &RunStep, output: &mut dyn FnMut(&str)) -> Result<i32, Error> {
         let mut mounts: Vec<&RunMount> = step.mounts.iter().collect();
         // Parents before children: /run before /run/secrets/id.

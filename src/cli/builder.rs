@@ -1,4 +1,4 @@
-//! `kiln builder prune [-a] [--keep-storage SIZE]`
+//! `kiln builder prune [-a] [--keep-storage SIZE]`, `kiln builder binfmt [--install]`
 
 use std::process::ExitCode;
 
@@ -25,14 +25,25 @@ pub enum Command {
         #[arg(short, long)]
         force: bool,
     },
+    /// The platforms RUN steps can run on here: this machine's, and those whose QEMU
+    /// emulator (Debian's qemu-user-static) is registered with binfmt_misc.
+    Binfmt {
+        /// Register the emulators qemu-user-static installed that are not yet usable
+        /// (with the F flag, so they run inside a build's root); needs root.
+        #[arg(long)]
+        install: bool,
+    },
 }
 
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
-    let Command::Prune {
-        all,
-        keep_storage,
-        force: _,
-    } = command;
+    let (all, keep_storage) = match command {
+        Command::Prune {
+            all,
+            keep_storage,
+            force: _,
+        } => (all, keep_storage),
+        Command::Binfmt { install } => return binfmt(install),
+    };
     let store = super::store()?;
     let root = kiln_image::store::Store::default_root();
     let mut freed = 0u64;
@@ -76,5 +87,36 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         "Total reclaimed space: {}",
         human_size(freed + report.freed_bytes)
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `kiln builder binfmt [--install]`: what `--platform` can build with RUN steps.
+fn binfmt(install: bool) -> anyhow::Result<ExitCode> {
+    use kiln_runtime::binfmt::{self, State};
+    if install {
+        for name in binfmt::install()? {
+            println!("registered {name}");
+        }
+    }
+    let host = kiln_image::Platform::host();
+    println!("{host}\tnative");
+    let emulators = binfmt::emulators()?;
+    for e in &emulators {
+        let Some(platform) = kiln_image::Platform::of_machine(&e.machine) else {
+            continue;
+        };
+        if platform == host {
+            continue;
+        }
+        let state = match e.state {
+            State::Registered => "emulated",
+            State::Unusable => "registered without the F flag: run kiln builder binfmt --install",
+            State::Absent => "not registered: run kiln builder binfmt --install",
+        };
+        println!("{platform}\t{state} ({})", e.name);
+    }
+    if emulators.is_empty() {
+        println!("no emulators: install Debian's qemu-user-static to build for other platforms");
+    }
     Ok(ExitCode::SUCCESS)
 }

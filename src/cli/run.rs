@@ -193,6 +193,10 @@ pub struct Args {
     /// missing (pull the image when the store lacks it), always, or never.
     #[arg(long, default_value = "missing", value_name = "missing|always|never")]
     pull: String,
+    /// The platform's image to run from a multi-platform image (default: this host's);
+    /// another architecture's runs through QEMU (see `kiln builder binfmt`).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    platform: Option<String>,
     /// The image to run.
     image: String,
     /// The command and its arguments (default: the image's CMD).
@@ -268,7 +272,13 @@ pub(crate) fn create_container(args: &Args) -> anyhow::Result<(Containers, Conta
     }
     let store = super::store()?;
     let root = Store::default_root();
-    let image = image(&store, &args.image, &args.pull)?;
+    let platform = args
+        .platform
+        .as_deref()
+        .map(kiln_image::Platform::parse)
+        .transpose()
+        .context("--platform")?;
+    let image = image(&store, &args.image, &args.pull, platform.as_ref())?;
     let containers = Containers::open(&root)?;
     let config = container_config(&store, &root, &image, args)?;
     let volumes = Volumes::open(&root)?;
@@ -291,13 +301,19 @@ pub(crate) fn create_container(args: &Args) -> anyhow::Result<(Containers, Conta
     Ok((containers, container))
 }
 
-/// The image, pulled first when `pull` asks for it.
+/// The image (for `platform` when one is named: else this host's from an index, or the
+/// image as it is), pulled first when `pull` asks for it.
 fn image(
     store: &Store,
     name: &str,
     pull: &str,
+    platform: Option<&kiln_image::Platform>,
 ) -> anyhow::Result<kiln_image::store::images::ResolvedImage> {
-    let have = store.resolve(name);
+    let resolve = || match platform {
+        Some(p) => store.resolve_for(name, p),
+        None => store.resolve(name),
+    };
+    let have = resolve();
     let fetch = match pull {
         "always" => true,
         "missing" => have.is_err(),
@@ -309,14 +325,17 @@ fn image(
             eprintln!("Unable to find image '{name}' locally");
         }
         let reference = kiln_image::Reference::parse(name)?;
-        let platform = kiln_image::store::images::host_platform();
         let report = |line: String| eprintln!("{line}");
-        kiln_image::client::pull_image(store, &reference, &platform, &report)
+        let platform = platform.cloned().unwrap_or_else(kiln_image::Platform::host);
+        kiln_image::client::pull_image(store, &reference, &platform.to_string(), &report)
             .with_context(|| format!("pulling {name}"))?;
     }
-    store
-        .resolve(name)
-        .with_context(|| format!("no such image {name} (pull it, or build it with kiln build)"))
+    match resolve() {
+        Err(e @ kiln_image::Error::NoPlatform { .. }) => Err(e.into()),
+        r => r.with_context(|| {
+            format!("no such image {name} (pull it, or build it with kiln build)")
+        }),
+    }
 }
 
 pub(crate) fn random_id() -> anyhow::Result<String> {

@@ -21,6 +21,16 @@ pub enum Error {
     },
     #[error("invalid reference {reference:?}: {reason}")]
     InvalidReference { reference: String, reason: String },
+    #[error("platform {text:?}: write OS/ARCH[/VARIANT], as linux/amd64 or linux/arm64")]
+    Platform { text: String },
+    #[error(
+        "{image} has no image for {platform} (it has: {offered}); build or pull it for {platform}"
+    )]
+    NoPlatform {
+        image: String,
+        platform: String,
+        offered: String,
+    },
     #[error("no such image: {0} (see `kiln images`)")]
     ImageNotFound(String),
     #[error("blob {0} is missing from the store")]

@@ -9,9 +9,11 @@ pub mod digest;
 mod error;
 pub mod layer;
 pub mod media;
+pub mod platform;
 pub mod reference;
 pub mod store;
 pub mod tree;
 
 pub use error::{Error, Result};
+pub use platform::Platform;
 pub use reference::Reference;

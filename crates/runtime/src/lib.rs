@@ -5,6 +5,7 @@
 //! no descriptor of the caller. `kiln build` runs RUN steps with it, and `kiln run`
 //! containers (kept in [`containers`]) start from the same spec.
 
+pub mod binfmt;
 pub mod bundles;
 mod capabilities;
 pub mod cgroups;

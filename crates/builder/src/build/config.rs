@@ -4,6 +4,7 @@
 use std::path::{Component, Path};
 
 use kiln_image::digest::DiffId;
+use kiln_image::Platform;
 use serde_json::{json, Map, Value};
 
 use crate::ast::{Command, CommandLine, Healthcheck};
@@ -15,8 +16,11 @@ pub struct ImageConfig {
 
 impl ImageConfig {
     /// A config for `FROM scratch`.
-    pub fn scratch(os: &str, arch: &str) -> ImageConfig {
-        let root = json!({"architecture": arch, "os": os, "config": {}, "rootfs": {"type": "layers", "diff_ids": []}, "history": []});
+    pub fn scratch(platform: &Platform) -> ImageConfig {
+        let mut root = json!({"architecture": platform.architecture, "os": platform.os, "config": {}, "rootfs": {"type": "layers", "diff_ids": []}, "history": []});
+        if let Some(v) = &platform.variant {
+            root["variant"] = json!(v);
+        }
         ImageConfig {
             root: root.as_object().cloned().unwrap_or_default(),
         }
@@ -295,7 +299,7 @@ pub fn apply_changes(config: Value, changes: &[String]) -> Result<Value, crate::
     let mut image = ImageConfig::from_bytes(
         &serde_json::to_vec(&json!({ "config": config })).unwrap_or_default(),
     )
-    .unwrap_or_else(|| ImageConfig::scratch("linux", "amd64"));
+    .unwrap_or_else(|| ImageConfig::scratch(&Platform::host()));
     let mut cmd_set = false;
     for change in changes {
         let parsed = crate::parse("--change", &format!("FROM scratch\n{change}\n"))?;

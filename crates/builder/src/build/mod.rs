@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use kiln_image::digest::Digest;
 use kiln_image::store::Store;
-use kiln_image::Reference;
+use kiln_image::{Platform, Reference};
 
 pub use config::apply_changes;
 pub use plan::{Base, Plan};
@@ -36,6 +36,9 @@ pub struct BuildOptions {
     pub context: PathBuf,
     pub ignore: Dockerignore,
     pub tags: Vec<Reference>,
+    /// The platforms to build for, one pass each (this host's when empty): several make
+    /// an image index.
+    pub platforms: Vec<Platform>,
     pub target: Option<String>,
     pub build_args: BTreeMap<String, String>,
     pub no_cache: bool,
@@ -150,6 +153,9 @@ pub trait Executor: Sync {
     fn view(&self, lowers: &[PathBuf], at: &Path) -> Result<(), Error>;
     /// Undoes [`Executor::view`].
     fn unview(&self, at: &Path);
+    /// Whether RUN steps for `platform` (not this host's) can run here; if not, why and
+    /// what to do.
+    fn can_run(&self, platform: &Platform) -> Result<(), String>;
 }
 
 /// What the build reports as it goes.
@@ -183,9 +189,13 @@ pub enum Event<'a> {
 /// The image a build made.
 #[derive(Debug)]
 pub struct Built {
+    /// The manifest's digest; the index's for several platforms.
     pub manifest: Digest,
+    /// The image ID: the config's digest; the index's for several platforms.
     pub id: Digest,
     pub tags: Vec<Reference>,
+    /// Each platform built and its manifest.
+    pub platforms: Vec<(Platform, Digest)>,
 }
 
 /// `RUN --security=insecure` needs the `security.insecure` entitlement and
@@ -231,8 +241,50 @@ pub fn build(
     progress: &(dyn Fn(Event) + Sync),
 ) -> Result<Built, Error> {
     refuse_unentitled_steps(opts)?;
+    let platforms = match opts.platforms.as_slice() {
+        [] => vec![Platform::host()],
+        some => some.to_vec(),
+    };
+    if platforms.len() > 1 && opts.cache_to.is_some() {
+        return Err(Error::Context(
+            "--cache-to exports the cache of one platform's build: build each platform with its own --cache-to".into(),
+        ));
+    }
     let _guard = store.write_guard()?;
-    steps::Builder::new(store, root, exec, opts)?.run(progress)
+    let mut made = Vec::new();
+    for platform in &platforms {
+        let (manifest, id) =
+            steps::Builder::new(store, root, exec, opts, platform.clone())?.run(progress)?;
+        made.push((manifest, id, platform.clone()));
+    }
+    // One platform named on the command line or none: an image; several: an index.
+    let (top, id) = match made.as_slice() {
+        [(manifest, id, _)] => (manifest.clone(), id.clone()),
+        _ => {
+            let entries: Vec<(oci_spec::image::Descriptor, Platform)> = made
+                .iter()
+                .map(|(m, _, p)| (m.clone(), p.clone()))
+                .collect();
+            let index = store.write_index(&entries)?;
+            let digest = index.digest().clone();
+            (index, digest)
+        }
+    };
+    if opts.tags.is_empty() {
+        store.keep_untagged(&top)?;
+    }
+    for tag in &opts.tags {
+        store.tag(tag, &top)?;
+    }
+    Ok(Built {
+        manifest: top.digest().clone(),
+        id,
+        tags: opts.tags.clone(),
+        platforms: made
+            .into_iter()
+            .map(|(m, _, p)| (p, m.digest().clone()))
+            .collect(),
+    })
 }
 
 /// A step's error, naming its line and its first line of text.

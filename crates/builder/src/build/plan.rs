@@ -10,6 +10,7 @@ use super::{step_error, NamedContext};
 use crate::ast::{Command, Dockerfile, Instruction};
 use crate::expand;
 use crate::Error;
+use kiln_image::Platform;
 
 /// Stage index → the stages (or images) it needs.
 pub type Edges<T = usize> = BTreeMap<usize, Vec<T>>;
@@ -23,21 +24,22 @@ pub struct Graph {
     pub deps: Edges,
     /// The images (not stages) each stage takes files from, base included.
     pub images: Edges<String>,
+    /// Each stage's platform: its `FROM --platform`, else the target's.
+    pub platforms: Vec<Platform>,
 }
 
-/// `BUILDPLATFORM`, `BUILDOS`, `BUILDARCH`, `BUILDVARIANT` and the `TARGET…` ones for
-/// `platform` (`os/arch[/variant]`).
-pub fn platform_args(platform: &str) -> BTreeMap<String, String> {
-    let mut parts = platform.splitn(3, '/');
-    let os = parts.next().unwrap_or_default();
-    let arch = parts.next().unwrap_or_default();
-    let variant = parts.next().unwrap_or_default();
+/// `BUILDPLATFORM`, `BUILDOS`, `BUILDARCH`, `BUILDVARIANT` for the platform the build
+/// runs on, and the `TARGET…` ones for the platform it builds for.
+pub fn platform_args(build: &Platform, target: &Platform) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    for side in ["BUILD", "TARGET"] {
-        out.insert(format!("{side}PLATFORM"), platform.to_string());
-        out.insert(format!("{side}OS"), os.to_string());
-        out.insert(format!("{side}ARCH"), arch.to_string());
-        out.insert(format!("{side}VARIANT"), variant.to_string());
+    for (side, p) in [("BUILD", build), ("TARGET", target)] {
+        out.insert(format!("{side}PLATFORM"), p.to_string());
+        out.insert(format!("{side}OS"), p.os.clone());
+        out.insert(format!("{side}ARCH"), p.architecture.clone());
+        out.insert(
+            format!("{side}VARIANT"),
+            p.variant.clone().unwrap_or_default(),
+        );
     }
     out
 }
@@ -113,16 +115,16 @@ impl<'a> Plan<'a> {
         }
     }
 
-    /// The global scope: BuildKit's automatic platform ARGs for `platform` (a stage takes
-    /// one by declaring `ARG TARGETARCH`), then the ARGs before the first FROM, each with
-    /// its `--build-arg` value or its default.
+    /// The global scope: BuildKit's automatic platform ARGs for this host and `target` (a
+    /// stage takes one by declaring `ARG TARGETARCH`), then the ARGs before the first
+    /// FROM, each with its `--build-arg` value or its default.
     pub fn global_scope(
         &self,
         escape: char,
         build_args: &BTreeMap<String, String>,
-        platform: &str,
+        target: &Platform,
     ) -> Result<BTreeMap<String, String>, Error> {
-        let mut global = platform_args(platform);
+        let mut global = platform_args(&Platform::host(), target);
         for instr in &self.global_args {
             let expanded = expand::instruction(instr, escape, &global)?;
             if let Command::Arg(decls) = &expanded.command {
@@ -159,17 +161,23 @@ impl<'a> Plan<'a> {
         escape: char,
         global: &BTreeMap<String, String>,
         contexts: &BTreeMap<String, NamedContext>,
+        target: &Platform,
     ) -> Result<Graph, Error> {
         let mut graph = Graph {
             bases: Vec::new(),
             deps: BTreeMap::new(),
             images: BTreeMap::new(),
+            platforms: Vec::new(),
         };
         for stage in &self.stages {
             let from = expand::instruction(stage.from, escape, global)?;
             let Command::From(f) = &from.command else {
                 unreachable!("a stage starts with FROM")
             };
+            graph.platforms.push(match &f.platform {
+                Some(p) => Platform::parse(p).map_err(|e| step_error(stage.from, e.to_string()))?,
+                None => target.clone(),
+            });
             if context_dir(contexts, &f.image).is_some() {
                 return Err(step_error(
                     stage.from,
@@ -315,14 +323,16 @@ mod tests {
         );
         let p = Plan::new(&df);
         let args = BTreeMap::from([("TAG".to_string(), "3.21".to_string())]);
-        let global = p.global_scope('\\', &args, "linux/arm64/v8").unwrap();
+        let target = Platform::parse("linux/arm/v7").unwrap();
+        let global = p.global_scope('\\', &args, &target).unwrap();
         assert_eq!(global["BASE"], "alpine");
         assert_eq!(global["TAG"], "3.21");
-        assert_eq!(global["FROMPLATFORM"], "arm64");
-        assert_eq!(global["TARGETPLATFORM"], "linux/arm64/v8");
-        assert_eq!(global["BUILDVARIANT"], "v8");
+        assert_eq!(global["FROMPLATFORM"], "arm");
+        assert_eq!(global["TARGETPLATFORM"], "linux/arm/v7");
+        assert_eq!(global["TARGETVARIANT"], "v7");
+        assert_eq!(global["BUILDPLATFORM"], Platform::host().to_string());
         assert_eq!(
-            p.graph('\\', &global, &none()).unwrap().bases,
+            p.graph('\\', &global, &none(), &target).unwrap().bases,
             [Base::Image("alpine:3.21".into())]
         );
     }
@@ -336,7 +346,9 @@ mod tests {
              FROM alpine:3.20\nCOPY --from=build /app /app\nCOPY --from=1 /sh /sh\n",
         );
         let p = Plan::new(&df);
-        let g = p.graph('\\', &BTreeMap::new(), &none()).unwrap();
+        let g = p
+            .graph('\\', &BTreeMap::new(), &none(), &Platform::host())
+            .unwrap();
         assert_eq!(
             g.bases,
             [
@@ -371,14 +383,16 @@ mod tests {
             ("base".to_string(), NamedContext::Image("debian:12".into())),
             ("src".to_string(), NamedContext::Dir("/tmp/src".into())),
         ]);
-        let g = p.graph('\\', &BTreeMap::new(), &contexts).unwrap();
+        let g = p
+            .graph('\\', &BTreeMap::new(), &contexts, &Platform::host())
+            .unwrap();
         assert_eq!(g.bases[0], Base::Image("debian:12".into()));
         assert_eq!(g.deps[&1], Vec::<usize>::new(), "the image, not the stage");
         assert_eq!(g.images[&1], ["alpine:3.20", "debian:12"]);
         let df = parse("FROM src\n");
         let p = Plan::new(&df);
         let err = p
-            .graph('\\', &BTreeMap::new(), &contexts)
+            .graph('\\', &BTreeMap::new(), &contexts, &Platform::host())
             .unwrap_err()
             .to_string();
         assert!(
@@ -391,7 +405,9 @@ mod tests {
     fn cycles_and_a_stage_from_itself_are_errors() {
         let df = parse("FROM alpine:3.20 AS a\nCOPY --from=b /x /x\nFROM alpine:3.20 AS b\nCOPY --from=a /y /y\n");
         let p = Plan::new(&df);
-        let g = p.graph('\\', &BTreeMap::new(), &none()).unwrap();
+        let g = p
+            .graph('\\', &BTreeMap::new(), &none(), &Platform::host())
+            .unwrap();
         let err = p.order(1, &g.deps).unwrap_err().to_string();
         assert!(
             err.contains("circular dependency between stages: b -> a -> b"),
@@ -399,7 +415,7 @@ mod tests {
         );
         let df = parse("FROM me AS me\n");
         let err = Plan::new(&df)
-            .graph('\\', &BTreeMap::new(), &none())
+            .graph('\\', &BTreeMap::new(), &none(), &Platform::host())
             .unwrap_err()
             .to_string();
         assert!(err.contains("stage me is built FROM itself"), "{err}");

@@ -6,9 +6,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use kiln_image::digest::DiffId;
+use kiln_image::digest::{DiffId, Digest};
 use kiln_image::layer::{overlay_changes, write_changes, Compression, LayerOptions};
 use kiln_image::store::{BlobWriter, Store};
+use kiln_image::Platform;
 use oci_spec::image::{Descriptor, MediaType};
 use serde_json::json;
 
@@ -30,7 +31,7 @@ use super::registry_cache::{self, Mode, RemoteCache};
 use super::schedule;
 use super::snapshots::Snapshots;
 use super::step_error;
-use super::{BuildOptions, Built, Event, Executor, RunMount};
+use super::{BuildOptions, Event, Executor, RunMount};
 use crate::ast::{Command, Instruction, MountKind};
 use crate::expand;
 use crate::Error;
@@ -142,6 +143,10 @@ pub(super) struct Builder<'a> {
     step_id: AtomicUsize,
     global: BTreeMap<String, String>,
     remote: RemoteCache,
+    /// The platform this pass builds for (a multi-platform build makes one pass each).
+    platform: Platform,
+    /// Each stage's platform (its `FROM --platform`, else `platform`).
+    stage_platforms: Vec<Platform>,
 }
 
 /// The history's `created_by` of an instruction, as BuildKit writes it (what `docker
@@ -206,6 +211,7 @@ impl<'a> Builder<'a> {
         root: &'a Path,
         exec: &'a dyn Executor,
         opts: &'a BuildOptions,
+        platform: Platform,
     ) -> Result<Self, Error> {
         let epoch = std::env::var("SOURCE_DATE_EPOCH")
             .ok()
@@ -242,6 +248,8 @@ impl<'a> Builder<'a> {
             step_id: AtomicUsize::new(0),
             global: BTreeMap::new(),
             remote: RemoteCache::default(),
+            platform,
+            stage_platforms: Vec::new(),
         })
     }
 
@@ -266,27 +274,44 @@ impl<'a> Builder<'a> {
         }
     }
 
-    pub(super) fn run(mut self, progress: &(dyn Fn(Event) + Sync)) -> Result<Built, Error> {
+    /// Builds the target stage for this pass's platform; returns its manifest (in the
+    /// store, not tagged) and its config's digest.
+    pub(super) fn run(
+        mut self,
+        progress: &(dyn Fn(Event) + Sync),
+    ) -> Result<(Descriptor, Digest), Error> {
         self.global = self.plan.global_scope(
             self.opts.dockerfile.escape,
             &self.opts.build_args,
-            &kiln_image::store::images::host_platform(),
+            &self.platform,
         )?;
         let plan::Graph {
             bases,
             deps,
             images,
+            platforms,
         } = self.plan.graph(
             self.opts.dockerfile.escape,
             &self.global,
             &self.opts.build_contexts,
+            &self.platform,
         )?;
+        self.stage_platforms = platforms;
         let target = self.plan.target(self.opts.target.as_deref())?;
         let order = self.plan.order(target, &deps)?;
-        let mut needed: Vec<String> = Vec::new();
-        for name in order.iter().flat_map(|i| &images[i]) {
-            if !needed.contains(name) {
-                needed.push(name.clone());
+        self.check_emulation(&order)?;
+        // A stage's base for the stage's platform; images it copies from for the target's.
+        let mut needed: Vec<(String, Platform)> = Vec::new();
+        for i in &order {
+            for name in &images[i] {
+                let platform = match &bases[*i] {
+                    Base::Image(base) if base == name => &self.stage_platforms[*i],
+                    _ => &self.platform,
+                };
+                let wanted = (name.clone(), platform.clone());
+                if !needed.contains(&wanted) {
+                    needed.push(wanted);
+                }
             }
         }
         self.fetch_images(&needed, progress)?;
@@ -385,20 +410,49 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
-    /// Pulls the images the build takes files from that the store lacks (all of them
-    /// with `--pull`), each shown as a step of its own.
+    /// Refuses, before anything runs, a stage with RUN steps for a platform this machine
+    /// cannot run (no emulator registered), naming its line.
+    fn check_emulation(&self, order: &[usize]) -> Result<(), Error> {
+        for i in order {
+            let stage = &self.plan.stages[*i];
+            let runs = stage
+                .instructions
+                .iter()
+                .any(|instr| matches!(instr.command, Command::Run(_)));
+            let platform = &self.stage_platforms[*i];
+            if !runs || Platform::host().accepts(platform) {
+                continue;
+            }
+            let runnable = if platform.os == "linux" {
+                self.exec.can_run(platform)
+            } else {
+                Err("kiln runs Linux programs only".to_string())
+            };
+            runnable.map_err(|reason| {
+                step_error(stage.from, format!("RUN steps for {platform}: {reason}"))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Pulls the images the build takes files from that the store lacks for their
+    /// platform (all of them with `--pull`), each shown as a step of its own.
     fn fetch_images(
         &self,
-        names: &[String],
+        names: &[(String, Platform)],
         progress: &(dyn Fn(Event) + Sync),
     ) -> Result<(), Error> {
-        let wanted: Vec<&String> = names
+        let wanted: Vec<&(String, Platform)> = names
             .iter()
-            .filter(|n| self.opts.pull || self.store.resolve(n).is_err())
+            .filter(|(n, p)| self.opts.pull || self.store.resolve_for(n, p).is_err())
             .collect();
-        for (index, name) in wanted.iter().enumerate() {
+        for (index, (name, platform)) in wanted.iter().enumerate() {
             let id = self.next_id();
-            let text = format!("pull {name}");
+            let text = if *platform == Platform::host() {
+                format!("pull {name}")
+            } else {
+                format!("pull {name} ({platform})")
+            };
             progress(Event::Step {
                 id,
                 stage: "pull",
@@ -408,12 +462,14 @@ impl<'a> Builder<'a> {
             });
             let start = Instant::now();
             let reference = kiln_image::Reference::parse(name)?;
-            let platform = kiln_image::store::images::host_platform();
             let report = |line: String| progress(Event::Output { id, line: &line });
-            if let Err(e) =
-                kiln_image::client::pull_image(self.store, &reference, &platform, &report)
-            {
-                if self.store.resolve(name).is_err() {
+            if let Err(e) = kiln_image::client::pull_image(
+                self.store,
+                &reference,
+                &platform.to_string(),
+                &report,
+            ) {
+                if self.store.resolve_for(name, platform).is_err() {
                     return Err(Error::Context(format!(
                         "no such image {name} in the store, and pulling it failed: {e}"
                     )));
@@ -444,25 +500,30 @@ impl<'a> Builder<'a> {
             None if i + 1 == self.plan.stages.len() => String::new(),
             None => format!("stage-{i}"),
         };
+        // A build for several platforms says which one each step is for, as BuildKit does.
+        let label = if self.opts.platforms.len() > 1 {
+            format!("{} {label}", self.stage_platforms[i])
+                .trim_end()
+                .to_string()
+        } else {
+            label
+        };
         let id = self.next_id();
         let start = Instant::now();
         let mut state = match base {
             Base::Scratch => {
-                let (os, arch) = kiln_image::store::images::host_platform()
-                    .split_once('/')
-                    .map(|(o, a)| (o.to_string(), a.to_string()))
-                    .unwrap_or_default();
+                let platform = &self.stage_platforms[i];
                 State {
-                    config_bytes: ImageConfig::scratch(&os, &arch).to_bytes(""),
+                    config_bytes: ImageConfig::scratch(platform).to_bytes(""),
                     layers: Vec::new(),
-                    key: cache::key(&["scratch"]),
+                    key: cache::key(&["scratch", &platform.to_string()]),
                     steps: Vec::new(),
                     uncached: false,
                 }
             }
             Base::Stage(j) => done.get(j).cloned().expect("dependencies are built first"),
             Base::Image(name) => self
-                .image_state(name)
+                .image_state(name, &self.stage_platforms[i])
                 .map_err(|e| step_error(stage.from, e.to_string()))?,
         };
         state.uncached = self.opts.no_cache
@@ -473,7 +534,7 @@ impl<'a> Builder<'a> {
                     .any(|f| f.eq_ignore_ascii_case(n))
             });
         let mut config = ImageConfig::from_bytes(&state.config_bytes)
-            .unwrap_or_else(|| ImageConfig::scratch("linux", "amd64"));
+            .unwrap_or_else(|| ImageConfig::scratch(&self.platform));
         // As BuildKit does, an image whose base sets no PATH gets the default one.
         if !config.env().iter().any(|(k, _)| k == "PATH") {
             config.set_env("PATH", run::DEFAULT_PATH);
@@ -653,16 +714,17 @@ impl<'a> Builder<'a> {
         Ok(match self.plan.find(name) {
             Some(j) => done.get(&j).map(|s| s.key.to_string()).unwrap_or_default(),
             None => self
-                .image_state(name)
+                .image_state(name, &self.platform)
                 .map_err(|e| step_error(instr, e.to_string()))?
                 .key
                 .to_string(),
         })
     }
 
-    /// A base image from the store: its config and its layers (not unpacked yet).
-    fn image_state(&self, name: &str) -> Result<State, Error> {
-        let image = self.store.resolve(name).map_err(|e| {
+    /// A base image from the store, for `platform`: its config and its layers (not
+    /// unpacked yet).
+    fn image_state(&self, name: &str, platform: &Platform) -> Result<State, Error> {
+        let image = self.store.resolve_for(name, platform).map_err(|e| {
             Error::Context(format!(
                 "{e} (kiln builds FROM images in its store or pulls them)"
             ))
@@ -703,7 +765,7 @@ impl<'a> Builder<'a> {
         let layers = match self.plan.find(name) {
             Some(j) => done.get(&j).map(|s| s.layers.clone()).unwrap_or_default(),
             None => {
-                self.image_state(name)
+                self.image_state(name, &self.platform)
                     .map_err(|e| step_error(instr, e.to_string()))?
                     .layers
             }
@@ -1041,7 +1103,7 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn finish(&self, state: State) -> Result<Built, Error> {
+    fn finish(&self, state: State) -> Result<(Descriptor, Digest), Error> {
         self.check_cancelled()?;
         let mut config =
             ImageConfig::from_bytes(&state.config_bytes).expect("the builder wrote it");
@@ -1062,18 +1124,7 @@ impl<'a> Builder<'a> {
         let desc = self
             .store
             .write_annotated_manifest(config, layers, annotations)?;
-        let digest = desc.digest().clone();
-        if self.opts.tags.is_empty() {
-            self.store.keep_untagged(&desc)?;
-        }
-        for tag in &self.opts.tags {
-            self.store.tag(tag, &desc)?;
-        }
-        Ok(Built {
-            manifest: digest,
-            id: config_digest,
-            tags: self.opts.tags.clone(),
-        })
+        Ok((desc, config_digest))
     }
 }
 

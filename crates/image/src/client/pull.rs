@@ -99,7 +99,7 @@ pub fn pull(
             })?;
         fetch_manifest(registry, reference, chosen.digest().as_ref())?
     } else {
-        (top_bytes, top_type, top_digest.clone())
+        (top_bytes.clone(), top_type.clone(), top_digest.clone())
     };
     let manifest: ImageManifest =
         serde_json::from_slice(&bytes).map_err(Error::json(format!("{reference}: manifest")))?;
@@ -135,10 +135,23 @@ pub fn pull(
         bytes.len() as u64,
         digest,
     );
-    if reference.tag.is_some() {
-        store.tag(reference, &descriptor)?;
+    // An index is kept whole under the name, with the manifests of the platforms
+    // pulled so far: pulling another platform adds to it, as containerd's store does.
+    let named = if media::is_index(&top_type) {
+        let stored = store.write_blob_bytes(&top_bytes)?;
+        debug_assert_eq!(stored, top_digest);
+        Descriptor::new(
+            MediaType::from(top_type.as_str()),
+            top_bytes.len() as u64,
+            top_digest.clone(),
+        )
     } else {
-        store.keep_untagged(&descriptor)?;
+        descriptor.clone()
+    };
+    if reference.tag.is_some() {
+        store.tag(reference, &named)?;
+    } else {
+        store.keep_untagged(&named)?;
     }
     Ok(Pulled {
         digest: top_digest,

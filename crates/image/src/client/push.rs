@@ -6,7 +6,7 @@
 
 use std::io::{Read, Seek, SeekFrom};
 
-use oci_spec::image::{Descriptor, ImageManifest};
+use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE};
 use reqwest::StatusCode;
 
@@ -41,22 +41,28 @@ pub fn push(
     progress: &dyn Report,
 ) -> Result<Pushed> {
     let _guard = store.write_guard()?;
+    if crate::media::is_index(image.top.media_type().as_ref()) {
+        return push_index(registry, store, &image.top, target, compression, progress);
+    }
     let image = store.compressed_image(image, compression)?;
-    let media_type = image
-        .manifest
-        .media_type()
-        .as_ref()
-        .map(|m| m.to_string())
-        .unwrap_or_else(|| crate::media::OCI_MANIFEST.to_string());
     push_manifest(
         registry,
         store,
         target,
         &image.manifest,
         &image.manifest_bytes,
-        &media_type,
+        &media_type(&image.manifest),
         progress,
     )
+}
+
+/// A manifest's media type as its field says, OCI's when it has none.
+fn media_type(manifest: &ImageManifest) -> String {
+    manifest
+        .media_type()
+        .as_ref()
+        .map(|m| m.to_string())
+        .unwrap_or_else(|| crate::media::OCI_MANIFEST.to_string())
 }
 
 /// Pushes the blobs `manifest` names (those the registry lacks), then `manifest_bytes`
@@ -108,22 +114,102 @@ pub fn push_manifest(
     for r in results {
         uploaded += usize::from(r?);
     }
-    let digest = crate::digest::sha256(manifest_bytes);
-    let reference = target.tag.clone().unwrap_or_else(|| digest.to_string());
-    let url = registry.url(&format!("/v2/{}/manifests/{reference}", target.path));
-    let r = registry.send(&scope(target, "pull,push"), |c| {
-        c.put(&url)
-            .header(CONTENT_TYPE, media_type)
-            .body(manifest_bytes.to_vec())
-    })?;
-    if !r.status().is_success() {
-        return Err(refused(&format!("PUT {url}"), r));
-    }
+    let digest = put_manifest(registry, target, manifest_bytes, media_type)?;
     Ok(Pushed {
         digest,
         size: manifest_bytes.len() as u64,
         uploaded,
         present: blobs.len() - uploaded,
+    })
+}
+
+/// PUTs a manifest or index to `target`'s tag, else by its digest; returns the digest.
+fn put_manifest(
+    registry: &Registry,
+    target: &Reference,
+    bytes: &[u8],
+    media_type: &str,
+) -> Result<Digest> {
+    let digest = crate::digest::sha256(bytes);
+    let reference = target.tag.clone().unwrap_or_else(|| digest.to_string());
+    let url = registry.url(&format!("/v2/{}/manifests/{reference}", target.path));
+    let r = registry.send(&scope(target, "pull,push"), |c| {
+        c.put(&url)
+            .header(CONTENT_TYPE, media_type)
+            .body(bytes.to_vec())
+    })?;
+    if !r.status().is_success() {
+        return Err(refused(&format!("PUT {url}"), r));
+    }
+    Ok(digest)
+}
+
+/// Pushes a multi-platform image: each platform's image the store has (compressed as
+/// [`push`] compresses, pushed by digest), then an index of them to `target`. A
+/// platform the store lacks (a base image pulled for one platform) is left out, and
+/// said so.
+fn push_index(
+    registry: &Registry,
+    store: &Store,
+    top: &Descriptor,
+    target: &Reference,
+    compression: Compression,
+    progress: &dyn Report,
+) -> Result<Pushed> {
+    let mut index: ImageIndex = serde_json::from_slice(&store.read_blob(top.digest())?)
+        .map_err(crate::Error::json(format!("index {}", top.digest())))?;
+    let by_digest = Reference {
+        tag: None,
+        digest: None,
+        ..target.clone()
+    };
+    let (mut entries, mut uploaded, mut present) = (Vec::new(), 0, 0);
+    for d in index.manifests() {
+        let platform = crate::Platform::of_descriptor(d)
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "an image without a platform".into());
+        if !crate::media::is_manifest(d.media_type().as_ref()) || !store.has_blob(d.digest()) {
+            progress.line(format!("{platform}: not in the store, left out"));
+            continue;
+        }
+        let image = store.compressed_image(&store.read_image(d, &[])?, compression)?;
+        let media_type = media_type(&image.manifest);
+        let pushed = push_manifest(
+            registry,
+            store,
+            &by_digest,
+            &image.manifest,
+            &image.manifest_bytes,
+            &media_type,
+            progress,
+        )?;
+        progress.line(format!("{platform}: {}", pushed.digest));
+        uploaded += pushed.uploaded;
+        present += pushed.present;
+        let mut entry = Descriptor::new(
+            MediaType::from(media_type.as_str()),
+            pushed.size,
+            pushed.digest,
+        );
+        entry.set_platform(d.platform().clone());
+        entry.set_annotations(d.annotations().clone());
+        entries.push(entry);
+    }
+    if entries.is_empty() {
+        return Err(Error::InvalidImage {
+            what: format!("image index {}", top.digest()),
+            reason: "the store has none of its platforms' images".into(),
+        });
+    }
+    index.set_manifests(entries);
+    index.set_media_type(Some(MediaType::ImageIndex));
+    let bytes = serde_json::to_vec(&index).map_err(Error::json("index"))?;
+    let digest = put_manifest(registry, target, &bytes, crate::media::OCI_INDEX)?;
+    Ok(Pushed {
+        digest,
+        size: bytes.len() as u64,
+        uploaded,
+        present,
     })
 }
 

@@ -8,6 +8,7 @@ use super::Store;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::media;
+use crate::platform::Platform;
 use crate::reference::Reference;
 
 /// The OCI annotation that names a tag in an image layout; kiln stores the familiar form
@@ -114,6 +115,35 @@ impl Store {
         ))
     }
 
+    /// Writes an OCI image index of `manifests` (all in the store), each with its
+    /// platform, and returns its descriptor, ready to tag.
+    pub fn write_index(&self, manifests: &[(Descriptor, Platform)]) -> Result<Descriptor> {
+        let entries: Vec<Descriptor> = manifests
+            .iter()
+            .map(|(d, platform)| {
+                let mut d = d.clone();
+                d.set_platform(Some(platform.to_oci()));
+                d
+            })
+            .collect();
+        let index = oci_spec::image::ImageIndexBuilder::default()
+            .schema_version(2u32)
+            .media_type(oci_spec::image::MediaType::ImageIndex)
+            .manifests(entries)
+            .build()
+            .map_err(|e| Error::InvalidImage {
+                what: "index".into(),
+                reason: e.to_string(),
+            })?;
+        let bytes = serde_json::to_vec(&index).map_err(Error::json("index"))?;
+        let digest = self.write_blob_bytes(&bytes)?;
+        Ok(Descriptor::new(
+            oci_spec::image::MediaType::ImageIndex,
+            bytes.len() as u64,
+            digest,
+        ))
+    }
+
     /// Keeps `descriptor` as an untagged image (a `kiln load` of an image without a name),
     /// unless an entry for it exists already.
     pub fn keep_untagged(&self, descriptor: &Descriptor) -> Result<()> {
@@ -211,20 +241,84 @@ impl Store {
         Err(Error::ImageNotFound(name.to_string()))
     }
 
-    /// Reads the manifest (choosing this host's platform from an index) and config.
+    /// [`Store::resolve`] for one platform: the manifest for it from an index, or a
+    /// single image whose config says it is for it.
+    pub fn resolve_for(&self, name: &str, platform: &Platform) -> Result<ResolvedImage> {
+        let image = self.resolve(name)?;
+        self.read_image_choosing(&image.top, &self.records()?, Some((name, platform)))
+    }
+
+    /// Reads the manifest (choosing this host's platform from an index, else the first
+    /// present) and config.
     pub fn read_image(&self, top: &Descriptor, records: &[ImageRecord]) -> Result<ResolvedImage> {
+        self.read_image_choosing(top, records, None)
+    }
+
+    /// The platforms of the image `top` names, each with whether the store has it.
+    pub fn platforms(&self, top: &Descriptor) -> Result<Vec<(Platform, bool)>> {
+        if media::is_index(top.media_type().as_ref()) {
+            let index: ImageIndex = serde_json::from_slice(&self.read_blob(top.digest())?)
+                .map_err(Error::json(format!("index {}", top.digest())))?;
+            return Ok(index
+                .manifests()
+                .iter()
+                .filter(|d| media::is_manifest(d.media_type().as_ref()))
+                .filter_map(|d| Platform::of_descriptor(d).map(|p| (p, self.has_blob(d.digest()))))
+                .collect());
+        }
+        let image = self.read_image(top, &[])?;
+        Ok(vec![(Platform::of_config(&image.config), true)])
+    }
+
+    /// Reads the manifest and config: from an index, the one for `wanted`'s platform
+    /// (an error naming the image when it has none), else this host's or the first
+    /// present.
+    fn read_image_choosing(
+        &self,
+        top: &Descriptor,
+        records: &[ImageRecord],
+        wanted: Option<(&str, &Platform)>,
+    ) -> Result<ResolvedImage> {
         let mut manifest_digest = top.digest().clone();
         let mut bytes = self.read_blob(&manifest_digest)?;
-        if media::is_index(top.media_type().as_ref()) {
+        let no_platform = |offered: Vec<Platform>| {
+            let (name, platform) = wanted.expect("only asked for one platform");
+            Error::NoPlatform {
+                image: name.to_string(),
+                platform: platform.to_string(),
+                offered: offered
+                    .iter()
+                    .map(Platform::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }
+        };
+        let from_index = media::is_index(top.media_type().as_ref());
+        if from_index {
             let index: ImageIndex = serde_json::from_slice(&bytes)
                 .map_err(Error::json(format!("index {manifest_digest}")))?;
-            let chosen =
-                choose_platform(&index, |d| self.has_blob(d.digest())).ok_or_else(|| {
-                    Error::InvalidImage {
-                        what: format!("image index {manifest_digest}"),
-                        reason: format!("no manifest for {} in the store", host_platform()),
-                    }
-                })?;
+            let present = |d: &Descriptor| self.has_blob(d.digest());
+            let chosen = match wanted {
+                None => choose_platform(&index, present).ok_or_else(|| Error::InvalidImage {
+                    what: format!("image index {manifest_digest}"),
+                    reason: format!("no manifest for {} in the store", host_platform()),
+                })?,
+                Some((_, platform)) => index
+                    .manifests()
+                    .iter()
+                    .filter(|d| media::is_manifest(d.media_type().as_ref()) && present(d))
+                    .find(|d| Platform::of_descriptor(d).is_some_and(|p| platform.accepts(&p)))
+                    .ok_or_else(|| {
+                        no_platform(
+                            index
+                                .manifests()
+                                .iter()
+                                .filter(|d| present(d))
+                                .filter_map(Platform::of_descriptor)
+                                .collect(),
+                        )
+                    })?,
+            };
             manifest_digest = chosen.digest().clone();
             bytes = self.read_blob(&manifest_digest)?;
         }
@@ -234,6 +328,12 @@ impl Store {
         let config: ImageConfiguration = serde_json::from_slice(&config_bytes).map_err(
             Error::json(format!("config {}", manifest.config().digest())),
         )?;
+        if let (Some((_, platform)), false) = (wanted, from_index) {
+            let own = Platform::of_config(&config);
+            if !platform.accepts(&own) {
+                return Err(no_platform(vec![own]));
+            }
+        }
         let tags = records
             .iter()
             .filter(|r| r.descriptor.digest() == top.digest())
@@ -285,14 +385,7 @@ fn keep_untagged(old: &ImageIndex, entries: &mut Vec<Descriptor>) {
 
 /// `linux/amd64`, `linux/arm64`, ... in Go's names, as image platforms use them.
 pub fn host_platform() -> String {
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" => "ppc64le",
-        other => other,
-    };
-    format!("linux/{arch}")
+    Platform::host().to_string()
 }
 
 /// The manifest for this host's platform, else the first one present.
