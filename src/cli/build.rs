@@ -112,10 +112,12 @@ pub struct Args {
     /// A secret for `RUN --mount=type=secret`: `id=ID,src=FILE` (repeatable).
     #[arg(long = "secret", value_name = "id=ID,src=FILE")]
     secrets: Vec<String>,
-    /// Also write the image to a tar: `type=oci,dest=FILE` or `type=docker,dest=FILE` (kiln
-    /// writes one tar that is both an OCI layout and a docker-archive).
-    #[arg(short, long, value_name = "type=oci|docker,dest=FILE")]
-    output: Option<String>,
+    /// Where the result goes besides the store (repeatable): `type=local,dest=DIR` or
+    /// `type=tar,dest=FILE|-` (the final stage's files), `type=oci|docker,dest=FILE|-`
+    /// (the image: one tar that is both an OCI layout and a docker-archive),
+    /// `type=image|registry,name=NAME[,push=true]`; a bare DIR is type=local.
+    #[arg(short, long = "output", value_name = "type=TYPE,dest=…")]
+    outputs: Vec<String>,
     /// Layer compression for --output.
     #[arg(long, default_value = "gzip")]
     compression: kiln_image::layer::Compression,
@@ -272,6 +274,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .map_or((l.clone(), String::new()), |(k, v)| (k.into(), v.into()))
         })
         .collect();
+    let outputs = args
+        .outputs
+        .iter()
+        .map(|o| super::exports::Output::parse(o))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if args.quiet && outputs.iter().any(super::exports::Output::to_stdout) {
+        bail!("--output to standard output (-) and -q both write there: drop -q");
+    }
+    // `type=image|registry` outputs are more tags, and a push.
+    for output in &outputs {
+        if let super::exports::Output::Image { names, push } = output {
+            args.tags.extend(names.iter().cloned());
+            args.push |= push;
+        }
+    }
     let tags = args
         .tags
         .iter()
@@ -347,19 +364,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     crate::tell!("naming to {t} done");
                 }
             }
-            if let Some(spec) = &args.output {
-                let dest = output_dest(spec)?;
-                let image = store.resolve(built.manifest.as_ref())?;
-                let file = std::fs::File::create(&dest)
-                    .with_context(|| format!("creating {}", dest.display()))?;
-                let mut out = kiln_image::archive::save(
-                    &store,
-                    &[(image, built.tags.clone())],
-                    args.compression,
-                    std::io::BufWriter::new(file),
-                )?;
-                std::io::Write::flush(&mut out)?;
-                crate::tell!("exporting to {} done", dest.display());
+            for output in &outputs {
+                output.write(&store, &built, args.compression, &|line| {
+                    if !json {
+                        crate::tell!("{line}");
+                    }
+                })?;
             }
             // New layers may have taken the cache over its limit. Trimming waits for no
             // one: when another build is running, the next build trims instead.
@@ -531,23 +541,6 @@ fn secrets(specs: &[String]) -> anyhow::Result<BTreeMap<String, PathBuf>> {
         out.insert(id, src);
     }
     Ok(out)
-}
-
-/// The file of `--output type=oci|docker,dest=FILE`.
-fn output_dest(spec: &str) -> anyhow::Result<PathBuf> {
-    let mut kind = None;
-    let mut dest = None;
-    for part in spec.split(',') {
-        match part.split_once('=') {
-            Some(("type", t)) => kind = Some(t.to_string()),
-            Some(("dest", d)) => dest = Some(PathBuf::from(d)),
-            _ => bail!("--output {spec}: write type=oci|docker,dest=FILE"),
-        }
-    }
-    match (kind.as_deref(), dest) {
-        (Some("oci" | "docker" | "tar"), Some(d)) => Ok(d),
-        _ => bail!("--output {spec}: kiln writes type=oci or type=docker with dest=FILE"),
-    }
 }
 
 /// What SIGINT or SIGTERM set: the builder's cancel flag, and which signal it was.

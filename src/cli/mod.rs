@@ -9,6 +9,7 @@ mod container;
 mod cp;
 mod etc;
 mod exec;
+mod exports;
 mod generate;
 mod health;
 mod history;

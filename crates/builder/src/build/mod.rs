@@ -245,16 +245,20 @@ pub fn build(
         [] => vec![Platform::host()],
         some => some.to_vec(),
     };
-    if platforms.len() > 1 && opts.cache_to.is_some() {
-        return Err(Error::Context(
-            "--cache-to exports the cache of one platform's build: build each platform with its own --cache-to".into(),
-        ));
-    }
     let _guard = store.write_guard()?;
+    let step_id = std::sync::atomic::AtomicUsize::new(0);
     let mut made = Vec::new();
+    // Every platform's steps go into one cache export.
+    let mut cached: Vec<registry_cache::Step> = Vec::new();
     for platform in &platforms {
-        let (manifest, id) =
-            steps::Builder::new(store, root, exec, opts, platform.clone())?.run(progress)?;
+        let (manifest, id, steps) =
+            steps::Builder::new(store, root, exec, opts, platform.clone(), &step_id)?
+                .run(progress)?;
+        for step in steps {
+            if !cached.iter().any(|s| s.key == step.key) {
+                cached.push(step);
+            }
+        }
         made.push((manifest, id, platform.clone()));
     }
     // One platform named on the command line or none: an image; several: an index.
@@ -275,6 +279,10 @@ pub fn build(
     }
     for tag in &opts.tags {
         store.tag(tag, &top)?;
+    }
+    if let Some(to) = &opts.cache_to {
+        let id = step_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        steps::export_cache(store, to, &cached, id, progress)?;
     }
     Ok(Built {
         manifest: top.digest().clone(),

@@ -1,5 +1,7 @@
-//! The build cache in a registry (`--cache-to` / `--cache-from type=registry`), so a CI
-//! runner that starts with an empty store still gets cache hits.
+//! The build cache in a registry (`--cache-to` / `--cache-from type=registry`), or in a
+//! directory (`type=local`: an OCI image layout, which a CI system saves and restores
+//! between jobs as BuildKit's local cache), so a runner that starts with an empty store
+//! still gets cache hits.
 //!
 //! The cache is an OCI artifact: an image manifest of artifactType [`ARTIFACT_TYPE`]
 //! whose config lists each step's cache key and the layer the step made, and whose
@@ -8,7 +10,10 @@
 //! the manifest and config up front; a layer is downloaded only when a step hits it, and
 //! unpacked only when a step that misses runs on it, where its diffID is checked.
 
+mod local;
+
 use std::collections::HashMap;
+use std::path::PathBuf;
 
 use kiln_image::client::Registry;
 use kiln_image::digest::{DiffId, Digest};
@@ -32,12 +37,31 @@ pub enum Mode {
     Max,
 }
 
+/// Where a cache lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheLocation {
+    /// `type=registry,ref=REF`: an artifact in a registry.
+    Registry(Reference),
+    /// `type=local,dest=DIR` / `src=DIR`: an OCI image layout in a directory.
+    Local(PathBuf),
+}
+
+impl std::fmt::Display for CacheLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CacheLocation::Registry(r) => write!(f, "{r}"),
+            CacheLocation::Local(dir) => write!(f, "{}", dir.display()),
+        }
+    }
+}
+
 /// A `--cache-to` or `--cache-from` value:
-/// `type=registry,ref=REF[,mode=min|max][,compression=gzip|zstd][,ignore-error=true]`;
-/// a bare `REF` means `type=registry,ref=REF`, as `docker build --cache-from` takes it.
+/// `type=registry,ref=REF[,mode=min|max][,compression=gzip|zstd][,ignore-error=true]` or
+/// `type=local,dest=DIR` (`src=DIR` to read it); a bare `REF` means
+/// `type=registry,ref=REF`, as `docker build --cache-from` takes it.
 #[derive(Debug, Clone)]
 pub struct CacheRef {
-    pub reference: Reference,
+    pub location: CacheLocation,
     pub mode: Mode,
     pub compression: Compression,
     /// An export that fails is reported and the build still succeeds.
@@ -50,6 +74,8 @@ impl std::str::FromStr for CacheRef {
     fn from_str(spec: &str) -> Result<CacheRef, Error> {
         let bad = |m: String| Error::Context(format!("cache option {spec:?}: {m}"));
         let mut reference = None;
+        let mut dir = None;
+        let mut local = false;
         let mut mode = Mode::Min;
         let mut compression = Compression::Gzip;
         let mut ignore_error = false;
@@ -62,13 +88,15 @@ impl std::str::FromStr for CacheRef {
                 .ok_or_else(|| bad(format!("{field:?} is not KEY=VALUE")))?;
             match key.trim() {
                 "type" if value == "registry" => {}
+                "type" if value == "local" => local = true,
                 "type" => {
                     return Err(bad(format!(
-                        "type {value:?} is not supported: kiln keeps its own cache in \
-                         KILN_ROOT and shares it through a registry (type=registry)"
+                        "type {value:?} is not supported: share the cache through a \
+                         registry (type=registry) or a directory (type=local)"
                     )))
                 }
                 "ref" => reference = Some(value.to_string()),
+                "dest" | "src" => dir = Some(PathBuf::from(value)),
                 "mode" => {
                     mode = match value {
                         "min" => Mode::Min,
@@ -87,14 +115,20 @@ impl std::str::FromStr for CacheRef {
                 }
                 other => {
                     return Err(bad(format!(
-                        "unknown key {other:?} (known: type, ref, mode, compression, ignore-error)"
+                        "unknown key {other:?} (known: type, ref, dest, src, mode, compression, ignore-error)"
                     )))
                 }
             }
         }
-        let reference = reference.ok_or_else(|| bad("no ref=REGISTRY/REPOSITORY:TAG".into()))?;
+        let location = if local {
+            CacheLocation::Local(dir.ok_or_else(|| bad("no dest=DIR (src=DIR to read)".into()))?)
+        } else {
+            let reference =
+                reference.ok_or_else(|| bad("no ref=REGISTRY/REPOSITORY:TAG".into()))?;
+            CacheLocation::Registry(Reference::parse(&reference)?)
+        };
         Ok(CacheRef {
-            reference: Reference::parse(&reference)?,
+            location,
             mode,
             compression,
             ignore_error,
@@ -129,7 +163,7 @@ pub struct Step {
     pub record: Record,
 }
 
-/// Builds the artifact from `steps` and pushes it to `to.reference`; returns its digest.
+/// Builds the artifact from `steps` and writes it to `to.location`; returns its digest.
 pub fn export(
     store: &Store,
     to: &CacheRef,
@@ -181,23 +215,53 @@ pub fn export(
         .map_err(|e| Error::Context(format!("cache manifest: {e}")))?;
     let bytes = serde_json::to_vec(&manifest)
         .map_err(|e| Error::Context(format!("cache manifest: {e}")))?;
-    let registry = Registry::new(&to.reference.domain)?;
-    let pushed = kiln_image::client::push_manifest(
-        &registry,
-        store,
-        &to.reference,
-        &manifest,
-        &bytes,
-        kiln_image::media::OCI_MANIFEST,
-        report,
-    )?;
-    Ok(pushed.digest)
+    match &to.location {
+        CacheLocation::Registry(reference) => {
+            let registry = Registry::new(&reference.domain)?;
+            let pushed = kiln_image::client::push_manifest(
+                &registry,
+                store,
+                reference,
+                &manifest,
+                &bytes,
+                kiln_image::media::OCI_MANIFEST,
+                report,
+            )?;
+            Ok(pushed.digest)
+        }
+        CacheLocation::Local(dir) => local::write(dir, store, &manifest, &bytes),
+    }
+}
+
+/// Where an imported cache's blobs come from.
+enum Origin {
+    /// A registry client is large; one per imported cache, boxed.
+    Registry {
+        registry: Box<Registry>,
+        reference: Reference,
+    },
+    Local(PathBuf),
+}
+
+impl Origin {
+    /// One blob into the store, checked against its digest.
+    fn fetch(&self, store: &Store, blob: &Descriptor) -> Result<(), Error> {
+        match self {
+            Origin::Registry {
+                registry,
+                reference,
+            } => Ok(kiln_image::client::fetch_blob(
+                registry, store, reference, blob,
+            )?),
+            Origin::Local(dir) => local::fetch(dir, store, blob),
+        }
+    }
 }
 
 /// One imported cache: where it lives, and its layers.
 struct Source {
-    registry: Registry,
-    reference: Reference,
+    origin: Origin,
+    location: CacheLocation,
     layers: Vec<Descriptor>,
     diff_ids: Vec<DiffId>,
 }
@@ -215,9 +279,19 @@ impl RemoteCache {
     /// Reads the manifest and config of `from`'s cache into `self`. A cache that cannot
     /// be read fails only this import: the build goes on without it, as BuildKit's does.
     pub fn import(&mut self, store: &Store, from: &CacheRef) -> Result<usize, Error> {
-        let registry = Registry::new(&from.reference.domain)?;
-        let (manifest, _) = kiln_image::client::fetch_image_manifest(&registry, &from.reference)?;
-        let config = read_config(&registry, store, &from.reference, &manifest)?;
+        let (origin, manifest) = match &from.location {
+            CacheLocation::Registry(reference) => {
+                let registry = Registry::new(&reference.domain)?;
+                let (manifest, _) = kiln_image::client::fetch_image_manifest(&registry, reference)?;
+                let origin = Origin::Registry {
+                    registry: Box::new(registry),
+                    reference: reference.clone(),
+                };
+                (origin, manifest)
+            }
+            CacheLocation::Local(dir) => (Origin::Local(dir.clone()), local::manifest(dir)?),
+        };
+        let config = read_config(&origin, store, &from.location, &manifest)?;
         let source = self.sources.len();
         let layer_count = manifest.layers().len();
         let mut added = 0;
@@ -227,7 +301,7 @@ impl RemoteCache {
             {
                 return Err(Error::Context(format!(
                     "{}: the cache names layer {:?} of {layer_count}",
-                    from.reference,
+                    from.location,
                     e.layer.unwrap_or_default()
                 )));
             }
@@ -237,8 +311,8 @@ impl RemoteCache {
             }
         }
         self.sources.push(Source {
-            registry,
-            reference: from.reference.clone(),
+            origin,
+            location: from.location.clone(),
             layers: manifest.layers().clone(),
             diff_ids: config.diff_ids,
         });
@@ -263,7 +337,7 @@ impl RemoteCache {
         let (blob, diff_id) = (&s.layers[layer], &s.diff_ids[layer]);
         let fetched = (|| -> Result<(), Error> {
             let d = diff_id.digest();
-            kiln_image::client::fetch_blob(&s.registry, store, &s.reference, blob)?;
+            s.origin.fetch(store, blob)?;
             match kiln_image::media::layer_compression(blob.media_type().as_ref()) {
                 Some(Compression::None) if blob.digest() == d => Ok(()),
                 Some(c) if c != Compression::None => {
@@ -281,7 +355,7 @@ impl RemoteCache {
             Err(e) => {
                 report(format!(
                     "the cache in {} is of no use here: {e}",
-                    s.reference
+                    s.location
                 ));
                 None
             }
@@ -290,21 +364,21 @@ impl RemoteCache {
 }
 
 fn read_config(
-    registry: &Registry,
+    origin: &Origin,
     store: &Store,
-    reference: &Reference,
+    location: &CacheLocation,
     manifest: &ImageManifest,
 ) -> Result<CacheConfig, Error> {
     let config = manifest.config();
     if config.media_type().to_string() != CONFIG_TYPE {
         return Err(Error::Context(format!(
-            "{reference} is not a kiln build cache (its config is {})",
+            "{location} is not a kiln build cache (its config is {})",
             config.media_type()
         )));
     }
-    kiln_image::client::fetch_blob(registry, store, reference, config)?;
+    origin.fetch(store, config)?;
     serde_json::from_slice(&store.read_blob(config.digest())?)
-        .map_err(|e| Error::Context(format!("{reference}: the cache config does not read: {e}")))
+        .map_err(|e| Error::Context(format!("{location}: the cache config does not read: {e}")))
 }
 
 #[cfg(test)]
@@ -316,13 +390,19 @@ mod tests {
         let c: CacheRef = "type=registry,ref=127.0.0.1:5000/app:cache,mode=max,compression=zstd"
             .parse()
             .unwrap();
-        assert_eq!(c.reference.path, "app");
+        assert!(
+            matches!(&c.location, CacheLocation::Registry(r) if r.path == "app"),
+            "{c:?}"
+        );
+        let local: CacheRef = "type=local,dest=/ci/cache,mode=max".parse().unwrap();
+        assert_eq!(local.location, CacheLocation::Local("/ci/cache".into()));
         assert_eq!(c.mode, Mode::Max);
         assert_eq!(c.compression, Compression::Zstd);
         let bare: CacheRef = "127.0.0.1:5000/app:cache".parse().unwrap();
         assert_eq!((bare.mode, bare.ignore_error), (Mode::Min, false));
         let errors = [
-            ("type=local,dest=/tmp/c", "type=registry"),
+            ("type=gha,scope=x", "type=local"),
+            ("type=local,mode=max", "no dest=DIR"),
             ("type=registry,mode=max", "no ref="),
             ("type=registry,ref=a:b,mode=all", "use min or max"),
             ("type=registry,ref=a:b,colour=red", "unknown key \"colour\""),

@@ -140,7 +140,8 @@ pub(super) struct Builder<'a> {
     created: String,
     /// SOURCE_DATE_EPOCH set `created`: every time in the image is that one.
     created_fixed: bool,
-    step_id: AtomicUsize,
+    /// Numbers the steps of every pass of a build.
+    step_id: &'a AtomicUsize,
     global: BTreeMap<String, String>,
     remote: RemoteCache,
     /// The platform this pass builds for (a multi-platform build makes one pass each).
@@ -212,6 +213,7 @@ impl<'a> Builder<'a> {
         exec: &'a dyn Executor,
         opts: &'a BuildOptions,
         platform: Platform,
+        step_id: &'a AtomicUsize,
     ) -> Result<Self, Error> {
         let epoch = std::env::var("SOURCE_DATE_EPOCH")
             .ok()
@@ -245,7 +247,7 @@ impl<'a> Builder<'a> {
             hashes_read,
             created,
             created_fixed,
-            step_id: AtomicUsize::new(0),
+            step_id,
             global: BTreeMap::new(),
             remote: RemoteCache::default(),
             platform,
@@ -275,11 +277,11 @@ impl<'a> Builder<'a> {
     }
 
     /// Builds the target stage for this pass's platform; returns its manifest (in the
-    /// store, not tagged) and its config's digest.
+    /// store, not tagged), its config's digest, and the steps `--cache-to` exports.
     pub(super) fn run(
         mut self,
         progress: &(dyn Fn(Event) + Sync),
-    ) -> Result<(Descriptor, Digest), Error> {
+    ) -> Result<(Descriptor, Digest, Vec<registry_cache::Step>), Error> {
         self.global = self.plan.global_scope(
             self.opts.dockerfile.escape,
             &self.opts.build_args,
@@ -339,11 +341,8 @@ impl<'a> Builder<'a> {
             }
             None => Vec::new(),
         };
-        let built = self.finish(results.remove(&target).expect("the target was built"))?;
-        if let Some(to) = &self.opts.cache_to {
-            self.export_cache(to, &steps, progress)?;
-        }
-        Ok(built)
+        let (manifest, id) = self.finish(results.remove(&target).expect("the target was built"))?;
+        Ok((manifest, id, steps))
     }
 
     /// Reads each `--cache-from` cache, each as a step of its own; one that cannot be
@@ -352,7 +351,7 @@ impl<'a> Builder<'a> {
         let total = self.opts.cache_from.len();
         for (index, from) in self.opts.cache_from.iter().enumerate() {
             let id = self.next_id();
-            let text = format!("import cache from {}", from.reference);
+            let text = format!("import cache from {}", from.location);
             progress(Event::Step {
                 id,
                 stage: "cache",
@@ -371,43 +370,6 @@ impl<'a> Builder<'a> {
                 seconds: start.elapsed().as_secs_f64(),
             });
         }
-    }
-
-    /// Pushes the build cache to `to`; the image is built and tagged already, which a
-    /// failure says.
-    fn export_cache(
-        &self,
-        to: &registry_cache::CacheRef,
-        steps: &[registry_cache::Step],
-        progress: &(dyn Fn(Event) + Sync),
-    ) -> Result<(), Error> {
-        let id = self.next_id();
-        let text = format!("export cache to {}", to.reference);
-        progress(Event::Step {
-            id,
-            stage: "cache",
-            index: 1,
-            total: 1,
-            text: &text,
-        });
-        let start = Instant::now();
-        let report = |line: String| progress(Event::Output { id, line: &line });
-        match registry_cache::export(self.store, to, steps, &report) {
-            Ok(digest) => report(format!("{} steps, digest: {digest}", steps.len())),
-            Err(e) if to.ignore_error => report(format!("not exported (ignore-error=true): {e}")),
-            Err(e) => {
-                return Err(Error::Context(format!(
-                    "the image is built and tagged, but its cache could not be exported to \
-                     {}: {e} (add ignore-error=true to --cache-to to let the build pass)",
-                    to.reference
-                )))
-            }
-        }
-        progress(Event::Done {
-            id,
-            seconds: start.elapsed().as_secs_f64(),
-        });
-        Ok(())
     }
 
     /// Refuses, before anything runs, a stage with RUN steps for a platform this machine
@@ -1140,4 +1102,41 @@ fn onbuild_triggers(config: &ImageConfig) -> Result<Vec<Instruction>, String> {
         out.extend(df.instructions.into_iter().skip(1));
     }
     Ok(out)
+}
+
+/// Pushes the build cache to `to`; the image is built and tagged already, which a
+/// failure says.
+pub(super) fn export_cache(
+    store: &Store,
+    to: &registry_cache::CacheRef,
+    steps: &[registry_cache::Step],
+    id: usize,
+    progress: &(dyn Fn(Event) + Sync),
+) -> Result<(), Error> {
+    let text = format!("export cache to {}", to.location);
+    progress(Event::Step {
+        id,
+        stage: "cache",
+        index: 1,
+        total: 1,
+        text: &text,
+    });
+    let start = Instant::now();
+    let report = |line: String| progress(Event::Output { id, line: &line });
+    match registry_cache::export(store, to, steps, &report) {
+        Ok(digest) => report(format!("{} steps, digest: {digest}", steps.len())),
+        Err(e) if to.ignore_error => report(format!("not exported (ignore-error=true): {e}")),
+        Err(e) => {
+            return Err(Error::Context(format!(
+                "the image is built and tagged, but its cache could not be exported to \
+                 {}: {e} (add ignore-error=true to --cache-to to let the build pass)",
+                to.location
+            )))
+        }
+    }
+    progress(Event::Done {
+        id,
+        seconds: start.elapsed().as_secs_f64(),
+    });
+    Ok(())
 }
