@@ -112,6 +112,10 @@ pub struct Args {
     /// A secret for `RUN --mount=type=secret`: `id=ID,src=FILE` (repeatable).
     #[arg(long = "secret", value_name = "id=ID,src=FILE")]
     secrets: Vec<String>,
+    /// An ssh agent for `RUN --mount=type=ssh` and ADD of git repositories over ssh:
+    /// `default` (SSH_AUTH_SOCK), `ID=SOCKET`, or `ID=KEY[,KEY…]` (repeatable).
+    #[arg(long = "ssh", value_name = "default|ID[=SOCKET|KEY[,KEY...]]")]
+    ssh: Vec<String>,
     /// Where the result goes besides the store (repeatable): `type=local,dest=DIR` or
     /// `type=tar,dest=FILE|-` (the final stage's files), `type=oci|docker,dest=FILE|-`
     /// (the image: one tar that is both an OCI layout and a docker-archive),
@@ -299,6 +303,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|a| annotation(a))
         .collect::<anyhow::Result<_>>()?;
+    let ssh_agents = super::ssh::SshAgents::start(&args.ssh)?;
     let opts = BuildOptions {
         dockerfile,
         context: args.context.clone(),
@@ -313,6 +318,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         annotations,
         network,
         secrets: secrets(&args.secrets)?,
+        ssh: ssh_agents.sockets(),
         cache_mount_dir: args.cache_mount_dir.clone(),
         pull: args.pull,
         cache_from: args

@@ -33,6 +33,7 @@ mod rmi;
 mod run;
 mod runtime;
 mod save;
+mod ssh;
 mod streams;
 mod supervisor;
 mod tag;

@@ -50,6 +50,9 @@ pub struct BuildOptions {
     pub network: NetworkMode,
     /// `--secret id=ID,src=FILE`: files RUN steps may mount with `--mount=type=secret`.
     pub secrets: BTreeMap<String, PathBuf>,
+    /// `--ssh ID=SOCKET`: ssh agents' sockets by id (`default` for `--ssh default`), for
+    /// `RUN --mount=type=ssh` and ADD of a git repository over ssh.
+    pub ssh: BTreeMap<String, PathBuf>,
     /// Where `RUN --mount=type=cache` directories live (default `KILN_ROOT/cachemounts`):
     /// a directory a CI system saves and restores between jobs keeps them warm.
     pub cache_mount_dir: Option<PathBuf>,

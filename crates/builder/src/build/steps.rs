@@ -14,6 +14,7 @@ use oci_spec::image::{Descriptor, MediaType};
 use serde_json::json;
 
 mod copying;
+mod git;
 mod run;
 mod union;
 mod workdir;

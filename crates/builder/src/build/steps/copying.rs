@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::git::{self, GitSource};
 use super::{step_error, Builder, Layer, State};
 use crate::ast::{Command, Instruction};
 use crate::build::config::ImageConfig;
@@ -21,7 +22,8 @@ pub(super) struct CopyInput {
     pub(super) view: Option<PathBuf>,
     /// `--exclude` patterns.
     pub(super) exclude: Option<Dockerignore>,
-    /// ADD of URLs: the directory the files were downloaded to (removed when dropped).
+    /// ADD of URLs or a git repository: the directory the files were downloaded or
+    /// checked out to (removed when dropped).
     pub(super) downloads: Option<tempfile::TempDir>,
 }
 
@@ -48,11 +50,22 @@ impl Builder<'_> {
         let is_url = |s: &String| s.starts_with("http://") || s.starts_with("https://");
         let mut downloads = None;
         if let Command::Add(add) = &expanded.command {
-            if let Some(git) = sources
-                .iter()
-                .find(|s| s.starts_with("git@") || s.ends_with(".git"))
-            {
-                return Err(step_error(instr, format!("ADD of a git repository ({git}) is not supported yet; clone it in a RUN step")));
+            if let Some(git) = sources.iter().find_map(|s| GitSource::parse(s)) {
+                if sources.len() != 1 {
+                    return Err(step_error(
+                        instr,
+                        "ADD of a git repository takes it as its only source: use one ADD for it",
+                    ));
+                }
+                let checkout = git::fetch(
+                    &git,
+                    add.keep_git_dir,
+                    add.checksum.as_deref(),
+                    self.opts.ssh.get("default").map(PathBuf::as_path),
+                    self.snapshots.build_dir(),
+                )
+                .map_err(|m| step_error(instr, m))?;
+                return self.whole_directory(instr, checkout.root, checkout.dir);
             }
             if sources.iter().any(is_url) {
                 if !sources.iter().all(is_url) {
@@ -141,6 +154,37 @@ impl Builder<'_> {
                 Err(step_error(instr, e.to_string()))
             }
         }
+    }
+}
+
+impl Builder<'_> {
+    /// Everything in `root` (a fetched repository's checkout, kept in `dir` until the
+    /// copy is done) as COPY's sources, without `.dockerignore`.
+    fn whole_directory(
+        &self,
+        instr: &Instruction,
+        root: PathBuf,
+        dir: tempfile::TempDir,
+    ) -> Result<CopyInput, Error> {
+        let sources = copy::select(&root, &[".".to_string()], None)
+            .map_err(|e| step_error(instr, e.to_string()))?;
+        let (key, files) = copy::content_key(
+            &root,
+            &sources,
+            None,
+            None,
+            &mut self.hashes.lock().expect("hashes lock"),
+        )
+        .map_err(|e| step_error(instr, e.to_string()))?;
+        Ok(CopyInput {
+            root,
+            sources,
+            key,
+            files,
+            view: None,
+            exclude: None,
+            downloads: Some(dir),
+        })
     }
 }
 

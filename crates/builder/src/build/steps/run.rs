@@ -130,6 +130,7 @@ impl Builder<'_> {
             }
         }
         let mut env: Vec<(String, String)> = config.env();
+        let mut ssh_mounts = 0;
         for (k, v) in args {
             if !env.iter().any(|(ek, _)| ek == k) {
                 env.push((k.clone(), v.clone()));
@@ -285,10 +286,30 @@ impl Builder<'_> {
                     }
                 }
                 MountKind::Ssh => {
-                    return Err(step_error(
-                        instr,
-                        "RUN --mount=type=ssh is not supported yet: pass a deploy key with --secret instead",
-                    ))
+                    // The agent's socket alone, for this step only, where BuildKit puts
+                    // it; the first one is SSH_AUTH_SOCK.
+                    let id = m.id.clone().unwrap_or_else(|| "default".into());
+                    let Some(socket) = self.opts.ssh.get(&id) else {
+                        if m.required == Some(true) {
+                            return Err(step_error(instr, format!("ssh agent {id:?} is required but was not given: kiln build --ssh {id}")));
+                        }
+                        continue;
+                    };
+                    let target = m
+                        .target
+                        .clone()
+                        .unwrap_or_else(|| format!("/run/buildkit/ssh_agent.{ssh_mounts}"));
+                    if ssh_mounts == 0 {
+                        env.push(("SSH_AUTH_SOCK".into(), target.clone()));
+                    }
+                    ssh_mounts += 1;
+                    mounts.push(RunMount {
+                        destination: PathBuf::from(target),
+                        kind: RunMountKind::Bind {
+                            source: socket.clone(),
+                            readonly: false,
+                        },
+                    });
                 }
             }
         }
