@@ -1787,4 +1787,57 @@ fn build_contexts_stand_in_for_stages_and_images() {
         std::fs::read_to_string(flatten(&k, "named:1").join("x")).unwrap(),
         "two"
     );
+    // oci-layout://: an image out of an OCI layout directory (skopeo writes it), by tag
+    // and by digest, kept untagged in the store.
+    let layout = k.dir.path().join("layout");
+    support::run_tool(
+        "skopeo",
+        &[
+            "copy",
+            "-q",
+            &format!("oci:{}:busybox:kiln", k.root().display()),
+            &format!("oci:{}:v1", layout.display()),
+        ],
+    );
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let digest = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let from_layout = context(
+        &k.dir.path().join("from-layout"),
+        &[("Dockerfile", "FROM base\nRUN echo from-layout > /l\n")],
+    );
+    for base in [
+        format!("base=oci-layout://{}:v1", layout.display()),
+        format!("base=oci-layout://{}@{digest}", layout.display()),
+    ] {
+        k.log(&[
+            "build",
+            "--build-context",
+            &base,
+            "-t",
+            "layout:1",
+            from_layout.to_str().unwrap(),
+        ]);
+        let flat = flatten(&k, "layout:1");
+        assert_eq!(
+            std::fs::read_to_string(flat.join("l")).unwrap(),
+            "from-layout\n"
+        );
+        assert!(flat.join("bin/busybox").is_file());
+    }
+    assert!(
+        !k.ok(&["images"]).contains("v1"),
+        "the layout's tag is not the store's"
+    );
+    let out = k.run(&[
+        "build",
+        "--build-context",
+        &format!("base=oci-layout://{}:v2", layout.display()),
+        from_layout.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("(it has: v1)"), "{err}");
 }

@@ -332,7 +332,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         // The host's own, for a build on the host's network.
         resolv_conf: (network != NetworkMode::Host).then_some(resolv_conf),
         extra_hosts: extra_hosts(&args.add_hosts)?,
-        build_contexts: build_contexts(&args.build_contexts)?,
+        build_contexts: build_contexts(&store, &args.build_contexts)?,
         ulimits: ulimits(&args.ulimits)?,
         shm_size: args.shm_size.as_deref().map(parse_size).transpose()?,
         cancel: Some(stop.cancel.clone()),
@@ -460,16 +460,27 @@ pub(crate) fn ulimits(specs: &[String]) -> anyhow::Result<Vec<(String, u64, u64)
 }
 
 /// `--build-context NAME=DIR|docker-image://REF`.
-fn build_contexts(specs: &[String]) -> anyhow::Result<BTreeMap<String, NamedContext>> {
+fn build_contexts(
+    store: &kiln_image::store::Store,
+    specs: &[String],
+) -> anyhow::Result<BTreeMap<String, NamedContext>> {
     let mut out = BTreeMap::new();
     for spec in specs {
         let Some((name, value)) = spec.split_once('=') else {
-            bail!("--build-context {spec}: write NAME=DIR or NAME=docker-image://REF");
+            bail!("--build-context {spec}: write NAME=DIR, NAME=docker-image://REF or NAME=oci-layout://PATH[:TAG|@DIGEST]");
         };
         let context = match value.split_once("://") {
             Some(("docker-image", image)) => NamedContext::Image(image.to_string()),
+            // The image comes into the store untagged; the build names it by digest.
+            Some(("oci-layout", layout)) => {
+                let (path, pick) = oci_layout_pick(layout)
+                    .with_context(|| format!("--build-context {spec}"))?;
+                let top = kiln_image::archive::load_from_layout(store, Path::new(path), pick)
+                    .with_context(|| format!("--build-context {spec}"))?;
+                NamedContext::Image(top.digest().to_string())
+            }
             Some((scheme, _)) => bail!(
-                "--build-context {spec}: {scheme}:// contexts are not supported yet: a directory or docker-image://REF"
+                "--build-context {spec}: {scheme}:// contexts are not supported: a directory, docker-image://REF or oci-layout://PATH"
             ),
             None => {
                 let dir = PathBuf::from(value);
@@ -482,6 +493,23 @@ fn build_contexts(specs: &[String]) -> anyhow::Result<BTreeMap<String, NamedCont
         out.insert(name.to_string(), context);
     }
     Ok(out)
+}
+
+/// `PATH`, `PATH:TAG` or `PATH@DIGEST` of an `oci-layout://` context.
+fn oci_layout_pick(text: &str) -> anyhow::Result<(&str, kiln_image::archive::Pick)> {
+    use kiln_image::archive::Pick;
+    if let Some((path, digest)) = text.split_once('@') {
+        return Ok((path, Pick::Digest(kiln_image::digest::parse(digest)?)));
+    }
+    // A tag follows the last `:` after the last `/`.
+    let last = text.rfind('/').map_or(0, |i| i + 1);
+    Ok(match text[last..].rfind(':') {
+        Some(i) => (
+            &text[..last + i],
+            Pick::Tag(text[last + i + 1..].to_string()),
+        ),
+        None => (text, Pick::Only),
+    })
 }
 
 /// `--add-host NAME:IP` (docker's form; `NAME=IP` too).

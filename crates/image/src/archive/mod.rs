@@ -3,10 +3,12 @@
 //! root filesystem tarball as a one-layer image).
 
 mod import;
+mod layout;
 mod load;
 mod save;
 
 pub use import::{import, ImportOptions};
+pub use layout::{load_from_layout, Pick};
 pub use load::{load, Loaded};
 pub use save::save;
 
