@@ -112,6 +112,11 @@ pub struct Args {
     /// A secret for `RUN --mount=type=secret`: `id=ID,src=FILE` (repeatable).
     #[arg(long = "secret", value_name = "id=ID,src=FILE")]
     secrets: Vec<String>,
+    /// Attach a SLSA provenance statement to the image: `mode=min` (or `true`: build
+    /// arguments, the Dockerfile's digest, base images, the context's commit) or
+    /// `mode=max` (and the Dockerfile's text); `false`, the default, attaches none.
+    #[arg(long, value_name = "mode=min|max")]
+    provenance: Option<String>,
     /// An ssh agent for `RUN --mount=type=ssh` and ADD of git repositories over ssh:
     /// `default` (SSH_AUTH_SOCK), `ID=SOCKET`, or `ID=KEY[,KEY…]` (repeatable).
     #[arg(long = "ssh", value_name = "default|ID[=SOCKET|KEY[,KEY...]]")]
@@ -304,6 +309,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .map(|a| annotation(a))
         .collect::<anyhow::Result<_>>()?;
     let ssh_agents = super::ssh::SshAgents::start(&args.ssh)?;
+    let provenance = provenance_request(
+        args.provenance.as_deref(),
+        &args.context,
+        dockerfile_path
+            .strip_prefix(&args.context)
+            .unwrap_or(&dockerfile_path),
+        &text,
+    )?;
     let opts = BuildOptions {
         dockerfile,
         context: args.context.clone(),
@@ -319,6 +332,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         network,
         secrets: secrets(&args.secrets)?,
         ssh: ssh_agents.sockets(),
+        provenance,
         cache_mount_dir: args.cache_mount_dir.clone(),
         pull: args.pull,
         cache_from: args
@@ -493,6 +507,61 @@ fn build_contexts(
         out.insert(name.to_string(), context);
     }
     Ok(out)
+}
+
+/// `--provenance`: what the statement needs that only the command line knows.
+fn provenance_request(
+    spec: Option<&str>,
+    context: &Path,
+    dockerfile: &Path,
+    text: &[u8],
+) -> anyhow::Result<Option<kiln_builder::build::provenance::Request>> {
+    use kiln_builder::build::provenance::{Mode, Request};
+    let mode = match spec {
+        None | Some("false" | "0") => return Ok(None),
+        Some("true" | "1" | "mode=min") => Mode::Min,
+        Some("mode=max") => Mode::Max,
+        Some(other) => bail!("--provenance {other}: write mode=min, mode=max, true or false"),
+    };
+    Ok(Some(Request {
+        mode,
+        dockerfile_path: dockerfile.display().to_string(),
+        dockerfile: text.to_vec(),
+        git: context_commit(context),
+        started: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+    }))
+}
+
+/// The context's git remote (`origin`, without credentials; the directory when there is
+/// none) and commit, when it is a git checkout.
+fn context_commit(context: &Path) -> Option<(String, String)> {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(context)
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let commit = git(&["rev-parse", "HEAD"])?;
+    let remote = git(&["remote", "get-url", "origin"])
+        .map(|url| without_credentials(&url))
+        .unwrap_or_else(|| format!("file://{}", context.display()));
+    Some((remote, commit))
+}
+
+/// `https://user:token@host/repo` → `https://host/repo`: a remote's URL as provenance may
+/// show it.
+fn without_credentials(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    format!("{scheme}://{host}{path}")
 }
 
 /// `PATH`, `PATH:TAG` or `PATH@DIGEST` of an `oci-layout://` context.

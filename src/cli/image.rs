@@ -11,7 +11,13 @@ use super::output::human_size;
 #[derive(clap::Subcommand)]
 pub enum Command {
     /// Show images as JSON (as `docker image inspect`).
-    Inspect { images: Vec<String> },
+    Inspect {
+        /// Print each image's SLSA provenance statements instead, by platform (from
+        /// `kiln build --provenance`).
+        #[arg(long)]
+        provenance: bool,
+        images: Vec<String>,
+    },
     /// Remove untagged images (`-a`: every image) and the blobs nothing needs any more.
     Prune {
         #[arg(short, long)]
@@ -27,7 +33,11 @@ pub enum Command {
 
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Inspect { images } => inspect(&images),
+        Command::Inspect {
+            provenance: true,
+            images,
+        } => provenance(&images),
+        Command::Inspect { images, .. } => inspect(&images),
         Command::Prune { all, force: _ } => prune(all),
         Command::Ls(args) => super::images::run(args),
     }
@@ -79,6 +89,54 @@ fn inspect(names: &[String]) -> anyhow::Result<ExitCode> {
         }
     }
     super::print_inspected(&out, failed)
+}
+
+/// `inspect --provenance`: each image's statements, by the platform they are about.
+fn provenance(names: &[String]) -> anyhow::Result<ExitCode> {
+    use kiln_image::attestation;
+    let store = super::store()?;
+    let mut out = Vec::new();
+    for name in names {
+        let image = store.resolve(name)?;
+        let mut by_platform = Map::new();
+        if kiln_image::media::is_index(image.top.media_type().as_ref()) {
+            let index: oci_spec::image::ImageIndex =
+                serde_json::from_slice(&store.read_blob(image.top.digest())?)
+                    .context("image index")?;
+            for entry in index.manifests() {
+                if !attestation::is_attestation(entry) || !store.has_blob(entry.digest()) {
+                    continue;
+                }
+                let about = entry
+                    .annotations()
+                    .as_ref()
+                    .and_then(|a| a.get(attestation::REFERENCE_DIGEST))
+                    .cloned()
+                    .unwrap_or_default();
+                let platform = index
+                    .manifests()
+                    .iter()
+                    .find(|m| m.digest().to_string() == about)
+                    .and_then(kiln_image::Platform::of_descriptor)
+                    .map_or(about, |p| p.to_string());
+                for statement in attestation::statements(&store, entry)? {
+                    by_platform.insert(platform.clone(), statement);
+                }
+            }
+        }
+        if by_platform.is_empty() {
+            anyhow::bail!(
+                "{name} has no provenance attestation: build it with --provenance=mode=min"
+            );
+        }
+        out.push(Value::Object(by_platform));
+    }
+    let out = match out.as_slice() {
+        [one] => one.clone(),
+        _ => Value::Array(out),
+    };
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(ExitCode::SUCCESS)
 }
 
 fn prune(all: bool) -> anyhow::Result<ExitCode> {

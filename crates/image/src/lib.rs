@@ -4,6 +4,7 @@
 //! Depends on no other workspace crate; everything else in kiln stands on it.
 
 pub mod archive;
+pub mod attestation;
 pub mod client;
 pub mod digest;
 mod error;

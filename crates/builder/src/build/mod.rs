@@ -7,6 +7,7 @@ mod config;
 mod copy;
 mod key;
 mod plan;
+pub mod provenance;
 pub mod registry_cache;
 mod retention;
 mod schedule;
@@ -50,6 +51,8 @@ pub struct BuildOptions {
     pub network: NetworkMode,
     /// `--secret id=ID,src=FILE`: files RUN steps may mount with `--mount=type=secret`.
     pub secrets: BTreeMap<String, PathBuf>,
+    /// `--provenance`: a SLSA provenance statement attached to each image made.
+    pub provenance: Option<provenance::Request>,
     /// `--ssh ID=SOCKET`: ssh agents' sockets by id (`default` for `--ssh default`), for
     /// `RUN --mount=type=ssh` and ADD of a git repository over ssh.
     pub ssh: BTreeMap<String, PathBuf>,
@@ -254,25 +257,45 @@ pub fn build(
     // Every platform's steps go into one cache export.
     let mut cached: Vec<registry_cache::Step> = Vec::new();
     for platform in &platforms {
-        let (manifest, id, steps) =
-            steps::Builder::new(store, root, exec, opts, platform.clone(), &step_id)?
-                .run(progress)?;
-        for step in steps {
+        let pass = steps::Builder::new(store, root, exec, opts, platform.clone(), &step_id)?
+            .run(progress)?;
+        for step in &pass.steps {
             if !cached.iter().any(|s| s.key == step.key) {
-                cached.push(step);
+                cached.push(step.clone());
             }
         }
-        made.push((manifest, id, platform.clone()));
+        made.push((pass, platform.clone()));
     }
-    // One platform named on the command line or none: an image; several: an index.
-    let (top, id) = match made.as_slice() {
-        [(manifest, id, _)] => (manifest.clone(), id.clone()),
-        _ => {
-            let entries: Vec<(oci_spec::image::Descriptor, Platform)> = made
-                .iter()
-                .map(|(m, _, p)| (m.clone(), p.clone()))
-                .collect();
-            let index = store.write_index(&entries)?;
+    // One platform named on the command line or none, without provenance: an image;
+    // otherwise an index, each image's attestation beside it (as BuildKit makes it).
+    let (top, id) = match (made.as_slice(), &opts.provenance) {
+        ([(pass, _)], None) => (pass.manifest.clone(), pass.id.clone()),
+        (_, request) => {
+            let mut entries: Vec<oci_spec::image::Descriptor> = Vec::new();
+            let mut attestations = Vec::new();
+            let names: Vec<String> = opts.tags.iter().map(|t| t.to_string()).collect();
+            let finished =
+                humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+            for (pass, platform) in &made {
+                let mut entry = pass.manifest.clone();
+                entry.set_platform(Some(platform.to_oci()));
+                entries.push(entry);
+                if let Some(request) = request {
+                    let statement = provenance::statement(
+                        request,
+                        &names,
+                        pass.manifest.digest(),
+                        platform,
+                        &opts.build_args,
+                        opts.target.as_deref(),
+                        &pass.dependencies,
+                        &finished,
+                    );
+                    attestations.push(provenance::attach(store, &pass.manifest, &statement)?);
+                }
+            }
+            entries.extend(attestations);
+            let index = store.write_index_entries(&entries)?;
             let digest = index.digest().clone();
             (index, digest)
         }
@@ -293,7 +316,7 @@ pub fn build(
         tags: opts.tags.clone(),
         platforms: made
             .into_iter()
-            .map(|(m, _, p)| (p, m.digest().clone()))
+            .map(|(pass, p)| (p, pass.manifest.digest().clone()))
             .collect(),
     })
 }

@@ -28,6 +28,7 @@ use super::config::ImageConfig;
 use super::copy;
 use super::key;
 use super::plan::{self, Base, Plan};
+use super::provenance::Dependency;
 use super::registry_cache::{self, Mode, RemoteCache};
 use super::schedule;
 use super::snapshots::Snapshots;
@@ -149,6 +150,17 @@ pub(super) struct Builder<'a> {
     platform: Platform,
     /// Each stage's platform (its `FROM --platform`, else `platform`).
     stage_platforms: Vec<Platform>,
+    /// The images this pass took files from, for provenance.
+    dependencies: Mutex<Vec<Dependency>>,
+}
+
+/// What one pass made: its manifest (in the store, not tagged), its config's digest,
+/// the steps `--cache-to` exports, and the images it used.
+pub(super) struct Pass {
+    pub manifest: Descriptor,
+    pub id: Digest,
+    pub steps: Vec<registry_cache::Step>,
+    pub dependencies: Vec<Dependency>,
 }
 
 /// The history's `created_by` of an instruction, as BuildKit writes it (what `docker
@@ -253,6 +265,7 @@ impl<'a> Builder<'a> {
             remote: RemoteCache::default(),
             platform,
             stage_platforms: Vec::new(),
+            dependencies: Mutex::new(Vec::new()),
         })
     }
 
@@ -277,12 +290,8 @@ impl<'a> Builder<'a> {
         }
     }
 
-    /// Builds the target stage for this pass's platform; returns its manifest (in the
-    /// store, not tagged), its config's digest, and the steps `--cache-to` exports.
-    pub(super) fn run(
-        mut self,
-        progress: &(dyn Fn(Event) + Sync),
-    ) -> Result<(Descriptor, Digest, Vec<registry_cache::Step>), Error> {
+    /// Builds the target stage for this pass's platform.
+    pub(super) fn run(mut self, progress: &(dyn Fn(Event) + Sync)) -> Result<Pass, Error> {
         self.global = self.plan.global_scope(
             self.opts.dockerfile.escape,
             &self.opts.build_args,
@@ -343,7 +352,13 @@ impl<'a> Builder<'a> {
             None => Vec::new(),
         };
         let (manifest, id) = self.finish(results.remove(&target).expect("the target was built"))?;
-        Ok((manifest, id, steps))
+        let dependencies = std::mem::take(&mut *self.dependencies.lock().expect("lock"));
+        Ok(Pass {
+            manifest,
+            id,
+            steps,
+            dependencies,
+        })
     }
 
     /// Reads each `--cache-from` cache, each as a step of its own; one that cannot be
@@ -692,6 +707,16 @@ impl<'a> Builder<'a> {
                 "{e} (kiln builds FROM images in its store or pulls them)"
             ))
         })?;
+        let used = Dependency {
+            name: name.to_string(),
+            platform: platform.clone(),
+            manifest: image.manifest_digest.clone(),
+        };
+        let mut dependencies = self.dependencies.lock().expect("lock");
+        if !dependencies.contains(&used) {
+            dependencies.push(used);
+        }
+        drop(dependencies);
         let mut layers = Vec::new();
         for (layer, diff_id) in image
             .manifest

@@ -164,7 +164,13 @@ fn push_index(
         ..target.clone()
     };
     let (mut entries, mut uploaded, mut present) = (Vec::new(), 0, 0);
-    for d in index.manifests() {
+    // Each image manifest as stored → as pushed, for the attestations about it.
+    let mut pushed_as: Vec<(Digest, Descriptor)> = Vec::new();
+    let (attestations, images): (Vec<&Descriptor>, Vec<&Descriptor>) = index
+        .manifests()
+        .iter()
+        .partition(|d| crate::attestation::is_attestation(d));
+    for d in images {
         let platform = crate::Platform::of_descriptor(d)
             .map(|p| p.to_string())
             .unwrap_or_else(|| "an image without a platform".into());
@@ -193,6 +199,41 @@ fn push_index(
         );
         entry.set_platform(d.platform().clone());
         entry.set_annotations(d.annotations().clone());
+        pushed_as.push((d.digest().clone(), entry.clone()));
+        entries.push(entry);
+    }
+    // An attestation names the image it is about by digest: made again about the image
+    // as pushed, then pushed by digest itself (a registry lists it as a referrer).
+    for d in attestations {
+        let about = d
+            .annotations()
+            .as_ref()
+            .and_then(|a| a.get(crate::attestation::REFERENCE_DIGEST))
+            .and_then(|s| crate::digest::parse(s).ok());
+        let Some((old, new)) = about.and_then(|a| pushed_as.iter().find(|(o, _)| *o == a)) else {
+            continue;
+        };
+        if !store.has_blob(d.digest()) {
+            continue;
+        }
+        let entry = crate::attestation::rebind(store, d, old, new)?;
+        let manifest: ImageManifest = serde_json::from_slice(&store.read_blob(entry.digest())?)
+            .map_err(Error::json(format!("attestation {}", entry.digest())))?;
+        let bytes = store.read_blob(entry.digest())?;
+        let pushed = push_manifest(
+            registry,
+            store,
+            &by_digest,
+            &manifest,
+            &bytes,
+            crate::media::OCI_MANIFEST,
+            progress,
+        )?;
+        progress.line(format!(
+            "attestation of {}: {}",
+            new.digest(),
+            pushed.digest
+        ));
         entries.push(entry);
     }
     if entries.is_empty() {

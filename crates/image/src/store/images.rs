@@ -115,17 +115,10 @@ impl Store {
         ))
     }
 
-    /// Writes an OCI image index of `manifests` (all in the store), each with its
-    /// platform, and returns its descriptor, ready to tag.
-    pub fn write_index(&self, manifests: &[(Descriptor, Platform)]) -> Result<Descriptor> {
-        let entries: Vec<Descriptor> = manifests
-            .iter()
-            .map(|(d, platform)| {
-                let mut d = d.clone();
-                d.set_platform(Some(platform.to_oci()));
-                d
-            })
-            .collect();
+    /// Writes an OCI image index of `entries` (manifests in the store, each with its
+    /// platform set) and returns its descriptor, ready to tag.
+    pub fn write_index_entries(&self, entries: &[Descriptor]) -> Result<Descriptor> {
+        let entries = entries.to_vec();
         let index = oci_spec::image::ImageIndexBuilder::default()
             .schema_version(2u32)
             .media_type(oci_spec::image::MediaType::ImageIndex)
@@ -262,7 +255,10 @@ impl Store {
             return Ok(index
                 .manifests()
                 .iter()
-                .filter(|d| media::is_manifest(d.media_type().as_ref()))
+                .filter(|d| {
+                    media::is_manifest(d.media_type().as_ref())
+                        && !crate::attestation::is_attestation(d)
+                })
                 .filter_map(|d| Platform::of_descriptor(d).map(|p| (p, self.has_blob(d.digest()))))
                 .collect());
         }
@@ -397,7 +393,11 @@ pub(crate) fn choose_platform(
     let candidates: Vec<&Descriptor> = index
         .manifests()
         .iter()
-        .filter(|d| media::is_manifest(d.media_type().as_ref()) && present(d))
+        .filter(|d| {
+            media::is_manifest(d.media_type().as_ref())
+                && !crate::attestation::is_attestation(d)
+                && present(d)
+        })
         .collect();
     candidates
         .iter()
