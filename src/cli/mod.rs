@@ -33,6 +33,7 @@ mod rmi;
 mod run;
 mod runtime;
 mod save;
+mod sign;
 mod ssh;
 mod streams;
 mod supervisor;
@@ -80,6 +81,13 @@ pub enum Command {
     Pull(pull::Args),
     /// Upload an image to a registry.
     Push(push::Args),
+    /// Sign an image in its registry (cosign's signatures).
+    Sign(sign::SignArgs),
+    /// Check an image's signature by a public key.
+    Verify(sign::VerifyArgs),
+    /// Make signing keys (cosign's key files).
+    #[command(subcommand)]
+    Key(sign::KeyCommand),
     /// Log in to a registry (credentials kept where docker keeps them).
     Login(login::Args),
     /// Forget a registry's credentials.
@@ -239,6 +247,9 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Registry(command) => registry::run(command),
         Command::Pull(args) => pull::run(args),
         Command::Push(args) => push::run(args),
+        Command::Sign(args) => sign::sign(args),
+        Command::Verify(args) => sign::verify(args),
+        Command::Key(command) => sign::key(command),
         Command::Login(args) => login::run(args),
         Command::Logout(args) => login::logout(args),
         Command::Run(args) | Command::Container(ContainerCommand::Run(args)) => run::run(*args),

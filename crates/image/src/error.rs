@@ -31,6 +31,16 @@ pub enum Error {
         platform: String,
         offered: String,
     },
+    #[error("{reference}: not found in {host} (no such repository or tag)")]
+    ManifestNotFound { reference: String, host: String },
+    #[error("{what}: {reason}")]
+    Signature { what: String, reason: String },
+    #[error("{image} is refused by the signature policy {}: {reason}", policy.display())]
+    PolicyRefused {
+        image: String,
+        policy: PathBuf,
+        reason: String,
+    },
     #[error("no such image: {0} (see `kiln images`)")]
     ImageNotFound(String),
     #[error("blob {0} is missing from the store")]

@@ -12,6 +12,7 @@ pub mod layer;
 pub mod media;
 pub mod platform;
 pub mod reference;
+pub mod signing;
 pub mod store;
 pub mod tree;
 

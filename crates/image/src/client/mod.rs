@@ -22,6 +22,7 @@ use reqwest::StatusCode;
 
 pub use config::Config;
 pub use credentials::Credentials;
+pub(crate) use pull::fetch_manifest;
 pub use pull::{fetch_blob, fetch_image_manifest, pull, pull_image, Pulled};
 pub use push::{push, push_manifest, Pushed};
 

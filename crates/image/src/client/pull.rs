@@ -78,6 +78,10 @@ pub fn pull(
     let _guard = store.write_guard()?;
     let (top_bytes, top_type, top_digest) =
         fetch_manifest(registry, reference, &target_of(reference))?;
+    // The signature policy is asked about the very digest pulled, before any blob.
+    if let Some(policy) = crate::signing::policy::Policy::load()? {
+        policy.check(registry, store, reference, &top_digest)?;
+    }
     let (bytes, media_type, digest) = if media::is_index(&top_type) {
         let index: ImageIndex = serde_json::from_slice(&top_bytes)
             .map_err(Error::json(format!("{reference}: index")))?;
@@ -217,7 +221,7 @@ fn platform_matches(m: &Descriptor, wanted: &str) -> bool {
 
 /// A manifest or index by tag or digest: its bytes, media type and digest (checked
 /// against the digest asked for).
-fn fetch_manifest(
+pub(crate) fn fetch_manifest(
     registry: &Registry,
     reference: &Reference,
     target: &str,
@@ -229,10 +233,10 @@ fn fetch_manifest(
     match r.status() {
         s if s.is_success() => {}
         StatusCode::NOT_FOUND => {
-            return Err(Error::Registry(format!(
-                "{reference}: not found in {} (no such repository or tag)",
-                registry.host()
-            )))
+            return Err(Error::ManifestNotFound {
+                reference: reference.to_string(),
+                host: registry.host().to_string(),
+            })
         }
         _ => return Err(refused(&format!("GET {url}"), r)),
     }
