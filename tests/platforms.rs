@@ -65,7 +65,13 @@ fn two_platforms_build_through_qemu_push_as_one_index_and_pull_per_platform() {
     assert!(out.contains("machine: x86_64"), "{out}");
     assert!(out.contains("machine: aarch64"), "{out}");
     assert!(out.contains("[linux/arm64 5/5] RUN echo"), "{out}");
-    // The store names an index with both; each platform's image runs.
+    // The store names an index with both, as `images --tree` shows; each platform's
+    // image runs.
+    let tree = k.ok(&["images", "--tree"]);
+    assert!(
+        tree.contains("├─ linux/amd64") && tree.contains("└─ linux/arm64"),
+        "{tree}"
+    );
     assert_eq!(
         k.ok(&[
             "run",
@@ -137,6 +143,9 @@ fn two_platforms_build_through_qemu_push_as_one_index_and_pull_per_platform() {
     let machine = std::fs::read(flat.join("bin/busybox")).unwrap();
     // ELF e_machine 0xb7: AArch64.
     assert_eq!(&machine[18..20], &[0xb7, 0x00]);
+    let tree = other.ok(&["images", "--tree"]);
+    let amd64 = tree.lines().find(|l| l.contains("linux/amd64")).unwrap();
+    assert!(amd64.contains("not in the store"), "{tree}");
     // The amd64 image was not pulled: asking for it says what the store has.
     let err = store
         .resolve_for(&name, &kiln_image::Platform::parse("linux/amd64").unwrap())
@@ -211,7 +220,11 @@ fn a_platform_without_an_emulator_is_refused_naming_what_to_do() {
     assert!(!out.status.success());
     assert!(
         err.contains("RUN steps for linux/wasm32: this machine cannot run wasm32 programs")
-            && err.contains("kiln builder binfmt --install"),
+            && err.contains("kiln builder binfmt --install")
+            && err.contains(&format!(
+                "RUN steps can run here for: {}",
+                kiln_image::Platform::host()
+            )),
         "{err}"
     );
     assert_eq!(k.ok(&["images", "-q"]), "");

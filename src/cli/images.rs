@@ -1,4 +1,4 @@
-//! `kiln images [REPOSITORY[:TAG]] [-q] [--digests] [--no-trunc] [--filter dangling=BOOL] [--format json]`
+//! `kiln images [REPOSITORY[:TAG]] [-q] [--digests] [--no-trunc] [--tree] [--filter dangling=BOOL] [--format json]`
 
 use std::process::ExitCode;
 
@@ -23,9 +23,14 @@ pub struct Args {
     /// `dangling=true` for untagged images only, `dangling=false` for tagged ones.
     #[arg(short, long, value_name = "FILTER")]
     filter: Vec<String>,
-    /// `table` (default) or `json` (one object per line, as docker's `--format json`).
+    /// `table` (default) or `json` (one object per line, as docker's `--format json`,
+    /// with the image's `Platforms`).
     #[arg(long, default_value = "table")]
     format: String,
+    /// Each image with its platforms under it, as `docker image ls --tree` shows them
+    /// (a platform the store lacks — pulled for another — is marked).
+    #[arg(long)]
+    tree: bool,
 }
 
 /// One row: an image under one name.
@@ -37,6 +42,8 @@ pub struct Row {
     pub created: Option<std::time::SystemTime>,
     pub created_at: String,
     pub size: u64,
+    /// Each platform of the image, and whether the store has it.
+    pub platforms: Vec<(kiln_image::Platform, bool)>,
 }
 
 pub fn rows(store: &Store) -> anyhow::Result<Vec<Row>> {
@@ -68,6 +75,7 @@ pub fn rows(store: &Store) -> anyhow::Result<Vec<Row>> {
             created: parse_time(Some(&created_at)),
             created_at,
             size,
+            platforms: store.platforms(&rec.descriptor)?,
         });
     }
     rows.sort_by(|a, b| {
@@ -121,11 +129,38 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             out.push_str(&id(r));
             out.push('\n');
         }
+    } else if args.tree {
+        let header = ["IMAGE", "ID", "SIZE", "EXTRA"];
+        let mut cells: Vec<Vec<String>> = Vec::new();
+        for r in &rows {
+            let name = match r.repository.as_str() {
+                "<none>" => id(r),
+                repo => format!("{repo}:{}", r.tag),
+            };
+            cells.push(vec![name, id(r), human_size(r.size), String::new()]);
+            for (i, (platform, present)) in r.platforms.iter().enumerate() {
+                let branch = if i + 1 == r.platforms.len() {
+                    "└─"
+                } else {
+                    "├─"
+                };
+                let extra = if *present { "" } else { "not in the store" };
+                cells.push(vec![
+                    format!("{branch} {platform}"),
+                    String::new(),
+                    String::new(),
+                    extra.to_string(),
+                ]);
+            }
+        }
+        out = table(&header, &cells);
     } else if args.format == "json" {
         for r in &rows {
+            let platforms: Vec<String> = r.platforms.iter().map(|(p, _)| p.to_string()).collect();
             let v = serde_json::json!({
                 "ID": id(r), "Repository": r.repository, "Tag": r.tag, "Digest": r.digest,
                 "CreatedAt": r.created_at, "CreatedSince": since(r.created), "Size": human_size(r.size),
+                "Platforms": platforms,
             });
             out.push_str(&v.to_string());
             out.push('\n');

@@ -103,24 +103,46 @@ fn state_of(name: &str) -> State {
     }
 }
 
+/// The platforms whose programs run here: this machine's, and those of the emulators
+/// registered for use in any root.
+pub fn runnable() -> Vec<kiln_image::Platform> {
+    let mut platforms = vec![kiln_image::Platform::host()];
+    for e in emulators().unwrap_or_default() {
+        if e.state == State::Registered {
+            if let Some(p) = kiln_image::Platform::of_machine(&e.machine) {
+                if !platforms.contains(&p) {
+                    platforms.push(p);
+                }
+            }
+        }
+    }
+    platforms
+}
+
 /// Whether programs for `machine` (`uname -m`'s name: `aarch64`) can run here through an
-/// emulator; if not, why and what to do.
+/// emulator; if not, why, what to do, and which platforms can.
 pub fn can_run(machine: &str) -> Result<(), String> {
     let name = format!("qemu-{machine}");
-    if !Path::new(BINFMT_MISC).join("status").exists() {
-        return Err(format!(
+    let why = if !Path::new(BINFMT_MISC).join("status").exists() {
+        format!(
             "this machine cannot run {machine} programs: binfmt_misc is not mounted at {BINFMT_MISC}; run `kiln builder binfmt --install` as root (it mounts it and registers Debian's qemu-user-static emulators)"
-        ));
-    }
-    match state_of(&name) {
-        State::Registered => Ok(()),
-        State::Unusable => Err(format!(
-            "{name} is registered with binfmt_misc but disabled or without the F flag, so a build's root cannot find it: run `kiln builder binfmt --install` to register it again"
-        )),
-        State::Absent => Err(format!(
-            "this machine cannot run {machine} programs: no emulator is registered for it; install Debian's qemu-user-static and run `kiln builder binfmt --install`"
-        )),
-    }
+        )
+    } else {
+        match state_of(&name) {
+            State::Registered => return Ok(()),
+            State::Unusable => format!(
+                "{name} is registered with binfmt_misc but disabled or without the F flag, so a build's root cannot find it: run `kiln builder binfmt --install` to register it again"
+            ),
+            State::Absent => format!(
+                "this machine cannot run {machine} programs: no emulator is registered for it; install Debian's qemu-user-static and run `kiln builder binfmt --install`"
+            ),
+        }
+    };
+    let can: Vec<String> = runnable().iter().map(|p| p.to_string()).collect();
+    Err(format!(
+        "{why} (RUN steps can run here for: {})",
+        can.join(", ")
+    ))
 }
 
 /// Registers every emulator Debian installed that is not usable yet (mounting
