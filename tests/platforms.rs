@@ -85,6 +85,30 @@ fn two_platforms_build_through_qemu_push_as_one_index_and_pull_per_platform() {
         "aarch64\n"
     );
     assert_eq!(k.ok(&["run", "--rm", &name, "cat", "/machine"]), "x86_64\n");
+    // Saved and loaded into another store: both platforms travel.
+    let archive = k.dir.path().join("multi.tar");
+    k.ok(&["save", "-o", archive.to_str().unwrap(), &name]);
+    let loaded = Kiln::new();
+    loaded.ok(&["load", "-i", archive.to_str().unwrap()]);
+    let tree = loaded.ok(&["images", "--tree"]);
+    assert!(
+        tree.contains("├─ linux/amd64")
+            && tree.contains("└─ linux/arm64")
+            && !tree.contains("not in"),
+        "{tree}"
+    );
+    assert_eq!(
+        loaded.ok(&[
+            "run",
+            "--rm",
+            "--platform",
+            "linux/arm64",
+            &name,
+            "cat",
+            "/machine"
+        ]),
+        "aarch64\n"
+    );
     // The registry has one index with both manifests, as skopeo reads it.
     let raw = run_tool(
         "skopeo",
