@@ -107,18 +107,13 @@ fn provenance(names: &[String]) -> anyhow::Result<ExitCode> {
                 if !attestation::is_attestation(entry) || !store.has_blob(entry.digest()) {
                     continue;
                 }
-                let about = entry
-                    .annotations()
-                    .as_ref()
-                    .and_then(|a| a.get(attestation::REFERENCE_DIGEST))
-                    .cloned()
-                    .unwrap_or_default();
+                let about = attestation::subject_of(entry);
                 let platform = index
                     .manifests()
                     .iter()
-                    .find(|m| m.digest().to_string() == about)
+                    .find(|m| Some(m.digest()) == about.as_ref())
                     .and_then(kiln_image::Platform::of_descriptor)
-                    .map_or(about, |p| p.to_string());
+                    .map_or_else(|| entry.digest().to_string(), |p| p.to_string());
                 for statement in attestation::statements(&store, entry)? {
                     by_platform.insert(platform.clone(), statement);
                 }

@@ -28,6 +28,14 @@ pub fn is_attestation(d: &Descriptor) -> bool {
         .is_some_and(|t| t == ATTESTATION_MANIFEST)
 }
 
+/// The digest of the image manifest the attestation entry `d` is about.
+pub fn subject_of(d: &Descriptor) -> Option<Digest> {
+    d.annotations()
+        .as_ref()
+        .and_then(|a| a.get(REFERENCE_DIGEST))
+        .and_then(|s| crate::digest::parse(s).ok())
+}
+
 /// Writes the in-toto `statement` (its bytes) as an attestation manifest about `image`
 /// (a manifest in the store); returns its index entry.
 pub fn attach(store: &Store, image: &Descriptor, statement: &[u8]) -> Result<Descriptor> {

@@ -146,11 +146,7 @@ fn compressed_index(
         entries.push(entry);
     }
     for d in attestations {
-        let about = d
-            .annotations()
-            .as_ref()
-            .and_then(|a| a.get(attestation::REFERENCE_DIGEST))
-            .and_then(|s| crate::digest::parse(s).ok());
+        let about = attestation::subject_of(&d);
         let Some((old, new)) = about.and_then(|a| saved_as.iter().find(|(o, _)| *o == a)) else {
             continue;
         };

@@ -205,11 +205,7 @@ fn push_index(
     // An attestation names the image it is about by digest: made again about the image
     // as pushed, then pushed by digest itself (a registry lists it as a referrer).
     for d in attestations {
-        let about = d
-            .annotations()
-            .as_ref()
-            .and_then(|a| a.get(crate::attestation::REFERENCE_DIGEST))
-            .and_then(|s| crate::digest::parse(s).ok());
+        let about = crate::attestation::subject_of(d);
         let Some((old, new)) = about.and_then(|a| pushed_as.iter().find(|(o, _)| *o == a)) else {
             continue;
         };

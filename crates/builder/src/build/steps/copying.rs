@@ -87,23 +87,7 @@ impl Builder<'_> {
                     path: PathBuf::from(n),
                 })
                 .collect();
-            let (key, files) = copy::content_key(
-                &root,
-                &sources,
-                None,
-                None,
-                &mut self.hashes.lock().expect("hashes lock"),
-            )
-            .map_err(|e| step_error(instr, e.to_string()))?;
-            return Ok(CopyInput {
-                root,
-                sources,
-                key,
-                files,
-                view: None,
-                exclude: None,
-                downloads: Some(dir),
-            });
+            return self.fetched(instr, root, sources, dir);
         }
         let (root, view) = match &from {
             None => (self.opts.context.clone(), None),
@@ -168,6 +152,18 @@ impl Builder<'_> {
     ) -> Result<CopyInput, Error> {
         let sources = copy::select(&root, &[".".to_string()], None)
             .map_err(|e| step_error(instr, e.to_string()))?;
+        self.fetched(instr, root, sources, dir)
+    }
+
+    /// `sources` under `root`, fetched into `dir` (kept until the copy is done), keyed
+    /// by their content.
+    fn fetched(
+        &self,
+        instr: &Instruction,
+        root: PathBuf,
+        sources: Vec<copy::Source>,
+        dir: tempfile::TempDir,
+    ) -> Result<CopyInput, Error> {
         let (key, files) = copy::content_key(
             &root,
             &sources,
