@@ -273,7 +273,6 @@ pub fn build(
         (_, request) => {
             let mut entries: Vec<oci_spec::image::Descriptor> = Vec::new();
             let mut attestations = Vec::new();
-            let names: Vec<String> = opts.tags.iter().map(|t| t.to_string()).collect();
             let finished =
                 humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
             for (pass, platform) in &made {
@@ -283,11 +282,9 @@ pub fn build(
                 if let Some(request) = request {
                     let statement = provenance::statement(
                         request,
-                        &names,
+                        opts,
                         pass.manifest.digest(),
                         platform,
-                        &opts.build_args,
-                        opts.target.as_deref(),
                         &pass.dependencies,
                         &finished,
                     );

@@ -52,18 +52,17 @@ fn purl(name: &str, platform: &Platform) -> String {
     format!("pkg:docker/{name}?platform={platform}")
 }
 
-/// The in-toto statement for the image `manifest` built for `platform`.
-#[allow(clippy::too_many_arguments)]
+/// The in-toto statement for the image `manifest` that `opts` built for `platform`
+/// from `dependencies`.
 pub fn statement(
     request: &Request,
-    names: &[String],
+    opts: &super::BuildOptions,
     manifest: &Digest,
     platform: &Platform,
-    build_args: &BTreeMap<String, String>,
-    target: Option<&str>,
     dependencies: &[Dependency],
     finished: &str,
 ) -> Value {
+    let names: Vec<String> = opts.tags.iter().map(|t| t.to_string()).collect();
     let subject_names: Vec<String> = if names.is_empty() {
         vec![purl("_", platform)]
     } else {
@@ -73,11 +72,12 @@ pub fn statement(
         .iter()
         .map(|n| json!({"name": n, "digest": {"sha256": manifest.digest()}}))
         .collect();
-    let mut args: BTreeMap<String, String> = build_args
+    let mut args: BTreeMap<String, String> = opts
+        .build_args
         .iter()
         .map(|(k, v)| (format!("build-arg:{k}"), v.clone()))
         .collect();
-    if let Some(t) = target {
+    if let Some(t) = &opts.target {
         args.insert("target".into(), t.to_string());
     }
     args.insert("platform".into(), platform.to_string());
