@@ -156,12 +156,33 @@ fn repositories_are_added_over_git_and_http_at_a_ref_and_a_subdirectory() {
     let v1 = repository(&repos);
     let (_daemon, gport) = git_daemon(&repos);
     let (_http, hport) = http_backend(&repos);
+    // Git's "dumb" HTTP (files served as they are), which cannot fetch shallow.
+    git(&repos.join("repo.git"), &["update-server-info"]);
+    let dport = free_port();
+    let _dumb = Server(
+        Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                &dport.to_string(),
+            ])
+            .current_dir(&repos)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    listening(dport);
     let dockerfile = format!(
         "FROM busybox:kiln
 ADD git://127.0.0.1:{gport}/repo.git#v1 /tag
 ADD http://127.0.0.1:{hport}/repo.git#main:docs /docs
 ADD --keep-git-dir=true http://127.0.0.1:{hport}/repo.git /kept
 ADD --checksum={v1} git://127.0.0.1:{gport}/repo.git#v1 /pinned
+ADD git://127.0.0.1:{gport}/repo.git#{v1} /by-commit
+ADD http://127.0.0.1:{dport}/repo.git#v1 /dumb
 RUN cat /tag/README /docs/a.txt /kept/README /pinned/README && git_dir=$(test -d /kept/.git && echo yes) && echo \"kept .git: $git_dir\" && test ! -e /tag/.git
 "
     );
@@ -176,10 +197,13 @@ RUN cat /tag/README /docs/a.txt /kept/README /pinned/README && git_dir=$(test -d
     ]);
     assert!(log.contains("kept .git: yes"), "{log}");
     let flat = kiln::flatten(&k, "git:1");
-    assert_eq!(
-        std::fs::read_to_string(flat.join("pinned/README")).unwrap(),
-        "one\n"
-    );
+    for at_v1 in ["pinned", "by-commit", "dumb"] {
+        assert_eq!(
+            std::fs::read_to_string(flat.join(at_v1).join("README")).unwrap(),
+            "one\n",
+            "{at_v1}"
+        );
+    }
     assert_eq!(
         std::fs::read_to_string(flat.join("tag/README")).unwrap(),
         "one\n"

@@ -46,6 +46,10 @@ enum Requirement {
     },
     #[serde(rename = "signedBy")]
     SignedBy {},
+    /// A requirement kiln does not know (`signedBaseLayer`, …): refused where it applies,
+    /// so a policy that names one elsewhere still reads.
+    #[serde(other)]
+    Unknown,
 }
 
 /// A policy read from its file.
@@ -132,6 +136,11 @@ impl Policy {
                         "signedBy asks for a GPG signature, which kiln does not read: use sigstoreSigned".into(),
                     ))
                 }
+                Requirement::Unknown => {
+                    return Err(refused(
+                        "it names a requirement kiln does not know (kiln reads insecureAcceptAnything, reject and sigstoreSigned)".into(),
+                    ))
+                }
                 Requirement::SigstoreSigned { key_path, key_data } => {
                     let text = match (key_path, key_data) {
                         (Some(path), _) => {
@@ -154,5 +163,20 @@ impl Policy {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_policy_naming_requirements_kiln_does_not_know_still_reads() {
+        let file: File = serde_json::from_str(
+            r#"{"default":[{"type":"insecureAcceptAnything"}],"transports":{"docker":{"example.com/a":[{"type":"signedBaseLayer","baseLayerIdentity":{}}]}}}"#,
+        )
+        .unwrap();
+        let docker = &file.transports["docker"]["example.com/a"];
+        assert!(matches!(docker[0], Requirement::Unknown));
     }
 }

@@ -80,19 +80,25 @@ pub(super) fn fetch(
     git(&["init", "-q"])?;
     git(&["remote", "add", "origin", &source.url])?;
     let wanted = source.reference.as_deref().unwrap_or("HEAD");
-    // The ref alone and shallow; a server that refuses a commit by its name gets the
-    // whole history asked for instead.
-    if git(&["fetch", "-q", "--depth", "1", "--no-tags", "origin", wanted]).is_err() {
-        git(&["fetch", "-q", "--tags", "origin"])?;
-        git(&["fetch", "-q", "origin", wanted])
-            .or_else(|_| git(&["rev-parse", "--verify", &format!("{wanted}^{{commit}}")]))?;
-    }
-    let target = if git(&["rev-parse", "--verify", "-q", "FETCH_HEAD"]).is_ok() {
-        "FETCH_HEAD"
+    // The ref alone and shallow; a server that cannot (dumb HTTP) or will not (a commit
+    // asked by its name) gets the whole history asked for instead, the ref found in it.
+    let target = if git(&["fetch", "-q", "--depth", "1", "--no-tags", "origin", wanted]).is_ok() {
+        "FETCH_HEAD".to_string()
     } else {
-        wanted
+        git(&[
+            "fetch",
+            "-q",
+            "--tags",
+            "origin",
+            "+refs/heads/*:refs/remotes/origin/*",
+        ])?;
+        [wanted.to_string(), format!("origin/{wanted}")]
+            .iter()
+            .find_map(|r| git(&["rev-parse", "--verify", "-q", &format!("{r}^{{commit}}")]).ok())
+            .map(|c| c.trim().to_string())
+            .ok_or_else(|| format!("{}: no branch, tag or commit {wanted}", source.url))?
     };
-    git(&["checkout", "-q", "--detach", target])?;
+    git(&["checkout", "-q", "--detach", &target])?;
     let commit = git(&["rev-parse", "HEAD"])?.trim().to_string();
     if let Some(expected) = checksum {
         if expected != commit {
