@@ -347,6 +347,21 @@ fn with_source_date_epoch_two_builds_give_the_same_image_whichever_the_snapshott
         "the same image ID and manifest digest from overlayfs and from copies"
     );
     let k = Kiln::new();
+    // SOURCE_DATE_EPOCH that is not a number of seconds is refused, not ignored.
+    let scratch = context(
+        &k.dir.path().join("epoch"),
+        &[("Dockerfile", "FROM scratch\n")],
+    );
+    let out = k
+        .cmd(&["build", scratch.to_str().unwrap()])
+        .env("SOURCE_DATE_EPOCH", "yesterday")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("SOURCE_DATE_EPOCH=yesterday"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let ctx = context(
         &k.dir.path().join("zfs"),
         &[("Dockerfile", "FROM scratch\n")],

@@ -15,7 +15,6 @@ use kiln_builder::build::{
 };
 use kiln_builder::Error;
 use kiln_runtime::{Network, ProcessSpec, Rootfs, Snapshotter};
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
 use super::output::{human_size, parse_size};
 use super::progress::Progress;
@@ -332,6 +331,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         network,
         secrets: secrets(&args.secrets)?,
         ssh: ssh_agents.sockets(),
+        source_date_epoch: super::source_date_epoch()?,
         provenance,
         cache_mount_dir: args.cache_mount_dir.clone(),
         pull: args.pull,
@@ -851,60 +851,16 @@ impl Executor for SandboxExecutor {
     }
 
     fn view(&self, lowers: &[PathBuf], at: &Path) -> Result<(), Error> {
-        let fail = |e: nix::Error| Error::Read {
-            path: at.to_path_buf(),
-            source: e.into(),
-        };
-        match lowers {
-            [] => Ok(()),
-            [one] => {
-                mount(
-                    Some(one.as_path()),
-                    at,
-                    None::<&str>,
-                    MsFlags::MS_BIND,
-                    None::<&str>,
-                )
-                .map_err(fail)?;
-                mount(
-                    None::<&str>,
-                    at,
-                    None::<&str>,
-                    MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
-                    None::<&str>,
-                )
-                .map_err(fail)
-            }
-            many if self.snapshotter == Snapshotter::Copy => {
-                kiln_runtime::merge_layers(many, at, true).map_err(|e| Error::Read {
-                    path: at.to_path_buf(),
-                    source: e,
-                })?;
-                self.view(&[at.to_path_buf()], at)
-            }
-            many => {
-                let dirs: Vec<String> = many.iter().map(|p| p.display().to_string()).collect();
-                let options = format!("lowerdir={}", dirs.join(":"));
-                mount(
-                    Some("overlay"),
-                    at,
-                    Some("overlay"),
-                    MsFlags::MS_RDONLY,
-                    Some(options.as_str()),
-                )
-                .map_err(fail)
-            }
-        }
+        kiln_runtime::views::mount_view(lowers, at, self.snapshotter == Snapshotter::Copy).map_err(
+            |source| Error::Read {
+                path: at.to_path_buf(),
+                source,
+            },
+        )
     }
 
     fn unview(&self, at: &Path) {
-        // Once unmounted, what is left is the mount point, or a tree of hard links the
-        // copying snapshotter made; while mounted, nothing under it may be removed.
-        if umount2(at, MntFlags::MNT_DETACH).is_ok() {
-            let _ = std::fs::remove_dir_all(at);
-        } else {
-            let _ = std::fs::remove_dir(at);
-        }
+        kiln_runtime::views::unmount_view(at);
     }
 }
 

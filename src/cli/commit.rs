@@ -168,7 +168,10 @@ pub fn commit(args: CommitArgs) -> anyhow::Result<ExitCode> {
         let (info, writer) = write_changes(
             &upper,
             &changes,
-            LayerOptions::from_env(Compression::None),
+            LayerOptions {
+                compression: Compression::None,
+                source_date_epoch: super::source_date_epoch()?,
+            },
             BlobWriter::new(&store)?,
         )?;
         let (digest, size) = writer.commit(None)?;

@@ -159,7 +159,10 @@ impl Output {
                     .or_else(|_| tempfile::tempdir())
                     .context("a directory to unpack the image in")?;
                 unpack_platforms(store, built, scratch.path())?;
-                let options = kiln_image::layer::LayerOptions::from_env(Compression::None);
+                let options = kiln_image::layer::LayerOptions {
+                    compression: Compression::None,
+                    source_date_epoch: super::source_date_epoch()?,
+                };
                 let (_, mut out) =
                     kiln_image::layer::write_dir(scratch.path(), options, dest.open()?)?;
                 out.flush()?;

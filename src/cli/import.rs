@@ -33,7 +33,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = kiln_builder::build::apply_changes(serde_json::json!({}), &args.changes)?;
     let opts = ImportOptions {
         source: args.file.clone(),
-        created: None,
+        created: super::source_date_epoch()?,
         config,
         message: args.message.clone(),
         platform: args.platform.clone(),

@@ -49,6 +49,18 @@ use std::process::ExitCode;
 use anyhow::Context;
 use kiln_image::store::Store;
 
+/// `SOURCE_DATE_EPOCH`, read here alone and handed to what makes images (build, commit,
+/// import, exports): seconds since the epoch every time in the image is clamped to.
+pub(crate) fn source_date_epoch() -> anyhow::Result<Option<i64>> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(s) if s.trim().is_empty() => Ok(None),
+        Ok(s) => s.trim().parse().map(Some).with_context(|| {
+            format!("SOURCE_DATE_EPOCH={s}: write a number of seconds since 1970")
+        }),
+        Err(_) => Ok(None),
+    }
+}
+
 #[derive(clap::Subcommand)]
 pub enum Command {
     /// Parse a Dockerfile and print its syntax tree.

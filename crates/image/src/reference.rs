@@ -65,7 +65,7 @@ impl Reference {
         if path.chars().any(|c| c.is_ascii_uppercase()) {
             return Err(invalid("repository name must be lowercase"));
         }
-        if path.is_empty() || !path.split('/').all(valid_path_component) {
+        if path.is_empty() || !valid_repository(&path) {
             return Err(invalid(
                 "repository path components are lowercase letters and digits, separated by '.', '_', '__' or '-'",
             ));
@@ -140,7 +140,8 @@ impl fmt::Display for Reference {
     }
 }
 
-fn valid_tag(tag: &str) -> bool {
+/// A tag: `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`.
+pub fn valid_tag(tag: &str) -> bool {
     let mut chars = tag.chars();
     tag.len() <= 128
         && chars
@@ -165,32 +166,38 @@ fn valid_domain(domain: &str) -> bool {
     host_ok && port.is_none_or(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
 }
 
-/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`
+/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`: one component of a repository's path.
 fn valid_path_component(c: &str) -> bool {
+    let word = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
     let bytes = c.as_bytes();
-    if bytes.is_empty()
-        || !bytes[0].is_ascii_alphanumeric()
-        || !bytes[bytes.len() - 1].is_ascii_alphanumeric()
-    {
-        return false;
-    }
     let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i].is_ascii_lowercase() || bytes[i].is_ascii_digit() {
-            i += 1;
-            continue;
-        }
-        let sep_start = i;
-        while i < bytes.len() && !bytes[i].is_ascii_alphanumeric() {
+    loop {
+        let run = i;
+        while i < bytes.len() && word(bytes[i]) {
             i += 1;
         }
-        let sep = &c[sep_start..i];
-        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|b| b == b'-');
-        if !ok {
+        if i == run {
+            return false;
+        }
+        if i == bytes.len() {
+            return true;
+        }
+        let sep = i;
+        while i < bytes.len() && !word(bytes[i]) {
+            i += 1;
+        }
+        let sep = &c[sep..i];
+        if !(sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|b| b == b'-')) {
             return false;
         }
     }
-    true
+}
+
+/// A repository's path as the distribution spec's grammar has it (`library/alpine`):
+/// components of `[a-z0-9]` runs joined by `.`, `_`, `__` or dashes, separated by `/`.
+/// The one grammar of names, for the client and the registry.
+pub fn valid_repository(path: &str) -> bool {
+    path.split('/').all(valid_path_component)
 }
 
 #[cfg(test)]

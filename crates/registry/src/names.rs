@@ -1,30 +1,15 @@
-//! The spec's grammars for repository names, tags and digests. A name that passes can be
-//! used as a storage path: no component is empty, `.` or `..`.
-
-use std::sync::LazyLock;
-
-use regex::Regex;
-
-/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`
-static NAME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$")
-        .expect("the spec's name grammar")
-});
-/// `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`
-static TAG: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$").expect("the spec's tag grammar")
-});
+//! Repository names, tags and digests as the registry takes them: the image crate's
+//! grammar (one for client and registry), with distribution's length limit. A name that
+//! passes can be used as a storage path: no component is empty, `.` or `..`.
 
 /// Names longer than this are refused (distribution's limit, host name included).
 pub const MAX_NAME: usize = 255;
 
 pub fn valid_name(name: &str) -> bool {
-    name.len() <= MAX_NAME && NAME.is_match(name)
+    name.len() <= MAX_NAME && kiln_image::reference::valid_repository(name)
 }
 
-pub fn valid_tag(tag: &str) -> bool {
-    TAG.is_match(tag)
-}
+pub use kiln_image::reference::valid_tag;
 
 /// A digest the registry can store: `sha256:` or `sha512:` and lowercase hex of the
 /// right length.

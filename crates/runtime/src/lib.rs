@@ -21,6 +21,7 @@ mod seccomp;
 mod spec;
 pub mod terminal;
 mod userns;
+pub mod views;
 pub mod volumes;
 
 pub use capabilities::known as known_capabilities;

@@ -51,6 +51,9 @@ pub struct BuildOptions {
     pub network: NetworkMode,
     /// `--secret id=ID,src=FILE`: files RUN steps may mount with `--mount=type=secret`.
     pub secrets: BTreeMap<String, PathBuf>,
+    /// `SOURCE_DATE_EPOCH`: every time in the image (history, config, layer mtimes
+    /// clamped to it), for reproducible images.
+    pub source_date_epoch: Option<i64>,
     /// `--provenance`: a SLSA provenance statement attached to each image made.
     pub provenance: Option<provenance::Request>,
     /// `--ssh ID=SOCKET`: ssh agents' sockets by id (`default` for `--ssh default`), for

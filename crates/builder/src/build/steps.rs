@@ -228,13 +228,10 @@ impl<'a> Builder<'a> {
         platform: Platform,
         step_id: &'a AtomicUsize,
     ) -> Result<Self, Error> {
-        let epoch = std::env::var("SOURCE_DATE_EPOCH")
-            .ok()
-            .and_then(|s| s.trim().parse::<u64>().ok());
-        let created_fixed = epoch.is_some();
-        let created = match epoch {
+        let created_fixed = opts.source_date_epoch.is_some();
+        let created = match opts.source_date_epoch {
             Some(secs) => humantime::format_rfc3339_seconds(
-                std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs),
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64),
             )
             .to_string(),
             None => humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
@@ -1046,7 +1043,10 @@ impl<'a> Builder<'a> {
                 created: Some(self.created.clone()),
             }
         } else {
-            let opts = LayerOptions::from_env(Compression::None);
+            let opts = LayerOptions {
+                compression: Compression::None,
+                source_date_epoch: self.opts.source_date_epoch,
+            };
             let (info, writer) =
                 write_changes(&upper, &changes_dir, opts, BlobWriter::new(self.store)?)?;
             let (digest, size) = writer.commit(None)?;

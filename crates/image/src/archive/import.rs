@@ -45,12 +45,7 @@ pub fn import(
         });
     }
     let (layer, layer_size) = store.write_blob(&mut Cursor::new(first).chain(data), None)?;
-    let created = opts.created.or_else(|| {
-        std::env::var("SOURCE_DATE_EPOCH")
-            .ok()
-            .and_then(|s| s.parse().ok())
-    });
-    let created = match created {
+    let created = match opts.created {
         Some(secs) => std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64),
         None => std::time::SystemTime::now(),
     };

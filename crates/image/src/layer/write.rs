@@ -17,21 +17,9 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Copy)]
 pub struct LayerOptions {
     pub compression: Compression,
-    /// Clamp every mtime to at most this (seconds since the epoch), for reproducible
-    /// layers; [`LayerOptions::from_env`] reads `SOURCE_DATE_EPOCH`.
+    /// Clamp every mtime to at most this (seconds since the epoch, the caller's
+    /// `SOURCE_DATE_EPOCH`), for reproducible layers.
     pub source_date_epoch: Option<i64>,
-}
-
-impl LayerOptions {
-    pub fn from_env(compression: Compression) -> Self {
-        let source_date_epoch = std::env::var("SOURCE_DATE_EPOCH")
-            .ok()
-            .and_then(|s| s.trim().parse().ok());
-        LayerOptions {
-            compression,
-            source_date_epoch,
-        }
-    }
 }
 
 /// What a written layer is.
