@@ -23,9 +23,7 @@ pub enum Error {
     InvalidReference { reference: String, reason: String },
     #[error("platform {text:?}: write OS/ARCH[/VARIANT], as linux/amd64 or linux/arm64")]
     Platform { text: String },
-    #[error(
-        "{image} has no image for {platform} (it has: {offered}); build or pull it for {platform}"
-    )]
+    #[error("{image}: no image for {platform} (it has: {offered}); choose one with --platform")]
     NoPlatform {
         image: String,
         platform: String,
@@ -60,10 +58,55 @@ pub enum Error {
     /// An answer larger than kiln reads for its kind: a registry that is broken or hostile.
     #[error("{what}: the answer is larger than {limit} bytes, more than any registry sends for it; refused")]
     TooLarge { what: String, limit: u64 },
-    /// A registry that refused, failed or answered something unusable; the message names
-    /// the registry or the request, and what to do.
-    #[error("{0}")]
-    Registry(String),
+    /// A request that got no answer (refused connection, TLS, timeout), with its causes
+    /// and what to try.
+    #[error("{host}: {reason}{hint}")]
+    Unreachable {
+        host: String,
+        reason: String,
+        /// Empty, or ` (…)`: what may help.
+        hint: String,
+    },
+    /// An answer that is not a success, with the OCI error code its envelope gave.
+    #[error("{request}: {status} {detail}")]
+    Refused {
+        request: String,
+        status: u16,
+        code: Option<String>,
+        detail: String,
+    },
+    /// Refused for want of rights: no credentials, or a user without them.
+    #[error("{host}: {}", match user { None => format!("unauthorized: run `kiln login {host}`"), Some(u) => format!("{u} may not {scope} (denied by the registry)") })]
+    Denied {
+        host: String,
+        user: Option<String>,
+        scope: String,
+    },
+    #[error("{host}: the credentials stored for it were refused (run `kiln login {host}` again)")]
+    CredentialsRefused { host: String },
+    #[error("{host}: login refused: wrong user name or password")]
+    LoginRefused { host: String },
+    #[error("{realm}: {reason}")]
+    Token { realm: String, reason: String },
+    /// A docker credential helper that failed: its program, the action, what it said.
+    #[error("{program} {action}: {said}")]
+    CredentialHelper {
+        program: String,
+        action: String,
+        said: String,
+    },
+    /// A credential helper that has nothing stored for the registry.
+    #[error("{program}: no credentials stored for this registry")]
+    CredentialsNotFound { program: String },
+    /// A settings file (docker's config.json, kiln's registry settings, a CA file) that
+    /// does not read.
+    #[error("{}: {reason}", path.display())]
+    Settings { path: PathBuf, reason: String },
+    /// A registry that does not keep to the protocol.
+    #[error("{what}: {reason}")]
+    Protocol { what: String, reason: String },
+    #[error("{source} (after the mirrors {mirrors})")]
+    AfterMirrors { source: Box<Error>, mirrors: String },
 }
 
 impl Error {

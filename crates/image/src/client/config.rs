@@ -73,12 +73,12 @@ impl Config {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => continue,
                 Err(e) => return Err(Error::io("read", &path)(e)),
             };
-            return toml::from_str(&text).map_err(|e| {
-                Error::Registry(format!(
-                    "{}: {} (see the README's \"Registry settings\")",
-                    path.display(),
+            return toml::from_str(&text).map_err(|e| Error::Settings {
+                reason: format!(
+                    "{} (see docs/push-pull.md, \"Registry settings\")",
                     e.to_string().trim_end()
-                ))
+                ),
+                path,
             });
         }
         Ok(Config::default())

@@ -35,10 +35,10 @@ fn read_config() -> Result<Map<String, Value>> {
         Ok(data) => {
             match serde_json::from_slice(&data).map_err(Error::json(path.display().to_string()))? {
                 Value::Object(map) => Ok(map),
-                _ => Err(Error::Registry(format!(
-                    "{}: not a JSON object",
-                    path.display()
-                ))),
+                _ => Err(Error::Settings {
+                    path,
+                    reason: "not a JSON object".into(),
+                }),
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Map::new()),
@@ -96,11 +96,13 @@ fn run_helper(name: &str, action: &str, input: &str) -> Result<String> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| {
-            Error::Registry(format!(
-                "{program} {action}: {e} (the credential helper named in {})",
+        .map_err(|e| Error::CredentialHelper {
+            program: program.clone(),
+            action: action.to_string(),
+            said: format!(
+                "{e} (the credential helper named in {})",
                 config_path().display()
-            ))
+            ),
         })?;
     child
         .stdin
@@ -118,10 +120,15 @@ fn run_helper(name: &str, action: &str, input: &str) -> Result<String> {
         } else {
             stdout
         };
-        return Err(Error::Registry(format!(
-            "{program} {action}: {}",
-            said.trim()
-        )));
+        // docker-credential-helpers' own answer for nothing stored.
+        if said.contains("credentials not found") {
+            return Err(Error::CredentialsNotFound { program });
+        }
+        return Err(Error::CredentialHelper {
+            program,
+            action: action.to_string(),
+            said: said.trim().to_string(),
+        });
     }
     Ok(stdout)
 }
@@ -140,8 +147,7 @@ pub fn get(host: &str) -> Result<Option<Credentials>> {
                     password: v["Secret"].as_str().unwrap_or_default().to_string(),
                 }))
             }
-            // Helpers answer "credentials not found in native keychain" with a failure.
-            Err(Error::Registry(m)) if m.contains("not found") => Ok(None),
+            Err(Error::CredentialsNotFound { .. }) => Ok(None),
             Err(e) => Err(e),
         };
     }
@@ -155,11 +161,9 @@ pub fn get(host: &str) -> Result<Option<Credentials>> {
         if let Some(auth) = entry.get("auth").and_then(Value::as_str) {
             let decoded = base64::engine::general_purpose::STANDARD
                 .decode(auth.trim())
-                .map_err(|e| {
-                    Error::Registry(format!(
-                        "{}: auths.{key}.auth: {e}",
-                        config_path().display()
-                    ))
+                .map_err(|e| Error::Settings {
+                    path: config_path(),
+                    reason: format!("auths.{key}.auth: {e}"),
                 })?;
             let text = String::from_utf8_lossy(&decoded);
             if let Some((u, p)) = text.split_once(':') {

@@ -113,14 +113,17 @@ impl Registry {
             .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")));
         for file in ca_files(host, config) {
             let pem = std::fs::read(&file).map_err(Error::io("read the CA file", &file))?;
-            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
-                Error::Registry(format!("{}: not a PEM certificate: {e}", file.display()))
+            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| Error::Settings {
+                path: file.clone(),
+                reason: format!("not a PEM certificate: {e}"),
             })?;
             builder = builder.add_root_certificate(cert);
         }
-        let http = builder
-            .build()
-            .map_err(|e| Error::Registry(format!("{host}: {}", error_chain(&e))))?;
+        let http = builder.build().map_err(|e| Error::Unreachable {
+            host: host.to_string(),
+            reason: error_chain(&e),
+            hint: String::new(),
+        })?;
         Ok(Registry {
             http,
             base: format!("{scheme}://{served_by}"),
@@ -164,16 +167,11 @@ impl Registry {
                     if r.status() == StatusCode::UNAUTHORIZED
                         || r.status() == StatusCode::FORBIDDEN =>
                 {
-                    return Err(Error::Registry(match &self.credentials {
-                        None => format!(
-                            "{}: unauthorized: run `kiln login {}`",
-                            self.host, self.host
-                        ),
-                        Some(c) => format!(
-                            "{}: {} may not {scope} (denied by the registry)",
-                            self.host, c.username
-                        ),
-                    }));
+                    return Err(Error::Denied {
+                        host: self.host.clone(),
+                        user: self.credentials.as_ref().map(|c| c.username.clone()),
+                        scope: scope.to_string(),
+                    });
                 }
                 Ok(r) if r.status().is_server_error() && attempt < ATTEMPTS => backoff(attempt),
                 Ok(r) => return Ok(r),
@@ -183,29 +181,35 @@ impl Registry {
                 {
                     backoff(attempt)
                 }
-                Err(e) => return Err(Error::Registry(self.failed(&e))),
+                Err(e) => return Err(self.failed(&e)),
             }
         }
     }
 
     /// A request that got no answer, with its causes, and for HTTPS the hint that the
     /// registry may speak plain HTTP, or have a CA kiln does not know.
-    fn failed(&self, e: &reqwest::Error) -> String {
-        let mut text = format!("{}: {}", self.host, error_chain(e));
-        if text.to_ascii_lowercase().contains("certificate") {
-            text.push_str(&format!(
+    fn failed(&self, e: &reqwest::Error) -> Error {
+        let reason = error_chain(e);
+        let hint = if reason.to_ascii_lowercase().contains("certificate") {
+            format!(
                 " (to trust the CA that signed {}'s certificate: SSL_CERT_FILE, \
                  /etc/docker/certs.d/{}/ca.crt, or [registries.ca] in kiln's config)",
                 self.host, self.host
-            ));
+            )
         } else if self.base.starts_with("https://") && !e.is_timeout() {
-            text.push_str(&format!(
+            format!(
                 " (if {} serves plain HTTP, list it under `insecure` in kiln's config: see \
-                 the README's \"Registry settings\")",
+                 docs/push-pull.md, \"Registry settings\")",
                 self.host
-            ));
+            )
+        } else {
+            String::new()
+        };
+        Error::Unreachable {
+            host: self.host.clone(),
+            reason,
+            hint,
         }
-        text
     }
 
     /// The Authorization header to send for `scope`, if one is known.
@@ -229,28 +233,25 @@ impl Registry {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string();
-        let login_hint = || {
-            format!(
-                "{}: unauthorized: run `kiln login {}`",
-                self.host, self.host
-            )
+        let login_hint = || Error::Denied {
+            host: self.host.clone(),
+            user: None,
+            scope: scope.to_string(),
         };
         let Some(params) = challenge
             .strip_prefix("Bearer ")
             .or_else(|| challenge.strip_prefix("bearer "))
         else {
             if self.credentials.is_none() {
-                return Err(Error::Registry(login_hint()));
+                return Err(login_hint());
             }
             *self.basic.lock().unwrap() = true;
             return Ok(());
         };
         let params = challenge_params(params);
-        let realm = params.get("realm").ok_or_else(|| {
-            Error::Registry(format!(
-                "{}: a Bearer challenge without a realm: {challenge}",
-                self.host
-            ))
+        let realm = params.get("realm").ok_or_else(|| Error::Protocol {
+            what: self.host.clone(),
+            reason: format!("a Bearer challenge without a realm: {challenge}"),
         })?;
         let mut query: Vec<(&str, &str)> = Vec::new();
         if let Some(service) = params.get("service") {
@@ -271,33 +272,38 @@ impl Registry {
         if let Some(c) = &self.credentials {
             request = request.basic_auth(&c.username, Some(&c.password));
         }
-        let answer = request
-            .send()
-            .map_err(|e| Error::Registry(format!("{realm}: {}", error_chain(&e))))?;
+        let answer = request.send().map_err(|e| Error::Unreachable {
+            host: realm.clone(),
+            reason: error_chain(&e),
+            hint: String::new(),
+        })?;
         match answer.status() {
             s if s.is_success() => {}
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN if self.credentials.is_some() => {
-                return Err(Error::Registry(format!(
-                    "{}: the credentials stored for it were refused (run `kiln login {}` again)",
-                    self.host, self.host
-                )));
+                return Err(Error::CredentialsRefused {
+                    host: self.host.clone(),
+                });
             }
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                return Err(Error::Registry(login_hint()))
-            }
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => return Err(login_hint()),
             s => {
-                return Err(Error::Registry(format!(
-                    "{realm}: token request answered {s}"
-                )))
+                return Err(Error::Token {
+                    realm: realm.clone(),
+                    reason: format!("token request answered {s}"),
+                })
             }
         }
         let body = read_capped(answer, MAX_TOKEN_ANSWER, realm)?;
-        let body: serde_json::Value = serde_json::from_slice(&body)
-            .map_err(|_| Error::Registry(format!("{realm}: the token answer is not JSON")))?;
+        let body: serde_json::Value = serde_json::from_slice(&body).map_err(|_| Error::Token {
+            realm: realm.clone(),
+            reason: "the token answer is not JSON".into(),
+        })?;
         let token = body["token"]
             .as_str()
             .or_else(|| body["access_token"].as_str())
-            .ok_or_else(|| Error::Registry(format!("{realm}: the token answer has no token")))?;
+            .ok_or_else(|| Error::Token {
+                realm: realm.clone(),
+                reason: "the token answer has no token".into(),
+            })?;
         // Docker's default lifetime is 60 s; renew a little early. A day at most: a
         // token is asked again then, and a huge lifetime cannot overflow the clock.
         let lifetime = body["expires_in"]
@@ -317,14 +323,10 @@ impl Registry {
         let r = self.send("", |c| c.get(self.url("/v2/")))?;
         match r.status() {
             s if s.is_success() => Ok(()),
-            StatusCode::UNAUTHORIZED => Err(Error::Registry(format!(
-                "{}: login refused: wrong user name or password",
-                self.host
-            ))),
-            s => Err(Error::Registry(format!(
-                "{}: GET /v2/ answered {s}",
-                self.host
-            ))),
+            StatusCode::UNAUTHORIZED => Err(Error::LoginRefused {
+                host: self.host.clone(),
+            }),
+            _ => Err(refused(&format!("{}: GET /v2/", self.host), r)),
         }
     }
 }
@@ -450,8 +452,12 @@ pub(crate) fn read_capped(r: Response, limit: u64, what: &str) -> Result<Vec<u8>
         return Err(too_large());
     }
     let mut body = Vec::new();
-    std::io::Read::read_to_end(&mut std::io::Read::take(r, limit + 1), &mut body)
-        .map_err(|e| Error::Registry(format!("{what}: {e}")))?;
+    std::io::Read::read_to_end(&mut std::io::Read::take(r, limit + 1), &mut body).map_err(|e| {
+        Error::Protocol {
+            what: what.to_string(),
+            reason: format!("the answer broke off: {e}"),
+        }
+    })?;
     if body.len() as u64 > limit {
         return Err(too_large());
     }
@@ -464,24 +470,35 @@ fn refused(what: &str, r: Response) -> Error {
     let body = read_capped(r, MAX_ERROR_BODY, what)
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();
-    let detail: String = serde_json::from_str::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| {
-            v["errors"].as_array().map(|e| {
-                e.iter()
-                    .map(|e| {
-                        format!(
-                            "{}: {}",
-                            e["code"].as_str().unwrap_or("?"),
-                            e["message"].as_str().unwrap_or("")
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; ")
+    let envelope = serde_json::from_str::<serde_json::Value>(&body).ok();
+    let errors = envelope
+        .as_ref()
+        .and_then(|v| v["errors"].as_array().cloned())
+        .unwrap_or_default();
+    let detail: String = if errors.is_empty() {
+        body.chars().take(200).collect()
+    } else {
+        errors
+            .iter()
+            .map(|e| {
+                format!(
+                    "{}: {}",
+                    e["code"].as_str().unwrap_or("?"),
+                    e["message"].as_str().unwrap_or("")
+                )
             })
-        })
-        .unwrap_or_else(|| body.chars().take(200).collect());
-    Error::Registry(format!("{what}: {status} {detail}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    Error::Refused {
+        request: what.to_string(),
+        status: status.as_u16(),
+        code: errors
+            .first()
+            .and_then(|e| e["code"].as_str())
+            .map(str::to_string),
+        detail,
+    }
 }
 
 #[cfg(test)]

@@ -61,7 +61,10 @@ pub fn pull_image(
         if passed.is_empty() {
             e
         } else {
-            Error::Registry(format!("{e} (after the mirrors {})", passed.join(", ")))
+            Error::AfterMirrors {
+                source: Box::new(e),
+                mirrors: passed.join(", "),
+            }
         }
     })
 }
@@ -96,10 +99,11 @@ pub fn pull(
                     .filter_map(|m| m.platform().as_ref())
                     .map(|p| format!("{}/{}", p.os(), p.architecture()))
                     .collect();
-                Error::Registry(format!(
-                    "{reference}: no image for {platform} (it has: {}); choose one with --platform",
-                    offered.join(", ")
-                ))
+                Error::NoPlatform {
+                    image: reference.to_string(),
+                    platform: platform.to_string(),
+                    offered: offered.join(", "),
+                }
             })?;
         fetch_manifest(registry, reference, chosen.digest().as_ref())?
     } else {
@@ -183,9 +187,10 @@ pub fn fetch_image_manifest(
 ) -> Result<(ImageManifest, Digest)> {
     let (bytes, media_type, digest) = fetch_manifest(registry, reference, &target_of(reference))?;
     if !media::is_manifest(&media_type) {
-        return Err(Error::Registry(format!(
-            "{reference}: {media_type} is not a single manifest"
-        )));
+        return Err(Error::Protocol {
+            what: reference.to_string(),
+            reason: format!("{media_type} is not a single manifest"),
+        });
     }
     let manifest =
         serde_json::from_slice(&bytes).map_err(Error::json(format!("{reference}: manifest")))?;
@@ -259,13 +264,15 @@ pub(crate) fn fetch_manifest(
     let body_type = serde_json::from_slice::<serde_json::Value>(&bytes)
         .ok()
         .and_then(|v| v["mediaType"].as_str().map(str::to_string));
-    let media_type = body_type
-        .or(header_type)
-        .ok_or_else(|| Error::Registry(format!("GET {url}: the manifest has no media type")))?;
+    let media_type = body_type.or(header_type).ok_or_else(|| Error::Protocol {
+        what: format!("GET {url}"),
+        reason: "the manifest has no media type".into(),
+    })?;
     if !media::is_index(&media_type) && !media::is_manifest(&media_type) {
-        return Err(Error::Registry(format!(
-            "GET {url}: {media_type} is not an image manifest or index"
-        )));
+        return Err(Error::Protocol {
+            what: format!("GET {url}"),
+            reason: format!("{media_type} is not an image manifest or index"),
+        });
     }
     Ok((bytes, media_type, digest))
 }
@@ -327,8 +334,11 @@ fn download(
         }
         // Broken off, or ended early: ask for the rest.
     }
-    Err(Error::Registry(format!(
-        "GET {url}: the download broke off {ATTEMPTS} times ({written} of {} bytes)",
-        d.size()
-    )))
+    Err(Error::Protocol {
+        what: format!("GET {url}"),
+        reason: format!(
+            "the download broke off {ATTEMPTS} times ({written} of {} bytes)",
+            d.size()
+        ),
+    })
 }

@@ -383,9 +383,9 @@ fn location_of(
     ) {
         (Some(l), _) => Ok(registry.url(l)),
         (None, Some(current)) => Ok(current.to_string()),
-        (None, None) => Err(Error::Registry(format!(
-            "{}: the answer that opens an upload has no Location",
-            registry.host()
-        ))),
+        (None, None) => Err(Error::Protocol {
+            what: registry.host().to_string(),
+            reason: "the answer that opens an upload has no Location".into(),
+        }),
     }
 }
