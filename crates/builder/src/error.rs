@@ -16,9 +16,53 @@ pub enum Error {
         at: crate::ast::Position,
         message: String,
     },
-    /// The build context: a bad `.dockerignore`, a source that is not there.
-    #[error("{0}")]
-    Context(String),
+    #[error("{path}: outside the build context")]
+    OutsideContext { path: String },
+    #[error("{path}: a symlink points out of the build context")]
+    SymlinkOut { path: String },
+    /// A COPY/ADD source pattern that is not one.
+    #[error("{pattern}: {reason}")]
+    BadPattern { pattern: String, reason: String },
+    #[error("no source files were specified: {pattern} matches nothing in the build context")]
+    NoSources { pattern: String },
+    #[error("{pattern}: not found in the build context (is it in .dockerignore?)")]
+    NotInContext { pattern: String },
+    #[error(".dockerignore line {line}: {reason}")]
+    Dockerignore { line: usize, reason: String },
+    #[error("target stage {name:?} could not be found in the Dockerfile")]
+    NoTarget { name: String },
+    /// A base image the store does not have (for the platform asked).
+    #[error("{source} (kiln builds FROM images in its store or pulls them)")]
+    NoImage {
+        #[source]
+        source: kiln_image::Error,
+    },
+    #[error("no such image {name} in the store, and pulling it failed: {source}")]
+    PullFailed {
+        name: String,
+        #[source]
+        source: kiln_image::Error,
+    },
+    #[error("--change {change:?}: {keyword} cannot be changed on import (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, USER, VOLUME, WORKDIR can)")]
+    Unchangeable { change: String, keyword: String },
+    #[error("cache option {spec:?}: {reason}")]
+    CacheOption { spec: String, reason: String },
+    /// A build cache (in a registry or a directory) that cannot be read or made.
+    #[error("{what}: {reason}")]
+    Cache { what: String, reason: String },
+    #[error("the image is built and tagged, but its cache could not be exported to {location}: {source} (add ignore-error=true to --cache-to to let the build pass)")]
+    CacheExport {
+        location: String,
+        #[source]
+        source: Box<Error>,
+    },
+    /// JSON kiln writes that would not encode.
+    #[error("{what}: {source}")]
+    Encode {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
     /// A step that failed: which one, and why (for RUN: the exit code and the output's tail).
     #[error("{step}: {message}")]
     Step { step: String, message: String },

@@ -181,8 +181,10 @@ impl Cache {
             path: self.dir.clone(),
             source: e,
         })?;
-        let bytes =
-            serde_json::to_vec(record).map_err(|e| Error::Context(format!("cache record: {e}")))?;
+        let bytes = serde_json::to_vec(record).map_err(|source| Error::Encode {
+            what: "cache record",
+            source,
+        })?;
         std::io::Write::write_all(&mut tmp.as_file(), &bytes).map_err(|e| Error::Read {
             path: tmp.path().to_path_buf(),
             source: e,

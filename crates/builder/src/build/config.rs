@@ -318,10 +318,10 @@ pub fn apply_changes(config: Value, changes: &[String]) -> Result<Value, crate::
                 | Command::User(_)
                 | Command::Volume(_) => image.apply(&instr.command, &mut cmd_set),
                 other => {
-                    return Err(crate::Error::Context(format!(
-                        "--change {change:?}: {} cannot be changed on import (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, USER, VOLUME, WORKDIR can)",
-                        other.keyword().to_uppercase()
-                    )))
+                    return Err(crate::Error::Unchangeable {
+                        change: change.to_string(),
+                        keyword: other.keyword().to_uppercase(),
+                    })
                 }
             }
         }

@@ -26,7 +26,9 @@ fn clean_relative(p: &str) -> Result<PathBuf, Error> {
         match c {
             Component::Normal(x) => out.push(x),
             Component::ParentDir if !out.pop() => {
-                return Err(Error::Context(format!("{p}: outside the build context")));
+                return Err(Error::OutsideContext {
+                    path: p.to_string(),
+                });
             }
             _ => {}
         }
@@ -45,12 +47,19 @@ pub fn select(
         let rel = clean_relative(pattern)?;
         let rel_str = rel.to_string_lossy().replace('\\', "/");
         if pattern.contains(['*', '?', '[']) {
-            let re = Regex::new(&crate::context::dockerignore::to_regex(&rel_str))
-                .map_err(|e| Error::Context(format!("{pattern}: {e}")))?;
+            let re =
+                Regex::new(&crate::context::dockerignore::to_regex(&rel_str)).map_err(|e| {
+                    Error::BadPattern {
+                        pattern: pattern.clone(),
+                        reason: e.to_string(),
+                    }
+                })?;
             let mut found = false;
             for entry in walkdir::WalkDir::new(root).min_depth(1).sort_by_file_name() {
-                let entry =
-                    entry.map_err(|e| Error::Context(format!("reading the context: {e}")))?;
+                let entry = entry.map_err(|e| Error::Read {
+                    path: root.to_path_buf(),
+                    source: e.into(),
+                })?;
                 let r = entry
                     .path()
                     .strip_prefix(root)
@@ -65,7 +74,9 @@ pub fn select(
                 }
             }
             if !found {
-                return Err(Error::Context(format!("no source files were specified: {pattern} matches nothing in the build context")));
+                return Err(Error::NoSources {
+                    pattern: pattern.clone(),
+                });
             }
             continue;
         }
@@ -73,9 +84,9 @@ pub fn select(
         if fs::symlink_metadata(&full).is_err()
             || (!rel_str.is_empty() && ignore.is_some_and(|i| i.excludes(&rel_str)))
         {
-            return Err(Error::Context(format!(
-                "{pattern}: not found in the build context (is it in .dockerignore?)"
-            )));
+            return Err(Error::NotInContext {
+                pattern: pattern.clone(),
+            });
         }
         out.push(Source {
             path: full
@@ -99,10 +110,9 @@ pub fn resolve_in(root: &Path, rel: &Path) -> Result<PathBuf, Error> {
     while let Some(part) = todo.pop() {
         if part == Path::new("..") {
             if !current.pop() {
-                return Err(Error::Context(format!(
-                    "{}: a symlink points out of the build context",
-                    rel.display()
-                )));
+                return Err(Error::SymlinkOut {
+                    path: rel.display().to_string(),
+                });
             }
             continue;
         }
@@ -111,10 +121,9 @@ pub fn resolve_in(root: &Path, rel: &Path) -> Result<PathBuf, Error> {
             Ok(target) => {
                 hops += 1;
                 if hops > 40 || target.is_absolute() {
-                    return Err(Error::Context(format!(
-                        "{}: a symlink points out of the build context",
-                        rel.display()
-                    )));
+                    return Err(Error::SymlinkOut {
+                        path: rel.display().to_string(),
+                    });
                 }
                 todo.extend(
                     target
@@ -151,8 +160,10 @@ pub fn content_key(
             .follow_root_links(true)
             .sort_by_file_name();
         for entry in walker {
-            let entry =
-                entry.map_err(|e| Error::Context(format!("reading {}: {e}", top.display())))?;
+            let entry = entry.map_err(|e| Error::Read {
+                path: top.to_path_buf(),
+                source: e.into(),
+            })?;
             let rel = entry
                 .path()
                 .strip_prefix(root)
@@ -313,8 +324,10 @@ pub fn copy(job: &CopyJob, upper: &Path) -> Result<(), Error> {
                 .follow_root_links(true)
                 .sort_by_file_name()
             {
-                let entry = entry
-                    .map_err(|e| Error::Context(format!("reading {}: {e}", from.display())))?;
+                let entry = entry.map_err(|e| Error::Read {
+                    path: from.to_path_buf(),
+                    source: e.into(),
+                })?;
                 let rel_ctx = entry
                     .path()
                     .strip_prefix(root)
@@ -386,8 +399,10 @@ pub fn link_tree(from: &Path, to: &Path) -> Result<(), Error> {
         move |e: std::io::Error| Error::Read { path, source: e }
     };
     for entry in walkdir::WalkDir::new(from).min_depth(1) {
-        let entry =
-            entry.map_err(|e| Error::Context(format!("reading {}: {e}", from.display())))?;
+        let entry = entry.map_err(|e| Error::Read {
+            path: from.to_path_buf(),
+            source: e.into(),
+        })?;
         let target = to.join(entry.path().strip_prefix(from).expect("under from"));
         let meta = entry.path().symlink_metadata().map_err(io(entry.path()))?;
         let ft = meta.file_type();
@@ -422,8 +437,10 @@ pub fn link_tree(from: &Path, to: &Path) -> Result<(), Error> {
     }
     // Directory times last: linking into them changed them.
     for entry in walkdir::WalkDir::new(from).contents_first(true) {
-        let entry =
-            entry.map_err(|e| Error::Context(format!("reading {}: {e}", from.display())))?;
+        let entry = entry.map_err(|e| Error::Read {
+            path: from.to_path_buf(),
+            source: e.into(),
+        })?;
         if entry.file_type().is_file() {
             continue;
         }

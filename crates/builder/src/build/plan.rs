@@ -145,10 +145,8 @@ impl<'a> Plan<'a> {
     /// The stage `--target` names, else the last.
     pub fn target(&self, name: Option<&str>) -> Result<usize, Error> {
         match name {
-            Some(t) => self.find(t).ok_or_else(|| {
-                Error::Context(format!(
-                    "target stage {t:?} could not be found in the Dockerfile"
-                ))
+            Some(t) => self.find(t).ok_or_else(|| Error::NoTarget {
+                name: t.to_string(),
             }),
             None => Ok(self.stages.len() - 1),
         }

@@ -131,7 +131,9 @@ pub fn statement(
 /// Writes `statement` as an attestation manifest whose subject is `image` (a manifest
 /// in the store); returns the index entry for it.
 pub fn attach(store: &Store, image: &Descriptor, statement: &Value) -> Result<Descriptor, Error> {
-    let bytes = serde_json::to_vec(statement)
-        .map_err(|e| Error::Context(format!("provenance statement: {e}")))?;
+    let bytes = serde_json::to_vec(statement).map_err(|source| Error::Encode {
+        what: "provenance statement",
+        source,
+    })?;
     Ok(kiln_image::attestation::attach(store, image, &bytes)?)
 }

@@ -72,7 +72,10 @@ impl std::str::FromStr for CacheRef {
     type Err = Error;
 
     fn from_str(spec: &str) -> Result<CacheRef, Error> {
-        let bad = |m: String| Error::Context(format!("cache option {spec:?}: {m}"));
+        let bad = |reason: String| Error::CacheOption {
+            spec: spec.to_string(),
+            reason,
+        };
         let mut reference = None;
         let mut dir = None;
         let mut local = false;
@@ -191,15 +194,17 @@ pub fn export(
     // an earlier push); one that came from a registry cache is there compressed already.
     let mut stored = Vec::new();
     for d in &diff_ids {
-        stored.push(store.layer_blob(d.digest()).ok_or_else(|| {
-            Error::Context(format!(
-                "layer {d} of a cached step is no longer in the store (run the build again)"
-            ))
+        stored.push(store.layer_blob(d.digest()).ok_or_else(|| Error::Cache {
+            what: format!("layer {d} of a cached step"),
+            reason: "no longer in the store (run the build again)".into(),
         })?);
     }
     let layers = store.compressed_layers(&stored, to.compression)?;
-    let config = serde_json::to_vec(&CacheConfig { records, diff_ids })
-        .map_err(|e| Error::Context(format!("cache config: {e}")))?;
+    let config =
+        serde_json::to_vec(&CacheConfig { records, diff_ids }).map_err(|source| Error::Encode {
+            what: "cache config",
+            source,
+        })?;
     let config_digest = store.write_blob_bytes(&config)?;
     let manifest = ImageManifestBuilder::default()
         .schema_version(2u32)
@@ -212,9 +217,14 @@ pub fn export(
         ))
         .layers(layers)
         .build()
-        .map_err(|e| Error::Context(format!("cache manifest: {e}")))?;
-    let bytes = serde_json::to_vec(&manifest)
-        .map_err(|e| Error::Context(format!("cache manifest: {e}")))?;
+        .map_err(|e| Error::Cache {
+            what: "cache manifest".into(),
+            reason: e.to_string(),
+        })?;
+    let bytes = serde_json::to_vec(&manifest).map_err(|source| Error::Encode {
+        what: "cache manifest",
+        source,
+    })?;
     match &to.location {
         CacheLocation::Registry(reference) => {
             let registry = Registry::new(&reference.domain)?;
@@ -299,11 +309,13 @@ impl RemoteCache {
             if e.layer
                 .is_some_and(|l| l >= layer_count || l >= config.diff_ids.len())
             {
-                return Err(Error::Context(format!(
-                    "{}: the cache names layer {:?} of {layer_count}",
-                    from.location,
-                    e.layer.unwrap_or_default()
-                )));
+                return Err(Error::Cache {
+                    what: from.location.to_string(),
+                    reason: format!(
+                        "the cache names layer {:?} of {layer_count}",
+                        e.layer.unwrap_or_default()
+                    ),
+                });
             }
             if let std::collections::hash_map::Entry::Vacant(v) = self.entries.entry(e.key) {
                 v.insert((source, e));
@@ -343,11 +355,10 @@ impl RemoteCache {
                 Some(c) if c != Compression::None => {
                     Ok(store.remember_compressed(d, c, blob.digest(), blob.size())?)
                 }
-                _ => Err(Error::Context(format!(
-                    "layer {} ({}) is not the layer {diff_id}",
-                    blob.digest(),
-                    blob.media_type()
-                ))),
+                _ => Err(Error::Cache {
+                    what: format!("layer {} ({})", blob.digest(), blob.media_type()),
+                    reason: format!("is not the layer {diff_id}"),
+                }),
             }
         })();
         match fetched {
@@ -371,14 +382,19 @@ fn read_config(
 ) -> Result<CacheConfig, Error> {
     let config = manifest.config();
     if config.media_type().to_string() != CONFIG_TYPE {
-        return Err(Error::Context(format!(
-            "{location} is not a kiln build cache (its config is {})",
-            config.media_type()
-        )));
+        return Err(Error::Cache {
+            what: location.to_string(),
+            reason: format!(
+                "this is not a kiln build cache (its config is {})",
+                config.media_type()
+            ),
+        });
     }
     origin.fetch(store, config)?;
-    serde_json::from_slice(&store.read_blob(config.digest())?)
-        .map_err(|e| Error::Context(format!("{location}: the cache config does not read: {e}")))
+    serde_json::from_slice(&store.read_blob(config.digest())?).map_err(|e| Error::Cache {
+        what: location.to_string(),
+        reason: format!("the cache config does not read: {e}"),
+    })
 }
 
 #[cfg(test)]

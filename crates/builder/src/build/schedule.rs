@@ -112,7 +112,10 @@ mod tests {
             let (tx, rx) = lock(&ends).pop().expect("two stages");
             tx.send(()).unwrap();
             rx.recv_timeout(Duration::from_secs(10))
-                .map_err(|_| Error::Context("the other stage did not run alongside".into()))
+                .map_err(|_| Error::Step {
+                    step: "stage 0 or 1".into(),
+                    message: "the other stage did not run alongside".into(),
+                })
         });
         assert!(out.is_ok(), "{out:?}");
     }
@@ -142,11 +145,13 @@ mod tests {
         let deps: Edges = BTreeMap::from([(0, vec![]), (1, vec![0]), (2, vec![1])]);
         let out = run_stages(&[0, 1, 2], &deps, &label, &|i, _: &BTreeMap<usize, ()>| {
             if i == 1 {
-                Err(Error::Context("stage 1 failed".into()))
+                Err(Error::NoTarget {
+                    name: "stage 1".into(),
+                })
             } else {
                 Ok(())
             }
         });
-        assert!(matches!(out, Err(Error::Context(m)) if m == "stage 1 failed"));
+        assert!(matches!(out, Err(Error::NoTarget { name }) if name == "stage 1"));
     }
 }

@@ -211,7 +211,10 @@ fn added(upper: &Path) -> Result<Vec<kiln_image::layer::Change>, Error> {
         .min_depth(1)
         .sort_by_file_name()
     {
-        let e = e.map_err(|e| Error::Context(e.to_string()))?;
+        let e = e.map_err(|e| Error::Read {
+            path: upper.to_path_buf(),
+            source: e.into(),
+        })?;
         all.push(kiln_image::layer::Change::Upsert(
             e.path().strip_prefix(upper).expect("under").to_path_buf(),
         ));
@@ -445,9 +448,10 @@ impl<'a> Builder<'a> {
                 &report,
             ) {
                 if self.store.resolve_for(name, platform).is_err() {
-                    return Err(Error::Context(format!(
-                        "no such image {name} in the store, and pulling it failed: {e}"
-                    )));
+                    return Err(Error::PullFailed {
+                        name: name.to_string(),
+                        source: e,
+                    });
                 }
                 // --pull and the registry cannot be reached: the image at hand will do.
                 report(format!("{e}; using the image in the store"));
@@ -699,11 +703,10 @@ impl<'a> Builder<'a> {
     /// A base image from the store, for `platform`: its config and its layers (not
     /// unpacked yet).
     fn image_state(&self, name: &str, platform: &Platform) -> Result<State, Error> {
-        let image = self.store.resolve_for(name, platform).map_err(|e| {
-            Error::Context(format!(
-                "{e} (kiln builds FROM images in its store or pulls them)"
-            ))
-        })?;
+        let image = self
+            .store
+            .resolve_for(name, platform)
+            .map_err(|source| Error::NoImage { source })?;
         let used = Dependency {
             name: name.to_string(),
             platform: platform.clone(),
@@ -1153,11 +1156,10 @@ pub(super) fn export_cache(
         Ok(digest) => report(format!("{} steps, digest: {digest}", steps.len())),
         Err(e) if to.ignore_error => report(format!("not exported (ignore-error=true): {e}")),
         Err(e) => {
-            return Err(Error::Context(format!(
-                "the image is built and tagged, but its cache could not be exported to \
-                 {}: {e} (add ignore-error=true to --cache-to to let the build pass)",
-                to.location
-            )))
+            return Err(Error::CacheExport {
+                location: to.location.to_string(),
+                source: Box::new(e),
+            })
         }
     }
     progress(Event::Done {

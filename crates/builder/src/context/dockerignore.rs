@@ -36,21 +36,19 @@ impl Dockerignore {
             if exclusion {
                 pattern = pattern[1..].trim();
                 if pattern.is_empty() {
-                    return Err(Error::Context(format!(
-                        ".dockerignore line {}: illegal exclusion pattern: \"!\"",
-                        n + 1
-                    )));
+                    return Err(Error::Dockerignore {
+                        line: n + 1,
+                        reason: "illegal exclusion pattern: \"!\"".into(),
+                    });
                 }
             }
             let mut cleaned = clean(pattern);
             if cleaned.len() > 1 && cleaned.starts_with('/') {
                 cleaned.remove(0);
             }
-            let regex = Regex::new(&to_regex(&cleaned)).map_err(|e| {
-                Error::Context(format!(
-                    ".dockerignore line {}: bad pattern {pattern:?}: {e}",
-                    n + 1
-                ))
+            let regex = Regex::new(&to_regex(&cleaned)).map_err(|e| Error::Dockerignore {
+                line: n + 1,
+                reason: format!("bad pattern {pattern:?}: {e}"),
             })?;
             patterns.push(Pattern { exclusion, regex });
         }

@@ -74,9 +74,14 @@ pub(super) fn write(
         .media_type(MediaType::ImageIndex)
         .manifests(vec![entry])
         .build()
-        .map_err(|e| Error::Context(format!("cache index: {e}")))?;
-    let index =
-        serde_json::to_vec(&index).map_err(|e| Error::Context(format!("cache index: {e}")))?;
+        .map_err(|e| Error::Cache {
+            what: "cache index".into(),
+            reason: e.to_string(),
+        })?;
+    let index = serde_json::to_vec(&index).map_err(|source| Error::Encode {
+        what: "cache index",
+        source,
+    })?;
     write_whole(&dir.join("index.json"), &index)?;
     // The blobs of earlier exports that this one does not name.
     for old in std::fs::read_dir(&blobs)
@@ -101,24 +106,30 @@ fn write_whole(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 pub(super) fn manifest(dir: &Path) -> Result<ImageManifest, Error> {
     let path = dir.join("index.json");
     let text = std::fs::read(&path).map_err(io("read", &path))?;
-    let index: ImageIndex = serde_json::from_slice(&text)
-        .map_err(|e| Error::Context(format!("{}: not an OCI index: {e}", path.display())))?;
+    let index: ImageIndex = serde_json::from_slice(&text).map_err(|e| Error::Cache {
+        what: path.display().to_string(),
+        reason: format!("not an OCI index: {e}"),
+    })?;
     let entry = index
         .manifests()
         .iter()
         .find(|d| kiln_image::media::is_manifest(d.media_type().as_ref()))
-        .ok_or_else(|| Error::Context(format!("{}: names no manifest", path.display())))?;
+        .ok_or_else(|| Error::Cache {
+            what: path.display().to_string(),
+            reason: "names no manifest".into(),
+        })?;
     let blob = blob_path(dir, entry.digest());
     let bytes = std::fs::read(&blob).map_err(io("read", &blob))?;
     if kiln_image::digest::sha256(&bytes) != *entry.digest() {
-        return Err(Error::Context(format!(
-            "{}: the manifest's bytes are not {}",
-            blob.display(),
-            entry.digest()
-        )));
+        return Err(Error::Cache {
+            what: blob.display().to_string(),
+            reason: format!("the manifest's bytes are not {}", entry.digest()),
+        });
     }
-    serde_json::from_slice(&bytes)
-        .map_err(|e| Error::Context(format!("{}: not a manifest: {e}", blob.display())))
+    serde_json::from_slice(&bytes).map_err(|e| Error::Cache {
+        what: blob.display().to_string(),
+        reason: format!("not a manifest: {e}"),
+    })
 }
 
 /// One blob of the cache in `dir` into `store`, checked against its digest.
