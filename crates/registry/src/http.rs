@@ -165,7 +165,18 @@ async fn token(
         .filter(|(k, _)| k == "scope")
         .map(|(_, v)| v.clone())
         .collect();
-    match app.auth.issue_token(credentials, &scopes, peer.ip()) {
+    // A token for a user checks a password (bcrypt): on a blocking thread.
+    let issuer = app.clone();
+    let ip = peer.ip();
+    let issued = match credentials {
+        Some(_) => {
+            tokio::task::spawn_blocking(move || issuer.auth.issue_token(credentials, &scopes, ip))
+                .await
+                .expect("issuing a token does not panic")
+        }
+        None => app.auth.issue_token(None, &scopes, ip),
+    };
+    match issued {
         Ok(body) => json(StatusCode::OK, body),
         Err(r) => refusal_response(r),
     }
@@ -312,10 +323,18 @@ async fn v2(
         }
         Err(e) => return drained(body, error_response(&e)).await,
     };
-    let who = match app
-        .auth
-        .identify(header_str(&headers, header::AUTHORIZATION), peer.ip())
-    {
+    let authorization = header_str(&headers, header::AUTHORIZATION).map(str::to_string);
+    let identified = if app.auth.checks_password(authorization.as_deref()) {
+        // bcrypt: on a blocking thread, not an async worker.
+        let checker = app.clone();
+        let ip = peer.ip();
+        tokio::task::spawn_blocking(move || checker.auth.identify(authorization.as_deref(), ip))
+            .await
+            .expect("a password check does not panic")
+    } else {
+        app.auth.identify(authorization.as_deref(), peer.ip())
+    };
+    let who = match identified {
         Ok(who) => who,
         Err(r) => return drained(body, refusal_response(r)).await,
     };

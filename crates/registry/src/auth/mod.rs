@@ -131,16 +131,10 @@ impl Auth {
                 challenge: None,
             });
         }
-        let key = (user.to_string(), Sha256::digest(password.as_bytes()).into());
-        {
-            let verified = self.verified.lock().expect("verified lock");
-            if verified
-                .get(&key)
-                .is_some_and(|t| t.elapsed() < VERIFIED_FOR)
-            {
-                return Ok(());
-            }
+        if self.recently_verified(user, password) {
+            return Ok(());
         }
+        let key = (user.to_string(), Sha256::digest(password.as_bytes()).into());
         if self
             .users
             .as_ref()
@@ -163,6 +157,25 @@ impl Auth {
             ),
             challenge: None,
         })
+    }
+
+    /// Whether this user's password was checked a short while ago.
+    fn recently_verified(&self, user: &str, password: &str) -> bool {
+        let key = (user.to_string(), Sha256::digest(password.as_bytes()).into());
+        let verified = self.verified.lock().expect("verified lock");
+        verified
+            .get(&key)
+            .is_some_and(|t| t.elapsed() < VERIFIED_FOR)
+    }
+
+    /// Whether [`Auth::identify`] will check a password (a bcrypt, tens of milliseconds of
+    /// CPU): the caller runs it off the async workers then.
+    pub fn checks_password(&self, authorization: Option<&str>) -> bool {
+        self.users.is_some()
+            && self.signer.is_none()
+            && authorization
+                .and_then(basic)
+                .is_some_and(|(user, password)| !self.recently_verified(&user, &password))
     }
 
     /// Who the request's `Authorization` header says is calling.
