@@ -66,3 +66,49 @@ fn workspace_dependencies_point_one_way() {
         }
     }
 }
+
+/// The registry links the image crate's names alone: not its `full` feature (the store,
+/// the compressors, the registry client), as `cargo tree` resolves it for the registry.
+#[test]
+fn the_registry_links_no_compressor_and_no_client() {
+    let out = Command::new(env!("CARGO"))
+        .args([
+            "tree",
+            "-p",
+            "kiln-registry",
+            "-e",
+            "normal",
+            "-f",
+            "{p} {f}",
+            "--offline",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run cargo tree");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tree = String::from_utf8_lossy(&out.stdout);
+    let image = tree
+        .lines()
+        .find(|l| l.contains("kiln-image"))
+        .expect("the registry depends on kiln-image");
+    assert!(!image.contains("full"), "{image}");
+    for compressor in [
+        "libdeflater",
+        "zstd",
+        "bzip2",
+        "liblzma",
+        "flate2",
+        "scrypt",
+    ] {
+        assert!(
+            !tree
+                .lines()
+                .any(|l| l.contains(&format!(" {compressor} v"))),
+            "the registry links {compressor}:\n{tree}"
+        );
+    }
+}

@@ -33,8 +33,8 @@ pub fn is_non_distributable(media_type: &str) -> bool {
 }
 
 /// How a layer blob is compressed, from its media type.
-pub fn layer_compression(media_type: &str) -> Option<crate::layer::Compression> {
-    use crate::layer::Compression;
+pub fn layer_compression(media_type: &str) -> Option<crate::compression::Compression> {
+    use crate::compression::Compression;
     match media_type {
         OCI_LAYER | DOCKER_LAYER | "application/vnd.oci.image.layer.nondistributable.v1.tar" => {
             Some(Compression::None)
