@@ -770,7 +770,8 @@ impl Executor for SandboxExecutor {
         // overlayfs needs a lower directory; FROM scratch has none.
         if lower.is_empty() {
             let empty = step.work.with_file_name("empty-lower");
-            std::fs::create_dir_all(&empty).map_err(|e| Error::Read {
+            std::fs::create_dir_all(&empty).map_err(|e| Error::Io {
+                op: "create directory",
                 path: empty.clone(),
                 source: e,
             })?;
@@ -817,11 +818,13 @@ impl Executor for SandboxExecutor {
             },
             snapshotter: self.snapshotter,
         };
-        let (reader, writer) = std::io::pipe().map_err(|e| Error::Read {
+        let (reader, writer) = std::io::pipe().map_err(|e| Error::Io {
+            op: "make a pipe for",
             path: step.upper.clone(),
             source: e,
         })?;
-        let writer2 = writer.try_clone().map_err(|e| Error::Read {
+        let writer2 = writer.try_clone().map_err(|e| Error::Io {
+            op: "make a pipe for",
             path: step.upper.clone(),
             source: e,
         })?;
@@ -852,7 +855,8 @@ impl Executor for SandboxExecutor {
 
     fn view(&self, lowers: &[PathBuf], at: &Path) -> Result<(), Error> {
         kiln_runtime::views::mount_view(lowers, at, self.snapshotter == Snapshotter::Copy).map_err(
-            |source| Error::Read {
+            |source| Error::Io {
+                op: "mount",
                 path: at.to_path_buf(),
                 source,
             },

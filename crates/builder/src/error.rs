@@ -87,8 +87,10 @@ pub enum Error {
     /// A lint configuration file (`.hadolint.yaml`) that does not read.
     #[error("{}: {message}", path.display())]
     Config { path: PathBuf, message: String },
-    #[error("cannot read {}: {source}", path.display())]
-    Read {
+    /// A file the build touched: what it did (`read`, `write`, `create directory`, …).
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        op: &'static str,
         path: PathBuf,
         #[source]
         source: std::io::Error,

@@ -135,7 +135,8 @@ pub fn key(parts: &[&str]) -> CacheKey {
 impl Cache {
     pub fn new(root: &Path) -> Result<Cache, Error> {
         let dir = root.join("buildcache");
-        std::fs::create_dir_all(&dir).map_err(|e| Error::Read {
+        std::fs::create_dir_all(&dir).map_err(|e| Error::Io {
+            op: "create directory",
             path: dir.clone(),
             source: e,
         })?;
@@ -177,7 +178,8 @@ impl Cache {
     /// or not at all.
     pub fn put(&self, key: &CacheKey, record: &Record) -> Result<(), Error> {
         let path = self.dir.join(key.to_string());
-        let tmp = tempfile::NamedTempFile::new_in(&self.dir).map_err(|e| Error::Read {
+        let tmp = tempfile::NamedTempFile::new_in(&self.dir).map_err(|e| Error::Io {
+            op: "rename",
             path: self.dir.clone(),
             source: e,
         })?;
@@ -185,11 +187,13 @@ impl Cache {
             what: "cache record",
             source,
         })?;
-        std::io::Write::write_all(&mut tmp.as_file(), &bytes).map_err(|e| Error::Read {
+        std::io::Write::write_all(&mut tmp.as_file(), &bytes).map_err(|e| Error::Io {
+            op: "write",
             path: tmp.path().to_path_buf(),
             source: e,
         })?;
-        tmp.persist(&path).map_err(|e| Error::Read {
+        tmp.persist(&path).map_err(|e| Error::Io {
+            op: "rename",
             path,
             source: e.error,
         })?;

@@ -56,7 +56,8 @@ pub fn select(
                 })?;
             let mut found = false;
             for entry in walkdir::WalkDir::new(root).min_depth(1).sort_by_file_name() {
-                let entry = entry.map_err(|e| Error::Read {
+                let entry = entry.map_err(|e| Error::Io {
+                    op: "read",
                     path: root.to_path_buf(),
                     source: e.into(),
                 })?;
@@ -160,7 +161,8 @@ pub fn content_key(
             .follow_root_links(true)
             .sort_by_file_name();
         for entry in walker {
-            let entry = entry.map_err(|e| Error::Read {
+            let entry = entry.map_err(|e| Error::Io {
+                op: "read",
                 path: top.to_path_buf(),
                 source: e.into(),
             })?;
@@ -173,7 +175,8 @@ pub fn content_key(
             if ignore.is_some_and(|i| i.excludes(&rel)) && entry.depth() > 0 {
                 continue;
             }
-            let m = entry.path().symlink_metadata().map_err(|e| Error::Read {
+            let m = entry.path().symlink_metadata().map_err(|e| Error::Io {
+                op: "read",
                 path: entry.path().to_path_buf(),
                 source: e,
             })?;
@@ -205,7 +208,8 @@ pub fn content_key(
                 let digest = match hashes.get(&meta_key) {
                     Some(d) => d.clone(),
                     None => {
-                        let read_err = |e| Error::Read {
+                        let read_err = |e| Error::Io {
+                            op: "read",
                             path: entry.path().to_path_buf(),
                             source: e,
                         };
@@ -301,7 +305,8 @@ pub fn copy(job: &CopyJob, upper: &Path) -> Result<(), Error> {
     let dest_rel = clean_relative(dest)?;
     for source in sources {
         let from = root.join(&source.path);
-        let meta = fs::metadata(&from).map_err(|e| Error::Read {
+        let meta = fs::metadata(&from).map_err(|e| Error::Io {
+            op: "read",
             path: from.clone(),
             source: e,
         })?;
@@ -324,7 +329,8 @@ pub fn copy(job: &CopyJob, upper: &Path) -> Result<(), Error> {
                 .follow_root_links(true)
                 .sort_by_file_name()
             {
-                let entry = entry.map_err(|e| Error::Read {
+                let entry = entry.map_err(|e| Error::Io {
+                    op: "read",
                     path: from.to_path_buf(),
                     source: e.into(),
                 })?;
@@ -358,7 +364,8 @@ pub fn copy(job: &CopyJob, upper: &Path) -> Result<(), Error> {
             // with the layer applier's refusal of anything that would land outside it.
             let dir = upper.join(&dest_rel);
             real_dirs(upper, &dir)?;
-            let file = fs::File::open(&from).map_err(|e| Error::Read {
+            let file = fs::File::open(&from).map_err(|e| Error::Io {
+                op: "read",
                 path: from.clone(),
                 source: e,
             })?;
@@ -396,10 +403,15 @@ fn is_tar_archive(path: &Path) -> bool {
 pub fn link_tree(from: &Path, to: &Path) -> Result<(), Error> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
-        move |e: std::io::Error| Error::Read { path, source: e }
+        move |e: std::io::Error| Error::Io {
+            op: "link",
+            path,
+            source: e,
+        }
     };
     for entry in walkdir::WalkDir::new(from).min_depth(1) {
-        let entry = entry.map_err(|e| Error::Read {
+        let entry = entry.map_err(|e| Error::Io {
+            op: "read",
             path: from.to_path_buf(),
             source: e.into(),
         })?;
@@ -430,14 +442,16 @@ pub fn link_tree(from: &Path, to: &Path) -> Result<(), Error> {
             Some(meta.gid().into()),
             nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
         )
-        .map_err(|e| Error::Read {
+        .map_err(|e| Error::Io {
+            op: "change the owner of",
             path: target.clone(),
             source: e.into(),
         })?;
     }
     // Directory times last: linking into them changed them.
     for entry in walkdir::WalkDir::new(from).contents_first(true) {
-        let entry = entry.map_err(|e| Error::Read {
+        let entry = entry.map_err(|e| Error::Io {
+            op: "read",
             path: from.to_path_buf(),
             source: e.into(),
         })?;
@@ -483,7 +497,8 @@ fn real_dirs(upper: &Path, path: &Path) -> Result<(), Error> {
 /// `path` as a real directory: kept if it is one, else made (replacing a symlink or
 /// file), with `mode` when made.
 fn replace_with_dir(path: &Path, mode: u32) -> Result<(), Error> {
-    let io = |e: std::io::Error| Error::Read {
+    let io = |e: std::io::Error| Error::Io {
+        op: "create directory",
         path: path.to_path_buf(),
         source: e,
     };
@@ -498,7 +513,8 @@ fn replace_with_dir(path: &Path, mode: u32) -> Result<(), Error> {
 }
 
 fn copy_one(from: &Path, to: &Path, attrs: Attrs, follow: bool) -> Result<(), Error> {
-    let io = |e: std::io::Error| Error::Read {
+    let io = |e: std::io::Error| Error::Io {
+        op: "copy",
         path: from.to_path_buf(),
         source: e,
     };
@@ -529,7 +545,8 @@ fn copy_one(from: &Path, to: &Path, attrs: Attrs, follow: bool) -> Result<(), Er
         Some(attrs.gid.into()),
         nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
     )
-    .map_err(|e| Error::Read {
+    .map_err(|e| Error::Io {
+        op: "change the owner of",
         path: to.to_path_buf(),
         source: e.into(),
     })?;

@@ -64,7 +64,8 @@ pub fn trim(store: &Store, root: &Path, keep: u64) -> Result<Trimmed, Error> {
 
 fn remove(path: &Path, result: std::io::Result<()>) -> Result<(), Error> {
     match result {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Read {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Io {
+            op: "remove",
             path: path.to_path_buf(),
             source: e,
         }),
@@ -149,7 +150,8 @@ fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, Error> {
     match std::fs::read_dir(dir) {
         Ok(rd) => Ok(rd.filter_map(|e| e.ok()).map(|e| e.path()).collect()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(Error::Read {
+        Err(e) => Err(Error::Io {
+            op: "read",
             path: dir.to_path_buf(),
             source: e,
         }),

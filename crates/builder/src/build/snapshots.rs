@@ -28,7 +28,8 @@ impl Drop for Snapshots {
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Read {
+    move |source| Error::Io {
+        op: "remove",
         path: path.to_path_buf(),
         source,
     }

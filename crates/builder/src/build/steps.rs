@@ -211,7 +211,8 @@ fn added(upper: &Path) -> Result<Vec<kiln_image::layer::Change>, Error> {
         .min_depth(1)
         .sort_by_file_name()
     {
-        let e = e.map_err(|e| Error::Read {
+        let e = e.map_err(|e| Error::Io {
+            op: "read",
             path: upper.to_path_buf(),
             source: e.into(),
         })?;
@@ -764,7 +765,8 @@ impl<'a> Builder<'a> {
             .snapshots
             .build_dir()
             .join(format!("view-{}", self.next_id()));
-        std::fs::create_dir_all(&at).map_err(|e| Error::Read {
+        std::fs::create_dir_all(&at).map_err(|e| Error::Io {
+            op: "create directory",
             path: at.clone(),
             source: e,
         })?;
@@ -940,7 +942,8 @@ impl<'a> Builder<'a> {
         self.unpack(&state.layers)?;
         let scratch = self.snapshots.scratch()?;
         let upper = scratch.path().join("upper");
-        std::fs::create_dir(&upper).map_err(|e| Error::Read {
+        std::fs::create_dir(&upper).map_err(|e| Error::Io {
+            op: "create directory",
             path: upper.clone(),
             source: e,
         })?;

@@ -56,7 +56,8 @@ pub fn find(dir: &Path) -> Option<PathBuf> {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, Error> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            op: "read",
             path: path.to_path_buf(),
             source,
         })?;

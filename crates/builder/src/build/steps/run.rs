@@ -41,7 +41,8 @@ pub(super) fn network_files(
         Some(text) => text.to_string(),
         None => std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
     };
-    std::fs::create_dir_all(dir).map_err(|e| Error::Read {
+    std::fs::create_dir_all(dir).map_err(|e| Error::Io {
+        op: "create directory",
         path: dir.to_path_buf(),
         source: e,
     })?;
@@ -49,7 +50,8 @@ pub(super) fn network_files(
         .into_iter()
         .map(|(name, content)| {
             let path = dir.join(name);
-            std::fs::write(&path, content).map_err(|e| Error::Read {
+            std::fs::write(&path, content).map_err(|e| Error::Io {
+                op: "write",
                 path: path.clone(),
                 source: e,
             })?;
@@ -112,7 +114,8 @@ impl Builder<'_> {
                                     std::os::unix::fs::PermissionsExt::from_mode(0o755),
                                 )
                             })
-                            .map_err(|e| Error::Read {
+                            .map_err(|e| Error::Io {
+                                op: "set permissions of",
                                 path: file.clone(),
                                 source: e,
                             })?;
@@ -175,7 +178,8 @@ impl Builder<'_> {
                         .clone()
                         .unwrap_or_else(|| self.root.join("cachemounts"));
                     let dir = base.join(cache::key(&[&id_name]).to_string());
-                    std::fs::create_dir_all(&dir).map_err(|e| Error::Read {
+                    std::fs::create_dir_all(&dir).map_err(|e| Error::Io {
+                        op: "create directory",
                         path: dir.clone(),
                         source: e,
                     })?;
@@ -221,7 +225,8 @@ impl Builder<'_> {
                             std::fs::create_dir_all(&own)
                                 .and_then(|_| std::fs::copy(&source, own.join("file")).map(drop))
                         };
-                        made.map_err(|e| Error::Read {
+                        made.map_err(|e| Error::Io {
+                            op: "copy into",
                             path: own.clone(),
                             source: e,
                         })?;
@@ -265,7 +270,8 @@ impl Builder<'_> {
                         continue;
                     };
                     if let Some(var) = &m.env {
-                        let value = std::fs::read_to_string(source).map_err(|e| Error::Read {
+                        let value = std::fs::read_to_string(source).map_err(|e| Error::Io {
+                            op: "read",
                             path: source.clone(),
                             source: e,
                         })?;
