@@ -345,15 +345,18 @@ fn the_sample_project_comes_up_serves_scales_and_goes_leaving_nothing() {
     assert!(inside.starts_with("s3cr3t\n"), "{inside}");
     // Three workers behind one name (and the server's own Address line).
     assert!(inside.trim_end().ends_with('4'), "{inside}");
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    let writers = k.ok(&[
-        "exec",
-        "sample-worker-1",
-        "sh",
-        "-c",
-        "cut -d' ' -f1 /data/log | sort -u | wc -l",
-    ]);
-    assert_eq!(writers.trim(), "3", "three workers share the volume");
+    // Three workers share the volume: each has written its name there.
+    support::wait_for("three writers in the shared volume", || {
+        k.ok(&[
+            "exec",
+            "sample-worker-1",
+            "sh",
+            "-c",
+            "cut -d' ' -f1 /data/log | sort -u | wc -l",
+        ])
+        .trim()
+            == "3"
+    });
     // Each line after its container's name, as Docker Compose prints logs.
     let logs = compose(&["logs", "--no-color", "worker"]);
     assert!(
