@@ -11,7 +11,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use kiln::{build_busybox, context, root_or_skip, run_tool, wait_for, Kiln};
+use kiln::{build_busybox, context, git, root_or_skip, run_tool, wait_for, Kiln};
 
 /// A free port on 127.0.0.1.
 fn free_port() -> u16 {
@@ -36,21 +36,6 @@ fn listening(port: u16) {
     wait_for(&format!("a server on port {port}"), || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     });
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .args(["-c", "user.name=kiln", "-c", "user.email=kiln@example.com"])
-        .args(args)
-        .output()
-        .expect("git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// `DIR/repo.git`: README "one" at tag v1, README "two" and docs/a.txt on main.

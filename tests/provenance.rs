@@ -10,22 +10,9 @@ mod kiln;
 #[path = "support/registry.rs"]
 mod registry;
 
-use std::process::Command;
-
-use kiln::{build_busybox, context, root_or_skip, run_tool, Kiln};
+use kiln::{build_busybox, context, git, root_or_skip, run_tool, Kiln};
 use registry::Registry;
 use sha2::Digest as _;
-
-fn git(dir: &std::path::Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .args(["-c", "user.name=kiln", "-c", "user.email=kiln@example.com"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 #[test]
 fn provenance_names_what_made_the_image_and_travels_with_it_as_a_referrer() {

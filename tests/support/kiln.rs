@@ -251,3 +251,19 @@ pub fn flatten(k: &Kiln, image: &str) -> PathBuf {
     }
     out
 }
+
+/// Runs `git` in `dir` as a fixed committer; its standard output, trimmed.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args(["-c", "user.name=kiln", "-c", "user.email=kiln@example.com"])
+        .args(args)
+        .output()
+        .expect("git (scripts/setup installs it)");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
