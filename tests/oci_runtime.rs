@@ -43,6 +43,25 @@ fn setup(tools: &[&str]) -> Option<Setup> {
     Some(Setup { k, state, wrapper })
 }
 
+/// podman's overlay driver bind-mounts its store on itself and leaves the mount when the
+/// test ends: detached here, so no mount outlives the test's directory.
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let store = self.k.dir.path().join("podman");
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut under: Vec<&str> = mounts
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| std::path::Path::new(m).starts_with(&store))
+            .collect();
+        // The deepest first.
+        under.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in under {
+            let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+}
+
 impl Setup {
     /// podman on a private store, with kiln as its runtime and the image loaded.
     fn podman(&self) -> impl Fn(&[&str]) -> Output + '_ {
