@@ -153,9 +153,9 @@ pub fn content_key(
     exclude: Option<&Dockerignore>,
     hashes: &mut BTreeMap<String, String>,
 ) -> Result<(String, BTreeMap<String, String>), Error> {
-    let mut h = Sha256::new();
-    let mut entries = BTreeMap::new();
-    for source in sources {
+    // The walk, in order: the entries the sources hold (readdir alone, no stat yet).
+    let mut found: Vec<Found> = Vec::new();
+    for (index, source) in sources.iter().enumerate() {
         let top = root.join(&source.path);
         let walker = walkdir::WalkDir::new(&top)
             .follow_root_links(true)
@@ -175,11 +175,6 @@ pub fn content_key(
             if ignore.is_some_and(|i| i.excludes(&rel)) && entry.depth() > 0 {
                 continue;
             }
-            let m = entry.path().symlink_metadata().map_err(|e| Error::Io {
-                op: "read",
-                path: entry.path().to_path_buf(),
-                source: e,
-            })?;
             let within = entry
                 .path()
                 .strip_prefix(&top)
@@ -189,50 +184,123 @@ pub fn content_key(
             if excluded(exclude, &rel, &within) && (entry.depth() > 0 || !rel.is_empty()) {
                 continue;
             }
-            let what = if m.file_type().is_symlink() {
-                format!(
-                    "link:{}",
-                    fs::read_link(entry.path()).unwrap_or_default().display()
-                )
-            } else if m.is_file() {
-                let ctime_ns = m.ctime_nsec() + m.ctime() * 1_000_000_000;
-                let meta_key = format!(
-                    "{}|{}|{}|{}|{}|{}",
-                    entry.path().display(),
-                    m.len(),
-                    m.mtime_nsec() + m.mtime() * 1_000_000_000,
-                    ctime_ns,
-                    m.dev(),
-                    m.ino()
-                );
-                let digest = match hashes.get(&meta_key) {
-                    Some(d) => d.clone(),
-                    None => {
-                        let read_err = |e| Error::Io {
-                            op: "read",
-                            path: entry.path().to_path_buf(),
-                            source: e,
-                        };
-                        let mut f = fs::File::open(entry.path()).map_err(read_err)?;
-                        let mut fh = Sha256::new();
-                        std::io::copy(&mut f, &mut fh).map_err(read_err)?;
-                        let d = hex::encode(fh.finalize());
-                        if !changed_lately(ctime_ns) {
-                            hashes.insert(meta_key, d.clone());
-                        }
-                        d
-                    }
-                };
-                format!("file:{digest}")
-            } else {
-                "dir".to_string()
-            };
-            let entry_key = format!("{:o}:{what}", m.mode());
-            h.update(format!("{}\0{}\0{entry_key}\n", source.path.display(), within).as_bytes());
-            entries.insert(rel, entry_key);
+            found.push(Found {
+                source: index,
+                path: entry.into_path(),
+                rel,
+                within,
+            });
         }
     }
+    // Each entry's stat (and an unknown file's digest), on every core: for a large
+    // context fully cached, the stats are the whole cost.
+    let known: &BTreeMap<String, String> = hashes;
+    let threads = if found.len() < PARALLEL_FROM {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    };
+    let chunk = found.len().div_ceil(threads).max(1);
+    let keyed: Vec<Result<Keyed, Error>> = std::thread::scope(|s| {
+        let jobs: Vec<_> = found
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || part.iter().map(|f| entry_key(f, known)).collect::<Vec<_>>())
+            })
+            .collect();
+        jobs.into_iter()
+            .flat_map(|j| j.join().expect("a stat thread does not panic"))
+            .collect()
+    });
+    let mut h = Sha256::new();
+    let mut entries = BTreeMap::new();
+    for (f, keyed) in found.into_iter().zip(keyed) {
+        let keyed = keyed?;
+        if let Some((meta_key, digest)) = keyed.learned {
+            hashes.insert(meta_key, digest);
+        }
+        h.update(
+            format!(
+                "{}\0{}\0{}\n",
+                sources[f.source].path.display(),
+                f.within,
+                keyed.key
+            )
+            .as_bytes(),
+        );
+        entries.insert(f.rel, keyed.key);
+    }
     Ok((hex::encode(h.finalize()), entries))
+}
+
+/// From this many entries on, [`content_key`] stats them on every core.
+const PARALLEL_FROM: usize = 256;
+
+/// An entry the walk found: which source, where, its path in the context and in the
+/// source.
+struct Found {
+    source: usize,
+    path: PathBuf,
+    rel: String,
+    within: String,
+}
+
+/// An entry's key (`MODE:file:DIGEST`, `MODE:link:TARGET`, `MODE:dir`), and a digest
+/// read now that is worth remembering by its stat.
+struct Keyed {
+    key: String,
+    learned: Option<(String, String)>,
+}
+
+fn entry_key(f: &Found, known: &BTreeMap<String, String>) -> Result<Keyed, Error> {
+    let m = f.path.symlink_metadata().map_err(|e| Error::Io {
+        op: "read",
+        path: f.path.clone(),
+        source: e,
+    })?;
+    let mut learned = None;
+    let what = if m.file_type().is_symlink() {
+        format!(
+            "link:{}",
+            fs::read_link(&f.path).unwrap_or_default().display()
+        )
+    } else if m.is_file() {
+        let ctime_ns = m.ctime_nsec() + m.ctime() * 1_000_000_000;
+        let meta_key = format!(
+            "{}|{}|{}|{}|{}|{}",
+            f.path.display(),
+            m.len(),
+            m.mtime_nsec() + m.mtime() * 1_000_000_000,
+            ctime_ns,
+            m.dev(),
+            m.ino()
+        );
+        let digest = match known.get(&meta_key) {
+            Some(d) => d.clone(),
+            None => {
+                let read_err = |e| Error::Io {
+                    op: "read",
+                    path: f.path.clone(),
+                    source: e,
+                };
+                let mut file = fs::File::open(&f.path).map_err(read_err)?;
+                let mut fh = Sha256::new();
+                std::io::copy(&mut file, &mut fh).map_err(read_err)?;
+                let d = hex::encode(fh.finalize());
+                if !changed_lately(ctime_ns) {
+                    learned = Some((meta_key, d.clone()));
+                }
+                d
+            }
+        };
+        format!("file:{digest}")
+    } else {
+        "dir".to_string()
+    };
+    Ok(Keyed {
+        key: format!("{:o}:{what}", m.mode()),
+        learned,
+    })
 }
 
 /// Whether a file's ctime is too recent to trust its stat: a write after we read it could
