@@ -50,12 +50,20 @@ pub fn save<W: Write>(
         // A multi-platform image: index.json names its index, every platform the store
         // has saved too (manifest.json, which knows one image per name, has this host's).
         if crate::media::is_index(image.top.media_type().as_ref()) {
-            let (index, saved) = compressed_index(store, &image.top, compression)?;
-            for d in saved {
-                blobs.insert(blob_path(&d), d);
+            let made = store.compressed_index(&image.top, compression)?;
+            for entry in &made.manifests {
+                let m: oci_spec::image::ImageManifest =
+                    serde_json::from_slice(&store.read_blob(entry.digest())?)
+                        .map_err(Error::json(format!("manifest {}", entry.digest())))?;
+                for d in std::iter::once(entry.digest())
+                    .chain([m.config().digest()])
+                    .chain(m.layers().iter().map(|l| l.digest()))
+                {
+                    blobs.insert(blob_path(d), d.clone());
+                }
             }
-            blobs.insert(blob_path(index.digest()), index.digest().clone());
-            manifest_desc = index;
+            blobs.insert(blob_path(made.index.digest()), made.index.digest().clone());
+            manifest_desc = made.index;
         }
         if names.is_empty() {
             entries.push(manifest_desc.clone());
@@ -108,65 +116,6 @@ pub fn save<W: Write>(
     let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
     append(&mut tar, "oci-layout", layout.len() as u64, &layout[..])?;
     tar.into_inner().map_err(Error::io("finish", "archive"))
-}
-
-/// The index `top` names, each platform's image the store has compressed as `save`
-/// compresses (and each attestation made again about it); the platforms the store lacks
-/// are left out. Returns the new index (in the store) and every blob it reaches.
-fn compressed_index(
-    store: &Store,
-    top: &Descriptor,
-    compression: Compression,
-) -> Result<(Descriptor, Vec<Digest>)> {
-    use crate::attestation;
-    let mut index: ImageIndex = serde_json::from_slice(&store.read_blob(top.digest())?)
-        .map_err(Error::json(format!("index {}", top.digest())))?;
-    let mut blobs = Vec::new();
-    let mut entries = Vec::new();
-    let mut saved_as: Vec<(Digest, Descriptor)> = Vec::new();
-    let (attestations, images): (Vec<Descriptor>, Vec<Descriptor>) = index
-        .manifests()
-        .iter()
-        .filter(|d| store.has_blob(d.digest()))
-        .cloned()
-        .partition(attestation::is_attestation);
-    for d in images {
-        let image = store.compressed_image(&store.read_image(&d, &[])?, compression)?;
-        let m = &image.manifest;
-        blobs.push(image.manifest_digest.clone());
-        blobs.push(m.config().digest().clone());
-        blobs.extend(m.layers().iter().map(|l| l.digest().clone()));
-        let mut entry = Descriptor::new(
-            m.media_type().clone().unwrap_or(MediaType::ImageManifest),
-            image.manifest_bytes.len() as u64,
-            image.manifest_digest.clone(),
-        );
-        entry.set_platform(d.platform().clone());
-        saved_as.push((d.digest().clone(), entry.clone()));
-        entries.push(entry);
-    }
-    for d in attestations {
-        let about = attestation::subject_of(&d);
-        let Some((old, new)) = about.and_then(|a| saved_as.iter().find(|(o, _)| *o == a)) else {
-            continue;
-        };
-        let entry = attestation::rebind(store, &d, old, new)?;
-        let manifest: oci_spec::image::ImageManifest =
-            serde_json::from_slice(&store.read_blob(entry.digest())?)
-                .map_err(Error::json(format!("attestation {}", entry.digest())))?;
-        blobs.push(entry.digest().clone());
-        blobs.push(manifest.config().digest().clone());
-        blobs.extend(manifest.layers().iter().map(|l| l.digest().clone()));
-        entries.push(entry);
-    }
-    index.set_manifests(entries);
-    index.set_media_type(Some(MediaType::ImageIndex));
-    let bytes = serde_json::to_vec(&index).map_err(Error::json("index"))?;
-    let digest = store.write_blob_bytes(&bytes)?;
-    Ok((
-        Descriptor::new(MediaType::ImageIndex, bytes.len() as u64, digest),
-        blobs,
-    ))
 }
 
 fn blob_path(d: &Digest) -> String {

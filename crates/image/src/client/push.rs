@@ -6,7 +6,7 @@
 
 use std::io::{Read, Seek, SeekFrom};
 
-use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
+use oci_spec::image::{Descriptor, ImageManifest};
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE};
 use reqwest::StatusCode;
 
@@ -156,95 +156,55 @@ fn push_index(
     compression: Compression,
     progress: &dyn Report,
 ) -> Result<Pushed> {
-    let mut index: ImageIndex = serde_json::from_slice(&store.read_blob(top.digest())?)
-        .map_err(crate::Error::json(format!("index {}", top.digest())))?;
+    let made = store.compressed_index(top, compression)?;
+    for d in &made.left_out {
+        let platform = crate::Platform::of_descriptor(d)
+            .map_or_else(|| d.digest().to_string(), |p| p.to_string());
+        progress.line(format!("{platform}: not in the store, left out"));
+    }
+    if !made
+        .manifests
+        .iter()
+        .any(|d| !crate::attestation::is_attestation(d))
+    {
+        return Err(Error::InvalidImage {
+            what: format!("image index {}", top.digest()),
+            reason: "the store has none of its platforms' images".into(),
+        });
+    }
+    // Each manifest by digest (an attestation's after the image it names: a registry
+    // lists it as that image's referrer), then the index under the tag.
     let by_digest = Reference {
         tag: None,
         digest: None,
         ..target.clone()
     };
-    let (mut entries, mut uploaded, mut present) = (Vec::new(), 0, 0);
-    // Each image manifest as stored → as pushed, for the attestations about it.
-    let mut pushed_as: Vec<(Digest, Descriptor)> = Vec::new();
-    let (attestations, images): (Vec<&Descriptor>, Vec<&Descriptor>) = index
-        .manifests()
-        .iter()
-        .partition(|d| crate::attestation::is_attestation(d));
-    for d in images {
-        let platform = crate::Platform::of_descriptor(d)
-            .map(|p| p.to_string())
-            .unwrap_or_else(|| "an image without a platform".into());
-        if !crate::media::is_manifest(d.media_type().as_ref()) || !store.has_blob(d.digest()) {
-            progress.line(format!("{platform}: not in the store, left out"));
-            continue;
-        }
-        let image = store.compressed_image(&store.read_image(d, &[])?, compression)?;
-        let media_type = media_type(&image.manifest);
-        let pushed = push_manifest(
-            registry,
-            store,
-            &by_digest,
-            &image.manifest,
-            &image.manifest_bytes,
-            &media_type,
-            progress,
-        )?;
-        progress.line(format!("{platform}: {}", pushed.digest));
-        uploaded += pushed.uploaded;
-        present += pushed.present;
-        let mut entry = Descriptor::new(
-            MediaType::from(media_type.as_str()),
-            pushed.size,
-            pushed.digest,
-        );
-        entry.set_platform(d.platform().clone());
-        entry.set_annotations(d.annotations().clone());
-        pushed_as.push((d.digest().clone(), entry.clone()));
-        entries.push(entry);
-    }
-    // An attestation names the image it is about by digest: made again about the image
-    // as pushed, then pushed by digest itself (a registry lists it as a referrer).
-    for d in attestations {
-        let about = crate::attestation::subject_of(d);
-        let Some((old, new)) = about.and_then(|a| pushed_as.iter().find(|(o, _)| *o == a)) else {
-            continue;
-        };
-        if !store.has_blob(d.digest()) {
-            continue;
-        }
-        let entry = crate::attestation::rebind(store, d, old, new)?;
-        let manifest: ImageManifest = serde_json::from_slice(&store.read_blob(entry.digest())?)
-            .map_err(Error::json(format!("attestation {}", entry.digest())))?;
+    let (mut uploaded, mut present) = (0, 0);
+    for entry in &made.manifests {
         let bytes = store.read_blob(entry.digest())?;
+        let manifest: ImageManifest = serde_json::from_slice(&bytes)
+            .map_err(Error::json(format!("manifest {}", entry.digest())))?;
         let pushed = push_manifest(
             registry,
             store,
             &by_digest,
             &manifest,
             &bytes,
-            crate::media::OCI_MANIFEST,
+            entry.media_type().as_ref(),
             progress,
         )?;
-        progress.line(format!(
-            "attestation of {}: {}",
-            new.digest(),
-            pushed.digest
-        ));
-        entries.push(entry);
+        let label = match crate::Platform::of_descriptor(entry) {
+            Some(p) if !crate::attestation::is_attestation(entry) => p.to_string(),
+            _ => "attestation".into(),
+        };
+        progress.line(format!("{label}: {}", pushed.digest));
+        uploaded += pushed.uploaded;
+        present += pushed.present;
     }
-    if entries.is_empty() {
-        return Err(Error::InvalidImage {
-            what: format!("image index {}", top.digest()),
-            reason: "the store has none of its platforms' images".into(),
-        });
-    }
-    index.set_manifests(entries);
-    index.set_media_type(Some(MediaType::ImageIndex));
-    let bytes = serde_json::to_vec(&index).map_err(Error::json("index"))?;
-    let digest = put_manifest(registry, target, &bytes, crate::media::OCI_INDEX)?;
+    let digest = put_manifest(registry, target, &made.bytes, crate::media::OCI_INDEX)?;
     Ok(Pushed {
         digest,
-        size: bytes.len() as u64,
+        size: made.bytes.len() as u64,
         uploaded,
         present,
     })

@@ -175,3 +175,76 @@ impl Store {
         Ok(keep)
     }
 }
+
+/// A multi-platform image made again for a registry or an archive (see
+/// [`Store::compressed_index`]).
+pub struct CompressedIndex {
+    /// The new index, in the store, and its bytes.
+    pub index: Descriptor,
+    pub bytes: Vec<u8>,
+    /// Its entries: each platform's image, then each attestation about one of them.
+    pub manifests: Vec<Descriptor>,
+    /// The original's entries the store lacks (a base pulled for one platform).
+    pub left_out: Vec<Descriptor>,
+}
+
+impl Store {
+    /// The index `top` names with each platform's image the store has compressed with
+    /// `compression` (so each gets another manifest), each attestation made again about
+    /// the image as it now is, and the platforms the store lacks left out.
+    pub fn compressed_index(
+        &self,
+        top: &Descriptor,
+        compression: Compression,
+    ) -> Result<CompressedIndex> {
+        use crate::attestation;
+        let mut index: oci_spec::image::ImageIndex =
+            serde_json::from_slice(&self.read_blob(top.digest())?)
+                .map_err(Error::json(format!("index {}", top.digest())))?;
+        let (present, left_out): (Vec<Descriptor>, Vec<Descriptor>) = index
+            .manifests()
+            .iter()
+            .cloned()
+            .partition(|d| self.has_blob(d.digest()));
+        let (attestations, images): (Vec<Descriptor>, Vec<Descriptor>) =
+            present.into_iter().partition(attestation::is_attestation);
+        let mut manifests = Vec::new();
+        // Each image manifest as it was → as it is now, for the attestations about it.
+        let mut made_as: Vec<(Digest, Descriptor)> = Vec::new();
+        for d in images
+            .iter()
+            .filter(|d| crate::media::is_manifest(d.media_type().as_ref()))
+        {
+            let image = self.compressed_image(&self.read_image(d, &[])?, compression)?;
+            let mut entry = Descriptor::new(
+                image
+                    .manifest
+                    .media_type()
+                    .clone()
+                    .unwrap_or(MediaType::ImageManifest),
+                image.manifest_bytes.len() as u64,
+                image.manifest_digest.clone(),
+            );
+            entry.set_platform(d.platform().clone());
+            entry.set_annotations(d.annotations().clone());
+            made_as.push((d.digest().clone(), entry.clone()));
+            manifests.push(entry);
+        }
+        for d in &attestations {
+            let about = attestation::subject_of(d);
+            if let Some((old, new)) = about.and_then(|a| made_as.iter().find(|(o, _)| *o == a)) {
+                manifests.push(attestation::rebind(self, d, old, new)?);
+            }
+        }
+        index.set_manifests(manifests.clone());
+        index.set_media_type(Some(MediaType::ImageIndex));
+        let bytes = serde_json::to_vec(&index).map_err(Error::json("index"))?;
+        let digest = self.write_blob_bytes(&bytes)?;
+        Ok(CompressedIndex {
+            index: Descriptor::new(MediaType::ImageIndex, bytes.len() as u64, digest),
+            bytes,
+            manifests,
+            left_out,
+        })
+    }
+}

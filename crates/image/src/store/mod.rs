@@ -32,6 +32,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 pub use blobs::BlobWriter;
+pub use compressed::CompressedIndex;
 pub use gc::GcReport;
 pub use images::{ImageRecord, ResolvedImage};
 
