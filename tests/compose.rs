@@ -457,6 +457,13 @@ fn the_sample_project_comes_up_serves_scales_and_goes_leaving_nothing() {
     });
 }
 
+/// `kiln compose ARGS` in `dir`, on `k`'s store.
+fn compose_in(k: &support::Kiln, dir: &Path, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["compose"];
+    all.extend_from_slice(args);
+    k.cmd(&all).current_dir(dir).output().unwrap()
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
@@ -488,11 +495,7 @@ fn up_in_the_foreground_shows_the_output_and_ctrl_c_stops_the_services() {
     )
     .unwrap();
     // create makes the container and starts nothing.
-    let out = k
-        .cmd(&["compose", "create"])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
+    let out = compose_in(&k, &dir, &["create"]);
     assert!(
         out.status.success(),
         "{}",
@@ -520,11 +523,7 @@ fn up_in_the_foreground_shows_the_output_and_ctrl_c_stops_the_services() {
         ps.contains("fg-ticker-1") && ps.contains("Exited (0)"),
         "{ps}"
     );
-    let out = k
-        .cmd(&["compose", "down"])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
+    let out = compose_in(&k, &dir, &["down"]);
     assert!(out.status.success());
     assert_eq!(k.ok(&["ps", "-aq"]), "");
     // --exit-code-from: when one container stops, all stop, with its code as ours.
@@ -533,11 +532,7 @@ fn up_in_the_foreground_shows_the_output_and_ctrl_c_stops_the_services() {
         "services:\n  ticker:\n    image: busybox:kiln\n    command: sh -c 'trap \"exit 0\" TERM; while true; do sleep 0.2 & wait $$!; done'\n  job:\n    image: busybox:kiln\n    command: sh -c 'sleep 0.5; exit 3'\n",
     )
     .unwrap();
-    let out = k
-        .cmd(&["compose", "up", "--exit-code-from", "job"])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
+    let out = compose_in(&k, &dir, &["up", "--exit-code-from", "job"]);
     assert_eq!(
         out.status.code(),
         Some(3),
@@ -545,11 +540,7 @@ fn up_in_the_foreground_shows_the_output_and_ctrl_c_stops_the_services() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(k.ok(&["ps", "-q"]), "", "every service stopped");
-    let out = k
-        .cmd(&["compose", "down"])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
+    let out = compose_in(&k, &dir, &["down"]);
     assert!(out.status.success());
 }
 
@@ -587,11 +578,7 @@ fn up_stops_at_a_service_that_cannot_start_and_down_removes_what_it_made() {
 ",
     )
     .unwrap();
-    let out = k
-        .cmd(&["compose", "up", "-d"])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
+    let out = compose_in(&k, &dir, &["up", "-d"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
@@ -602,11 +589,7 @@ fn up_stops_at_a_service_that_cannot_start_and_down_removes_what_it_made() {
     let mut ps: Vec<&str> = ps.lines().collect();
     ps.sort();
     assert_eq!(ps, ["mid-a-1 running", "mid-b-1 exited"]);
-    let out = k
-        .cmd(&["compose", "down"])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
+    let out = compose_in(&k, &dir, &["down"]);
     assert!(
         out.status.success(),
         "{}",
@@ -620,11 +603,7 @@ fn up_stops_at_a_service_that_cannot_start_and_down_removes_what_it_made() {
         "services:\n  a:\n    image: busybox:kiln\n    secrets: [token]\nsecrets:\n  token:\n    environment: TOKEN\n",
     )
     .unwrap();
-    let out = k
-        .cmd(&["compose", "up", "-d"])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
+    let out = compose_in(&k, &dir, &["up", "-d"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
@@ -671,11 +650,7 @@ secrets:
     file: ./token.txt
 ";
     std::fs::write(dir.join("compose.yaml"), file).unwrap();
-    let out = k
-        .cmd(&["compose", "up", "-d"])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
+    let out = compose_in(&k, &dir, &["up", "-d"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
@@ -687,21 +662,13 @@ secrets:
     assert!(!k.ok(&["network", "ls"]).contains("b_default"));
     std::fs::create_dir_all(dir.join("nope")).unwrap();
     std::fs::write(dir.join("nope/Dockerfile"), "FROM busybox:kiln\n").unwrap();
-    let out = k
-        .cmd(&["compose", "build"])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
+    let out = compose_in(&k, &dir, &["build"]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = k
-        .cmd(&["compose", "run", "--rm", "-T", "app", "cat", "/built"])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
+    let out = compose_in(&k, &dir, &["run", "--rm", "-T", "app", "cat", "/built"]);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "hello\n",
@@ -711,10 +678,7 @@ secrets:
     // The secret is in no layer of the image.
     let rootfs = support::flatten(&k, "b-app:1");
     assert!(!rootfs.join("run/secrets/tok").exists());
-    k.cmd(&["compose", "down"])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
+    compose_in(&k, &dir, &["down"]);
 }
 
 #[test]
