@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use kiln_image::layer::{overlay_changes, write_changes, Compression, LayerOptions};
-use kiln_image::store::{BlobWriter, Store};
+use kiln_image::store::{Store, TrustedBlobWriter};
 use kiln_runtime::containers::{Container, Containers, Status};
 use oci_spec::image::{Descriptor, MediaType};
 use serde_json::{json, Value};
@@ -158,7 +158,7 @@ pub fn commit(args: CommitArgs) -> anyhow::Result<ExitCode> {
     // The container's layer, as builds write theirs: uncompressed, its digest its diffID;
     // a running one's read while it is frozen, without its sandbox's mount points.
     let upper = c.upper();
-    let (info, layer_digest, size) = {
+    let info = {
         let _frozen = Frozen::new(&c, args.pause)?;
         let mut changes = overlay_changes(&upper)?;
         changes.retain(|change| match change {
@@ -172,10 +172,10 @@ pub fn commit(args: CommitArgs) -> anyhow::Result<ExitCode> {
                 compression: Compression::None,
                 source_date_epoch: super::source_date_epoch()?,
             },
-            BlobWriter::new(&store)?,
+            TrustedBlobWriter::new(&store)?,
         )?;
-        let (digest, size) = writer.commit(None)?;
-        (info, digest, size)
+        writer.commit(&info.digest)?;
+        info
     };
 
     let mut config: Value = serde_json::from_slice(&image.config_bytes)?;
@@ -216,7 +216,11 @@ pub fn commit(args: CommitArgs) -> anyhow::Result<ExitCode> {
     let config_bytes = serde_json::to_vec(&config)?;
     let config_digest = store.write_blob_bytes(&config_bytes)?;
     let mut layers = image.manifest.layers().clone();
-    layers.push(Descriptor::new(MediaType::ImageLayer, size, layer_digest));
+    layers.push(Descriptor::new(
+        MediaType::ImageLayer,
+        info.size,
+        info.digest,
+    ));
     let desc = store.write_manifest(
         Descriptor::new(
             MediaType::ImageConfig,

@@ -104,10 +104,130 @@ impl Hasher {
     }
 }
 
+/// How much of a stream [`StreamHasher`] hands to its thread at once.
+const PIECE: usize = 1 << 20;
+
+/// Hashes a stream on a thread of its own once it is longer than a piece, so that on two
+/// cores hashing a large layer overlaps the reads and writes that make it (each costs
+/// about as much as the other); a short stream is hashed inline. At most three pieces are
+/// in flight, so memory stays flat whatever the stream's length.
+pub struct StreamHasher {
+    piece: Vec<u8>,
+    state: Stream,
+}
+
+enum Stream {
+    Inline(Hasher),
+    Thread {
+        pieces: std::sync::mpsc::SyncSender<Vec<u8>>,
+        spare: std::sync::mpsc::Receiver<Vec<u8>>,
+        hashed: std::thread::JoinHandle<Hasher>,
+    },
+}
+
+impl StreamHasher {
+    pub fn new(hasher: Hasher) -> Self {
+        StreamHasher {
+            piece: Vec::new(),
+            state: Stream::Inline(hasher),
+        }
+    }
+
+    pub fn update(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            if self.piece.capacity() == 0 {
+                self.piece.reserve_exact(PIECE);
+            }
+            let take = (PIECE - self.piece.len()).min(data.len());
+            self.piece.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.piece.len() == PIECE {
+                self.hand_over();
+            }
+        }
+    }
+
+    /// Gives the full piece to the hashing thread (started on the first), taking back a
+    /// hashed one to fill next.
+    fn hand_over(&mut self) {
+        if let Stream::Inline(hasher) = &mut self.state {
+            let (pieces, for_thread) = std::sync::mpsc::sync_channel::<Vec<u8>>(1);
+            let (give_back, spare) = std::sync::mpsc::channel();
+            let mut moved = hasher.clone();
+            let started = std::thread::Builder::new()
+                .name("hash".into())
+                .spawn(move || {
+                    for mut piece in for_thread {
+                        moved.update(&piece);
+                        piece.clear();
+                        let _ = give_back.send(piece);
+                    }
+                    moved
+                });
+            match started {
+                Ok(hashed) => {
+                    self.state = Stream::Thread {
+                        pieces,
+                        spare,
+                        hashed,
+                    }
+                }
+                // No thread to be had: hash here, as a short stream is.
+                Err(_) => {
+                    hasher.update(&self.piece);
+                    self.piece.clear();
+                    return;
+                }
+            }
+        }
+        let Stream::Thread { pieces, spare, .. } = &self.state else {
+            unreachable!("the thread was started above")
+        };
+        let next = spare.try_recv().unwrap_or_default();
+        let full = std::mem::replace(&mut self.piece, next);
+        pieces
+            .send(full)
+            .expect("the hashing thread runs until its channel closes");
+    }
+
+    pub fn finish(self) -> Digest {
+        match self.state {
+            Stream::Inline(mut hasher) => {
+                hasher.update(&self.piece);
+                hasher.finish()
+            }
+            Stream::Thread { pieces, hashed, .. } => {
+                if !self.piece.is_empty() {
+                    pieces
+                        .send(self.piece)
+                        .expect("the hashing thread runs until its channel closes");
+                }
+                drop(pieces);
+                hashed.join().expect("hashing does not panic").finish()
+            }
+        }
+    }
+}
+
+/// Hashes everything `reader` gives, in large reads, overlapping the reads with the
+/// hashing.
+pub fn hash_reader(reader: &mut dyn io::Read, hasher: Hasher) -> io::Result<Digest> {
+    let mut hasher = StreamHasher::new(hasher);
+    let mut buf = vec![0u8; PIECE];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => return Ok(hasher.finish()),
+            Ok(n) => hasher.update(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// A writer that hashes and counts what passes through it.
 pub struct HashingWriter<W> {
     inner: W,
-    hasher: Hasher,
+    hasher: StreamHasher,
     written: u64,
 }
 
@@ -115,7 +235,7 @@ impl<W: Write> HashingWriter<W> {
     pub fn new(inner: W, hasher: Hasher) -> Self {
         HashingWriter {
             inner,
-            hasher,
+            hasher: StreamHasher::new(hasher),
             written: 0,
         }
     }
@@ -162,5 +282,39 @@ impl<R: io::Read> io::Read for HashingReader<R> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bytes that differ at every offset, so a piece hashed twice, dropped or out of
+    /// order changes the digest.
+    fn stream(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 31 + i / 251) as u8).collect()
+    }
+
+    #[test]
+    fn a_stream_hashed_on_a_thread_in_odd_pieces_has_the_one_shot_digest() {
+        for len in [0, 1, PIECE - 1, PIECE, PIECE + 1, 3 * PIECE + 12_345] {
+            let data = stream(len);
+            let mut hasher = StreamHasher::new(Hasher::sha256());
+            for chunk in data.chunks(65_537) {
+                hasher.update(chunk);
+            }
+            assert_eq!(hasher.finish(), sha256(&data), "length {len}");
+            let read = hash_reader(&mut data.as_slice(), Hasher::sha256()).unwrap();
+            assert_eq!(read, sha256(&data), "length {len}, read");
+        }
+    }
+
+    #[test]
+    fn a_sha512_stream_on_a_thread_keeps_its_algorithm() {
+        let data = stream(2 * PIECE + 7);
+        let mut hasher = StreamHasher::new(Hasher::Sha512(Sha512::new()));
+        hasher.update(&data);
+        let expected = format!("sha512:{}", hex::encode(Sha512::digest(&data)));
+        assert_eq!(hasher.finish().to_string(), expected);
     }
 }

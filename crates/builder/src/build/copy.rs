@@ -7,6 +7,7 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
+use kiln_image::digest::Hasher;
 use regex::Regex;
 use sha2::{Digest as _, Sha256};
 
@@ -284,9 +285,10 @@ fn entry_key(f: &Found, known: &BTreeMap<String, String>) -> Result<Keyed, Error
                     source: e,
                 };
                 let mut file = fs::File::open(&f.path).map_err(read_err)?;
-                let mut fh = Sha256::new();
-                std::io::copy(&mut file, &mut fh).map_err(read_err)?;
-                let d = hex::encode(fh.finalize());
+                let d = kiln_image::digest::hash_reader(&mut file, Hasher::sha256())
+                    .map_err(read_err)?
+                    .digest()
+                    .to_string();
                 if !changed_lately(ctime_ns) {
                     learned = Some((meta_key, d.clone()));
                 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use kiln_image::digest::{DiffId, Digest};
 use kiln_image::layer::{overlay_changes, write_changes, Compression, LayerOptions};
-use kiln_image::store::{BlobWriter, Store};
+use kiln_image::store::{Store, TrustedBlobWriter};
 use kiln_image::Platform;
 use oci_spec::image::{Descriptor, MediaType};
 use serde_json::json;
@@ -1053,10 +1053,14 @@ impl<'a> Builder<'a> {
                 compression: Compression::None,
                 source_date_epoch: self.opts.source_date_epoch,
             };
-            let (info, writer) =
-                write_changes(&upper, &changes_dir, opts, BlobWriter::new(self.store)?)?;
-            let (digest, size) = writer.commit(None)?;
-            debug_assert_eq!(digest, info.diff_id);
+            let (info, writer) = write_changes(
+                &upper,
+                &changes_dir,
+                opts,
+                TrustedBlobWriter::new(self.store)?,
+            )?;
+            writer.commit(&info.digest)?;
+            let size = info.size;
             let diff_id = DiffId::from(info.diff_id);
             let snapshot = self.snapshots.adopt(self.store, &upper, &diff_id)?;
             state.layers.push(Layer {

@@ -86,20 +86,33 @@ pub struct BlobWriter {
     file: HashingWriter<BufWriter<tempfile::NamedTempFile>>,
 }
 
+/// A blob being written by a writer that hashes exactly what it writes itself (the layer
+/// writer): the bytes are not hashed a second time, a pass that costs as much as the
+/// write for a large layer. [`TrustedBlobWriter::commit`] publishes them under the
+/// digest that writer computed.
+pub struct TrustedBlobWriter {
+    store: Store,
+    file: BufWriter<tempfile::NamedTempFile>,
+}
+
+fn ingest_file(store: &Store) -> Result<BufWriter<tempfile::NamedTempFile>> {
+    let dir = store.ingest_dir();
+    let tmp = tempfile::Builder::new()
+        .prefix("blob-")
+        .tempfile_in(&dir)
+        .map_err(Error::io("create temporary file in", &dir))?;
+    Ok(BufWriter::with_capacity(1 << 20, tmp))
+}
+
 impl BlobWriter {
     pub fn new(store: &Store) -> Result<BlobWriter> {
         Self::with_hasher(store, Hasher::sha256())
     }
 
     fn with_hasher(store: &Store, hasher: Hasher) -> Result<BlobWriter> {
-        let dir = store.ingest_dir();
-        let tmp = tempfile::Builder::new()
-            .prefix("blob-")
-            .tempfile_in(&dir)
-            .map_err(Error::io("create temporary file in", &dir))?;
         Ok(BlobWriter {
             store: store.clone(),
-            file: HashingWriter::new(BufWriter::with_capacity(1 << 20, tmp), hasher),
+            file: HashingWriter::new(ingest_file(store)?, hasher),
         })
     }
 
@@ -151,6 +164,39 @@ fn publish(buf: BufWriter<tempfile::NamedTempFile>, path: &Path) -> Result<()> {
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.file.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl TrustedBlobWriter {
+    pub fn new(store: &Store) -> Result<TrustedBlobWriter> {
+        Ok(TrustedBlobWriter {
+            store: store.clone(),
+            file: ingest_file(store)?,
+        })
+    }
+
+    /// Fsyncs and renames into `blobs/` as `digest`, which must be the digest of every
+    /// byte written (the caller hashed them on their way in).
+    pub fn commit(self, digest: &Digest) -> Result<()> {
+        let path = self.store.blob_path(digest);
+        if !path.exists() {
+            publish(self.file, &path)?;
+        }
+        Ok(())
+    }
+}
+
+impl Write for TrustedBlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write(buf)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.file.write_all(buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {

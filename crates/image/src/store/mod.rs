@@ -31,7 +31,7 @@ mod snapshots;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-pub use blobs::BlobWriter;
+pub use blobs::{BlobWriter, TrustedBlobWriter};
 pub use compressed::CompressedIndex;
 pub use gc::GcReport;
 pub use images::{ImageRecord, ResolvedImage};
