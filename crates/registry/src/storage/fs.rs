@@ -2,14 +2,14 @@
 //! through a temporary file, fsync and rename; a `kill -9` leaves at most a temporary
 //! file (in `_tmp/`, never read, removed at start).
 
-use std::io::SeekFrom;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
-use super::{ByteStream, Meta, Storage};
+use super::{pieces, ByteStream, Meta, Storage};
 use crate::Error;
 
 pub struct FsStorage {
@@ -108,18 +108,53 @@ impl Storage for FsStorage {
     async fn reader(&self, path: &str, offset: u64, len: Option<u64>) -> Result<ByteStream, Error> {
         let p = self.path(path);
         let mut file = match tokio::fs::File::open(&p).await {
-            Ok(f) => f,
+            Ok(f) => f.into_std().await,
             Err(e) if not_found(&e) => return Err(Error::NotFound(path.to_string())),
             Err(e) => return Err(Error::io("open", &p)(e)),
         };
-        file.seek(SeekFrom::Start(offset))
-            .await
-            .map_err(Error::io("seek", &p))?;
-        let stream = tokio_util::io::ReaderStream::with_capacity(
-            file.take(len.unwrap_or(u64::MAX)),
-            1 << 20,
-        );
-        Ok(Box::pin(stream))
+        // One blocking task reads the file in megabyte pieces straight into the buffers
+        // that are sent, a piece ahead of the socket: tokio's own file reads through a
+        // buffer of its own (a second copy) and one blocking trip per read.
+        let (out, stream) = tokio::sync::mpsc::channel(1);
+        tokio::task::spawn_blocking(move || {
+            let mut at = offset;
+            // No piece larger than what is left of the file: a small blob takes a small
+            // buffer.
+            let size = file.metadata().map_or(u64::MAX, |m| m.len());
+            let end = len.map_or(size, |l| offset.saturating_add(l).min(size));
+            if let Err(e) = file.seek(SeekFrom::Start(offset)) {
+                let _ = out.blocking_send(Err(e));
+                return;
+            }
+            while at < end {
+                let want = (end - at).min(pieces::PIECE as u64);
+                // A small blob (a config, an attestation) takes a buffer of its size.
+                let mut buf = match want < pieces::PIECE as u64 && at == offset {
+                    true => Vec::with_capacity(want as usize),
+                    false => pieces::take(),
+                };
+                let piece = match (&mut file).take(want).read_to_end(&mut buf) {
+                    Ok(0) => {
+                        pieces::give_back(buf);
+                        break;
+                    }
+                    Ok(n) => {
+                        at += n as u64;
+                        Ok(pieces::into_bytes(buf))
+                    }
+                    Err(e) => Err(e),
+                };
+                let failed = piece.is_err();
+                // The client went away: stop reading.
+                if out.blocking_send(piece).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        Ok(Box::pin(futures_util::stream::unfold(
+            stream,
+            |mut stream| async move { stream.recv().await.map(|piece| (piece, stream)) },
+        )))
     }
 
     async fn append(&self, path: &str, offset: u64, mut data: ByteStream) -> Result<u64, Error> {

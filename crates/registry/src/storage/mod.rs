@@ -5,6 +5,7 @@
 //! service above; a backend only promises what each method says.
 
 mod fs;
+mod pieces;
 mod s3;
 
 pub use fs::FsStorage;
