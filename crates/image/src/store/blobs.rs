@@ -83,7 +83,7 @@ impl Store {
 /// temporary file is removed.
 pub struct BlobWriter {
     store: Store,
-    file: HashingWriter<BufWriter<tempfile::NamedTempFile>>,
+    file: HashingWriter<BufWriter<WritebackFile>>,
 }
 
 /// A blob being written by a writer that hashes exactly what it writes itself (the layer
@@ -92,16 +92,60 @@ pub struct BlobWriter {
 /// digest that writer computed.
 pub struct TrustedBlobWriter {
     store: Store,
-    file: BufWriter<tempfile::NamedTempFile>,
+    file: BufWriter<WritebackFile>,
 }
 
-fn ingest_file(store: &Store) -> Result<BufWriter<tempfile::NamedTempFile>> {
+fn ingest_file(store: &Store) -> Result<BufWriter<WritebackFile>> {
     let dir = store.ingest_dir();
     let tmp = tempfile::Builder::new()
         .prefix("blob-")
         .tempfile_in(&dir)
         .map_err(Error::io("create temporary file in", &dir))?;
-    Ok(BufWriter::with_capacity(1 << 20, tmp))
+    Ok(BufWriter::with_capacity(
+        1 << 20,
+        WritebackFile {
+            file: tmp,
+            unsynced: 0,
+            syncing: None,
+        },
+    ))
+}
+
+/// How much is written between two background syncs of a blob being written.
+const WRITEBACK: u64 = 32 << 20;
+
+/// A blob's temporary file whose data goes to disk while it is written: every 32 MiB a
+/// sync of what is there starts on a thread of its own (one at a time). Without it
+/// nothing of a large blob reaches the disk before the fsync that publishes it (the
+/// kernel starts writeback only past its dirty-memory threshold, gigabytes here), so a
+/// 1 GiB layer waited for the disk after all the work that made it instead of during it.
+struct WritebackFile {
+    file: tempfile::NamedTempFile,
+    unsynced: u64,
+    syncing: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Write for WritebackFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.unsynced += n as u64;
+        if self.unsynced >= WRITEBACK && self.syncing.as_ref().is_none_or(|t| t.is_finished()) {
+            // A failed sync here is found again by the fsync that publishes the blob.
+            let clone = self.file.as_file().try_clone()?;
+            self.syncing = std::thread::Builder::new()
+                .name("writeback".into())
+                .spawn(move || {
+                    let _ = clone.sync_data();
+                })
+                .ok();
+            self.unsynced = 0;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
 }
 
 impl BlobWriter {
@@ -142,12 +186,15 @@ impl BlobWriter {
     }
 }
 
-fn publish(buf: BufWriter<tempfile::NamedTempFile>, path: &Path) -> Result<()> {
-    let tmp = buf.into_inner().map_err(|e| Error::Io {
-        op: "write",
-        path: path.to_path_buf(),
-        source: e.into_error(),
-    })?;
+fn publish(buf: BufWriter<WritebackFile>, path: &Path) -> Result<()> {
+    let tmp = buf
+        .into_inner()
+        .map_err(|e| Error::Io {
+            op: "write",
+            path: path.to_path_buf(),
+            source: e.into_error(),
+        })?
+        .file;
     tmp.as_file()
         .sync_all()
         .map_err(Error::io("sync", tmp.path()))?;
