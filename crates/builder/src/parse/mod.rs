@@ -4,6 +4,7 @@
 
 mod flags;
 mod instruction;
+mod lines;
 mod position;
 
 use pest::Parser;
@@ -12,6 +13,7 @@ use crate::ast::{Command, Comment, Directive, Dockerfile, Heredoc, Instruction, 
 use crate::error::{Diagnostic, Error};
 use crate::grammar::{DockerfileGrammar, Rule};
 use instruction::{HeredocMarker, Parsed};
+use lines::{Item, Lines, Scanner};
 use position::{LineIndex, LogicalLine};
 
 const BOM: &str = "\u{feff}";
@@ -49,40 +51,23 @@ impl<'a> FileParser<'a> {
         let mut instructions = Vec::new();
         let mut warnings = Vec::new();
         let mut comments = Vec::new();
+        let scanner = Scanner::new(self.src, self.escape);
         while self.offset < self.src.len() {
-            let rule = if self.escape == '`' {
-                Rule::items_backtick
-            } else {
-                Rule::items_backslash
-            };
-            let batch_start = self.offset;
-            let items = DockerfileGrammar::parse(rule, &self.src[batch_start..])
-                .map_err(|_| self.error_at(batch_start, "cannot read this line".into()))?;
-            self.offset = self.src.len();
-            for item in items {
-                if item.as_rule() == Rule::comment_line {
-                    let text = item.as_str().trim().trim_start_matches('#').trim();
-                    comments.push(Comment {
-                        line: self
-                            .lines
-                            .position(batch_start + item.as_span().start())
-                            .line,
-                        text: text.to_string(),
-                    });
-                }
-                if item.as_rule() != Rule::instruction_lines {
-                    continue;
-                }
-                let start = batch_start + item.as_span().start();
-                let after = batch_start + item.as_span().end();
-                let instr = self.instruction(batch_start, start, after, item, &mut warnings)?;
-                let has_heredocs = !instr.heredocs.is_empty()
-                    || matches!(&instr.command, Command::Onbuild(t) if !t.heredocs.is_empty());
-                instructions.push(instr);
-                if has_heredocs {
-                    // The rest of this batch read heredoc bodies as instructions; the
-                    // next batch starts after the last body.
-                    break;
+            let (item, next) = scanner.item(self.offset);
+            // An instruction with heredocs moves the offset past their bodies.
+            self.offset = next;
+            match item {
+                Item::Blank => {}
+                Item::Comment { start, after } => comments.push(Comment {
+                    line: self.lines.position(start).line,
+                    text: self.src[start..after]
+                        .trim()
+                        .trim_start_matches('#')
+                        .trim()
+                        .to_string(),
+                }),
+                Item::Instruction(lines) => {
+                    instructions.push(self.instruction(lines, &mut warnings)?);
                 }
             }
         }
@@ -102,7 +87,9 @@ impl<'a> FileParser<'a> {
         let mut found: Vec<Directive> = Vec::new();
         loop {
             let rest = &self.src[self.offset..];
-            let Some(pair) = DockerfileGrammar::parse(Rule::directive_line, rest)
+            // One line: pest indexes the lines of all it is given.
+            let line = &rest[..rest.find('\n').map_or(rest.len(), |i| i + 1)];
+            let Some(pair) = DockerfileGrammar::parse(Rule::directive_line, line)
                 .ok()
                 .and_then(|mut p| p.next())
             else {
@@ -156,22 +143,18 @@ impl<'a> FileParser<'a> {
 
     fn instruction(
         &mut self,
-        base: usize,
-        start: usize,
-        after: usize,
-        item: pest::iterators::Pair<'a, Rule>,
+        lines: Lines,
         warnings: &mut Vec<Warning>,
     ) -> Result<Instruction, Error> {
+        let Lines {
+            start,
+            after,
+            segments,
+            empty_continuation,
+        } = lines;
         let mut logical = LogicalLine::default();
-        let mut empty_continuation = false;
-        for part in item.into_inner() {
-            match part.as_rule() {
-                Rule::segment | Rule::first_segment => {
-                    logical.push(part.as_str(), base + part.as_span().start())
-                }
-                Rule::empty_continuation => empty_continuation = true,
-                _ => {}
-            }
+        for (from, to) in segments {
+            logical.push(&self.src[from..to], from);
         }
         let (text, text_start) = logical.trimmed();
         // The span starts at the keyword, past any indentation.
