@@ -530,6 +530,44 @@ fn macvlan_gives_a_container_its_own_address_on_the_parent_interface() {
 }
 
 #[test]
+fn a_container_started_right_after_it_stopped_keeps_its_network() {
+    // The stopped container's supervisor says `exited` before it releases the network;
+    // a start straight after must not lose the namespace it makes to that release.
+    let Some(k) = kiln() else { return };
+    k.ok(&["network", "create", "again"]);
+    k.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "again",
+        "--network",
+        "again",
+        "-p",
+        "9091:80",
+        "busybox:kiln",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+    ]);
+    for round in 0..15 {
+        k.ok(&["stop", "-t", "0", "again"]);
+        k.ok(&["start", "again"]);
+        let ip = k.ok(&["exec", "again", "ip", "-4", "-o", "addr", "show", "eth0"]);
+        assert!(
+            ip.contains("inet "),
+            "round {round}: no address on eth0: {ip}"
+        );
+    }
+    wait_for("httpd on the published port", || {
+        get("127.0.0.1:9091", "/").is_ok()
+    });
+    k.ok(&["rm", "-f", "again"]);
+    k.ok(&["network", "rm", "again"]);
+    assert!(!links().contains("veth"));
+}
+
+#[test]
 fn a_killed_supervisor_leaves_nothing_once_restore_or_rm_has_run() {
     let Some(k) = kiln() else { return };
     k.ok(&["network", "create", "appnet"]);

@@ -61,7 +61,19 @@ pub(crate) fn spawn_supervisor(
 }
 
 /// From `created`, so that a wait for the start sees this one and not an earlier one.
+/// The container's previous supervisor (if it is still finishing: it says `exited`
+/// before it releases the container's network) is waited for first: its release
+/// would otherwise take away the namespace and endpoints the new one makes at the same
+/// place (a `restart` right after a stop failed so, one run in many).
 fn prepare_start(container: &mut Container) -> anyhow::Result<()> {
+    let previous = container.state.supervisor;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while previous != std::process::id()
+        && kiln_runtime::containers::alive(previous)
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
     container.state.status = Status::Created;
     container.state.error.clear();
     container.save_state()?;
