@@ -1,5 +1,6 @@
 //! The registry's configuration file (TOML). Every field is optional; command-line flags
-//! win over the file. See the README's "Registry configuration" for an annotated example.
+//! win over the file. See "Registry configuration" in docs/registry.md for an annotated
+//! example.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -10,20 +11,26 @@ use crate::Error;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+/// The whole file: `kiln registry serve --config FILE`.
 pub struct Config {
     /// Where to listen (`--addr`).
     pub addr: Option<SocketAddr>,
     #[serde(default)]
+    /// `[storage]`: where blobs, manifests and uploads live.
     pub storage: StorageConfig,
     #[serde(default)]
+    /// `[limits]`: sizes, timeouts, and what may be written.
     pub limits: LimitsConfig,
     #[serde(default)]
+    /// `[auth]`: who may log in and what they may do (open without it).
     pub auth: AuthConfig,
+    /// `[tls]`: serve HTTPS instead of HTTP.
     pub tls: Option<TlsConfig>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+/// `[storage]`: one of a directory or an S3 bucket.
 pub struct StorageConfig {
     /// The filesystem backend's directory (`--root`).
     pub root: Option<PathBuf>,
@@ -33,20 +40,25 @@ pub struct StorageConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+/// `[storage.s3]`: an S3-compatible bucket.
 pub struct S3Config {
+    /// The bucket's name.
     pub bucket: String,
     /// For S3-compatible services (MinIO, Ceph, moto): `http://127.0.0.1:9000`.
     pub endpoint: Option<String>,
+    /// The region (unset: the S3 client's default, `us-east-1`).
     pub region: Option<String>,
     /// Keys under this prefix.
     pub prefix: Option<String>,
     /// Otherwise from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`.
     pub access_key_id: Option<String>,
+    /// The secret key that goes with `access_key_id`.
     pub secret_access_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+/// `[limits]`: every figure has a default.
 pub struct LimitsConfig {
     /// Largest manifest accepted (default 4 MiB, the spec's minimum).
     pub max_manifest_bytes: Option<usize>,
@@ -67,6 +79,7 @@ pub struct LimitsConfig {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+/// `[auth]`: authentication (htpasswd, Basic or bearer tokens) and access rules.
 pub struct AuthConfig {
     /// An htpasswd file of bcrypt entries (`htpasswd -B`): turns authentication on.
     pub htpasswd: Option<PathBuf>,
@@ -81,6 +94,7 @@ pub struct AuthConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+/// `[auth.token]`: the built-in token endpoint (docker's token authentication).
 pub struct TokenConfig {
     /// A file holding the secret tokens are signed with (HS256): every replica serving
     /// one storage must have the same.
@@ -101,19 +115,26 @@ pub struct TokenConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccessRule {
+    /// Who the rule is for.
     pub users: Vec<String>,
+    /// Which repositories it covers (patterns).
     pub repositories: Vec<String>,
+    /// What it allows there.
     pub actions: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+/// `[tls]`: a PEM certificate chain and its private key.
 pub struct TlsConfig {
+    /// The certificate chain, PEM.
     pub cert: PathBuf,
+    /// The private key, PEM.
     pub key: PathBuf,
 }
 
 impl Config {
+    /// Reads and checks the file: an unknown key or a wrong type is an error naming it.
     pub fn load(path: &Path) -> Result<Config, Error> {
         let text = std::fs::read_to_string(path).map_err(Error::io("read", path))?;
         toml::from_str(&text).map_err(|e| Error::Config {

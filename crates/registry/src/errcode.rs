@@ -8,19 +8,33 @@ use serde_json::{json, Value};
 /// A code of the spec's error table (plus the statuses it leaves to HTTP).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
+    /// `BLOB_UNKNOWN` (404): the blob is not in the repository.
     BlobUnknown,
+    /// `BLOB_UPLOAD_INVALID` (400): the upload failed and must be started again.
     BlobUploadInvalid,
+    /// `BLOB_UPLOAD_UNKNOWN` (404): no such upload session (cancelled, finished, or never begun).
     BlobUploadUnknown,
+    /// `DIGEST_INVALID` (400): the content does not match the digest it was given with, or the digest is malformed.
     DigestInvalid,
+    /// `MANIFEST_BLOB_UNKNOWN` (400): the manifest names a blob or manifest the repository lacks.
     ManifestBlobUnknown,
+    /// `MANIFEST_INVALID` (400): the manifest cannot be read or fails validation.
     ManifestInvalid,
+    /// `MANIFEST_UNKNOWN` (404): no manifest under that tag or digest.
     ManifestUnknown,
+    /// `NAME_INVALID` (400): the repository name breaks the spec's grammar.
     NameInvalid,
+    /// `NAME_UNKNOWN` (404): no such repository.
     NameUnknown,
+    /// `SIZE_INVALID` (400): the length given does not match the content's.
     SizeInvalid,
+    /// `UNAUTHORIZED` (401): credentials are needed (the answer carries a challenge).
     Unauthorized,
+    /// `DENIED` (403): the credentials do not grant this access.
     Denied,
+    /// `UNSUPPORTED` (405): the operation is not supported (deletes when they are off).
     Unsupported,
+    /// `TOOMANYREQUESTS` (429): the client is over its rate limit.
     TooManyRequests,
     /// A chunk out of order or a malformed `Content-Range`: the spec answers 416.
     RangeInvalid,
@@ -33,6 +47,7 @@ pub enum Code {
 }
 
 impl Code {
+    /// The code as the spec spells it in the JSON body.
     pub fn name(self) -> &'static str {
         match self {
             Code::BlobUnknown => "BLOB_UNKNOWN",
@@ -54,6 +69,7 @@ impl Code {
         }
     }
 
+    /// The HTTP status the code is answered with.
     pub fn status(self) -> StatusCode {
         match self {
             Code::BlobUnknown
@@ -107,11 +123,14 @@ impl Code {
 /// An error answer: a code and what exactly went wrong.
 #[derive(Debug, Clone)]
 pub struct ApiError {
+    /// Which error.
     pub code: Code,
+    /// What exactly went wrong: the `detail` member of the body.
     pub detail: Value,
 }
 
 impl ApiError {
+    /// An error whose detail is a sentence.
     pub fn new(code: Code, detail: impl Into<String>) -> ApiError {
         ApiError {
             code,
@@ -119,10 +138,12 @@ impl ApiError {
         }
     }
 
+    /// An error whose detail is structured (the spec leaves its shape to the registry).
     pub fn with(code: Code, detail: Value) -> ApiError {
         ApiError { code, detail }
     }
 
+    /// The response body: `{"errors": [{"code", "message", "detail"}]}`.
     pub fn body(&self) -> Value {
         json!({"errors": [{
             "code": self.code.name(),

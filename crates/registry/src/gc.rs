@@ -26,6 +26,7 @@ use crate::Error;
 const UPLOAD_TTL: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Debug, Clone)]
+/// How a collection runs (`kiln registry gc`).
 pub struct GcOptions {
     /// Say what would go; remove nothing.
     pub dry_run: bool,
@@ -34,6 +35,7 @@ pub struct GcOptions {
 }
 
 #[derive(Debug, Default)]
+/// What a collection removed (or, dry, would remove).
 pub struct GcReport {
     /// `repository@digest` of the manifests removed.
     pub manifests: Vec<String>,
@@ -44,6 +46,7 @@ pub struct GcReport {
 }
 
 impl GcReport {
+    /// The bytes the removed blobs held.
     pub fn freed(&self) -> u64 {
         self.blobs.iter().map(|(_, s)| s).sum()
     }

@@ -25,8 +25,11 @@ use crate::storage::ByteStream;
 
 /// What the handlers share.
 pub struct App {
+    /// The service: every invariant of blobs, manifests and uploads.
     pub registry: Registry,
+    /// Who may do what.
     pub auth: Auth,
+    /// The counters `/metrics` shows.
     pub metrics: Metrics,
 }
 

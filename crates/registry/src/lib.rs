@@ -1,7 +1,10 @@
 //! kiln's OCI distribution registry (`kiln registry serve`): HTTP ([`http`], one catch-all
 //! route and a tested path parser) over the service ([`service`], every invariant) over a
 //! path-keyed storage trait ([`storage`]). Depends on `kiln-image` only, never on the
-//! builder or the runtime.
+//! builder or the runtime, and only on its names (digests, references, media types: the
+//! image crate without its `full` feature, so no client, store or compressor is linked).
+
+#![warn(missing_docs)]
 
 pub mod auth;
 pub mod config;

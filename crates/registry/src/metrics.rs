@@ -31,6 +31,7 @@ struct Counts {
 }
 
 #[derive(Default)]
+/// Request and byte counters for `/metrics` (Prometheus text), shared by the handlers.
 pub struct Metrics {
     counts: Mutex<Counts>,
     /// (when, blob count, blob bytes)
@@ -60,6 +61,8 @@ pub fn route_label(path: &str) -> &'static str {
 }
 
 impl Metrics {
+    /// Counts one answered request: its method, route kind, status, time taken and the
+    /// bytes it received and sent.
     pub fn record(
         &self,
         method: &str,

@@ -5,6 +5,8 @@
 /// Names longer than this are refused (distribution's limit, host name included).
 pub const MAX_NAME: usize = 255;
 
+/// Whether `name` is a repository name the registry takes (the spec's grammar, at most
+/// [`MAX_NAME`] bytes).
 pub fn valid_name(name: &str) -> bool {
     name.len() <= MAX_NAME && kiln_image::reference::valid_repository(name)
 }
@@ -33,11 +35,14 @@ pub fn parse_digest(s: &str) -> Option<kiln_image::digest::Digest> {
 /// A manifest reference: a tag or a digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reference {
+    /// A tag (the spec's `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`).
     Tag(String),
+    /// A digest the registry can store.
     Digest(kiln_image::digest::Digest),
 }
 
 impl Reference {
+    /// A digest when `s` has a `:`, else a tag; None when it is neither.
     pub fn parse(s: &str) -> Option<Reference> {
         if s.contains(':') {
             parse_digest(s).map(Reference::Digest)

@@ -6,6 +6,7 @@ use crate::errcode::{ApiError, Code};
 use crate::names::{parse_digest, valid_name, Reference};
 use kiln_image::digest::Digest;
 
+/// What a request path under `/v2/` names. `name` is always a valid repository name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     /// `/v2/`
@@ -13,17 +14,43 @@ pub enum Route {
     /// `/v2/_catalog`
     Catalog,
     /// `/v2/<name>/tags/list`
-    Tags { name: String },
+    Tags {
+        /// The repository.
+        name: String,
+    },
     /// `/v2/<name>/manifests/<reference>`
-    Manifest { name: String, reference: Reference },
+    Manifest {
+        /// The repository.
+        name: String,
+        /// A tag or a digest.
+        reference: Reference,
+    },
     /// `/v2/<name>/blobs/<digest>`
-    Blob { name: String, digest: Digest },
+    Blob {
+        /// The repository.
+        name: String,
+        /// The blob.
+        digest: Digest,
+    },
     /// `/v2/<name>/blobs/uploads/`
-    Uploads { name: String },
+    Uploads {
+        /// The repository.
+        name: String,
+    },
     /// `/v2/<name>/blobs/uploads/<session>`
-    Upload { name: String, session: String },
+    Upload {
+        /// The repository.
+        name: String,
+        /// The session id the registry gave in `Location`.
+        session: String,
+    },
     /// `/v2/<name>/referrers/<digest>`
-    Referrers { name: String, digest: Digest },
+    Referrers {
+        /// The repository.
+        name: String,
+        /// The subject manifest.
+        digest: Digest,
+    },
 }
 
 /// The route of `path` (what follows `/v2/`), or the spec's error for a malformed name,

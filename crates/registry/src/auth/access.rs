@@ -8,13 +8,18 @@ use regex::Regex;
 use crate::config::AccessRule;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// What a request does to a repository, in the token spec's words.
 pub enum Action {
+    /// Read manifests, tags and blobs.
     Pull,
+    /// Upload blobs, put manifests and tags.
     Push,
+    /// Delete manifests, tags and blobs.
     Delete,
 }
 
 impl Action {
+    /// The action as the token spec and `[auth.access]` spell it.
     pub fn name(self) -> &'static str {
         match self {
             Action::Pull => "pull",
@@ -23,6 +28,8 @@ impl Action {
         }
     }
 
+    /// The actions a word of `[auth.access]` or a token scope names (`*`: all three);
+    /// none for an unknown word.
     pub fn parse(s: &str) -> Vec<Action> {
         match s {
             "pull" => vec![Action::Pull],
@@ -37,7 +44,9 @@ impl Action {
 /// Someone asking: nobody logged in, or a user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Who {
+    /// Nobody logged in.
     Anonymous,
+    /// A user, by name.
     User(String),
 }
 

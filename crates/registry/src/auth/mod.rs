@@ -35,6 +35,7 @@ const VERIFIED_FOR: Duration = Duration::from_secs(300);
 pub enum Identity {
     /// Authentication is off: everything is allowed.
     Open,
+    /// No credentials given.
     Anonymous,
     /// Logged in with Basic.
     User(String),
@@ -42,6 +43,9 @@ pub enum Identity {
     Token(Claims),
 }
 
+/// The registry's authentication and access rules: checks a request's credentials
+/// (Basic against htpasswd, or a Bearer token it issued), decides what they may do, and
+/// issues tokens. Built once from `[auth]` and shared by every request.
 pub struct Auth {
     users: Option<Htpasswd>,
     access: Access,
@@ -57,7 +61,9 @@ pub struct Auth {
 /// What an auth check refused: the error, and the `WWW-Authenticate` to send with it.
 #[derive(Debug)]
 pub struct Refusal {
+    /// The error to answer (401 or 403, or 429 for too many failed logins).
     pub error: ApiError,
+    /// The `WWW-Authenticate` header for a 401.
     pub challenge: Option<String>,
 }
 

@@ -5,30 +5,48 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+/// One entry of the `access` claim: `actions` on resource `name` of type `kind`.
 pub struct Grant {
     #[serde(rename = "type")]
+    /// `repository` (the only type this registry grants).
     pub kind: String,
+    /// The repository name.
     pub name: String,
+    /// `pull`, `push`, `delete`, as granted.
     pub actions: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+/// A token's claims (RFC 7519 names) and the Docker token spec's `access`.
 pub struct Claims {
+    /// Issuer: this registry's configured issuer.
     pub iss: String,
+    /// Subject: the user, empty for anonymous.
     pub sub: String,
+    /// Audience: the service the token is for.
     pub aud: String,
+    /// Expiry, seconds since the epoch.
     pub exp: u64,
+    /// Not before, seconds since the epoch (a second early, for clock skew).
     pub nbf: u64,
+    /// Issued at, seconds since the epoch.
     pub iat: u64,
+    /// A unique id.
     pub jti: String,
+    /// What the token allows.
     pub access: Vec<Grant>,
 }
 
+/// Issues and verifies this registry's tokens with one HS256 secret (shared by every
+/// replica of one storage).
 pub struct Signer {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// The `iss` of tokens issued, and the only one accepted.
     pub issuer: String,
+    /// The `aud` of tokens issued, and the only one accepted.
     pub service: String,
+    /// Seconds a token lives.
     pub lifetime: u64,
 }
 
@@ -39,6 +57,8 @@ fn now() -> u64 {
 }
 
 impl Signer {
+    /// A signer with `secret`, naming `issuer` and `service`, issuing tokens that live
+    /// `lifetime` seconds.
     pub fn new(secret: &[u8], issuer: String, service: String, lifetime: u64) -> Signer {
         Signer {
             encoding: EncodingKey::from_secret(secret),

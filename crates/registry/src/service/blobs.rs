@@ -13,6 +13,7 @@ pub struct BlobRange {
     pub size: u64,
     /// The inclusive byte range sent, when a range was asked for.
     pub range: Option<(u64, u64)>,
+    /// The bytes (of the range, when one was asked for).
     pub body: ByteStream,
 }
 

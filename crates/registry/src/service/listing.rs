@@ -13,7 +13,9 @@ use crate::paths;
 /// One page of a listing, and the `last` to ask for the next one (None: this is the end).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
+    /// The names on this page, sorted.
     pub items: Vec<String>,
+    /// The `last` of the next page's request, if there is one.
     pub next: Option<String>,
 }
 
@@ -37,6 +39,8 @@ fn paginate(all: Vec<String>, n: Option<usize>, last: Option<&str>) -> Page {
 }
 
 impl Registry {
+    /// The tags of repository `name`, a page of at most `n` after `last` (the spec's
+    /// `n` and `last`); `NAME_UNKNOWN` when there is no such repository.
     pub async fn tags(
         &self,
         name: &str,

@@ -13,14 +13,19 @@ use crate::names::{parse_digest, Reference};
 use crate::paths;
 
 /// A stored manifest.
+/// A stored manifest, as it was pushed.
 pub struct Manifest {
+    /// The digest of `body`.
     pub digest: Digest,
+    /// Its media type, as it was pushed (`Content-Type`).
     pub media_type: String,
+    /// The bytes, exactly as pushed: the digest is over them.
     pub body: Bytes,
 }
 
 /// What a push made.
 pub struct Pushed {
+    /// The manifest's digest.
     pub digest: Digest,
     /// The `subject` the manifest refers to, for the `OCI-Subject` header.
     pub subject: Option<Digest>,

@@ -40,6 +40,9 @@ impl Default for Limits {
     }
 }
 
+/// The registry's service: every invariant of the distribution spec (digests verified
+/// before anything is visible, links written after their blobs, one writer per upload)
+/// over a deliberately dumb [`Storage`]. Handlers call it; it never sees HTTP.
 pub struct Registry {
     storage: Arc<dyn Storage>,
     limits: Limits,
@@ -53,6 +56,7 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// The service over `storage`, with `limits`.
     pub fn new(storage: Arc<dyn Storage>, limits: Limits) -> Registry {
         Registry {
             storage,
@@ -62,6 +66,7 @@ impl Registry {
         }
     }
 
+    /// The storage underneath (for garbage collection).
     pub fn storage(&self) -> &Arc<dyn Storage> {
         &self.storage
     }

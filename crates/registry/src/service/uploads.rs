@@ -24,7 +24,9 @@ pub(super) struct Hashing {
 /// Where an upload stands: its bytes so far.
 #[derive(Debug, Clone)]
 pub struct UploadStatus {
+    /// The session's id.
     pub session: String,
+    /// How many bytes it has received, in order.
     pub size: u64,
 }
 
@@ -44,6 +46,7 @@ impl Drop for Writer {
 /// A blob that is now in the repository.
 #[derive(Debug, Clone)]
 pub struct Committed {
+    /// Its digest, as verified.
     pub digest: Digest,
 }
 

@@ -12,6 +12,7 @@ use tokio::io::AsyncWriteExt;
 use super::{pieces, ByteStream, Meta, Storage};
 use crate::Error;
 
+/// Objects as files under a root directory.
 pub struct FsStorage {
     root: PathBuf,
 }

@@ -25,11 +25,15 @@ pub type ByteStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>
 /// What [`Storage::stat`] tells.
 #[derive(Debug, Clone, Copy)]
 pub struct Meta {
+    /// Its length in bytes.
     pub size: u64,
+    /// When it was last written (garbage collection keeps what is younger than its grace).
     pub modified: SystemTime,
 }
 
 #[async_trait::async_trait]
+/// A path-keyed object store (distribution's storage driver): get, put, stat, read,
+/// append, rename, delete, list, and no more. Paths are those of [`crate::paths`].
 pub trait Storage: Send + Sync + 'static {
     /// The whole object (for small ones: links, tags, manifests). `Error::NotFound` when
     /// there is none.

@@ -16,6 +16,8 @@ use super::{ByteStream, Meta, Storage};
 use crate::config::S3Config;
 use crate::Error;
 
+/// Objects in an S3-compatible bucket, under a prefix: several registries can serve one
+/// bucket (all state is in it).
 pub struct S3Storage {
     store: Arc<dyn ObjectStore>,
     prefix: String,
