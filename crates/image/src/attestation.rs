@@ -11,11 +11,17 @@ use crate::error::{Error, Result};
 use crate::platform::Platform;
 use crate::store::Store;
 
+/// The media type of an in-toto statement layer.
 pub const STATEMENT_TYPE: &str = "application/vnd.in-toto+json";
+/// SLSA provenance v1, the predicate kiln writes.
 pub const PREDICATE_TYPE: &str = "https://slsa.dev/provenance/v1";
+/// The layer annotation naming its predicate type.
 pub const PREDICATE_ANNOTATION: &str = "in-toto.io/predicate-type";
+/// BuildKit's index annotation marking an attestation manifest.
 pub const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
+/// BuildKit's index annotation naming the image an attestation is about.
 pub const REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
+/// The value of [`REFERENCE_TYPE`] for an attestation manifest.
 pub const ATTESTATION_MANIFEST: &str = "attestation-manifest";
 /// OCI's empty config, for artifacts.
 const EMPTY_TYPE: &str = "application/vnd.oci.empty.v1+json";

@@ -4,12 +4,16 @@
 /// How a layer blob is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Compression {
+    /// Plain tar: the build path (compression happens once, on push, save or --output).
     None,
+    /// gzip, what every registry and runtime reads.
     Gzip,
+    /// zstd: smaller and faster; not every runtime reads it.
     Zstd,
 }
 
 impl Compression {
+    /// The name users write (`--compression gzip`).
     pub fn name(self) -> &'static str {
         match self {
             Compression::None => "none",

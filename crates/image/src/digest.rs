@@ -34,6 +34,7 @@ impl DiffId {
         parse(s).map(DiffId)
     }
 
+    /// The diffID as a digest.
     pub fn digest(&self) -> &Digest {
         &self.0
     }
@@ -70,11 +71,14 @@ fn from_sha256_bytes(bytes: &[u8]) -> Digest {
 /// Incremental hashing for one algorithm.
 #[derive(Clone)]
 pub enum Hasher {
+    /// sha256: everything kiln writes.
     Sha256(Sha256),
+    /// sha512: accepted on read.
     Sha512(Sha512),
 }
 
 impl Hasher {
+    /// A sha256 hasher.
     pub fn sha256() -> Self {
         Hasher::Sha256(Sha256::new())
     }
@@ -87,6 +91,7 @@ impl Hasher {
         }
     }
 
+    /// Hashes `data` next.
     pub fn update(&mut self, data: &[u8]) {
         match self {
             Hasher::Sha256(h) => h.update(data),
@@ -94,6 +99,7 @@ impl Hasher {
         }
     }
 
+    /// The digest of everything given.
     pub fn finish(self) -> Digest {
         match self {
             Hasher::Sha256(h) => from_sha256_bytes(&h.finalize()),
@@ -126,6 +132,7 @@ enum Stream {
 }
 
 impl StreamHasher {
+    /// A stream hasher of `hasher`'s algorithm (and state).
     pub fn new(hasher: Hasher) -> Self {
         StreamHasher {
             piece: Vec::new(),
@@ -133,6 +140,7 @@ impl StreamHasher {
         }
     }
 
+    /// Hashes `data` next (on the thread once the stream is longer than a piece).
     pub fn update(&mut self, mut data: &[u8]) {
         while !data.is_empty() {
             if self.piece.capacity() == 0 {
@@ -190,6 +198,7 @@ impl StreamHasher {
             .expect("the hashing thread runs until its channel closes");
     }
 
+    /// The digest of everything given, once the thread has hashed it all.
     pub fn finish(self) -> Digest {
         match self.state {
             Stream::Inline(mut hasher) => {
@@ -232,6 +241,7 @@ pub struct HashingWriter<W> {
 }
 
 impl<W: Write> HashingWriter<W> {
+    /// Writes to `inner`, hashing with `hasher`.
     pub fn new(inner: W, hasher: Hasher) -> Self {
         HashingWriter {
             inner,
@@ -266,6 +276,7 @@ pub struct HashingReader<R> {
 }
 
 impl<R: io::Read> HashingReader<R> {
+    /// Reads from `inner`, hashing with `hasher`.
     pub fn new(inner: R, hasher: Hasher) -> Self {
         HashingReader { inner, hasher }
     }

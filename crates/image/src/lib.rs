@@ -6,6 +6,8 @@
 //! references, platforms, compressions — as the registry needs them: no store, no
 //! compressors, no registry client.
 
+#![warn(missing_docs)]
+
 #[cfg(feature = "full")]
 pub mod archive;
 #[cfg(feature = "full")]

@@ -23,8 +23,11 @@ const MACHINES: &[(&str, &str)] = &[
 /// One platform: `os/architecture[/variant]`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Platform {
+    /// `linux`, `windows`, ...
     pub os: String,
+    /// The OCI architecture: `amd64`, `arm64`, `arm`, `386`, ...
     pub architecture: String,
+    /// `v7`, `v8`, ...: none when the architecture has one kind.
     pub variant: Option<String>,
 }
 

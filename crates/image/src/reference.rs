@@ -6,6 +6,7 @@ use std::fmt;
 use crate::digest::{self, Digest};
 use crate::error::{Error, Result};
 
+/// Where an image without a registry in its name comes from.
 pub const DEFAULT_DOMAIN: &str = "docker.io";
 const LEGACY_DOMAIN: &str = "index.docker.io";
 const OFFICIAL_PREFIX: &str = "library/";
@@ -15,9 +16,13 @@ const MAX_NAME: usize = 255;
 /// (then `tag` is None); `latest` when neither was.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Reference {
+    /// The registry (`docker.io` when the name has none).
     pub domain: String,
+    /// The repository path (`library/` before an official image's name).
     pub path: String,
+    /// The tag, if one was given (or `latest` when neither a tag nor a digest was).
     pub tag: Option<String>,
+    /// The digest, if one was given.
     pub digest: Option<Digest>,
 }
 

@@ -4,7 +4,7 @@
 //! and the image's users and groups — `USER`, `--chown`, `kiln run --user` names looked
 //! up in its `/etc/passwd` and `/etc/group` as the container would see them: through the
 //! layers, following the image's symlinks inside the image (never the host's), regular
-//! files only and at most [`MAX_ACCOUNT_FILE`] bytes (a link to `/dev/zero` or to the
+//! files only and at most `MAX_ACCOUNT_FILE` bytes (a link to `/dev/zero` or to the
 //! host's own `/etc/passwd` reads nothing).
 
 use std::collections::VecDeque;
@@ -145,7 +145,9 @@ pub fn id_of<L: AsRef<Path>>(layers: &[L], file: &str, name: &str) -> Result<Opt
 /// Who a process of the image runs as (a RUN step, a container).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
+    /// The numeric user id.
     pub uid: u32,
+    /// The numeric primary group id.
     pub gid: u32,
     /// Supplementary groups: those of `/etc/group` that list the user, when USER names
     /// no group (as runc and BuildKit take them).

@@ -9,28 +9,28 @@ use serde::Deserialize;
 
 use crate::Error;
 
+/// The whole file: `kiln registry serve --config FILE`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-/// The whole file: `kiln registry serve --config FILE`.
 pub struct Config {
     /// Where to listen (`--addr`).
     pub addr: Option<SocketAddr>,
-    #[serde(default)]
     /// `[storage]`: where blobs, manifests and uploads live.
+    #[serde(default)]
     pub storage: StorageConfig,
-    #[serde(default)]
     /// `[limits]`: sizes, timeouts, and what may be written.
-    pub limits: LimitsConfig,
     #[serde(default)]
+    pub limits: LimitsConfig,
     /// `[auth]`: who may log in and what they may do (open without it).
+    #[serde(default)]
     pub auth: AuthConfig,
     /// `[tls]`: serve HTTPS instead of HTTP.
     pub tls: Option<TlsConfig>,
 }
 
+/// `[storage]`: one of a directory or an S3 bucket.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-/// `[storage]`: one of a directory or an S3 bucket.
 pub struct StorageConfig {
     /// The filesystem backend's directory (`--root`).
     pub root: Option<PathBuf>,
@@ -38,9 +38,9 @@ pub struct StorageConfig {
     pub s3: Option<S3Config>,
 }
 
+/// `[storage.s3]`: an S3-compatible bucket.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-/// `[storage.s3]`: an S3-compatible bucket.
 pub struct S3Config {
     /// The bucket's name.
     pub bucket: String,
@@ -56,9 +56,9 @@ pub struct S3Config {
     pub secret_access_key: Option<String>,
 }
 
+/// `[limits]`: every figure has a default.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-/// `[limits]`: every figure has a default.
 pub struct LimitsConfig {
     /// Largest manifest accepted (default 4 MiB, the spec's minimum).
     pub max_manifest_bytes: Option<usize>,
@@ -77,9 +77,9 @@ pub struct LimitsConfig {
     pub max_connections: Option<usize>,
 }
 
+/// `[auth]`: authentication (htpasswd, Basic or bearer tokens) and access rules.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-/// `[auth]`: authentication (htpasswd, Basic or bearer tokens) and access rules.
 pub struct AuthConfig {
     /// An htpasswd file of bcrypt entries (`htpasswd -B`): turns authentication on.
     pub htpasswd: Option<PathBuf>,
@@ -92,9 +92,9 @@ pub struct AuthConfig {
     pub access: Vec<AccessRule>,
 }
 
+/// `[auth.token]`: the built-in token endpoint (docker's token authentication).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-/// `[auth.token]`: the built-in token endpoint (docker's token authentication).
 pub struct TokenConfig {
     /// A file holding the secret tokens are signed with (HS256): every replica serving
     /// one storage must have the same.
@@ -123,9 +123,9 @@ pub struct AccessRule {
     pub actions: Vec<String>,
 }
 
+/// `[tls]`: a PEM certificate chain and its private key.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-/// `[tls]`: a PEM certificate chain and its private key.
 pub struct TlsConfig {
     /// The certificate chain, PEM.
     pub cert: PathBuf,

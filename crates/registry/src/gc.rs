@@ -25,8 +25,8 @@ use crate::Error;
 /// Upload sessions older than this are abandoned.
 const UPLOAD_TTL: Duration = Duration::from_secs(24 * 3600);
 
-#[derive(Debug, Clone)]
 /// How a collection runs (`kiln registry gc`).
+#[derive(Debug, Clone)]
 pub struct GcOptions {
     /// Say what would go; remove nothing.
     pub dry_run: bool,
@@ -34,8 +34,8 @@ pub struct GcOptions {
     pub grace: Duration,
 }
 
-#[derive(Debug, Default)]
 /// What a collection removed (or, dry, would remove).
+#[derive(Debug, Default)]
 pub struct GcReport {
     /// `repository@digest` of the manifests removed.
     pub manifests: Vec<String>,

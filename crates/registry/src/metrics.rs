@@ -30,8 +30,8 @@ struct Counts {
     sent: u64,
 }
 
-#[derive(Default)]
 /// Request and byte counters for `/metrics` (Prometheus text), shared by the handlers.
+#[derive(Default)]
 pub struct Metrics {
     counts: Mutex<Counts>,
     /// (when, blob count, blob bytes)

@@ -15,8 +15,11 @@ use crate::store::Store;
 /// Which image of the layout: by tag (its `ref.name`), by digest, or the only one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pick {
+    /// The image whose `org.opencontainers.image.ref.name` is this.
     Tag(String),
+    /// The image of this manifest or index digest.
     Digest(Digest),
+    /// The layout's one image (an error when it has several).
     Only,
 }
 

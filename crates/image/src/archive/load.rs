@@ -57,6 +57,9 @@ impl Contents {
     }
 }
 
+/// Loads an archive (`docker save`'s format or an OCI layout tar, plain or compressed)
+/// from `reader` into `store`: every blob verified, the images tagged as the archive
+/// names them; nothing is tagged if any part fails.
 pub fn load(store: &Store, reader: impl Read) -> Result<Loaded> {
     let _guard = store.write_guard()?;
     let data = Decompressor::new(reader).map_err(Error::io("read", "archive"))?;

@@ -23,13 +23,17 @@ use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 
+/// kiln's settings file (`KILN_CONFIG`, else `$XDG_CONFIG_HOME/kiln/config.toml`):
+/// how to reach which registry.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// `[registries]`.
     #[serde(default)]
     pub registries: Registries,
 }
 
+/// `[registries]`: plain-HTTP hosts, mirrors, CA files.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Registries {

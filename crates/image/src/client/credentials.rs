@@ -16,7 +16,9 @@ use crate::error::{Error, Result};
 /// A user name and password (or identity token) for one registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credentials {
+    /// The user (`<token>` for an identity token).
     pub username: String,
+    /// The password or token.
     pub password: String,
 }
 

@@ -33,6 +33,7 @@ use crate::reference::Reference;
 /// What a pull or push tells as it goes: a line per blob and step (what `--progress
 /// plain` prints), and bytes moved, for progress bars. A closure taking a line is one.
 pub trait Report: Sync {
+    /// One line of progress.
     fn line(&self, line: String);
     /// `done` of `total` bytes of blob `digest` have moved.
     fn bytes(&self, _digest: &Digest, _done: u64, _total: u64) {}
@@ -134,6 +135,7 @@ impl Registry {
         })
     }
 
+    /// The registry this client speaks to (`host[:port]`).
     pub fn host(&self) -> &str {
         &self.host
     }

@@ -26,6 +26,7 @@ pub struct Pulled {
     pub manifest: Descriptor,
     /// Blobs downloaded, and blobs the store had already.
     pub downloaded: usize,
+    /// Blobs the store had already.
     pub present: usize,
 }
 

@@ -22,8 +22,11 @@ use crate::store::{ResolvedImage, Store};
 pub struct Pushed {
     /// The manifest pushed: its digest and size, as `docker push` prints them.
     pub digest: Digest,
+    /// The manifest's size in bytes.
     pub size: u64,
+    /// Blobs uploaded.
     pub uploaded: usize,
+    /// Blobs the registry had already (or mounted from another repository).
     pub present: usize,
 }
 

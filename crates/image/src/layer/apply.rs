@@ -26,8 +26,11 @@ const MAX_LINKS: usize = 40;
 /// What applying a layer did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ApplyStats {
+    /// Entries written (files, directories, links, devices).
     pub entries: u64,
+    /// Bytes of file content written.
     pub bytes: u64,
+    /// Whiteouts applied (removals and opaque directories).
     pub whiteouts: u64,
 }
 

@@ -29,6 +29,8 @@ enum Inner<W: Write + Send + 'static> {
 }
 
 impl<W: Write + Send + 'static> Compressor<W> {
+    /// Compresses what is written into `out` as `compression` says (passes it through for
+    /// `None`).
     pub fn new(compression: Compression, out: W) -> io::Result<Self> {
         let inner = match compression {
             Compression::None => Inner::Plain(out),
@@ -46,6 +48,7 @@ impl<W: Write + Send + 'static> Compressor<W> {
         Ok(Compressor { inner })
     }
 
+    /// Ends the stream (the compressor's trailer) and gives `out` back.
     pub fn finish(self) -> io::Result<W> {
         match self.inner {
             Inner::Plain(w) => Ok(w),
@@ -203,6 +206,8 @@ enum DecompressorInner<R: Read> {
 }
 
 impl<R: Read> Decompressor<R> {
+    /// Reads `reader` decompressed, whatever its compression: gzip, zstd, bzip2 or xz by
+    /// their magic bytes, else as it is.
     pub fn new(reader: R) -> io::Result<Self> {
         let mut buffered = BufReader::with_capacity(1 << 20, reader);
         let head = buffered.fill_buf()?;

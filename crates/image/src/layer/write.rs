@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 /// How to write a layer.
 #[derive(Debug, Clone, Copy)]
 pub struct LayerOptions {
+    /// The blob's compression (`None` on the build path).
     pub compression: Compression,
     /// Clamp every mtime to at most this (seconds since the epoch, the caller's
     /// `SOURCE_DATE_EPOCH`), for reproducible layers.
@@ -29,7 +30,9 @@ pub struct LayerInfo {
     pub diff_id: Digest,
     /// sha256 of the blob as written (equal to `diff_id` when uncompressed).
     pub digest: Digest,
+    /// The blob's size in bytes.
     pub size: u64,
+    /// The blob's media type (OCI layer, with its compression).
     pub media_type: &'static str,
 }
 

@@ -20,8 +20,11 @@ use crate::error::{Error, Result};
 use crate::reference::Reference;
 use crate::store::Store;
 
+/// The media type of a signature's payload: a simple-signing JSON document.
 pub const PAYLOAD_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+/// The layer annotation holding the base64 signature (cosign's).
 pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
+/// The artifact type of a signature manifest, which makes it a referrer of the image.
 pub const ARTIFACT_TYPE: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
 
 /// The tag cosign keeps an image's signatures under: `sha256-<hex>.sig`.

@@ -9,6 +9,7 @@ use crate::digest::{Digest, Hasher, HashingWriter};
 use crate::error::{Error, Result};
 
 impl Store {
+    /// Where blob `digest` is (or would be).
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
         self.root
             .join("blobs")
@@ -16,10 +17,12 @@ impl Store {
             .join(digest.digest())
     }
 
+    /// Whether the store has blob `digest`.
     pub fn has_blob(&self, digest: &Digest) -> bool {
         self.blob_path(digest).is_file()
     }
 
+    /// Opens blob `digest`; [`Error::BlobMissing`] when there is none.
     pub fn open_blob(&self, digest: &Digest) -> Result<File> {
         let path = self.blob_path(digest);
         File::open(&path).map_err(|e| match e.kind() {
@@ -32,6 +35,7 @@ impl Store {
         })
     }
 
+    /// The whole of blob `digest` (for small ones: manifests, configs).
     pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>> {
         let mut data = Vec::new();
         let path = self.blob_path(digest);
@@ -70,6 +74,7 @@ impl Store {
         w.commit(expected)
     }
 
+    /// The size of blob `digest` in bytes.
     pub fn blob_size(&self, digest: &Digest) -> Result<u64> {
         let path = self.blob_path(digest);
         Ok(std::fs::metadata(&path)
@@ -149,6 +154,7 @@ impl Write for WritebackFile {
 }
 
 impl BlobWriter {
+    /// A new blob, hashed with sha256 as it is written.
     pub fn new(store: &Store) -> Result<BlobWriter> {
         Self::with_hasher(store, Hasher::sha256())
     }
@@ -219,6 +225,7 @@ impl Write for BlobWriter {
 }
 
 impl TrustedBlobWriter {
+    /// A new blob whose digest the caller computes.
     pub fn new(store: &Store) -> Result<TrustedBlobWriter> {
         Ok(TrustedBlobWriter {
             store: store.clone(),

@@ -39,6 +39,8 @@ impl Store {
         self.has_blob(&d).then_some((d, r.size))
     }
 
+    /// Records that the layer `diff_id` compressed as `compression` is blob `digest`
+    /// (`size` bytes), so a second push or save compresses nothing.
     pub fn remember_compressed(
         &self,
         diff_id: &Digest,
@@ -181,6 +183,7 @@ impl Store {
 pub struct CompressedIndex {
     /// The new index, in the store, and its bytes.
     pub index: Descriptor,
+    /// The index's bytes, as stored.
     pub bytes: Vec<u8>,
     /// Its entries: each platform's image, then each attestation about one of them.
     pub manifests: Vec<Descriptor>,

@@ -12,7 +12,9 @@ use crate::media;
 /// What a collection removed.
 #[derive(Debug, Default)]
 pub struct GcReport {
+    /// The digests of the blobs removed.
     pub removed_blobs: Vec<String>,
+    /// The bytes they held.
     pub freed_bytes: u64,
 }
 

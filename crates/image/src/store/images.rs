@@ -20,7 +20,9 @@ pub const IMAGE_NAME: &str = "io.containerd.image.name";
 /// One entry of the index: a tagged image, or an untagged one kept until pruned.
 #[derive(Debug, Clone)]
 pub struct ImageRecord {
+    /// Its name, None for an untagged image.
     pub reference: Option<Reference>,
+    /// Its manifest or index.
     pub descriptor: Descriptor,
 }
 
@@ -29,9 +31,13 @@ pub struct ImageRecord {
 pub struct ResolvedImage {
     /// The digest of the manifest (for a multi-platform image, of the platform's manifest).
     pub manifest_digest: Digest,
+    /// The manifest, parsed.
     pub manifest: ImageManifest,
+    /// The manifest's bytes, as stored (its digest is over them).
     pub manifest_bytes: Vec<u8>,
+    /// The config, parsed.
     pub config: ImageConfiguration,
+    /// The config's bytes, as stored.
     pub config_bytes: Vec<u8>,
     /// The index entry the image was found through (its manifest or index).
     pub top: Descriptor,
@@ -47,6 +53,7 @@ impl ResolvedImage {
 }
 
 impl Store {
+    /// Every entry of the store's index, tagged and untagged.
     pub fn records(&self) -> Result<Vec<ImageRecord>> {
         Ok(self.index()?.manifests().iter().map(record).collect())
     }

@@ -35,6 +35,7 @@ impl Store {
         Ok(out)
     }
 
+    /// The store's `index.json`, read from disk.
     pub fn index(&self) -> Result<ImageIndex> {
         read(self)
     }

@@ -7,8 +7,8 @@ use regex::Regex;
 
 use crate::config::AccessRule;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 /// What a request does to a repository, in the token spec's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Action {
     /// Read manifests, tags and blobs.
     Pull,

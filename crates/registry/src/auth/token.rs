@@ -4,11 +4,11 @@
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 /// One entry of the `access` claim: `actions` on resource `name` of type `kind`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Grant {
-    #[serde(rename = "type")]
     /// `repository` (the only type this registry grants).
+    #[serde(rename = "type")]
     pub kind: String,
     /// The repository name.
     pub name: String,
@@ -16,8 +16,8 @@ pub struct Grant {
     pub actions: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
 /// A token's claims (RFC 7519 names) and the Docker token spec's `access`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
     /// Issuer: this registry's configured issuer.
     pub iss: String,

@@ -31,9 +31,9 @@ pub struct Meta {
     pub modified: SystemTime,
 }
 
-#[async_trait::async_trait]
 /// A path-keyed object store (distribution's storage driver): get, put, stat, read,
 /// append, rename, delete, list, and no more. Paths are those of [`crate::paths`].
+#[async_trait::async_trait]
 pub trait Storage: Send + Sync + 'static {
     /// The whole object (for small ones: links, tags, manifests). `Error::NotFound` when
     /// there is none.
