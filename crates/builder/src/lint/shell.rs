@@ -28,7 +28,15 @@ pub struct Command {
 impl Command {
     /// The command's name when it is known: `apt-get`, `/usr/bin/apt-get` → `apt-get`.
     pub fn is(&self, name: &str) -> bool {
-        self.name.known && self.name.text.rsplit('/').next() == Some(name)
+        // Every rule asks of every command, so no splitting: the text ends with `name`,
+        // after a `/` or nothing.
+        let text = &self.name.text;
+        self.name.known
+            && text.ends_with(name)
+            && text[..text.len() - name.len()]
+                .chars()
+                .next_back()
+                .is_none_or(|c| c == '/')
     }
 
     /// Whether any argument is exactly `arg`.
@@ -709,6 +717,18 @@ fn assignment(word: &Word) -> Option<(String, Option<String>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_command_is_known_by_its_name_or_a_path_ending_in_it() {
+        let cmds = read(
+            "apt-get x; /usr/bin/apt-get y; my-apt-get z; $X apt-get",
+            &|_| None,
+        )
+        .commands;
+        let is: Vec<bool> = cmds.iter().map(|c| c.is("apt-get")).collect();
+        // The last one's name is a variable: not known, whatever it holds.
+        assert_eq!(is, [true, true, false, false]);
+    }
 
     fn names(src: &str) -> Vec<String> {
         read(src, &|_| None)
