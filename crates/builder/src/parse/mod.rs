@@ -1,6 +1,7 @@
-//! From Dockerfile text to [`Dockerfile`]: the physical-line pass (directives, comments,
-//! continuations, heredoc bodies) runs the grammar over the file, from the top and again
-//! after each heredoc body, and hands each joined logical line to [`instruction`].
+//! From Dockerfile text to [`Dockerfile`]: the directives (by the grammar), then the
+//! physical-line pass ([`lines`]: comments, blank lines, an instruction's lines joined at
+//! its continuations) item by item, each instruction's logical line to [`instruction`]
+//! (the grammar again) and its heredoc bodies read after it.
 
 mod flags;
 mod instruction;
