@@ -9,9 +9,17 @@
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
     /// `${VAR:?message}` or `${VAR?message}` with VAR missing (or empty, for `:?`).
-    Required { variable: String, message: String },
+    Required {
+        /// The variable.
+        variable: String,
+        /// The file's message for it.
+        message: String,
+    },
     /// A `${` without its `}`, or an unknown modifier.
-    Syntax { text: String },
+    Syntax {
+        /// The text with the expression.
+        text: String,
+    },
 }
 
 /// `text` with its variables replaced through `lookup`.

@@ -28,10 +28,15 @@ use crate::Project;
 
 /// One Kubernetes object, ready to print.
 pub enum Object {
+    /// A service's pods.
     Deployment(Box<Deployment>),
+    /// A service's name and ports on the cluster's network.
     Service(Box<Service>),
+    /// A named volume.
     PersistentVolumeClaim(Box<PersistentVolumeClaim>),
+    /// A secret's file.
     Secret(Box<Secret>),
+    /// A config's file.
     ConfigMap(Box<ConfigMap>),
 }
 

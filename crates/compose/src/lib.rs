@@ -4,6 +4,8 @@
 //! `kiln compose config` prints, and the order services start in. Running a project is
 //! the kiln binary's part (containers, networks and volumes are the runtime's).
 
+#![warn(missing_docs)]
+
 mod dotenv;
 mod error;
 mod forms;

@@ -42,6 +42,7 @@ pub struct Options {
     pub profiles: Vec<String>,
     /// `--env-file` (default: the project directory's `.env`).
     pub env_files: Vec<PathBuf>,
+    /// The directory relative `-f` paths and discovery start from.
     pub working_dir: PathBuf,
     /// The process's environment.
     pub environment: BTreeMap<String, String>,
@@ -50,8 +51,11 @@ pub struct Options {
 /// A loaded project.
 #[derive(Debug, Clone)]
 pub struct Project {
+    /// The project's name (`-p`, `name:`, `COMPOSE_PROJECT_NAME`, or the directory's).
     pub name: String,
+    /// The project directory: relative paths in the files are from here.
     pub dir: PathBuf,
+    /// The Compose files read, in merge order.
     pub files: Vec<PathBuf>,
     /// Every service (and the top-level resources), normalised.
     pub file: File,
@@ -71,6 +75,8 @@ impl Project {
     }
 }
 
+/// Finds, reads, interpolates, merges and checks the project's files as Docker Compose
+/// does: every error names its file and the path in it.
 pub fn load(options: &Options) -> Result<Project, Error> {
     let files = discover(options)?;
     let dir = match &options.project_dir {
