@@ -10,6 +10,26 @@ pub struct Kiln {
     pub dir: tempfile::TempDir,
 }
 
+/// The store's containers go with it, even when the test failed before removing them:
+/// a supervisor (and its network) does not outlive the test that made it.
+impl Drop for Kiln {
+    fn drop(&mut self) {
+        if !self.root().join("containers").is_dir() {
+            return;
+        }
+        let Ok(out) = self.cmd(&["ps", "-aq"]).output() else {
+            return;
+        };
+        let ids = String::from_utf8_lossy(&out.stdout).into_owned();
+        let ids: Vec<&str> = ids.split_whitespace().collect();
+        if !ids.is_empty() {
+            let mut args = vec!["rm", "-f"];
+            args.extend(ids);
+            let _ = self.cmd(&args).output();
+        }
+    }
+}
+
 impl Kiln {
     pub fn new() -> Kiln {
         Kiln {
