@@ -115,9 +115,12 @@ const PIECE: usize = 1 << 20;
 
 /// Hashes a stream on a thread of its own once it is longer than a piece, so that on two
 /// cores hashing a large layer overlaps the reads and writes that make it (each costs
-/// about as much as the other); a short stream is hashed inline. At most three pieces are
-/// in flight, so memory stays flat whatever the stream's length.
+/// about as much as the other). The first piece is hashed inline as it comes, so a short
+/// stream (a manifest, a small file) is neither copied nor given a buffer. At most three
+/// pieces are in flight, so memory stays flat whatever the stream's length.
 pub struct StreamHasher {
+    /// Bytes hashed inline so far (at most a piece).
+    inline: usize,
     piece: Vec<u8>,
     state: Stream,
 }
@@ -135,6 +138,7 @@ impl StreamHasher {
     /// A stream hasher of `hasher`'s algorithm (and state).
     pub fn new(hasher: Hasher) -> Self {
         StreamHasher {
+            inline: 0,
             piece: Vec::new(),
             state: Stream::Inline(hasher),
         }
@@ -142,6 +146,12 @@ impl StreamHasher {
 
     /// Hashes `data` next (on the thread once the stream is longer than a piece).
     pub fn update(&mut self, mut data: &[u8]) {
+        if let Stream::Inline(hasher) = &mut self.state {
+            let take = (PIECE - self.inline).min(data.len());
+            hasher.update(&data[..take]);
+            self.inline += take;
+            data = &data[take..];
+        }
         while !data.is_empty() {
             if self.piece.capacity() == 0 {
                 self.piece.reserve_exact(PIECE);
@@ -222,11 +232,17 @@ impl StreamHasher {
 /// hashing.
 pub fn hash_reader(reader: &mut dyn io::Read, hasher: Hasher) -> io::Result<Digest> {
     let mut hasher = StreamHasher::new(hasher);
-    let mut buf = vec![0u8; PIECE];
+    // Small to start with (most files of a context are), a piece once a read fills it.
+    let mut buf = vec![0u8; 64 << 10];
     loop {
         match reader.read(&mut buf) {
             Ok(0) => return Ok(hasher.finish()),
-            Ok(n) => hasher.update(&buf[..n]),
+            Ok(n) => {
+                hasher.update(&buf[..n]);
+                if n == buf.len() && buf.len() < PIECE {
+                    buf.resize(PIECE, 0);
+                }
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
