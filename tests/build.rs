@@ -1,19 +1,16 @@
 //! `kiln build` end to end: a busybox base built from Debian's busybox-static, a
 //! multi-stage image checked file by file, the cache, and builds that must fail cleanly.
 
-#[path = "support/kiln.rs"]
-mod support;
+kiln_testkit::private_network!();
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use support::{build_busybox, busybox, context, flatten, root_or_skip, Kiln};
+use kiln_testkit::{build_busybox, busybox, context, flatten, require_root, require_tool, Kiln};
 
 #[test]
 fn a_multi_stage_build_gives_the_files_and_config_it_describes() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     build_busybox(&k);
     let base = flatten(&k, "busybox:kiln");
@@ -108,9 +105,7 @@ fn a_multi_stage_build_gives_the_files_and_config_it_describes() {
 
 #[test]
 fn an_unchanged_context_runs_nothing_and_one_change_reruns_only_what_depends_on_it() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     build_busybox(&k);
     let ctx = context(&k.dir.path().join("app"), &[
@@ -153,9 +148,7 @@ fn an_unchanged_context_runs_nothing_and_one_change_reruns_only_what_depends_on_
 
 #[test]
 fn bad_builds_fail_clearly_and_leave_no_tag() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     build_busybox(&k);
     let outside = k.dir.path().join("outside-secret");
@@ -214,9 +207,7 @@ fn bad_builds_fail_clearly_and_leave_no_tag() {
 
 #[test]
 fn independent_stages_run_at_the_same_time() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     build_busybox(&k);
     // Each stage records when its sleep started and ended (system uptime, shared by all
@@ -247,9 +238,8 @@ fn independent_stages_run_at_the_same_time() {
 
 #[test]
 fn output_writes_an_archive_peers_read() {
-    if !root_or_skip() || !support::have("skopeo") {
-        return;
-    }
+    require_root!();
+    require_tool!("skopeo");
     let k = Kiln::new();
     build_busybox(&k);
     let ctx = context(
@@ -268,7 +258,7 @@ fn output_writes_an_archive_peers_read() {
         &format!("type=oci,dest={}", tar.display()),
         ctx.to_str().unwrap(),
     ]);
-    let raw = support::run_tool(
+    let raw = kiln_testkit::run_tool(
         "skopeo",
         &[
             "inspect",
@@ -280,7 +270,7 @@ fn output_writes_an_archive_peers_read() {
         raw.contains("tar+gzip"),
         "layers are compressed for export: {raw}"
     );
-    let config: serde_json::Value = serde_json::from_str(&support::run_tool(
+    let config: serde_json::Value = serde_json::from_str(&kiln_testkit::run_tool(
         "skopeo",
         &[
             "inspect",
@@ -296,9 +286,7 @@ fn output_writes_an_archive_peers_read() {
 
 #[test]
 fn with_source_date_epoch_two_builds_give_the_same_image_whichever_the_snapshotter() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let mut digests = Vec::new();
     for snapshotter in ["overlay", "copy"] {
         // A fresh store and a fresh copy of the context each time (new inodes and times).
@@ -380,9 +368,7 @@ fn with_source_date_epoch_two_builds_give_the_same_image_whichever_the_snapshott
 
 #[test]
 fn a_context_tar_or_a_lone_dockerfile_comes_on_stdin_and_json_progress_describes_the_steps() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     build_busybox(&k);
     let ctx = context(
@@ -455,9 +441,7 @@ fn a_context_tar_or_a_lone_dockerfile_comes_on_stdin_and_json_progress_describes
 
 #[test]
 fn users_and_groups_are_resolved_by_name_from_the_image() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     build_busybox(&k);
     let dockerfile = "FROM busybox:kiln\nCOPY <<EOF /etc/passwd\nroot:x:0:0:root:/root:/bin/sh\napp:x:1500:1600:app:/home/app:/bin/sh\nEOF\nCOPY <<EOF /etc/group\nroot:x:0:\nstaff:x:1700:\napp:x:1600:\nEOF\nCOPY --chown=app:staff f /owned\nCOPY --chown=app f /user-only\nUSER app\nRUN echo uid=$(id -u) gid=$(id -g)\n";
@@ -494,9 +478,7 @@ fn users_and_groups_are_resolved_by_name_from_the_image() {
 
 #[test]
 fn a_changed_copy_starts_from_its_previous_result_without_touching_it() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     build_busybox(&k);
     let ctx = context(&k.dir.path().join("inc"), &[
@@ -549,9 +531,7 @@ fn a_changed_copy_starts_from_its_previous_result_without_touching_it() {
 
 #[test]
 fn add_unpacks_local_tar_archives_and_copy_does_not() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     build_busybox(&k);
     let ctx = context(&k.dir.path().join("add"), &[("Dockerfile", "FROM busybox:kiln\nADD plain.tar /x/\nADD packed.tar.gz /y/\nADD packed.tar.zst /z/\nADD packed.tar.bz2 /b/\nADD packed.tar.xz /e/\nCOPY plain.tar /copied/\nADD notes.txt /n/\n"), ("notes.txt", "just text")]);
@@ -596,9 +576,7 @@ fn add_unpacks_local_tar_archives_and_copy_does_not() {
 
 #[test]
 fn builder_prune_empties_the_cache_and_the_next_build_runs_again() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     build_busybox(&k);
     let ctx = context(
@@ -625,9 +603,7 @@ fn builder_prune_empties_the_cache_and_the_next_build_runs_again() {
 
 #[test]
 fn onbuild_triggers_run_in_the_child_and_proxy_args_need_no_declaration() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     build_busybox(&k);
     let parent = context(
@@ -684,9 +660,7 @@ fn onbuild_triggers_run_in_the_child_and_proxy_args_need_no_declaration() {
 
 #[test]
 fn secrets_reach_run_steps_and_nothing_else() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     build_busybox(&k);
     let secret = k.dir.path().join("token");
@@ -730,9 +704,7 @@ fn secrets_reach_run_steps_and_nothing_else() {
 
 #[test]
 fn copy_follows_the_images_symlinks_in_the_destination() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     build_busybox(&k);
     let dockerfile = "FROM busybox:kiln\nRUN mkdir -p /srv/data /usr/local && ln -s /srv /app && ln -s ../../srv/data /usr/local/data\nCOPY f /app/\nCOPY f /usr/local/data/g\nCOPY f /app/new/\n";
@@ -760,9 +732,7 @@ fn copy_follows_the_images_symlinks_in_the_destination() {
 
 #[test]
 fn copy_exclude_parents_and_link() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     build_busybox(&k);
     let files = [
@@ -815,9 +785,7 @@ fn copy_exclude_parents_and_link() {
 
 #[test]
 fn cache_mounts_live_in_a_directory_ci_can_carry_between_runners() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let carried = tempfile::tempdir().unwrap();
     let dockerfile = "FROM busybox:kiln\nRUN --mount=type=cache,target=/cache,id=deps ls /cache; echo run >> /cache/log; wc -l < /cache/log\n";
     let mut counts = Vec::new();
@@ -869,9 +837,7 @@ fn serve(body: &'static [u8], requests: usize) -> String {
 
 #[test]
 fn add_downloads_urls_and_checks_their_checksum() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     build_busybox(&k);
     let body: &'static [u8] = b"downloaded content\n";
@@ -919,9 +885,7 @@ fn add_downloads_urls_and_checks_their_checksum() {
 
 #[test]
 fn run_bind_mounts_read_stages_and_the_context_and_their_content_is_in_the_cache_key() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     build_busybox(&k);
     let ctx = context(&k.dir.path().join("bind"), &[
@@ -965,9 +929,7 @@ fn run_bind_mounts_read_stages_and_the_context_and_their_content_is_in_the_cache
 
 #[test]
 fn the_build_cache_keeps_to_its_size_least_recently_used_first_and_survives_rmi() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     build_busybox(&k);
     let ctx = |name: &str| {
@@ -1027,9 +989,7 @@ fn the_build_cache_keeps_to_its_size_least_recently_used_first_and_survives_rmi(
 
 #[test]
 fn progress_auto_draws_live_lines_on_a_terminal_and_plain_lines_elsewhere() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     build_busybox(&k);
     let ctx = context(
@@ -1066,9 +1026,7 @@ fn progress_auto_draws_live_lines_on_a_terminal_and_plain_lines_elsewhere() {
 
 #[test]
 fn a_build_prints_the_build_checks_warnings_and_goes_on() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     let ctx = context(
         &k.dir.path().join("warn"),
@@ -1089,9 +1047,7 @@ fn a_build_prints_the_build_checks_warnings_and_goes_on() {
 
 #[test]
 fn a_file_rewritten_in_place_with_its_mtime_set_back_misses_the_cache() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     let ctx = context(
         &k.dir.path().join("inplace"),
@@ -1144,9 +1100,7 @@ fn a_file_rewritten_in_place_with_its_mtime_set_back_misses_the_cache() {
 
 #[test]
 fn a_reader_that_goes_away_neither_hangs_nor_fails_the_build() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     build_busybox(&k);
     // Two stages printing enough to fill the pipe after `head` has gone.
@@ -1183,9 +1137,7 @@ fn a_reader_that_goes_away_neither_hangs_nor_fails_the_build() {
 
 #[test]
 fn run_has_the_users_home_and_supplementary_groups() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     build_busybox(&k);
     let ctx = context(
@@ -1219,9 +1171,7 @@ RUN echo \"explicit=$(id -G)\"
 
 #[test]
 fn workdir_is_made_as_the_user_and_joined_as_buildkit_joins_it() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     build_busybox(&k);
     let ctx = context(
@@ -1284,9 +1234,7 @@ WORKDIR ../c
 
 #[test]
 fn two_fully_cached_rebuilds_give_the_same_image_and_leave_nothing_dangling() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     build_busybox(&k);
     let ctx = context(
@@ -1324,9 +1272,7 @@ fn two_fully_cached_rebuilds_give_the_same_image_and_leave_nothing_dangling() {
 
 #[test]
 fn platform_args_are_set_as_buildkit_sets_them() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     build_busybox(&k);
     let ctx = context(
@@ -1354,9 +1300,7 @@ fn platform_args_are_set_as_buildkit_sets_them() {
 
 #[test]
 fn run_heredocs_feed_the_command_as_buildkit_does() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     build_busybox(&k);
     let dockerfile = [
@@ -1421,9 +1365,7 @@ fn modes(flat: &Path, paths: &[&str]) -> Vec<String> {
 
 #[test]
 fn copy_keeps_an_existing_destination_as_buildkit_does() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     build_busybox(&k);
     let ctx = context(
@@ -1478,9 +1420,7 @@ fn copy_keeps_an_existing_destination_as_buildkit_does() {
 
 #[test]
 fn a_run_layer_carries_no_etc_when_the_base_has_etc_without_hosts() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     build_busybox(&k);
     let ctx = context(
@@ -1506,9 +1446,7 @@ fn a_run_layer_carries_no_etc_when_the_base_has_etc_without_hosts() {
 
 #[test]
 fn etc_hosts_and_resolv_conf_are_read_only_in_run_as_buildkit_mounts_them() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     build_busybox(&k);
     // BuildKit binds both read-only and has no /etc/hostname; a write to them fails, so
@@ -1541,9 +1479,7 @@ fn etc_hosts_and_resolv_conf_are_read_only_in_run_as_buildkit_mounts_them() {
 
 #[test]
 fn progress_reads_as_docker_build_prints_it() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     build_busybox(&k);
     let ctx = context(
@@ -1599,9 +1535,7 @@ fn progress_reads_as_docker_build_prints_it() {
 
 #[test]
 fn the_flags_ci_scripts_pass_to_docker_build_are_taken() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     build_busybox(&k);
     let ctx = context(
@@ -1699,9 +1633,7 @@ fn the_flags_ci_scripts_pass_to_docker_build_are_taken() {
 
 #[test]
 fn history_shows_what_docker_history_shows() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     build_busybox(&k);
     let ctx = context(
@@ -1729,9 +1661,7 @@ fn history_shows_what_docker_history_shows() {
 
 #[test]
 fn no_cache_filter_runs_the_named_stages_again_and_only_them() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     build_busybox(&k);
     let ctx = context(
@@ -1757,9 +1687,7 @@ fn no_cache_filter_runs_the_named_stages_again_and_only_them() {
 
 #[test]
 fn build_contexts_stand_in_for_stages_and_images() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     build_busybox(&k);
     let assets = context(&k.dir.path().join("assets"), &[("x", "one")]);
@@ -1805,7 +1733,7 @@ fn build_contexts_stand_in_for_stages_and_images() {
     // oci-layout://: an image out of an OCI layout directory (skopeo writes it), by tag
     // and by digest, kept untagged in the store.
     let layout = k.dir.path().join("layout");
-    support::run_tool(
+    kiln_testkit::run_tool(
         "skopeo",
         &[
             "copy",

@@ -5,14 +5,13 @@
 //! deleted, and the config. Adding a case is adding a folder;
 //! `KILN_BLESS=1 cargo test --test build_cases` writes the expectations (read the diff).
 
-#[path = "support/kiln.rs"]
-mod support;
+kiln_testkit::private_network!();
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use support::{busybox, Kiln};
+use kiln_testkit::{busybox, require_root, Kiln};
 
 /// path → description of every entry under `root`.
 fn listing(root: &Path) -> BTreeMap<String, String> {
@@ -58,14 +57,7 @@ fn flatten(k: &Kiln, image: &str, out: &Path) {
 
 #[test]
 fn every_build_case_gives_the_expected_image() {
-    if !nix::unistd::geteuid().is_root() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI runs as root and must run the build cases"
-        );
-        eprintln!("skipped: kiln build needs root");
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     let base_ctx = k.dir.path().join("base");
     std::fs::create_dir_all(&base_ctx).unwrap();

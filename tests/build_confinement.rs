@@ -2,14 +2,13 @@
 //! Dockerfile or base image made before RUN was confined (see the README's "Security
 //! model"), through `kiln build` as CI runs it. Needs root, as `kiln build` does.
 
-#[path = "support/kiln.rs"]
-mod support;
+kiln_testkit::private_network!();
 
 use std::os::unix::fs::MetadataExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{build_busybox, busybox, context, root_or_skip, Kiln};
+use kiln_testkit::{build_busybox, busybox, context, require_root, Kiln};
 
 /// `major minor` of the block device holding the host's `/`.
 fn host_disk() -> (u64, u64) {
@@ -45,9 +44,7 @@ fn text(out: &std::process::Output) -> String {
 
 #[test]
 fn a_run_step_has_dockers_capabilities_and_seccomp_and_cannot_reach_the_hosts_disk() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     build_busybox(&k);
     let (major, minor) = host_disk();
@@ -70,9 +67,7 @@ RUN if mount -o remount,rw /sys; then exit 1; fi
 
 #[test]
 fn run_security_insecure_needs_the_entitlement() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     build_busybox(&k);
     let dockerfile =
@@ -104,9 +99,7 @@ fn run_security_insecure_needs_the_entitlement() {
 
 #[test]
 fn a_device_node_in_a_base_image_cannot_be_opened() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     let (major, minor) = host_disk();
     let rootfs = k.dir.path().join("rootfs");
@@ -146,9 +139,7 @@ fn a_device_node_in_a_base_image_cannot_be_opened() {
 
 #[test]
 fn a_descriptor_left_open_by_the_caller_does_not_reach_run() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     build_busybox(&k);
     let ctx = context(
@@ -249,9 +240,7 @@ fn scratch_entries(k: &Kiln) -> Vec<String> {
 
 #[test]
 fn kill_9_of_kiln_build_kills_its_run_step_and_the_next_build_removes_its_scratch() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     build_busybox(&k);
     let mut child = build_that_sleeps(&k, "6101");
@@ -275,9 +264,7 @@ fn kill_9_of_kiln_build_kills_its_run_step_and_the_next_build_removes_its_scratc
 
 #[test]
 fn sigterm_and_sigint_stop_the_build_cleanly() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     build_busybox(&k);
     for (signal, seconds) in [
@@ -302,9 +289,7 @@ fn sigterm_and_sigint_stop_the_build_cleanly() {
 
 #[test]
 fn a_context_tar_whose_whiteout_names_the_parent_is_refused_and_removes_nothing() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     let tmpdir = k.dir.path().join("tmp");
     std::fs::create_dir(&tmpdir).unwrap();
@@ -364,9 +349,7 @@ fn assert_empty(dir: &std::path::Path) {
 
 #[test]
 fn copy_never_writes_through_a_symlink_of_the_context() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     let host = host_dir(&k);
     // Two sources whose directories merge: a's x is a link to the host, b's x a directory.
@@ -381,7 +364,7 @@ fn copy_never_writes_through_a_symlink_of_the_context() {
     std::os::unix::fs::symlink(&host, ctx.join("a/x")).unwrap();
     k.log(&["build", "-t", "merged:1", ctx.to_str().unwrap()]);
     assert_empty(&host);
-    let flat = support::flatten(&k, "merged:1");
+    let flat = kiln_testkit::flatten(&k, "merged:1");
     assert_eq!(
         std::fs::read_to_string(flat.join("dst/x/pwned")).unwrap(),
         "pwned"
@@ -402,7 +385,7 @@ fn copy_never_writes_through_a_symlink_of_the_context() {
     std::fs::write(ctx.join("src/x/pwned"), "pwned").unwrap();
     k.log(&["build", "-t", "inc:2", ctx.to_str().unwrap()]);
     assert_empty(&host);
-    let flat = support::flatten(&k, "inc:2");
+    let flat = kiln_testkit::flatten(&k, "inc:2");
     assert_eq!(
         std::fs::read_to_string(flat.join("dst/x/pwned")).unwrap(),
         "pwned"
@@ -411,9 +394,7 @@ fn copy_never_writes_through_a_symlink_of_the_context() {
 
 #[test]
 fn user_lookups_read_the_images_passwd_never_the_hosts() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     build_busybox(&k);
     // A file of the host's, named by an absolute link in the image.

@@ -6,9 +6,9 @@
 //! of the message). And the sample project (`examples/compose`) brought up, used and
 //! taken down (root, in the test's own network namespace).
 
-#[path = "support/kiln.rs"]
-mod support;
+kiln_testkit::private_network!();
 
+use kiln_testkit::require_root;
 use std::path::Path;
 use std::process::Command;
 
@@ -263,16 +263,14 @@ fn the_sample_project_reads_with_its_env_file_and_anchors() {
 /// depending on it with `restart: true` restarted), down -v leaving nothing.
 #[test]
 fn the_sample_project_comes_up_serves_scales_and_goes_leaving_nothing() {
-    if !support::root_or_skip() {
-        return;
-    }
-    let k = support::Kiln::new();
+    require_root!();
+    let k = kiln_testkit::Kiln::new();
     let sample = k.dir.path().join("sample");
     copy_dir(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/compose"),
         &sample,
     );
-    std::fs::copy(support::busybox(), sample.join("base/busybox")).unwrap();
+    std::fs::copy(kiln_testkit::busybox(), sample.join("base/busybox")).unwrap();
     let compose = |args: &[&str]| {
         let mut all = vec!["compose"];
         all.extend_from_slice(args);
@@ -346,7 +344,7 @@ fn the_sample_project_comes_up_serves_scales_and_goes_leaving_nothing() {
     // Three workers behind one name (and the server's own Address line).
     assert!(inside.trim_end().ends_with('4'), "{inside}");
     // Three workers share the volume: each has written its name there.
-    support::wait_for("three writers in the shared volume", || {
+    kiln_testkit::wait_for("three writers in the shared volume", || {
         k.ok(&[
             "exec",
             "sample-worker-1",
@@ -452,13 +450,13 @@ fn the_sample_project_comes_up_serves_scales_and_goes_leaving_nothing() {
     assert!(!k.ok(&["images"]).contains("kiln-sample/base"));
     assert!(!k.ok(&["network", "ls"]).contains("sample_default"));
     assert!(!k.ok(&["volume", "ls"]).contains("sample_data"));
-    support::wait_for("the veths to go", || {
-        !support::run_tool("ip", &["-o", "link"]).contains("veth")
+    kiln_testkit::wait_for("the veths to go", || {
+        !kiln_testkit::run_tool("ip", &["-o", "link"]).contains("veth")
     });
 }
 
 /// `kiln compose ARGS` in `dir`, on `k`'s store.
-fn compose_in(k: &support::Kiln, dir: &Path, args: &[&str]) -> std::process::Output {
+fn compose_in(k: &kiln_testkit::Kiln, dir: &Path, args: &[&str]) -> std::process::Output {
     let mut all = vec!["compose"];
     all.extend_from_slice(args);
     k.cmd(&all).current_dir(dir).output().unwrap()
@@ -481,12 +479,10 @@ fn copy_dir(from: &Path, to: &Path) {
 /// (exit 130), as Docker Compose does.
 #[test]
 fn up_in_the_foreground_shows_the_output_and_ctrl_c_stops_the_services() {
-    if !support::root_or_skip() {
-        return;
-    }
+    require_root!();
     use std::io::BufRead;
-    let k = support::Kiln::new();
-    support::build_busybox(&k);
+    let k = kiln_testkit::Kiln::new();
+    kiln_testkit::build_busybox(&k);
     let dir = k.dir.path().join("fg");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
@@ -553,11 +549,9 @@ fn up_in_the_foreground_shows_the_output_and_ctrl_c_stops_the_services() {
 /// `down` then removes it all.
 #[test]
 fn up_stops_at_a_service_that_cannot_start_and_down_removes_what_it_made() {
-    if !support::root_or_skip() {
-        return;
-    }
-    let k = support::Kiln::new();
-    support::build_busybox(&k);
+    require_root!();
+    let k = kiln_testkit::Kiln::new();
+    kiln_testkit::build_busybox(&k);
     let dir = k.dir.path().join("mid");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
@@ -618,11 +612,9 @@ fn up_stops_at_a_service_that_cannot_start_and_down_removes_what_it_made() {
 /// secrets; a missing context stops `up` before any build runs or anything is made.
 #[test]
 fn services_build_with_their_args_target_and_secrets_and_a_missing_context_makes_nothing() {
-    if !support::root_or_skip() {
-        return;
-    }
-    let k = support::Kiln::new();
-    support::build_busybox(&k);
+    require_root!();
+    let k = kiln_testkit::Kiln::new();
+    kiln_testkit::build_busybox(&k);
     let dir = k.dir.path().join("b");
     std::fs::create_dir_all(dir.join("app")).unwrap();
     std::fs::write(
@@ -676,7 +668,7 @@ secrets:
         String::from_utf8_lossy(&out.stderr)
     );
     // The secret is in no layer of the image.
-    let rootfs = support::flatten(&k, "b-app:1");
+    let rootfs = kiln_testkit::flatten(&k, "b-app:1");
     assert!(!rootfs.join("run/secrets/tok").exists());
     compose_in(&k, &dir, &["down"]);
 }

@@ -2,12 +2,11 @@
 //! builds: docker's exit codes, output, columns and stop semantics. Needs root, as
 //! containers do.
 
-#[path = "support/kiln.rs"]
-mod support;
+kiln_testkit::private_network!();
 
 use std::time::{Duration, Instant};
 
-use support::{build_busybox, root_or_skip, wait_for, Kiln};
+use kiln_testkit::{build_busybox, root_or_skip, wait_for, Kiln};
 
 /// A store with busybox:kiln, or None when not root (outside CI).
 fn busybox_kiln() -> Option<Kiln> {
@@ -214,7 +213,7 @@ fn a_killed_supervisor_leaves_an_exited_container_that_rm_cleans() {
 #[test]
 fn volumes_are_filled_from_the_image_outlive_containers_and_binds_reach_the_host() {
     let Some(k) = busybox_kiln() else { return };
-    let ctx = support::context(
+    let ctx = kiln_testkit::context(
         &k.dir.path().join("vol"),
         &[(
             "Dockerfile",
@@ -780,7 +779,7 @@ fn security_flags_change_the_confinement_as_dockers_do() {
 #[test]
 fn health_checks_run_in_the_container_and_show_in_ps_and_inspect() {
     let Some(k) = busybox_kiln() else { return };
-    let ctx = support::context(
+    let ctx = kiln_testkit::context(
         &k.dir.path().join("hc"),
         &[(
             "Dockerfile",

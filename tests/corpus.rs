@@ -4,12 +4,9 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-#[path = "support/corpus.rs"]
-mod support;
-
 #[test]
 fn every_corpus_dockerfile_parses_the_same_twice() {
-    let files = support::corpus_files();
+    let files = kiln_testkit::corpus_files();
     let parse = |file: &PathBuf| {
         Command::new(env!("CARGO_BIN_EXE_kiln"))
             .args(["parse", "--json", "-f"])

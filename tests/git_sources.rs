@@ -4,14 +4,13 @@
 //! `--keep-git-dir` and a `--checksum` commit; `RUN --mount=type=ssh` reaching the agent
 //! `--ssh` names; and neither key nor socket in a layer, the config or the history.
 
-#[path = "support/kiln.rs"]
-mod kiln;
+kiln_testkit::private_network!();
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use kiln::{build_busybox, context, git, root_or_skip, run_tool, wait_for, Kiln};
+use kiln_testkit::{build_busybox, context, git, require_root, run_tool, wait_for, Kiln};
 
 /// A free port on 127.0.0.1.
 fn free_port() -> u16 {
@@ -132,9 +131,7 @@ fn http_backend(base: &Path) -> (Server, u16) {
 
 #[test]
 fn repositories_are_added_over_git_and_http_at_a_ref_and_a_subdirectory() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     build_busybox(&k);
     let repos = k.dir.path().join("repos");
@@ -181,7 +178,7 @@ RUN cat /tag/README /docs/a.txt /kept/README /pinned/README && git_dir=$(test -d
         ctx.to_str().unwrap(),
     ]);
     assert!(log.contains("kept .git: yes"), "{log}");
-    let flat = kiln::flatten(&k, "git:1");
+    let flat = kiln_testkit::flatten(&k, "git:1");
     for at_v1 in ["pinned", "by-commit", "dumb"] {
         assert_eq!(
             std::fs::read_to_string(flat.join(at_v1).join("README")).unwrap(),
@@ -290,9 +287,7 @@ fn sshd(dir: &Path, public_key: &Path) -> (Server, u16) {
 
 #[test]
 fn an_ssh_agent_reaches_run_steps_and_fetches_over_ssh_and_lands_nowhere() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     build_busybox(&k);
     let dir = k.dir.path().join("ssh");
@@ -353,7 +348,7 @@ RUN test -z \"$SSH_AUTH_SOCK\" && test ! -e /run/buildkit/ssh_agent.0
     ]);
     assert!(log.contains("identities: 1"), "{log}");
     assert!(log.contains("sock=/run/buildkit/ssh_agent.0"), "{log}");
-    let flat = kiln::flatten(&k, "ssh:1");
+    let flat = kiln_testkit::flatten(&k, "ssh:1");
     assert_eq!(
         std::fs::read_to_string(flat.join("src/README")).unwrap(),
         "two\n"

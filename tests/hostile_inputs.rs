@@ -1,14 +1,13 @@
 //! Inputs made to exhaust the machine — a Dockerfile whose variables double, a registry
 //! that answers with a gigabyte — end in a clear error with bounded memory.
 
-#[path = "support/kiln.rs"]
-mod support;
+kiln_testkit::private_network!();
 
 use std::io::Read;
 use std::process::{Child, Output};
 use std::time::{Duration, Instant};
 
-use support::Kiln;
+use kiln_testkit::{require_root, Kiln};
 
 /// Waits for `child`, killing it after `limit`: an input that used to run the machine out
 /// of memory must not hang the test run.
@@ -55,7 +54,7 @@ fn variables_that_double_at_each_line_fail_on_the_line_that_grows_too_long() {
     // lint reads what it can of expansions and reports findings: it must just finish.
     run(&["lint", file]);
     let mut commands = vec![vec!["parse", "--expand", "-f", file]];
-    if support::root_or_skip() {
+    if kiln_testkit::root_or_skip() {
         commands.push(vec!["build", "--progress", "plain", dir.to_str().unwrap()]);
     }
     for args in commands {
@@ -199,9 +198,7 @@ fn a_token_that_never_expires_is_taken_for_a_day() {
 
 #[test]
 fn a_large_context_on_standard_input_is_spooled_not_held_in_memory() {
-    if !support::root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     let dir = k.dir.path().join("ctx");
     std::fs::create_dir_all(&dir).unwrap();

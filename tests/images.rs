@@ -2,13 +2,14 @@
 //! rmi, prune; save and load against skopeo, umoci and podman; a load killed midway and
 //! one that runs out of disk leave the store as it was.
 
-#[path = "support/kiln.rs"]
-mod support;
+kiln_testkit::private_network!();
 
 use std::io::Write;
 use std::process::Stdio;
 
-use support::{assert_blobs_intact, busybox_rootfs, have, run_tool, Kiln};
+use kiln_testkit::{
+    assert_blobs_intact, busybox_rootfs, require_root, require_tool, run_tool, Kiln,
+};
 
 #[test]
 fn image_commands_show_tag_and_remove_images() {
@@ -140,9 +141,7 @@ fn prune_removes_untagged_images_and_their_blobs() {
 
 #[test]
 fn save_is_read_by_skopeo_and_podman_and_loads_back() {
-    if !have("skopeo") || !have("podman") {
-        return;
-    }
+    require_tool!("skopeo", "podman");
     let k = Kiln::new();
     let tarball = busybox_rootfs(k.dir.path(), 0);
     let id = k
@@ -224,9 +223,7 @@ fn save_is_read_by_skopeo_and_podman_and_loads_back() {
 
 #[test]
 fn skopeo_and_umoci_read_the_store_and_their_images_load() {
-    if !have("skopeo") || !have("umoci") {
-        return;
-    }
+    require_tool!("skopeo", "umoci");
     let k = Kiln::new();
     let tarball = busybox_rootfs(k.dir.path(), 0);
     k.ok(&["import", tarball.to_str().unwrap(), "app:1"]);
@@ -367,11 +364,7 @@ fn a_load_killed_midway_leaves_no_trace_and_a_retry_succeeds() {
 
 #[test]
 fn a_load_that_runs_out_of_disk_stores_nothing_partial() {
-    if !nix::unistd::geteuid().is_root() {
-        assert!(std::env::var_os("CI").is_none(), "CI runs as root");
-        eprintln!("skipped: needs root to mount a small tmpfs");
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     let tarball = busybox_rootfs(k.dir.path(), 12 << 20);
     k.ok(&["import", tarball.to_str().unwrap(), "big:1"]);
@@ -440,9 +433,7 @@ fn compressed_rootfs_tarballs_import_to_the_same_image() {
 
 #[test]
 fn compressed_saves_are_read_everywhere_and_each_layer_is_compressed_once() {
-    if !have("skopeo") {
-        return;
-    }
+    require_tool!("skopeo");
     let k = Kiln::new();
     let tarball = busybox_rootfs(k.dir.path(), 3 << 20);
     let id = k

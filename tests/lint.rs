@@ -4,9 +4,6 @@
 //! formats, thresholds and exit codes.
 //! `KILN_BLESS=1 cargo test --test lint` rewrites the expectations; read the diff.
 
-#[path = "support/corpus.rs"]
-mod corpus;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -95,7 +92,7 @@ fn every_rule_has_a_case_that_triggers_it_and_one_that_must_not() {
 #[test]
 fn the_corpus_lints_and_per_rule_counts_do_not_drift() {
     let mut counts: BTreeMap<&str, usize> = lint::rules().map(|r| (r.id, 0)).collect();
-    for file in corpus::corpus_files() {
+    for file in kiln_testkit::corpus_files() {
         for f in findings(&file) {
             *counts.get_mut(f.rule).expect("a known rule") += 1;
         }

@@ -4,15 +4,14 @@
 //! `Kiln::new`), with an "outside" namespace as the world beyond the host where one is
 //! needed: bridges, veths, NAT rules and DNS live and die there. Needs root.
 
-#[path = "support/kiln.rs"]
-mod support;
+kiln_testkit::private_network!();
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use support::{build_busybox, context, root_or_skip, run_tool, wait_for, Kiln};
+use kiln_testkit::{build_busybox, context, root_or_skip, run_tool, wait_for, Kiln};
 
 /// A store with busybox:kiln and `web:kiln` (busybox with `EXPOSE 80 53/udp`).
 fn kiln() -> Option<Kiln> {

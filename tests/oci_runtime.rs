@@ -2,13 +2,12 @@
 //! conmon) as its `--runtime`, and directly on a bundle whose `config.json` is runc's own
 //! default spec (`runc spec`). Needs root, podman and runc.
 
-#[path = "support/kiln.rs"]
-mod support;
+kiln_testkit::private_network!();
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use support::{build_busybox, have, root_or_skip, run_tool, Kiln};
+use kiln_testkit::{build_busybox, have, root_or_skip, run_tool, Kiln};
 
 /// A store with busybox:kiln, a state root for the runtime and a wrapper that podman
 /// can call as its runtime; None when not root or a peer is missing (outside CI).
@@ -44,10 +43,17 @@ fn setup(tools: &[&str]) -> Option<Setup> {
 }
 
 /// podman's overlay driver bind-mounts its store on itself and leaves the mount when the
-/// test ends: detached here, so no mount outlives the test's directory.
+/// test ends: detached here, so no mount outlives the test's directory. conmon runs
+/// `podman container cleanup` once a container exits, after the podman that started it
+/// has returned, and that mounts the store again: so first wait (up to 10 s) for every
+/// process naming the store to be gone.
 impl Drop for Setup {
     fn drop(&mut self) {
         let store = self.k.dir.path().join("podman");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while processes_naming(&store) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         let mut under: Vec<&str> = mounts
             .lines()
@@ -60,6 +66,19 @@ impl Drop for Setup {
             let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
         }
     }
+}
+
+/// Whether a process other than this one has `path` in its command line.
+fn processes_naming(path: &Path) -> bool {
+    let needle = path.as_os_str().as_encoded_bytes();
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name() != me.as_str())
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .any(|cmdline| cmdline.windows(needle.len()).any(|w| w == needle))
 }
 
 impl Setup {
@@ -233,7 +252,7 @@ fn podman_exec_stop_and_a_terminal_work_on_kiln_runtime() {
 fn runc_default_spec_goes_through_the_runtime_spec_lifecycle() {
     let Some(s) = setup(&["runc"]) else { return };
     let bundle = s.k.dir.path().join("bundle");
-    let rootfs = support::flatten(&s.k, "busybox:kiln");
+    let rootfs = kiln_testkit::flatten(&s.k, "busybox:kiln");
     std::fs::create_dir_all(&bundle).unwrap();
     std::os::unix::fs::symlink(&rootfs, bundle.join("rootfs")).unwrap();
     run_tool("runc", &["spec", "--bundle", bundle.to_str().unwrap()]);

@@ -3,16 +3,13 @@
 //! `type=registry`; and `--cache-to`/`--cache-from type=local`, a cache kept in a
 //! directory carried to an empty store.
 
-#[path = "support/kiln.rs"]
-mod kiln;
-#[path = "support/registry.rs"]
-mod registry;
+kiln_testkit::private_network!();
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use kiln::{build_busybox, context, root_or_skip, Kiln};
-use registry::Registry;
+use kiln_testkit::Registry;
+use kiln_testkit::{build_busybox, context, require_root, Kiln};
 
 /// The names in a tar.
 fn tar_names(bytes: &[u8]) -> BTreeSet<String> {
@@ -32,9 +29,7 @@ fn tar_names(bytes: &[u8]) -> BTreeSet<String> {
 
 #[test]
 fn outputs_write_files_a_tar_an_archive_and_a_push() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     build_busybox(&k);
     let ctx = context(
@@ -94,7 +89,7 @@ fn outputs_write_files_a_tar_an_archive_and_a_push() {
     k.log(&["build", "-o", &format!("type=registry,name={name}"), ctx]);
     let other = Kiln::new();
     other.ok(&["pull", &name]);
-    let flat = kiln::flatten(&other, &name);
+    let flat = kiln_testkit::flatten(&other, &name);
     assert_eq!(std::fs::read_to_string(flat.join("hello")).unwrap(), "hi\n");
 }
 
@@ -105,9 +100,7 @@ fn blobs(dir: &Path) -> usize {
 
 #[test]
 fn a_local_cache_directory_gives_an_empty_store_its_hits() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let a = Kiln::new();
     build_busybox(&a);
     let ctx = context(
@@ -147,8 +140,9 @@ fn a_local_cache_directory_gives_an_empty_store_its_hits() {
         ctx,
     ]);
     assert_eq!(log.matches("CACHED").count(), 2, "{log}");
-    let stamp =
-        |k: &Kiln| std::fs::read_to_string(kiln::flatten(k, "app:1").join("stamp")).unwrap();
+    let stamp = |k: &Kiln| {
+        std::fs::read_to_string(kiln_testkit::flatten(k, "app:1").join("stamp")).unwrap()
+    };
     assert_eq!(stamp(&a), stamp(&b));
     // An export of another build replaces the cache and leaves no blob of the old one.
     let other = context(

@@ -4,15 +4,12 @@
 //! and read back by skopeo and `kiln pull --platform`; a cross-compilation stage
 //! (`FROM --platform=$BUILDPLATFORM`) running natively in both.
 
-#[path = "support/kiln.rs"]
-mod kiln;
-#[path = "support/registry.rs"]
-mod registry;
+kiln_testkit::private_network!();
 
 use std::path::{Path, PathBuf};
 
-use kiln::{run_tool, Kiln};
-use registry::Registry;
+use kiln_testkit::Registry;
+use kiln_testkit::{require_root, run_tool, Kiln};
 
 /// Debian's `busybox-static:arm64`, unpacked by `scripts/setup`.
 const ARM64_BUSYBOX: &str = "/opt/kiln-arm64/bin/busybox";
@@ -24,8 +21,8 @@ fn context(dir: &Path, dockerfile: &str) -> PathBuf {
         Path::new(ARM64_BUSYBOX).is_file(),
         "{ARM64_BUSYBOX}: scripts/setup fetches Debian's busybox-static:arm64"
     );
-    let ctx = kiln::context(dir, &[("Dockerfile", dockerfile)]);
-    std::fs::copy(kiln::busybox(), ctx.join("busybox-amd64")).unwrap();
+    let ctx = kiln_testkit::context(dir, &[("Dockerfile", dockerfile)]);
+    std::fs::copy(kiln_testkit::busybox(), ctx.join("busybox-amd64")).unwrap();
     std::fs::copy(ARM64_BUSYBOX, ctx.join("busybox-arm64")).unwrap();
     ctx
 }
@@ -39,9 +36,7 @@ RUN echo \"machine: $(uname -m)\" && uname -m > /machine
 
 #[test]
 fn two_platforms_build_through_qemu_push_as_one_index_and_pull_per_platform() {
-    if !kiln::root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     // What a user runs once per machine: Debian's emulators registered with the F flag.
     let binfmt = k.ok(&["builder", "binfmt", "--install"]);
@@ -163,7 +158,7 @@ fn two_platforms_build_through_qemu_push_as_one_index_and_pull_per_platform() {
     let image = store.resolve_for(&name, &arm64).unwrap();
     assert_eq!(image.manifest_digest.to_string(), platforms[1].1, "{arm}");
     assert_eq!(image.config.architecture().to_string(), "arm64");
-    let flat = kiln::flatten(&other, &name);
+    let flat = kiln_testkit::flatten(&other, &name);
     let machine = std::fs::read(flat.join("bin/busybox")).unwrap();
     // ELF e_machine 0xb7: AArch64.
     assert_eq!(&machine[18..20], &[0xb7, 0x00]);
@@ -180,9 +175,7 @@ fn two_platforms_build_through_qemu_push_as_one_index_and_pull_per_platform() {
 
 #[test]
 fn a_cross_compilation_stage_runs_natively_for_every_target() {
-    if !kiln::root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     k.ok(&["builder", "binfmt", "--install"]);
     let ctx = context(
@@ -233,9 +226,7 @@ COPY --from=build /out /out
 /// runs, with what to do.
 #[test]
 fn a_platform_without_an_emulator_is_refused_naming_what_to_do() {
-    if !kiln::root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     let ctx = context(&k.dir.path().join("none"), BUSYBOX);
     // No Debian package has an emulator for this one.

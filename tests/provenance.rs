@@ -5,20 +5,15 @@
 //! image, its subject the image as pushed, and listed by kiln's registry through the
 //! referrers API.
 
-#[path = "support/kiln.rs"]
-mod kiln;
-#[path = "support/registry.rs"]
-mod registry;
+kiln_testkit::private_network!();
 
-use kiln::{build_busybox, context, git, root_or_skip, run_tool, Kiln};
-use registry::Registry;
+use kiln_testkit::Registry;
+use kiln_testkit::{build_busybox, context, git, require_root, run_tool, Kiln};
 use sha2::Digest as _;
 
 #[test]
 fn provenance_names_what_made_the_image_and_travels_with_it_as_a_referrer() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     build_busybox(&k);
     let dockerfile = "FROM busybox:kiln\nARG GREETING\nRUN --mount=type=secret,id=tok test -s /run/secrets/tok && echo $GREETING > /g\n";

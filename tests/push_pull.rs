@@ -3,16 +3,14 @@
 //! files; credentials with Basic and with Bearer tokens; skopeo and podman read what kiln
 //! pushed; a registry that serves a wrong blob gets nothing stored.
 
-#[path = "support/kiln.rs"]
-mod kiln;
-#[path = "support/registry.rs"]
-mod registry;
+kiln_testkit::private_network!();
 
 use std::io::Read;
 use std::path::Path;
 
-use kiln::{busybox_rootfs, have, run_tool, Kiln};
-use registry::{auth_config, Registry};
+use kiln_testkit::{
+    auth_config, busybox_rootfs, have, require_root, require_tool, run_tool, Kiln, Registry,
+};
 use sha2::Digest as _;
 
 /// A store whose commands use `docker_config` for credentials.
@@ -285,7 +283,7 @@ fn wrong_blobs_missing_tags_platforms_and_broken_registries_store_nothing() {
     let store = kiln_image::store::Store::open(b.root()).unwrap();
     assert!(store.records().unwrap().is_empty(), "no tag");
     assert!(!store.has_blob(&kiln_image::digest::parse(&bad_digest).unwrap()));
-    kiln::assert_blobs_intact(&b.root());
+    kiln_testkit::assert_blobs_intact(&b.root());
 
     // An index with another platform only: the error names what it has and the flag.
     let manifest = pushed_digest(&a.ok(&["push", &name]));
@@ -357,9 +355,7 @@ fn wrong_blobs_missing_tags_platforms_and_broken_registries_store_nothing() {
 /// For the build tests: a registry with a busybox base pushed to it as
 /// `REG/base/busybox:1` from the store returned; None where `kiln build` cannot run.
 fn registry_with_base() -> Option<(tempfile::TempDir, Registry, Kiln, String)> {
-    if !nix::unistd::geteuid().is_root() {
-        assert!(std::env::var_os("CI").is_none(), "CI runs as root");
-        eprintln!("skipped: kiln build needs root");
+    if !kiln_testkit::root_or_skip() {
         return None;
     }
     let reg_dir = tempfile::tempdir().unwrap();
@@ -504,13 +500,7 @@ impl Drop for Distribution {
 
 #[test]
 fn the_reference_registry_with_basic_auth_takes_and_gives_the_same_image() {
-    if !have("docker-registry") {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI installs docker-registry (scripts/setup)"
-        );
-        return;
-    }
+    require_tool!("docker-registry");
     let reg = Distribution::start();
     let docker = tempfile::tempdir().unwrap();
     let a = Kiln::new();
@@ -549,9 +539,7 @@ fn the_reference_registry_with_basic_auth_takes_and_gives_the_same_image() {
     layers_match_diff_ids(&b.root(), &name);
 
     // It keeps a build cache too: an artifact manifest distribution 2.8 takes and gives.
-    if !nix::unistd::geteuid().is_root() {
-        return;
-    }
+    require_root!();
     let ctx = a.dir.path().join("ctx");
     std::fs::create_dir_all(&ctx).unwrap();
     std::fs::write(
@@ -673,7 +661,7 @@ fn a_connection_cut_mid_push_or_mid_pull_is_resumed_to_the_right_digest() {
     assert!(down.cut(), "the proxy cut the download");
     assert!(pulled.contains(&format!("Digest: {digest}")), "{pulled}");
     layers_match_diff_ids(&b.root(), &name);
-    kiln::assert_blobs_intact(&b.root());
+    kiln_testkit::assert_blobs_intact(&b.root());
 }
 
 /// The image `name` in the store at `root`: its manifest digest and its ID.

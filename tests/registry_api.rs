@@ -1,12 +1,9 @@
 //! `kiln registry serve` against the OCI distribution spec, endpoint by endpoint and error
 //! code by error code, over real HTTP on 127.0.0.1.
 
-#[path = "support/registry.rs"]
-mod support;
-
+use kiln_testkit::{code, digest, Registry};
 use reqwest::blocking::Response;
 use serde_json::json;
-use support::{code, digest, Registry};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";

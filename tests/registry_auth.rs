@@ -2,13 +2,10 @@
 //! tokens from its token endpoint, access rules, the failed-login limit, TLS; and real
 //! clients (skopeo, podman) logging in as they do anywhere else.
 
-#[path = "support/kiln.rs"]
-mod kiln;
-#[path = "support/registry.rs"]
-mod registry;
+kiln_testkit::private_network!();
 
-use kiln::{busybox_rootfs, have, run_tool, Kiln};
-use registry::{auth_config, code, Registry};
+use kiln_testkit::{auth_config, code, require_root, Registry};
+use kiln_testkit::{busybox_rootfs, require_tool, run_tool, Kiln};
 
 fn start(tokens: bool) -> (tempfile::TempDir, Registry) {
     let dir = tempfile::tempdir().unwrap();
@@ -218,14 +215,8 @@ fn image(k: &Kiln) -> String {
 
 #[test]
 fn skopeo_and_podman_log_in_with_basic_and_with_tokens() {
-    if !have("skopeo") || !have("podman") {
-        return;
-    }
-    if !nix::unistd::geteuid().is_root() {
-        assert!(std::env::var_os("CI").is_none(), "CI runs as root");
-        eprintln!("skipped: podman with a private storage root needs root here");
-        return;
-    }
+    require_tool!("skopeo", "podman");
+    require_root!();
     for tokens in [false, true] {
         let (dir, reg) = start(tokens);
         let k = Kiln::new();
@@ -306,9 +297,7 @@ fn skopeo_and_podman_log_in_with_basic_and_with_tokens() {
 
 #[test]
 fn tls_serves_https_that_clients_trust_with_the_certificate() {
-    if !have("openssl") || !have("skopeo") {
-        return;
-    }
+    require_tool!("openssl", "skopeo");
     let dir = tempfile::tempdir().unwrap();
     // A CA, and a certificate for 127.0.0.1 it signs (a self-signed CA certificate
     // cannot serve as the server's own).
@@ -483,17 +472,17 @@ fn tls_serves_https_that_clients_trust_with_the_certificate() {
     );
     std::fs::write(&config, "").unwrap();
     let certs_d = std::path::Path::new("/etc/docker/certs.d").join(&reg.addr);
-    if nix::unistd::geteuid().is_root() {
-        std::fs::create_dir_all(&certs_d).unwrap();
-        std::fs::copy(p("ca.pem"), certs_d.join("ca.crt")).unwrap();
-        let out = pull(&Kiln::new());
-        let _ = std::fs::remove_dir_all(&certs_d);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    // The machine's /etc/docker/certs.d: written only as root.
+    require_root!();
+    std::fs::create_dir_all(&certs_d).unwrap();
+    std::fs::copy(p("ca.pem"), certs_d.join("ca.crt")).unwrap();
+    let out = pull(&Kiln::new());
+    let _ = std::fs::remove_dir_all(&certs_d);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Pushes a config blob into `repo` as `user` (a repository with a blob in it).
@@ -503,7 +492,7 @@ fn push_as(reg: &Registry, user: &str, password: &str, repo: &str) {
         .http
         .post(reg.url(&format!(
             "/v2/{repo}/blobs/uploads/?digest={}",
-            registry::digest(data.as_bytes())
+            kiln_testkit::digest(data.as_bytes())
         )))
         .basic_auth(user, Some(password))
         .body(data)
@@ -567,7 +556,7 @@ fn the_catalog_lists_only_what_the_caller_may_pull() {
             .http
             .post(reg.url(&format!(
                 "/v2/{repo}/blobs/uploads/?digest={}",
-                registry::digest(data.as_bytes())
+                kiln_testkit::digest(data.as_bytes())
             )))
             .bearer_auth(t)
             .body(data)

@@ -1,13 +1,10 @@
 //! Real clients against `kiln registry serve`: skopeo and podman push and pull, and the
 //! digests survive byte for byte.
 
-#[path = "support/kiln.rs"]
-mod kiln;
-#[path = "support/registry.rs"]
-mod registry;
+kiln_testkit::private_network!();
 
-use kiln::{busybox_rootfs, have, run_tool, Kiln};
-use registry::{digest, Registry};
+use kiln_testkit::{busybox_rootfs, require_root, require_tool, run_tool, Kiln};
+use kiln_testkit::{digest, Registry};
 
 /// A kiln store holding `app:1` (busybox plus 3 MB of data, so layers are not tiny).
 fn image() -> Kiln {
@@ -19,9 +16,7 @@ fn image() -> Kiln {
 
 #[test]
 fn skopeo_copies_in_and_out_and_the_digests_survive() {
-    if !have("skopeo") {
-        return;
-    }
+    require_tool!("skopeo");
     let k = image();
     let reg = Registry::start(&k.dir.path().join("registry"), &[]);
     let store = format!("oci:{}:app:1", k.root().display());
@@ -91,14 +86,8 @@ fn skopeo_copies_in_and_out_and_the_digests_survive() {
 
 #[test]
 fn podman_pulls_and_pushes() {
-    if !have("podman") {
-        return;
-    }
-    if !nix::unistd::geteuid().is_root() {
-        assert!(std::env::var_os("CI").is_none(), "CI runs as root");
-        eprintln!("skipped: podman with a private storage root needs root here");
-        return;
-    }
+    require_tool!("podman");
+    require_root!();
     let k = image();
     let reg = Registry::start(&k.dir.path().join("registry"), &[]);
     let store = format!("oci:{}:app:1", k.root().display());

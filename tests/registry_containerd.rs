@@ -1,17 +1,14 @@
 //! containerd (Debian's, through `ctr`) pulls from and pushes to `kiln registry serve`
 //! with Bearer tokens, as it does against any registry.
 
-#[path = "support/kiln.rs"]
-mod kiln;
-#[path = "support/registry.rs"]
-mod registry;
+kiln_testkit::private_network!();
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use kiln::{busybox_rootfs, have, run_tool, Kiln};
-use registry::Registry;
+use kiln_testkit::Registry;
+use kiln_testkit::{busybox_rootfs, require_root, require_tool, run_tool, Kiln};
 
 /// A private containerd (no CRI plugin), stopped with the value.
 struct Containerd {
@@ -71,14 +68,8 @@ impl Drop for Containerd {
 
 #[test]
 fn containerd_pulls_and_pushes_with_tokens() {
-    if !have("containerd") || !have("ctr") || !have("skopeo") {
-        return;
-    }
-    if !nix::unistd::geteuid().is_root() {
-        assert!(std::env::var_os("CI").is_none(), "CI runs as root");
-        eprintln!("skipped: containerd needs root");
-        return;
-    }
+    require_tool!("containerd", "ctr", "skopeo");
+    require_root!();
     let k = Kiln::new();
     let dir = k.dir.path();
     let htpasswd = dir.join("htpasswd");

@@ -1,14 +1,11 @@
 //! Faults during uploads: a client that dies mid-chunk, a registry killed mid-upload and
 //! started again. Each leaves no partial blob visible and lets the upload go on.
 
-#[path = "support/registry.rs"]
-mod support;
-
 use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
 
-use support::{digest, Registry};
+use kiln_testkit::{digest, Registry};
 
 fn data(len: usize) -> Vec<u8> {
     let mut state = 0x2545f4914f6cdd1du64;

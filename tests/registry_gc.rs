@@ -2,14 +2,11 @@
 //! stays, and it is safe beside a serving registry (grace period, uploads in flight,
 //! blobs claimed by a push).
 
-#[path = "support/registry.rs"]
-mod support;
-
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use kiln_testkit::{digest, Registry};
 use serde_json::json;
-use support::{digest, Registry};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 

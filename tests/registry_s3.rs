@@ -1,36 +1,20 @@
 //! Two `kiln registry serve` processes on one S3 bucket (a local moto_server): what one
 //! takes, the other serves; garbage collection works on the bucket too.
 
-#[path = "support/kiln.rs"]
-mod kiln;
-#[path = "../crates/registry/tests/support/moto.rs"]
-mod moto;
-#[path = "support/registry.rs"]
-mod registry;
+kiln_testkit::private_network!();
 
-use kiln::{busybox_rootfs, have, run_tool, Kiln};
-use registry::Registry;
+use kiln_testkit::Registry;
+use kiln_testkit::{busybox_rootfs, require_tool, run_tool, Kiln};
 
 #[test]
 fn two_registries_share_one_bucket() {
-    let Some(moto) = moto::Moto::start() else {
+    let Some(moto) = kiln_testkit::Moto::start() else {
         return;
     };
-    if !have("skopeo") {
-        return;
-    }
-    let s3 = moto.bucket("shared");
+    require_tool!("skopeo");
     let k = Kiln::new();
     let config = k.dir.path().join("registry.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[storage.s3]\nbucket = \"{}\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\nprefix = \"registry\"\naccess_key_id = \"test\"\nsecret_access_key = \"test\"\n",
-            s3.bucket,
-            s3.endpoint.as_deref().unwrap()
-        ),
-    )
-    .unwrap();
+    std::fs::write(&config, moto.bucket("shared").storage_toml()).unwrap();
     let args = ["--config", config.to_str().unwrap()];
     let unused = k.dir.path().join("unused");
     let (a, b) = (

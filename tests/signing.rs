@@ -6,17 +6,14 @@
 //! (Debian's skopeo and podman are built with sigstore disabled, so they cannot be
 //! the oracle.)
 
-#[path = "support/kiln.rs"]
-mod kiln;
-#[path = "support/registry.rs"]
-mod registry;
+kiln_testkit::private_network!();
 
 use std::path::Path;
 use std::process::Command;
 
 use base64::Engine as _;
-use kiln::{context, root_or_skip, run_tool, Kiln};
-use registry::Registry;
+use kiln_testkit::Registry;
+use kiln_testkit::{context, require_root, run_tool, Kiln};
 
 const NACL_PYTHON: &str = "/opt/kiln-nacl/bin/python";
 
@@ -63,9 +60,7 @@ fn get_json(reg: &Registry, path: &str) -> serde_json::Value {
 
 #[test]
 fn signatures_are_cosigns_verified_and_enforced_by_the_policy() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let k = Kiln::new();
     let reg_dir = tempfile::tempdir().unwrap();
     let reg = Registry::start(&reg_dir.path().join("store"), &[]);
@@ -73,7 +68,7 @@ fn signatures_are_cosigns_verified_and_enforced_by_the_policy() {
         &k.dir.path().join("ctx"),
         &[("Dockerfile", "FROM scratch\nCOPY busybox /bin/busybox\n")],
     );
-    std::fs::copy(kiln::busybox(), ctx.join("busybox")).unwrap();
+    std::fs::copy(kiln_testkit::busybox(), ctx.join("busybox")).unwrap();
     let app = format!("{}/team/app:1", reg.addr);
     let other = format!("{}/team/other:1", reg.addr);
     k.ok(&[

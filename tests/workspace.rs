@@ -1,6 +1,7 @@
 //! The workspace's dependency direction, from `cargo metadata`: kiln → builder, registry,
 //! runtime → image; image depends on no workspace crate, the registry never on the builder
-//! or the runtime, the builder never on the runtime (except as a dev-dependency).
+//! or the runtime, the builder never on the runtime (except as a dev-dependency); the test
+//! kit is a dev-dependency only.
 
 use std::process::Command;
 
@@ -65,6 +66,20 @@ fn workspace_dependencies_point_one_way() {
             );
         }
     }
+    for package in meta["packages"].as_array().unwrap() {
+        let name = package["name"].as_str().unwrap();
+        for (dep, dev) in deps(name) {
+            assert!(
+                dep != "kiln-testkit" || dev,
+                "{name} may use kiln-testkit in its tests only"
+            );
+        }
+    }
+    assert_eq!(
+        deps("kiln-testkit"),
+        [("kiln-image".to_string(), false)],
+        "the test kit depends on the image crate alone"
+    );
 }
 
 /// The registry links the image crate's names alone: not its `full` feature (the store,

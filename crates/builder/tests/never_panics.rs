@@ -7,13 +7,10 @@ use std::sync::OnceLock;
 
 use proptest::prelude::*;
 
-#[path = "../../../tests/support/corpus.rs"]
-mod support;
-
 fn corpus() -> &'static [String] {
     static FILES: OnceLock<Vec<String>> = OnceLock::new();
     FILES.get_or_init(|| {
-        support::corpus_files()
+        kiln_testkit::corpus_files()
             .iter()
             .map(|p| {
                 String::from_utf8_lossy(&std::fs::read(p).expect("read corpus file")).into_owned()

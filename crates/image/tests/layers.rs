@@ -10,11 +10,8 @@ use std::process::Command;
 mod support;
 
 use kiln_image::layer::{apply, write_changes, write_dir, Change, Compression, LayerOptions};
+use kiln_testkit::require_root;
 use support::crafted;
-
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
 
 fn set_mtime(path: &Path, secs: i64) {
     let t = nix::sys::time::TimeSpec::new(secs, 0);
@@ -95,11 +92,7 @@ fn write(
 
 #[test]
 fn the_same_tree_gives_the_same_layer_digest() {
-    if !is_root() {
-        assert!(std::env::var_os("CI").is_none(), "CI runs as root");
-        eprintln!("skipped: needs root (device nodes and owners in the fixture)");
-        return;
-    }
+    require_root!();
     let tmp = tempfile::tempdir().unwrap();
     fixture(tmp.path());
     let (first, bytes) = write(tmp.path(), Compression::None, None);
@@ -212,11 +205,7 @@ fn snapshot(root: &Path) -> Vec<String> {
 
 #[test]
 fn a_layer_applies_back_to_the_same_tree() {
-    if !is_root() {
-        assert!(std::env::var_os("CI").is_none(), "CI runs as root");
-        eprintln!("skipped: needs root (device nodes and owners in the fixture)");
-        return;
-    }
+    require_root!();
     let src = tempfile::tempdir().unwrap();
     fixture(src.path());
     for compression in [Compression::None, Compression::Gzip, Compression::Zstd] {

@@ -1,11 +1,9 @@
 //! One conformance suite for every storage backend: what the registry relies on, run
 //! against the filesystem and against S3 (a local moto_server).
 
-#[path = "support/moto.rs"]
-mod moto;
-
 use bytes::Bytes;
 use futures_util::StreamExt;
+use kiln_registry::config::S3Config;
 use kiln_registry::storage::{ByteStream, FsStorage, S3Storage, Storage};
 use kiln_registry::Error;
 
@@ -100,15 +98,23 @@ async fn the_filesystem_backend_conforms() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_s3_backend_conforms() {
-    let Some(moto) = tokio::task::spawn_blocking(moto::Moto::start)
+    let Some(moto) = tokio::task::spawn_blocking(kiln_testkit::Moto::start)
         .await
         .unwrap()
     else {
         return;
     };
-    let config = {
+    let bucket = {
         let moto = &moto;
         tokio::task::block_in_place(|| moto.bucket("conformance"))
+    };
+    let config = S3Config {
+        bucket: bucket.name,
+        endpoint: Some(bucket.endpoint),
+        region: Some(bucket.region.into()),
+        prefix: Some(bucket.prefix.into()),
+        access_key_id: Some(bucket.access_key_id.into()),
+        secret_access_key: Some(bucket.secret_access_key.into()),
     };
     conformance(&S3Storage::open(&config).unwrap()).await;
 }

@@ -11,7 +11,8 @@ use std::path::Path;
 use std::process::Stdio;
 
 use kiln_runtime::bind_mount;
-use support::{config, root_or_skip, run, start};
+use kiln_testkit::require_root;
+use support::{config, run, start};
 
 /// `major:minor` of the block device holding the host's `/`, as mknod wants them.
 fn host_disk() -> (u64, u64) {
@@ -30,9 +31,7 @@ fn status_line(status: &str, key: &str) -> String {
 
 #[test]
 fn root_gets_dockers_default_capabilities_and_the_seccomp_filter() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let tmp = tempfile::tempdir().unwrap();
     let (code, out, err) = run(&config(tmp.path(), &["cat", "/proc/self/status"]));
     assert_eq!(code, 0, "{err}");
@@ -47,9 +46,7 @@ fn root_gets_dockers_default_capabilities_and_the_seccomp_filter() {
 
 #[test]
 fn another_user_holds_no_capability() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let tmp = tempfile::tempdir().unwrap();
     let mut cfg = config(tmp.path(), &["cat", "/proc/self/status"]);
     cfg.process.uid = 1000;
@@ -63,9 +60,7 @@ fn another_user_holds_no_capability() {
 
 #[test]
 fn the_hosts_disk_cannot_be_mounted_or_read_through_a_device_node() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let (major, minor) = host_disk();
     let tmp = tempfile::tempdir().unwrap();
     let script = format!(
@@ -83,9 +78,7 @@ fn the_hosts_disk_cannot_be_mounted_or_read_through_a_device_node() {
 
 #[test]
 fn a_device_node_shipped_in_a_layer_cannot_be_opened() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let (major, minor) = host_disk();
     let tmp = tempfile::tempdir().unwrap();
     let cfg = config(tmp.path(), &["sh", "-c", "head -c 512 /disk > /dev/null"]);
@@ -103,9 +96,7 @@ fn a_device_node_shipped_in_a_layer_cannot_be_opened() {
 
 #[test]
 fn proc_and_sys_are_masked_and_read_only() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let tmp = tempfile::tempdir().unwrap();
     let script = "
         echo kiln > /proc/sys/kernel/domainname 2>/dev/null && exit 10
@@ -123,9 +114,7 @@ fn proc_and_sys_are_masked_and_read_only() {
 
 #[test]
 fn descriptors_the_caller_left_open_do_not_reach_the_program() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let tmp = tempfile::tempdir().unwrap();
     // A directory of the host, open without close-on-exec: a way out of the root.
     let leaked = nix::fcntl::open(
@@ -145,9 +134,7 @@ fn descriptors_the_caller_left_open_do_not_reach_the_program() {
 
 #[test]
 fn a_mount_through_a_symlink_of_the_image_stays_in_the_root() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let tmp = tempfile::tempdir().unwrap();
     let host = tmp.path().join("host-etc");
     std::fs::create_dir(&host).unwrap();
@@ -194,9 +181,7 @@ fn alive(pid: i32) -> bool {
 
 #[test]
 fn stopping_the_sandboxes_kills_every_process_in_them() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let tmp = tempfile::tempdir().unwrap();
     // PID 1 starts a second process in the background and waits.
     let cfg = config(tmp.path(), &["sh", "-c", "sleep 60 & sleep 61 & wait"]);

@@ -7,6 +7,7 @@ use std::process::Stdio;
 
 use kiln_image::layer::{apply, overlay_changes, write_changes, Change, Compression, LayerOptions};
 use kiln_runtime::{default_spec, spawn, ProcessSpec, Rootfs, Snapshotter};
+use kiln_testkit::require_root;
 
 fn lower(dir: &Path) -> std::path::PathBuf {
     let lower = dir.join("lower");
@@ -55,11 +56,7 @@ fn a_steps_changes_on_a_copy_become_the_same_layer() {
 }
 
 fn changes_become_a_layer(snapshotter: Snapshotter) {
-    if !nix::unistd::geteuid().is_root() {
-        assert!(std::env::var_os("CI").is_none(), "CI runs as root");
-        eprintln!("skipped: the sandbox needs root");
-        return;
-    }
+    require_root!();
     let tmp = tempfile::tempdir().unwrap();
     let lower = lower(tmp.path());
     let script = "busybox rm /etc/keep && busybox rm -r /data && busybox mkdir /data && echo n > /data/new && echo x > /added && busybox chmod 700 /added";

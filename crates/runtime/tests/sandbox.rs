@@ -8,7 +8,8 @@ use std::process::Stdio;
 mod support;
 
 use kiln_runtime::{bind_mount, tmpfs_mount};
-use support::{config, root_or_skip, run, start};
+use kiln_testkit::require_root;
+use support::{config, run, start};
 
 fn upper_entries(upper: &Path) -> Vec<String> {
     let mut v: Vec<String> = walk(upper)
@@ -33,9 +34,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn a_program_runs_as_pid_1_with_its_own_hostname_and_its_changes_land_in_upper() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let tmp = tempfile::tempdir().unwrap();
     let cfg = config(tmp.path(), &["/bin/sh", "-c", "echo hello > /out; echo pid=$$; hostname; id -u; ls /proc/1/exe >/dev/null && echo proc"]);
     let (code, out, err) = run(&cfg);
@@ -61,9 +60,7 @@ fn a_program_runs_as_pid_1_with_its_own_hostname_and_its_changes_land_in_upper()
 
 #[test]
 fn exit_codes_and_signals_reach_the_caller() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let tmp = tempfile::tempdir().unwrap();
     assert_eq!(run(&config(tmp.path(), &["/bin/sh", "-c", "exit 7"])).0, 7);
     // A program killed from outside (PID 1 cannot be killed from inside its namespace).
@@ -109,9 +106,7 @@ fn exit_codes_and_signals_reach_the_caller() {
 
 #[test]
 fn a_loopback_network_has_only_lo_and_it_is_up() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let tmp = tempfile::tempdir().unwrap();
     let (code, out, err) = run(&config(tmp.path(), &["/bin/sh", "-c", "cat /proc/net/dev | tail -n +3 | cut -d: -f1; cat /sys/class/net/lo/operstate /sys/class/net/lo/flags"]));
     assert_eq!(code, 0, "{err}");
@@ -124,9 +119,7 @@ fn a_loopback_network_has_only_lo_and_it_is_up() {
 
 #[test]
 fn programs_are_found_on_path_and_run_as_the_configured_user() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let tmp = tempfile::tempdir().unwrap();
     let mut cfg = config(
         tmp.path(),
@@ -151,9 +144,7 @@ fn programs_are_found_on_path_and_run_as_the_configured_user() {
 
 #[test]
 fn deletions_are_overlay_whiteouts_and_mounts_leave_no_trace() {
-    if !root_or_skip() {
-        return;
-    }
+    require_root!();
     let tmp = tempfile::tempdir().unwrap();
     let host = tmp.path().join("context");
     std::fs::create_dir(&host).unwrap();

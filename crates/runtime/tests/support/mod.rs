@@ -7,24 +7,11 @@ use std::process::Stdio;
 
 use kiln_runtime::{default_spec, spawn, ProcessSpec, Rootfs};
 
-pub fn root_or_skip() -> bool {
-    let root = nix::unistd::geteuid().is_root();
-    if !root {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI runs as root and must run the sandbox tests"
-        );
-        eprintln!("skipped: the sandbox needs root");
-    }
-    root
-}
-
 /// A lower layer with busybox and a link for each of its applets.
 pub fn busybox_lower(dir: &Path) -> PathBuf {
     let lower = dir.join("lower");
     std::fs::create_dir_all(lower.join("bin")).unwrap();
-    std::fs::copy("/bin/busybox", lower.join("bin/busybox"))
-        .expect("/bin/busybox (busybox-static)");
+    std::fs::copy(kiln_testkit::busybox(), lower.join("bin/busybox")).unwrap();
     let list = std::process::Command::new("/bin/busybox")
         .arg("--list")
         .output()

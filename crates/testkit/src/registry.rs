@@ -1,16 +1,18 @@
 //! `kiln registry serve` on a free loopback port with storage of its own, stopped with
 //! the value; and a small blocking HTTP client for the API.
 
-#![allow(dead_code)]
-
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+/// A running `kiln registry serve`, killed when dropped.
 pub struct Registry {
+    /// Where it listens: `127.0.0.1:<port>`.
     pub addr: String,
+    /// Its storage directory.
     pub root: PathBuf,
     child: Child,
+    /// A client that does not follow redirects, so tests see them.
     pub http: reqwest::blocking::Client,
 }
 
@@ -32,7 +34,7 @@ impl Registry {
     }
 
     fn spawn(addr: &str, root: &Path, extra: &[&str], stderr: Stdio) -> Registry {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        let mut child = Command::new(crate::kiln::binary())
             .args(["registry", "serve", "--addr", addr, "--root"])
             .arg(root)
             .args(extra)
@@ -61,10 +63,12 @@ impl Registry {
         }
     }
 
+    /// `http://<addr><path>`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
+    /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -86,14 +90,10 @@ impl Drop for Registry {
 /// `sha256:<hex>` of `data`.
 pub fn digest(data: &[u8]) -> String {
     use sha2::Digest as _;
-    format!("sha256:{}", hex_of(&sha2::Sha256::digest(data)))
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)))
 }
 
-fn hex_of(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The spec's error code in an error body.
+/// The status, and the spec's error code in an error body (empty when there is none).
 pub fn code(response: reqwest::blocking::Response) -> (u16, String) {
     let status = response.status().as_u16();
     let body: serde_json::Value = response.json().unwrap_or_default();

@@ -1,5 +1,5 @@
-//! The shared corpus of real Dockerfiles, for tests in any workspace crate (included with
-//! `#[path]`): `KILN_CORPUS`, or `shared/corpus/dockerfiles` beside the repository.
+//! The shared corpus of real Dockerfiles: `KILN_CORPUS`, or `shared/corpus/dockerfiles`
+//! beside the repository.
 
 use std::path::{Path, PathBuf};
 

@@ -1,31 +1,47 @@
 //! A local S3-compatible server (moto_server, from PyPI's `moto[server]`) on 127.0.0.1 with
 //! a fresh bucket, stopped with the value.
 
-#![allow(dead_code)]
-
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use kiln_registry::config::S3Config;
-
+/// A running moto_server, killed when dropped.
 pub struct Moto {
     child: Child,
+    /// `http://127.0.0.1:<port>`.
     pub endpoint: String,
 }
 
+/// A bucket on a [`Moto`], and what a client needs to reach it (moto takes any keys).
+pub struct Bucket {
+    /// The bucket's name.
+    pub name: String,
+    /// The server's URL.
+    pub endpoint: String,
+    /// The region to sign for.
+    pub region: &'static str,
+    /// The key prefix the registry keeps its objects under.
+    pub prefix: &'static str,
+    /// The access key id.
+    pub access_key_id: &'static str,
+    /// The secret access key.
+    pub secret_access_key: &'static str,
+}
+
+impl Bucket {
+    /// The `[storage.s3]` section of a registry configuration naming this bucket.
+    pub fn storage_toml(&self) -> String {
+        format!(
+            "[storage.s3]\nbucket = \"{}\"\nendpoint = \"{}\"\nregion = \"{}\"\nprefix = \"{}\"\naccess_key_id = \"{}\"\nsecret_access_key = \"{}\"\n",
+            self.name, self.endpoint, self.region, self.prefix, self.access_key_id, self.secret_access_key
+        )
+    }
+}
+
 impl Moto {
-    /// None (with a note) when moto_server is missing off CI; on CI a missing one fails.
+    /// None when moto_server is missing off CI ([`crate::have`] says so); on CI a missing
+    /// one fails.
     pub fn start() -> Option<Moto> {
-        let found = Command::new("sh")
-            .args(["-c", "command -v moto_server"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !found {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "moto_server is missing: scripts/setup installs it"
-            );
-            eprintln!("skipped: moto_server is not installed (pip install 'moto[server]')");
+        if !crate::have("moto_server") {
             return None;
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -51,20 +67,20 @@ impl Moto {
         panic!("moto_server did not start on {endpoint}");
     }
 
-    /// A new bucket, and the configuration that names it.
-    pub fn bucket(&self, name: &str) -> S3Config {
+    /// Makes a new bucket.
+    pub fn bucket(&self, name: &str) -> Bucket {
         let r = reqwest::blocking::Client::new()
             .put(format!("{}/{name}", self.endpoint))
             .send()
             .expect("create the bucket");
         assert!(r.status().is_success(), "create bucket: {}", r.status());
-        S3Config {
-            bucket: name.into(),
-            endpoint: Some(self.endpoint.clone()),
-            region: Some("us-east-1".into()),
-            prefix: Some("registry".into()),
-            access_key_id: Some("test".into()),
-            secret_access_key: Some("test".into()),
+        Bucket {
+            name: name.into(),
+            endpoint: self.endpoint.clone(),
+            region: "us-east-1",
+            prefix: "registry",
+            access_key_id: "test",
+            secret_access_key: "test",
         }
     }
 }
