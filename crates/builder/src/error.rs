@@ -13,85 +13,165 @@ pub enum Error {
     /// VAR), at the start of the instruction that holds it.
     #[error("{}:{}: {message}", at.line, at.column)]
     Expand {
+        /// Where the instruction starts.
         at: crate::ast::Position,
+        /// What is wrong, as BuildKit says it.
         message: String,
     },
+    /// A COPY/ADD source that climbs out of the context (`../x`).
     #[error("{path}: outside the build context")]
-    OutsideContext { path: String },
+    OutsideContext {
+        /// The source, as written.
+        path: String,
+    },
+    /// A context symlink a COPY/ADD source follows out of the context.
     #[error("{path}: a symlink points out of the build context")]
-    SymlinkOut { path: String },
+    SymlinkOut {
+        /// The symlink, relative to the context.
+        path: String,
+    },
     /// A COPY/ADD source pattern that is not one.
     #[error("{pattern}: {reason}")]
-    BadPattern { pattern: String, reason: String },
+    BadPattern {
+        /// The pattern, as written.
+        pattern: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A COPY/ADD wildcard that matches nothing (BuildKit's wording).
     #[error("no source files were specified: {pattern} matches nothing in the build context")]
-    NoSources { pattern: String },
+    NoSources {
+        /// The pattern, as written.
+        pattern: String,
+    },
+    /// A COPY/ADD source the context does not have.
     #[error("{pattern}: not found in the build context (is it in .dockerignore?)")]
-    NotInContext { pattern: String },
+    NotInContext {
+        /// The source, as written.
+        pattern: String,
+    },
+    /// A `.dockerignore` pattern that does not read.
     #[error(".dockerignore line {line}: {reason}")]
-    Dockerignore { line: usize, reason: String },
+    Dockerignore {
+        /// The line, from 1.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// `--target` names no stage.
     #[error("target stage {name:?} could not be found in the Dockerfile")]
-    NoTarget { name: String },
+    NoTarget {
+        /// The stage asked for.
+        name: String,
+    },
     /// A base image the store does not have (for the platform asked).
     #[error("{source} (kiln builds FROM images in its store or pulls them)")]
     NoImage {
+        /// The store's answer.
         #[source]
         source: kiln_image::Error,
     },
+    /// A base image the store lacks, and pulling it failed.
     #[error("no such image {name} in the store, and pulling it failed: {source}")]
     PullFailed {
+        /// The image as the Dockerfile names it.
         name: String,
+        /// Why the pull failed.
         #[source]
         source: kiln_image::Error,
     },
+    /// An `import --change` with an instruction that cannot change an image's config.
     #[error("--change {change:?}: {keyword} cannot be changed on import (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, USER, VOLUME, WORKDIR can)")]
-    Unchangeable { change: String, keyword: String },
+    Unchangeable {
+        /// The `--change` value.
+        change: String,
+        /// Its instruction.
+        keyword: String,
+    },
+    /// A `--cache-from`/`--cache-to` value that does not read.
     #[error("cache option {spec:?}: {reason}")]
-    CacheOption { spec: String, reason: String },
+    CacheOption {
+        /// The option, as given.
+        spec: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A build cache (in a registry or a directory) that cannot be read or made.
     #[error("{what}: {reason}")]
-    Cache { what: String, reason: String },
+    Cache {
+        /// The cache (its reference or directory).
+        what: String,
+        /// Why it failed.
+        reason: String,
+    },
+    /// The image was made, but exporting its cache failed.
     #[error("the image is built and tagged, but its cache could not be exported to {location}: {source} (add ignore-error=true to --cache-to to let the build pass)")]
     CacheExport {
+        /// Where the cache was going.
         location: String,
+        /// Why the export failed.
         #[source]
         source: Box<Error>,
     },
     /// JSON kiln writes that would not encode.
     #[error("{what}: {source}")]
     Encode {
+        /// What was being written.
         what: &'static str,
+        /// The encoder's error.
         #[source]
         source: serde_json::Error,
     },
     /// A step that failed: which one, and why (for RUN: the exit code and the output's tail).
     #[error("{step}: {message}")]
-    Step { step: String, message: String },
+    Step {
+        /// The step (`line 4: RUN make`), or the stage (`stage build`).
+        step: String,
+        /// Why it failed.
+        message: String,
+    },
     /// A stage's thread panicked (a bug in kiln): the build fails instead of hanging.
     #[error("stage {stage}: kiln failed: {message} (a bug: please report it with the Dockerfile)")]
-    StagePanicked { stage: String, message: String },
+    StagePanicked {
+        /// The stage's name or index.
+        stage: String,
+        /// The panic's message.
+        message: String,
+    },
     /// SIGINT or SIGTERM stopped the build; nothing was named.
     #[error("interrupted: the build stopped before finishing; the store holds what finished steps made, and no new tag")]
     Interrupted,
     /// A step that needs an entitlement the build was not given.
     #[error("line {line}: {step} needs the {entitlement} entitlement: build with --allow {entitlement} to let it {grants}")]
     NotAllowed {
+        /// The step's line.
         line: usize,
         /// The flag that asks for it (`RUN --network=host`).
         step: &'static str,
+        /// The entitlement it needs (`network.host`).
         entitlement: &'static str,
         /// What the entitlement gives.
         grants: &'static str,
     },
+    /// The store, a layer or the registry client failed.
     #[error(transparent)]
     Image(#[from] kiln_image::Error),
     /// A lint configuration file (`.hadolint.yaml`) that does not read.
     #[error("{}: {message}", path.display())]
-    Config { path: PathBuf, message: String },
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with the place when the YAML reader gives one.
+        message: String,
+    },
     /// A file the build touched: what it did (`read`, `write`, `create directory`, …).
     #[error("{op} {}: {source}", path.display())]
     Io {
+        /// What was done.
         op: &'static str,
+        /// The file.
         path: PathBuf,
+        /// The system's error.
         #[source]
         source: std::io::Error,
     },
@@ -103,8 +183,11 @@ pub enum Error {
 pub struct Diagnostic {
     /// The file as the user named it (`-` or `<stdin>` for standard input).
     pub path: String,
+    /// The line, from 1.
     pub line: usize,
+    /// The column, from 1, in characters.
     pub column: usize,
+    /// What is wrong.
     pub message: String,
     /// The text of the offending line, without its line break.
     pub source_line: String,

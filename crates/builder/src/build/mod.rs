@@ -32,22 +32,30 @@ use crate::Error;
 
 /// What to build.
 pub struct BuildOptions {
+    /// The parsed Dockerfile.
     pub dockerfile: Dockerfile,
     /// The build context directory.
     pub context: PathBuf,
+    /// The context's `.dockerignore`, read.
     pub ignore: Dockerignore,
+    /// `-t`: the names the image gets (none: only its ID).
     pub tags: Vec<Reference>,
     /// The platforms to build for, one pass each (this host's when empty): several make
     /// an image index.
     pub platforms: Vec<Platform>,
+    /// `--target`: the stage to build (default: the last).
     pub target: Option<String>,
+    /// `--build-arg`: values for ARGs.
     pub build_args: BTreeMap<String, String>,
+    /// `--no-cache`: run every step, taking nothing from the cache.
     pub no_cache: bool,
     /// `--no-cache-filter`: the stages (by name) whose steps all run.
     pub no_cache_filter: Vec<String>,
+    /// `--label`: labels added to the image's config.
     pub labels: BTreeMap<String, String>,
     /// `--annotation`: the image manifest's annotations.
     pub annotations: BTreeMap<String, String>,
+    /// `--network`: the network of RUN steps that name none.
     pub network: NetworkMode,
     /// `--secret id=ID,src=FILE`: files RUN steps may mount with `--mount=type=secret`.
     pub secrets: BTreeMap<String, PathBuf>,
@@ -102,24 +110,34 @@ pub enum NamedContext {
 /// One RUN step, ready for an executor: what to run, as whom, on which layers.
 #[derive(Debug, Clone)]
 pub struct RunStep {
+    /// The command and its arguments (a shell form already wrapped in the stage's SHELL).
     pub argv: Vec<String>,
+    /// `KEY=value`: the stage's ENV, the ARGs in scope, and PATH and HOME when unset.
     pub env: Vec<String>,
+    /// USER's user id, resolved in the stage's `/etc/passwd`.
     pub uid: u32,
+    /// USER's group id.
     pub gid: u32,
     /// Supplementary groups.
     pub groups: Vec<u32>,
+    /// WORKDIR.
     pub cwd: String,
     /// Snapshot directories, topmost first.
     pub lowers: Vec<PathBuf>,
     /// Empty directories for overlayfs on one filesystem: `upper` collects the changes.
     pub upper: PathBuf,
+    /// overlayfs' work directory, beside `upper`.
     pub work: PathBuf,
     /// The directory the root is mounted on in the step's own mount namespace, shared by
     /// every step of the build (an executor that copies the layers instead copies them
     /// beside `work`).
     pub merged: PathBuf,
+    /// The step's network.
     pub network: NetworkMode,
+    /// The host name the step sees.
     pub hostname: String,
+    /// Its `--mount`s, the secrets and the network files (`/etc/hosts`,
+    /// `/etc/resolv.conf`), resolved to host paths.
     pub mounts: Vec<RunMount>,
     /// `RUN --security=insecure` (allowed with `--allow security.insecure`): every
     /// capability, no seccomp filter, nothing masked.
@@ -133,23 +151,37 @@ pub struct RunStep {
 /// A mount for a RUN step.
 #[derive(Debug, Clone)]
 pub struct RunMount {
+    /// Where it appears in the step's root.
     pub destination: PathBuf,
+    /// What is mounted.
     pub kind: RunMountKind,
 }
 
+/// What a [`RunMount`] mounts.
 #[derive(Debug, Clone)]
 pub enum RunMountKind {
     /// A host file or directory.
-    Bind { source: PathBuf, readonly: bool },
+    Bind {
+        /// The file or directory on the host.
+        source: PathBuf,
+        /// Mounted read-only.
+        readonly: bool,
+    },
     /// A writable view of the directory `lower` whose changes go to `upper` (with
     /// overlayfs' `work` beside it) and are thrown away after the step.
     Overlay {
+        /// The directory seen.
         lower: PathBuf,
+        /// Where writes go.
         upper: PathBuf,
+        /// overlayfs' work directory.
         work: PathBuf,
     },
     /// A fresh tmpfs, optionally limited in bytes.
-    Tmpfs { size: Option<u64> },
+    Tmpfs {
+        /// The limit in bytes; None for the kernel's default (half the memory).
+        size: Option<u64>,
+    },
 }
 
 /// Runs RUN steps and shows stages' file systems; the builder owns this seam so it never
@@ -170,27 +202,43 @@ pub trait Executor: Sync {
 /// What the build reports as it goes.
 #[derive(Debug)]
 pub enum Event<'a> {
+    /// A step starts.
     Step {
+        /// Its number, unique in the build (`#4`); the events that follow name it.
         id: usize,
+        /// The stage's name (or `pull`, `cache` for the work before the stages).
         stage: &'a str,
+        /// The step's place in its stage, from 1.
         index: usize,
+        /// The stage's step count.
         total: usize,
+        /// The instruction, or what is being done.
         text: &'a str,
     },
+    /// The step's result came from the cache.
     Cached {
+        /// The step's number.
         id: usize,
     },
     /// Why a step could not come from the cache.
     Miss {
+        /// The step's number.
         id: usize,
+        /// Why (`not built before`, `an earlier step changed`, …).
         reason: &'a str,
     },
+    /// A line the step printed.
     Output {
+        /// The step's number.
         id: usize,
+        /// The line, without its line break.
         line: &'a str,
     },
+    /// The step finished.
     Done {
+        /// The step's number.
         id: usize,
+        /// How long it took.
         seconds: f64,
     },
 }
@@ -202,6 +250,7 @@ pub struct Built {
     pub manifest: Digest,
     /// The image ID: the config's digest; the index's for several platforms.
     pub id: Digest,
+    /// The names it was given.
     pub tags: Vec<Reference>,
     /// Each platform built and its manifest.
     pub platforms: Vec<(Platform, Digest)>,
@@ -242,6 +291,10 @@ fn refuse_unentitled_steps(opts: &BuildOptions) -> Result<(), Error> {
     Ok(())
 }
 
+/// Builds `opts` into `store`: pulls missing base images, plans the stages, runs them
+/// (independent stages at once), caches every step that makes a layer under `root`
+/// (`KILN_ROOT`), names the image and, when asked, exports its cache. `progress` hears
+/// every step.
 pub fn build(
     store: &Store,
     root: &Path,

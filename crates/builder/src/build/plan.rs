@@ -67,6 +67,7 @@ pub fn source_name<'n>(contexts: &'n BTreeMap<String, NamedContext>, name: &'n s
 /// Where a stage starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Base {
+    /// `FROM scratch`: nothing.
     Scratch,
     /// An earlier (or any) stage, by index.
     Stage(usize),
@@ -87,11 +88,14 @@ pub struct Stage<'a> {
 
 /// The stages of a Dockerfile and its global ARGs (those before the first FROM).
 pub struct Plan<'a> {
+    /// The ARG instructions before the first FROM.
     pub global_args: Vec<&'a Instruction>,
+    /// The stages, in file order.
     pub stages: Vec<Stage<'a>>,
 }
 
 impl<'a> Plan<'a> {
+    /// Splits `df` into its global ARGs and its stages.
     pub fn new(df: &'a Dockerfile) -> Plan<'a> {
         let mut global_args = Vec::new();
         let mut stages: Vec<Stage> = Vec::new();
@@ -297,6 +301,7 @@ impl<'a> Plan<'a> {
         Ok(())
     }
 
+    /// Stage `i` as the user names it: its name, else its index.
     pub fn label(&self, i: usize) -> String {
         self.stages[i].name.clone().unwrap_or_else(|| i.to_string())
     }

@@ -29,20 +29,26 @@ pub enum Mode {
 /// What the caller knows of the build that the builder does not.
 #[derive(Debug, Clone)]
 pub struct Request {
+    /// `mode=min` or `mode=max`.
     pub mode: Mode,
     /// The Dockerfile as the user named it, and its bytes.
     pub dockerfile_path: String,
+    /// The Dockerfile's bytes (digested always, included in `max`).
     pub dockerfile: Vec<u8>,
     /// The context's git remote (without credentials) and commit, when it is a checkout.
     pub git: Option<(String, String)>,
+    /// When the build started, RFC 3339.
     pub started: String,
 }
 
 /// A base image a build used: its name, platform and manifest digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dependency {
+    /// The image as the Dockerfile names it.
     pub name: String,
+    /// The platform it was taken for.
     pub platform: Platform,
+    /// The digest of the manifest used.
     pub manifest: Digest,
 }
 

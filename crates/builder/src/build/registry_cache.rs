@@ -25,7 +25,9 @@ use oci_spec::image::{Descriptor, ImageManifest, ImageManifestBuilder, MediaType
 use super::cache::{CacheKey, Record};
 use crate::Error;
 
+/// The artifact type of a kiln build cache manifest (OCI 1.1 `artifactType`).
 pub const ARTIFACT_TYPE: &str = "application/vnd.kiln.build-cache.v1";
+/// The media type of its config: the steps' records.
 pub const CONFIG_TYPE: &str = "application/vnd.kiln.build-cache.config.v1+json";
 
 /// Which steps an export holds.
@@ -61,8 +63,11 @@ impl std::fmt::Display for CacheLocation {
 /// `type=registry,ref=REF`, as `docker build --cache-from` takes it.
 #[derive(Debug, Clone)]
 pub struct CacheRef {
+    /// Where the cache is.
     pub location: CacheLocation,
+    /// Which steps an export holds (`mode=`, min by default).
     pub mode: Mode,
+    /// How an export's layers are compressed (`compression=`, gzip by default).
     pub compression: Compression,
     /// An export that fails is reported and the build still succeeds.
     pub ignore_error: bool,
@@ -162,7 +167,9 @@ struct Entry {
 /// A step the build went through, hit or made, as an export records it.
 #[derive(Debug, Clone)]
 pub struct Step {
+    /// The step's cache key.
     pub key: CacheKey,
+    /// What the key gave: the layer and config, or the next key.
     pub record: Record,
 }
 

@@ -18,6 +18,7 @@ use crate::Error;
 pub struct Trimmed {
     /// Bytes the cache holds afterwards.
     pub used: u64,
+    /// Bytes removed.
     pub freed: u64,
     /// The layers (diffIDs, also their blob digests) that kept records still name: the
     /// store's garbage collection must keep those blobs for the cache to hit.

@@ -15,6 +15,7 @@ use crate::Error;
 
 /// Where expansion looks variables up.
 pub trait Variables {
+    /// The value of `name`, or None when it is not set.
     fn lookup(&self, name: &str) -> Option<&str>;
 }
 

@@ -11,16 +11,23 @@ use serde::Deserialize;
 use super::{rule, Finding, LabelSchema, LabelType, Severity};
 use crate::Error;
 
+/// A `.hadolint.yaml`, its keys as hadolint spells them.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Config {
+    /// Rules never reported.
     #[serde(default)]
     pub ignored: Vec<String>,
+    /// `override`: rules given another severity.
     #[serde(default, rename = "override")]
     pub overrides: Overrides,
+    /// `failure-threshold`: the least severity that fails the run (a [`Severity`] name, or
+    /// `none` or `ignore` for none).
     pub failure_threshold: Option<String>,
+    /// `disable-ignore-pragma`: `# hadolint ignore=` comments are not honoured.
     #[serde(default)]
     pub disable_ignore_pragma: bool,
+    /// `no-fail`: findings never fail the run.
     #[serde(default)]
     pub no_fail: bool,
     /// Registries FROM images may come from (DL3026), as hadolint spells the key.
@@ -34,14 +41,19 @@ pub struct Config {
     pub strict_labels: bool,
 }
 
+/// `override`: rule ids by the severity they get.
 #[derive(Debug, Default, Deserialize)]
 pub struct Overrides {
+    /// Rules that become errors.
     #[serde(default)]
     pub error: Vec<String>,
+    /// Rules that become warnings.
     #[serde(default)]
     pub warning: Vec<String>,
+    /// Rules that become info.
     #[serde(default)]
     pub info: Vec<String>,
+    /// Rules that become style.
     #[serde(default)]
     pub style: Vec<String>,
 }
@@ -55,6 +67,8 @@ pub fn find(dir: &Path) -> Option<PathBuf> {
 }
 
 impl Config {
+    /// Reads `path`; an empty file is the default configuration. Unknown rule ids and
+    /// severities are refused, naming the file.
     pub fn load(path: &Path) -> Result<Config, Error> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
             op: "read",

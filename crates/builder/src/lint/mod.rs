@@ -62,15 +62,22 @@ pub use hadolint::labels::{LabelSchema, LabelType};
 use crate::ast::{Dockerfile, Instruction};
 use crate::context::Dockerignore;
 
+/// How bad breaking a rule is, hadolint's scale (least first); BuildKit's checks are
+/// warnings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
+    /// Style only.
     Style,
+    /// Worth knowing.
     Info,
+    /// Likely a mistake.
     Warning,
+    /// Breaks the build or the image.
     Error,
 }
 
 impl Severity {
+    /// The name hadolint uses (`style`, `info`, `warning`, `error`).
     pub fn name(self) -> &'static str {
         match self {
             Severity::Style => "style",
@@ -80,6 +87,7 @@ impl Severity {
         }
     }
 
+    /// Reads a name [`Severity::name`] gives.
     pub fn parse(s: &str) -> Option<Severity> {
         match s {
             "style" => Some(Severity::Style),
@@ -105,9 +113,13 @@ pub enum Source {
 
 /// A rule: what it is called, how bad breaking it is, and what it checks.
 pub struct Rule {
+    /// Its name: `DL3008`, `JSONArgsRecommended`, `KL001`.
     pub id: &'static str,
+    /// Whose rule it is.
     pub source: Source,
+    /// Its default severity (a configuration may change it).
     pub severity: Severity,
+    /// What it checks, in a sentence.
     pub description: &'static str,
     /// The rule's page upstream; kiln's own rules are documented in docs/lint-rules.md.
     pub url: Option<&'static str>,
@@ -116,11 +128,17 @@ pub struct Rule {
 /// One finding of one rule, at a place in the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
+    /// The rule's id.
     pub rule: &'static str,
+    /// The severity, after the configuration's overrides.
     pub severity: Severity,
+    /// What is wrong here.
     pub message: String,
+    /// The first line of the instruction (or directive) at fault, from 1.
     pub line: usize,
+    /// The column, from 1.
     pub column: usize,
+    /// The last line of the instruction.
     pub end_line: usize,
 }
 
@@ -147,6 +165,7 @@ pub fn rules() -> impl Iterator<Item = &'static Rule> {
         .chain([&pragmas::INVALID_IGNORE_PRAGMA])
 }
 
+/// The rule named `id`.
 pub fn rule(id: &str) -> Option<&'static Rule> {
     rules().find(|r| r.id == id)
 }
@@ -191,6 +210,8 @@ pub fn lint(df: &Dockerfile) -> Vec<Finding> {
     lint_with(df, Options::default())
 }
 
+/// The findings of every rule on `df` under `options`, in file order, with pragmas and
+/// BuildKit's `# check=` skips applied when `options.pragmas`.
 pub fn lint_with(df: &Dockerfile, options: Options) -> Vec<Finding> {
     let file = stages::File::new(df, options.target);
     let directive = check_directive(df);

@@ -8,7 +8,9 @@ use super::{rule, rules, Finding, Severity};
 
 /// One linted file and what was found in it.
 pub struct Report<'a> {
+    /// The file as the user named it.
     pub file: &'a str,
+    /// Its findings, in file order.
     pub findings: &'a [Finding],
 }
 

@@ -9,18 +9,27 @@ use crate::lint::stages::Recorder;
 /// The format a label's value must have (hadolint's names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LabelType {
+    /// Any text.
     Text,
+    /// An absolute URI (DL3052).
     Url,
+    /// An RFC 3339 time (DL3053).
     Rfc3339,
+    /// An SPDX license identifier (DL3054).
     Spdx,
+    /// A git commit hash (DL3055).
     Hash,
+    /// A semantic version (DL3056).
     Semver,
+    /// An e-mail address (DL3058).
     Email,
 }
 
 impl LabelType {
+    /// The names [`LabelType::parse`] takes, for messages.
     pub const NAMES: &'static str = "text, url, rfc3339, spdx, hash, semver, email";
 
+    /// The format hadolint calls `name`.
     pub fn parse(name: &str) -> Option<LabelType> {
         Some(match name {
             "text" => LabelType::Text,
@@ -83,11 +92,14 @@ impl LabelType {
 /// The labels every stage must carry, and whether others are refused.
 #[derive(Debug, Default, Clone)]
 pub struct LabelSchema {
+    /// The labels asked for, with their formats.
     pub labels: Vec<(String, LabelType)>,
+    /// `strict-labels`: a label not in the schema is a finding (DL3050).
     pub strict: bool,
 }
 
 impl LabelSchema {
+    /// No labels asked for, none refused.
     pub const EMPTY: LabelSchema = LabelSchema {
         labels: Vec::new(),
         strict: false,
