@@ -22,6 +22,7 @@ pub struct Emulator {
     pub machine: String,
     /// The registration line (`:name:type:offset:magic:mask:interpreter:flags`).
     line: String,
+    /// Whether the kernel runs its programs in any root.
     pub state: State,
 }
 

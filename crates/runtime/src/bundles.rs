@@ -20,15 +20,22 @@ use crate::spec::Rootfs;
 /// What the runtime keeps of a container it created.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Record {
+    /// The container's ID.
     pub id: String,
+    /// PID 1's process id, in the caller's PID namespace.
     pub pid: u32,
     /// PID 1's start time (field 22 of `/proc/PID/stat`): a PID the kernel gave again to
     /// another process is not the container.
     pub start_time: u64,
+    /// The bundle directory (`config.json` and the root).
     pub bundle: PathBuf,
+    /// The root filesystem, resolved against the bundle.
     pub rootfs: PathBuf,
+    /// When it was created, RFC 3339.
     pub created: String,
+    /// Its cgroup, when the spec asked for one.
     pub cgroup: Option<PathBuf>,
+    /// The spec's annotations.
     #[serde(default)]
     pub annotations: HashMap<String, String>,
 }
@@ -37,8 +44,11 @@ pub struct Record {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// Made, waiting for `start`.
     Created,
+    /// PID 1 runs the user's program.
     Running,
+    /// PID 1 has exited.
     Stopped,
 }
 
@@ -56,14 +66,23 @@ impl std::fmt::Display for Status {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct State {
+    /// The runtime spec's version.
     pub oci_version: String,
+    /// The container's ID.
     pub id: String,
+    /// Its status now.
     pub status: Status,
+    /// PID 1's process id (0 once stopped).
     pub pid: u32,
+    /// The bundle directory.
     pub bundle: PathBuf,
+    /// The root filesystem.
     pub rootfs: PathBuf,
+    /// When it was created, RFC 3339.
     pub created: String,
+    /// The user that owns it: empty, as runc leaves it for root.
     pub owner: String,
+    /// The spec's annotations.
     #[serde(skip_serializing_if = "HashMap::is_empty")]
     pub annotations: HashMap<String, String>,
 }
@@ -82,6 +101,8 @@ pub enum Streams {
 }
 
 impl Bundles {
+    /// The containers under the state root `root` (`--root`), made when the first is
+    /// created.
     pub fn new(root: &Path) -> Bundles {
         Bundles {
             root: root.to_path_buf(),
@@ -248,6 +269,8 @@ impl Bundles {
             .collect())
     }
 
+    /// The container's status now: stopped once PID 1 is gone, created while it waits on
+    /// its exec FIFO.
     pub fn status(&self, record: &Record) -> Status {
         if !is_alive(record) {
             Status::Stopped
@@ -258,6 +281,7 @@ impl Bundles {
         }
     }
 
+    /// What `kiln runtime state ID` prints.
     pub fn state(&self, id: &str) -> Result<State, Error> {
         let record = self.load(id)?;
         let status = self.status(&record);

@@ -14,6 +14,8 @@ use oci_spec::runtime::{LinuxResources, Spec};
 
 use crate::error::Error;
 
+/// A container's cgroup, in every hierarchy (v1) or the one (v2): made with the spec's
+/// limits before the process starts, joined by it, removed when it is done.
 pub struct Cgroup {
     /// libcgroups' manager, when there are limits to set.
     manager: Option<AnyCgroupManager>,
@@ -284,12 +286,18 @@ pub fn remove_path(path: &Path) {
 /// nanoseconds, memory in bytes (and its limit, None when unlimited), processes.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Usage {
+    /// CPU time used, in nanoseconds.
     pub cpu_ns: u64,
+    /// Memory used, in bytes.
     pub memory: u64,
+    /// The memory limit, in bytes; None when unlimited.
     pub memory_limit: Option<u64>,
+    /// Processes in it.
     pub pids: u64,
 }
 
+/// What the cgroup `path` (relative to the hierarchies' roots) uses now; zeros for what
+/// cannot be read.
 pub fn usage(path: &Path) -> Usage {
     let mut u = Usage::default();
     let number = |dir: &Path, file: &str| -> Option<u64> {

@@ -3,7 +3,22 @@
 //! Docker confines a container: its default capabilities, its seccomp profile, masked
 //! and read-only `/proc` paths, a read-only `/sys`, no device node but the standard set,
 //! no descriptor of the caller. `kiln build` runs RUN steps with it, and `kiln run`
-//! containers (kept in [`containers`]) start from the same spec.
+//! containers start from the same spec ([`default_spec`], then [`spawn`]).
+//!
+//! Around the sandbox:
+//! - [`containers`]: what `kiln run` makes and its supervisor keeps — configuration,
+//!   state, logs, the attach protocol;
+//! - [`networks`]: bridge and macvlan networks (netlink, nftables, DNS), published ports;
+//! - [`volumes`]: named and anonymous volumes;
+//! - [`cgroups`]: limits and usage, cgroup v1 and v2 (libcgroups);
+//! - [`bundles`]: OCI bundles and the state runc keeps, for `kiln runtime` (runc's command
+//!   line);
+//! - [`binfmt`]: which foreign platforms' programs the kernel runs (qemu-user-static);
+//! - [`views`] and [`terminal`]: read-only views of layers, and pseudo-terminals.
+//!
+//! [`Error`] is the crate's one error type.
+
+#![warn(missing_docs)]
 
 pub mod binfmt;
 pub mod bundles;

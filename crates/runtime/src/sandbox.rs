@@ -48,6 +48,7 @@ pub fn stop_all() {
 /// How a sandboxed process ended.
 #[derive(Debug, Clone, Copy)]
 pub struct Exit {
+    /// The process's exit status.
     pub status: ExitStatus,
     /// The kernel's OOM killer killed a process of its cgroup.
     pub oom_killed: bool,
@@ -55,6 +56,8 @@ pub struct Exit {
 
 /// A running sandboxed process.
 pub struct Sandboxed {
+    /// The sandbox's first process; its standard streams are the caller's to read and
+    /// write.
     pub child: Child,
     /// Its cgroup, when its spec asks for one (removed when it ends).
     cgroup: Option<crate::cgroups::Cgroup>,

@@ -21,10 +21,15 @@ use crate::error::Error;
 /// it from the layers, as containerd's snapshotters do before they call runc.)
 #[derive(Debug, Clone)]
 pub struct Rootfs {
+    /// The layers' directories, topmost first.
     pub lower: Vec<PathBuf>,
+    /// Where the root's changes go: overlayfs' upper directory, or the copy's.
     pub upper: PathBuf,
+    /// overlayfs' work directory, on `upper`'s filesystem.
     pub work: PathBuf,
+    /// Where the root is mounted (see above).
     pub merged: PathBuf,
+    /// How the root is made from the layers.
     pub snapshotter: Snapshotter,
 }
 
@@ -60,9 +65,12 @@ pub enum Snapshotter {
 /// namespace made (and wired) before, kept at a path.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Network {
+    /// The host's network (`--network host`).
     Host,
+    /// A namespace of its own with loopback only (`--network none`).
     #[default]
     Loopback,
+    /// The namespace bound at this path, made and wired before.
     Join(PathBuf),
 }
 
@@ -114,9 +122,12 @@ const READONLY_PATHS: [&str; 5] = [
 /// format (its JSON, read when the container was made).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub enum SeccompProfile {
+    /// Docker's default profile.
     #[default]
     Default,
+    /// No filter (`seccomp=unconfined`).
     Unconfined,
+    /// A profile in Docker's JSON format.
     Docker(serde_json::Value),
 }
 
@@ -142,11 +153,15 @@ pub struct ProcessSpec {
     pub env: Vec<String>,
     /// The working directory inside the root; created if missing, as Docker does.
     pub cwd: PathBuf,
+    /// The user id it runs as.
     pub uid: u32,
+    /// The group id it runs as.
     pub gid: u32,
     /// Supplementary groups.
     pub groups: Vec<u32>,
+    /// The host name in its UTS namespace.
     pub hostname: String,
+    /// Its network.
     pub network: Network,
     /// BuildKit's `security.insecure` (Docker's `--privileged`): every capability, no
     /// seccomp filter, nothing masked, the host's `/dev`.
@@ -165,6 +180,7 @@ pub struct ProcessSpec {
     /// `--cap-add`/`--cap-drop`: capability names (`NET_ADMIN` or `CAP_NET_ADMIN`; `ALL`
     /// drops every one), applied to Docker's default set.
     pub cap_add: Vec<String>,
+    /// Capabilities taken from the default set; `cap_add` then adds its own.
     pub cap_drop: Vec<String>,
     /// `--read-only`: the root mounted read-only.
     pub readonly_root: bool,

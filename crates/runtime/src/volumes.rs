@@ -12,21 +12,26 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 
+/// A named volume: a directory of the store's that containers mount (`docker volume`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Volume {
+    /// Its name.
     pub name: String,
     /// RFC 3339.
     pub created: String,
+    /// `--label`s.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     /// Made for one container (an image's `VOLUME`, or `-v /path`): removed with it by
     /// `rm -v`.
     #[serde(default)]
     pub anonymous: bool,
+    /// Its data directory (`KILN_ROOT/volumes/NAME/_data`).
     #[serde(skip)]
     pub mountpoint: PathBuf,
 }
 
+/// The store's volumes.
 pub struct Volumes {
     dir: PathBuf,
 }
@@ -52,6 +57,7 @@ pub fn valid_name(name: &str) -> bool {
 }
 
 impl Volumes {
+    /// The volumes of the store `root`.
     pub fn open(root: &Path) -> Result<Volumes, Error> {
         let dir = root.join("volumes");
         std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
@@ -66,6 +72,7 @@ impl Volumes {
         Some(v)
     }
 
+    /// The volume `name`.
     pub fn get(&self, name: &str) -> Result<Volume, Error> {
         self.read(name).ok_or_else(|| Error::NoSuchVolume {
             name: name.to_string(),
@@ -113,6 +120,7 @@ impl Volumes {
         Ok((self.get(name)?, made))
     }
 
+    /// Every volume.
     pub fn list(&self) -> Result<Vec<Volume>, Error> {
         let mut out: Vec<Volume> = std::fs::read_dir(&self.dir)
             .map_err(io("read", &self.dir))?

@@ -1,6 +1,6 @@
 //! A network namespace of the test process's own, entered before `main`.
 
-/// Moves the process into a new network namespace with `lo` up. [`private_network!`]
+/// Moves the process into a new network namespace with `lo` up. [`private_network!`](crate::private_network!)
 /// runs it before `main`, while the process has one thread, so every thread, server,
 /// peer and kiln the test starts is in it too: kiln's bridges, veths, NAT rules and DNS
 /// live and die there, never on the machine's own network. Without root there is none to

@@ -13,18 +13,23 @@ pub enum Frame {
     Stdin(Vec<u8>),
     /// Supervisor → client: the container's output (a terminal's is all `Stdout`).
     Stdout(Vec<u8>),
+    /// Supervisor → client: the container's standard error.
     Stderr(Vec<u8>),
     /// Supervisor → client: the container's command ended (or could not start, with
     /// docker's 125/126/127 and why); the last frame a client gets.
     Exit {
+        /// The exit code, docker's way (128 + signal for a signal).
         code: i32,
+        /// Why it could not start; empty when it ran.
         message: String,
     },
     /// Client → supervisor: its standard input ended (the container's is closed).
     CloseStdin,
     /// Client → supervisor: the caller's terminal size, for the container's terminal.
     Resize {
+        /// Rows.
         rows: u16,
+        /// Columns.
         cols: u16,
     },
     /// Client → supervisor: a signal for the container's PID 1 (docker's sig-proxy).

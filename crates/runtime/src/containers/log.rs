@@ -10,10 +10,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 
+/// Which stream a line came from (docker's json-file `stream`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Stream {
+    /// Standard output (and a terminal's output).
     Stdout,
+    /// Standard error.
     Stderr,
 }
 
@@ -22,11 +25,14 @@ pub enum Stream {
 pub struct LogLine {
     /// The line with its newline (the last line of a stream may lack one).
     pub log: String,
+    /// Its stream.
     pub stream: Stream,
+    /// When it was read, RFC 3339 with nanoseconds.
     pub time: String,
 }
 
 impl LogLine {
+    /// [`LogLine::time`] read, for `--since`/`--until`; None when it does not read.
     pub fn time(&self) -> Option<std::time::SystemTime> {
         humantime::parse_rfc3339(&self.time).ok()
     }
@@ -70,6 +76,8 @@ pub fn rotated(path: &Path) -> Vec<std::path::PathBuf> {
 }
 
 impl LogWriter {
+    /// Opens the log at `path` for appending; with `max_size`, the file is rotated once it
+    /// passes that size, keeping `max_files` files in all.
     pub fn open(path: &Path, max_size: Option<u64>, max_files: u32) -> Result<LogWriter, Error> {
         let file = open_append(path)?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);

@@ -22,23 +22,31 @@ use crate::error::Error;
 /// What a container runs, fixed when it is created (but its name).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Config {
+    /// Its ID: 64 hex digits.
     pub id: String,
     /// `/NAME`-less, as `docker ps` shows it.
     pub name: String,
     /// The image as the user named it, and its ID (config digest).
     pub image: String,
+    /// The image's ID (its config's digest).
     pub image_id: String,
     /// RFC 3339.
     pub created: String,
     /// The program and its arguments (entrypoint then command).
     pub args: Vec<String>,
+    /// `KEY=VALUE`: the image's environment with `-e`'s over it.
     pub env: Vec<String>,
+    /// The working directory (the image's WORKDIR, or `-w`).
     pub working_dir: String,
     /// `--user` as given (empty: the image's).
     pub user: String,
+    /// The user id it runs as.
     pub uid: u32,
+    /// The group id it runs as.
     pub gid: u32,
+    /// Supplementary groups.
     pub groups: Vec<u32>,
+    /// Its host name (`-h`; default: the ID's first 12 digits).
     pub hostname: String,
     /// docker's network mode: `bridge` (the default network), `host`, `none`,
     /// `container:NAME` or a network's name.
@@ -53,6 +61,7 @@ pub struct Config {
     /// `--mac-address`: its first interface's, instead of one made from its address.
     #[serde(default)]
     pub mac_address: Option<String>,
+    /// The image's labels with `--label`'s over them.
     pub labels: std::collections::BTreeMap<String, String>,
     /// `--rm`: removed when it exits.
     pub auto_remove: bool,
@@ -60,6 +69,7 @@ pub struct Config {
     pub lowers: Vec<PathBuf>,
     /// The image's entrypoint and command, for `inspect`.
     pub entrypoint: Vec<String>,
+    /// The image's command (or the one given), for `inspect`.
     pub cmd: Vec<String>,
     /// Volumes, binds and tmpfs mounts, mounted in this order.
     #[serde(default)]
@@ -67,8 +77,10 @@ pub struct Config {
     /// docker's restart policy: `no`, `always`, `unless-stopped`, `on-failure[:N]`.
     #[serde(default = "no_restart")]
     pub restart: String,
+    /// Its resource limits.
     #[serde(default)]
     pub limits: Limits,
+    /// Its confinement, as asked.
     #[serde(default)]
     pub security: Security,
     /// `-i`: its standard input is the caller's (in the foreground).
@@ -86,6 +98,7 @@ pub struct Config {
     /// `--log-opt max-size=…` in bytes, and `max-file=…`.
     #[serde(default)]
     pub log_max_size: Option<u64>,
+    /// `--log-opt max-file=…`: log files kept, the current one included (at least one).
     #[serde(default)]
     pub log_max_file: u32,
     /// `--userns=auto`: its own user namespace, its IDs 0..size host IDs host..host+size.
@@ -103,8 +116,11 @@ pub struct Config {
 /// A container's `--dns*` settings.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Dns {
+    /// `--dns`: name servers.
     pub servers: Vec<String>,
+    /// `--dns-search`: search domains.
     pub search: Vec<String>,
+    /// `--dns-option`: resolver options.
     pub options: Vec<String>,
 }
 
@@ -114,6 +130,7 @@ pub struct IdRange {
     /// 0 when made: [`Containers::create`] then takes the first range no other container
     /// has.
     pub host: u32,
+    /// How many IDs.
     pub size: u32,
 }
 
@@ -127,9 +144,13 @@ const USERNS_BASE: u32 = 1 << 20;
 pub struct Healthcheck {
     /// `["CMD", …]`, `["CMD-SHELL", "…"]` or `["NONE"]`.
     pub test: Vec<String>,
+    /// `--interval`.
     pub interval_ns: u64,
+    /// `--timeout`.
     pub timeout_ns: u64,
+    /// `--start-period`: failures in it do not count.
     pub start_period_ns: u64,
+    /// `--retries`: failures in a row that make it unhealthy.
     pub retries: u32,
 }
 
@@ -147,10 +168,12 @@ impl Healthcheck {
         Self::or(self.interval_ns, std::time::Duration::from_secs(30))
     }
 
+    /// 30 s unless set, as docker's.
     pub fn timeout(&self) -> std::time::Duration {
         Self::or(self.timeout_ns, std::time::Duration::from_secs(30))
     }
 
+    /// 0 unless set.
     pub fn start_period(&self) -> std::time::Duration {
         std::time::Duration::from_nanos(self.start_period_ns)
     }
@@ -169,10 +192,15 @@ impl Healthcheck {
 /// no-new-privileges|seccomp=…`, `--ulimit`, `--stop-signal`, `--stop-timeout`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Security {
+    /// `--privileged`: every capability, no seccomp filter, the host's devices.
     pub privileged: bool,
+    /// `--cap-add`.
     pub cap_add: Vec<String>,
+    /// `--cap-drop`.
     pub cap_drop: Vec<String>,
+    /// `--read-only`: the root is mounted read-only.
     pub read_only: bool,
+    /// `--security-opt no-new-privileges`.
     pub no_new_privileges: bool,
     /// `--security-opt seccomp=`: `unconfined`, or the profile's JSON (read from its file
     /// when the container was made, as docker keeps it); None for Docker's default.
@@ -189,10 +217,15 @@ pub struct Security {
 /// `--memory`, `--memory-swap`, `--cpus`, `--cpu-shares`, `--pids-limit`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Limits {
+    /// `--memory`, in bytes.
     pub memory: Option<i64>,
+    /// `--memory-swap`: memory and swap together, in bytes (-1: unlimited swap).
     pub memory_swap: Option<i64>,
+    /// `--cpus`: CPUs' worth of time.
     pub cpus: Option<f64>,
+    /// `--cpu-shares`: the relative weight.
     pub cpu_shares: Option<u64>,
+    /// `--pids-limit`.
     pub pids: Option<i64>,
 }
 
@@ -200,15 +233,20 @@ fn no_restart() -> String {
     "no".into()
 }
 
+/// What a [`MountPoint`] mounts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MountType {
+    /// A host file or directory.
     Bind,
+    /// A named (or anonymous) volume.
     Volume,
+    /// An empty tmpfs.
     Tmpfs,
 }
 
 impl MountType {
+    /// docker's name for it.
     pub fn name(self) -> &'static str {
         match self {
             MountType::Bind => "bind",
@@ -221,11 +259,14 @@ impl MountType {
 /// One of a container's mounts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MountPoint {
+    /// What is mounted.
     #[serde(rename = "type")]
     pub kind: MountType,
     /// A host path (bind), a volume's name (volume), nothing (tmpfs).
     pub source: String,
+    /// Where, in the container.
     pub destination: String,
+    /// Mounted read-only (`:ro`).
     pub readonly: bool,
 }
 
@@ -233,14 +274,18 @@ pub struct MountPoint {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// Made, never started.
     Created,
+    /// Its process runs.
     Running,
     /// Exited, and about to start again (its restart policy's back-off).
     Restarting,
+    /// Its process ended (or it was stopped).
     Exited,
 }
 
 impl Status {
+    /// docker's name for it.
     pub fn name(self) -> &'static str {
         match self {
             Status::Created => "created",
@@ -254,14 +299,17 @@ impl Status {
 /// Where a container is in its life.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct State {
+    /// Its status.
     pub status: Status,
     /// The supervisor: the process that holds the container's streams and waits for it.
     pub supervisor: u32,
     /// The container's PID 1, as the host sees it (0 when not running).
     pub pid: u32,
+    /// The last run's exit code (docker's: 128 + signal for a signal).
     pub exit_code: i32,
     /// RFC 3339; empty until it happens.
     pub started_at: String,
+    /// RFC 3339; empty until it has exited.
     pub finished_at: String,
     /// Why the container could not start, if it could not.
     #[serde(default)]
@@ -282,6 +330,7 @@ pub struct State {
 }
 
 impl State {
+    /// The state of a container just made.
     pub fn created() -> State {
         State {
             status: Status::Created,
@@ -302,16 +351,21 @@ impl State {
 /// A container: its configuration, and its state as last written.
 #[derive(Debug, Clone)]
 pub struct Container {
+    /// Its directory in the store.
     pub dir: PathBuf,
+    /// What it runs.
     pub config: Config,
+    /// Its state when read.
     pub state: State,
 }
 
 impl Container {
+    /// Its writable layer (overlayfs' upper directory).
     pub fn upper(&self) -> PathBuf {
         self.dir.join("upper")
     }
 
+    /// overlayfs' work directory, beside the upper one.
     pub fn work(&self) -> PathBuf {
         self.dir.join("work")
     }
@@ -368,6 +422,7 @@ impl Container {
         f(&path).map_err(failed)
     }
 
+    /// Its log, docker's json-file format.
     pub fn log_path(&self) -> PathBuf {
         self.dir.join(format!("{}-json.log", self.config.id))
     }
@@ -435,6 +490,7 @@ pub struct Containers {
 }
 
 impl Containers {
+    /// The containers of the store `root`.
     pub fn open(root: &Path) -> Result<Containers, Error> {
         let dir = root.join("containers");
         std::fs::create_dir_all(&dir).map_err(|e| Error::Io {

@@ -6,8 +6,8 @@
 //! A container's network namespace is made before it starts and kept as a file in its
 //! directory (`netns`); a bridge network gives it a veth pair (the host end on the
 //! network's bridge, `eth0` inside), a macvlan network an interface on the parent
-//! device. Links, addresses and routes go through rtnetlink ([`netlink`]), NAT, port
-//! publishing and isolation through nftables ([`firewall`]). Releasing a container
+//! device. Links, addresses and routes go through rtnetlink (the `netlink` module), NAT, port
+//! publishing and isolation through nftables (the `firewall` module). Releasing a container
 //! unmounts its namespace (the kernel then deletes its interfaces, veth peers included)
 //! and removes its endpoints; endpoints whose supervisor died are released by the next
 //! change, so a crash leaves nothing for long.
@@ -40,17 +40,22 @@ pub use wiring::{Member, Wired};
 /// networks, and its own firewall table named after its bridge).
 pub const DEFAULT_NETWORK: &str = "bridge";
 
+/// A network's driver, docker's names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Driver {
+    /// A Linux bridge on the host, containers on veths, NAT out (unless internal).
     Bridge,
+    /// macvlan interfaces on a parent device: containers appear on its network.
     Macvlan,
     /// `host` and `none`, listed as docker lists them; nothing to set up.
     Host,
+    /// `none`: loopback only.
     Null,
 }
 
 impl Driver {
+    /// docker's name for it.
     pub fn name(self) -> &'static str {
         match self {
             Driver::Bridge => "bridge",
@@ -64,17 +69,23 @@ impl Driver {
 /// A network, as `network create` made it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Network {
+    /// Its ID: 64 hex digits.
     pub id: String,
+    /// Its name.
     pub name: String,
+    /// Its driver.
     pub driver: Driver,
     /// None for `host` and `none`.
     pub subnet: Option<Ipv4Net>,
+    /// The gateway's address: the bridge's (None for `host` and `none`).
     pub gateway: Option<Ipv4Addr>,
     /// No route out: containers reach each other only.
     pub internal: bool,
     /// The bridge (bridge driver) or the parent device (macvlan).
     pub interface: String,
+    /// `--label`s.
     pub labels: BTreeMap<String, String>,
+    /// `-o`: driver options (`parent` for macvlan).
     pub options: BTreeMap<String, String>,
     /// RFC 3339.
     pub created: String,
@@ -91,27 +102,40 @@ impl Network {
 /// What `network create` asks for.
 #[derive(Debug, Clone, Default)]
 pub struct NetworkRequest {
+    /// Its name.
     pub name: String,
+    /// `--driver` (default bridge).
     pub driver: Option<Driver>,
+    /// `--subnet` (default: the first free one of the default pools).
     pub subnet: Option<Ipv4Net>,
+    /// `--gateway` (default: the subnet's first address).
     pub gateway: Option<Ipv4Addr>,
+    /// `--internal`: no route out.
     pub internal: bool,
+    /// `--label`s.
     pub labels: BTreeMap<String, String>,
+    /// `-o`: driver options.
     pub options: BTreeMap<String, String>,
 }
 
 /// A running container's place on a network.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Endpoint {
+    /// The container's ID.
     pub container_id: String,
+    /// The network's ID.
     pub network_id: String,
-    /// Its interface in the container (`eth0`, `eth1`, ...), and the veth's host end
-    /// (empty for macvlan).
+    /// Its interface in the container (`eth0`, `eth1`, ...).
     pub interface: String,
+    /// The veth's host end (empty for macvlan).
     pub host_interface: String,
+    /// Its address.
     pub address: Ipv4Addr,
+    /// The subnet's prefix length.
     pub prefix: u8,
+    /// The network's gateway (none on an internal network).
     pub gateway: Option<Ipv4Addr>,
+    /// Its interface's MAC address.
     pub mac: String,
     /// The names it answers to on this network: the container's name, its short ID,
     /// its `--network-alias`es.
@@ -128,9 +152,12 @@ pub struct Endpoint {
 /// `network connect`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attachment {
+    /// The network's name or ID.
     pub network: String,
+    /// `--network-alias`: more names it answers to here.
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// `--ip`: the address it asks for (default: the first free one).
     #[serde(default)]
     pub ip: Option<Ipv4Addr>,
 }

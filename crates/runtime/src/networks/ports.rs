@@ -11,14 +11,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 
+/// A published port's protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
+    /// TCP (the default).
     Tcp,
+    /// UDP.
     Udp,
 }
 
 impl Protocol {
+    /// `tcp` or `udp`, as docker prints it.
     pub fn name(self) -> &'static str {
         match self {
             Protocol::Tcp => "tcp",
@@ -33,8 +37,11 @@ impl Protocol {
 pub struct PortBinding {
     /// None: every address of the host (docker's `0.0.0.0`).
     pub host_ip: Option<Ipv4Addr>,
+    /// The port on the host.
     pub host_port: u16,
+    /// The port in the container.
     pub container_port: u16,
+    /// Its protocol.
     pub protocol: Protocol,
 }
 

@@ -20,10 +20,15 @@ use crate::error::Error;
 
 /// Who a container is, for its endpoints.
 pub struct Member<'a> {
+    /// The container's ID.
     pub id: &'a str,
+    /// Its name, which DNS answers for (with its aliases).
     pub name: &'a str,
+    /// Its supervisor's process id: an endpoint whose supervisor is gone is stale.
     pub supervisor: u32,
+    /// Where its network namespace is to be bound.
     pub netns: PathBuf,
+    /// `--mac-address`, when given.
     pub mac: Option<&'a str>,
     /// A build's RUN namespace, not a container: its address comes from the default
     /// network's builder range, which the firewall keeps from the host's services.
@@ -33,8 +38,11 @@ pub struct Member<'a> {
 /// A container's network while it runs: its namespace (to join), its endpoints, and the
 /// sockets that hold its published host ports.
 pub struct Wired {
+    /// The namespace, bound at this path.
     pub netns: PathBuf,
+    /// Its interface on each network, in the order of the attachments.
     pub endpoints: Vec<Endpoint>,
+    /// Its published ports, host ports chosen.
     pub ports: Vec<PortBinding>,
     _reserved: Vec<OwnedFd>,
 }
