@@ -6,9 +6,8 @@ kiln_testkit::private_network!();
 
 use std::os::unix::fs::MetadataExt;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-use kiln_testkit::{build_busybox, busybox, context, require_root, Kiln};
+use kiln_testkit::{build_busybox, busybox, context, require_root, wait_for, Kiln};
 
 /// `major minor` of the block device holding the host's `/`.
 fn host_disk() -> (u64, u64) {
@@ -185,17 +184,6 @@ fn processes(argv: &[&str]) -> Vec<i32> {
             })
         })
         .collect()
-}
-
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "timed out: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Starts a build whose RUN step sleeps with a distinctive argument, and waits until the

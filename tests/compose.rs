@@ -323,15 +323,15 @@ fn the_sample_project_comes_up_serves_scales_and_goes_leaving_nothing() {
     assert_eq!(labels["com.docker.compose.service"], "front");
     assert_eq!(labels["com.docker.compose.container-number"], "1");
     let mut page = String::new();
-    for _ in 0..50 {
-        if let Ok(mut s) = std::net::TcpStream::connect("127.0.0.1:8080") {
-            use std::io::{Read, Write};
-            s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
-            s.read_to_string(&mut page).unwrap();
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    kiln_testkit::wait_for("the published port", || {
+        let Ok(mut s) = std::net::TcpStream::connect("127.0.0.1:8080") else {
+            return false;
+        };
+        use std::io::{Read, Write};
+        s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+        s.read_to_string(&mut page).unwrap();
+        true
+    });
     assert!(page.contains("<h1>kiln compose</h1>"), "{page}");
     let inside = k.ok(&[
         "exec",

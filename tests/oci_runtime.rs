@@ -7,7 +7,7 @@ kiln_testkit::private_network!();
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use kiln_testkit::{build_busybox, have, root_or_skip, run_tool, Kiln};
+use kiln_testkit::{build_busybox, have, root_or_skip, run_tool, wait_for, Kiln};
 
 /// A store with busybox:kiln, a state root for the runtime and a wrapper that podman
 /// can call as its runtime; None when not root or a peer is missing (outside CI).
@@ -311,7 +311,7 @@ fn runc_default_spec_goes_through_the_runtime_spec_lifecycle() {
 
     assert!(rt(&["start", "c1"]).status.success());
     assert_eq!(status("c1"), "running");
-    wait_for(|| rootfs.join("mark").exists());
+    wait_for("the container's mark", || rootfs.join("mark").exists());
     // Running: delete refused without --force; start again refused.
     assert!(!rt(&["delete", "c1"]).status.success());
     assert!(!rt(&["start", "c1"]).status.success());
@@ -324,7 +324,7 @@ fn runc_default_spec_goes_through_the_runtime_spec_lifecycle() {
     );
 
     assert!(rt(&["kill", "c1", "KILL"]).status.success());
-    wait_for(|| status("c1") == "stopped");
+    wait_for("c1 to stop", || status("c1") == "stopped");
     let list = String::from_utf8_lossy(&rt(&["list", "-q"]).stdout).into_owned();
     assert_eq!(list, "c1\n");
     assert!(rt(&["delete", "c1"]).status.success());
@@ -337,12 +337,4 @@ fn runc_default_spec_goes_through_the_runtime_spec_lifecycle() {
     std::fs::write(&config, spec.to_string()).unwrap();
     assert_eq!(rt(&["run", "--bundle", b, "c2"]).status.code(), Some(9));
     assert_eq!(s.left_in_state_root(), Vec::<String>::new());
-}
-
-fn wait_for(mut done: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !done() {
-        assert!(std::time::Instant::now() < deadline, "timed out");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
 }

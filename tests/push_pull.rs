@@ -477,12 +477,9 @@ impl Distribution {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("start docker-registry");
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(&addr).is_ok() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        kiln_testkit::wait_for("docker-registry to listen", || {
+            std::net::TcpStream::connect(&addr).is_ok()
+        });
         Distribution {
             addr,
             child,
