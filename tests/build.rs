@@ -1784,3 +1784,41 @@ fn build_contexts_stand_in_for_stages_and_images() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("(it has: v1)"), "{err}");
 }
+
+/// A digest an earlier kiln remembered with another algorithm (SHA-256, before file
+/// digests became BLAKE3) is not taken for this one's: the file is read again, and an
+/// unchanged file still hits the cache.
+#[test]
+fn a_remembered_digest_of_another_algorithm_is_read_again() {
+    require_root!();
+    let k = Kiln::new();
+    let ctx = context(
+        &k.dir.path().join("algorithm"),
+        &[
+            ("Dockerfile", "FROM scratch\nCOPY f.txt /f.txt\n"),
+            ("f.txt", "aaaa"),
+        ],
+    );
+    // Past the window in which kiln does not trust a fresh stat.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    k.log(&["build", "-t", "f:1", ctx.to_str().unwrap()]);
+    let hashes = k.root().join("context-hashes.json");
+    let mut remembered: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(&hashes).unwrap()).unwrap();
+    let file = remembered
+        .iter_mut()
+        .find(|(stat, _)| stat.contains("f.txt"))
+        .unwrap_or_else(|| panic!("f.txt is not remembered: {hashes:?}"));
+    assert!(file.1.as_str().unwrap().starts_with("blake3:"), "{file:?}");
+    *file.1 = format!("sha256:{}", "0".repeat(64)).into();
+    std::fs::write(&hashes, serde_json::to_vec(&remembered).unwrap()).unwrap();
+    let out = k.log(&[
+        "build",
+        "--progress",
+        "plain",
+        "-t",
+        "f:1",
+        ctx.to_str().unwrap(),
+    ]);
+    assert!(out.contains("CACHED"), "{out}");
+}

@@ -7,7 +7,6 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
-use kiln_image::digest::Hasher;
 use regex::Regex;
 use sha2::{Digest as _, Sha256};
 
@@ -285,10 +284,7 @@ fn entry_key(f: &Found, known: &BTreeMap<String, String>) -> Result<Keyed, Error
                     source: e,
                 };
                 let mut file = fs::File::open(&f.path).map_err(read_err)?;
-                let d = kiln_image::digest::hash_reader(&mut file, Hasher::sha256())
-                    .map_err(read_err)?
-                    .digest()
-                    .to_string();
+                let d = file_digest(&mut file).map_err(read_err)?;
                 if !changed_lately(ctime_ns) {
                     learned = Some((meta_key, d.clone()));
                 }
@@ -303,6 +299,39 @@ fn entry_key(f: &Found, known: &BTreeMap<String, String>) -> Result<Keyed, Error
         key: format!("{:o}:{what}", m.mode()),
         learned,
     })
+}
+
+/// The prefix of a file digest in a content key: the algorithm, so a digest remembered
+/// by an earlier kiln with another algorithm is never taken for one of this.
+pub(crate) const FILE_DIGEST_PREFIX: &str = "blake3:";
+
+/// A context file's digest for content keys: BLAKE3, not SHA-256. It is never an OCI
+/// digest (the layer's own digest is SHA-256, made as the layer is written), only the
+/// test of whether a file changed, and a cold COPY of a large file waits for it before
+/// anything else can start: BLAKE3 reads a 1 GiB file in 0.19 s here, SHA-256 (with the
+/// CPU's SHA extensions) in 0.65 s. Read in pieces that grow to a megabyte, as
+/// [`kiln_image::digest::hash_reader`] reads.
+fn file_digest(file: &mut fs::File) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                hasher.update(&buf[..n]);
+                if n == buf.len() && buf.len() < 1 << 20 {
+                    buf.resize(1 << 20, 0);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(format!(
+        "{FILE_DIGEST_PREFIX}{}",
+        hasher.finalize().to_hex()
+    ))
 }
 
 /// Whether a file's ctime is too recent to trust its stat: a write after we read it could

@@ -241,7 +241,10 @@ impl<'a> Builder<'a> {
             None => humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         };
         let hashes_read = std::fs::read(root.join(CONTEXT_HASHES)).unwrap_or_default();
-        let hashes = serde_json::from_slice(&hashes_read).unwrap_or_default();
+        let mut hashes: BTreeMap<String, String> =
+            serde_json::from_slice(&hashes_read).unwrap_or_default();
+        // Digests an earlier kiln made with another algorithm are read again.
+        hashes.retain(|_, digest| digest.starts_with(copy::FILE_DIGEST_PREFIX));
         let snapshots = Snapshots::new(root)?;
         let network_files = run::network_files(
             &snapshots.build_dir().join("etc"),
