@@ -121,6 +121,31 @@ fn rss_of_child(cmd: &[String]) -> ! {
     std::process::exit(if status.success() { 0 } else { 1 });
 }
 
+/// buildah's storage roots, emptied and unmounted when dropped: at the end, or when a
+/// build fails (buildah's own flakes included), so no overlay mount outlives the run.
+/// Nothing is removed before the end: with ext4 without a journal (as on the CI
+/// machines) an inode made within a minute or so of many removals is slow to allocate,
+/// so a scenario's removals would slow whichever builder runs next.
+struct BuildahRoots(Vec<std::path::PathBuf>);
+
+impl Drop for BuildahRoots {
+    fn drop(&mut self) {
+        for broot in &self.0 {
+            let _ = Command::new("buildah")
+                .args(["--storage-driver", "overlay", "--root"])
+                .arg(broot.join("root"))
+                .arg("--runroot")
+                .arg(broot.join("run"))
+                .args(["rmi", "-a", "-f"])
+                .output();
+            let _ = Command::new("umount")
+                .arg("-R")
+                .arg(broot.join("root/overlay"))
+                .output();
+        }
+    }
+}
+
 fn main() {
     let argv: Vec<String> = std::env::args().collect();
     if argv.get(1).map(String::as_str) == Some("--rss") {
@@ -181,7 +206,7 @@ fn main() {
         "scenario", "build", "kiln", "buildah (x)", "BuildKit (x)"
     );
     let mut peak_note = String::new();
-    let mut buildah_roots = Vec::new();
+    let mut buildah_roots = BuildahRoots(Vec::new());
     for s in scenarios(scale)
         .into_iter()
         .filter(|s| only.is_empty() || only.iter().any(|o| s.name.contains(o.as_str())))
@@ -217,6 +242,7 @@ fn main() {
         };
 
         let broot = w.join(format!("buildah-{}", s.name.replace([' ', ','], "-")));
+        buildah_roots.0.push(broot.clone());
         let buildah = |args: &[&str]| {
             let mut c = Command::new("buildah");
             c.args(["--storage-driver", "overlay", "--root"])
@@ -313,24 +339,8 @@ fn main() {
                 cell(k, bk)
             );
         }
-        buildah_roots.push(broot);
     }
-    // Nothing is removed before the end: with ext4 without a journal (as on the CI
-    // machines) an inode made within a minute or so of many removals is slow to
-    // allocate, so a scenario's removals would slow whichever builder runs next.
-    for broot in buildah_roots {
-        let _ = Command::new("buildah")
-            .args(["--storage-driver", "overlay", "--root"])
-            .arg(broot.join("root"))
-            .arg("--runroot")
-            .arg(broot.join("run"))
-            .args(["rmi", "-a", "-f"])
-            .output();
-        let _ = Command::new("umount")
-            .arg("-R")
-            .arg(broot.join("root/overlay"))
-            .output();
-    }
+    drop(buildah_roots);
     println!("{peak_note}");
     println!("goals: cached >= 5x, one-file change in the 20,000-file context >= 3x, cold >= 1x buildah; peak memory < 200 MB");
     drop(dockerd);

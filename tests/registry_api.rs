@@ -21,29 +21,16 @@ fn header(r: &Response, name: &str) -> String {
         .unwrap_or_default()
 }
 
-/// A monolithic upload: `POST ?digest=`.
-fn push_blob(reg: &Registry, name: &str, data: &[u8]) -> String {
-    let d = digest(data);
-    let r = reg
-        .http
-        .post(reg.url(&format!("/v2/{name}/blobs/uploads/?digest={d}")))
-        .body(data.to_vec())
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 201, "{:?}", r.text());
-    d
-}
-
 /// An image manifest over a config and layers that are pushed first.
 fn image(reg: &Registry, name: &str, layers: &[&[u8]]) -> (serde_json::Value, Vec<String>) {
     let config =
         br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
-    let c = push_blob(reg, name, config);
+    let c = reg.push_blob(name, config);
     let mut digests = vec![c.clone()];
     let layers: Vec<serde_json::Value> = layers
         .iter()
         .map(|l| {
-            let d = push_blob(reg, name, l);
+            let d = reg.push_blob(name, l);
             digests.push(d.clone());
             json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": l.len()})
         })
@@ -55,21 +42,6 @@ fn image(reg: &Registry, name: &str, layers: &[&[u8]]) -> (serde_json::Value, Ve
         "layers": layers,
     });
     (manifest, digests)
-}
-
-fn put_manifest(
-    reg: &Registry,
-    name: &str,
-    reference: &str,
-    media_type: &str,
-    body: &[u8],
-) -> Response {
-    reg.http
-        .put(reg.url(&format!("/v2/{name}/manifests/{reference}")))
-        .header("Content-Type", media_type)
-        .body(body.to_vec())
-        .send()
-        .unwrap()
 }
 
 #[test]
@@ -89,7 +61,7 @@ fn the_base_endpoint_answers_with_the_api_version() {
 fn blobs_go_up_whole_or_in_chunks_and_come_back_whole_or_by_range() {
     let (_d, reg) = start();
     let data: Vec<u8> = (0..100_000u32).flat_map(|i| i.to_le_bytes()).collect();
-    let d = push_blob(&reg, "a/b", &data);
+    let d = reg.push_blob("a/b", &data);
 
     let head = reg
         .http
@@ -266,7 +238,7 @@ fn a_wrong_digest_stores_nothing_and_a_cancelled_upload_is_gone() {
 #[test]
 fn blobs_mount_across_repositories_and_unlink_on_delete() {
     let (_d, reg) = start();
-    let d = push_blob(&reg, "src/repo", b"shared layer");
+    let d = reg.push_blob("src/repo", b"shared layer");
     let r = reg
         .http
         .post(reg.url(&format!(
@@ -350,8 +322,7 @@ fn manifests_are_validated_stored_negotiated_and_deleted() {
     // a digest reference the body does not have.
     let mut missing = manifest.clone();
     missing["layers"][0]["digest"] = json!(digest(b"never pushed"));
-    let r = put_manifest(
-        &reg,
+    let r = reg.put_manifest(
         "app",
         "v1",
         OCI_MANIFEST,
@@ -359,29 +330,29 @@ fn manifests_are_validated_stored_negotiated_and_deleted() {
     );
     assert_eq!(code(r), (400, "MANIFEST_BLOB_UNKNOWN".into()));
     assert_eq!(
-        code(put_manifest(&reg, "app", "v1", OCI_MANIFEST, b"{not json")),
+        code(reg.put_manifest("app", "v1", OCI_MANIFEST, b"{not json")),
         (400, "MANIFEST_INVALID".into())
     );
     assert_eq!(
-        code(put_manifest(&reg, "app", "v1", "text/plain", &body)),
+        code(reg.put_manifest("app", "v1", "text/plain", &body)),
         (400, "MANIFEST_INVALID".into())
     );
     assert_eq!(
-        code(put_manifest(&reg, "app", "v1", OCI_INDEX, &body)),
+        code(reg.put_manifest("app", "v1", OCI_INDEX, &body)),
         (400, "MANIFEST_INVALID".into())
     );
     let wrong = digest(b"other bytes");
     assert_eq!(
-        code(put_manifest(&reg, "app", &wrong, OCI_MANIFEST, &body)),
+        code(reg.put_manifest("app", &wrong, OCI_MANIFEST, &body)),
         (400, "DIGEST_INVALID".into())
     );
     let big = vec![b' '; 5 << 20];
     assert_eq!(
-        code(put_manifest(&reg, "app", "big", OCI_MANIFEST, &big)),
+        code(reg.put_manifest("app", "big", OCI_MANIFEST, &big)),
         (413, "SIZE_INVALID".into())
     );
     assert_eq!(
-        code(put_manifest(&reg, "app", "-bad-tag", OCI_MANIFEST, &body)),
+        code(reg.put_manifest("app", "-bad-tag", OCI_MANIFEST, &body)),
         (400, "MANIFEST_INVALID".into())
     );
     assert_eq!(
@@ -395,7 +366,7 @@ fn manifests_are_validated_stored_negotiated_and_deleted() {
         "nothing refused was stored"
     );
 
-    let r = put_manifest(&reg, "app", "v1", OCI_MANIFEST, &body);
+    let r = reg.put_manifest("app", "v1", OCI_MANIFEST, &body);
     assert_eq!(r.status(), 201);
     assert_eq!(header(&r, "Docker-Content-Digest"), d);
     assert_eq!(header(&r, "Location"), format!("/v2/app/manifests/{d}"));
@@ -437,8 +408,7 @@ fn manifests_are_validated_stored_negotiated_and_deleted() {
     let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
         {"mediaType": OCI_MANIFEST, "digest": d, "size": body.len(), "platform": {"os": "linux", "architecture": "amd64"}}
     ]});
-    let r = put_manifest(
-        &reg,
+    let r = reg.put_manifest(
         "app",
         "multi",
         OCI_INDEX,
@@ -447,8 +417,7 @@ fn manifests_are_validated_stored_negotiated_and_deleted() {
     assert_eq!(r.status(), 201);
     let mut bad_index = index.clone();
     bad_index["manifests"][0]["digest"] = json!(wrong);
-    let r = put_manifest(
-        &reg,
+    let r = reg.put_manifest(
         "app",
         "multi2",
         OCI_INDEX,
@@ -524,7 +493,8 @@ fn tags_and_the_catalog_page_with_n_and_last() {
     let body = serde_json::to_vec(&manifest).unwrap();
     for tag in ["b", "a", "d", "c", "e"] {
         assert_eq!(
-            put_manifest(&reg, "lib/one", tag, OCI_MANIFEST, &body).status(),
+            reg.put_manifest("lib/one", tag, OCI_MANIFEST, &body)
+                .status(),
             201
         );
     }
@@ -603,7 +573,7 @@ fn referrers_list_the_manifests_whose_subject_is_given_and_filter_by_artifact_ty
     let body = serde_json::to_vec(&manifest).unwrap();
     let subject = digest(&body);
     // A referrer may come before its subject, as the spec requires.
-    let empty = push_blob(&reg, "app", b"{}");
+    let empty = reg.push_blob("app", b"{}");
     let sbom = json!({
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
@@ -615,11 +585,11 @@ fn referrers_list_the_manifests_whose_subject_is_given_and_filter_by_artifact_ty
     });
     let sbom_body = serde_json::to_vec(&sbom).unwrap();
     let sbom_digest = digest(&sbom_body);
-    let r = put_manifest(&reg, "app", &sbom_digest, OCI_MANIFEST, &sbom_body);
+    let r = reg.put_manifest("app", &sbom_digest, OCI_MANIFEST, &sbom_body);
     assert_eq!(r.status(), 201);
     assert_eq!(header(&r, "OCI-Subject"), subject);
     assert_eq!(
-        put_manifest(&reg, "app", "v1", OCI_MANIFEST, &body).status(),
+        reg.put_manifest("app", "v1", OCI_MANIFEST, &body).status(),
         201
     );
 
@@ -681,7 +651,7 @@ fn a_read_only_registry_serves_and_refuses_writes() {
     let root = dir.path().join("store");
     let d = {
         let reg = Registry::start(&root, &[]);
-        push_blob(&reg, "app", b"kept")
+        reg.push_blob("app", b"kept")
     };
     let reg = Registry::start(&root, &["--read-only"]);
     assert_eq!(
@@ -831,7 +801,7 @@ fn a_refused_upload_leaves_no_session_and_no_repository() {
         .send()
         .unwrap();
     assert_eq!(code(r), (400, "DIGEST_INVALID".into()));
-    push_blob(&reg, "real/repo", b"data");
+    reg.push_blob("real/repo", b"data");
     let r = reg.http.get(reg.url("/v2/_catalog")).send().unwrap();
     let body: serde_json::Value = r.json().unwrap();
     assert_eq!(body["repositories"], json!(["real/repo"]));
@@ -851,7 +821,7 @@ fn urls_excuse_a_missing_blob_only_for_non_distributable_layers() {
     let (_d, reg) = start();
     let config =
         br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
-    let c = push_blob(&reg, "u/app", config);
+    let c = reg.push_blob("u/app", config);
     let missing = digest(b"a layer this registry never got");
     let manifest = |media_type: &str| {
         json!({
@@ -862,16 +832,14 @@ fn urls_excuse_a_missing_blob_only_for_non_distributable_layers() {
         })
         .to_string()
     };
-    let r = put_manifest(
-        &reg,
+    let r = reg.put_manifest(
         "u/app",
         "plain",
         OCI_MANIFEST,
         manifest("application/vnd.oci.image.layer.v1.tar+gzip").as_bytes(),
     );
     assert_eq!(code(r), (400, "MANIFEST_BLOB_UNKNOWN".into()));
-    let r = put_manifest(
-        &reg,
+    let r = reg.put_manifest(
         "u/app",
         "foreign",
         OCI_MANIFEST,

@@ -10,18 +10,6 @@ use serde_json::json;
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
-fn push_blob(reg: &Registry, name: &str, data: &[u8]) -> String {
-    let d = digest(data);
-    let r = reg
-        .http
-        .post(reg.url(&format!("/v2/{name}/blobs/uploads/?digest={d}")))
-        .body(data.to_vec())
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    d
-}
-
 fn manifest(config: &str, layers: &[&str], subject: Option<(&str, usize)>) -> Vec<u8> {
     let mut m = json!({
         "schemaVersion": 2,
@@ -37,13 +25,7 @@ fn manifest(config: &str, layers: &[&str], subject: Option<(&str, usize)>) -> Ve
 }
 
 fn put(reg: &Registry, name: &str, reference: &str, body: &[u8]) {
-    let r = reg
-        .http
-        .put(reg.url(&format!("/v2/{name}/manifests/{reference}")))
-        .header("Content-Type", OCI_MANIFEST)
-        .body(body.to_vec())
-        .send()
-        .unwrap();
+    let r = reg.put_manifest(name, reference, OCI_MANIFEST, body);
     assert_eq!(r.status(), 201, "{:?}", r.text());
 }
 
@@ -99,13 +81,13 @@ fn gc_removes_what_no_tag_reaches_and_keeps_the_rest_while_serving() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("store");
     let reg = Registry::start(&root, &[]);
-    let config = push_blob(&reg, "app", b"{}");
+    let config = reg.push_blob("app", b"{}");
     let (a, b, c) = (
-        push_blob(&reg, "app", b"A"),
-        push_blob(&reg, "app", b"B"),
-        push_blob(&reg, "app", b"C"),
+        reg.push_blob("app", b"A"),
+        reg.push_blob("app", b"B"),
+        reg.push_blob("app", b"C"),
     );
-    let unused = push_blob(&reg, "app", b"never in a manifest");
+    let unused = reg.push_blob("app", b"never in a manifest");
     let m1 = manifest(&config, &[&a, &b], None);
     let m2 = manifest(&config, &[&b, &c], None);
     put(&reg, "app", "v1", &m1);
@@ -192,9 +174,9 @@ fn a_blob_a_push_claims_survives_and_old_garbage_goes() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("store");
     let reg = Registry::start(&root, &[]);
-    let config = push_blob(&reg, "app", b"{}");
-    let old_layer = push_blob(&reg, "app", b"pushed long ago, used by nothing yet");
-    let garbage = push_blob(&reg, "app", b"pushed long ago, never used");
+    let config = reg.push_blob("app", b"{}");
+    let old_layer = reg.push_blob("app", b"pushed long ago, used by nothing yet");
+    let garbage = reg.push_blob("app", b"pushed long ago, never used");
     age(&root);
     // A push that uses the old layer renews its link: the collection keeps it even with
     // the grace period, while the equally old garbage goes.

@@ -68,6 +68,35 @@ impl Registry {
         format!("http://{}{path}", self.addr)
     }
 
+    /// Uploads `data` to repository `name` in one request (`POST ?digest=`); its digest.
+    pub fn push_blob(&self, name: &str, data: &[u8]) -> String {
+        let d = digest(data);
+        let r = self
+            .http
+            .post(self.url(&format!("/v2/{name}/blobs/uploads/?digest={d}")))
+            .body(data.to_vec())
+            .send()
+            .expect("POST the blob");
+        assert_eq!(r.status(), 201, "{:?}", r.text());
+        d
+    }
+
+    /// `PUT /v2/<name>/manifests/<reference>` of `body` as `media_type`.
+    pub fn put_manifest(
+        &self,
+        name: &str,
+        reference: &str,
+        media_type: &str,
+        body: &[u8],
+    ) -> reqwest::blocking::Response {
+        self.http
+            .put(self.url(&format!("/v2/{name}/manifests/{reference}")))
+            .header("Content-Type", media_type)
+            .body(body.to_vec())
+            .send()
+            .expect("PUT the manifest")
+    }
+
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
