@@ -1,6 +1,6 @@
 //! kiln's Dockerfile builder, from text to image:
 //!
-//! - [`parse`]: a Dockerfile into the typed syntax tree of [`ast`], with source spans and
+//! - [`parse()`]: a Dockerfile into the typed syntax tree of [`ast`], with source spans and
 //!   BuildKit's errors and warnings (physical lines read by hand, each instruction by the
 //!   pest grammar `grammar/dockerfile.pest`);
 //! - [`expand`]: BuildKit's variable expansion, with the build's variables;
@@ -32,7 +32,7 @@ pub use parse::parse;
 // pest_derive without its `std` feature (see Cargo.toml) generates `::alloc` paths.
 extern crate alloc;
 
-/// The generated pest parser. Its rules are an implementation detail of [`parse`].
+/// The generated pest parser. Its rules are an implementation detail of [`parse()`].
 mod grammar {
     #[derive(pest_derive::Parser)]
     #[grammar = "../../../grammar/dockerfile.pest"]

@@ -174,7 +174,12 @@ impl<'a> Scanner<'a> {
         let first = self.skip_hs(at);
         let mut segments = Vec::new();
         let mut empty_continuation = false;
-        let mut pos = if self.continuation(first).is_none() && self.line_end(first).is_none() {
+        let mut pos = if let Some(next) = self.continuation(first) {
+            let start = self.skipped_lines(next, &mut empty_continuation);
+            let end = self.segment_text(start);
+            segments.push((start, end));
+            end
+        } else if self.line_end(first).is_none() {
             // The first character is text whatever it is (`first` starts one: the
             // source is UTF-8 and everything skipped so far is ASCII).
             let ch = match self.src[first] {
@@ -185,11 +190,6 @@ impl<'a> Scanner<'a> {
             };
             let end = self.segment_text(first + ch);
             segments.push((first, end));
-            end
-        } else if let Some(next) = self.continuation(first) {
-            let start = self.skipped_lines(next, &mut empty_continuation);
-            let end = self.segment_text(start);
-            segments.push((start, end));
             end
         } else {
             return (Item::Blank, self.empty(at).expect("a line of blanks"));
