@@ -89,7 +89,7 @@ impl Kiln {
 
 /// The `kiln` binary cargo built beside the running test: a test binary lives in
 /// `target/<profile>/deps`, the package's binaries one directory up.
-pub fn binary() -> PathBuf {
+pub(crate) fn binary() -> PathBuf {
     let test = std::env::current_exe().expect("the test binary's path");
     let path = test
         .parent()
