@@ -7,26 +7,24 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use kiln_image::digest::{DiffId, Digest};
-use kiln_image::layer::{overlay_changes, write_changes, Compression, LayerOptions};
-use kiln_image::store::{Store, TrustedBlobWriter};
+use kiln_image::store::Store;
 use kiln_image::Platform;
 use oci_spec::image::{Descriptor, MediaType};
 use serde_json::json;
 
 mod copying;
 mod git;
+mod images;
+mod layer;
 mod run;
 mod union;
 mod workdir;
 
-use copying::{copy_attrs, copy_dest, resolve_dest, write_heredocs, CopyInput};
 use kiln_image::tree::resolve_user;
-use union::settle_dirs;
 
 use super::cache::{self, Cache, CacheKey, Record};
 use super::config::ImageConfig;
 use super::copy;
-use super::key;
 use super::plan::{self, Base, Plan};
 use super::provenance::Dependency;
 use super::registry_cache::{self, Mode, RemoteCache};
@@ -68,11 +66,6 @@ impl AsRef<Path> for Layer {
     fn as_ref(&self) -> &Path {
         &self.snapshot
     }
-}
-
-/// The descriptor of a layer built here: an uncompressed tar whose digest is its diffID.
-fn uncompressed(diff_id: &DiffId, size: u64) -> Descriptor {
-    Descriptor::new(MediaType::ImageLayer, size, diff_id.digest().clone())
 }
 
 /// A stage's file system and config, as far as it has been built.
@@ -201,26 +194,6 @@ fn one_line(original: &str, escape: char) -> String {
         }
     }
     out.trim().to_string()
-}
-
-/// Everything in `upper` (a step that only adds: COPY, ADD, WORKDIR), as the layer's
-/// changes.
-fn added(upper: &Path) -> Result<Vec<kiln_image::layer::Change>, Error> {
-    let mut all = Vec::new();
-    for e in walkdir::WalkDir::new(upper)
-        .min_depth(1)
-        .sort_by_file_name()
-    {
-        let e = e.map_err(|e| Error::Io {
-            op: "read",
-            path: upper.to_path_buf(),
-            source: e.into(),
-        })?;
-        all.push(kiln_image::layer::Change::Upsert(
-            e.path().strip_prefix(upper).expect("under").to_path_buf(),
-        ));
-    }
-    Ok(all)
 }
 
 impl<'a> Builder<'a> {
@@ -363,109 +336,6 @@ impl<'a> Builder<'a> {
             steps,
             dependencies,
         })
-    }
-
-    /// Reads each `--cache-from` cache, each as a step of its own; one that cannot be
-    /// read is said and skipped (the build goes on without it).
-    fn import_caches(&mut self, progress: &(dyn Fn(Event) + Sync)) {
-        let total = self.opts.cache_from.len();
-        for (index, from) in self.opts.cache_from.iter().enumerate() {
-            let id = self.next_id();
-            let text = format!("import cache from {}", from.location);
-            progress(Event::Step {
-                id,
-                stage: "cache",
-                index: index + 1,
-                total,
-                text: &text,
-            });
-            let start = Instant::now();
-            let line = match self.remote.import(self.store, from) {
-                Ok(n) => format!("{n} cached steps"),
-                Err(e) => format!("not used: {e}"),
-            };
-            progress(Event::Output { id, line: &line });
-            progress(Event::Done {
-                id,
-                seconds: start.elapsed().as_secs_f64(),
-            });
-        }
-    }
-
-    /// Refuses, before anything runs, a stage with RUN steps for a platform this machine
-    /// cannot run (no emulator registered), naming its line.
-    fn check_emulation(&self, order: &[usize]) -> Result<(), Error> {
-        for i in order {
-            let stage = &self.plan.stages[*i];
-            let runs = stage
-                .instructions
-                .iter()
-                .any(|instr| matches!(instr.command, Command::Run(_)));
-            let platform = &self.stage_platforms[*i];
-            if !runs || Platform::host().accepts(platform) {
-                continue;
-            }
-            let runnable = if platform.os == "linux" {
-                self.exec.can_run(platform)
-            } else {
-                Err("kiln runs Linux programs only".to_string())
-            };
-            runnable.map_err(|reason| {
-                step_error(stage.from, format!("RUN steps for {platform}: {reason}"))
-            })?;
-        }
-        Ok(())
-    }
-
-    /// Pulls the images the build takes files from that the store lacks for their
-    /// platform (all of them with `--pull`), each shown as a step of its own.
-    fn fetch_images(
-        &self,
-        names: &[(String, Platform)],
-        progress: &(dyn Fn(Event) + Sync),
-    ) -> Result<(), Error> {
-        let wanted: Vec<&(String, Platform)> = names
-            .iter()
-            .filter(|(n, p)| self.opts.pull || self.store.resolve_for(n, p).is_err())
-            .collect();
-        for (index, (name, platform)) in wanted.iter().enumerate() {
-            let id = self.next_id();
-            let text = if *platform == Platform::host() {
-                format!("pull {name}")
-            } else {
-                format!("pull {name} ({platform})")
-            };
-            progress(Event::Step {
-                id,
-                stage: "pull",
-                index: index + 1,
-                total: wanted.len(),
-                text: &text,
-            });
-            let start = Instant::now();
-            let reference = kiln_image::Reference::parse(name)?;
-            let report = |line: String| progress(Event::Output { id, line: &line });
-            if let Err(e) = kiln_image::client::pull_image(
-                self.store,
-                &reference,
-                &platform.to_string(),
-                &report,
-            ) {
-                if self.store.resolve_for(name, platform).is_err() {
-                    return Err(Error::PullFailed {
-                        name: name.to_string(),
-                        source: e,
-                    });
-                }
-                // --pull and the registry cannot be reached: the image at hand will do.
-                report(format!("{e}; using the image in the store"));
-            }
-            progress(Event::Done {
-                id,
-                seconds: start.elapsed().as_secs_f64(),
-            });
-        }
-        Ok(())
     }
 
     fn stage(
@@ -704,48 +574,6 @@ impl<'a> Builder<'a> {
         })
     }
 
-    /// A base image from the store, for `platform`: its config and its layers (not
-    /// unpacked yet).
-    fn image_state(&self, name: &str, platform: &Platform) -> Result<State, Error> {
-        let image = self
-            .store
-            .resolve_for(name, platform)
-            .map_err(|source| Error::NoImage { source })?;
-        let used = Dependency {
-            name: name.to_string(),
-            platform: platform.clone(),
-            manifest: image.manifest_digest.clone(),
-        };
-        let mut dependencies = self.dependencies.lock().expect("lock");
-        if !dependencies.contains(&used) {
-            dependencies.push(used);
-        }
-        drop(dependencies);
-        let mut layers = Vec::new();
-        for (layer, diff_id) in image
-            .manifest
-            .layers()
-            .iter()
-            .zip(image.config.rootfs().diff_ids())
-        {
-            let diff_id = DiffId::parse(diff_id)?;
-            layers.push(Layer {
-                snapshot: self.store.snapshot_path(&diff_id),
-                diff_id,
-                blob: layer.clone(),
-            });
-        }
-        // By config (its digest covers the layers' diffIDs), not by manifest: the same
-        // image pulled with other compression keeps its cache, here and on another runner.
-        Ok(State {
-            config_bytes: image.config_bytes.clone(),
-            layers,
-            key: cache::key(&["image", image.id().as_ref()]),
-            steps: Vec::new(),
-            uncached: false,
-        })
-    }
-
     /// A read-only view of stage or image `name` (as `--from` names it), mounted in
     /// `KILN_ROOT/tmp`; the caller unviews it.
     fn view_of(
@@ -817,275 +645,6 @@ impl<'a> Builder<'a> {
         }
         let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
         Ok((cache::key(&parts).to_string(), files))
-    }
-
-    /// RUN, COPY or ADD: from the cache, or made now.
-    fn layer_step(
-        &self,
-        step: &Step,
-        expanded: &Instruction,
-        state: &mut State,
-    ) -> Result<Record, Error> {
-        let Step {
-            instr,
-            config,
-            args,
-            done,
-            id,
-            progress,
-        } = *step;
-        let text = key::instruction_part(expanded);
-        let env_key = key::environment_part(
-            args,
-            &config.env(),
-            &config.str("User").unwrap_or_default(),
-            &config.str("WorkingDir").unwrap_or_default(),
-        );
-        // COPY --link makes a layer that does not depend on what is below it: its cache key
-        // leaves the parent out, so it survives a change of base.
-        let linked_copy = match &expanded.command {
-            Command::Copy(c) => c.spec.link,
-            Command::Add(a) => a.spec.link,
-            _ => false,
-        };
-        let parent_key = if linked_copy {
-            "link".to_string()
-        } else {
-            state.key.to_string()
-        };
-        // COPY --from is keyed by the content it copies, which takes unpacking the source
-        // to read. First a key from the source's own cache key, known without that: a hit
-        // there names the content key the step goes on with, and unpacks nothing.
-        let quick = match &expanded.command {
-            Command::Copy(c) if !state.uncached => match &c.from {
-                // A directory context is keyed by its content, as the build context is.
-                Some(name) if self.context_dir(name).is_some() => None,
-                Some(name) => Some(key::step(
-                    &parent_key,
-                    &text,
-                    &env_key,
-                    &format!(
-                        "from {}",
-                        self.source_key(instr, self.source_name(name), done)?
-                    ),
-                )),
-                None => None,
-            },
-            _ => None,
-        };
-        if let Some(quick) = &quick {
-            if let Some((record, blob)) = self.lookup(quick, id, progress)? {
-                if let Some(then) = record.then {
-                    state.push_layer(self.store, &record, blob);
-                    state.stepped(*quick, &record);
-                    state.stepped(
-                        then,
-                        &Record {
-                            then: None,
-                            ..record.clone()
-                        },
-                    );
-                    progress(Event::Cached { id });
-                    return Ok(record);
-                }
-            }
-        }
-        let content = match &expanded.command {
-            Command::Copy(_) | Command::Add(_) => Some(self.copy_sources(instr, expanded, done)?),
-            _ => None,
-        };
-        let (content_key, files) = match (&content, &expanded.command) {
-            (Some(c), _) => (c.key.clone(), c.files.clone()),
-            (None, Command::Run(run)) => self.mounts_key(instr, run, done)?,
-            _ => Default::default(),
-        };
-        let key = key::step(&parent_key, &text, &env_key, &content_key);
-        // What a hit on `quick` will say next time.
-        let remember_quick = |state: &mut State, record: &Record| -> Result<(), Error> {
-            if let Some(quick) = &quick {
-                let alias = Record {
-                    then: Some(key),
-                    ..record.clone()
-                };
-                self.cache.put(quick, &alias)?;
-                state.stepped(*quick, &alias);
-            }
-            Ok(())
-        };
-        let inputs = cache::Inputs {
-            parent: state.key.to_string(),
-            instruction: text.clone(),
-            environment: env_key.clone(),
-            files,
-            result: None,
-        };
-        let slot = cache::key(&[
-            &self.opts.context.display().to_string(),
-            &instr.span.start.line.to_string(),
-            &instr.original,
-        ])
-        .to_string();
-        if !state.uncached {
-            if let Some((record, blob)) = self.lookup(&key, id, progress)? {
-                if let Some(v) = &content.as_ref().and_then(|c| c.view.clone()) {
-                    self.exec.unview(v);
-                }
-                remember_quick(state, &record)?;
-                state.push_layer(self.store, &record, blob);
-                state.stepped(key, &record);
-                progress(Event::Cached { id });
-                return Ok(record);
-            }
-            let reason = inputs.why_not(self.cache.last_inputs(&slot).as_ref());
-            progress(Event::Miss {
-                id,
-                reason: &reason,
-            });
-        }
-        self.unpack(&state.layers)?;
-        let scratch = self.snapshots.scratch()?;
-        let upper = scratch.path().join("upper");
-        std::fs::create_dir(&upper).map_err(|e| Error::Io {
-            op: "create directory",
-            path: upper.clone(),
-            source: e,
-        })?;
-        let changes_dir = match &expanded.command {
-            Command::Run(run) => {
-                self.run_step(step, run, state, scratch.path(), &upper)?;
-                overlay_changes(&upper)?
-            }
-            Command::Workdir(_) => {
-                let dir = config.str("WorkingDir").unwrap_or_else(|| "/".into());
-                let user = resolve_user(&config.str("User").unwrap_or_default(), &state.layers)
-                    .map_err(|m| step_error(instr, m))?;
-                workdir::make(&state.layers, &dir, user.uid, user.gid, &upper)
-                    .map_err(|e| step_error(instr, format!("making {dir}: {e}")))?;
-                added(&upper)?
-            }
-            _ => {
-                let CopyInput {
-                    root,
-                    sources,
-                    view,
-                    exclude,
-                    downloads,
-                    ..
-                } = content.expect("COPY has sources");
-                // With --link the destination is not looked up in the layers below (they may
-                // change under a linked layer), as BuildKit does.
-                let dest = copy_dest(expanded, config);
-                let dest = if linked_copy {
-                    dest
-                } else {
-                    resolve_dest(&state.layers, &dest)
-                };
-                let attrs =
-                    copy_attrs(expanded, &state.layers).map_err(|m| step_error(instr, m))?;
-                let ignore = if view.is_none() && downloads.is_none() {
-                    Some(&self.opts.ignore)
-                } else {
-                    None
-                };
-                // Only some sources changed since this step last ran: start from its
-                // previous result (hard links) and copy just those.
-                let previous = self
-                    .cache
-                    .last_inputs(&slot)
-                    .filter(|last| view.is_none() && inputs.only_files_changed_from(last));
-                let previous = previous
-                    .and_then(|last| {
-                        Some((self.store.snapshot_path(last.result.as_ref()?), last.files))
-                    })
-                    .filter(|(p, _)| p.is_dir());
-                let mut linked = std::collections::HashSet::new();
-                if let Some((snapshot, before)) = previous {
-                    copy::link_tree(&snapshot, &upper)
-                        .map_err(|e| step_error(instr, e.to_string()))?;
-                    linked = inputs
-                        .files
-                        .iter()
-                        .filter(|(k, v)| before.get(*k) == Some(*v))
-                        .map(|(k, _)| k.clone())
-                        .collect();
-                }
-                let add = matches!(expanded.command, Command::Add(_)) && downloads.is_none();
-                let job = copy::CopyJob {
-                    root: &root,
-                    sources: &sources,
-                    dest: &dest,
-                    ignore,
-                    attrs,
-                    linked: &linked,
-                    extract_archives: add,
-                    exclude: exclude.as_ref(),
-                    parents: matches!(&expanded.command, Command::Copy(c) if c.parents),
-                };
-                let copied = copy::copy(&job, &upper);
-                if let Some(v) = &view {
-                    self.exec.unview(v);
-                }
-                copied.map_err(|e| step_error(instr, e.to_string()))?;
-                write_heredocs(expanded, &dest, &upper, attrs)
-                    .map_err(|e| step_error(instr, e.to_string()))?;
-                // The destination and its parents: as the image has them, or new.
-                let below = if linked_copy {
-                    &[][..]
-                } else {
-                    &state.layers[..]
-                };
-                settle_dirs(
-                    below,
-                    Path::new(dest.trim_start_matches('/')),
-                    &upper,
-                    (attrs.uid, attrs.gid),
-                )
-                .map_err(|e| step_error(instr, format!("{dest}: {e}")))?;
-                added(&upper)?
-            }
-        };
-        // The scratch layers the step ran on are unpacked; the result is too.
-        let record = if changes_dir.is_empty() {
-            Record {
-                diff_id: None,
-                then: None,
-                created: Some(self.created.clone()),
-            }
-        } else {
-            let opts = LayerOptions {
-                compression: Compression::None,
-                source_date_epoch: self.opts.source_date_epoch,
-            };
-            let (info, writer) = write_changes(
-                &upper,
-                &changes_dir,
-                opts,
-                TrustedBlobWriter::new(self.store)?,
-            )?;
-            writer.commit(&info.digest)?;
-            let size = info.size;
-            let diff_id = DiffId::from(info.diff_id);
-            let snapshot = self.snapshots.adopt(self.store, &upper, &diff_id)?;
-            state.layers.push(Layer {
-                blob: uncompressed(&diff_id, size),
-                diff_id: diff_id.clone(),
-                snapshot,
-            });
-            Record {
-                diff_id: Some(diff_id),
-                then: None,
-                created: Some(self.created.clone()),
-            }
-        };
-        self.cache.put(&key, &record)?;
-        remember_quick(state, &record)?;
-        let inputs = cache::Inputs {
-            result: record.diff_id.clone(),
-            ..inputs
-        };
-        self.cache.remember_inputs(&slot, &inputs);
-        state.stepped(key, &record);
-        Ok(record)
     }
 
     /// When a step's result was made: now for a step that ran, the recorded time for a
