@@ -326,12 +326,9 @@ fn a_load_killed_midway_leaves_no_trace_and_a_retry_succeeds() {
     stdin.write_all(&archive[..archive.len() / 2]).unwrap();
     stdin.flush().unwrap();
     let ingest = target.root().join("ingest");
-    for _ in 0..200 {
-        if std::fs::read_dir(&ingest).is_ok_and(|mut d| d.next().is_some()) {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    kiln_testkit::wait_for("the load to start writing a blob", || {
+        std::fs::read_dir(&ingest).is_ok_and(|mut d| d.next().is_some())
+    });
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGKILL,

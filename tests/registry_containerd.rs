@@ -5,10 +5,8 @@ kiln_testkit::private_network!();
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
-use kiln_testkit::Registry;
-use kiln_testkit::{busybox_rootfs, require_root, require_tool, run_tool, Kiln};
+use kiln_testkit::{busybox_rootfs, require_root, require_tool, run_tool, Kiln, Registry};
 
 /// A private containerd (no CRI plugin), stopped with the value.
 struct Containerd {
@@ -30,26 +28,22 @@ impl Containerd {
             ),
         )
         .unwrap();
-        let mut child = Command::new("containerd")
+        let child = Command::new("containerd")
             .arg("--config")
             .arg(&config)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("containerd");
-        for _ in 0..100 {
-            let ok = Command::new("ctr")
-                .args(["--address", &socket, "version"])
+        // Killed when dropped, also when it never answers.
+        let containerd = Containerd { child, socket };
+        kiln_testkit::wait_for("containerd to answer", || {
+            Command::new("ctr")
+                .args(["--address", &containerd.socket, "version"])
                 .output()
-                .is_ok_and(|o| o.status.success());
-            if ok {
-                return Containerd { child, socket };
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("containerd did not start");
+                .is_ok_and(|o| o.status.success())
+        });
+        containerd
     }
 
     fn ctr(&self, args: &[&str]) -> String {

@@ -2,7 +2,6 @@
 //! a fresh bucket, stopped with the value.
 
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 /// A running moto_server, killed when dropped.
 pub struct Moto {
@@ -49,22 +48,21 @@ impl Moto {
             .local_addr()
             .unwrap()
             .port();
-        let mut child = Command::new("moto_server")
+        let child = Command::new("moto_server")
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start moto_server");
-        let endpoint = format!("http://127.0.0.1:{port}");
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(Moto { child, endpoint });
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("moto_server did not start on {endpoint}");
+        // Killed when dropped, also when it never listens.
+        let moto = Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        crate::wait_for("moto_server to listen", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        Some(moto)
     }
 
     /// Makes a new bucket.
