@@ -138,7 +138,7 @@ impl Hub {
     pub fn resize(&self, rows: u16, cols: u16) {
         *lock(&self.size) = (rows, cols);
         if let Some(t) = lock(&self.terminal).as_ref() {
-            super::tty::set_size(t.as_raw_fd(), rows, cols);
+            kiln_runtime::terminal::set_size(t.as_raw_fd(), rows, cols);
         }
     }
 

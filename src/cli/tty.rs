@@ -35,29 +35,9 @@ pub fn with_terminal(process: &mut oci_spec::runtime::Process, (rows, cols): (u1
 /// The size of the terminal on our standard input: rows and columns, 24×80 when there
 /// is none (or one of no size: script(1)'s, with no terminal behind it).
 pub fn caller_size() -> (u16, u16) {
-    window_size(0)
-        .filter(|s| s.ws_row > 0)
-        .map_or((24, 80), |s| (s.ws_row, s.ws_col))
-}
-
-/// Sizes the terminal whose master is `fd` (the kernel then signals its foreground
-/// processes).
-pub fn set_size(fd: i32, rows: u16, cols: u16) {
-    let size = nix::pty::Winsize {
-        ws_row: rows,
-        ws_col: cols,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCSWINSZ reads `size`.
-    unsafe { nix::libc::ioctl(fd, nix::libc::TIOCSWINSZ, &size) };
-}
-
-fn window_size(fd: i32) -> Option<nix::pty::Winsize> {
-    // SAFETY: a winsize is plain integers: all zeros is one; TIOCGWINSZ fills it.
-    let mut size: nix::pty::Winsize = unsafe { std::mem::zeroed() };
-    let rc = unsafe { nix::libc::ioctl(fd, nix::libc::TIOCGWINSZ, &mut size) };
-    (rc == 0).then_some(size)
+    kiln_runtime::terminal::size(0)
+        .filter(|(rows, _)| *rows > 0)
+        .unwrap_or((24, 80))
 }
 
 /// On a thread of its own, for as long as the process lives: each SIGWINCH sizes the
@@ -69,7 +49,7 @@ pub fn follow_caller_size(fd: i32) -> anyhow::Result<()> {
     std::thread::spawn(move || {
         while set.wait().is_ok() {
             let (rows, cols) = caller_size();
-            set_size(fd, rows, cols);
+            kiln_runtime::terminal::set_size(fd, rows, cols);
         }
     });
     Ok(())

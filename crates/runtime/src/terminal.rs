@@ -4,12 +4,39 @@
 //! protocol, which conmon speaks, and what `kiln run -t` receives.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 
 use nix::libc;
 
 use crate::error::Error;
+
+/// Sizes the terminal `fd` (a master: the kernel then signals the foreground processes
+/// of its slave). A descriptor that is no terminal is left as it is.
+pub fn set_size(fd: RawFd, rows: u16, cols: u16) {
+    let size = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads a winsize from `size`, on this stack; a bad descriptor
+    // only fails.
+    unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &size) };
+}
+
+/// The size of the terminal `fd`, rows and columns; None when it is no terminal.
+pub fn size(fd: RawFd) -> Option<(u16, u16)> {
+    let mut size = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes a winsize into `size`, on this stack.
+    let rc = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut size) };
+    (rc == 0).then_some((size.ws_row, size.ws_col))
+}
 
 /// In the sandbox's PID 1, its root entered: opens a terminal of the sandbox's devpts,
 /// sends its master on `console`, and makes its slave the standard streams and the
