@@ -2,6 +2,7 @@
 //! `kiln container-supervise ID` of its own session — and the commands that start one:
 //! `run -d`, `start`, `restart` (through `spawn_supervisor`), `system restore`.
 
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{ExitCode, Stdio};
@@ -101,34 +102,11 @@ pub(crate) fn start_attached(
 /// descriptor 3): it outlives this process, apart from its terminal and its process
 /// group.
 pub(crate) fn spawn_detached(args: &[&str], pass: Option<&UnixStream>) -> anyhow::Result<()> {
-    use std::os::fd::AsRawFd;
-    use std::os::unix::process::CommandExt;
     let mut cmd =
         std::process::Command::new(std::env::current_exe().context("finding the kiln binary")?);
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let pass = pass.map(AsRawFd::as_raw_fd);
-    // SAFETY: setsid(2), dup2(2) and fcntl(2) in the child before exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            nix::unistd::setsid().map_err(std::io::Error::from)?;
-            if let Some(fd) = pass {
-                // dup2 onto itself would keep close-on-exec: clear it then.
-                let rc = if fd == 3 {
-                    nix::libc::fcntl(3, nix::libc::F_SETFD, 0)
-                } else {
-                    nix::libc::dup2(fd, 3)
-                };
-                if rc < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
-    cmd.spawn()?;
+    cmd.args(args);
+    kiln_runtime::containers::detach::spawn(&mut cmd, pass.map(AsFd::as_fd))
+        .with_context(|| format!("starting kiln {}", args.join(" ")))?;
     Ok(())
 }
 
@@ -316,59 +294,29 @@ fn launch(
     container: &Container,
     client: Option<(&UnixStream, &UnixStream)>,
 ) -> anyhow::Result<()> {
-    let threads = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Threads:"))
-                .and_then(|n| n.trim().parse::<u32>().ok())
-        });
-    if threads != Some(1) {
-        let id = container.config.id.as_str();
-        return match client {
-            Some((_, theirs)) => spawn_detached(
-                &["container-supervise", "--attach-fd", "3", id],
-                Some(theirs),
-            ),
-            None => spawn_detached(&["container-supervise", id], None),
-        };
+    let forked = kiln_runtime::containers::detach::fork(
+        c"kiln-supervise",
+        client.map(|(ours, _)| ours.as_fd()),
+        KILN_FAILED,
+        || {
+            let theirs = client.map(|(_, theirs)| theirs.try_clone());
+            match theirs.transpose() {
+                Ok(theirs) => run_supervisor(containers, container.clone(), theirs),
+                Err(_) => KILN_FAILED,
+            }
+        },
+    )
+    .context("forking the container's supervisor")?;
+    if forked {
+        return Ok(());
     }
-    use std::io::Write;
-    let _ = std::io::stdout().flush();
-    let _ = std::io::stderr().flush();
-    // SAFETY: fork(2) of a process with one thread: the child may run anything.
-    match unsafe { nix::unistd::fork() }.context("forking the container's supervisor")? {
-        nix::unistd::ForkResult::Parent { .. } => Ok(()),
-        nix::unistd::ForkResult::Child => {
-            let code = (|| -> anyhow::Result<u8> {
-                nix::unistd::setsid()?;
-                // Named for what it is now (its command line stays the caller's).
-                let _ = nix::sys::prctl::set_name(c"kiln-supervise");
-                let null = std::fs::OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .open("/dev/null")?;
-                for fd in 0..3 {
-                    // SAFETY: dup2(2) onto the standard streams.
-                    if unsafe { nix::libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), fd) } < 0 {
-                        return Err(std::io::Error::last_os_error().into());
-                    }
-                }
-                let theirs = match client {
-                    Some((ours, theirs)) => {
-                        // The client's end is the client's alone: its end of file must
-                        // come when we end.
-                        // SAFETY: close(2) of our copy of a descriptor we do not use.
-                        unsafe { nix::libc::close(std::os::fd::AsRawFd::as_raw_fd(ours)) };
-                        Some(theirs.try_clone()?)
-                    }
-                    None => None,
-                };
-                Ok(run_supervisor(containers, container.clone(), theirs))
-            })()
-            .unwrap_or(KILN_FAILED);
-            std::process::exit(code.into())
-        }
+    let id = container.config.id.as_str();
+    match client {
+        Some((_, theirs)) => spawn_detached(
+            &["container-supervise", "--attach-fd", "3", id],
+            Some(theirs),
+        ),
+        None => spawn_detached(&["container-supervise", id], None),
     }
 }
 

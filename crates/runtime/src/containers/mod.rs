@@ -6,6 +6,7 @@
 //! `containers/.lock` so two containers never take one name.
 
 pub mod attach;
+pub mod detach;
 mod log;
 
 use std::fs::File;
