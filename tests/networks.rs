@@ -736,3 +736,53 @@ fn two_stores_on_one_host_keep_their_networks_apart() {
     second.ok(&["rm", "-f", "web"]);
     assert!(!ruleset().contains("dnat to"));
 }
+
+/// A store removed whole (`rm -rf`, as a CI job's `KILN_ROOT` goes) cannot take its
+/// bridge and firewall table with it: the next store that sets up networks removes
+/// them, and leaves a store that is still there alone. Before, each removed store kept
+/// its bridge and its subnet's route, and after 31 no subnet was free.
+#[test]
+fn the_bridge_and_rules_of_a_removed_store_go_and_a_live_stores_stay() {
+    let Some(gone) = kiln() else { return };
+    let Some(kept) = kiln() else { return };
+    // Each store's build made its default bridge (its RUN steps joined it).
+    let bridge = |k: &Kiln| {
+        let out = k.ok(&["network", "inspect", "bridge"]);
+        let inspect: serde_json::Value = serde_json::from_str(&out).unwrap();
+        inspect[0]["Options"]["com.docker.network.bridge.name"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no bridge name in {out}"))
+            .to_string()
+    };
+    let (gone_bridge, kept_bridge) = (bridge(&gone), bridge(&kept));
+    assert_ne!(gone_bridge, kept_bridge);
+    for name in [&gone_bridge, &kept_bridge] {
+        assert!(links().contains(&format!(" {name}:")), "{}", links());
+        assert!(
+            ruleset().contains(&format!("table ip {name} ")),
+            "{}",
+            ruleset()
+        );
+    }
+    drop(gone);
+    // A new store sets up its networks.
+    Kiln::new().ok(&["network", "ls"]);
+    assert!(
+        !links().contains(&format!(" {gone_bridge}:")),
+        "the removed store's bridge is still there:\n{}",
+        links()
+    );
+    assert!(
+        !ruleset().contains(&format!("table ip {gone_bridge} ")),
+        "the removed store's table is still there:\n{}",
+        ruleset()
+    );
+    assert!(links().contains(&format!(" {kept_bridge}:")), "{}", links());
+    assert!(
+        ruleset().contains(&format!("table ip {kept_bridge} ")),
+        "{}",
+        ruleset()
+    );
+    // And the live store still runs containers on it.
+    kept.ok(&["run", "--rm", "busybox:kiln", "true"]);
+}

@@ -40,6 +40,9 @@ pub use wiring::{Member, Wired};
 /// networks, and its own firewall table named after its bridge).
 pub const DEFAULT_NETWORK: &str = "bridge";
 
+/// How a bridge's alias (`ip link`'s) starts: the rest is the path of its network's file.
+const BRIDGE_ALIAS: &str = "kiln network ";
+
 /// A network's driver, docker's names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -188,6 +191,7 @@ impl Networks {
     }
 
     fn predefine(&self) -> Result<(), Error> {
+        self.reclaim_abandoned_bridges()?;
         let taken = self.taken_subnets()?;
         let subnet = ipam::free_subnet(&taken)?;
         // Another store on this host may have kiln0 already.
@@ -223,7 +227,17 @@ impl Networks {
                     String::new()
                 },
                 labels: BTreeMap::new(),
-                options: BTreeMap::new(),
+                // As docker's default bridge says of itself in `network inspect`.
+                options: match (bridge, &default_bridge) {
+                    (true, Some(name)) => BTreeMap::from([
+                        (
+                            "com.docker.network.bridge.default_bridge".to_string(),
+                            "true".to_string(),
+                        ),
+                        ("com.docker.network.bridge.name".to_string(), name.clone()),
+                    ]),
+                    _ => BTreeMap::new(),
+                },
                 created: now(),
             })?;
         }
@@ -293,6 +307,7 @@ impl Networks {
             return Err(Error::NetworkExists { name: request.name });
         }
         let driver = request.driver.unwrap_or(Driver::Bridge);
+        self.reclaim_abandoned_bridges()?;
         let id = random_id()?;
         let interface = match driver {
             Driver::Bridge => request
@@ -504,6 +519,38 @@ impl Networks {
             }
         }
         firewall::apply(&table, &bridges, &published)
+    }
+
+    /// What a bridge's alias says: the file of the network it was made for (see
+    /// [`Networks::reclaim_abandoned_bridges`]).
+    fn bridge_alias(&self, network_id: &str) -> String {
+        format!(
+            "{BRIDGE_ALIAS}{}",
+            self.dir.join(format!("{network_id}.json")).display()
+        )
+    }
+
+    /// Removes the bridges, and their firewall tables, of networks whose file is gone:
+    /// a store removed whole (a CI job's `KILN_ROOT`, `rm -rf`) cannot remove them
+    /// itself, and each would keep its subnet's route, so after 31 such stores no subnet
+    /// of the default pools would be free. Under the lock; before subnets are chosen.
+    fn reclaim_abandoned_bridges(&self) -> Result<(), Error> {
+        let mut nl = netlink::Netlink::open().map_err(netlink_error("open"))?;
+        let links = nl.links().map_err(netlink_error("list the links"))?;
+        for (index, name, alias) in links {
+            let Some(file) = alias.strip_prefix(BRIDGE_ALIAS) else {
+                continue;
+            };
+            if Path::new(file).exists() {
+                continue;
+            }
+            nl.delete_link(index)
+                .map_err(netlink_error("delete the bridge of a removed network"))?;
+            // A store's table is named after its default bridge: gone with it (a table
+            // of another name is not there, and removing it does nothing).
+            firewall::apply(&name, &[], &[])?;
+        }
+        Ok(())
     }
 
     /// The subnets of kiln's networks and of the host's routes.

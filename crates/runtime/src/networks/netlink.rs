@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 use rtnetlink::packet_core::{
     NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
 };
-use rtnetlink::packet_route::link::LinkMessage;
+use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
@@ -105,6 +105,39 @@ impl Netlink {
         let link = LinkUnspec::new_with_index(index).build();
         self.request(RouteNetlinkMessage::DelLink(link), 0)
             .map(drop)
+    }
+
+    /// Every link's index, name and alias (`ip link`'s `alias`; empty when it has none).
+    pub(crate) fn links(&mut self) -> io::Result<Vec<(u32, String, String)>> {
+        let answers = self.request(
+            RouteNetlinkMessage::GetLink(LinkMessage::default()),
+            NLM_F_DUMP,
+        )?;
+        Ok(answers
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewLink(link) => {
+                    let (mut name, mut alias) = (String::new(), String::new());
+                    for attribute in link.attributes {
+                        match attribute {
+                            LinkAttribute::IfName(n) => name = n,
+                            LinkAttribute::IfAlias(a) => alias = a,
+                            _ => {}
+                        }
+                    }
+                    Some((link.header.index, name, alias))
+                }
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Sets the alias of link `index`.
+    pub(crate) fn set_alias(&mut self, index: u32, alias: &str) -> io::Result<()> {
+        let mut link = LinkUnspec::new_with_index(index).build();
+        link.attributes
+            .push(LinkAttribute::IfAlias(alias.to_string()));
+        self.set_link(link)
     }
 
     /// The index of the link named `name`, if there is one.

@@ -347,6 +347,9 @@ impl Networks {
         let index = nl
             .link_index(&network.interface)?
             .ok_or_else(|| std::io::Error::other("the bridge did not appear"))?;
+        // Its network's file, so the bridge can be removed once that is gone. An alias
+        // the kernel refuses (over 255 bytes) only leaves this bridge unreclaimed.
+        let _ = nl.set_alias(index, &self.bridge_alias(&network.id));
         nl.add_address(index, gateway, subnet.prefix_len())?;
         // Forwarding, as docker turns it on; route_localnet lets the host's 127.0.0.1
         // reach published ports through the bridge.
