@@ -786,3 +786,43 @@ fn the_bridge_and_rules_of_a_removed_store_go_and_a_live_stores_stay() {
     // And the live store still runs containers on it.
     kept.ok(&["run", "--rm", "busybox:kiln", "true"]);
 }
+
+/// A bridge made under a relative `KILN_ROOT` names its network's file by an absolute
+/// path: another store, set up from another directory, leaves it alone.
+#[test]
+fn a_bridge_made_under_a_relative_store_path_is_left_to_its_store() {
+    kiln_testkit::require_root!();
+    let k = Kiln::new();
+    let tarball = kiln_testkit::busybox_rootfs(k.dir.path(), 0);
+    let relative = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .current_dir(k.dir.path())
+            .env("KILN_ROOT", "store")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "kiln {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    relative(&["import", tarball.to_str().unwrap(), "bb:1"]);
+    relative(&["run", "--rm", "bb:1", "/bin/echo", "up"]);
+    let out = k.ok(&["network", "inspect", "bridge"]);
+    let inspect: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let bridge = inspect[0]["Options"]["com.docker.network.bridge.name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let details = run_tool("ip", &["-d", "link", "show", &bridge]);
+    assert!(
+        details.contains(&format!(
+            "alias kiln network {}/",
+            std::fs::canonicalize(k.root()).unwrap().display()
+        )),
+        "{details}"
+    );
+    Kiln::new().ok(&["network", "ls"]);
+    assert!(links().contains(&format!(" {bridge}:")), "{}", links());
+}

@@ -524,9 +524,12 @@ impl Networks {
     /// What a bridge's alias says: the file of the network it was made for (see
     /// [`Networks::reclaim_abandoned_bridges`]).
     fn bridge_alias(&self, network_id: &str) -> String {
+        // Absolute: another process, in another directory, reads it (`KILN_ROOT` may be
+        // relative).
+        let dir = std::fs::canonicalize(&self.dir).unwrap_or_else(|_| self.dir.clone());
         format!(
             "{BRIDGE_ALIAS}{}",
-            self.dir.join(format!("{network_id}.json")).display()
+            dir.join(format!("{network_id}.json")).display()
         )
     }
 
