@@ -6,11 +6,13 @@
 //! A container's network namespace is made before it starts and kept as a file in its
 //! directory (`netns`); a bridge network gives it a veth pair (the host end on the
 //! network's bridge, `eth0` inside), a macvlan network an interface on the parent
-//! device. Links, addresses and routes go through rtnetlink (the `netlink` module), NAT, port
-//! publishing and isolation through nftables (the `firewall` module). Releasing a container
-//! unmounts its namespace (the kernel then deletes its interfaces, veth peers included)
-//! and removes its endpoints; endpoints whose supervisor died are released by the next
-//! change, so a crash leaves nothing for long.
+//! device. Links, addresses and routes go through rtnetlink (the `netlink` module), NAT,
+//! port publishing and isolation through nftables (the `firewall` module). Releasing a
+//! container unmounts its namespace (the kernel then deletes its interfaces, veth peers
+//! included) and removes its endpoints; endpoints whose supervisor died are released by
+//! the next change, so a crash leaves nothing for long. A bridge's alias names its
+//! network's file, so the bridges of a store removed whole are removed by the next store
+//! that sets up its networks.
 
 pub mod dns;
 mod firewall;
