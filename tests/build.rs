@@ -1822,3 +1822,86 @@ fn a_remembered_digest_of_another_algorithm_is_read_again() {
     ]);
     assert!(out.contains("CACHED"), "{out}");
 }
+
+#[test]
+fn a_large_copied_file_goes_into_the_layer_alone_until_a_step_runs_on_it() {
+    require_root!();
+    let k = Kiln::new();
+    build_busybox(&k);
+    // Over the 4 MiB from which COPY reads a file straight into the layer; no zeros, so
+    // a placeholder read as data would show.
+    let big: Vec<u8> = (0..6u32 << 20).map(|i| (i % 251) as u8 + 1).collect();
+    let ctx = context(
+        &k.dir.path().join("big"),
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox:kiln\nCOPY big /data/big\nCOPY small /data/\nWORKDIR /data/w\n",
+            ),
+            ("small", "s1"),
+        ],
+    );
+    std::fs::write(ctx.join("big"), &big).unwrap();
+    k.log(&["build", "-t", "big:1", ctx.to_str().unwrap()]);
+    // Where `data/big` is in the store: every tree of a layer that has it.
+    let trees_with_big = |kind: &str| -> Vec<std::fs::Metadata> {
+        std::fs::read_dir(k.root().join(kind))
+            .map(|d| d.flatten().collect::<Vec<_>>())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|e| e.path().join("data/big").symlink_metadata().ok())
+            .collect()
+    };
+    assert!(
+        trees_with_big("snapshots").is_empty(),
+        "the big file was written out as a snapshot"
+    );
+    let outlines = trees_with_big("outlines");
+    assert_eq!(outlines.len(), 1, "one outline holds the big file");
+    assert_eq!(outlines[0].len(), big.len() as u64);
+    assert_eq!(outlines[0].blocks(), 0, "the placeholder holds no data");
+    let flat = flatten(&k, "big:1");
+    assert!(std::fs::read(flat.join("data/big")).unwrap() == big);
+    assert_eq!(
+        std::fs::read_to_string(flat.join("data/small")).unwrap(),
+        "s1"
+    );
+    assert!(flat.join("data/w").is_dir());
+
+    // The COPY after it misses, and reads the outline: nothing is unpacked.
+    std::fs::write(ctx.join("small"), "s2").unwrap();
+    let out = k.log(&[
+        "build",
+        "--progress",
+        "plain",
+        "-t",
+        "big:2",
+        ctx.to_str().unwrap(),
+    ]);
+    assert!(
+        out.contains("cache miss: source file changed: small"),
+        "{out}"
+    );
+    assert!(trees_with_big("snapshots").is_empty(), "{out}");
+    let flat = flatten(&k, "big:2");
+    assert!(std::fs::read(flat.join("data/big")).unwrap() == big);
+
+    // A RUN step reads the data: the snapshot is unpacked from the layer.
+    let run = context(
+        &k.dir.path().join("run-on-big"),
+        &[(
+            "Dockerfile",
+            "FROM big:2\nRUN wc -c < /data/big > /size && tail -c 5 /data/big > /tail\n",
+        )],
+    );
+    k.log(&["build", "-t", "big:3", run.to_str().unwrap()]);
+    let flat = flatten(&k, "big:3");
+    assert_eq!(
+        std::fs::read_to_string(flat.join("size")).unwrap().trim(),
+        big.len().to_string()
+    );
+    assert!(std::fs::read(flat.join("tail")).unwrap() == big[big.len() - 5..]);
+    let snapshots = trees_with_big("snapshots");
+    assert_eq!(snapshots.len(), 1);
+    assert!(snapshots[0].blocks() * 512 >= big.len() as u64);
+}

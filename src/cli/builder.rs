@@ -56,7 +56,13 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let mut targets = vec!["buildcache", "snapshots", "tmp", "context-hashes.json"];
+    let mut targets = vec![
+        "buildcache",
+        "snapshots",
+        "outlines",
+        "tmp",
+        "context-hashes.json",
+    ];
     if all {
         targets.push("cachemounts");
     }

@@ -53,8 +53,10 @@ pub fn entry<L: AsRef<Path>>(layers: &[L], rel: &Path) -> Option<(PathBuf, Metad
     None
 }
 
-/// distribution's limit for a manifest; far above any real passwd file.
-const MAX_ACCOUNT_FILE: u64 = 4 << 20;
+/// The largest `/etc/passwd` or `/etc/group` read (distribution's limit for a manifest;
+/// far above any real passwd file). A layer's outline keeps every file up to this size
+/// whole, so the accounts read through it are the image's.
+pub const MAX_ACCOUNT_FILE: u64 = 4 << 20;
 /// As the kernel's limit on symlinks in one lookup.
 const MAX_LINKS: usize = 40;
 

@@ -9,7 +9,9 @@ use std::process::Command;
 
 mod support;
 
-use kiln_image::layer::{apply, write_changes, write_dir, Change, Compression, LayerOptions};
+use kiln_image::layer::{
+    apply, write_changes, write_changes_with, write_dir, Change, Compression, LayerOptions,
+};
 use kiln_testkit::require_root;
 use support::crafted;
 
@@ -431,4 +433,46 @@ fn absolute_symlinks_resolve_inside_the_target() {
         .read_to_string(&mut inside)
         .unwrap();
     assert_eq!(inside, "pwned");
+}
+
+#[test]
+fn a_placeholder_is_written_with_its_sources_data_and_its_own_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, elsewhere) = (dir.path().join("root"), dir.path().join("elsewhere"));
+    fs::create_dir_all(&root).unwrap();
+    fs::write(&elsewhere, "the data").unwrap();
+    let placeholder = root.join("big");
+    fs::File::create(&placeholder).unwrap().set_len(8).unwrap();
+    fs::set_permissions(&placeholder, fs::Permissions::from_mode(0o600)).unwrap();
+    set_mtime(&placeholder, 1_000_000);
+    let placeholders = [(PathBuf::from("big"), elsewhere.clone())].into();
+    let opts = LayerOptions {
+        compression: Compression::None,
+        source_date_epoch: None,
+    };
+    let changes = [Change::Upsert("big".into())];
+    let (_, bytes) = write_changes_with(&root, &changes, &placeholders, opts, Vec::new()).unwrap();
+    let mut archive = tar::Archive::new(bytes.as_slice());
+    let mut entry = archive.entries().unwrap().next().unwrap().unwrap();
+    let header = entry.header().clone();
+    let mut data = String::new();
+    entry.read_to_string(&mut data).unwrap();
+    assert_eq!(
+        (
+            data.as_str(),
+            header.mode().unwrap(),
+            header.mtime().unwrap()
+        ),
+        ("the data", 0o600, 1_000_000)
+    );
+
+    // A source that shrank since the placeholder was made fails, naming it.
+    fs::write(&elsewhere, "short").unwrap();
+    let err = write_changes_with(&root, &changes, &placeholders, opts, Vec::new())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&elsewhere.display().to_string()) && err.contains("shrank"),
+        "{err}"
+    );
 }

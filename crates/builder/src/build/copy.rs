@@ -10,6 +10,8 @@ use std::path::{Component, Path, PathBuf};
 use regex::Regex;
 use sha2::{Digest as _, Sha256};
 
+use kiln_image::layer::Placeholders;
+
 use crate::context::Dockerignore;
 use crate::Error;
 
@@ -364,6 +366,21 @@ pub struct CopyJob<'a> {
     pub exclude: Option<&'a Dockerignore>,
     /// `--parents`: keep each source's path under the destination.
     pub parents: bool,
+    /// Leave large regular files as placeholders (see [`Placeholders`]): the sources
+    /// outlive the writing of the layer, and nothing else writes into `upper`.
+    pub placeholders: bool,
+}
+
+/// From this size on (above any account file a later step reads through the layer's
+/// outline), a copied file is a placeholder when the job allows it: its data is read
+/// once, into the layer, instead of into the step's directory and from there again.
+const PLACEHOLDER_ABOVE: u64 = kiln_image::tree::MAX_ACCOUNT_FILE;
+
+/// Where a copy writes regular files: whole, or as placeholders for the large ones.
+struct Files<'a> {
+    upper: &'a Path,
+    allow_placeholders: bool,
+    placeholders: Placeholders,
 }
 
 /// Whether `--exclude` leaves an entry out.
@@ -375,7 +392,8 @@ pub fn excluded(exclude: Option<&Dockerignore>, in_context: &str, in_source: &st
 /// Copies `sources` from `root` into `upper` at `dest` (absolute in the image), as Docker
 /// does: a directory's contents go into the destination; a file goes to `dest/NAME` when
 /// the destination is a directory (it ends with `/`, or there are several sources).
-pub fn copy(job: &CopyJob, upper: &Path) -> Result<(), Error> {
+/// Returns the files left as placeholders, whose data the layer reads from the sources.
+pub fn copy(job: &CopyJob, upper: &Path) -> Result<Placeholders, Error> {
     let CopyJob {
         root,
         sources,
@@ -386,7 +404,13 @@ pub fn copy(job: &CopyJob, upper: &Path) -> Result<(), Error> {
         extract_archives,
         exclude,
         parents,
+        placeholders,
     } = *job;
+    let mut files = Files {
+        upper,
+        allow_placeholders: placeholders,
+        placeholders: Placeholders::new(),
+    };
     let dest_is_dir = dest.ends_with('/') || sources.len() > 1;
     let dest_rel = clean_relative(dest)?;
     for source in sources {
@@ -441,6 +465,7 @@ pub fn copy(job: &CopyJob, upper: &Path) -> Result<(), Error> {
                     &target.join(within),
                     attrs,
                     entry.depth() == 0,
+                    &mut files,
                 )?;
             }
         } else if linked.contains(&source.path.to_string_lossy().into_owned()) {
@@ -457,10 +482,10 @@ pub fn copy(job: &CopyJob, upper: &Path) -> Result<(), Error> {
             })?;
             kiln_image::layer::apply(file, &dir)?;
         } else {
-            copy_one(&from, &target, attrs, true)?;
+            copy_one(&from, &target, attrs, true, &mut files)?;
         }
     }
-    Ok(())
+    Ok(files.placeholders)
 }
 
 /// Whether `path` holds a tar archive, plain or compressed (gzip, zstd, bzip2, xz).
@@ -598,7 +623,13 @@ fn replace_with_dir(path: &Path, mode: u32) -> Result<(), Error> {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(io)
 }
 
-fn copy_one(from: &Path, to: &Path, attrs: Attrs, follow: bool) -> Result<(), Error> {
+fn copy_one(
+    from: &Path,
+    to: &Path,
+    attrs: Attrs,
+    follow: bool,
+    files: &mut Files,
+) -> Result<(), Error> {
     let io = |e: std::io::Error| Error::Io {
         op: "copy",
         path: from.to_path_buf(),
@@ -619,7 +650,19 @@ fn copy_one(from: &Path, to: &Path, attrs: Attrs, follow: bool) -> Result<(), Er
         std::os::unix::fs::symlink(fs::read_link(from).map_err(io)?, to).map_err(io)?;
     } else if ft.is_file() {
         let _ = fs::remove_file(to);
-        fs::copy(from, to).map_err(io)?;
+        let rel = to.strip_prefix(files.upper).expect("under upper");
+        if files.allow_placeholders && meta.len() > PLACEHOLDER_ABOVE {
+            fs::File::create(to)
+                .and_then(|f| f.set_len(meta.len()))
+                .map_err(io)?;
+            files
+                .placeholders
+                .insert(rel.to_path_buf(), from.to_path_buf());
+        } else {
+            fs::copy(from, to).map_err(io)?;
+            // An earlier source's placeholder here is gone.
+            files.placeholders.remove(rel);
+        }
     } else {
         // Sockets, devices and fifos in a build context are not copied, as in Docker.
         return Ok(());

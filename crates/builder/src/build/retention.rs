@@ -1,5 +1,5 @@
 //! Keeping the build cache under a size: cached layers (a step's record and the snapshot
-//! it names, or the blob when the layer was never unpacked) are dropped least recently
+//! and outline it names, or the blob when the layer was never unpacked) are dropped least recently
 //! used first. A record's file time is its last use
 //! (a cache hit touches it); a snapshot no record names (a base image's layer, unpacked
 //! again when needed) counts from when it was made.
@@ -58,6 +58,10 @@ pub fn trim(store: &Store, root: &Path, keep: u64) -> Result<Trimmed, Error> {
             remove(r, std::fs::remove_file(r))?;
         }
         remove(&e.snapshot, std::fs::remove_dir_all(&e.snapshot))?;
+        let outline = root
+            .join("outlines")
+            .join(e.snapshot.file_name().unwrap_or_default());
+        remove(&outline, std::fs::remove_dir_all(&outline))?;
         out.freed += e.size;
     }
     Ok(out)

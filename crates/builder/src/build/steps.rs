@@ -538,13 +538,33 @@ impl<'a> Builder<'a> {
         }
     }
 
-    /// Unpacks the layers not unpacked yet, for a step that reads or runs on them.
+    /// Unpacks the layers not unpacked yet, for a step that runs on them.
     fn unpack(&self, layers: &[Layer]) -> Result<(), Error> {
         for l in layers {
             self.snapshots
                 .ensure(self.store, &l.diff_id, l.blob.digest())?;
         }
         Ok(())
+    }
+
+    /// Each layer's tree for a step that reads only names, metadata and account files
+    /// (COPY, ADD, WORKDIR): its snapshot, else its outline (a COPY of large files
+    /// leaves only that), else its snapshot unpacked now.
+    fn outlines(&self, layers: &[Layer]) -> Result<Vec<PathBuf>, Error> {
+        layers
+            .iter()
+            .map(|l| {
+                let outline = self.store.outline_path(&l.diff_id);
+                if l.snapshot.is_dir() {
+                    Ok(l.snapshot.clone())
+                } else if outline.is_dir() {
+                    Ok(outline)
+                } else {
+                    self.snapshots
+                        .ensure(self.store, &l.diff_id, l.blob.digest())
+                }
+            })
+            .collect()
     }
 
     /// The directory a `--build-context NAME=DIR` gives `name`.

@@ -50,9 +50,17 @@ pub fn apply(reader: impl Read, target: &Path) -> Result<ApplyStats> {
 }
 
 /// Unpacks the layer in `reader` into an empty `target` as an overlayfs lower directory,
-/// checking that the uncompressed layer is `diff_id` (as the image's config names it):
-/// one with other content is an error, and the caller drops what was unpacked.
-pub fn apply_snapshot(reader: impl Read, target: &Path, diff_id: &Digest) -> Result<ApplyStats> {
+/// checking, when `diff_id` is given, that the uncompressed layer is it (as the image's
+/// config names it): one with other content is an error, and the caller drops what was
+/// unpacked.
+pub fn apply_snapshot(
+    reader: impl Read,
+    target: &Path,
+    diff_id: Option<&Digest>,
+) -> Result<ApplyStats> {
+    let Some(diff_id) = diff_id else {
+        return apply_with(reader, target, Whiteouts::Overlay);
+    };
     let plain = Decompressor::new(reader).map_err(Error::io("read layer for", target))?;
     let mut hashing = HashingReader::new(plain, Hasher::for_digest(diff_id));
     let stats = apply_with(&mut hashing, target, Whiteouts::Overlay)?;

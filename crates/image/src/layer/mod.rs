@@ -10,6 +10,8 @@ mod write;
 pub use apply::{apply, apply_snapshot, ApplyStats};
 pub use compress::{Compressor, Decompressor};
 pub use overlay::overlay_changes;
-pub use write::{write_changes, write_dir, Change, LayerInfo, LayerOptions};
+pub use write::{
+    write_changes, write_changes_with, write_dir, Change, LayerInfo, LayerOptions, Placeholders,
+};
 
 pub use crate::compression::Compression;

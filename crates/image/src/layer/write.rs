@@ -74,11 +74,30 @@ pub fn write_dir<W: Write + Send + 'static>(
     write_changes(dir, &paths, opts, out)
 }
 
+/// Regular files of a layer's directory whose data is elsewhere, by path relative to the
+/// directory: each is a placeholder with the file's size, owner, mode and time (a sparse
+/// file), and its data is read from the path it maps to as the layer is written. A COPY
+/// of large files so reads them once and writes them once, into the layer alone.
+pub type Placeholders = HashMap<PathBuf, PathBuf>;
+
 /// Writes `changes` (paths relative to `root`) as a layer. Changes are sorted first, so
 /// their order does not matter.
 pub fn write_changes<W: Write + Send + 'static>(
     root: &Path,
     changes: &[Change],
+    opts: LayerOptions,
+    out: W,
+) -> Result<(LayerInfo, W)> {
+    write_changes_with(root, changes, &Placeholders::new(), opts, out)
+}
+
+/// [`write_changes`], with the data of the regular files `placeholders` names read from
+/// where it maps them. A file whose source holds less than its placeholder's size is an
+/// error; one that grew gives the placeholder's size.
+pub fn write_changes_with<W: Write + Send + 'static>(
+    root: &Path,
+    changes: &[Change],
+    placeholders: &Placeholders,
     opts: LayerOptions,
     out: W,
 ) -> Result<(LayerInfo, W)> {
@@ -96,6 +115,7 @@ pub fn write_changes<W: Write + Send + 'static>(
     let mut writer = TarWriter {
         builder: tar::Builder::new(tar_out),
         root,
+        placeholders,
         opts,
         links: HashMap::new(),
         buf: Vec::new(),
@@ -160,6 +180,7 @@ fn change_path(c: &Change) -> &Path {
 struct TarWriter<'a, W: Write> {
     builder: tar::Builder<W>,
     root: &'a Path,
+    placeholders: &'a Placeholders,
     opts: LayerOptions,
     /// (device, inode) → the first path written for a multiply-linked file.
     links: HashMap<(u64, u64), String>,
@@ -252,20 +273,19 @@ impl<W: Write> TarWriter<'_, W> {
         for (key, value) in xattrs(&full)? {
             pax.push((format!("SCHILY.xattr.{key}"), value));
         }
-        self.append(
-            header,
-            pax,
-            &full,
-            ft.is_file() && header_size(&link_target, &meta) > 0,
-        )
+        let data = (ft.is_file() && header_size(&link_target, &meta) > 0)
+            .then(|| self.placeholders.get(rel).unwrap_or(&full).clone());
+        self.append(header, pax, &full, data.as_deref())
     }
 
+    /// Appends an entry; `data` is the file to read a regular file's data from (the
+    /// entry's own, or the source of a placeholder).
     fn append(
         &mut self,
         mut header: tar::Header,
         pax: Vec<(String, Vec<u8>)>,
         full: &Path,
-        with_data: bool,
+        data: Option<&Path>,
     ) -> Result<()> {
         if !pax.is_empty() {
             self.builder
@@ -273,8 +293,8 @@ impl<W: Write> TarWriter<'_, W> {
                 .map_err(Error::io("write tar", full))?;
         }
         header.set_cksum();
-        if with_data {
-            let file = File::open(full).map_err(Error::io("open", full))?;
+        if let Some(data) = data {
+            let file = File::open(data).map_err(Error::io("open", data))?;
             let expected = header.size().unwrap_or(0);
             // A file that changes size while it is read would corrupt the tar; refuse.
             let mut limited = io::Read::take(file, expected);
@@ -284,11 +304,11 @@ impl<W: Write> TarWriter<'_, W> {
             out.write_all(header.as_bytes())
                 .map_err(Error::io("write tar", full))?;
             copy_in_pieces(&mut limited, out, &mut self.buf)
-                .map_err(Error::io("write tar", full))?;
+                .map_err(Error::io("write tar", data))?;
             if limited.limit() != 0 {
                 return Err(Error::Conflict(format!(
                     "{} shrank while it was being archived",
-                    full.display()
+                    data.display()
                 )));
             }
             let padding = (512 - expected % 512) % 512;
@@ -319,7 +339,7 @@ impl<W: Write> TarWriter<'_, W> {
         header.set_mtime(self.opts.source_date_epoch.map_or(0, |e| e.max(0) as u64));
         let mut pax = Vec::new();
         set_name(&mut header, &tar_name(&wh), &mut pax, "path");
-        self.append(header, pax, &self.root.join(rel), false)
+        self.append(header, pax, &self.root.join(rel), None)
     }
 }
 

@@ -1,6 +1,11 @@
 //! Layer snapshots: each layer's tree unpacked once in overlayfs' form under
 //! `KILN_ROOT/snapshots/<diffID hex>`, the lower directories of RUN steps and of
-//! containers alike.
+//! containers alike; and layer outlines, under `KILN_ROOT/outlines/<diffID hex>`: the tree
+//! of a layer whose large files were never written out (a COPY wrote their data into the
+//! layer alone), each of them a sparse placeholder of its size, owner, mode and time.
+//! Everything that reads names, metadata and account files (a later COPY's destination,
+//! `--chown` names, WORKDIR) reads an outline as it would the snapshot; what reads data
+//! (a RUN step, a container) unpacks the snapshot from the blob when it first needs it.
 
 use std::path::{Path, PathBuf};
 
@@ -33,22 +38,40 @@ impl Store {
             .map_err(Error::io("create a directory in", scratch))?;
         let target = tmp.path().join("layer");
         std::fs::create_dir(&target).map_err(Error::io("create", &target))?;
-        crate::layer::apply_snapshot(self.open_blob(blob)?, &target, diff_id.digest())?;
+        // A blob that is the tar itself was hashed as it entered the store (blobs are
+        // named by their digest); only a compressed one can name its tar wrongly.
+        let check = (blob != diff_id.digest()).then(|| diff_id.digest());
+        crate::layer::apply_snapshot(self.open_blob(blob)?, &target, check)?;
         self.adopt_snapshot(&target, diff_id)
+    }
+
+    /// Where the outline of layer `diff_id` is (or would be).
+    pub fn outline_path(&self, diff_id: &DiffId) -> PathBuf {
+        self.root.join("outlines").join(diff_id.hex())
+    }
+
+    /// Makes `dir` (on the store's filesystem) the outline of `diff_id`; one made at the
+    /// same time by another process wins as well.
+    pub fn adopt_outline(&self, dir: &Path, diff_id: &DiffId) -> Result<PathBuf> {
+        adopt(dir, &self.outline_path(diff_id), "move the outline into")
     }
 
     /// Makes `dir` (on the store's filesystem) the snapshot of `diff_id`; one made at the
     /// same time by another process wins as well.
     pub fn adopt_snapshot(&self, dir: &Path, diff_id: &DiffId) -> Result<PathBuf> {
-        let path = self.snapshot_path(diff_id);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(Error::io("create", parent))?;
-        }
-        if std::fs::rename(dir, &path).is_err() && !path.is_dir() {
-            return Err(Error::io("move the snapshot into", &path)(
-                std::io::Error::other("rename failed"),
-            ));
-        }
-        Ok(path)
+        adopt(dir, &self.snapshot_path(diff_id), "move the snapshot into")
     }
+}
+
+/// Renames `dir` to `path`, unless another process made `path` first.
+fn adopt(dir: &Path, path: &Path, op: &'static str) -> Result<PathBuf> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(Error::io("create", parent))?;
+    }
+    if let Err(e) = std::fs::rename(dir, path) {
+        if !path.is_dir() {
+            return Err(Error::io(op, path)(e));
+        }
+    }
+    Ok(path.to_path_buf())
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::git::{self, GitSource};
-use super::{step_error, Builder, Layer, State};
+use super::{step_error, Builder, State};
 use crate::ast::{Command, Instruction};
 use crate::build::config::ImageConfig;
 use crate::build::copy::{self, Attrs};
@@ -279,7 +279,7 @@ fn download(
 /// it): `COPY f /app/` where `/app -> /srv` writes `/srv/f` and keeps the link. Without
 /// this, the copied directory would hide the link (and on a usr-merged base, `/bin`).
 /// A final component without `/` is a name and stays as it is.
-pub(super) fn resolve_dest(layers: &[Layer], dest: &str) -> String {
+pub(super) fn resolve_dest(layers: &[PathBuf], dest: &str) -> String {
     let trailing = dest.ends_with('/');
     let mut todo: Vec<String> = dest
         .split('/')
@@ -329,7 +329,7 @@ pub(super) fn resolve_dest(layers: &[Layer], dest: &str) -> String {
 
 /// The symlink target at `rel` in the image (a path without symlinks among its
 /// parents), or None when it is not a symlink or not there.
-fn lookup(layers: &[Layer], rel: &Path) -> Option<String> {
+fn lookup(layers: &[PathBuf], rel: &Path) -> Option<String> {
     let (host, meta) = super::union::entry(layers, rel)?;
     meta.file_type()
         .is_symlink()
@@ -340,7 +340,7 @@ fn lookup(layers: &[Layer], rel: &Path) -> Option<String> {
 
 /// `--chown` and `--chmod`: owners by number or by name from the image's `/etc/passwd`
 /// and `/etc/group`; a user without a group gets its uid as gid, as Docker does.
-pub(super) fn copy_attrs(expanded: &Instruction, layers: &[Layer]) -> Result<Attrs, String> {
+pub(super) fn copy_attrs(expanded: &Instruction, layers: &[PathBuf]) -> Result<Attrs, String> {
     let spec = match &expanded.command {
         Command::Copy(c) => &c.spec,
         Command::Add(a) => &a.spec,

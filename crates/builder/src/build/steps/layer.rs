@@ -1,11 +1,15 @@
 //! A step that makes a layer (RUN, COPY, ADD, WORKDIR): its cache key and lookup, and on a
 //! miss the step run or the files copied into a fresh upper directory, written as a layer
-//! into the store and kept as the layer's snapshot.
+//! into the store and kept as the layer's snapshot — or, when a COPY left its large files
+//! as placeholders (their data read from the context straight into the layer), as the
+//! layer's outline, the snapshot unpacked from the layer when a step first runs on it.
 
 use std::path::Path;
 
 use kiln_image::digest::DiffId;
-use kiln_image::layer::{overlay_changes, write_changes, Compression, LayerOptions};
+use kiln_image::layer::{
+    overlay_changes, write_changes_with, Compression, LayerOptions, Placeholders,
+};
 use kiln_image::store::TrustedBlobWriter;
 use kiln_image::tree::resolve_user;
 use oci_spec::image::{Descriptor, MediaType};
@@ -142,7 +146,14 @@ impl Builder<'_> {
                 reason: &reason,
             });
         }
-        self.unpack(&state.layers)?;
+        // A RUN step runs on the layers' data; the others read names, metadata and
+        // account files, which an outline holds as well.
+        let below = if matches!(expanded.command, Command::Run(_)) {
+            self.unpack(&state.layers)?;
+            Vec::new()
+        } else {
+            self.outlines(&state.layers)?
+        };
         let scratch = self.snapshots.scratch()?;
         let upper = scratch.path().join("upper");
         std::fs::create_dir(&upper).map_err(|e| Error::Io {
@@ -150,18 +161,18 @@ impl Builder<'_> {
             path: upper.clone(),
             source: e,
         })?;
-        let changes_dir = match &expanded.command {
+        let (changes_dir, placeholders) = match &expanded.command {
             Command::Run(run) => {
                 self.run_step(step, run, state, scratch.path(), &upper)?;
-                overlay_changes(&upper)?
+                (overlay_changes(&upper)?, Placeholders::new())
             }
             Command::Workdir(_) => {
                 let dir = config.str("WorkingDir").unwrap_or_else(|| "/".into());
-                let user = resolve_user(&config.str("User").unwrap_or_default(), &state.layers)
+                let user = resolve_user(&config.str("User").unwrap_or_default(), &below)
                     .map_err(|m| step_error(instr, m))?;
-                workdir::make(&state.layers, &dir, user.uid, user.gid, &upper)
+                workdir::make(&below, &dir, user.uid, user.gid, &upper)
                     .map_err(|e| step_error(instr, format!("making {dir}: {e}")))?;
-                added(&upper)?
+                (added(&upper)?, Placeholders::new())
             }
             _ => {
                 let CopyInput {
@@ -178,10 +189,9 @@ impl Builder<'_> {
                 let dest = if linked_copy {
                     dest
                 } else {
-                    resolve_dest(&state.layers, &dest)
+                    resolve_dest(&below, &dest)
                 };
-                let attrs =
-                    copy_attrs(expanded, &state.layers).map_err(|m| step_error(instr, m))?;
+                let attrs = copy_attrs(expanded, &below).map_err(|m| step_error(instr, m))?;
                 let ignore = if view.is_none() && downloads.is_none() {
                     Some(&self.opts.ignore)
                 } else {
@@ -210,6 +220,14 @@ impl Builder<'_> {
                         .collect();
                 }
                 let add = matches!(expanded.command, Command::Add(_)) && downloads.is_none();
+                // Large files may stay in the context until the layer is written when
+                // nothing else writes into the step's directory (an ADD's archives and
+                // downloads, heredocs) and the context outlives the step (a stage's view
+                // does not).
+                let placeholders = matches!(expanded.command, Command::Copy(_))
+                    && view.is_none()
+                    && downloads.is_none()
+                    && instr.heredocs.is_empty();
                 let job = copy::CopyJob {
                     root: &root,
                     sources: &sources,
@@ -220,28 +238,25 @@ impl Builder<'_> {
                     extract_archives: add,
                     exclude: exclude.as_ref(),
                     parents: matches!(&expanded.command, Command::Copy(c) if c.parents),
+                    placeholders,
                 };
                 let copied = copy::copy(&job, &upper);
                 if let Some(v) = &view {
                     self.exec.unview(v);
                 }
-                copied.map_err(|e| step_error(instr, e.to_string()))?;
+                let placeholders = copied.map_err(|e| step_error(instr, e.to_string()))?;
                 write_heredocs(expanded, &dest, &upper, attrs)
                     .map_err(|e| step_error(instr, e.to_string()))?;
                 // The destination and its parents: as the image has them, or new.
-                let below = if linked_copy {
-                    &[][..]
-                } else {
-                    &state.layers[..]
-                };
+                let settle_on = if linked_copy { &[][..] } else { &below[..] };
                 settle_dirs(
-                    below,
+                    settle_on,
                     Path::new(dest.trim_start_matches('/')),
                     &upper,
                     (attrs.uid, attrs.gid),
                 )
                 .map_err(|e| step_error(instr, format!("{dest}: {e}")))?;
-                added(&upper)?
+                (added(&upper)?, placeholders)
             }
         };
         // The scratch layers the step ran on are unpacked; the result is too.
@@ -256,16 +271,22 @@ impl Builder<'_> {
                 compression: Compression::None,
                 source_date_epoch: self.opts.source_date_epoch,
             };
-            let (info, writer) = write_changes(
+            let (info, writer) = write_changes_with(
                 &upper,
                 &changes_dir,
+                &placeholders,
                 opts,
                 TrustedBlobWriter::new(self.store)?,
             )?;
             writer.commit(&info.digest)?;
             let size = info.size;
             let diff_id = DiffId::from(info.diff_id);
-            let snapshot = self.snapshots.adopt(self.store, &upper, &diff_id)?;
+            let snapshot = if placeholders.is_empty() {
+                self.snapshots.adopt(self.store, &upper, &diff_id)?
+            } else {
+                self.store.adopt_outline(&upper, &diff_id)?;
+                self.store.snapshot_path(&diff_id)
+            };
             state.layers.push(Layer {
                 blob: uncompressed(&diff_id, size),
                 diff_id: diff_id.clone(),

@@ -6,14 +6,12 @@ use std::path::{Component, Path, PathBuf};
 
 pub(super) use kiln_image::tree::entry;
 
-use super::Layer;
-
 /// Gives each directory of `upper` on the way to `rel` (and `rel` itself) the metadata
 /// BuildKit gives it: a directory the image has keeps its mode, owner and time (a
 /// COPY into `/tmp` leaves it 1777); one the step made is 755 and owned by `owner`.
-/// `layers` empty: nothing below counts (COPY --link).
+/// `layers` (each layer's tree, bottom first) empty: nothing below counts (COPY --link).
 pub(super) fn settle_dirs(
-    layers: &[Layer],
+    layers: &[PathBuf],
     rel: &Path,
     upper: &Path,
     owner: (u32, u32),

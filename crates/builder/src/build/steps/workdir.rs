@@ -6,14 +6,13 @@ use std::path::{Path, PathBuf};
 
 use super::copying::resolve_dest;
 use super::union::{entry, settle_dirs};
-use super::Layer;
 
 /// Makes `dir` (absolute, in the image) in `upper`: each missing directory as `uid:gid`
 /// with mode 755; the image's own directories on the way are repeated with their mode,
 /// owner and time, as a layer carries the parents of what it adds. Nothing when the
 /// image has the directory already.
 pub(super) fn make(
-    layers: &[Layer],
+    layers: &[PathBuf],
     dir: &str,
     uid: u32,
     gid: u32,
@@ -42,7 +41,7 @@ pub(super) fn make(
     Ok(())
 }
 
-fn created_nothing(layers: &[Layer], upper: &Path) -> bool {
+fn created_nothing(layers: &[PathBuf], upper: &Path) -> bool {
     walkdir::WalkDir::new(upper)
         .min_depth(1)
         .into_iter()
