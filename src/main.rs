@@ -1,4 +1,6 @@
-//! The `kiln` command line.
+//! The `kiln` command line. Its syscalls are the runtime's: no `unsafe` here.
+
+#![forbid(unsafe_code)]
 
 mod cli;
 

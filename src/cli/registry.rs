@@ -103,22 +103,12 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// glibc gives each thread that allocates an arena of its own, up to eight per core,
-/// and memory freed into an arena stays there: the server's tokio workers and blocking
-/// threads each kept one. With one arena per core, the registry benchmark's peak before
-/// its 10 GiB upload fell from 25.3 to 21.7 MiB, and during it from 25.7 to 22.4 MiB, the
-/// request rates and throughput unchanged. Set before the runtime starts its threads.
-fn one_malloc_arena_per_core() {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let cores = i32::try_from(cores).unwrap_or(i32::MAX);
-    // SAFETY: mallopt(3) changes a setting of glibc's allocator; no memory is touched.
-    unsafe {
-        nix::libc::mallopt(nix::libc::M_ARENA_MAX, cores);
-    }
-}
-
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    one_malloc_arena_per_core();
+    // The server's tokio workers and blocking threads each kept an arena: with one per
+    // core, the registry benchmark's peak before its 10 GiB upload fell from 25.3 to
+    // 21.7 MiB, and during it from 25.7 to 22.4 MiB, the request rates and throughput
+    // unchanged. Before the runtime starts its threads.
+    kiln_runtime::allocator::one_arena_per_core();
     let filter = tracing_subscriber::EnvFilter::try_from_env("KILN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let logs = tracing_subscriber::fmt()

@@ -17,12 +17,13 @@ use kiln_runtime::{ProcessSpec, Rootfs, Snapshotter};
 
 use super::run::KILN_FAILED;
 
-/// The hidden `kiln container-supervise [--attach-fd N] ID` a container runs under.
+/// The hidden `kiln container-supervise [--attached] ID` a container runs under.
 #[derive(clap::Args)]
 pub struct SuperviseArgs {
-    /// A connected socket to attach from the start (`kiln run`, `start -a`).
+    /// A connected socket to attach from the start (`kiln run`, `start -a`) is passed on
+    /// descriptor 3.
     #[arg(long)]
-    attach_fd: Option<i32>,
+    attached: bool,
     id: String,
 }
 
@@ -204,10 +205,11 @@ pub fn restore() -> anyhow::Result<ExitCode> {
 pub fn supervise_command(args: SuperviseArgs) -> anyhow::Result<ExitCode> {
     let containers = Containers::open(&Store::default_root())?;
     let container = containers.find(&args.id)?;
-    // SAFETY: the descriptor `start_attached` handed over, ours alone.
     let client = args
-        .attach_fd
-        .map(|fd| unsafe { <UnixStream as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+        .attached
+        .then(kiln_runtime::containers::detach::passed)
+        .transpose()
+        .context("take the attached client's socket")?;
     Ok(ExitCode::from(run_supervisor(
         &containers,
         container,
@@ -312,10 +314,9 @@ fn launch(
     }
     let id = container.config.id.as_str();
     match client {
-        Some((_, theirs)) => spawn_detached(
-            &["container-supervise", "--attach-fd", "3", id],
-            Some(theirs),
-        ),
+        Some((_, theirs)) => {
+            spawn_detached(&["container-supervise", "--attached", id], Some(theirs))
+        }
         None => spawn_detached(&["container-supervise", id], None),
     }
 }

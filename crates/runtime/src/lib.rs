@@ -20,6 +20,7 @@
 
 #![warn(missing_docs)]
 
+pub mod allocator;
 pub mod binfmt;
 pub mod bundles;
 mod capabilities;

@@ -5,15 +5,20 @@
 
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::libc;
 
+/// The descriptor [`spawn`] passes a socket on.
+const PASSED: RawFd = 3;
+
 /// Spawns `cmd` in a session of its own with its standard streams on /dev/null and
 /// `pass`, when given, as its descriptor 3 (how a supervisor started this way receives
-/// its attached client).
+/// its attached client: [`passed`]).
 pub fn spawn(cmd: &mut Command, pass: Option<BorrowedFd<'_>>) -> io::Result<Child> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -28,10 +33,10 @@ pub fn spawn(cmd: &mut Command, pass: Option<BorrowedFd<'_>>) -> io::Result<Chil
             }
             if let Some(fd) = pass {
                 // dup2 onto itself would keep close-on-exec: clear it then.
-                let rc = if fd == 3 {
-                    libc::fcntl(3, libc::F_SETFD, 0)
+                let rc = if fd == PASSED {
+                    libc::fcntl(PASSED, libc::F_SETFD, 0)
                 } else {
-                    libc::dup2(fd, 3)
+                    libc::dup2(fd, PASSED)
                 };
                 if rc < 0 {
                     return Err(io::Error::last_os_error());
@@ -41,6 +46,27 @@ pub fn spawn(cmd: &mut Command, pass: Option<BorrowedFd<'_>>) -> io::Result<Chil
         });
     }
     cmd.spawn()
+}
+
+/// The socket a process [`spawn`] started with one to pass finds on its descriptor 3,
+/// owned from now on. Taken once per process (a second call is an error, as is a
+/// descriptor 3 that is not a socket), as `sd_listen_fds` takes systemd's sockets: call it
+/// only in a process started so.
+pub fn passed() -> io::Result<UnixStream> {
+    static TAKEN: AtomicBool = AtomicBool::new(false);
+    if TAKEN.swap(true, Ordering::SeqCst) {
+        return Err(io::Error::other("the passed socket was taken already"));
+    }
+    use std::os::unix::fs::FileTypeExt;
+    let passed = std::fs::metadata(format!("/proc/self/fd/{PASSED}"));
+    if !passed.is_ok_and(|p| p.file_type().is_socket()) {
+        return Err(io::Error::other(format!(
+            "descriptor {PASSED} is not the socket a supervisor is passed"
+        )));
+    }
+    // SAFETY: descriptor 3 is open and a socket, put there by `spawn` for this process to
+    // own, and taken once (TAKEN).
+    Ok(unsafe { UnixStream::from_raw_fd(PASSED) })
 }
 
 /// Whether this process runs one thread: then a forked child may run anything, where a
