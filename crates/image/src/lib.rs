@@ -28,6 +28,7 @@ pub mod signing;
 pub mod store;
 #[cfg(feature = "full")]
 pub mod tree;
+pub mod writeback;
 
 pub use error::{Error, Result};
 pub use platform::Platform;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use super::{sync_dir, Store};
 use crate::digest::{Digest, Hasher, HashingWriter};
 use crate::error::{Error, Result};
+use crate::writeback::Writeback;
 
 impl Store {
     /// Where blob `digest` is (or would be).
@@ -110,40 +111,23 @@ fn ingest_file(store: &Store) -> Result<BufWriter<WritebackFile>> {
         1 << 20,
         WritebackFile {
             file: tmp,
-            unsynced: 0,
-            syncing: None,
+            writeback: Writeback::default(),
         },
     ))
 }
 
-/// How much is written between two background syncs of a blob being written.
-const WRITEBACK: u64 = 32 << 20;
-
-/// A blob's temporary file whose data goes to disk while it is written: every 32 MiB a
-/// sync of what is there starts on a thread of its own (one at a time). Without it
-/// nothing of a large blob reaches the disk before the fsync that publishes it (the
-/// kernel starts writeback only past its dirty-memory threshold, gigabytes here), so a
-/// 1 GiB layer waited for the disk after all the work that made it instead of during it.
+/// A blob's temporary file whose data goes to disk while it is written
+/// ([`crate::writeback`]).
 struct WritebackFile {
     file: tempfile::NamedTempFile,
-    unsynced: u64,
-    syncing: Option<std::thread::JoinHandle<()>>,
+    writeback: Writeback,
 }
 
 impl Write for WritebackFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.file.write(buf)?;
-        self.unsynced += n as u64;
-        if self.unsynced >= WRITEBACK && self.syncing.as_ref().is_none_or(|t| t.is_finished()) {
-            // A failed sync here is found again by the fsync that publishes the blob.
-            let clone = self.file.as_file().try_clone()?;
-            self.syncing = std::thread::Builder::new()
-                .name("writeback".into())
-                .spawn(move || {
-                    let _ = clone.sync_data();
-                })
-                .ok();
-            self.unsynced = 0;
+        if self.writeback.due(n as u64) {
+            self.writeback.start(self.file.as_file().try_clone()?);
         }
         Ok(n)
     }

@@ -9,6 +9,8 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
+use kiln_image::writeback::Writeback;
+
 use super::{pieces, ByteStream, Meta, Storage};
 use crate::Error;
 
@@ -54,9 +56,6 @@ impl FsStorage {
         Ok(())
     }
 }
-
-/// Bytes written between two background syncs of an upload.
-const WRITEBACK: u64 = 32 << 20;
 
 fn not_found(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::NotFound
@@ -182,8 +181,7 @@ impl Storage for FsStorage {
         // freed). The cost, if any, is in the one-stream push: 250 MiB/s in the bench
         // against 270-350 with megabytes, inside the spread of this machine's disk.
         let mut file = tokio::io::BufWriter::with_capacity(256 << 10, file);
-        let mut synced = size;
-        let mut syncing: Option<tokio::task::JoinHandle<std::io::Result<()>>> = None;
+        let mut writeback = Writeback::default();
         let mut result = Ok(());
         while let Some(chunk) = data.next().await {
             match chunk {
@@ -192,21 +190,16 @@ impl Storage for FsStorage {
                         .await
                         .map_err(Error::io("write", &p))?;
                     size += bytes.len() as u64;
-                    // The data goes to disk while more arrives (one sync at a time), so the
-                    // fsync before the blob becomes visible has little left to do instead
-                    // of a whole large layer at once.
-                    if size - synced >= WRITEBACK
-                        && syncing.as_ref().is_none_or(|t| t.is_finished())
-                    {
+                    // The data goes to disk while more arrives, so the fsync before the
+                    // blob becomes visible has little left to do.
+                    if writeback.due(bytes.len() as u64) {
                         file.flush().await.map_err(Error::io("write", &p))?;
                         let clone = file
                             .get_ref()
                             .try_clone()
                             .await
                             .map_err(Error::io("sync", &p))?;
-                        let clone = clone.into_std().await;
-                        syncing = Some(tokio::task::spawn_blocking(move || clone.sync_data()));
-                        synced = size;
+                        writeback.start(clone.into_std().await);
                     }
                 }
                 Err(e) => {
