@@ -1904,4 +1904,9 @@ fn a_large_copied_file_goes_into_the_layer_alone_until_a_step_runs_on_it() {
     let snapshots = trees_with_big("snapshots");
     assert_eq!(snapshots.len(), 1);
     assert!(snapshots[0].blocks() * 512 >= big.len() as u64);
+
+    // Trimming the cache takes the layer's outline with its snapshot.
+    k.ok(&["builder", "prune", "-f", "--keep-storage", "1MB"]);
+    assert!(trees_with_big("snapshots").is_empty());
+    assert!(trees_with_big("outlines").is_empty());
 }

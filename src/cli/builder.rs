@@ -6,9 +6,9 @@ use super::output::{human_size, parse_size};
 
 #[derive(clap::Subcommand)]
 pub enum Command {
-    /// Remove the build cache: cached step results, unpacked layer snapshots, scratch
-    /// directories and source hashes (`-a`: RUN --mount=type=cache contents too), then
-    /// the layers no image needs. Waits for running builds.
+    /// Remove the build cache: cached step results, unpacked layer snapshots and outlines,
+    /// scratch directories and source hashes (`-a`: RUN --mount=type=cache contents too),
+    /// then the layers no image needs. Waits for running builds.
     Prune {
         #[arg(short, long)]
         all: bool,

@@ -259,7 +259,7 @@ impl Builder<'_> {
                 (added(&upper)?, placeholders)
             }
         };
-        // The scratch layers the step ran on are unpacked; the result is too.
+        // The result is the layer's snapshot, or its outline when it holds placeholders.
         let record = if changes_dir.is_empty() {
             Record {
                 diff_id: None,
