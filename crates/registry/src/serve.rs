@@ -162,6 +162,9 @@ async fn serve_connections(
             }
         });
     }
+    // New connections are refused from now on, not queued unanswered until the last
+    // request in flight is done.
+    drop(listener);
     graceful.shutdown().await;
 }
 

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Stdio;
 
 use kiln_runtime::bind_mount;
-use kiln_testkit::require_root;
+use kiln_testkit::{require_root, wait_for};
 use support::{config, run, start};
 
 /// `major:minor` of the block device holding the host's `/`, as mknod wants them.
@@ -188,22 +188,18 @@ fn stopping_the_sandboxes_kills_every_process_in_them() {
     let sandboxed = start(&cfg, Stdio::null(), Stdio::null()).unwrap();
     let supervisor = sandboxed.child.id();
     let mut init = None;
-    for _ in 0..500 {
-        std::thread::sleep(std::time::Duration::from_millis(10));
-        if let Some(&pid) = children(supervisor).first() {
-            if children(pid as u32).len() == 2 {
-                init = Some(pid);
-                break;
-            }
-        }
-    }
-    let init = init.expect("the sandbox's PID 1 and its two sleeps");
+    wait_for("the sandbox's PID 1 and its two sleeps", || {
+        init = children(supervisor).first().copied();
+        init.is_some_and(|pid| children(pid as u32).len() == 2)
+    });
+    let init = init.expect("found");
     let inner = children(init as u32);
     kiln_runtime::stop_all();
     let status = sandboxed.wait().unwrap();
     assert_eq!(status.code(), Some(128 + 9));
-    std::thread::sleep(std::time::Duration::from_millis(100));
     for pid in std::iter::once(init).chain(inner) {
-        assert!(!alive(pid), "process {pid} of the sandbox is still running");
+        wait_for(&format!("process {pid} of the sandbox to be gone"), || {
+            !alive(pid)
+        });
     }
 }

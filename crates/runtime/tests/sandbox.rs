@@ -8,7 +8,7 @@ use std::process::Stdio;
 mod support;
 
 use kiln_runtime::{bind_mount, tmpfs_mount};
-use kiln_testkit::require_root;
+use kiln_testkit::{require_root, wait_for};
 use support::{config, run, start};
 
 fn upper_entries(upper: &Path) -> Vec<String> {
@@ -73,17 +73,16 @@ fn exit_codes_and_signals_reach_the_caller() {
     .unwrap();
     let middle = sandboxed.child.id();
     let children = format!("/proc/{middle}/task/{middle}/children");
-    let pid = (0..500)
-        .find_map(|_| {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-            std::fs::read_to_string(&children)
-                .ok()?
-                .split_whitespace()
-                .next()?
-                .parse::<i32>()
-                .ok()
-        })
-        .expect("the sandbox's PID 1 appears");
+    let first_child = || -> Option<i32> {
+        std::fs::read_to_string(&children)
+            .ok()?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
+    wait_for("the sandbox's PID 1", || first_child().is_some());
+    let pid = first_child().expect("PID 1 stays until it is killed");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),
         nix::sys::signal::Signal::SIGKILL,

@@ -102,6 +102,11 @@ impl Registry {
         self.child.id()
     }
 
+    /// Whether the server has exited (of itself, or on a signal the test sent).
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
     /// Stops it the hard way (SIGKILL), as a crash would.
     pub fn kill(mut self) {
         let _ = self.child.kill();
