@@ -1910,3 +1910,43 @@ fn a_large_copied_file_goes_into_the_layer_alone_until_a_step_runs_on_it() {
     assert!(trees_with_big("snapshots").is_empty());
     assert!(trees_with_big("outlines").is_empty());
 }
+
+#[test]
+fn a_large_file_copied_from_a_stage_goes_into_the_layer_alone() {
+    require_root!();
+    let k = Kiln::new();
+    build_busybox(&k);
+    // 6 MiB of a repeating non-zero pattern, made by a RUN step in the first stage.
+    let ctx = context(
+        &k.dir.path().join("from-stage"),
+        &[(
+            "Dockerfile",
+            "FROM busybox:kiln AS make\n\
+             RUN mkdir /out && yes 0123456789abcdef | head -c 6291456 > /out/artifact\n\
+             FROM busybox:kiln\n\
+             COPY --from=make /out/artifact /data/artifact\n",
+        )],
+    );
+    k.log(&["build", "-t", "artifact:1", ctx.to_str().unwrap()]);
+    let trees_with = |kind: &str| -> Vec<std::fs::Metadata> {
+        std::fs::read_dir(k.root().join(kind))
+            .map(|d| d.flatten().collect::<Vec<_>>())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|e| e.path().join("data/artifact").symlink_metadata().ok())
+            .collect()
+    };
+    assert!(trees_with("snapshots").is_empty());
+    let outlines = trees_with("outlines");
+    assert_eq!(outlines.len(), 1);
+    assert_eq!(outlines[0].blocks(), 0, "the placeholder holds no data");
+    let data = std::fs::read(flatten(&k, "artifact:1").join("data/artifact")).unwrap();
+    let expected: Vec<u8> = b"0123456789abcdef\n"
+        .iter()
+        .copied()
+        .cycle()
+        .take(6 << 20)
+        .collect();
+    // Read from the stage's view as the layer was written: the view outlived the copy.
+    assert!(data == expected, "the layer holds the stage's file");
+}

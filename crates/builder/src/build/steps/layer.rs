@@ -16,7 +16,7 @@ use oci_spec::image::{Descriptor, MediaType};
 
 use super::copying::{copy_attrs, copy_dest, resolve_dest, write_heredocs, CopyInput};
 use super::union::settle_dirs;
-use super::{workdir, Builder, Layer, State, Step};
+use super::{workdir, Builder, Layer, State, Step, Views};
 use crate::ast::{Command, Instruction};
 use crate::build::cache::{self, Record};
 use crate::build::{copy, key, step_error, Event};
@@ -146,6 +146,16 @@ impl Builder<'_> {
                 reason: &reason,
             });
         }
+        // The `--from` view a COPY reads stays mounted until the step ends: the layer
+        // reads placeholders' data from it.
+        let _views = Views {
+            exec: self.exec,
+            at: content
+                .as_ref()
+                .and_then(|c| c.view.clone())
+                .into_iter()
+                .collect(),
+        };
         // A RUN step runs on the layers' data; the others read names, metadata and
         // account files, which an outline holds as well.
         let below = if matches!(expanded.command, Command::Run(_)) {
@@ -220,12 +230,10 @@ impl Builder<'_> {
                         .collect();
                 }
                 let add = matches!(expanded.command, Command::Add(_)) && downloads.is_none();
-                // Large files may stay in the context until the layer is written when
+                // Large files may stay in their source until the layer is written when
                 // nothing else writes into the step's directory (an ADD's archives and
-                // downloads, heredocs) and the context outlives the step (a stage's view
-                // does not).
+                // downloads, heredocs).
                 let placeholders = matches!(expanded.command, Command::Copy(_))
-                    && view.is_none()
                     && downloads.is_none()
                     && instr.heredocs.is_empty();
                 let job = copy::CopyJob {
@@ -240,11 +248,8 @@ impl Builder<'_> {
                     parents: matches!(&expanded.command, Command::Copy(c) if c.parents),
                     placeholders,
                 };
-                let copied = copy::copy(&job, &upper);
-                if let Some(v) = &view {
-                    self.exec.unview(v);
-                }
-                let placeholders = copied.map_err(|e| step_error(instr, e.to_string()))?;
+                let placeholders =
+                    copy::copy(&job, &upper).map_err(|e| step_error(instr, e.to_string()))?;
                 write_heredocs(expanded, &dest, &upper, attrs)
                     .map_err(|e| step_error(instr, e.to_string()))?;
                 // The destination and its parents: as the image has them, or new.
