@@ -1950,3 +1950,33 @@ fn a_large_file_copied_from_a_stage_goes_into_the_layer_alone() {
     // Read from the stage's view as the layer was written: the view outlived the copy.
     assert!(data == expected, "the layer holds the stage's file");
 }
+
+#[test]
+fn a_later_source_replaces_an_earlier_large_one_and_modes_apply_to_placeholders() {
+    require_root!();
+    let k = Kiln::new();
+    let big = vec![7u8; 5 << 20];
+    let ctx = context(
+        &k.dir.path().join("replace"),
+        &[
+            (
+                "Dockerfile",
+                "FROM scratch\n\
+                 COPY a/f b/f /one/\n\
+                 COPY b/f a/f /two/\n\
+                 COPY --chmod=600 a/f /three\n",
+            ),
+            ("a/f", ""),
+            ("b/f", "small"),
+        ],
+    );
+    std::fs::write(ctx.join("a/f"), &big).unwrap();
+    k.log(&["build", "-t", "replace:1", ctx.to_str().unwrap()]);
+    let flat = flatten(&k, "replace:1");
+    // The last source named f wins, whether it is the large file or the small one.
+    assert_eq!(std::fs::read(flat.join("one/f")).unwrap(), b"small");
+    assert!(std::fs::read(flat.join("two/f")).unwrap() == big);
+    let three = flat.join("three").metadata().unwrap();
+    assert_eq!(three.mode() & 0o7777, 0o600);
+    assert!(std::fs::read(flat.join("three")).unwrap() == big);
+}
