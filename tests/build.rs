@@ -1823,6 +1823,16 @@ fn a_remembered_digest_of_another_algorithm_is_read_again() {
     assert!(out.contains("CACHED"), "{out}");
 }
 
+/// `rel` in every layer tree of `kind` (`snapshots` or `outlines`) of the store that has it.
+fn trees_holding(k: &Kiln, kind: &str, rel: &str) -> Vec<std::fs::Metadata> {
+    std::fs::read_dir(k.root().join(kind))
+        .map(|d| d.flatten().collect::<Vec<_>>())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|e| e.path().join(rel).symlink_metadata().ok())
+        .collect()
+}
+
 #[test]
 fn a_large_copied_file_goes_into_the_layer_alone_until_a_step_runs_on_it() {
     require_root!();
@@ -1843,15 +1853,7 @@ fn a_large_copied_file_goes_into_the_layer_alone_until_a_step_runs_on_it() {
     );
     std::fs::write(ctx.join("big"), &big).unwrap();
     k.log(&["build", "-t", "big:1", ctx.to_str().unwrap()]);
-    // Where `data/big` is in the store: every tree of a layer that has it.
-    let trees_with_big = |kind: &str| -> Vec<std::fs::Metadata> {
-        std::fs::read_dir(k.root().join(kind))
-            .map(|d| d.flatten().collect::<Vec<_>>())
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|e| e.path().join("data/big").symlink_metadata().ok())
-            .collect()
-    };
+    let trees_with_big = |kind: &str| trees_holding(&k, kind, "data/big");
     assert!(
         trees_with_big("snapshots").is_empty(),
         "the big file was written out as a snapshot"
@@ -1928,14 +1930,7 @@ fn a_large_file_copied_from_a_stage_goes_into_the_layer_alone() {
         )],
     );
     k.log(&["build", "-t", "artifact:1", ctx.to_str().unwrap()]);
-    let trees_with = |kind: &str| -> Vec<std::fs::Metadata> {
-        std::fs::read_dir(k.root().join(kind))
-            .map(|d| d.flatten().collect::<Vec<_>>())
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|e| e.path().join("data/artifact").symlink_metadata().ok())
-            .collect()
-    };
+    let trees_with = |kind: &str| trees_holding(&k, kind, "data/artifact");
     assert!(trees_with("snapshots").is_empty());
     let outlines = trees_with("outlines");
     assert_eq!(outlines.len(), 1);

@@ -273,9 +273,13 @@ impl<W: Write> TarWriter<'_, W> {
         for (key, value) in xattrs(&full)? {
             pax.push((format!("SCHILY.xattr.{key}"), value));
         }
-        let data = (ft.is_file() && header_size(&link_target, &meta) > 0)
-            .then(|| self.placeholders.get(rel).unwrap_or(&full).clone());
-        self.append(header, pax, &full, data.as_deref())
+        let placeholders = self.placeholders;
+        let data = (ft.is_file() && header_size(&link_target, &meta) > 0).then(|| {
+            placeholders
+                .get(rel)
+                .map_or(full.as_path(), PathBuf::as_path)
+        });
+        self.append(header, pax, &full, data)
     }
 
     /// Appends an entry; `data` is the file to read a regular file's data from (the
